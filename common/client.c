@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: MIT */
+#include "client.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "cleanup.h"
+#include "protocol.h"
+#include "timeutil.h"
+
+int jit_client_connect(const char *path, uint64_t deadline_usec) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_close_ int fd = -EBADF;
+
+        if (!path || !*path)
+                return -EINVAL;
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, path);
+
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+
+        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+                if (errno != EAGAIN && errno != EINPROGRESS)
+                        return -errno;
+                /* Backlog full: wait for the broker to accept, up to the deadline. */
+                for (;;) {
+                        uint64_t now = now_usec(CLOCK_MONOTONIC);
+                        if (now >= deadline_usec)
+                                return -ETIMEDOUT;
+                        struct pollfd p = { .fd = fd, .events = POLLOUT };
+                        int r = poll(&p, 1, (int) ((deadline_usec - now + 999) / 1000));
+                        if (r < 0 && errno != EINTR)
+                                return -errno;
+                        if (r > 0)
+                                break;
+                }
+                int err = 0;
+                socklen_t l = sizeof(err);
+                if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0)
+                        return -errno;
+                if (err != 0)
+                        return -err;
+        }
+
+        struct ucred cred;
+        socklen_t l = sizeof(cred);
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &l) < 0)
+                return -errno;
+        if (l != sizeof(cred) || cred.uid != 0)
+                return -EPERM;
+
+        return TAKE_FD(fd);
+}
+
+int jit_client_call(const char *path, unsigned timeout_ms, json_object *request,
+                    json_object **ret_reply) {
+        uint64_t deadline = now_usec(CLOCK_MONOTONIC) + (uint64_t) timeout_ms * USEC_PER_MSEC;
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *out = NULL, *in = NULL;
+        size_t out_len, in_len;
+        int r;
+
+        out = jit_message_serialize(request, &out_len);
+        if (!out)
+                return -ENOMEM;
+        if (out_len > JIT_REQUEST_MAX)
+                return -EMSGSIZE;
+
+        fd = jit_client_connect(path, deadline);
+        if (fd < 0)
+                return fd;
+
+        r = jit_frame_send(fd, out, out_len, deadline);
+        if (r < 0)
+                return r;
+        r = jit_frame_recv(fd, JIT_REPLY_MAX, deadline, &in, &in_len);
+        if (r == -ECONNRESET || r == -EMSGSIZE)
+                return -EBADMSG;
+        if (r < 0)
+                return r;
+
+        json_object *reply;
+        r = jit_message_parse(in, in_len, &reply);
+        if (r < 0)
+                return -EBADMSG;
+        json_object *ok;
+        if (!json_object_object_get_ex(reply, "ok", &ok) || !json_object_is_type(ok, json_type_boolean)) {
+                json_object_put(reply);
+                return -EBADMSG;
+        }
+        *ret_reply = reply;
+        return 0;
+}
+
+json_object *jit_request_new(const char *op) {
+        json_object *o = json_object_new_object();
+        if (!o)
+                return NULL;
+        json_object_object_add(o, "version", json_object_new_int(JIT_PROTOCOL_VERSION));
+        json_object_object_add(o, "op", json_object_new_string(op));
+        return o;
+}

@@ -1,0 +1,360 @@
+/* SPDX-License-Identifier: MIT */
+#include "protocol.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "timeutil.h"
+
+static const char *const error_names[_JIT_ERROR_MAX] = {
+        [JIT_ERROR_BAD_REQUEST] = "bad-request",
+        [JIT_ERROR_REFUSED] = "refused",
+        [JIT_ERROR_NOT_FOUND] = "not-found",
+        [JIT_ERROR_CONFLICT] = "conflict",
+        [JIT_ERROR_INTERNAL] = "internal",
+};
+
+const char *jit_error_to_string(JitError e) {
+        if (e < 0 || e >= _JIT_ERROR_MAX)
+                return NULL;
+        return error_names[e];
+}
+
+JitError jit_error_from_string(const char *s) {
+        if (!s)
+                return _JIT_ERROR_INVALID;
+        for (int i = 0; i < _JIT_ERROR_MAX; i++)
+                if (STREQ(s, error_names[i]))
+                        return (JitError) i;
+        return _JIT_ERROR_INVALID;
+}
+
+int jit_error_to_exit_status(JitError e) {
+        switch (e) {
+        case JIT_ERROR_REFUSED:
+                return JIT_EXIT_REFUSED;
+        case JIT_ERROR_NOT_FOUND:
+                return JIT_EXIT_NOT_FOUND;
+        default:
+                return JIT_EXIT_FAILURE;
+        }
+}
+
+void jit_frame_header(size_t len, uint8_t out[JIT_FRAME_HEADER_SIZE]) {
+        out[0] = (uint8_t) (len >> 24);
+        out[1] = (uint8_t) (len >> 16);
+        out[2] = (uint8_t) (len >> 8);
+        out[3] = (uint8_t) len;
+}
+
+static size_t frame_header_decode(const uint8_t h[JIT_FRAME_HEADER_SIZE]) {
+        return ((size_t) h[0] << 24) | ((size_t) h[1] << 16) | ((size_t) h[2] << 8) | h[3];
+}
+
+void jit_frame_reader_init(JitFrameReader *r, size_t max) {
+        *r = (JitFrameReader){ .max = max };
+}
+
+void jit_frame_reader_done(JitFrameReader *r) {
+        free(r->body);
+        r->body = NULL;
+}
+
+int jit_frame_reader_feed(JitFrameReader *r, int fd) {
+        for (;;) {
+                ssize_t n;
+
+                if (r->header_got < JIT_FRAME_HEADER_SIZE) {
+                        n = recv(fd, r->header + r->header_got, JIT_FRAME_HEADER_SIZE - r->header_got,
+                                 MSG_DONTWAIT);
+                } else {
+                        if (!r->body) {
+                                r->body_len = frame_header_decode(r->header);
+                                if (r->body_len == 0 || r->body_len > r->max)
+                                        return -EMSGSIZE; /* before allocating anything */
+                                r->body = malloc(r->body_len + 1);
+                                if (!r->body)
+                                        return -ENOMEM;
+                        }
+                        if (r->body_got == r->body_len) {
+                                r->body[r->body_len] = '\0';
+                                return 1;
+                        }
+                        n = recv(fd, r->body + r->body_got, r->body_len - r->body_got, MSG_DONTWAIT);
+                }
+
+                if (n < 0) {
+                        if (errno == EAGAIN || errno == EWOULDBLOCK)
+                                return 0;
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        return -ECONNRESET;
+
+                if (r->header_got < JIT_FRAME_HEADER_SIZE)
+                        r->header_got += (size_t) n;
+                else
+                        r->body_got += (size_t) n;
+        }
+}
+
+static int wait_fd(int fd, short events, uint64_t deadline_usec) {
+        for (;;) {
+                uint64_t now = now_usec(CLOCK_MONOTONIC);
+                if (now >= deadline_usec)
+                        return -ETIMEDOUT;
+                uint64_t left_ms = (deadline_usec - now + 999) / 1000;
+                struct pollfd p = { .fd = fd, .events = events };
+                int r = poll(&p, 1, left_ms > 60000 ? 60000 : (int) left_ms);
+                if (r < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (r > 0)
+                        return 0;
+        }
+}
+
+static int send_all(int fd, const void *buf, size_t len, uint64_t deadline_usec) {
+        const char *p = buf;
+        while (len > 0) {
+                ssize_t n = send(fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                                int r = wait_fd(fd, POLLOUT, deadline_usec);
+                                if (r < 0)
+                                        return r;
+                                continue;
+                        }
+                        return -errno;
+                }
+                p += n;
+                len -= (size_t) n;
+        }
+        return 0;
+}
+
+int jit_frame_send(int fd, const char *buf, size_t len, uint64_t deadline_usec) {
+        uint8_t header[JIT_FRAME_HEADER_SIZE];
+
+        if (len == 0 || len > UINT32_MAX)
+                return -EMSGSIZE;
+        jit_frame_header(len, header);
+        int r = send_all(fd, header, sizeof(header), deadline_usec);
+        if (r < 0)
+                return r;
+        return send_all(fd, buf, len, deadline_usec);
+}
+
+int jit_frame_recv(int fd, size_t max, uint64_t deadline_usec, char **ret_buf, size_t *ret_len) {
+        JitFrameReader r;
+        int k;
+
+        jit_frame_reader_init(&r, max);
+        for (;;) {
+                k = jit_frame_reader_feed(&r, fd);
+                if (k != 0)
+                        break;
+                k = wait_fd(fd, POLLIN, deadline_usec);
+                if (k < 0)
+                        break;
+        }
+        if (k < 0) {
+                jit_frame_reader_done(&r);
+                return k;
+        }
+        *ret_buf = r.body;
+        *ret_len = r.body_len;
+        return 0;
+}
+
+int jit_message_parse(const char *buf, size_t len, json_object **ret) {
+        json_tokener *tok;
+        json_object *o;
+
+        if (!buf || len == 0 || memchr(buf, '\0', len))
+                return -EBADMSG;
+
+        tok = json_tokener_new_ex(JIT_JSON_DEPTH_MAX);
+        if (!tok)
+                return -ENOMEM;
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+        o = json_tokener_parse_ex(tok, buf, (int) len);
+        enum json_tokener_error jerr = json_tokener_get_error(tok);
+        size_t consumed = json_tokener_get_parse_end(tok);
+        json_tokener_free(tok);
+
+        if (!o || jerr != json_tokener_success) {
+                json_object_put(o);
+                return -EBADMSG;
+        }
+        /* Nothing but whitespace may follow the object. */
+        for (size_t i = consumed; i < len; i++)
+                if (!strchr(" \t\r\n", buf[i])) {
+                        json_object_put(o);
+                        return -EBADMSG;
+                }
+        if (!json_object_is_type(o, json_type_object)) {
+                json_object_put(o);
+                return -EBADMSG;
+        }
+
+        json_object *v;
+        if (!json_object_object_get_ex(o, "version", &v) || !json_object_is_type(v, json_type_int)) {
+                json_object_put(o);
+                return -EBADMSG;
+        }
+        if (json_object_get_int64(v) != JIT_PROTOCOL_VERSION) {
+                json_object_put(o);
+                return -EPROTONOSUPPORT;
+        }
+        *ret = o;
+        return 0;
+}
+
+char *jit_message_serialize(json_object *o, size_t *ret_len) {
+        size_t len;
+        const char *s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+        if (!s)
+                return NULL;
+        char *copy = strndup(s, len);
+        if (copy && ret_len)
+                *ret_len = len;
+        return copy;
+}
+
+bool jit_text_is_safe(const char *s, size_t len) {
+        const unsigned char *p = (const unsigned char *) s;
+        size_t i = 0;
+
+        while (i < len) {
+                unsigned char c = p[i];
+                size_t n;
+                uint32_t cp;
+
+                if (c < 0x80) {
+                        if (c < 0x20 || c == 0x7f)
+                                return false;
+                        i++;
+                        continue;
+                }
+                if ((c & 0xe0) == 0xc0) {
+                        n = 2;
+                        cp = c & 0x1f;
+                } else if ((c & 0xf0) == 0xe0) {
+                        n = 3;
+                        cp = c & 0x0f;
+                } else if ((c & 0xf8) == 0xf0) {
+                        n = 4;
+                        cp = c & 0x07;
+                } else
+                        return false;
+                if (i + n > len)
+                        return false;
+                for (size_t k = 1; k < n; k++) {
+                        if ((p[i + k] & 0xc0) != 0x80)
+                                return false;
+                        cp = (cp << 6) | (p[i + k] & 0x3f);
+                }
+                /* Overlong forms, surrogates, beyond Unicode, and C1 controls. */
+                if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+                    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff || (cp >= 0x80 && cp <= 0x9f))
+                        return false;
+                i += n;
+        }
+        return true;
+}
+
+int jit_message_get_string(json_object *msg, const char *key, size_t max, bool required,
+                           const char **ret) {
+        json_object *v;
+
+        *ret = NULL;
+        if (!json_object_object_get_ex(msg, key, &v) || json_object_is_type(v, json_type_null))
+                return required ? -EINVAL : 0;
+        if (!json_object_is_type(v, json_type_string))
+                return -EINVAL;
+        size_t len = (size_t) json_object_get_string_len(v);
+        const char *s = json_object_get_string(v);
+        if (len > max)
+                return -E2BIG;
+        if (strlen(s) != len || !jit_text_is_safe(s, len))
+                return -EBADMSG;
+        *ret = s;
+        return 0;
+}
+
+int jit_message_get_int(json_object *msg, const char *key, int64_t min, int64_t max,
+                        bool required, int64_t *ret, bool *present) {
+        json_object *v;
+
+        if (present)
+                *present = false;
+        if (!json_object_object_get_ex(msg, key, &v) || json_object_is_type(v, json_type_null))
+                return required ? -EINVAL : 0;
+        if (!json_object_is_type(v, json_type_int))
+                return -EINVAL;
+        errno = 0;
+        int64_t n = json_object_get_int64(v);
+        if (errno != 0 || n < min || n > max)
+                return -EINVAL;
+        *ret = n;
+        if (present)
+                *present = true;
+        return 0;
+}
+
+int jit_message_get_bool(json_object *msg, const char *key, bool *ret) {
+        json_object *v;
+
+        *ret = false;
+        if (!json_object_object_get_ex(msg, key, &v) || json_object_is_type(v, json_type_null))
+                return 0;
+        if (!json_object_is_type(v, json_type_boolean))
+                return -EINVAL;
+        *ret = json_object_get_boolean(v);
+        return 0;
+}
+
+json_object *jit_reply_ok(json_object *result) {
+        json_object *o = json_object_new_object();
+        if (!o) {
+                json_object_put(result);
+                return NULL;
+        }
+        json_object_object_add(o, "version", json_object_new_int(JIT_PROTOCOL_VERSION));
+        json_object_object_add(o, "ok", json_object_new_boolean(true));
+        if (result)
+                json_object_object_add(o, "result", result);
+        return o;
+}
+
+json_object *jit_reply_error(JitError e, const char *fmt, ...) {
+        char msg[512];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+
+        json_object *o = json_object_new_object();
+        if (!o)
+                return NULL;
+        json_object_object_add(o, "version", json_object_new_int(JIT_PROTOCOL_VERSION));
+        json_object_object_add(o, "ok", json_object_new_boolean(false));
+        json_object_object_add(o, "error", json_object_new_string(jit_error_to_string(e)));
+        json_object_object_add(o, "message", json_object_new_string(msg));
+        return o;
+}
