@@ -1,1 +1,616 @@
-/* placeholder */
+/* SPDX-License-Identifier: MIT */
+#include "broker-db.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+
+struct BrokerDb {
+        sqlite3 *db;
+        sqlite3_stmt *find_grant; /* the PAM hot path keeps its statement prepared */
+};
+
+/* Each entry migrates the schema from version i to i+1; never edit one that shipped. */
+static const char *const migrations[] = {
+        /* 0 -> 1 */
+        "CREATE TABLE requests ("
+        "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        "  requester TEXT NOT NULL,"
+        "  requester_uid INTEGER NOT NULL,"
+        "  service TEXT NOT NULL,"
+        "  duration INTEGER NOT NULL CHECK (duration > 0),"
+        "  reason TEXT NOT NULL,"
+        "  ticket TEXT,"
+        "  once INTEGER NOT NULL DEFAULT 0,"
+        "  rule TEXT NOT NULL,"
+        "  approvals_required INTEGER NOT NULL,"
+        "  state TEXT NOT NULL CHECK (state IN ('pending','active','expired','revoked','consumed',"
+        "                                       'denied','cancelled','timed_out')),"
+        "  created_at INTEGER NOT NULL,"
+        "  activated_at INTEGER,"
+        "  expires_at INTEGER,"
+        "  boot_id TEXT NOT NULL,"
+        "  deadline_boot INTEGER,"
+        "  deadline_at INTEGER,"
+        "  ended_at INTEGER,"
+        "  ended_by TEXT,"
+        "  end_reason TEXT"
+        ");"
+        "CREATE INDEX requests_active ON requests(requester_uid, service) WHERE state = 'active';"
+        "CREATE INDEX requests_open ON requests(deadline_boot) WHERE state IN ('pending', 'active');"
+        "CREATE TABLE approvals ("
+        "  request_id INTEGER NOT NULL REFERENCES requests(id),"
+        "  approver TEXT NOT NULL,"
+        "  approver_uid INTEGER NOT NULL,"
+        "  comment TEXT,"
+        "  at INTEGER NOT NULL,"
+        "  PRIMARY KEY (request_id, approver_uid)"
+        ");",
+};
+
+static int sqlite_to_errno(int rc) {
+        switch (rc & 0xff) {
+        case SQLITE_OK:
+        case SQLITE_DONE:
+        case SQLITE_ROW:
+                return 0;
+        case SQLITE_NOMEM:
+                return -ENOMEM;
+        case SQLITE_BUSY:
+        case SQLITE_LOCKED:
+                return -EBUSY;
+        case SQLITE_CONSTRAINT:
+                return -EEXIST;
+        case SQLITE_READONLY:
+        case SQLITE_PERM:
+        case SQLITE_AUTH:
+                return -EACCES;
+        case SQLITE_FULL:
+                return -ENOSPC;
+        case SQLITE_CORRUPT:
+        case SQLITE_NOTADB:
+                return -EBADMSG;
+        default:
+                return -EIO;
+        }
+}
+
+const char *db_error(BrokerDb *db) {
+        return db && db->db ? sqlite3_errmsg(db->db) : "no database";
+}
+
+static int exec(BrokerDb *db, const char *sql) {
+        return sqlite_to_errno(sqlite3_exec(db->db, sql, NULL, NULL, NULL));
+}
+
+static int query_int(BrokerDb *db, const char *sql, int64_t *ret) {
+        sqlite3_stmt *st;
+        int rc = sqlite3_prepare_v2(db->db, sql, -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return sqlite_to_errno(rc);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                *ret = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        return rc == SQLITE_ROW ? 0 : (rc == SQLITE_DONE ? -ENODATA : sqlite_to_errno(rc));
+}
+
+static int migrate(BrokerDb *db, char **ret_error) {
+        int64_t version = 0;
+        int r = query_int(db, "PRAGMA user_version", &version);
+        if (r < 0)
+                return r;
+        if (version > (int64_t) ELEMENTSOF(migrations)) {
+                if (asprintf(ret_error, "database schema version %lld is newer than this broker knows (%zu)",
+                             (long long) version, ELEMENTSOF(migrations)) < 0)
+                        *ret_error = NULL;
+                return -EPROTO;
+        }
+        for (size_t v = (size_t) version; v < ELEMENTSOF(migrations); v++) {
+                char pragma[64];
+                if ((r = exec(db, "BEGIN IMMEDIATE")) < 0)
+                        return r;
+                snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %zu", v + 1);
+                if ((r = exec(db, migrations[v])) < 0 || (r = exec(db, pragma)) < 0) {
+                        if (asprintf(ret_error, "migrating the schema to version %zu: %s", v + 1, db_error(db)) < 0)
+                                *ret_error = NULL;
+                        db_rollback(db);
+                        return r;
+                }
+                if ((r = exec(db, "COMMIT")) < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int db_open(const char *path, BrokerDb **ret, char **ret_error) {
+        _cleanup_free_ BrokerDb *db = calloc(1, sizeof(BrokerDb));
+        char *error = NULL;
+        int r;
+
+        if (ret_error)
+                *ret_error = NULL;
+        if (!db)
+                return -ENOMEM;
+
+        /* Create the file ourselves so its mode is 0600 whatever the umask. */
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+        if (fd < 0) {
+                r = -errno;
+                if (ret_error && asprintf(ret_error, "%s: %s", path, strerror(-r)) < 0)
+                        *ret_error = NULL;
+                return r;
+        }
+        close(fd);
+
+        int rc = sqlite3_open_v2(path, &db->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_EXRESCODE,
+                                 NULL);
+        if (rc != SQLITE_OK) {
+                r = sqlite_to_errno(rc);
+                if (asprintf(&error, "%s: %s", path, db->db ? sqlite3_errmsg(db->db) : sqlite3_errstr(rc)) < 0)
+                        error = NULL;
+                goto fail;
+        }
+        sqlite3_extended_result_codes(db->db, 1);
+        sqlite3_busy_timeout(db->db, DB_BUSY_TIMEOUT_MS);
+        sqlite3_db_config(db->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+        sqlite3_db_config(db->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
+
+        /* WAL lets the hot check read while a change commits; FULL so that a commit the
+         * broker has answered for survives power loss. */
+        static const char *const pragmas[] = {
+                "PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON",
+                "PRAGMA trusted_schema = OFF", "PRAGMA secure_delete = ON",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(pragmas); i++)
+                if ((r = exec(db, pragmas[i])) < 0) {
+                        if (asprintf(&error, "%s: %s: %s", path, pragmas[i], db_error(db)) < 0)
+                                error = NULL;
+                        goto fail;
+                }
+
+        {
+                sqlite3_stmt *st;
+                rc = sqlite3_prepare_v2(db->db, "PRAGMA quick_check", -1, &st, NULL);
+                const char *res = NULL;
+                if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+                        res = (const char *) sqlite3_column_text(st, 0);
+                bool ok = res && STREQ(res, "ok");
+                if (!ok && asprintf(&error, "%s: integrity check failed: %s", path, res ? res : db_error(db)) < 0)
+                        error = NULL;
+                if (rc == SQLITE_OK)
+                        sqlite3_finalize(st);
+                if (!ok) {
+                        r = -EBADMSG;
+                        goto fail;
+                }
+        }
+
+        r = migrate(db, &error);
+        if (r < 0) {
+                if (!error && asprintf(&error, "%s: %s", path, db_error(db)) < 0)
+                        error = NULL;
+                goto fail;
+        }
+
+        rc = sqlite3_prepare_v3(db->db,
+                                "SELECT id, expires_at FROM requests INDEXED BY requests_active"
+                                " WHERE state = 'active' AND requester_uid = ?1 AND service = ?2"
+                                " AND boot_id = ?3 AND deadline_boot > ?4 AND expires_at > ?5"
+                                " ORDER BY expires_at DESC LIMIT 1",
+                                -1, SQLITE_PREPARE_PERSISTENT, &db->find_grant, NULL);
+        if (rc != SQLITE_OK) {
+                r = sqlite_to_errno(rc);
+                if (asprintf(&error, "%s: %s", path, db_error(db)) < 0)
+                        error = NULL;
+                goto fail;
+        }
+
+        *ret = TAKE_PTR(db);
+        return 0;
+
+fail:
+        if (ret_error)
+                *ret_error = error;
+        else
+                free(error);
+        sqlite3_close_v2(db->db);
+        return r < 0 ? r : -EIO;
+}
+
+void db_close(BrokerDb *db) {
+        if (!db)
+                return;
+        sqlite3_finalize(db->find_grant);
+        sqlite3_close_v2(db->db);
+        free(db);
+}
+
+int db_begin(BrokerDb *db) {
+        return exec(db, "BEGIN IMMEDIATE");
+}
+
+int db_commit(BrokerDb *db) {
+        return exec(db, "COMMIT");
+}
+
+void db_rollback(BrokerDb *db) {
+        if (!sqlite3_get_autocommit(db->db))
+                (void) exec(db, "ROLLBACK");
+}
+
+static void bind_text_or_null(sqlite3_stmt *st, int i, const char *s) {
+        if (s)
+                sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+        else
+                sqlite3_bind_null(st, i);
+}
+
+static void bind_time_or_null(sqlite3_stmt *st, int i, uint64_t t) {
+        if (t)
+                sqlite3_bind_int64(st, i, (sqlite3_int64) t);
+        else
+                sqlite3_bind_null(st, i);
+}
+
+static int step_done(sqlite3_stmt *st) {
+        int rc = sqlite3_step(st);
+        int r = rc == SQLITE_DONE ? 0 : (sqlite_to_errno(rc) ?: -EIO);
+        sqlite3_finalize(st);
+        return r;
+}
+
+int db_insert_request(BrokerDb *db, Request *r) {
+        sqlite3_stmt *st;
+        int rc = sqlite3_prepare_v2(
+                db->db,
+                "INSERT INTO requests (requester, requester_uid, service, duration, reason, ticket, once, rule,"
+                " approvals_required, state, created_at, boot_id, deadline_boot, deadline_at)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return sqlite_to_errno(rc);
+        sqlite3_bind_text(st, 1, r->requester, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, r->requester_uid);
+        sqlite3_bind_text(st, 3, r->service, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64) r->duration);
+        sqlite3_bind_text(st, 5, r->reason, -1, SQLITE_STATIC);
+        bind_text_or_null(st, 6, r->ticket);
+        sqlite3_bind_int(st, 7, r->once);
+        sqlite3_bind_text(st, 8, r->rule, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 9, (int) r->approvals_required);
+        sqlite3_bind_text(st, 10, request_state_to_string(r->state), -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 11, (sqlite3_int64) r->created_at);
+        sqlite3_bind_text(st, 12, r->boot_id, -1, SQLITE_STATIC);
+        bind_time_or_null(st, 13, r->deadline_boot);
+        bind_time_or_null(st, 14, r->deadline_at);
+        int k = step_done(st);
+        if (k < 0)
+                return k;
+        r->id = sqlite3_last_insert_rowid(db->db);
+        return 0;
+}
+
+int db_update_request(BrokerDb *db, const Request *r) {
+        sqlite3_stmt *st;
+        int rc = sqlite3_prepare_v2(db->db,
+                                    "UPDATE requests SET state = ?2, activated_at = ?3, expires_at = ?4,"
+                                    " boot_id = ?5, deadline_boot = ?6, deadline_at = ?7, ended_at = ?8,"
+                                    " ended_by = ?9, end_reason = ?10 WHERE id = ?1",
+                                    -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return sqlite_to_errno(rc);
+        sqlite3_bind_int64(st, 1, r->id);
+        sqlite3_bind_text(st, 2, request_state_to_string(r->state), -1, SQLITE_STATIC);
+        bind_time_or_null(st, 3, r->activated_at);
+        bind_time_or_null(st, 4, r->expires_at);
+        sqlite3_bind_text(st, 5, r->boot_id, -1, SQLITE_STATIC);
+        bind_time_or_null(st, 6, r->deadline_boot);
+        bind_time_or_null(st, 7, r->deadline_at);
+        bind_time_or_null(st, 8, r->ended_at);
+        bind_text_or_null(st, 9, r->ended_by);
+        bind_text_or_null(st, 10, r->end_reason);
+        int k = step_done(st);
+        if (k < 0)
+                return k;
+        return sqlite3_changes(db->db) == 1 ? 0 : -ENOENT;
+}
+
+int db_add_approval(BrokerDb *db, int64_t id, const Approval *a) {
+        sqlite3_stmt *st;
+        int rc = sqlite3_prepare_v2(db->db,
+                                    "INSERT INTO approvals (request_id, approver, approver_uid, comment, at)"
+                                    " VALUES (?1, ?2, ?3, ?4, ?5)",
+                                    -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return sqlite_to_errno(rc);
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_text(st, 2, a->approver, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, a->approver_uid);
+        bind_text_or_null(st, 4, a->comment);
+        sqlite3_bind_int64(st, 5, (sqlite3_int64) a->at);
+        return step_done(st);
+}
+
+static char *column_strdup(sqlite3_stmt *st, int i) {
+        const unsigned char *s = sqlite3_column_text(st, i);
+        return s ? strdup((const char *) s) : NULL;
+}
+
+static uint64_t column_time(sqlite3_stmt *st, int i) {
+        return sqlite3_column_type(st, i) == SQLITE_NULL ? 0 : (uint64_t) sqlite3_column_int64(st, i);
+}
+
+#define REQUEST_COLUMNS                                                                                    \
+        "id, requester, requester_uid, service, duration, reason, ticket, once, rule, approvals_required,"  \
+        " state, created_at, activated_at, expires_at, boot_id, deadline_boot, deadline_at, ended_at,"     \
+        " ended_by, end_reason"
+
+static int request_from_row(sqlite3_stmt *st, Request **ret) {
+        Request *r = calloc(1, sizeof(Request));
+        if (!r)
+                return -ENOMEM;
+        r->id = sqlite3_column_int64(st, 0);
+        r->requester = column_strdup(st, 1);
+        r->requester_uid = (uid_t) sqlite3_column_int64(st, 2);
+        r->service = column_strdup(st, 3);
+        r->duration = (uint64_t) sqlite3_column_int64(st, 4);
+        r->reason = column_strdup(st, 5);
+        r->ticket = column_strdup(st, 6);
+        r->once = sqlite3_column_int(st, 7) != 0;
+        r->rule = column_strdup(st, 8);
+        r->approvals_required = (unsigned) sqlite3_column_int(st, 9);
+        r->state = request_state_from_string((const char *) sqlite3_column_text(st, 10));
+        r->created_at = column_time(st, 11);
+        r->activated_at = column_time(st, 12);
+        r->expires_at = column_time(st, 13);
+        const unsigned char *boot = sqlite3_column_text(st, 14);
+        snprintf(r->boot_id, sizeof(r->boot_id), "%s", boot ? (const char *) boot : "");
+        r->deadline_boot = column_time(st, 15);
+        r->deadline_at = column_time(st, 16);
+        r->ended_at = column_time(st, 17);
+        r->ended_by = column_strdup(st, 18);
+        r->end_reason = column_strdup(st, 19);
+        if (!r->requester || !r->service || !r->reason || !r->rule || r->state < 0) {
+                request_free(r);
+                return -EBADMSG; /* NOT NULL columns came back empty: treat as corrupt */
+        }
+        *ret = r;
+        return 0;
+}
+
+static int load_approvals(BrokerDb *db, Request *r) {
+        sqlite3_stmt *st;
+        int rc = sqlite3_prepare_v2(db->db,
+                                    "SELECT approver, approver_uid, comment, at FROM approvals"
+                                    " WHERE request_id = ?1 ORDER BY at, approver_uid",
+                                    -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return sqlite_to_errno(rc);
+        sqlite3_bind_int64(st, 1, r->id);
+        int k = 0;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                Approval *a = reallocarray(r->approvals, r->n_approvals + 1, sizeof(Approval));
+                if (!a) {
+                        k = -ENOMEM;
+                        break;
+                }
+                r->approvals = a;
+                a = &r->approvals[r->n_approvals++];
+                *a = (Approval){
+                        .approver = column_strdup(st, 0),
+                        .approver_uid = (uid_t) sqlite3_column_int64(st, 1),
+                        .comment = column_strdup(st, 2),
+                        .at = column_time(st, 3),
+                };
+                if (!a->approver) {
+                        k = -ENOMEM;
+                        break;
+                }
+        }
+        if (k == 0 && rc != SQLITE_DONE)
+                k = sqlite_to_errno(rc) ?: -EIO;
+        sqlite3_finalize(st);
+        return k;
+}
+
+int db_get_request(BrokerDb *db, int64_t id, Request **ret) {
+        sqlite3_stmt *st;
+        Request *r = NULL;
+        int rc = sqlite3_prepare_v2(db->db, "SELECT " REQUEST_COLUMNS " FROM requests WHERE id = ?1", -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return sqlite_to_errno(rc);
+        sqlite3_bind_int64(st, 1, id);
+        rc = sqlite3_step(st);
+        int k = rc == SQLITE_ROW ? request_from_row(st, &r) : (rc == SQLITE_DONE ? -ENOENT : sqlite_to_errno(rc));
+        sqlite3_finalize(st);
+        if (k < 0)
+                return k;
+        k = load_approvals(db, r);
+        if (k < 0) {
+                request_free(r);
+                return k;
+        }
+        *ret = r;
+        return 0;
+}
+
+int db_list_requests(BrokerDb *db, const RequestState *states, size_t n_states, uid_t uid, Request ***ret,
+                     size_t *ret_n) {
+        char sql[1024] = "SELECT " REQUEST_COLUMNS " FROM requests WHERE (?1 < 0 OR requester_uid = ?1)";
+        sqlite3_stmt *st;
+        Request **list = NULL;
+        size_t n = 0;
+        int k = 0;
+
+        if (states && n_states > 0) {
+                strcat(sql, " AND state IN (");
+                for (size_t i = 0; i < n_states && i < _REQUEST_STATE_MAX; i++) {
+                        strcat(sql, i ? ", '" : "'");
+                        strcat(sql, request_state_to_string(states[i])); /* fixed names, never input */
+                        strcat(sql, "'");
+                }
+                strcat(sql, ")");
+        }
+        strcat(sql, " ORDER BY id DESC LIMIT " "1000");
+
+        int rc = sqlite3_prepare_v2(db->db, sql, -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return sqlite_to_errno(rc);
+        sqlite3_bind_int64(st, 1, uid == (uid_t) -1 ? -1 : (sqlite3_int64) uid);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                Request **l = reallocarray(list, n + 1, sizeof(Request *));
+                if (!l) {
+                        k = -ENOMEM;
+                        break;
+                }
+                list = l;
+                k = request_from_row(st, &list[n]);
+                if (k < 0)
+                        break;
+                n++;
+        }
+        if (k == 0 && rc != SQLITE_DONE)
+                k = sqlite_to_errno(rc) ?: -EIO;
+        sqlite3_finalize(st);
+        for (size_t i = 0; k == 0 && i < n; i++)
+                k = load_approvals(db, list[i]);
+        if (k < 0) {
+                request_free_many(list, n);
+                return k;
+        }
+        *ret = list;
+        *ret_n = n;
+        return 0;
+}
+
+int db_find_grant(BrokerDb *db, uid_t uid, const char *service, const char *boot_id, uint64_t now_boot,
+                  uint64_t now_real, int64_t *ret_id, uint64_t *ret_expires_at) {
+        sqlite3_stmt *st = db->find_grant;
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        sqlite3_bind_int64(st, 1, uid);
+        sqlite3_bind_text(st, 2, service, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, boot_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64) now_boot);
+        sqlite3_bind_int64(st, 5, (sqlite3_int64) now_real);
+        int rc = sqlite3_step(st);
+        int r;
+        if (rc == SQLITE_ROW) {
+                *ret_id = sqlite3_column_int64(st, 0);
+                *ret_expires_at = column_time(st, 1);
+                r = 1;
+        } else if (rc == SQLITE_DONE)
+                r = 0;
+        else
+                r = sqlite_to_errno(rc) ?: -EIO;
+        sqlite3_reset(st);
+        return r;
+}
+
+int db_next_deadline(BrokerDb *db, const char *boot_id, uint64_t *ret) {
+        sqlite3_stmt *st;
+        int rc = sqlite3_prepare_v2(db->db,
+                                    "SELECT MIN(deadline_boot) FROM requests"
+                                    " WHERE state IN ('pending', 'active') AND boot_id = ?1",
+                                    -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return sqlite_to_errno(rc);
+        sqlite3_bind_text(st, 1, boot_id, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        int r;
+        if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+                *ret = (uint64_t) sqlite3_column_int64(st, 0);
+                r = 1;
+        } else
+                r = rc == SQLITE_ROW ? 0 : (sqlite_to_errno(rc) ?: -EIO);
+        sqlite3_finalize(st);
+        return r;
+}
+
+int db_due_requests(BrokerDb *db, const char *boot_id, uint64_t now_boot, uint64_t now_real, int64_t **ret,
+                    size_t *ret_n) {
+        sqlite3_stmt *st;
+        int64_t *ids = NULL;
+        size_t n = 0;
+        int k = 0;
+        int rc = sqlite3_prepare_v2(db->db,
+                                    "SELECT id FROM requests WHERE state IN ('pending', 'active')"
+                                    " AND (boot_id != ?1 OR deadline_boot <= ?2 OR deadline_at <= ?3)"
+                                    " ORDER BY deadline_boot",
+                                    -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return sqlite_to_errno(rc);
+        sqlite3_bind_text(st, 1, boot_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64) now_boot);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64) now_real);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                int64_t *l = reallocarray(ids, n + 1, sizeof(int64_t));
+                if (!l) {
+                        k = -ENOMEM;
+                        break;
+                }
+                ids = l;
+                ids[n++] = sqlite3_column_int64(st, 0);
+        }
+        if (k == 0 && rc != SQLITE_DONE)
+                k = sqlite_to_errno(rc) ?: -EIO;
+        sqlite3_finalize(st);
+        if (k < 0) {
+                free(ids);
+                return k;
+        }
+        *ret = ids;
+        *ret_n = n;
+        return 0;
+}
+
+int db_count_open(BrokerDb *db, uid_t uid, unsigned *ret_active, unsigned *ret_pending) {
+        sqlite3_stmt *st;
+        int rc = sqlite3_prepare_v2(db->db,
+                                    "SELECT COALESCE(SUM(state = 'active'), 0), COALESCE(SUM(state = 'pending'), 0)"
+                                    " FROM requests WHERE state IN ('pending', 'active')"
+                                    " AND (?1 < 0 OR requester_uid = ?1)",
+                                    -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return sqlite_to_errno(rc);
+        sqlite3_bind_int64(st, 1, uid == (uid_t) -1 ? -1 : (sqlite3_int64) uid);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                *ret_active = (unsigned) sqlite3_column_int64(st, 0);
+                *ret_pending = (unsigned) sqlite3_column_int64(st, 1);
+        }
+        sqlite3_finalize(st);
+        return rc == SQLITE_ROW ? 0 : (sqlite_to_errno(rc) ?: -EIO);
+}
+
+void request_free(Request *r) {
+        if (!r)
+                return;
+        free(r->requester);
+        free(r->service);
+        free(r->reason);
+        free(r->ticket);
+        free(r->rule);
+        free(r->ended_by);
+        free(r->end_reason);
+        for (size_t i = 0; i < r->n_approvals; i++) {
+                free(r->approvals[i].approver);
+                free(r->approvals[i].comment);
+        }
+        free(r->approvals);
+        free(r);
+}
+
+void request_free_many(Request **r, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                request_free(r[i]);
+        free(r);
+}

@@ -1,1 +1,644 @@
-/* placeholder */
+/* SPDX-License-Identifier: MIT */
+/* One function per protocol operation (common/PROTOCOL.md). Each authorizes the caller
+ * from SO_PEERCRED, validates every field, changes state in one transaction through the
+ * state machine, logs the event, and answers. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "broker-journal.h"
+#include "broker.h"
+#include "cleanup.h"
+#include "config.h"
+#include "duration.h"
+#include "protocol.h"
+#include "timeutil.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(Request *, request_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
+
+typedef struct Op {
+        Broker *b;
+        const struct ucred *peer;
+        json_object *msg;
+        Identity caller;
+} Op;
+
+static json_object *json_time(uint64_t usec) {
+        char buf[RFC3339_BUF_MAX];
+        return usec ? json_object_new_string(format_rfc3339(usec, buf, sizeof(buf))) : NULL;
+}
+
+static json_object *json_string_or_null(const char *s) {
+        return s ? json_object_new_string(s) : NULL;
+}
+
+static uint64_t grant_usec_left(const Broker *b, const Request *r) {
+        if (r->state != REQUEST_ACTIVE || strcmp(r->boot_id, b->boot_id) != 0)
+                return 0;
+        uint64_t nb = now_usec(CLOCK_BOOTTIME), nr = now_usec(CLOCK_REALTIME);
+        uint64_t by_boot = r->deadline_boot > nb ? r->deadline_boot - nb : 0;
+        uint64_t by_real = r->expires_at > nr ? r->expires_at - nr : 0;
+        return by_boot < by_real ? by_boot : by_real;
+}
+
+static json_object *request_to_json(const Broker *b, const Request *r) {
+        json_object *o = json_object_new_object();
+        if (!o)
+                return NULL;
+        json_object_object_add(o, "id", json_object_new_int64(r->id));
+        json_object_object_add(o, "state", json_object_new_string(request_state_to_string(r->state)));
+        json_object_object_add(o, "requester", json_object_new_string(r->requester));
+        json_object_object_add(o, "requester_uid", json_object_new_int64(r->requester_uid));
+        json_object_object_add(o, "service", json_object_new_string(r->service));
+        json_object_object_add(o, "duration", json_object_new_int64((int64_t) r->duration));
+        json_object_object_add(o, "reason", json_object_new_string(r->reason));
+        json_object_object_add(o, "ticket", json_string_or_null(r->ticket));
+        json_object_object_add(o, "once", json_object_new_boolean(r->once));
+        json_object_object_add(o, "rule", json_object_new_string(r->rule));
+        json_object_object_add(o, "approvals_required", json_object_new_int((int) r->approvals_required));
+
+        json_object *approvals = json_object_new_array();
+        for (size_t i = 0; approvals && i < r->n_approvals; i++) {
+                json_object *a = json_object_new_object();
+                if (!a)
+                        break;
+                json_object_object_add(a, "approver", json_object_new_string(r->approvals[i].approver));
+                json_object_object_add(a, "approver_uid", json_object_new_int64(r->approvals[i].approver_uid));
+                json_object_object_add(a, "comment", json_string_or_null(r->approvals[i].comment));
+                json_object_object_add(a, "at", json_time(r->approvals[i].at));
+                json_object_array_add(approvals, a);
+        }
+        json_object_object_add(o, "approvals", approvals);
+
+        json_object_object_add(o, "created_at", json_time(r->created_at));
+        json_object_object_add(o, "activated_at", json_time(r->activated_at));
+        json_object_object_add(o, "expires_at", json_time(r->expires_at));
+        json_object_object_add(o, "ended_at", json_time(r->ended_at));
+        json_object_object_add(o, "ended_by", json_string_or_null(r->ended_by));
+        json_object_object_add(o, "end_reason", json_string_or_null(r->end_reason));
+        json_object_object_add(o, "seconds_left",
+                               r->state == REQUEST_ACTIVE
+                                       ? json_object_new_int64((int64_t) (grant_usec_left(b, r) / USEC_PER_SEC))
+                                       : NULL);
+        return o;
+}
+
+static json_object *reply_request(Op *op, int64_t id) {
+        _cleanup_(request_freep) Request *r = NULL;
+        int k = db_get_request(op->b->db, id, &r);
+        if (k < 0) {
+                errno = -k;
+                log_error("reading request %lld back: %m", (long long) id);
+                return jit_reply_error(JIT_ERROR_INTERNAL, "the change was saved but could not be read back");
+        }
+        return jit_reply_ok(request_to_json(op->b, r));
+}
+
+static json_object *internal_error(Op *op, const char *what, int r) {
+        errno = -r;
+        log_error("%s (for uid %u): %m; sqlite: %s", what, (unsigned) op->peer->uid, db_error(op->b->db));
+        return jit_reply_error(JIT_ERROR_INTERNAL, "the broker failed while %s; nothing was changed", what);
+}
+
+static json_object *refuse(Op *op, const Request *r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static json_object *refuse(Op *op, const Request *r, const char *fmt, ...) {
+        char msg[512];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        log_event(JIT_EVENT_REFUSED, LOG_NOTICE, r, op->caller.name, NULL, "refused %s: %s",
+                  op->caller.name ? op->caller.name : "unknown user", msg);
+        return jit_reply_error(JIT_ERROR_REFUSED, "%s", msg);
+}
+
+static json_object *bad_field(const char *field, int r, size_t max) {
+        if (r == -E2BIG)
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "%s is longer than %zu bytes", field, max);
+        if (r == -EBADMSG)
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "%s contains control characters or invalid UTF-8",
+                                       field);
+        return jit_reply_error(JIT_ERROR_BAD_REQUEST, "%s is missing or of the wrong type", field);
+}
+
+static int get_id(json_object *msg, int64_t *ret) {
+        return jit_message_get_int(msg, "id", 1, INT64_MAX, true, ret, NULL);
+}
+
+static bool is_root(const Op *op) {
+        return op->peer->uid == 0;
+}
+
+static const PolicyRule *request_rule(const Op *op, const Request *r) {
+        return policy_find_rule(op->b->policy, r->rule);
+}
+
+static bool caller_approves(const Op *op, const Request *r) {
+        const PolicyRule *rule = request_rule(op, r);
+        return rule && policy_rule_is_approver(rule, &op->caller);
+}
+
+static bool may_see(const Op *op, const Request *r) {
+        return is_root(op) || r->requester_uid == op->caller.uid || caller_approves(op, r);
+}
+
+/* ---- check: the PAM module asks whether a user holds a grant ---- */
+
+static json_object *op_check(Op *op) {
+        const char *user, *service;
+        uid_t uid;
+        int r;
+
+        /* Only root (the PAM stack inside sudo/sshd) may ask on someone's behalf. */
+        if (!is_root(op))
+                return refuse(op, NULL, "only root may check grants");
+
+        if ((r = jit_message_get_string(op->msg, "user", JIT_USER_MAX, true, &user)) < 0)
+                return bad_field("user", r, JIT_USER_MAX);
+        if ((r = jit_message_get_string(op->msg, "service", JIT_SERVICE_MAX, true, &service)) < 0)
+                return bad_field("service", r, JIT_SERVICE_MAX);
+        if (!valid_service_name(service))
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "service must be a PAM service name");
+
+        json_object *res = json_object_new_object();
+        if (!res)
+                return jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
+
+        int64_t id = 0;
+        uint64_t expires_at = 0;
+        r = user_uid_from_name(user, &uid);
+        if (r >= 0)
+                r = db_find_grant(op->b->db, uid, service, op->b->boot_id, now_usec(CLOCK_BOOTTIME),
+                                  now_usec(CLOCK_REALTIME), &id, &expires_at);
+        else if (r == -ENOENT || r == -EINVAL)
+                r = 0; /* no such user: no grant */
+        if (r < 0) {
+                json_object_put(res);
+                return internal_error(op, "looking up a grant", r);
+        }
+
+        bool allowed = r > 0;
+        char id_field[64], user_field[JIT_USER_MAX + 16], service_field[JIT_SERVICE_MAX + 16];
+        snprintf(id_field, sizeof(id_field), "JIT_REQUEST_ID=%lld", (long long) id);
+        snprintf(user_field, sizeof(user_field), "JIT_USER=%s", user);
+        snprintf(service_field, sizeof(service_field), "JIT_SERVICE=%s", service);
+        const char *fields[] = { user_field, service_field, allowed ? id_field : NULL, NULL };
+        if (allowed)
+                log_event(JIT_EVENT_ACCESS_ALLOWED, LOG_INFO, NULL, NULL, fields,
+                          "%s allowed for %s under grant %lld", service, user, (long long) id);
+        else
+                log_event(JIT_EVENT_ACCESS_DENIED, LOG_NOTICE, NULL, NULL, fields,
+                          "%s denied for %s: no active grant", service, user);
+
+        json_object_object_add(res, "allowed", json_object_new_boolean(allowed));
+        json_object_object_add(res, "request_id", allowed ? json_object_new_int64(id) : NULL);
+        json_object_object_add(res, "expires_at", allowed ? json_time(expires_at) : NULL);
+        return jit_reply_ok(res);
+}
+
+/* ---- request ---- */
+
+static json_object *op_request(Op *op) {
+        Broker *b = op->b;
+        const char *service, *reason, *ticket;
+        int64_t duration = 0;
+        bool has_duration, once;
+        char cap_buf[DURATION_BUF_MAX], want_buf[DURATION_BUF_MAX];
+        int r;
+
+        if ((r = jit_message_get_string(op->msg, "service", JIT_SERVICE_MAX, false, &service)) < 0)
+                return bad_field("service", r, JIT_SERVICE_MAX);
+        if (!service)
+                service = "sudo";
+        if (!valid_service_name(service))
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "service must be a PAM service name "
+                                                              "(letters, digits, '.', '_', '-')");
+        if ((r = jit_message_get_string(op->msg, "reason", JIT_REASON_MAX, true, &reason)) < 0)
+                return bad_field("reason", r, JIT_REASON_MAX);
+        if (strspn(reason, " ") == strlen(reason))
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "reason must not be empty");
+        if ((r = jit_message_get_string(op->msg, "ticket", JIT_TICKET_MAX, false, &ticket)) < 0)
+                return bad_field("ticket", r, JIT_TICKET_MAX);
+        if (ticket && !*ticket)
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "ticket must not be empty");
+        if ((r = jit_message_get_int(op->msg, "duration", 1, (int64_t) JIT_DURATION_MAX_SEC, false, &duration,
+                                     &has_duration)) < 0)
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "duration must be whole seconds between 1 and %llu",
+                                       (unsigned long long) JIT_DURATION_MAX_SEC);
+        if (jit_message_get_bool(op->msg, "once", &once) < 0)
+                return bad_field("once", -EINVAL, 0);
+
+        const PolicyRule *rule = policy_match(b->policy, &op->caller, service);
+        if (!rule)
+                return refuse(op, NULL, "no policy rule lets %s request %s", op->caller.name, service);
+
+        uint64_t cap = policy_rule_cap(b->policy, rule);
+        if (has_duration && (uint64_t) duration > cap)
+                return refuse(op, NULL, "requested %s is longer than the %s that rule \"%s\" allows",
+                              duration_format((uint64_t) duration, want_buf, sizeof(want_buf)),
+                              duration_format(cap, cap_buf, sizeof(cap_buf)), rule->name);
+        if (!has_duration) /* the default is not the user's choice: it fits itself to the cap */
+                duration = (int64_t) (b->policy->default_duration < cap ? b->policy->default_duration : cap);
+
+        unsigned active, pending;
+        if ((r = db_count_open(b->db, op->caller.uid, &active, &pending)) < 0)
+                return internal_error(op, "counting pending requests", r);
+        if (pending >= b->policy->max_pending_per_user)
+                return refuse(op, NULL, "%s already has %u pending requests (the limit is %u); cancel one first",
+                              op->caller.name, pending, b->policy->max_pending_per_user);
+
+        uint64_t now_real = now_usec(CLOCK_REALTIME), now_boot = now_usec(CLOCK_BOOTTIME);
+        Request req = {
+                .requester = op->caller.name,
+                .requester_uid = op->caller.uid,
+                .service = (char *) service,
+                .duration = (uint64_t) duration,
+                .reason = (char *) reason,
+                .ticket = (char *) ticket,
+                .once = once,
+                .rule = rule->name,
+                .approvals_required = rule->approvals,
+                .state = REQUEST_PENDING,
+                .created_at = now_real,
+                .deadline_boot = now_boot + b->policy->pending_ttl * USEC_PER_SEC,
+                .deadline_at = now_real + b->policy->pending_ttl * USEC_PER_SEC,
+        };
+        memcpy(req.boot_id, b->boot_id, sizeof(req.boot_id));
+
+        if ((r = db_insert_request(b->db, &req)) < 0)
+                return internal_error(op, "saving the request", r);
+
+        log_event(JIT_EVENT_REQUESTED, LOG_NOTICE, &req, op->caller.name, NULL,
+                  "%s requested %s for %s (request %lld, rule %s): %s", req.requester, req.service,
+                  duration_format(req.duration, want_buf, sizeof(want_buf)), (long long) req.id, req.rule,
+                  req.reason);
+        broker_state_changed(b);
+        return reply_request(op, req.id);
+}
+
+/* ---- approve ---- */
+
+static json_object *op_approve(Op *op) {
+        Broker *b = op->b;
+        _cleanup_(request_freep) Request *r = NULL;
+        const char *comment;
+        int64_t id;
+        int k;
+
+        if (get_id(op->msg, &id) < 0)
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "id must be a positive integer");
+        if ((k = jit_message_get_string(op->msg, "comment", JIT_REASON_MAX, false, &comment)) < 0)
+                return bad_field("comment", k, JIT_REASON_MAX);
+
+        if ((k = db_begin(b->db)) < 0)
+                return internal_error(op, "starting a transaction", k);
+        k = db_get_request(b->db, id, &r);
+        if (k == -ENOENT) {
+                db_rollback(b->db);
+                return jit_reply_error(JIT_ERROR_NOT_FOUND, "no request %lld", (long long) id);
+        }
+        if (k < 0) {
+                db_rollback(b->db);
+                return internal_error(op, "reading the request", k);
+        }
+
+        /* The rule is judged as the policy stands now, not as it stood at filing. */
+        const PolicyRule *rule = request_rule(op, r);
+        _cleanup_free_ uid_t *prior = calloc(r->n_approvals + 1, sizeof(uid_t));
+        if (!prior) {
+                db_rollback(b->db);
+                return internal_error(op, "approving", -ENOMEM);
+        }
+        for (size_t i = 0; i < r->n_approvals; i++)
+                prior[i] = r->approvals[i].approver_uid;
+
+        ApprovalVerdict v = approval_decide(r->state, r->requester_uid, op->caller.uid,
+                                            rule && policy_rule_is_approver(rule, &op->caller), prior,
+                                            r->n_approvals, r->approvals_required);
+        switch (v) {
+        case APPROVAL_NOT_PENDING:
+                db_rollback(b->db);
+                return jit_reply_error(JIT_ERROR_CONFLICT, "request %lld is %s; only pending requests can be approved",
+                                       (long long) id, request_state_to_string(r->state));
+        case APPROVAL_SELF:
+                db_rollback(b->db);
+                return refuse(op, r, "%s cannot approve their own request %lld", op->caller.name, (long long) id);
+        case APPROVAL_NOT_APPROVER:
+                db_rollback(b->db);
+                if (!rule)
+                        return refuse(op, r, "request %lld was filed under rule \"%s\", which the policy no longer has",
+                                      (long long) id, r->rule);
+                return refuse(op, r, "%s is not an approver for rule \"%s\"", op->caller.name, r->rule);
+        case APPROVAL_DUPLICATE:
+                db_rollback(b->db);
+                return refuse(op, r, "%s has already approved request %lld; an approver counts once",
+                              op->caller.name, (long long) id);
+        case APPROVAL_COUNTED:
+        case APPROVAL_COMPLETE:
+                break;
+        }
+
+        uint64_t cap = policy_rule_cap(b->policy, rule);
+        if (r->duration > cap) {
+                char want[DURATION_BUF_MAX], capb[DURATION_BUF_MAX];
+                db_rollback(b->db);
+                return refuse(op, r, "request %lld asks for %s, longer than the %s rule \"%s\" now allows",
+                              (long long) id, duration_format(r->duration, want, sizeof(want)),
+                              duration_format(cap, capb, sizeof(capb)), rule->name);
+        }
+
+        uint64_t now_real = now_usec(CLOCK_REALTIME), now_boot = now_usec(CLOCK_BOOTTIME);
+        Approval a = {
+                .approver = op->caller.name,
+                .approver_uid = op->caller.uid,
+                .comment = (char *) comment,
+                .at = now_real,
+        };
+        if ((k = db_add_approval(b->db, id, &a)) < 0) {
+                db_rollback(b->db);
+                return internal_error(op, "recording the approval", k);
+        }
+        if (v == APPROVAL_COMPLETE) {
+                RequestState next;
+                if (request_transition(r->state, EVENT_APPROVED, &next) < 0) {
+                        db_rollback(b->db);
+                        return internal_error(op, "activating the grant", -EBUSY);
+                }
+                r->state = next;
+                r->activated_at = now_real;
+                r->expires_at = now_real + r->duration * USEC_PER_SEC;
+                memcpy(r->boot_id, b->boot_id, sizeof(r->boot_id));
+                r->deadline_boot = now_boot + r->duration * USEC_PER_SEC;
+                r->deadline_at = r->expires_at;
+                if ((k = db_update_request(b->db, r)) < 0) {
+                        db_rollback(b->db);
+                        return internal_error(op, "activating the grant", k);
+                }
+        }
+        if ((k = db_commit(b->db)) < 0) {
+                db_rollback(b->db);
+                return internal_error(op, "saving the approval", k);
+        }
+
+        char fbuf[JIT_USER_MAX + 32];
+        snprintf(fbuf, sizeof(fbuf), "JIT_APPROVER=%s", op->caller.name);
+        const char *fields[] = { fbuf, NULL };
+        log_event(JIT_EVENT_APPROVAL, LOG_NOTICE, r, op->caller.name, fields,
+                  "%s approved request %lld of %s (%zu of %u)", op->caller.name, (long long) id, r->requester,
+                  r->n_approvals + 1, r->approvals_required);
+        if (v == APPROVAL_COMPLETE) {
+                char d[DURATION_BUF_MAX];
+                log_event(JIT_EVENT_GRANTED, LOG_NOTICE, r, op->caller.name, fields,
+                          "%s granted to %s for %s (request %lld)", r->service, r->requester,
+                          duration_format(r->duration, d, sizeof(d)), (long long) id);
+        }
+        broker_state_changed(b);
+        return reply_request(op, id);
+}
+
+/* ---- deny, cancel, revoke: a request leaves pending/active early ---- */
+
+enum {
+        MAY_REQUESTER = 1 << 0,
+        MAY_APPROVER = 1 << 1,
+        MAY_ROOT = 1 << 2,
+};
+
+static json_object *end_request(Op *op, RequestEvent event, unsigned who, const char *verb, const char *reason) {
+        Broker *b = op->b;
+        _cleanup_(request_freep) Request *r = NULL;
+        int64_t id;
+        int k;
+
+        if (get_id(op->msg, &id) < 0)
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "id must be a positive integer");
+
+        if ((k = db_begin(b->db)) < 0)
+                return internal_error(op, "starting a transaction", k);
+        k = db_get_request(b->db, id, &r);
+        if (k == -ENOENT) {
+                db_rollback(b->db);
+                return jit_reply_error(JIT_ERROR_NOT_FOUND, "no request %lld", (long long) id);
+        }
+        if (k < 0) {
+                db_rollback(b->db);
+                return internal_error(op, "reading the request", k);
+        }
+
+        bool allowed = ((who & MAY_REQUESTER) && r->requester_uid == op->caller.uid) ||
+                       ((who & MAY_APPROVER) && caller_approves(op, r) && r->requester_uid != op->caller.uid) ||
+                       ((who & MAY_ROOT) && is_root(op));
+        if (!allowed) {
+                db_rollback(b->db);
+                return refuse(op, r, "%s may not %s request %lld", op->caller.name, verb, (long long) id);
+        }
+
+        RequestState next;
+        if (request_transition(r->state, event, &next) < 0) {
+                db_rollback(b->db);
+                return jit_reply_error(JIT_ERROR_CONFLICT, "request %lld is %s and cannot be %s", (long long) id,
+                                       request_state_to_string(r->state),
+                                       event == EVENT_REVOKE ? "revoked" : event == EVENT_DENY ? "denied" : "cancelled");
+        }
+        r->state = next;
+        r->ended_at = now_usec(CLOCK_REALTIME);
+        free(r->ended_by);
+        r->ended_by = strdup(op->caller.name);
+        free(r->end_reason);
+        r->end_reason = reason ? strdup(reason) : NULL;
+        if (!r->ended_by || (reason && !r->end_reason)) {
+                db_rollback(b->db);
+                return internal_error(op, verb, -ENOMEM);
+        }
+        if ((k = db_update_request(b->db, r)) < 0 || (k = db_commit(b->db)) < 0) {
+                db_rollback(b->db);
+                return internal_error(op, "saving the change", k);
+        }
+
+        JitEvent ev = event == EVENT_DENY ? JIT_EVENT_DENIED : event == EVENT_REVOKE ? JIT_EVENT_REVOKED : JIT_EVENT_CANCELLED;
+        log_event(ev, LOG_NOTICE, r, op->caller.name, NULL, "%s %s request %lld of %s%s%s", op->caller.name,
+                  event == EVENT_DENY ? "denied" : event == EVENT_REVOKE ? "revoked" : "cancelled", (long long) id,
+                  r->requester, reason ? ": " : "", reason ? reason : "");
+        broker_state_changed(b);
+        return reply_request(op, id);
+}
+
+static json_object *op_deny(Op *op) {
+        const char *reason;
+        int k = jit_message_get_string(op->msg, "reason", JIT_REASON_MAX, true, &reason);
+        if (k < 0)
+                return bad_field("reason", k, JIT_REASON_MAX);
+        return end_request(op, EVENT_DENY, MAY_APPROVER | MAY_ROOT, "deny", reason);
+}
+
+static json_object *op_revoke(Op *op) {
+        const char *reason;
+        int k = jit_message_get_string(op->msg, "reason", JIT_REASON_MAX, false, &reason);
+        if (k < 0)
+                return bad_field("reason", k, JIT_REASON_MAX);
+        return end_request(op, EVENT_REVOKE, MAY_REQUESTER | MAY_APPROVER | MAY_ROOT, "revoke", reason);
+}
+
+static json_object *op_cancel(Op *op) {
+        return end_request(op, EVENT_CANCEL, MAY_REQUESTER | MAY_ROOT, "cancel", NULL);
+}
+
+/* ---- list, show, status ---- */
+
+static json_object *requests_to_array(Op *op, Request **list, size_t n, bool only_visible) {
+        json_object *arr = json_object_new_array();
+        for (size_t i = 0; arr && i < n; i++) {
+                if (only_visible && !may_see(op, list[i]))
+                        continue;
+                json_object *o = request_to_json(op->b, list[i]);
+                if (o)
+                        json_object_array_add(arr, o);
+        }
+        return arr;
+}
+
+static json_object *op_list(Op *op) {
+        static const RequestState open_states[] = { REQUEST_PENDING, REQUEST_ACTIVE };
+        static const RequestState pending[] = { REQUEST_PENDING };
+        static const RequestState active[] = { REQUEST_ACTIVE };
+        const RequestState *states = open_states;
+        size_t n_states = 2;
+        const char *filter;
+        bool mine;
+        int k;
+
+        if ((k = jit_message_get_string(op->msg, "filter", 16, false, &filter)) < 0)
+                return bad_field("filter", k, 16);
+        if (jit_message_get_bool(op->msg, "mine", &mine) < 0)
+                return bad_field("mine", -EINVAL, 0);
+        if (!filter || STREQ(filter, "open"))
+                ;
+        else if (STREQ(filter, "pending"))
+                states = pending, n_states = 1;
+        else if (STREQ(filter, "active"))
+                states = active, n_states = 1;
+        else if (STREQ(filter, "all"))
+                states = NULL, n_states = 0;
+        else
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "filter must be open, pending, active or all");
+
+        Request **list = NULL;
+        size_t n = 0;
+        k = db_list_requests(op->b->db, states, n_states, mine ? op->caller.uid : (uid_t) -1, &list, &n);
+        if (k < 0)
+                return internal_error(op, "listing requests", k);
+        json_object *arr = requests_to_array(op, list, n, true);
+        request_free_many(list, n);
+        return arr ? jit_reply_ok(arr) : jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
+}
+
+static json_object *profile_to_json(const Policy *p) {
+        json_object *o = json_object_new_object();
+        if (!o)
+                return NULL;
+        if (p->profile.owner)
+                json_object_object_add(o, "owner", json_object_new_string(p->profile.owner));
+        if (p->profile.environment)
+                json_object_object_add(o, "environment", json_object_new_string(p->profile.environment));
+        if (p->profile.classification)
+                json_object_object_add(o, "classification", json_object_new_string(p->profile.classification));
+        if (p->profile.description)
+                json_object_object_add(o, "description", json_object_new_string(p->profile.description));
+        return o;
+}
+
+static json_object *op_show(Op *op) {
+        _cleanup_(request_freep) Request *r = NULL;
+        int64_t id;
+
+        if (get_id(op->msg, &id) < 0)
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "id must be a positive integer");
+        int k = db_get_request(op->b->db, id, &r);
+        if (k == -ENOENT)
+                return jit_reply_error(JIT_ERROR_NOT_FOUND, "no request %lld", (long long) id);
+        if (k < 0)
+                return internal_error(op, "reading the request", k);
+        if (!may_see(op, r))
+                return refuse(op, r, "%s may not see request %lld", op->caller.name, (long long) id);
+
+        json_object *o = request_to_json(op->b, r);
+        if (!o)
+                return jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
+        json_object_object_add(o, "profile", profile_to_json(op->b->policy));
+        const PolicyRule *rule = request_rule(op, r);
+        json_object *approvers = json_object_new_array();
+        for (size_t i = 0; rule && approvers && i < rule->approvers.n; i++)
+                json_object_array_add(approvers, json_object_new_string(rule->approvers.items[i]));
+        json_object_object_add(o, "approvers", approvers);
+        return jit_reply_ok(o);
+}
+
+static json_object *op_status(Op *op) {
+        static const RequestState active[] = { REQUEST_ACTIVE };
+        static const RequestState pending[] = { REQUEST_PENDING };
+        Request **la = NULL, **lp = NULL;
+        size_t na = 0, np = 0;
+        unsigned all_active = 0, all_pending = 0;
+        int k;
+
+        if ((k = db_list_requests(op->b->db, active, 1, op->caller.uid, &la, &na)) < 0 ||
+            (k = db_list_requests(op->b->db, pending, 1, op->caller.uid, &lp, &np)) < 0 ||
+            (k = db_count_open(op->b->db, (uid_t) -1, &all_active, &all_pending)) < 0) {
+                request_free_many(la, na);
+                return internal_error(op, "reading status", k);
+        }
+
+        json_object *res = json_object_new_object();
+        json_object *broker = json_object_new_object();
+        if (res && broker) {
+                json_object_object_add(res, "grants", requests_to_array(op, la, na, false));
+                json_object_object_add(res, "pending", requests_to_array(op, lp, np, false));
+                json_object_object_add(broker, "version", json_object_new_string(JIT_VERSION));
+                json_object_object_add(broker, "active", json_object_new_int((int) all_active));
+                json_object_object_add(broker, "pending", json_object_new_int((int) all_pending));
+                json_object_object_add(broker, "policy", json_object_new_string(op->b->policy_path));
+                json_object_object_add(res, "broker", broker);
+                broker = NULL;
+        }
+        json_object_put(broker);
+        request_free_many(la, na);
+        request_free_many(lp, np);
+        return res ? jit_reply_ok(res) : jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
+}
+
+static const struct {
+        const char *name;
+        json_object *(*handler)(Op *op);
+} ops[] = {
+        { "check", op_check },   { "request", op_request }, { "approve", op_approve }, { "deny", op_deny },
+        { "revoke", op_revoke }, { "cancel", op_cancel },   { "list", op_list },       { "show", op_show },
+        { "status", op_status },
+};
+
+json_object *broker_dispatch(Broker *b, const struct ucred *peer, json_object *msg) {
+        Op op = { .b = b, .peer = peer, .msg = msg, .caller = { .uid = (uid_t) -1 } };
+        const char *name;
+        json_object *reply;
+
+        if (jit_message_get_string(msg, "op", 32, true, &name) < 0)
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "missing \"op\"");
+
+        for (size_t i = 0; i < ELEMENTSOF(ops); i++) {
+                if (!STREQ(ops[i].name, name))
+                        continue;
+                /* Who is asking comes from the kernel, resolved here; never from the message. */
+                int r = identity_from_uid(peer->uid, &op.caller);
+                if (r < 0) {
+                        errno = -r;
+                        log_warning("request from uid %u that has no user entry: %m", (unsigned) peer->uid);
+                        return jit_reply_error(JIT_ERROR_REFUSED, "uid %u is not a known user", (unsigned) peer->uid);
+                }
+                reply = ops[i].handler(&op);
+                identity_done(&op.caller);
+                return reply;
+        }
+        return jit_reply_error(JIT_ERROR_BAD_REQUEST, "unknown op \"%.32s\"", name);
+}

@@ -1,1 +1,342 @@
-/* placeholder */
+/* SPDX-License-Identifier: MIT */
+/* jit-brokerd: holds requests and grants, answers the PAM module, expires grants. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "broker-journal.h"
+#include "broker.h"
+#include "cleanup.h"
+#include "config.h"
+#include "timeutil.h"
+
+static int read_boot_id(char buf[BOOT_ID_MAX]) {
+        _cleanup_close_ int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        ssize_t n = read(fd, buf, BOOT_ID_MAX - 1);
+        if (n < 32)
+                return n < 0 ? -errno : -EIO;
+        buf[n] = '\0';
+        buf[strcspn(buf, "\n")] = '\0';
+        return 0;
+}
+
+static void update_status(Broker *b) {
+        unsigned active = 0, pending = 0;
+        if (db_count_open(b->db, (uid_t) -1, &active, &pending) < 0) {
+                sd_notify(false, "STATUS=Database unreadable; denying everything");
+                return;
+        }
+        sd_notifyf(false, "STATUS=%u active grant%s, %u pending", active, active == 1 ? "" : "s", pending);
+}
+
+static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
+        Broker *b = userdata;
+        (void) broker_process_deadlines(b);
+        broker_state_changed(b);
+        return 0;
+}
+
+void broker_state_changed(Broker *b) {
+        uint64_t next;
+        int r = db_next_deadline(b->db, b->boot_id, &next);
+
+        if (r < 0) {
+                errno = -r;
+                log_error("finding the next deadline: %m; retrying in 1 s");
+                next = now_usec(CLOCK_BOOTTIME) + USEC_PER_SEC;
+        }
+        if (r == 0) {
+                (void) sd_event_source_set_enabled(b->deadline_timer, SD_EVENT_OFF);
+        } else {
+                /* CLOCK_BOOTTIME keeps counting through suspend and ignores wall-clock jumps. */
+                (void) sd_event_source_set_time(b->deadline_timer, next);
+                (void) sd_event_source_set_enabled(b->deadline_timer, SD_EVENT_ONESHOT);
+        }
+        update_status(b);
+}
+
+static int end_due_request(Broker *b, int64_t id, uint64_t now_real, uint64_t now_boot) {
+        Request *r = NULL;
+        RequestState next;
+        int k;
+
+        if ((k = db_begin(b->db)) < 0)
+                return k;
+        if ((k = db_get_request(b->db, id, &r)) < 0) {
+                db_rollback(b->db);
+                return k;
+        }
+
+        bool other_boot = strcmp(r->boot_id, b->boot_id) != 0;
+        RequestEvent ev = r->state == REQUEST_ACTIVE ? EVENT_EXPIRE : EVENT_PENDING_TIMEOUT;
+        const char *why = ev == EVENT_EXPIRE ? "expired" : "pending too long";
+
+        if (other_boot && r->state == REQUEST_PENDING) {
+                /* A pending request waits out its time across a reboot, re-based on this boot's clock. */
+                uint64_t left = r->deadline_at > now_real ? r->deadline_at - now_real : 0;
+                memcpy(r->boot_id, b->boot_id, sizeof(r->boot_id));
+                r->deadline_boot = now_boot + left;
+                if (left > 0) {
+                        k = db_update_request(b->db, r);
+                        if (k >= 0)
+                                k = db_commit(b->db);
+                        if (k < 0)
+                                db_rollback(b->db);
+                        request_free(r);
+                        return k;
+                }
+        } else if (other_boot)
+                /* A grant is not trusted across a reboot: its clock is gone, like sudo's timestamps. */
+                why = "the host rebooted";
+
+        if ((k = request_transition(r->state, ev, &next)) < 0) {
+                db_rollback(b->db);
+                request_free(r);
+                return k;
+        }
+        r->state = next;
+        r->ended_at = now_real;
+        free(r->ended_by);
+        r->ended_by = strdup("broker");
+        free(r->end_reason);
+        r->end_reason = strdup(why);
+        if (!r->ended_by || !r->end_reason)
+                k = -ENOMEM;
+        if (k >= 0)
+                k = db_update_request(b->db, r);
+        if (k >= 0)
+                k = db_commit(b->db);
+        if (k < 0) {
+                db_rollback(b->db);
+                request_free(r);
+                return k;
+        }
+
+        if (ev == EVENT_EXPIRE)
+                log_event(JIT_EVENT_EXPIRED, LOG_NOTICE, r, "broker", NULL, "grant %lld (%s for %s) ended: %s",
+                          (long long) r->id, r->service, r->requester, why);
+        else
+                log_event(JIT_EVENT_TIMED_OUT, LOG_NOTICE, r, "broker", NULL,
+                          "request %lld (%s for %s) timed out without enough approvals", (long long) r->id, r->service,
+                          r->requester);
+        request_free(r);
+        return 0;
+}
+
+int broker_process_deadlines(Broker *b) {
+        uint64_t now_real = now_usec(CLOCK_REALTIME), now_boot = now_usec(CLOCK_BOOTTIME);
+        _cleanup_free_ int64_t *ids = NULL;
+        size_t n = 0;
+
+        int r = db_due_requests(b->db, b->boot_id, now_boot, now_real, &ids, &n);
+        if (r < 0) {
+                errno = -r;
+                log_error("finding expired grants: %m (%s)", db_error(b->db));
+                return r;
+        }
+        for (size_t i = 0; i < n; i++) {
+                int k = end_due_request(b, ids[i], now_real, now_boot);
+                if (k < 0) {
+                        /* The check refuses it anyway (it compares deadlines); retry on the next tick. */
+                        errno = -k;
+                        log_error("ending request %lld: %m (%s)", (long long) ids[i], db_error(b->db));
+                        r = k;
+                }
+        }
+        return r;
+}
+
+static int load_policy(Broker *b, bool initial) {
+        Policy *p = NULL;
+        _cleanup_free_ char *error = NULL;
+        char path_field[4200];
+        snprintf(path_field, sizeof(path_field), "JIT_POLICY=%s", b->policy_path);
+        const char *fields[] = { path_field, NULL };
+
+        int r = policy_load(b->policy_path, &p, &error);
+        if (r < 0) {
+                log_event(JIT_EVENT_POLICY_REJECTED, LOG_ERR, NULL, "broker", fields, "%s policy %s: %s",
+                          initial ? "cannot load" : "keeping the old policy; the new one is invalid:",
+                          b->policy_path, error ? error : strerror(-r));
+                return r;
+        }
+        policy_free(b->policy);
+        b->policy = p;
+        log_event(JIT_EVENT_POLICY_LOADED, LOG_INFO, NULL, "broker", fields, "policy %s loaded: %zu rule%s",
+                  b->policy_path, p->n_rules, p->n_rules == 1 ? "" : "s");
+        return 0;
+}
+
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Broker *b = userdata;
+        sd_notify(false, "RELOADING=1");
+        (void) load_policy(b, false);
+        sd_notify(false, "READY=1");
+        update_status(b);
+        return 0;
+}
+
+static void help(void) {
+        printf("Usage: jit-brokerd [OPTIONS]\n\n"
+               "The jit access broker: holds requests and grants, answers pam_jit.so.\n\n"
+               "  -s --socket PATH   listening socket (default %s; ignored under socket activation)\n"
+               "  -d --db PATH       state database (default %s)\n"
+               "  -p --policy PATH   policy file (default %s)\n"
+               "  -h --help          show this help\n"
+               "     --version       show the version\n",
+               JIT_SOCKET_PATH, JIT_DB_PATH, JIT_POLICY_PATH);
+}
+
+static int parse_argv(int argc, char *argv[], Broker *b) {
+        enum { ARG_VERSION = 0x100 };
+        static const struct option options[] = {
+                { "socket", required_argument, NULL, 's' }, { "db", required_argument, NULL, 'd' },
+                { "policy", required_argument, NULL, 'p' }, { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION }, {},
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, "s:d:p:h", options, NULL)) >= 0)
+                switch (c) {
+                case 's':
+                case 'd':
+                case 'p': {
+                        if (optarg[0] != '/') {
+                                fprintf(stderr, "jit-brokerd: --%s needs an absolute path, got '%s'\n",
+                                        c == 's' ? "socket" : c == 'd' ? "db" : "policy", optarg);
+                                return -EINVAL;
+                        }
+                        char **field = c == 's' ? &b->socket_path : c == 'd' ? &b->db_path : &b->policy_path;
+                        free(*field);
+                        *field = strdup(optarg);
+                        if (!*field)
+                                return -ENOMEM;
+                        break;
+                }
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("jit-brokerd %s\n", JIT_VERSION);
+                        return 0;
+                default:
+                        fprintf(stderr, "Try 'jit-brokerd --help'.\n");
+                        return -EINVAL;
+                }
+        if (optind < argc) {
+                fprintf(stderr, "jit-brokerd: unexpected argument '%s'\nTry 'jit-brokerd --help'.\n", argv[optind]);
+                return -EINVAL;
+        }
+        return 1;
+}
+
+static int ensure_parent_dir(const char *path) {
+        _cleanup_free_ char *dir = strdup(path);
+        if (!dir)
+                return -ENOMEM;
+        char *slash = strrchr(dir, '/');
+        if (!slash || slash == dir)
+                return 0;
+        *slash = '\0';
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+int main(int argc, char *argv[]) {
+        Broker b = { .listen_fd = -EBADF };
+        _cleanup_free_ char *db_error_msg = NULL;
+        int r;
+
+        umask(0077);
+        r = parse_argv(argc, argv, &b);
+        if (r <= 0)
+                return r < 0 ? 2 : 0;
+        if (!b.socket_path)
+                b.socket_path = strdup(JIT_SOCKET_PATH);
+        if (!b.db_path)
+                b.db_path = strdup(JIT_DB_PATH);
+        if (!b.policy_path)
+                b.policy_path = strdup(JIT_POLICY_PATH);
+        if (!b.socket_path || !b.db_path || !b.policy_path)
+                return 1;
+
+        if ((r = read_boot_id(b.boot_id)) < 0) {
+                errno = -r;
+                log_error("reading the boot id: %m");
+                return 1;
+        }
+
+        if ((r = load_policy(&b, true)) < 0)
+                return 1;
+
+        if ((r = ensure_parent_dir(b.db_path)) < 0) {
+                errno = -r;
+                log_error("creating the directory of %s: %m", b.db_path);
+                return 1;
+        }
+        r = db_open(b.db_path, &b.db, &db_error_msg);
+        if (r < 0) {
+                errno = -r;
+                log_error("opening the database: %s", db_error_msg ? db_error_msg : strerror(-r));
+                return 1;
+        }
+
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        if ((r = sd_event_default(&b.event)) < 0 || (r = sd_event_add_signal(b.event, NULL, SIGTERM, NULL, NULL)) < 0 ||
+            (r = sd_event_add_signal(b.event, NULL, SIGINT, NULL, NULL)) < 0 ||
+            (r = sd_event_add_signal(b.event, NULL, SIGHUP, on_sighup, &b)) < 0 ||
+            (r = sd_event_add_time(b.event, &b.deadline_timer, CLOCK_BOOTTIME, UINT64_MAX, 0, on_deadline, &b)) < 0 ||
+            (r = sd_event_set_watchdog(b.event, true)) < 0) {
+                errno = -r;
+                log_error("setting up the event loop: %m");
+                return 1;
+        }
+        /* Deadlines are ours to keep to the second, not the default 250 ms window. */
+        (void) sd_event_source_set_time_accuracy(b.deadline_timer, 1);
+
+        /* Whatever expired while no broker ran ends now, before the first check is answered. */
+        (void) broker_process_deadlines(&b);
+
+        if ((r = broker_listen(&b)) < 0)
+                return 1;
+
+        broker_state_changed(&b);
+        char sock_field[4200];
+        snprintf(sock_field, sizeof(sock_field), "JIT_SOCKET=%s", b.socket_path);
+        const char *fields[] = { sock_field, NULL };
+        log_event(JIT_EVENT_STARTED, LOG_INFO, NULL, "broker", fields, "jit-brokerd %s started on %s", JIT_VERSION,
+                  b.socket_path);
+        sd_notify(false, "READY=1");
+        update_status(&b);
+
+        r = sd_event_loop(b.event);
+
+        sd_notify(false, "STOPPING=1");
+        log_event(JIT_EVENT_STOPPING, LOG_INFO, NULL, "broker", NULL, "jit-brokerd stopping");
+        broker_stop_listening(&b);
+        sd_event_source_disable_unref(b.deadline_timer);
+        sd_event_unref(b.event);
+        db_close(b.db);
+        policy_free(b.policy);
+        free(b.socket_path);
+        free(b.db_path);
+        free(b.policy_path);
+        return r < 0 ? 1 : 0;
+}

@@ -1,1 +1,170 @@
-/* placeholder */
+/* SPDX-License-Identifier: MIT */
+#include "users.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+
+/* getpw*_r and getgr*_r want caller buffers; grow them on ERANGE up to a sane cap. */
+#define NSS_BUF_MAX (1024 * 1024)
+
+static int lookup_passwd(const char *name, uid_t uid, struct passwd *pw, char **ret_buf) {
+        size_t size = 1024;
+
+        for (;;) {
+                _cleanup_free_ char *buf = malloc(size);
+                struct passwd *result = NULL;
+                int r;
+
+                if (!buf)
+                        return -ENOMEM;
+                r = name ? getpwnam_r(name, pw, buf, size, &result) : getpwuid_r(uid, pw, buf, size, &result);
+                if (r == ERANGE && size < NSS_BUF_MAX) {
+                        size *= 2;
+                        continue;
+                }
+                if (r != 0)
+                        return -r;
+                if (!result)
+                        return -ENOENT;
+                *ret_buf = TAKE_PTR(buf);
+                return 0;
+        }
+}
+
+static char *group_name(gid_t gid) {
+        size_t size = 1024;
+
+        for (;;) {
+                _cleanup_free_ char *buf = malloc(size);
+                struct group gr, *result = NULL;
+                int r;
+
+                if (!buf)
+                        return NULL;
+                r = getgrgid_r(gid, &gr, buf, size, &result);
+                if (r == ERANGE && size < NSS_BUF_MAX) {
+                        size *= 2;
+                        continue;
+                }
+                if (r != 0 || !result)
+                        return NULL;
+                return strdup(gr.gr_name);
+        }
+}
+
+static int identity_fill(const struct passwd *pw, Identity *id) {
+        int n = 64;
+        _cleanup_free_ gid_t *gids = NULL;
+
+        if (pw->pw_uid == (uid_t) -1)
+                return -EINVAL;
+
+        for (;;) {
+                gid_t *g = realloc(gids, sizeof(gid_t) * (size_t) n);
+                if (!g)
+                        return -ENOMEM;
+                gids = g;
+                int want = n;
+                if (getgrouplist(pw->pw_name, pw->pw_gid, gids, &want) >= 0) {
+                        n = want;
+                        break;
+                }
+                if (want <= n || want > IDENTITY_GROUPS_MAX)
+                        return -E2BIG;
+                n = want;
+        }
+
+        *id = (Identity){ .uid = pw->pw_uid };
+        id->name = strdup(pw->pw_name);
+        id->groups = calloc((size_t) n, sizeof(char *));
+        if (!id->name || !id->groups) {
+                identity_done(id);
+                return -ENOMEM;
+        }
+        for (int i = 0; i < n; i++) {
+                char *g = group_name(gids[i]);
+                if (g) /* a gid without a name cannot match a %name entry */
+                        id->groups[id->n_groups++] = g;
+        }
+        return 0;
+}
+
+int identity_from_uid(uid_t uid, Identity *id) {
+        struct passwd pw;
+        _cleanup_free_ char *buf = NULL;
+
+        if (uid == (uid_t) -1)
+                return -EINVAL;
+        int r = lookup_passwd(NULL, uid, &pw, &buf);
+        if (r < 0)
+                return r;
+        return identity_fill(&pw, id);
+}
+
+int identity_from_name(const char *name, Identity *id) {
+        struct passwd pw;
+        _cleanup_free_ char *buf = NULL;
+
+        if (!valid_account_name(name))
+                return -EINVAL;
+        int r = lookup_passwd(name, 0, &pw, &buf);
+        if (r < 0)
+                return r;
+        return identity_fill(&pw, id);
+}
+
+void identity_done(Identity *id) {
+        free(id->name);
+        for (size_t i = 0; i < id->n_groups; i++)
+                free(id->groups[i]);
+        free(id->groups);
+        *id = (Identity){ .uid = (uid_t) -1 };
+}
+
+bool identity_in_group(const Identity *id, const char *group) {
+        for (size_t i = 0; i < id->n_groups; i++)
+                if (STREQ(id->groups[i], group))
+                        return true;
+        return false;
+}
+
+bool identity_matches(const Identity *id, const char *entry) {
+        if (entry[0] == '%')
+                return identity_in_group(id, entry + 1);
+        return id->name && STREQ(id->name, entry);
+}
+
+bool valid_account_name(const char *s) {
+        size_t n = 0;
+
+        if (!s || !*s || *s == '-')
+                return false;
+        for (; *s; s++, n++) {
+                if (n >= 256)
+                        return false;
+                if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+                      *s == '_' || *s == '-' || *s == '.' || (*s == '$' && s[1] == '\0')))
+                        return false;
+        }
+        return true;
+}
+
+int user_uid_from_name(const char *name, uid_t *ret) {
+        struct passwd pw;
+        _cleanup_free_ char *buf = NULL;
+
+        if (!valid_account_name(name))
+                return -EINVAL;
+        int r = lookup_passwd(name, 0, &pw, &buf);
+        if (r < 0)
+                return r;
+        if (pw.pw_uid == (uid_t) -1)
+                return -EINVAL;
+        *ret = pw.pw_uid;
+        return 0;
+}

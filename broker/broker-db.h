@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT */
+/* The broker's state in sqlite3: requests, their approvals, and the schema's version. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "request-state.h"
+
+#define BOOT_ID_MAX 37
+#define DB_LIST_MAX 1000
+/* Shorter than pam_jit's default timeout (3 s), so a busy database denies, not hangs. */
+#define DB_BUSY_TIMEOUT_MS 1000
+
+typedef struct Approval {
+        char *approver;
+        uid_t approver_uid;
+        char *comment;
+        uint64_t at; /* realtime usec */
+} Approval;
+
+typedef struct Request {
+        int64_t id;
+        char *requester;
+        uid_t requester_uid;
+        char *service;
+        uint64_t duration; /* seconds */
+        char *reason;
+        char *ticket;
+        bool once;
+        char *rule;
+        unsigned approvals_required;
+        RequestState state;
+        uint64_t created_at; /* realtime usec, 0 = unset */
+        uint64_t activated_at;
+        uint64_t expires_at;
+        /* The deadline of an open request (pending: timeout; active: end of grant) on
+         * CLOCK_BOOTTIME of boot boot_id, so wall-clock jumps cannot stretch it. */
+        char boot_id[BOOT_ID_MAX];
+        uint64_t deadline_boot;
+        uint64_t deadline_at; /* the same deadline in realtime usec */
+        uint64_t ended_at;
+        char *ended_by;
+        char *end_reason;
+        Approval *approvals;
+        size_t n_approvals;
+} Request;
+
+typedef struct BrokerDb BrokerDb;
+
+/* Opens (creating if needed, mode 0600) and migrates the database, checks its integrity.
+ * On failure *ret_error (when given) says why. */
+int db_open(const char *path, BrokerDb **ret, char **ret_error);
+void db_close(BrokerDb *db);
+const char *db_error(BrokerDb *db);
+
+int db_begin(BrokerDb *db);
+int db_commit(BrokerDb *db);
+void db_rollback(BrokerDb *db);
+
+int db_insert_request(BrokerDb *db, Request *r);
+int db_get_request(BrokerDb *db, int64_t id, Request **ret);
+/* Newest first, at most DB_LIST_MAX; states NULL means all. uid (uid_t)-1 means anyone. */
+int db_list_requests(BrokerDb *db, const RequestState *states, size_t n_states, uid_t uid, Request ***ret,
+                     size_t *ret_n);
+int db_add_approval(BrokerDb *db, int64_t id, const Approval *a);
+int db_update_request(BrokerDb *db, const Request *r);
+
+/* The active grant of uid for service at this moment, answered from the partial index
+ * without writing anything. Returns 1 and fills ret_* when there is one, 0 when not. */
+int db_find_grant(BrokerDb *db, uid_t uid, const char *service, const char *boot_id, uint64_t now_boot,
+                  uint64_t now_real, int64_t *ret_id, uint64_t *ret_expires_at);
+
+/* Earliest deadline_boot of an open request of this boot: 1 and *ret, or 0 for none. */
+int db_next_deadline(BrokerDb *db, const char *boot_id, uint64_t *ret);
+/* Ids of open requests whose deadline has passed, or that belong to another boot. */
+int db_due_requests(BrokerDb *db, const char *boot_id, uint64_t now_boot, uint64_t now_real, int64_t **ret,
+                    size_t *ret_n);
+int db_count_open(BrokerDb *db, uid_t uid, unsigned *ret_active, unsigned *ret_pending);
+
+void request_free(Request *r);
+void request_free_many(Request **r, size_t n);

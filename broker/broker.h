@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/* The daemon's state, shared by its parts: server (socket), ops (one per protocol
+ * operation), expiry (timers) and brokerd.c (setup and signals). */
+#pragma once
+
+#include <stdbool.h>
+#include <json-c/json.h>
+#include <systemd/sd-event.h>
+
+#include "broker-db.h"
+#include "policy.h"
+
+#define BROKER_CONNECTIONS_MAX 256
+#define BROKER_CONNECTION_TIMEOUT_USEC (5 * 1000000ULL)
+
+typedef struct Broker {
+        sd_event *event;
+        char *socket_path;
+        char *db_path;
+        char *policy_path;
+        Policy *policy;
+        BrokerDb *db;
+        char boot_id[BOOT_ID_MAX];
+
+        int listen_fd;
+        bool bound_socket; /* we created the socket file (no socket activation) */
+        sd_event_source *listen_source;
+        unsigned n_connections;
+
+        sd_event_source *deadline_timer;
+} Broker;
+
+/* broker-server.c */
+int broker_listen(Broker *b);
+void broker_stop_listening(Broker *b);
+
+/* broker-ops.c: handles one parsed request from a peer, returns the reply. */
+struct ucred;
+json_object *broker_dispatch(Broker *b, const struct ucred *peer, json_object *request);
+
+/* brokerd.c */
+/* Re-arms the timer for the next deadline and refreshes the STATUS line. */
+void broker_state_changed(Broker *b);
+/* Ends open requests whose deadline has passed (expiry, pending timeout). */
+int broker_process_deadlines(Broker *b);
