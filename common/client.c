@@ -26,27 +26,20 @@ int jit_client_connect(const char *path, uint64_t deadline_usec) {
         if (fd < 0)
                 return -errno;
 
-        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
-                if (errno != EAGAIN && errno != EINPROGRESS)
+        /* A non-blocking AF_UNIX connect fails with EAGAIN when the broker's backlog is
+         * full, and nothing is left in progress: try again, backing off, until the deadline. */
+        for (unsigned backoff_ms = 1;; backoff_ms = backoff_ms < 50 ? backoff_ms * 2 : 50) {
+                if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0)
+                        break;
+                if (errno == EINTR)
+                        continue;
+                if (errno != EAGAIN)
                         return -errno;
-                /* Backlog full: wait for the broker to accept, up to the deadline. */
-                for (;;) {
-                        uint64_t now = now_usec(CLOCK_MONOTONIC);
-                        if (now >= deadline_usec)
-                                return -ETIMEDOUT;
-                        struct pollfd p = { .fd = fd, .events = POLLOUT };
-                        int r = poll(&p, 1, (int) ((deadline_usec - now + 999) / 1000));
-                        if (r < 0 && errno != EINTR)
-                                return -errno;
-                        if (r > 0)
-                                break;
-                }
-                int err = 0;
-                socklen_t l = sizeof(err);
-                if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0)
-                        return -errno;
-                if (err != 0)
-                        return -err;
+                uint64_t now = now_usec(CLOCK_MONOTONIC);
+                if (now >= deadline_usec)
+                        return -ETIMEDOUT;
+                uint64_t left_ms = (deadline_usec - now) / 1000;
+                (void) poll(NULL, 0, (int) (left_ms < backoff_ms ? left_ms : backoff_ms));
         }
 
         struct ucred cred;
@@ -88,6 +81,8 @@ int jit_client_call(const char *path, unsigned timeout_ms, json_object *request,
 
         json_object *reply;
         r = jit_message_parse(in, in_len, &reply);
+        if (r == -ENOMEM)
+                return r;
         if (r < 0)
                 return -EBADMSG;
         json_object *ok;
@@ -100,10 +95,18 @@ int jit_client_call(const char *path, unsigned timeout_ms, json_object *request,
 }
 
 json_object *jit_request_new(const char *op) {
-        json_object *o = json_object_new_object();
-        if (!o)
+        json_object *o = json_object_new_object(), *v = json_object_new_int(JIT_PROTOCOL_VERSION),
+                    *name = json_object_new_string(op);
+        if (!o || !v || !name || json_object_object_add(o, "version", v) < 0) {
+                json_object_put(o);
+                json_object_put(v);
+                json_object_put(name);
                 return NULL;
-        json_object_object_add(o, "version", json_object_new_int(JIT_PROTOCOL_VERSION));
-        json_object_object_add(o, "op", json_object_new_string(op));
+        }
+        if (json_object_object_add(o, "op", name) < 0) {
+                json_object_put(o);
+                json_object_put(name);
+                return NULL;
+        }
         return o;
 }

@@ -1,1 +1,548 @@
-/* placeholder */
+/* SPDX-License-Identifier: MIT */
+/* pam_jit: the account stack asks jit-brokerd whether the user holds an active grant for
+ * this PAM service. Only a well-formed "allowed": true from a broker running as root lets
+ * the user in; every other path denies (unless an administrator wrote fail=open, and then
+ * only when the broker cannot be reached or answers garbage, loudly logged each time).
+ *
+ * The module keeps no state between calls: no static mutable data, nothing read from the
+ * environment, every fd O_CLOEXEC (common/client.c), and everything it allocates is
+ * released on every path. */
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/un.h>
+#include <syslog.h>
+
+#include <security/pam_ext.h>
+#include <security/pam_modules.h>
+
+#include "cleanup.h"
+#include "client.h"
+#include "protocol.h"
+#include "timeutil.h"
+
+#define TIMEOUT_MS_DEFAULT 3000U
+#define TIMEOUT_MS_MIN 100U
+#define TIMEOUT_MS_MAX 60000U
+#define WAIT_SEC_MAX 3600U
+#define ERROR_CODE_MAX 32U /* longest "error" code accepted from the broker */
+
+#define SUN_PATH_SIZE sizeof(((struct sockaddr_un *) NULL)->sun_path)
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
+
+typedef enum FailMode {
+        FAIL_CLOSED,
+        FAIL_OPEN,
+} FailMode;
+
+typedef struct Options {
+        const char *socket; /* points into argv */
+        unsigned timeout_ms;
+        FailMode fail;
+        bool debug;
+        bool wait_set;
+        unsigned wait_sec;
+} Options;
+
+/* What happened, before it becomes a PAM code in outcome_to_pam(). */
+typedef enum Outcome {
+        OUTCOME_ALLOWED,       /* well-formed ok reply, "allowed": true */
+        OUTCOME_NO_GRANT,      /* well-formed ok reply, "allowed": false */
+        OUTCOME_REFUSED,       /* the broker answered with an error reply */
+        OUTCOME_BROKER_ERROR,  /* no trustworthy answer; error says why */
+        OUTCOME_BAD_USER,      /* PAM_USER missing, too long or unprintable */
+        OUTCOME_MISCONFIGURED, /* bad module argument or PAM_SERVICE; already logged */
+        OUTCOME_LOCAL_ERROR,   /* ENOMEM and the like; error says why */
+} Outcome;
+
+typedef struct Check {
+        Outcome outcome;
+        int error; /* negative errno for OUTCOME_BROKER_ERROR / OUTCOME_LOCAL_ERROR */
+
+        const char *user;    /* PAM_USER, printable only once user_ok */
+        bool user_ok;        /* passed jit_text_is_safe() and the length limit */
+        const char *service; /* PAM_SERVICE, printable only once service_ok */
+        bool service_ok;
+
+        json_object *reply;         /* owns the strings below */
+        int64_t request_id;         /* 0 when the reply named none */
+        const char *expires_at;     /* NULL when absent */
+        const char *broker_error;   /* error replies: the code, NULL if unusable */
+        const char *broker_message; /* error replies: the text, NULL if unusable */
+} Check;
+
+static void check_done(Check *c) {
+        json_object_put(c->reply);
+        c->reply = NULL;
+}
+
+/* The one place where an outcome becomes a PAM return code. Anything not named here, and
+ * any error not on the short list of "the broker is down" errors, denies. */
+static int outcome_to_pam(Outcome outcome, int error, FailMode fail) {
+        switch (outcome) {
+        case OUTCOME_ALLOWED:
+                return PAM_SUCCESS;
+
+        case OUTCOME_BROKER_ERROR:
+                if (fail != FAIL_OPEN)
+                        return PAM_PERM_DENIED;
+                /* fail=open covers a broker that is absent, slow or talks garbage. It never
+                 * covers a socket held by a non-root process (-EPERM), an unusable path or
+                 * permission problem (misconfiguration), or a local failure. */
+                switch (error) {
+                case -ENOENT:
+                case -ECONNREFUSED:
+                case -ETIMEDOUT:
+                case -EBADMSG:
+                case -EPROTONOSUPPORT:
+                case -ECONNRESET:
+                case -EPIPE:
+                        return PAM_SUCCESS;
+                default:
+                        return PAM_PERM_DENIED;
+                }
+
+        case OUTCOME_MISCONFIGURED:
+        case OUTCOME_LOCAL_ERROR:
+                return PAM_SERVICE_ERR;
+
+        case OUTCOME_NO_GRANT:
+        case OUTCOME_REFUSED:
+        case OUTCOME_BAD_USER:
+        default:
+                return PAM_PERM_DENIED;
+        }
+}
+
+static const char *errno_text(int error, char *buf, size_t len) {
+        if (error == -EPERM)
+                return "the broker socket is not held by root";
+        return strerror_r(error < 0 ? -error : error, buf, len); /* GNU variant */
+}
+
+static const char *startswith(const char *s, const char *prefix) {
+        size_t n = strlen(prefix);
+        return strncmp(s, prefix, n) == 0 ? s + n : NULL;
+}
+
+/* Strict unsigned decimal: digits only, no sign, no spaces, within [min, max]. */
+static int parse_unsigned(const char *s, unsigned min, unsigned max, unsigned *ret) {
+        uint64_t v = 0;
+
+        if (!s || !*s)
+                return -EINVAL;
+        for (const char *p = s; *p; p++) {
+                if (*p < '0' || *p > '9')
+                        return -EINVAL;
+                v = v * 10 + (uint64_t) (*p - '0');
+                if (v > max)
+                        return -ERANGE;
+        }
+        if (v < min)
+                return -ERANGE;
+        *ret = (unsigned) v;
+        return 0;
+}
+
+/* Returns 0, or -EINVAL after logging what is wrong with the arguments. */
+static int parse_options(const pam_handle_t *pamh, int argc, const char **argv, Options *o) {
+        bool have_socket = false, have_timeout = false, have_fail = false;
+
+        *o = (Options){
+                .socket = JIT_SOCKET_DEFAULT,
+                .timeout_ms = TIMEOUT_MS_DEFAULT,
+                .fail = FAIL_CLOSED,
+        };
+
+        if (argc < 0 || (argc > 0 && !argv)) {
+                pam_syslog(pamh, LOG_ERR, "invalid module argument vector; denying");
+                return -EINVAL;
+        }
+
+        for (int i = 0; i < argc; i++) {
+                const char *a = argv[i];
+                const char *v;
+                int r;
+
+                if (!a || !jit_text_is_safe(a, strlen(a))) {
+                        pam_syslog(pamh, LOG_ERR, "module argument %d is unprintable; denying",
+                                   i + 1);
+                        return -EINVAL;
+                }
+
+                if ((v = startswith(a, "socket="))) {
+                        if (have_socket) {
+                                pam_syslog(pamh, LOG_ERR, "socket= given twice; denying");
+                                return -EINVAL;
+                        }
+                        if (v[0] != '/' || strlen(v) >= SUN_PATH_SIZE) {
+                                pam_syslog(
+                                        pamh, LOG_ERR,
+                                        "socket= needs an absolute path shorter than %zu bytes, got \"%.200s\"; denying",
+                                        SUN_PATH_SIZE, v);
+                                return -EINVAL;
+                        }
+                        o->socket = v;
+                        have_socket = true;
+
+                } else if ((v = startswith(a, "timeout="))) {
+                        if (have_timeout) {
+                                pam_syslog(pamh, LOG_ERR, "timeout= given twice; denying");
+                                return -EINVAL;
+                        }
+                        r = parse_unsigned(v, TIMEOUT_MS_MIN, TIMEOUT_MS_MAX, &o->timeout_ms);
+                        if (r < 0) {
+                                pam_syslog(
+                                        pamh, LOG_ERR,
+                                        "timeout= must be milliseconds between %u and %u, got \"%.200s\"; denying",
+                                        TIMEOUT_MS_MIN, TIMEOUT_MS_MAX, v);
+                                return -EINVAL;
+                        }
+                        have_timeout = true;
+
+                } else if ((v = startswith(a, "fail="))) {
+                        if (have_fail) {
+                                pam_syslog(pamh, LOG_ERR, "fail= given twice; denying");
+                                return -EINVAL;
+                        }
+                        if (STREQ(v, "closed"))
+                                o->fail = FAIL_CLOSED;
+                        else if (STREQ(v, "open"))
+                                o->fail = FAIL_OPEN;
+                        else {
+                                pam_syslog(
+                                        pamh, LOG_ERR,
+                                        "fail= must be \"closed\" or \"open\", got \"%.200s\"; denying",
+                                        v);
+                                return -EINVAL;
+                        }
+                        have_fail = true;
+
+                } else if ((v = startswith(a, "wait="))) {
+                        if (o->wait_set) {
+                                pam_syslog(pamh, LOG_ERR, "wait= given twice; denying");
+                                return -EINVAL;
+                        }
+                        r = parse_unsigned(v, 0, WAIT_SEC_MAX, &o->wait_sec);
+                        if (r < 0) {
+                                pam_syslog(
+                                        pamh, LOG_ERR,
+                                        "wait= must be seconds between 0 and %u, got \"%.200s\"; denying",
+                                        WAIT_SEC_MAX, v);
+                                return -EINVAL;
+                        }
+                        o->wait_set = true;
+
+                } else if (STREQ(a, "debug"))
+                        o->debug = true;
+
+                else {
+                        pam_syslog(pamh, LOG_ERR, "unknown module argument \"%.200s\"; denying", a);
+                        return -EINVAL;
+                }
+        }
+
+        if (o->wait_set)
+                pam_syslog(pamh, LOG_NOTICE, "wait= is not supported yet; ignoring");
+        return 0;
+}
+
+static bool service_name_is_valid(const char *s) {
+        size_t n = strnlen(s, JIT_SERVICE_MAX + 1);
+
+        if (n == 0 || n > JIT_SERVICE_MAX)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char c = s[i];
+                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '.' || c == '_' || c == '-'))
+                        return false;
+        }
+        return true;
+}
+
+/* Reads PAM_USER and PAM_SERVICE into c. Returns 0 or the outcome that ends the check. */
+static int get_items(pam_handle_t *pamh, Check *c, Outcome *ret) {
+        const void *item = NULL;
+        int r;
+
+        r = pam_get_item(pamh, PAM_SERVICE, &item);
+        if (r != PAM_SUCCESS || !item) {
+                pam_syslog(pamh, LOG_ERR, "cannot read PAM_SERVICE: %s; denying",
+                           pam_strerror(pamh, r));
+                *ret = OUTCOME_MISCONFIGURED;
+                return -EINVAL;
+        }
+        c->service = item;
+        if (!service_name_is_valid(c->service)) {
+                pam_syslog(pamh, LOG_ERR,
+                           "PAM service name is not 1-%u characters of [A-Za-z0-9._-]; denying",
+                           (unsigned) JIT_SERVICE_MAX);
+                *ret = OUTCOME_MISCONFIGURED;
+                return -EINVAL;
+        }
+        c->service_ok = true;
+
+        /* pam_get_item(), not pam_get_user(): the account stack never prompts. */
+        item = NULL;
+        r = pam_get_item(pamh, PAM_USER, &item);
+        if (r != PAM_SUCCESS || !item || !*(const char *) item) {
+                pam_syslog(pamh, LOG_ERR, "no PAM_USER set; denying");
+                *ret = OUTCOME_BAD_USER;
+                return -EINVAL;
+        }
+        c->user = item;
+        size_t n = strnlen(c->user, JIT_USER_MAX + 1);
+        if (n > JIT_USER_MAX) {
+                pam_syslog(pamh, LOG_ERR, "user name longer than %u bytes; denying",
+                           (unsigned) JIT_USER_MAX);
+                *ret = OUTCOME_BAD_USER;
+                return -EINVAL;
+        }
+        if (!jit_text_is_safe(c->user, n)) {
+                pam_syslog(pamh, LOG_ERR, "user name is not printable UTF-8; denying");
+                *ret = OUTCOME_BAD_USER;
+                return -EINVAL;
+        }
+        c->user_ok = true;
+        return 0;
+}
+
+/* Reads a well-formed reply (jit_client_call already checked framing, strict JSON, the
+ * version and a boolean "ok") into c, and says what it means. */
+static Outcome interpret_reply(Check *c) {
+        json_object *ok, *result, *allowed;
+        bool present;
+        int r;
+
+        if (!json_object_object_get_ex(c->reply, "ok", &ok) ||
+            !json_object_is_type(ok, json_type_boolean)) {
+                c->error = -EBADMSG;
+                return OUTCOME_BROKER_ERROR;
+        }
+
+        if (!json_object_get_boolean(ok)) {
+                /* An error reply denies whatever it holds; read it only to explain. */
+                if (jit_message_get_string(c->reply, "error", ERROR_CODE_MAX, true,
+                                           &c->broker_error) < 0)
+                        c->broker_error = NULL;
+                if (jit_message_get_string(c->reply, "message", JIT_REASON_MAX, false,
+                                           &c->broker_message) < 0)
+                        c->broker_message = NULL;
+                return OUTCOME_REFUSED;
+        }
+
+        if (!json_object_object_get_ex(c->reply, "result", &result) ||
+            !json_object_is_type(result, json_type_object) ||
+            !json_object_object_get_ex(result, "allowed", &allowed) ||
+            !json_object_is_type(allowed, json_type_boolean)) {
+                c->error = -EBADMSG;
+                return OUTCOME_BROKER_ERROR;
+        }
+
+        r = jit_message_get_int(result, "request_id", 1, INT64_MAX, false, &c->request_id,
+                                &present);
+        if (r < 0) {
+                c->error = -EBADMSG;
+                return OUTCOME_BROKER_ERROR;
+        }
+        if (!present)
+                c->request_id = 0;
+
+        r = jit_message_get_string(result, "expires_at", RFC3339_BUF_MAX, false, &c->expires_at);
+        if (r < 0) {
+                c->error = -EBADMSG;
+                return OUTCOME_BROKER_ERROR;
+        }
+
+        return json_object_get_boolean(allowed) ? OUTCOME_ALLOWED : OUTCOME_NO_GRANT;
+}
+
+static Outcome ask_broker(const Options *o, Check *c) {
+        _cleanup_(json_object_putp) json_object *req = NULL;
+        json_object *v;
+        int r;
+
+        req = jit_request_new("check");
+        if (!req) {
+                c->error = -ENOMEM;
+                return OUTCOME_LOCAL_ERROR;
+        }
+
+        v = json_object_new_string(c->user);
+        if (!v || json_object_object_add(req, "user", v) < 0) {
+                json_object_put(v);
+                c->error = -ENOMEM;
+                return OUTCOME_LOCAL_ERROR;
+        }
+        v = json_object_new_string(c->service);
+        if (!v || json_object_object_add(req, "service", v) < 0) {
+                json_object_put(v);
+                c->error = -ENOMEM;
+                return OUTCOME_LOCAL_ERROR;
+        }
+
+        r = jit_client_call(o->socket, o->timeout_ms, req, &c->reply);
+        if (r < 0) {
+                c->reply = NULL;
+                c->error = r;
+                return r == -ENOMEM ? OUTCOME_LOCAL_ERROR : OUTCOME_BROKER_ERROR;
+        }
+        return interpret_reply(c);
+}
+
+static const char *outcome_name(Outcome o) {
+        switch (o) {
+        case OUTCOME_ALLOWED:
+                return "allowed";
+        case OUTCOME_NO_GRANT:
+                return "no-grant";
+        case OUTCOME_REFUSED:
+                return "broker-refused";
+        case OUTCOME_BROKER_ERROR:
+                return "broker-error";
+        case OUTCOME_BAD_USER:
+                return "bad-user";
+        case OUTCOME_MISCONFIGURED:
+                return "misconfigured";
+        case OUTCOME_LOCAL_ERROR:
+                return "local-error";
+        }
+        return "unknown";
+}
+
+/* Tells the administrator (syslog) and the user (conversation, unless PAM_SILENT) what was
+ * decided. Never changes the decision. */
+static void report(pam_handle_t *pamh, int flags, const Options *o, const Check *c, int pam_code) {
+        const char *user = c->user_ok ? c->user : "(unprintable user)";
+        const char *service = c->service_ok ? c->service : "(unprintable service)";
+        bool silent = flags & PAM_SILENT;
+        char buf[256];
+
+        switch (c->outcome) {
+        case OUTCOME_ALLOWED:
+                if (o->debug)
+                        pam_syslog(pamh, LOG_DEBUG,
+                                   "user %s holds grant %lld for %s until %s; allowing", user,
+                                   (long long) c->request_id, service,
+                                   c->expires_at ?: "(unknown)");
+                break;
+
+        case OUTCOME_NO_GRANT:
+                pam_syslog(pamh, LOG_NOTICE, "user %s has no active grant for %s; denying", user,
+                           service);
+                if (!silent)
+                        pam_error(pamh,
+                                  "jit: %s has no active grant for %s. Ask for one: "
+                                  "jitctl request --service %s --for 1h --reason \"...\"",
+                                  user, service, service);
+                break;
+
+        case OUTCOME_REFUSED:
+                pam_syslog(pamh, LOG_ERR,
+                           "broker refused the check for user %s, service %s: %s: %s; denying",
+                           user, service, c->broker_error ?: "(unreadable error)",
+                           c->broker_message ?: "(unreadable message)");
+                if (!silent)
+                        pam_error(pamh, "jit: the access broker refused the check (%s); access denied.",
+                                  c->broker_message ?: c->broker_error ?: "no reason given");
+                break;
+
+        case OUTCOME_BROKER_ERROR: {
+                const char *why = errno_text(c->error, buf, sizeof(buf));
+                if (pam_code == PAM_SUCCESS) {
+                        pam_syslog(
+                                pamh, LOG_ALERT,
+                                "broker at %s unusable (%s); ALLOWING user %s for %s WITHOUT A GRANT because of fail=open",
+                                o->socket, why, user, service);
+                        if (!silent)
+                                pam_info(
+                                        pamh,
+                                        "jit: access broker unavailable (%s); access allowed by fail=open.",
+                                        why);
+                } else {
+                        pam_syslog(pamh, LOG_ERR,
+                                   "broker at %s unusable (%s); denying user %s for %s", o->socket,
+                                   why, user, service);
+                        if (!silent)
+                                pam_error(pamh,
+                                          "jit: access broker unavailable (%s); access denied.",
+                                          why);
+                }
+                break;
+        }
+
+        case OUTCOME_BAD_USER:
+                /* Already logged in detail; never echo a name that failed validation. */
+                if (!silent)
+                        pam_error(pamh, "jit: this user name cannot be checked; access denied.");
+                break;
+
+        case OUTCOME_MISCONFIGURED:
+                if (!silent)
+                        pam_error(
+                                pamh,
+                                "jit: pam_jit is misconfigured; access denied. Details are in the system log.");
+                break;
+
+        case OUTCOME_LOCAL_ERROR: {
+                const char *why = errno_text(c->error, buf, sizeof(buf));
+                pam_syslog(pamh, LOG_ERR, "checking user %s for %s failed: %s; denying", user,
+                           service, why);
+                if (!silent)
+                        pam_error(pamh, "jit: internal error (%s); access denied.", why);
+                break;
+        }
+        }
+
+        if (o->debug)
+                pam_syslog(pamh, LOG_DEBUG, "decision for user %s, service %s: %s -> %s", user,
+                           service, outcome_name(c->outcome), pam_strerror(pamh, pam_code));
+}
+
+static Outcome account_check(pam_handle_t *pamh, const Options *o, Check *c) {
+        Outcome outcome;
+
+        if (get_items(pamh, c, &outcome) < 0)
+                return outcome;
+        return ask_broker(o, c);
+}
+
+PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+        _cleanup_(check_done) Check c = { .reply = NULL };
+        Options o;
+        int pam_code;
+
+        if (!pamh)
+                return outcome_to_pam(OUTCOME_MISCONFIGURED, -EINVAL, FAIL_CLOSED);
+
+        if (parse_options(pamh, argc, argv, &o) < 0) {
+                o.fail = FAIL_CLOSED;
+                c.outcome = OUTCOME_MISCONFIGURED;
+        } else {
+                if (o.fail == FAIL_OPEN)
+                        pam_syslog(
+                                pamh, LOG_WARNING,
+                                "running with fail=open: an unreachable or broken broker lets users in without a grant");
+                if (o.debug)
+                        pam_syslog(pamh, LOG_DEBUG, "socket=%s timeout=%ums fail=%s", o.socket,
+                                   o.timeout_ms, o.fail == FAIL_OPEN ? "open" : "closed");
+                c.outcome = account_check(pamh, &o, &c);
+        }
+
+        pam_code = outcome_to_pam(c.outcome, c.error, o.fail);
+        report(pamh, flags, &o, &c, pam_code);
+        return pam_code;
+}
+
+/* Sessions are a later feature. The decision is made in account, never here. */
+PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+        return PAM_IGNORE;
+}
+
+PAM_EXTERN int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+        return PAM_IGNORE;
+}

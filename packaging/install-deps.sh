@@ -1,0 +1,62 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Installs the Debian 12 packages jit needs to build and run; with --tests, also what its
+# test suite needs. Runs apt-get only when something is missing, so it is quick to re-run
+# and works offline once everything is there.
+#
+#   packaging/install-deps.sh [--tests]
+set -euo pipefail
+
+BUILD_PKGS=(meson ninja-build pkg-config gcc libpam0g-dev libsystemd-dev libsqlite3-dev
+            libconfig-dev libjson-c-dev sudo)
+TEST_PKGS=(libcmocka-dev libpam-wrapper libpamtest0-dev python3 systemd openssh-server
+           openssh-client sqlite3 util-linux)
+
+usage() {
+        cat <<EOF
+Usage: $0 [--tests]
+
+Installs jit's build and runtime dependencies with apt-get (Debian 12).
+  --tests   also install what the test suite needs
+  -h, --help  show this help
+EOF
+}
+
+want=("${BUILD_PKGS[@]}")
+while [ $# -gt 0 ]; do
+        case "$1" in
+        --tests) want+=("${TEST_PKGS[@]}") ;;
+        -h | --help) usage; exit 0 ;;
+        *) echo "install-deps: unknown argument: $1" >&2; usage >&2; exit 2 ;;
+        esac
+        shift
+done
+
+if [ "$(id -u)" -ne 0 ]; then
+        echo "install-deps: must run as root (it calls apt-get)" >&2
+        exit 1
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+        echo "install-deps: apt-get not found: this script is for Debian (12, bookworm)." >&2
+        echo "install-deps: install these by hand: ${want[*]}" >&2
+        exit 1
+fi
+
+missing=()
+for p in "${want[@]}"; do
+        # dpkg-query prints "install ok installed" only for a fully installed package.
+        if [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)" != "install ok installed" ]; then
+                missing+=("$p")
+        fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+        echo "install-deps: all ${#want[@]} packages already installed"
+        exit 0
+fi
+
+echo "install-deps: installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+apt-get install -y --no-install-recommends "${missing[@]}"
+echo "install-deps: done"

@@ -1,0 +1,332 @@
+# SPDX-License-Identifier: MIT
+"""Harness for jit's integration tests.
+
+Each test program runs as root inside its own mount namespace (meson starts it under
+`unshare --mount --propagation private`). There it binds a private copy of /etc over
+/etc, so the Unix users and groups it creates, the sudoers entry and the PAM service
+file it writes exist only for this test and the machine's own /etc is never touched.
+It starts a private systemd-journald on tmpfs, a real jit-brokerd on a temporary
+socket, database and policy, and acts as real users through setpriv(1).
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+BROKERD = os.environ.get("JIT_BROKERD", "")
+JITCTL = os.environ.get("JITCTL", "")
+PAM_JIT = os.environ.get("PAM_JIT", "")
+PAMTEST = os.environ.get("PAMTEST_JIT", "")
+LIBPAM_WRAPPER = os.environ.get("LIBPAM_WRAPPER", "libpam_wrapper.so")
+SANITIZED = os.environ.get("JIT_SANITIZED", "0") == "1"
+
+# Exit codes of jitctl (DESIGN.md).
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_NOT_FOUND = range(6)
+
+PAM_TIMEOUT_MS = 1500
+
+
+def wait_for(predicate, timeout=10.0, what="condition"):
+    """Polls predicate until it returns a true value; fails the test after timeout."""
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
+
+
+def run(argv, check=True, **kw):
+    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    if check and p.returncode != 0:
+        raise RuntimeError(f"{argv} failed ({p.returncode}): {p.stderr.strip()}")
+    return p
+
+
+class Sandbox:
+    """The private world of one test program: /etc copy, users, journald, sudo config."""
+
+    def __init__(self):
+        if os.geteuid() != 0:
+            print("integration tests need root", file=sys.stderr)
+            sys.exit(77)
+        for path, what in ((BROKERD, "JIT_BROKERD"), (JITCTL, "JITCTL"), (PAM_JIT, "PAM_JIT")):
+            if not path or not os.path.exists(path):
+                raise RuntimeError(f"{what} must name the built binary (got {path!r})")
+        self.root = tempfile.mkdtemp(prefix="jit-test-")
+        os.chmod(self.root, 0o755)  # test users must reach the socket inside
+        self.journald = None
+        self._private_etc()
+        self._private_run()
+
+    def path(self, *parts):
+        return os.path.join(self.root, *parts)
+
+    def _mount_check(self):
+        # We must be in our own mount namespace, or binding over /etc would change the host.
+        if os.readlink("/proc/self/ns/mnt") == os.readlink(f"/proc/{os.getppid()}/ns/mnt"):
+            raise RuntimeError("not in a private mount namespace: run under `unshare --mount --propagation private`")
+
+    def _private_etc(self):
+        self._mount_check()
+        etc = self.path("etc")
+        run(["cp", "-a", "/etc", etc])
+        run(["mount", "--bind", etc, "/etc"])
+        # sudo: our test group may run anything without a password; the account stack
+        # (pam_jit) still runs, which is what the tests are about.
+        with open("/etc/sudoers.d/jit-test", "w") as f:
+            f.write("Defaults !lecture\n%jit-test ALL=(ALL:ALL) NOPASSWD: ALL\n")
+        os.chmod("/etc/sudoers.d/jit-test", 0o440)
+        os.makedirs("/etc/systemd", exist_ok=True)
+        with open("/etc/systemd/journald.conf", "w") as f:
+            f.write("[Journal]\nStorage=volatile\nRateLimitBurst=0\nRateLimitIntervalSec=0\n")
+        self.write_pam_service("sudo", self.pam_lines())
+
+    def _private_run(self):
+        for d in ("/run/sudo", "/run/systemd/journal", "/run/log/journal"):
+            os.makedirs(d, exist_ok=True)
+            run(["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", d])
+        if os.path.isdir("/var/log/journal"):
+            run(["mount", "-t", "tmpfs", "tmpfs", "/var/log/journal"])
+
+    def pam_lines(self, socket_path=None, extra=""):
+        sock = socket_path or self.path("run", "broker.sock")
+        return (f"auth     required pam_permit.so\n"
+                f"account  required {PAM_JIT} socket={sock} timeout={PAM_TIMEOUT_MS} {extra}\n"
+                f"session  required pam_permit.so\n")
+
+    def write_pam_service(self, name, text, directory="/etc/pam.d"):
+        os.makedirs(directory, exist_ok=True)
+        with open(os.path.join(directory, name), "w") as f:
+            f.write(text)
+
+    def add_group(self, name):
+        run(["groupadd", "-f", name])
+
+    def add_user(self, name, groups=()):
+        for g in groups:
+            self.add_group(g)
+        argv = ["useradd", "-M", "-N", "-g", "users", "-s", "/bin/sh", "-d", "/nonexistent"]
+        if groups:
+            argv += ["-G", ",".join(groups)]
+        run(argv + [name])
+
+    def start_journald(self):
+        binary = next((p for p in ("/lib/systemd/systemd-journald", "/usr/lib/systemd/systemd-journald")
+                       if os.path.exists(p)), None)
+        if not binary:
+            raise RuntimeError("systemd-journald not found (install the systemd package)")
+        self.journald = subprocess.Popen([binary], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: os.path.exists("/run/systemd/journal/socket"), what="journald's socket")
+
+    def journal(self, *matches):
+        p = run(["journalctl", "--no-pager", "-o", "json", "--all"] + list(matches), check=False)
+        return [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
+
+    def close(self):
+        if self.journald:
+            self.journald.terminate()
+            self.journald.wait()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class Broker:
+    """A real jit-brokerd on the sandbox's socket, database and policy."""
+
+    def __init__(self, sandbox, policy):
+        self.sb = sandbox
+        os.makedirs(sandbox.path("run"), exist_ok=True)
+        os.chmod(sandbox.path("run"), 0o755)
+        self.socket = sandbox.path("run", "broker.sock")
+        self.db = sandbox.path("state", "jit.db")
+        self.policy = sandbox.path("policy.conf")
+        self.log = open(sandbox.path("broker.log"), "a")
+        self.proc = None
+        self.write_policy(policy)
+
+    def write_policy(self, text):
+        tmp = self.policy + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, self.policy)
+
+    def start(self, expect_ready=True):
+        notify_path = self.sb.path("notify.sock")
+        if os.path.exists(notify_path):
+            os.unlink(notify_path)
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.bind(notify_path)
+        env = dict(os.environ, NOTIFY_SOCKET=notify_path)
+        env.pop("JOURNAL_STREAM", None)
+        self.proc = subprocess.Popen([BROKERD, "--socket", self.socket, "--db", self.db, "--policy", self.policy],
+                                     stdout=self.log, stderr=self.log, env=env)
+        if not expect_ready:
+            notify.close()
+            return
+        # Wait for READY=1 rather than for the socket file: READY comes after listen().
+        notify.settimeout(0.2)
+        deadline = time.monotonic() + 15
+        try:
+            while True:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"jit-brokerd exited with {self.proc.returncode}; see {self.log.name}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError("jit-brokerd did not become ready in 15 s")
+                try:
+                    data = notify.recv(4096).decode()
+                except socket.timeout:
+                    continue
+                if "READY=1" in data.split("\n"):
+                    return
+        finally:
+            notify.close()
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=15)
+        code = self.proc.returncode if self.proc else None
+        self.proc = None
+        return code
+
+    def reload(self):
+        self.proc.send_signal(signal.SIGHUP)
+
+    def call_raw(self, payload, timeout=5.0):
+        """Sends raw bytes as root and returns the reply frame's JSON (or None on close)."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        s.connect(self.socket)
+        try:
+            s.sendall(payload)
+            header = b""
+            while len(header) < 4:
+                chunk = s.recv(4 - len(header))
+                if not chunk:
+                    return None
+                header += chunk
+            n = struct.unpack(">I", header)[0]
+            body = b""
+            while len(body) < n:
+                chunk = s.recv(n - len(body))
+                if not chunk:
+                    break
+                body += chunk
+            return json.loads(body)
+        finally:
+            s.close()
+
+    def call(self, obj):
+        body = json.dumps(obj).encode()
+        return self.call_raw(struct.pack(">I", len(body)) + body)
+
+
+class User:
+    def __init__(self, sandbox, broker, name):
+        self.sb, self.broker, self.name = sandbox, broker, name
+
+    def _as_user(self, argv):
+        if self.name == "root":
+            return argv
+        return ["setpriv", f"--reuid={self.name}", f"--regid=users", "--init-groups", "--"] + argv
+
+    def jitctl(self, *args, json_out=False):
+        argv = [JITCTL, "--socket", self.broker.socket] + (["--json"] if json_out else []) + list(args)
+        p = run(self._as_user(argv), check=False, timeout=30)
+        if json_out and p.returncode == 0:
+            p.json = json.loads(p.stdout)
+        return p
+
+    def ok(self, *args):
+        """jitctl --json ARGS, which must succeed; returns the parsed document."""
+        p = self.jitctl(*args, json_out=True)
+        if p.returncode != 0:
+            raise AssertionError(f"jitctl {' '.join(args)} as {self.name} exited {p.returncode}: {p.stderr.strip()}")
+        return p.json
+
+    def sudo(self, *cmd):
+        """Runs a command through real sudo (and so through pam_jit.so's account stack)."""
+        return run(self._as_user(["sudo", "-n", "--"] + list(cmd or ["id", "-u"])), check=False, timeout=30)
+
+    def pam_account(self, service, expect, **extra_env):
+        """Runs service's account stack for this user through pam_wrapper and asserts, in
+        pamtest_jit, that the module answers exactly expect ("allow" or "deny"). Used by the
+        sanitizer build, whose pam_jit.so cannot be loaded into setuid sudo."""
+        d = self.sb.path("pam-wrapper", service)
+        os.makedirs(d, exist_ok=True)
+        self.sb.write_pam_service(service, self.sb.pam_lines(self.broker.socket), d)
+        env = dict(os.environ, PAM_WRAPPER="1", PAM_WRAPPER_SERVICE_DIR=d, LD_PRELOAD=LIBPAM_WRAPPER,
+                   # Debian's pam_wrapper reads the UID_ spelling; ASan cannot live with RTLD_DEEPBIND.
+                   UID_WRAPPER_DISABLE_DEEPBIND="1", PAM_WRAPPER_DISABLE_DEEPBIND="1",
+                   JIT_TEST_SERVICE=service, JIT_TEST_USER=self.name, JIT_TEST_EXPECT=expect,
+                   ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0", **extra_env)
+        return run([PAMTEST], check=False, env=env, timeout=30)
+
+
+class BrokerTestCase(unittest.TestCase):
+    """One sandbox and broker per test class; users created in setUpClass."""
+
+    POLICY = ""
+    USERS = {}  # name -> groups
+    JOURNALD = True
+
+    @classmethod
+    def setUpClass(cls):
+        cls.sb = Sandbox()
+        if cls.JOURNALD:
+            cls.sb.start_journald()
+        for name, groups in cls.USERS.items():
+            cls.sb.add_user(name, groups)
+        cls.broker = Broker(cls.sb, cls.POLICY)
+        cls.broker.start()
+        cls.u = {name: User(cls.sb, cls.broker, name) for name in cls.USERS}
+        cls.root = User(cls.sb, cls.broker, "root")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.broker.stop()
+        cls.broker.log.close()
+        if os.environ.get("JIT_TEST_KEEP"):
+            print(f"kept {cls.sb.root}", file=sys.stderr)
+        cls.sb.close()
+
+    def assertExit(self, p, code, msg=None):
+        self.assertEqual(p.returncode, code, msg or f"stdout={p.stdout!r} stderr={p.stderr!r}")
+
+    def assertAllowed(self, user):
+        if SANITIZED:
+            p = user.pam_account("sudo", "allow")
+            self.assertEqual(p.returncode, 0, f"{user.name} should be allowed: {p.stdout!r} {p.stderr!r}")
+            return p
+        p = user.sudo("id", "-u")
+        self.assertEqual(p.returncode, 0, f"{user.name} should pass sudo: {p.stderr!r}")
+        self.assertEqual(p.stdout.strip(), "0")
+        return p
+
+    def assertRefused(self, user):
+        if SANITIZED:
+            p = user.pam_account("sudo", "deny")
+            self.assertEqual(p.returncode, 0, f"{user.name} should be denied: {p.stdout!r} {p.stderr!r}")
+            return p
+        p = user.sudo("id", "-u")
+        self.assertEqual(p.returncode, 1, f"{user.name} should be refused by sudo: {p.stdout!r}")
+        self.assertEqual(p.stdout, "")
+        self.assertIn("sudo: PAM account management error: Permission denied", p.stderr)
+        return p
+
+
+def main():
+    unittest.main(verbosity=2)

@@ -1,0 +1,133 @@
+# SPDX-License-Identifier: MIT
+"""Bad input on the socket gets an error, changes nothing, and the broker keeps serving."""
+
+import json
+import socket
+import struct
+
+import jittest
+from jittest import EXIT_USAGE, BrokerTestCase
+
+POLICY = """
+rules = (
+  { name = "dev"; services = ["sudo"]; requesters = ["%jit-dev"]; approvers = ["%jit-lead"]; }
+);
+"""
+
+
+def frame(body):
+    return struct.pack(">I", len(body)) + body
+
+
+class Robustness(BrokerTestCase):
+    POLICY = POLICY
+    USERS = {"jit-alice": ["jit-dev", "jit-test"], "jit-bob": ["jit-lead", "jit-test"]}
+    JOURNALD = False
+
+    def assertBadRequest(self, payload):
+        reply = self.broker.call_raw(payload)
+        self.assertIsNotNone(reply, "the broker should answer with an error before closing")
+        self.assertEqual(reply["ok"], False)
+        self.assertEqual(reply["error"], "bad-request")
+        return reply
+
+    def assertStillServing(self):
+        reply = self.broker.call({"version": 1, "op": "check", "user": "jit-alice", "service": "sudo"})
+        self.assertEqual(reply, {"version": 1, "ok": True,
+                                 "result": {"allowed": False, "request_id": None, "expires_at": None}})
+
+    def test_oversized_frame(self):
+        self.assertBadRequest(struct.pack(">I", 0xFFFFFFFF) + b"x" * 100)
+        self.assertBadRequest(struct.pack(">I", 64 * 1024 + 1))
+        self.assertStillServing()
+
+    def test_zero_length_frame(self):
+        self.assertBadRequest(struct.pack(">I", 0))
+        self.assertStillServing()
+
+    def test_garbage(self):
+        for body in (b"not json at all", b"[1,2,3]", b'{"version":1,"op":"check"} trailing',
+                     b'{"version":1,"op":"check","user":"a\x00b","service":"sudo"}',
+                     b'{"version":1,"op":"check","user":"\xff\xfe","service":"sudo"}',
+                     b'{"op":"check"}', b'{"version":"1","op":"check"}',
+                     b"[" * 50 + b"]" * 50, b'{"version":1,"op":"no-such-op"}',
+                     b'{"version":1,"op":"check","user":"jit-alice"}',
+                     b'{"version":1,"op":"check","user":"jit-alice","service":"su do"}',
+                     b'{"version":1,"op":"check","user":"' + b"a" * 300 + b'","service":"sudo"}'):
+            with self.subTest(body=body[:40]):
+                self.assertBadRequest(frame(body))
+        self.assertStillServing()
+
+    def test_other_version(self):
+        reply = self.assertBadRequest(frame(b'{"version":2,"op":"check"}'))
+        self.assertIn("version", reply["message"])
+
+    def test_truncated_frame_then_close(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(self.broker.socket)
+        s.sendall(struct.pack(">I", 100) + b'{"version":1')
+        s.close()
+        self.assertStillServing()
+
+    def test_bad_fields_change_nothing(self):
+        alice = self.u["jit-alice"]
+        before = alice.ok("list", "--all")
+        bad = [
+            {"op": "request", "reason": "x" * 5000},
+            {"op": "request", "reason": "line\nbreak"},
+            {"op": "request", "reason": "escape \u001b[31m red"},
+            {"op": "request", "reason": "c1 \u0085"},
+            {"op": "request", "reason": "nul \u0000 inside"},
+            {"op": "request", "reason": "ok", "duration": 0},
+            {"op": "request", "reason": "ok", "duration": -5},
+            {"op": "request", "reason": "ok", "duration": "1h"},
+            {"op": "request", "reason": "ok", "duration": 10 ** 12},
+            {"op": "request", "reason": "ok", "ticket": "t" * 500},
+            {"op": "request"},
+            {"op": "approve", "id": -1},
+            {"op": "approve", "id": "1"},
+        ]
+        for obj in bad:
+            with self.subTest(obj=json.dumps(obj)[:60]):
+                reply = self.broker.call(dict(obj, version=1))
+                self.assertEqual(reply["ok"], False)
+                self.assertEqual(reply["error"], "bad-request")
+        self.assertEqual(alice.ok("list", "--all"), before)
+
+    def test_check_needs_root(self):
+        # Run the raw exchange as alice: only root (the PAM stack) may ask about others.
+        code = ("import socket,struct,json,sys\n"
+                "s=socket.socket(socket.AF_UNIX);s.connect(sys.argv[1])\n"
+                "b=json.dumps({'version':1,'op':'check','user':'jit-alice','service':'sudo'}).encode()\n"
+                "s.sendall(struct.pack('>I',len(b))+b)\n"
+                "n=struct.unpack('>I',s.recv(4))[0];d=b''\n"
+                "while len(d)<n: d+=s.recv(n-len(d))\n"
+                "print(json.loads(d)['error'])\n")
+        p = jittest.run(self.u["jit-alice"]._as_user(["python3", "-c", code, self.broker.socket]), check=False)
+        self.assertEqual(p.stdout.strip(), "refused")
+
+    def test_cli_bad_input(self):
+        alice = self.u["jit-alice"]
+        for args in (["request", "--for", "1x", "--reason", "r"], ["request", "--for", "0s", "--reason", "r"],
+                     ["request"], ["approve"], ["approve", "12abc"], ["approve", "-3"], ["frobnicate"]):
+            with self.subTest(args=args):
+                p = alice.jitctl(*args)
+                self.assertExit(p, EXIT_USAGE)
+                self.assertTrue(p.stderr.startswith("jitctl"), p.stderr)
+                self.assertLess(len(p.stderr.splitlines()), 4, "a specific error, not the whole help")
+
+    def test_many_connections(self):
+        socks = []
+        try:
+            for _ in range(300):
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect(self.broker.socket)
+                socks.append(s)
+        finally:
+            for s in socks:
+                s.close()
+        self.assertStillServing()
+
+
+if __name__ == "__main__":
+    jittest.main()
