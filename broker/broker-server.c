@@ -198,8 +198,14 @@ static int bind_socket(Broker *b) {
         char *slash = strrchr(dir, '/');
         if (slash && slash != dir) {
                 *slash = '\0';
-                if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
-                        log_error("creating %s: %m", dir);
+                /* chmod too: the broker's umask (0077) would leave it unreachable for users. */
+                if (mkdir(dir, 0755) < 0) {
+                        if (errno != EEXIST) {
+                                log_error("creating %s: %m", dir);
+                                return -errno;
+                        }
+                } else if (chmod(dir, 0755) < 0) {
+                        log_error("setting the mode of %s: %m", dir);
                         return -errno;
                 }
         }

@@ -164,9 +164,13 @@ static int load_policy(Broker *b, bool initial) {
 
         int r = policy_load(b->policy_path, &p, &error);
         if (r < 0) {
-                log_event(JIT_EVENT_POLICY_REJECTED, LOG_ERR, NULL, "broker", fields, "%s policy %s: %s",
-                          initial ? "cannot load" : "keeping the old policy; the new one is invalid:",
-                          b->policy_path, error ? error : strerror(-r));
+                if (error)
+                        log_event(JIT_EVENT_POLICY_REJECTED, LOG_ERR, NULL, "broker", fields, "%s: %s",
+                                  initial ? "cannot load the policy" : "policy rejected, keeping the old one", error);
+                else
+                        log_event(JIT_EVENT_POLICY_REJECTED, LOG_ERR, NULL, "broker", fields, "%s: %s: %s",
+                                  initial ? "cannot load the policy" : "policy rejected, keeping the old one",
+                                  b->policy_path, strerror(-r));
                 return r;
         }
         policy_free(b->policy);

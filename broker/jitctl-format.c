@@ -46,9 +46,9 @@ static int get_escaped(json_object *o, const char *key, size_t max_width, char *
 
 void request_view_done(RequestView *v) {
         char **strings[] = {
-                &v->state,      &v->requester,    &v->service,    &v->reason,
-                &v->ticket,     &v->rule,         &v->created_at, &v->activated_at,
-                &v->expires_at, &v->ended_at,     &v->ended_by,   &v->end_reason,
+                &v->state,      &v->requester, &v->service,    &v->reason,
+                &v->ticket,     &v->rule,      &v->created_at, &v->activated_at,
+                &v->expires_at, &v->ended_at,  &v->ended_by,   &v->end_reason,
         };
         for (size_t i = 0; i < ELEMENTSOF(strings); i++) {
                 free(*strings[i]);
@@ -99,9 +99,10 @@ int request_view_init(RequestView *v, json_object *o) {
         v->duration = json_get_int(o, "duration", -1);
         v->seconds_left = json_get_int(o, "seconds_left", -1);
         v->approvals_required = json_get_int(o, "approvals_required", -1);
-        v->once = json_object_object_get_ex(o, "once", &b) && json_object_is_type(b, json_type_boolean) &&
-                  json_object_get_boolean(b);
-        if (json_object_object_get_ex(o, "approvals", &a) && json_object_is_type(a, json_type_array)) {
+        v->once = json_object_object_get_ex(o, "once", &b) &&
+                  json_object_is_type(b, json_type_boolean) && json_object_get_boolean(b);
+        if (json_object_object_get_ex(o, "approvals", &a) &&
+            json_object_is_type(a, json_type_array)) {
                 v->approvals = a;
                 v->n_approvals = json_object_array_length(a);
         }
@@ -156,7 +157,8 @@ void print_outcome(const RequestView *v, FILE *f) {
 
         fprintf(f, "Request %" PRIi64, v->id);
         if (STREQ(s, "pending") && v->approvals_required >= 0) {
-                fprintf(f, " pending: %zu of %" PRIi64 " %s.\n", v->n_approvals, v->approvals_required,
+                fprintf(f, " pending: %zu of %" PRIi64 " %s.\n", v->n_approvals,
+                        v->approvals_required,
                         plural(v->approvals_required, "approval", "approvals"));
         } else if (STREQ(s, "active")) {
                 fputs(" approved: ", f);
@@ -208,8 +210,8 @@ void print_filed(const RequestView *v, FILE *f) {
 
 void print_approval(const RequestView *v, FILE *f) {
         if (STREQ(v->state, "pending") && v->approvals_required >= 0)
-                fprintf(f, "Request %" PRIi64 " approved (%zu of %" PRIi64 "); still pending.\n", v->id,
-                        v->n_approvals, v->approvals_required);
+                fprintf(f, "Request %" PRIi64 " approved (%zu of %" PRIi64 "); still pending.\n",
+                        v->id, v->n_approvals, v->approvals_required);
         else
                 print_outcome(v, f);
 }
@@ -271,10 +273,11 @@ static int print_profile(json_object *result, FILE *f) {
         size_t width = LABEL_WIDTH;
 
         if (!json_object_object_get_ex(result, "profile", &profile) ||
-            !json_object_is_type(profile, json_type_object) || json_object_object_length(profile) == 0)
+            !json_object_is_type(profile, json_type_object) ||
+            json_object_object_length(profile) == 0)
                 return 0;
 
-        json_object_object_foreach(profile, k, val) {
+        json_object_object_foreach (profile, k, val) {
                 size_t w;
                 _cleanup_free_ char *e = escape_text(k, 0, &w);
                 if (!e)
@@ -285,19 +288,21 @@ static int print_profile(json_object *result, FILE *f) {
         }
 
         fputs("\nHost profile:\n", f);
-        json_object_object_foreach(profile, key, value) {
+        json_object_object_foreach (profile, key, value) {
                 size_t len;
                 const char *raw;
                 if (json_object_is_type(value, json_type_string)) {
                         raw = json_object_get_string(value);
                         len = (size_t) json_object_get_string_len(value);
                 } else {
-                        raw = json_object_to_json_string_length(value, JSON_C_TO_STRING_PLAIN, &len);
+                        raw = json_object_to_json_string_length(value, JSON_C_TO_STRING_PLAIN,
+                                                                &len);
                         if (!raw)
                                 return -ENOMEM;
                 }
                 size_t w;
-                _cleanup_free_ char *ek = escape_text(key, 0, &w), *ev = escape_text_len(raw, len, 0, NULL);
+                _cleanup_free_ char *ek = escape_text(key, 0, &w),
+                                    *ev = escape_text_len(raw, len, 0, NULL);
                 if (!ek || !ev)
                         return -ENOMEM;
                 /* Pad by hand: printf counts bytes, not columns. */
@@ -318,7 +323,8 @@ int print_request_details(json_object *result, FILE *f) {
         fprintf(f, "%*s: %" PRIi64 "\n", LABEL_WIDTH, "Request", v.id);
         print_field(f, "State", v.state);
         if (v.requester && v.requester_uid >= 0)
-                fprintf(f, "%*s: %s (uid %" PRIi64 ")\n", LABEL_WIDTH, "Requester", v.requester, v.requester_uid);
+                fprintf(f, "%*s: %s (uid %" PRIi64 ")\n", LABEL_WIDTH, "Requester", v.requester,
+                        v.requester_uid);
         else
                 print_field(f, "Requester", v.requester);
         print_field(f, "Service", v.service);
@@ -480,7 +486,8 @@ static int table_add_request(Table *t, json_object *o, const Column *columns, si
                         break;
                 case COL_APPROVALS:
                         if (v.approvals_required >= 0) {
-                                snprintf(buf, sizeof(buf), "%zu/%" PRIi64, v.n_approvals, v.approvals_required);
+                                snprintf(buf, sizeof(buf), "%zu/%" PRIi64, v.n_approvals,
+                                         v.approvals_required);
                                 text = buf;
                         }
                         break;
@@ -502,8 +509,8 @@ static int table_add_request(Table *t, json_object *o, const Column *columns, si
 }
 
 /* Fills t with the requests in array; t stays empty when array is. */
-static int table_fill(Table *t, json_object *array, const char *const *headers, const Column *columns,
-                      size_t n) {
+static int table_fill(Table *t, json_object *array, const char *const *headers,
+                      const Column *columns, size_t n) {
         int r;
 
         if (!json_object_is_type(array, json_type_array))
@@ -527,7 +534,8 @@ int print_request_table(json_object *result, FILE *f) {
                 "ID", "STATE", "REQUESTER", "SERVICE", "DURATION/LEFT", "APPROVALS", "REASON",
         };
         static const Column columns[] = {
-                COL_ID, COL_STATE, COL_REQUESTER, COL_SERVICE, COL_DURATION_OR_LEFT, COL_APPROVALS, COL_REASON,
+                COL_ID,        COL_STATE,  COL_REQUESTER, COL_SERVICE, COL_DURATION_OR_LEFT,
+                COL_APPROVALS, COL_REASON,
         };
         _cleanup_(table_done) Table t = {};
 
@@ -560,9 +568,12 @@ static int print_broker_line(json_object *broker, FILE *f) {
 
 int print_status(json_object *result, FILE *f) {
         static const char *const grant_headers[] = { "ID", "SERVICE", "LEFT", "EXPIRES", "REASON" };
-        static const Column grant_columns[] = { COL_ID, COL_SERVICE, COL_LEFT, COL_EXPIRES, COL_REASON };
-        static const char *const pending_headers[] = { "ID", "SERVICE", "DURATION", "APPROVALS", "REASON" };
-        static const Column pending_columns[] = { COL_ID, COL_SERVICE, COL_DURATION, COL_APPROVALS, COL_REASON };
+        static const Column grant_columns[] = { COL_ID, COL_SERVICE, COL_LEFT, COL_EXPIRES,
+                                                COL_REASON };
+        static const char *const pending_headers[] = { "ID", "SERVICE", "DURATION", "APPROVALS",
+                                                       "REASON" };
+        static const Column pending_columns[] = { COL_ID, COL_SERVICE, COL_DURATION, COL_APPROVALS,
+                                                  COL_REASON };
         _cleanup_(table_done) Table grants = {}, pending = {};
         json_object *g, *p, *broker;
         int r;

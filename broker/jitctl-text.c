@@ -157,7 +157,9 @@ void fputs_escaped(const char *s, FILE *f) {
 int print_json(json_object *o, FILE *f) {
         size_t len;
         const char *s = json_object_to_json_string_length(
-                o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+                o,
+                JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE,
+                &len);
         if (!s)
                 return -ENOMEM;
 

@@ -62,6 +62,7 @@ enum {
         ARG_TEXT,
 };
 
+/* clang-format off */
 static const char global_help[] =
         "Usage: jitctl [--socket PATH] [--json] [--timeout SECONDS] COMMAND [ARGS...]\n"
         "\n"
@@ -102,7 +103,8 @@ static const char global_help[] =
         "request.\n";
 
 static const char request_help[] =
-        "Usage: jitctl request --reason TEXT [--service S] [--for DUR] [--ticket T] [--once] [--wait]\n"
+        "Usage: jitctl request --reason TEXT [--service S] [--for DUR] [--ticket T]\n"
+        "                      [--once] [--wait]\n"
         "\n"
         "Ask for a time-limited grant for yourself. The broker's policy decides who has to\n"
         "approve it and how long it may last.\n"
@@ -193,8 +195,10 @@ static const char status_help[] =
         "Options:\n"
         "  --json          Print the status as JSON\n"
         "  -h, --help      Show this help\n";
+/* clang-format on */
 
-static int usage_error(const Context *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int usage_error(const Context *c, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
 static int usage_error(const Context *c, const char *fmt, ...) {
         _cleanup_free_ char *msg = NULL;
         va_list ap;
@@ -235,7 +239,8 @@ static int fail(const Context *c, int status, const char *code, const char *fmt,
                 _cleanup_(json_object_putp) json_object *o = json_object_new_object();
                 if (o) {
                         json_object_object_add(o, "error", json_object_new_string(code));
-                        json_object_object_add(o, "message", json_object_new_string(msg ?: "out of memory"));
+                        json_object_object_add(o, "message",
+                                               json_object_new_string(msg ?: "out of memory"));
                         (void) print_json(o, stdout);
                 }
         }
@@ -272,11 +277,13 @@ static int report_client_error(const Context *c, int r) {
         case -ENOMEM:
                 return fail_oom(c);
         case -EMSGSIZE:
-                return fail(c, JIT_EXIT_FAILURE, "bad-request", "request too large for the protocol");
+                return fail(c, JIT_EXIT_FAILURE, "bad-request",
+                            "request too large for the protocol");
         case -EPERM:
-                return fail(c, JIT_EXIT_UNREACHABLE, "unreachable",
-                            "cannot trust the broker at %s: the socket is not owned by a root process",
-                            c->socket_path);
+                return fail(
+                        c, JIT_EXIT_UNREACHABLE, "unreachable",
+                        "cannot trust the broker at %s: the socket is not owned by a root process",
+                        c->socket_path);
         case -ETIMEDOUT:
                 /* The broker may have acted on a request it received but never answered. */
                 return fail(c, JIT_EXIT_UNREACHABLE, "unreachable",
@@ -284,8 +291,8 @@ static int report_client_error(const Context *c, int r) {
                             c->socket_path, c->timeout_ms / 1000);
         default:
                 errno = -r;
-                return fail(c, JIT_EXIT_UNREACHABLE, "unreachable", "cannot reach the broker at %s: %m",
-                            c->socket_path);
+                return fail(c, JIT_EXIT_UNREACHABLE, "unreachable",
+                            "cannot reach the broker at %s: %m", c->socket_path);
         }
 }
 
@@ -394,8 +401,9 @@ static int check_text(const Context *c, const char *option, const char *s, size_
         if (len > max)
                 return usage_error(c, "%s is too long (%zu bytes, at most %zu)", option, len, max);
         if (!jit_text_is_safe(s, len))
-                return usage_error(c, "%s must be UTF-8 text without control characters (no newlines or tabs)",
-                                   option);
+                return usage_error(
+                        c, "%s must be UTF-8 text without control characters (no newlines or tabs)",
+                        option);
         return CONTINUE;
 }
 
@@ -404,8 +412,9 @@ static int check_service(const Context *c, const char *s) {
 
         if (len == 0 || len > JIT_SERVICE_MAX ||
             strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != len)
-                return usage_error(c, "invalid service '%s' (a PAM service name: letters, digits, '.', '_', '-', at most %d)",
-                                   s, JIT_SERVICE_MAX);
+                return usage_error(
+                        c, "invalid service '%s' (letters, digits, '.', '_', '-'; at most %d)", s,
+                        JIT_SERVICE_MAX);
         return CONTINUE;
 }
 
@@ -417,7 +426,8 @@ static int check_duration(const Context *c, const char *s, uint64_t *ret) {
                 return usage_error(c, "duration '%s' is too long (at most %s)", s,
                                    duration_format(JIT_DURATION_MAX_SEC, max, sizeof(max)));
         if (r < 0)
-                return usage_error(c, "invalid duration '%s' (write e.g. 90s, 30m, 1h30m, 2h, 1d)", s);
+                return usage_error(c, "invalid duration '%s' (write e.g. 90s, 30m, 1h30m, 2h, 1d)",
+                                   s);
         return CONTINUE;
 }
 
@@ -452,8 +462,10 @@ static void begin_options(void) {
         optind = 0; /* fully reinitialise getopt for a new argument vector */
 }
 
+/* clang-format off */
 #define COMMON_OPTIONS                                                                            \
         { "help", no_argument, NULL, 'h' }, { "json", no_argument, NULL, ARG_JSON }
+/* clang-format on */
 
 typedef struct RequestArgs {
         const char *service;
@@ -523,7 +535,8 @@ static int parse_request_args(Context *c, int argc, char *argv[], RequestArgs *a
 static json_object *build_request(const RequestArgs *a) {
         _cleanup_(json_object_putp) json_object *o = jit_request_new("request");
 
-        if (!o || add_string(o, "service", a->service) < 0 || add_string(o, "reason", a->reason) < 0 ||
+        if (!o || add_string(o, "service", a->service) < 0 ||
+            add_string(o, "reason", a->reason) < 0 ||
             (a->duration > 0 && add_int(o, "duration", (int64_t) a->duration) < 0) ||
             (a->ticket && add_string(o, "ticket", a->ticket) < 0) ||
             (a->once && add_bool(o, "once", true) < 0))
@@ -536,8 +549,9 @@ static json_object *build_request(const RequestArgs *a) {
 static int wait_for_decision(const Context *c, int64_t id, json_object **ret_reply,
                              json_object **ret_result) {
         if (!c->json)
-                fprintf(stderr, "Waiting for approval of request %" PRIi64 "%s "
-                                "(Ctrl+C stops waiting; the request stays pending)\n",
+                fprintf(stderr,
+                        "Waiting for approval of request %" PRIi64 "%s "
+                        "(Ctrl+C stops waiting; the request stays pending)\n",
                         id, glyph_ellipsis());
         for (;;) {
                 _cleanup_(json_object_putp) json_object *request = NULL, *reply = NULL;
@@ -881,8 +895,9 @@ static int parse_global_args(Context *c, int argc, char *argv[]) {
                         break;
                 case ARG_TIMEOUT:
                         if (parse_timeout(optarg, &c->timeout_ms) < 0)
-                                return usage_error(c, "invalid timeout '%s' (whole seconds, 1 to %u)", optarg,
-                                                   TIMEOUT_MAX_SEC);
+                                return usage_error(c,
+                                                   "invalid timeout '%s' (whole seconds, 1 to %u)",
+                                                   optarg, TIMEOUT_MAX_SEC);
                         break;
                 default:
                         return option_error(c);
@@ -927,11 +942,9 @@ int main(int argc, char *argv[]) {
         }
 
         /* Output that did not reach its destination is a failure, not a success. */
-        if (fflush(stdout) != 0 || ferror(stdout)) {
-                if (r == JIT_EXIT_OK)
-                        fputs("jitctl: cannot write to standard output\n", stderr);
-                if (r == JIT_EXIT_OK)
-                        r = JIT_EXIT_FAILURE;
+        if ((fflush(stdout) != 0 || ferror(stdout)) && r == JIT_EXIT_OK) {
+                fputs("jitctl: cannot write to standard output\n", stderr);
+                r = JIT_EXIT_FAILURE;
         }
         return r;
 }

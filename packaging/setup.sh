@@ -262,7 +262,7 @@ if [ -d /run/systemd/system ]; then
         # restart, not start: a re-run must pick up the newly installed binary.
         systemctl restart jit-brokerd.service ||
                 die "jit-brokerd did not start: see 'journalctl -u jit-brokerd -n 50'"
-        did "enabled and started jit-brokerd.socket and jit-brokerd.service"
+        did "enabled jit-brokerd.socket and jit-brokerd.service, (re)started the broker"
         if status_out=$(/usr/bin/jitctl status 2>&1); then
                 info "jitctl status: the broker answers"
         else

@@ -23,7 +23,7 @@ END_MARK='# jit: end'
 # The only lines setup.sh ever puts between the markers (comments aside).
 KNOWN_LINES=(
         'account [success=1 default=ignore] pam_succeed_if.so quiet user notingroup jit'
-        'account required pam_jit.so'
+        'account required pam_jit.so service=sudo'
 )
 
 opt_purge=0
@@ -120,9 +120,12 @@ if [ -d /run/systemd/system ]; then
         systemctl reset-failed "${units[@]}" >/dev/null 2>&1 || true
 elif command -v systemctl >/dev/null 2>&1; then
         # No systemd running (container/chroot): just drop the enablement symlinks.
-        if systemctl disable "${units[@]}" >/dev/null 2>&1; then
-                did "disabled ${units[*]}"
-        fi
+        for u in "${units[@]}"; do
+                if systemctl is-enabled --quiet "$u" 2>/dev/null &&
+                        systemctl disable "$u" >/dev/null 2>&1; then
+                        did "disabled $u"
+                fi
+        done
         info "systemd is not running: if you started jit-brokerd by hand, stop it yourself"
 fi
 
@@ -160,10 +163,18 @@ else
                         rmdir --ignore-fail-on-non-empty -- "$d"
                 fi
         done <<<"$dirs"
-        did "removed $n installed files (list: $list)"
+        if [ $n -gt 0 ]; then
+                did "removed $n installed files (list: $list)"
+        else
+                info "no installed files left"
+        fi
 fi
 if [ -d /run/systemd/system ]; then
         systemctl daemon-reload
+fi
+# The runtime directory holds nothing worth keeping once no broker runs.
+if [ -d /run/jit ] && [ -z "$(ls -A /run/jit)" ]; then
+        rmdir /run/jit
 fi
 
 # ---------------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ typedef struct Options {
         bool debug;
         bool wait_set;
         unsigned wait_sec;
+        const char *service; /* service= : the grant's service instead of PAM_SERVICE */
 } Options;
 
 /* What happened, before it becomes a PAM code in outcome_to_pam(). */
@@ -147,6 +148,20 @@ static int parse_unsigned(const char *s, unsigned min, unsigned max, unsigned *r
         return 0;
 }
 
+static bool service_name_is_valid(const char *s) {
+        size_t n = strnlen(s, JIT_SERVICE_MAX + 1);
+
+        if (n == 0 || n > JIT_SERVICE_MAX)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char c = s[i];
+                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '.' || c == '_' || c == '-'))
+                        return false;
+        }
+        return true;
+}
+
 /* Returns 0, or -EINVAL after logging what is wrong with the arguments. */
 static int parse_options(const pam_handle_t *pamh, int argc, const char **argv, Options *o) {
         bool have_socket = false, have_timeout = false, have_fail = false;
@@ -236,6 +251,20 @@ static int parse_options(const pam_handle_t *pamh, int argc, const char **argv, 
                         }
                         o->wait_set = true;
 
+                } else if ((v = startswith(a, "service="))) {
+                        /* e.g. Debian's "sudo-i" stack asks about "sudo" grants. */
+                        if (o->service) {
+                                pam_syslog(pamh, LOG_ERR, "service= given twice; denying");
+                                return -EINVAL;
+                        }
+                        if (!service_name_is_valid(v)) {
+                                pam_syslog(pamh, LOG_ERR,
+                                           "service= must be 1-%u characters of [A-Za-z0-9._-]; denying",
+                                           (unsigned) JIT_SERVICE_MAX);
+                                return -EINVAL;
+                        }
+                        o->service = v;
+
                 } else if (STREQ(a, "debug"))
                         o->debug = true;
 
@@ -248,20 +277,6 @@ static int parse_options(const pam_handle_t *pamh, int argc, const char **argv, 
         if (o->wait_set)
                 pam_syslog(pamh, LOG_NOTICE, "wait= is not supported yet; ignoring");
         return 0;
-}
-
-static bool service_name_is_valid(const char *s) {
-        size_t n = strnlen(s, JIT_SERVICE_MAX + 1);
-
-        if (n == 0 || n > JIT_SERVICE_MAX)
-                return false;
-        for (size_t i = 0; i < n; i++) {
-                char c = s[i];
-                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                      c == '.' || c == '_' || c == '-'))
-                        return false;
-        }
-        return true;
 }
 
 /* Reads PAM_USER and PAM_SERVICE into c. Returns 0 or the outcome that ends the check. */
@@ -508,6 +523,8 @@ static Outcome account_check(pam_handle_t *pamh, const Options *o, Check *c) {
 
         if (get_items(pamh, c, &outcome) < 0)
                 return outcome;
+        if (o->service)
+                c->service = o->service; /* validated in parse_options() */
         return ask_broker(o, c);
 }
 

@@ -93,6 +93,8 @@ class Sandbox:
         with open("/etc/systemd/journald.conf", "w") as f:
             f.write("[Journal]\nStorage=volatile\nRateLimitBurst=0\nRateLimitIntervalSec=0\n")
         self.write_pam_service("sudo", self.pam_lines())
+        # Debian's "sudo -i" runs the PAM service sudo-i; service= asks about sudo grants.
+        self.write_pam_service("sudo-i", self.pam_lines(extra="service=sudo"))
 
     def _private_run(self):
         for d in ("/run/sudo", "/run/systemd/journal", "/run/log/journal"):
@@ -260,6 +262,10 @@ class User:
     def sudo(self, *cmd):
         """Runs a command through real sudo (and so through pam_jit.so's account stack)."""
         return run(self._as_user(["sudo", "-n", "--"] + list(cmd or ["id", "-u"])), check=False, timeout=30)
+
+    def sudo_login(self):
+        """sudo -i: the PAM service sudo-i, gated by the same sudo grant."""
+        return run(self._as_user(["sudo", "-n", "-i", "id", "-u"]), check=False, timeout=30)
 
     def pam_account(self, service, expect, **extra_env):
         """Runs service's account stack for this user through pam_wrapper and asserts, in

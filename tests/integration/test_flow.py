@@ -70,6 +70,10 @@ class CoreFlow(BrokerTestCase):
         self.assertTrue(granted["expires_at"].endswith("Z"))
         self.assertGreater(granted["seconds_left"], 1790)
         self.assertAllowed(alice)
+        if not jittest.SANITIZED:
+            login = alice.sudo_login()
+            self.assertExit(login, 0)
+            self.assertEqual(login.stdout.strip(), "0")
         # Another user is still refused.
         self.assertRefused(self.u["jit-dave"])
         # Approving again is a conflict, not a second grant.
@@ -82,6 +86,8 @@ class CoreFlow(BrokerTestCase):
         self.assertEqual(revoked["state"], "revoked")
         self.assertEqual(revoked["ended_by"], "jit-bob")
         self.assertRefused(alice)
+        if not jittest.SANITIZED:
+            self.assertExit(alice.sudo_login(), 1)
 
     def test_03_expiry(self):
         alice, bob = self.u["jit-alice"], self.u["jit-bob"]

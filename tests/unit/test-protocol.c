@@ -1,0 +1,1034 @@
+/* SPDX-License-Identifier: MIT */
+/* common/protocol.[ch]: framing over a socketpair, message parsing and field accessors,
+ * replies, error codes. */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "protocol.h"
+#include "timeutil.h"
+
+/* ---------------------------------------------------------------------------------------
+ * Helpers */
+
+typedef struct Pair {
+        int a; /* the side the code under test reads from */
+        int b; /* the side the test writes to */
+} Pair;
+
+static int pair_setup(void **state) {
+        Pair *p = malloc(sizeof(*p));
+        int fds[2];
+
+        if (!p || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) < 0) {
+                free(p);
+                return -1;
+        }
+        p->a = fds[0];
+        p->b = fds[1];
+        *state = p;
+        return 0;
+}
+
+static int pair_teardown(void **state) {
+        Pair *p = *state;
+
+        if (p->a >= 0)
+                close(p->a);
+        if (p->b >= 0)
+                close(p->b);
+        free(p);
+        return 0;
+}
+
+static void close_writer(Pair *p) {
+        assert_int_equal(close(p->b), 0);
+        p->b = -1;
+}
+
+static void write_all(int fd, const void *buf, size_t len) {
+        assert_int_equal(write(fd, buf, len), (ssize_t) len);
+}
+
+static void write_header(int fd, uint32_t len) {
+        uint8_t h[JIT_FRAME_HEADER_SIZE];
+        jit_frame_header(len, h);
+        write_all(fd, h, sizeof(h));
+}
+
+static uint64_t deadline_in_ms(uint64_t ms) {
+        return now_usec(CLOCK_MONOTONIC) + ms * USEC_PER_MSEC;
+}
+
+/* Parses a C string as a message; returns the result code, and the object in *ret. */
+static int parse(const char *s, json_object **ret) {
+        *ret = NULL;
+        return jit_message_parse(s, strlen(s), ret);
+}
+
+static void assert_parse_fails(const char *s, int expect) {
+        json_object *o = NULL;
+        int r = parse(s, &o);
+        if (r != expect)
+                fail_msg("jit_message_parse(%s) = %d, expected %d", s, r, expect);
+        assert_null(o);
+}
+
+static json_object *parse_ok(const char *s) {
+        json_object *o = NULL;
+        int r = parse(s, &o);
+        if (r != 0)
+                fail_msg("jit_message_parse(%s) = %d, expected 0", s, r);
+        assert_non_null(o);
+        return o;
+}
+
+static void assert_serializes_to(json_object *o, const char *expect) {
+        size_t len = 0;
+        char *s = jit_message_serialize(o, &len);
+        assert_non_null(s);
+        assert_string_equal(s, expect);
+        assert_int_equal(len, strlen(expect));
+        free(s);
+}
+
+/* Nested arrays under the top-level object: depth counts the containers. */
+static char *nested(unsigned depth) {
+        size_t cap = 64 + 2 * depth;
+        char *s = malloc(cap);
+        size_t off = 0;
+
+        assert_non_null(s);
+        off += (size_t) snprintf(s + off, cap - off, "{\"version\":1,\"a\":");
+        for (unsigned i = 1; i < depth; i++)
+                s[off++] = '[';
+        s[off++] = '1';
+        for (unsigned i = 1; i < depth; i++)
+                s[off++] = ']';
+        s[off++] = '}';
+        s[off] = '\0';
+        return s;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Error codes */
+
+static void test_error_strings(void **state) {
+        static const struct {
+                JitError e;
+                const char *s;
+                int exit_status;
+        } table[] = {
+                { JIT_ERROR_BAD_REQUEST, "bad-request", 1 },
+                { JIT_ERROR_REFUSED, "refused", 3 },
+                { JIT_ERROR_NOT_FOUND, "not-found", 5 },
+                { JIT_ERROR_CONFLICT, "conflict", 1 },
+                { JIT_ERROR_INTERNAL, "internal", 1 },
+        };
+
+        assert_int_equal(_JIT_ERROR_MAX, 5);
+        for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+                assert_string_equal(jit_error_to_string(table[i].e), table[i].s);
+                assert_int_equal(jit_error_from_string(table[i].s), table[i].e);
+                assert_int_equal(jit_error_to_exit_status(table[i].e), table[i].exit_status);
+        }
+        assert_null(jit_error_to_string(_JIT_ERROR_MAX));
+        assert_null(jit_error_to_string(_JIT_ERROR_INVALID));
+        assert_null(jit_error_to_string((JitError) 1000));
+
+        assert_int_equal(jit_error_from_string(NULL), _JIT_ERROR_INVALID);
+        assert_int_equal(jit_error_from_string(""), _JIT_ERROR_INVALID);
+        assert_int_equal(jit_error_from_string("Refused"), _JIT_ERROR_INVALID);
+        assert_int_equal(jit_error_from_string("refused "), _JIT_ERROR_INVALID);
+        assert_int_equal(jit_error_from_string("bad_request"), _JIT_ERROR_INVALID);
+        assert_int_equal(jit_error_from_string("not-found\n"), _JIT_ERROR_INVALID);
+        /* An unknown code from a newer broker is a plain failure for jitctl. */
+        assert_int_equal(jit_error_to_exit_status(_JIT_ERROR_INVALID), 1);
+}
+
+static void test_exit_status_constants(void **state) {
+        /* Fixed by DESIGN.md. */
+        assert_int_equal(JIT_EXIT_OK, 0);
+        assert_int_equal(JIT_EXIT_FAILURE, 1);
+        assert_int_equal(JIT_EXIT_USAGE, 2);
+        assert_int_equal(JIT_EXIT_REFUSED, 3);
+        assert_int_equal(JIT_EXIT_UNREACHABLE, 4);
+        assert_int_equal(JIT_EXIT_NOT_FOUND, 5);
+        assert_int_equal(JIT_REQUEST_MAX, 65536);
+        assert_int_equal(JIT_REPLY_MAX, 4194304);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Framing */
+
+static void test_frame_header_big_endian(void **state) {
+        uint8_t h[JIT_FRAME_HEADER_SIZE];
+
+        jit_frame_header(0x01020304, h);
+        assert_memory_equal(h, "\x01\x02\x03\x04", 4);
+        jit_frame_header(5, h);
+        assert_memory_equal(h, "\x00\x00\x00\x05", 4);
+        jit_frame_header(256, h);
+        assert_memory_equal(h, "\x00\x00\x01\x00", 4);
+        jit_frame_header(JIT_REQUEST_MAX, h);
+        assert_memory_equal(h, "\x00\x01\x00\x00", 4);
+        jit_frame_header(JIT_REPLY_MAX, h);
+        assert_memory_equal(h, "\x00\x40\x00\x00", 4);
+        jit_frame_header(0xffffffffU, h);
+        assert_memory_equal(h, "\xff\xff\xff\xff", 4);
+}
+
+static void test_reader_whole_frame(void **state) {
+        Pair *p = *state;
+        JitFrameReader r;
+        static const char body[] = "{\"version\":1}";
+
+        jit_frame_reader_init(&r, JIT_REQUEST_MAX);
+        assert_null(r.body);
+        assert_int_equal(jit_frame_reader_feed(&r, p->a), 0); /* nothing there yet */
+
+        write_header(p->b, sizeof(body) - 1);
+        write_all(p->b, body, sizeof(body) - 1);
+        assert_int_equal(jit_frame_reader_feed(&r, p->a), 1);
+        assert_int_equal(r.body_len, sizeof(body) - 1);
+        assert_string_equal(r.body, body); /* NUL-terminated */
+        /* Complete stays complete. */
+        assert_int_equal(jit_frame_reader_feed(&r, p->a), 1);
+        jit_frame_reader_done(&r);
+        assert_null(r.body);
+        jit_frame_reader_done(&r); /* idempotent */
+}
+
+static void test_reader_byte_by_byte(void **state) {
+        Pair *p = *state;
+        JitFrameReader r;
+        static const char body[] = "{\"version\":1,\"op\":\"status\"}";
+        uint8_t wire[JIT_FRAME_HEADER_SIZE + sizeof(body) - 1];
+
+        jit_frame_header(sizeof(body) - 1, wire);
+        memcpy(wire + JIT_FRAME_HEADER_SIZE, body, sizeof(body) - 1);
+
+        jit_frame_reader_init(&r, JIT_REQUEST_MAX);
+        for (size_t i = 0; i < sizeof(wire); i++) {
+                assert_int_equal(jit_frame_reader_feed(&r, p->a), 0);
+                write_all(p->b, wire + i, 1);
+        }
+        assert_int_equal(jit_frame_reader_feed(&r, p->a), 1);
+        assert_int_equal(r.body_len, sizeof(body) - 1);
+        assert_string_equal(r.body, body);
+        jit_frame_reader_done(&r);
+}
+
+static void test_reader_does_not_read_past_frame(void **state) {
+        Pair *p = *state;
+        JitFrameReader r;
+        char rest[8];
+
+        write_header(p->b, 2);
+        write_all(p->b, "{}NEXT", 6);
+
+        jit_frame_reader_init(&r, JIT_REQUEST_MAX);
+        assert_int_equal(jit_frame_reader_feed(&r, p->a), 1);
+        assert_string_equal(r.body, "{}");
+        jit_frame_reader_done(&r);
+        assert_int_equal(read(p->a, rest, sizeof(rest)), 4);
+        assert_memory_equal(rest, "NEXT", 4);
+}
+
+static void test_reader_zero_length(void **state) {
+        Pair *p = *state;
+        JitFrameReader r;
+
+        write_header(p->b, 0);
+        jit_frame_reader_init(&r, JIT_REQUEST_MAX);
+        assert_int_equal(jit_frame_reader_feed(&r, p->a), -EMSGSIZE);
+        assert_null(r.body);
+        jit_frame_reader_done(&r);
+}
+
+static void test_reader_oversized_before_allocation(void **state) {
+        Pair *p = *state;
+        static const uint32_t lengths[] = { JIT_REQUEST_MAX + 1, JIT_REPLY_MAX, 0x7fffffffU, 0xffffffffU };
+
+        for (size_t i = 0; i < sizeof(lengths) / sizeof(lengths[0]); i++) {
+                JitFrameReader r;
+
+                write_header(p->b, lengths[i]);
+                jit_frame_reader_init(&r, JIT_REQUEST_MAX);
+                assert_int_equal(jit_frame_reader_feed(&r, p->a), -EMSGSIZE);
+                assert_null(r.body); /* refused from the header alone */
+                assert_int_equal(r.body_got, 0);
+                jit_frame_reader_done(&r);
+        }
+}
+
+static void test_reader_exact_max(void **state) {
+        Pair *p = *state;
+        JitFrameReader r;
+        char *body = malloc(JIT_REQUEST_MAX);
+        int k;
+
+        assert_non_null(body);
+        memset(body, ' ', JIT_REQUEST_MAX);
+        write_header(p->b, JIT_REQUEST_MAX);
+
+        jit_frame_reader_init(&r, JIT_REQUEST_MAX);
+        /* Write in chunks, feeding in between, so the socket buffer size does not matter. */
+        for (size_t off = 0; off < JIT_REQUEST_MAX; off += 4096) {
+                write_all(p->b, body + off, 4096);
+                k = jit_frame_reader_feed(&r, p->a);
+                assert_int_equal(k, off + 4096 == JIT_REQUEST_MAX ? 1 : 0);
+        }
+        assert_int_equal(r.body_len, JIT_REQUEST_MAX);
+        assert_int_equal(strlen(r.body), JIT_REQUEST_MAX);
+        jit_frame_reader_done(&r);
+        free(body);
+}
+
+static void test_reader_eof(void **state) {
+        Pair *p = *state;
+        JitFrameReader r;
+
+        /* EOF before anything. */
+        jit_frame_reader_init(&r, JIT_REQUEST_MAX);
+        shutdown(p->b, SHUT_WR);
+        assert_int_equal(jit_frame_reader_feed(&r, p->a), -ECONNRESET);
+        jit_frame_reader_done(&r);
+}
+
+static void test_reader_eof_mid_header(void **state) {
+        Pair *p = *state;
+        JitFrameReader r;
+
+        write_all(p->b, "\x00\x00", 2);
+        jit_frame_reader_init(&r, JIT_REQUEST_MAX);
+        assert_int_equal(jit_frame_reader_feed(&r, p->a), 0);
+        close_writer(p);
+        assert_int_equal(jit_frame_reader_feed(&r, p->a), -ECONNRESET);
+        assert_null(r.body);
+        jit_frame_reader_done(&r);
+}
+
+static void test_reader_eof_mid_body(void **state) {
+        Pair *p = *state;
+        JitFrameReader r;
+
+        write_header(p->b, 10);
+        write_all(p->b, "{\"ver", 5);
+        jit_frame_reader_init(&r, JIT_REQUEST_MAX);
+        assert_int_equal(jit_frame_reader_feed(&r, p->a), 0);
+        assert_int_equal(r.body_got, 5);
+        close_writer(p);
+        assert_int_equal(jit_frame_reader_feed(&r, p->a), -ECONNRESET);
+        jit_frame_reader_done(&r);
+}
+
+static void test_reader_bad_fd(void **state) {
+        JitFrameReader r;
+        int fds[2];
+
+        jit_frame_reader_init(&r, JIT_REQUEST_MAX);
+        assert_int_equal(jit_frame_reader_feed(&r, -1), -EBADF);
+        /* Not a socket: the error comes back as -errno, not as "need more". */
+        assert_int_equal(pipe(fds), 0);
+        assert_int_equal(jit_frame_reader_feed(&r, fds[0]), -ENOTSOCK);
+        close(fds[0]);
+        close(fds[1]);
+        jit_frame_reader_done(&r);
+}
+
+static void test_send_recv_round_trip(void **state) {
+        Pair *p = *state;
+        static const char body[] = "{\"version\":1,\"ok\":true}";
+        char *buf = NULL;
+        size_t len = 0;
+        uint8_t wire[64];
+
+        assert_int_equal(jit_frame_send(p->b, body, sizeof(body) - 1, deadline_in_ms(5000)), 0);
+        /* What went on the wire is header + body, nothing else. */
+        assert_int_equal(recv(p->a, wire, sizeof(wire), MSG_PEEK), JIT_FRAME_HEADER_SIZE + sizeof(body) - 1);
+        assert_memory_equal(wire, "\x00\x00\x00\x17", 4);
+        assert_memory_equal(wire + 4, body, sizeof(body) - 1);
+
+        assert_int_equal(jit_frame_recv(p->a, JIT_REPLY_MAX, deadline_in_ms(5000), &buf, &len), 0);
+        assert_int_equal(len, sizeof(body) - 1);
+        assert_string_equal(buf, body);
+        free(buf);
+}
+
+static void test_recv_two_frames_in_order(void **state) {
+        Pair *p = *state;
+        char *buf = NULL;
+        size_t len = 0;
+
+        assert_int_equal(jit_frame_send(p->b, "{\"n\":1}", 7, deadline_in_ms(5000)), 0);
+        assert_int_equal(jit_frame_send(p->b, "{\"n\":22}", 8, deadline_in_ms(5000)), 0);
+        assert_int_equal(jit_frame_recv(p->a, JIT_REPLY_MAX, deadline_in_ms(5000), &buf, &len), 0);
+        assert_int_equal(len, 7);
+        assert_string_equal(buf, "{\"n\":1}");
+        free(buf);
+        assert_int_equal(jit_frame_recv(p->a, JIT_REPLY_MAX, deadline_in_ms(5000), &buf, &len), 0);
+        assert_int_equal(len, 8);
+        assert_string_equal(buf, "{\"n\":22}");
+        free(buf);
+}
+
+static void test_send_refuses_empty(void **state) {
+        Pair *p = *state;
+        char c;
+
+        assert_int_equal(jit_frame_send(p->b, "", 0, deadline_in_ms(5000)), -EMSGSIZE);
+        assert_int_equal(recv(p->a, &c, 1, MSG_DONTWAIT), -1); /* nothing was sent */
+        assert_int_equal(errno, EAGAIN);
+}
+
+static void test_send_to_closed_peer(void **state) {
+        Pair *p = *state;
+
+        close(p->a);
+        p->a = -1;
+        /* MSG_NOSIGNAL: an error, not a SIGPIPE that kills the PAM host process. */
+        assert_int_equal(jit_frame_send(p->b, "{}", 2, deadline_in_ms(5000)), -EPIPE);
+}
+
+static void test_send_timeout(void **state) {
+        Pair *p = *state;
+        size_t len = 8U * 1024U * 1024U; /* far more than a socket buffer holds */
+        char *big = calloc(1, len);
+        uint64_t start = now_usec(CLOCK_MONOTONIC);
+
+        assert_non_null(big);
+        /* Nobody reads p->a: the send must give up at the deadline. */
+        assert_int_equal(jit_frame_send(p->b, big, len, deadline_in_ms(50)), -ETIMEDOUT);
+        assert_true(now_usec(CLOCK_MONOTONIC) - start < 5 * USEC_PER_SEC);
+        free(big);
+}
+
+static void test_recv_timeout(void **state) {
+        Pair *p = *state;
+        char *buf = (char *) 0x1;
+        size_t len = 12345;
+        uint64_t start = now_usec(CLOCK_MONOTONIC);
+
+        assert_int_equal(jit_frame_recv(p->a, JIT_REPLY_MAX, deadline_in_ms(30), &buf, &len), -ETIMEDOUT);
+        uint64_t took = now_usec(CLOCK_MONOTONIC) - start;
+        assert_true(took >= 30 * USEC_PER_MSEC);
+        assert_true(took < 5 * USEC_PER_SEC);
+        /* Outputs untouched on failure. */
+        assert_ptr_equal(buf, (char *) 0x1);
+        assert_int_equal(len, 12345);
+}
+
+static void test_recv_timeout_mid_frame(void **state) {
+        Pair *p = *state;
+        char *buf = NULL;
+        size_t len = 0;
+
+        write_header(p->b, 100);
+        write_all(p->b, "{\"version\"", 10);
+        assert_int_equal(jit_frame_recv(p->a, JIT_REPLY_MAX, deadline_in_ms(30), &buf, &len), -ETIMEDOUT);
+        assert_null(buf);
+}
+
+static void test_recv_deadline_in_past(void **state) {
+        Pair *p = *state;
+        char *buf = NULL;
+        size_t len = 0;
+
+        assert_int_equal(jit_frame_recv(p->a, JIT_REPLY_MAX, now_usec(CLOCK_MONOTONIC) - 1, &buf, &len),
+                         -ETIMEDOUT);
+        assert_int_equal(jit_frame_recv(p->a, JIT_REPLY_MAX, 0, &buf, &len), -ETIMEDOUT);
+        assert_null(buf);
+}
+
+static void test_recv_eof_and_oversize(void **state) {
+        Pair *p = *state;
+        char *buf = NULL;
+        size_t len = 0;
+
+        write_header(p->b, 101);
+        assert_int_equal(jit_frame_recv(p->a, 100, deadline_in_ms(5000), &buf, &len), -EMSGSIZE);
+        assert_null(buf);
+
+        write_header(p->b, 0);
+        assert_int_equal(jit_frame_recv(p->a, 100, deadline_in_ms(5000), &buf, &len), -EMSGSIZE);
+
+        write_header(p->b, 10);
+        write_all(p->b, "abc", 3);
+        close_writer(p);
+        assert_int_equal(jit_frame_recv(p->a, 100, deadline_in_ms(5000), &buf, &len), -ECONNRESET);
+        assert_null(buf);
+}
+
+typedef struct Sender {
+        int fd;
+        const char *buf;
+        size_t len;
+        int r;
+} Sender;
+
+static void *sender_thread(void *arg) {
+        Sender *s = arg;
+        s->r = jit_frame_send(s->fd, s->buf, s->len, now_usec(CLOCK_MONOTONIC) + 30 * USEC_PER_SEC);
+        return NULL;
+}
+
+/* A reply of the largest allowed size crosses the socket in many pieces, both sides
+ * waiting in poll(). */
+static void test_send_recv_max_reply(void **state) {
+        Pair *p = *state;
+        size_t n = JIT_REPLY_MAX;
+        char *big = malloc(n);
+        char *buf = NULL;
+        size_t len = 0;
+        pthread_t t;
+
+        assert_non_null(big);
+        for (size_t i = 0; i < n; i++)
+                big[i] = (char) ('a' + i % 26);
+        Sender s = { .fd = p->b, .buf = big, .len = n };
+        assert_int_equal(pthread_create(&t, NULL, sender_thread, &s), 0);
+        assert_int_equal(jit_frame_recv(p->a, JIT_REPLY_MAX, now_usec(CLOCK_MONOTONIC) + 30 * USEC_PER_SEC, &buf,
+                                        &len),
+                         0);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        assert_int_equal(s.r, 0);
+        assert_int_equal(len, n);
+        assert_memory_equal(buf, big, n);
+        assert_int_equal(buf[n], '\0');
+        free(buf);
+        free(big);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Message parsing */
+
+static void test_parse_valid(void **state) {
+        json_object *o, *v;
+
+        o = parse_ok("{\"version\":1,\"op\":\"status\"}");
+        assert_true(json_object_object_get_ex(o, "op", &v));
+        assert_string_equal(json_object_get_string(v), "status");
+        json_object_put(o);
+
+        /* Whitespace around the object is fine. */
+        o = parse_ok(" \t\r\n{ \"version\" : 1 } \t\r\n");
+        json_object_put(o);
+
+        /* Nested values, unicode escapes, negative numbers. */
+        o = parse_ok("{\"version\":1,\"a\":{\"b\":[1,-2,3.5,true,false,null,\"\\u00e9\\ud83d\\ude00\"]}}");
+        json_object_put(o);
+
+        /* The exact length is honoured: bytes past len are not looked at. */
+        const char *s = "{\"version\":1}garbage";
+        o = NULL;
+        assert_int_equal(jit_message_parse(s, 13, &o), 0);
+        assert_non_null(o);
+        json_object_put(o);
+}
+
+static void test_parse_empty_and_truncated(void **state) {
+        json_object *o = NULL;
+
+        assert_int_equal(jit_message_parse(NULL, 0, &o), -EBADMSG);
+        assert_int_equal(jit_message_parse("", 0, &o), -EBADMSG);
+        assert_int_equal(jit_message_parse("{}", 0, &o), -EBADMSG);
+        assert_null(o);
+        assert_parse_fails(" ", -EBADMSG);
+        assert_parse_fails("{", -EBADMSG);
+        assert_parse_fails("{\"version\":1", -EBADMSG);
+        assert_parse_fails("{\"version\":1,", -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"a\":\"x", -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"a\":[1,2}", -EBADMSG);
+}
+
+static void test_parse_trailing_data(void **state) {
+        assert_parse_fails("{\"version\":1}x", -EBADMSG);
+        assert_parse_fails("{\"version\":1}{\"version\":1}", -EBADMSG);
+        assert_parse_fails("{\"version\":1} {}", -EBADMSG);
+        assert_parse_fails("{\"version\":1}\n{\"version\":1}\n", -EBADMSG);
+        assert_parse_fails("{\"version\":1}}", -EBADMSG);
+        assert_parse_fails("{\"version\":1}\v", -EBADMSG); /* not JSON whitespace */
+        assert_parse_fails("{\"version\":1}\f", -EBADMSG);
+        assert_parse_fails("{\"version\":1}1", -EBADMSG);
+        assert_parse_fails("{\"version\":1}//", -EBADMSG);
+}
+
+static void test_parse_top_level_not_object(void **state) {
+        assert_parse_fails("[{\"version\":1}]", -EBADMSG);
+        assert_parse_fails("[]", -EBADMSG);
+        assert_parse_fails("\"version\"", -EBADMSG);
+        assert_parse_fails("1 ", -EBADMSG);
+        assert_parse_fails("1", -EBADMSG);
+        assert_parse_fails("true", -EBADMSG);
+        assert_parse_fails("null", -EBADMSG);
+}
+
+static void test_parse_not_strict_json(void **state) {
+        assert_parse_fails("{\"version\":1,}", -EBADMSG);          /* trailing comma */
+        assert_parse_fails("{version:1}", -EBADMSG);               /* bare key */
+        assert_parse_fails("{\"version\":1,\"a\":'x'}", -EBADMSG); /* single-quoted value */
+        assert_parse_fails("{\"version\":01}", -EBADMSG);          /* leading zero */
+        assert_parse_fails("{\"version\":1,\"a\":nan}", -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"a\":TRUE}", -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"a\":[1,]}", -EBADMSG);
+        assert_parse_fails("{\"version\":1 /* c */}", -EBADMSG);
+        assert_parse_fails("{\"version\":1 // c\n}", -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"a\":\"\\x41\"}", -EBADMSG); /* not a JSON escape */
+}
+
+static void test_parse_depth(void **state) {
+        char *s;
+        json_object *o = NULL;
+
+        for (unsigned d = 1; d < JIT_JSON_DEPTH_MAX; d++) {
+                s = nested(d);
+                o = parse_ok(s);
+                json_object_put(o);
+                free(s);
+        }
+        /* Depth 8 (the documented maximum) is accepted: see test-known-bugs.c. */
+        for (unsigned d = JIT_JSON_DEPTH_MAX + 1; d <= JIT_JSON_DEPTH_MAX + 3; d++) {
+                s = nested(d);
+                assert_parse_fails(s, -EBADMSG);
+                free(s);
+        }
+        /* Far too deep is refused without recursing into it. */
+        s = nested(100000);
+        assert_parse_fails(s, -EBADMSG);
+        free(s);
+}
+
+static void test_parse_invalid_utf8(void **state) {
+        assert_parse_fails("{\"version\":1,\"a\":\"\xc3\"}", -EBADMSG);         /* truncated */
+        assert_parse_fails("{\"version\":1,\"a\":\"\xff\"}", -EBADMSG);         /* never valid */
+        assert_parse_fails("{\"version\":1,\"a\":\"\xfe\"}", -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"a\":\"\x80\"}", -EBADMSG);         /* lone continuation */
+        assert_parse_fails("{\"version\":1,\"a\":\"\xe2\x82\"}", -EBADMSG);     /* truncated 3-byte */
+        assert_parse_fails("{\"version\":1,\"a\":\"\xc3\x28\"}", -EBADMSG);     /* bad continuation */
+        assert_parse_fails("{\"version\":1,\"\xc3\":\"x\"}", -EBADMSG);         /* in a key */
+        /* Valid multi-byte text is fine, raw or escaped. */
+        json_object_put(parse_ok("{\"version\":1,\"a\":\"caf\xc3\xa9 \xf0\x9f\x98\x80 \xe6\x97\xa5\"}"));
+}
+
+static void test_parse_nul(void **state) {
+        static const char raw_in_string[] = "{\"version\":1,\"a\":\"x\0y\"}";
+        static const char raw_after[] = "{\"version\":1}\0";
+        json_object *o = NULL;
+
+        assert_int_equal(jit_message_parse(raw_in_string, sizeof(raw_in_string) - 1, &o), -EBADMSG);
+        assert_int_equal(jit_message_parse(raw_after, sizeof(raw_after) - 1, &o), -EBADMSG);
+        assert_int_equal(jit_message_parse("\0{\"version\":1}", 14, &o), -EBADMSG);
+        assert_null(o);
+        /* "\u0000" is well-formed JSON; the field accessor refuses it (test_get_string_unsafe). */
+}
+
+static void test_parse_version(void **state) {
+        json_object_put(parse_ok("{\"version\":1}"));
+        json_object_put(parse_ok("{\"op\":\"x\",\"version\":1}"));
+
+        assert_parse_fails("{}", -EBADMSG);
+        assert_parse_fails("{\"op\":\"status\"}", -EBADMSG);
+        assert_parse_fails("{\"Version\":1}", -EBADMSG);
+        assert_parse_fails("{\"version\":\"1\"}", -EBADMSG);
+        assert_parse_fails("{\"version\":1.0}", -EBADMSG);
+        assert_parse_fails("{\"version\":1e0}", -EBADMSG);
+        assert_parse_fails("{\"version\":true}", -EBADMSG);
+        assert_parse_fails("{\"version\":null}", -EBADMSG);
+        assert_parse_fails("{\"version\":[1]}", -EBADMSG);
+        assert_parse_fails("{\"version\":{}}", -EBADMSG);
+        assert_parse_fails("{\"a\":{\"version\":1}}", -EBADMSG); /* only the top level counts */
+
+        assert_parse_fails("{\"version\":2}", -EPROTONOSUPPORT);
+        assert_parse_fails("{\"version\":0}", -EPROTONOSUPPORT);
+        assert_parse_fails("{\"version\":-1}", -EPROTONOSUPPORT);
+        assert_parse_fails("{\"version\":4294967297}", -EPROTONOSUPPORT); /* 2^32 + 1: no truncation */
+        assert_parse_fails("{\"version\":18446744073709551617}", -EPROTONOSUPPORT);
+}
+
+static void test_serialize(void **state) {
+        json_object *o = json_object_new_object();
+        size_t len = 0;
+        char *s;
+
+        json_object_object_add(o, "version", json_object_new_int(1));
+        json_object_object_add(o, "path", json_object_new_string("/run/jit/broker.sock"));
+        json_object_object_add(o, "text", json_object_new_string("caf\xc3\xa9 \"q\" \\ \n"));
+        assert_serializes_to(o, "{\"version\":1,\"path\":\"/run/jit/broker.sock\","
+                                "\"text\":\"caf\xc3\xa9 \\\"q\\\" \\\\ \\n\"}");
+        /* ret_len may be NULL. */
+        s = jit_message_serialize(o, NULL);
+        assert_non_null(s);
+        free(s);
+
+        /* What is serialized parses back to the same thing. */
+        s = jit_message_serialize(o, &len);
+        json_object *back = NULL;
+        assert_int_equal(jit_message_parse(s, len, &back), 0);
+        assert_true(json_object_equal(o, back));
+        json_object_put(back);
+        free(s);
+        json_object_put(o);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Text safety */
+
+#define SAFE(lit) jit_text_is_safe(lit, sizeof(lit) - 1)
+
+static void test_text_safe_accepts(void **state) {
+        assert_true(jit_text_is_safe("", 0));
+        assert_true(SAFE("hello, world"));
+        assert_true(SAFE("OPS-1234"));
+        assert_true(SAFE(" ~!@#$%^&*()_+{}|:\"<>?`-=[]\\;',./"));
+        assert_true(SAFE("caf\xc3\xa9"));             /* é, 2 bytes */
+        assert_true(SAFE("\xc2\xa0"));                /* U+00A0, first after C1 */
+        assert_true(SAFE("\xe6\x97\xa5\xe6\x9c\xac")); /* 日本, 3 bytes */
+        assert_true(SAFE("\xf0\x9f\x98\x80"));        /* 😀, 4 bytes */
+        assert_true(SAFE("\xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd")); /* emoji + skin tone modifier */
+        assert_true(SAFE("\xef\xbf\xbd"));            /* U+FFFD */
+        assert_true(SAFE("\xed\x9f\xbf"));            /* U+D7FF, just below surrogates */
+        assert_true(SAFE("\xee\x80\x80"));            /* U+E000, just above */
+        assert_true(SAFE("\xf4\x8f\xbf\xbf"));        /* U+10FFFF, the last code point */
+        assert_true(SAFE("\xdf\xbf"));                /* U+07FF, longest 2-byte */
+        assert_true(SAFE("\xe0\xa0\x80"));            /* U+0800, shortest 3-byte */
+        assert_true(SAFE("\xf0\x90\x80\x80"));        /* U+10000, shortest 4-byte */
+        /* Only len bytes are examined. */
+        assert_true(jit_text_is_safe("ab\ncd", 2));
+        assert_true(jit_text_is_safe("\xc3\xa9\xff", 2));
+}
+
+static void test_text_safe_refuses_controls(void **state) {
+        /* Every C0 control, and DEL. */
+        for (unsigned c = 0; c < 0x20; c++) {
+                char s[3] = { 'a', (char) c, 'b' };
+                if (jit_text_is_safe(s, 3))
+                        fail_msg("C0 control 0x%02x accepted", c);
+        }
+        assert_false(SAFE("\x7f"));
+        assert_false(SAFE("a\tb"));
+        assert_false(SAFE("line\nbreak"));
+        assert_false(SAFE("\r"));
+        assert_false(SAFE("\x1b[31mred"));
+        assert_false(jit_text_is_safe("a\0b", 3));
+        /* Every C1 control (U+0080..U+009F), NEL (U+0085) and CSI (U+009B) among them. */
+        for (unsigned cp = 0x80; cp <= 0x9f; cp++) {
+                char s[2] = { (char) (0xc0 | (cp >> 6)), (char) (0x80 | (cp & 0x3f)) };
+                if (jit_text_is_safe(s, 2))
+                        fail_msg("C1 control U+%04X accepted", cp);
+        }
+        assert_false(SAFE("x\xc2\x85y"));
+        assert_false(SAFE("\xc2\x9b" "31m"));
+        /* Raw C1 bytes are not UTF-8 at all. */
+        assert_false(SAFE("\x85"));
+        assert_false(SAFE("\x9b"));
+}
+
+static void test_text_safe_refuses_bad_utf8(void **state) {
+        assert_false(SAFE("\xc0\xaf"));             /* overlong '/' */
+        assert_false(SAFE("\xc0\x80"));             /* overlong NUL */
+        assert_false(SAFE("\xc1\xbf"));             /* overlong U+007F */
+        assert_false(SAFE("\xe0\x80\xaf"));         /* 3-byte overlong */
+        assert_false(SAFE("\xe0\x9f\xbf"));         /* 3-byte overlong U+07FF */
+        assert_false(SAFE("\xf0\x80\x80\xaf"));     /* 4-byte overlong */
+        assert_false(SAFE("\xf0\x8f\xbf\xbf"));     /* 4-byte overlong U+FFFF */
+        assert_false(SAFE("\xed\xa0\x80"));         /* U+D800 surrogate */
+        assert_false(SAFE("\xed\xbf\xbf"));         /* U+DFFF surrogate */
+        assert_false(SAFE("\xed\xa0\xbd\xed\xb8\x80")); /* CESU-8 pair */
+        assert_false(SAFE("\xf4\x90\x80\x80"));     /* U+110000 */
+        assert_false(SAFE("\xf7\xbf\xbf\xbf"));
+        assert_false(SAFE("\xf8\x88\x80\x80\x80")); /* 5-byte form */
+        assert_false(SAFE("\xfc\x84\x80\x80\x80\x80"));
+        assert_false(SAFE("\xfe"));
+        assert_false(SAFE("\xff"));
+        assert_false(SAFE("\x80"));                 /* lone continuation */
+        assert_false(SAFE("\xbf"));
+        assert_false(SAFE("\xc3"));                 /* truncated at end */
+        assert_false(SAFE("\xe6\x97"));
+        assert_false(SAFE("\xf0\x9f\x98"));
+        assert_false(SAFE("\xc3(")); /* continuation missing */
+        assert_false(SAFE("\xe6\x97("));
+        assert_false(SAFE("\xf0\x9f\x98("));
+        /* The length bound is respected: a sequence cut by len is refused, not read past. */
+        assert_false(jit_text_is_safe("\xc3\xa9", 1));
+        assert_false(jit_text_is_safe("\xf0\x9f\x98\x80", 3));
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Field accessors */
+
+static void test_get_string(void **state) {
+        json_object *o = parse_ok("{\"version\":1,\"reason\":\"deploy fix\",\"n\":5,\"nul\":null,"
+                                  "\"arr\":[\"x\"],\"empty\":\"\",\"utf\":\"\\u00e9\\ud83d\\ude00\"}");
+        const char *s = "sentinel";
+
+        assert_int_equal(jit_message_get_string(o, "reason", 1024, true, &s), 0);
+        assert_string_equal(s, "deploy fix");
+        assert_int_equal(jit_message_get_string(o, "empty", 1024, true, &s), 0);
+        assert_string_equal(s, "");
+        assert_int_equal(jit_message_get_string(o, "utf", 1024, true, &s), 0);
+        assert_string_equal(s, "\xc3\xa9\xf0\x9f\x98\x80");
+
+        /* Absent or null. */
+        s = "sentinel";
+        assert_int_equal(jit_message_get_string(o, "ticket", 128, false, &s), 0);
+        assert_null(s);
+        s = "sentinel";
+        assert_int_equal(jit_message_get_string(o, "nul", 128, false, &s), 0);
+        assert_null(s);
+        assert_int_equal(jit_message_get_string(o, "ticket", 128, true, &s), -EINVAL);
+        assert_null(s);
+        assert_int_equal(jit_message_get_string(o, "nul", 128, true, &s), -EINVAL);
+
+        /* Another type. */
+        assert_int_equal(jit_message_get_string(o, "n", 128, false, &s), -EINVAL);
+        assert_null(s);
+        assert_int_equal(jit_message_get_string(o, "arr", 128, false, &s), -EINVAL);
+        assert_int_equal(jit_message_get_string(o, "version", 128, true, &s), -EINVAL);
+        json_object_put(o);
+}
+
+static void test_get_string_length(void **state) {
+        json_object *o = parse_ok("{\"version\":1,\"t\":\"abcd\",\"e\":\"\xc3\xa9\xc3\xa9\"}");
+        const char *s;
+
+        assert_int_equal(jit_message_get_string(o, "t", 4, true, &s), 0);
+        assert_string_equal(s, "abcd");
+        assert_int_equal(jit_message_get_string(o, "t", 3, true, &s), -E2BIG);
+        assert_null(s);
+        /* The limit is in bytes, not characters. */
+        assert_int_equal(jit_message_get_string(o, "e", 4, true, &s), 0);
+        assert_int_equal(jit_message_get_string(o, "e", 3, true, &s), -E2BIG);
+        json_object_put(o);
+
+        /* At a protocol limit and one past it. */
+        char *msg = malloc(JIT_REASON_MAX + 64);
+        assert_non_null(msg);
+        int n = snprintf(msg, JIT_REASON_MAX + 64, "{\"version\":1,\"reason\":\"");
+        memset(msg + n, 'r', JIT_REASON_MAX);
+        strcpy(msg + n + JIT_REASON_MAX, "\"}");
+        o = parse_ok(msg);
+        assert_int_equal(jit_message_get_string(o, "reason", JIT_REASON_MAX, true, &s), 0);
+        assert_int_equal(strlen(s), JIT_REASON_MAX);
+        assert_int_equal(jit_message_get_string(o, "reason", JIT_REASON_MAX - 1, true, &s), -E2BIG);
+        json_object_put(o);
+        free(msg);
+}
+
+static void test_get_string_unsafe(void **state) {
+        static const char *const keys[] = { "nul", "nul_end", "tab", "nl", "esc", "del", "nel", "csi", "bell" };
+        json_object *o = parse_ok("{\"version\":1,\"nul\":\"a\\u0000b\",\"nul_end\":\"ab\\u0000\","
+                                  "\"tab\":\"a\\tb\",\"nl\":\"a\\nb\",\"esc\":\"\\u001b[2J\","
+                                  "\"del\":\"\\u007f\",\"nel\":\"a\\u0085b\",\"csi\":\"\\u009b31m\","
+                                  "\"bell\":\"\\u0007\"}");
+        const char *s;
+
+        for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+                s = "sentinel";
+                int r = jit_message_get_string(o, keys[i], 1024, true, &s);
+                if (r != -EBADMSG)
+                        fail_msg("field \"%s\": %d, expected -EBADMSG", keys[i], r);
+                assert_null(s);
+        }
+        json_object_put(o);
+
+        /* Overlong UTF-8 that slips past the tokenizer is caught here. */
+        o = json_object_new_object();
+        json_object_object_add(o, "x", json_object_new_string("\xc0\xaf"));
+        json_object_object_add(o, "y", json_object_new_string("\xed\xa0\x80"));
+        assert_int_equal(jit_message_get_string(o, "x", 1024, true, &s), -EBADMSG);
+        assert_int_equal(jit_message_get_string(o, "y", 1024, true, &s), -EBADMSG);
+        json_object_put(o);
+}
+
+static void test_get_int(void **state) {
+        json_object *o = parse_ok("{\"version\":1,\"id\":42,\"neg\":-7,\"zero\":0,\"big\":9223372036854775807,"
+                                  "\"min\":-9223372036854775808,\"dbl\":42.0,\"exp\":1e2,\"str\":\"42\","
+                                  "\"t\":true,\"nul\":null,\"obj\":{}}");
+        int64_t n = -99;
+        bool present = true;
+
+        assert_int_equal(jit_message_get_int(o, "id", 1, INT64_MAX, true, &n, &present), 0);
+        assert_int_equal(n, 42);
+        assert_true(present);
+        assert_int_equal(jit_message_get_int(o, "id", 42, 42, true, &n, NULL), 0); /* bounds inclusive */
+        assert_int_equal(jit_message_get_int(o, "neg", -7, -7, true, &n, NULL), 0);
+        assert_int_equal(n, -7);
+        assert_int_equal(jit_message_get_int(o, "big", 1, INT64_MAX, true, &n, NULL), 0);
+        assert_true(n == INT64_MAX);
+        assert_int_equal(jit_message_get_int(o, "min", INT64_MIN, 0, true, &n, NULL), 0);
+        assert_true(n == INT64_MIN);
+
+        /* Out of range. */
+        n = -99;
+        assert_int_equal(jit_message_get_int(o, "id", 1, 41, true, &n, &present), -EINVAL);
+        assert_int_equal(jit_message_get_int(o, "id", 43, 100, true, &n, &present), -EINVAL);
+        assert_int_equal(jit_message_get_int(o, "zero", 1, INT64_MAX, true, &n, &present), -EINVAL);
+        assert_int_equal(jit_message_get_int(o, "neg", 1, INT64_MAX, true, &n, &present), -EINVAL);
+        assert_int_equal(n, -99);
+        assert_false(present);
+
+        /* Other types, even when they look like the number. */
+        static const char *const wrong[] = { "dbl", "exp", "str", "t", "obj" };
+        for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++)
+                assert_int_equal(jit_message_get_int(o, wrong[i], INT64_MIN, INT64_MAX, false, &n, &present), -EINVAL);
+        assert_int_equal(n, -99);
+
+        /* Absent or null. */
+        present = true;
+        assert_int_equal(jit_message_get_int(o, "duration", 1, 100, false, &n, &present), 0);
+        assert_false(present);
+        assert_int_equal(n, -99);
+        present = true;
+        assert_int_equal(jit_message_get_int(o, "nul", 1, 100, false, &n, &present), 0);
+        assert_false(present);
+        assert_int_equal(jit_message_get_int(o, "duration", 1, 100, true, &n, &present), -EINVAL);
+        assert_int_equal(jit_message_get_int(o, "nul", 1, 100, true, &n, NULL), -EINVAL);
+        json_object_put(o);
+}
+
+static void test_get_bool(void **state) {
+        json_object *o = parse_ok("{\"version\":1,\"yes\":true,\"no\":false,\"one\":1,\"s\":\"true\",\"nul\":null}");
+        bool b;
+
+        b = false;
+        assert_int_equal(jit_message_get_bool(o, "yes", &b), 0);
+        assert_true(b);
+        b = true;
+        assert_int_equal(jit_message_get_bool(o, "no", &b), 0);
+        assert_false(b);
+        b = true;
+        assert_int_equal(jit_message_get_bool(o, "absent", &b), 0);
+        assert_false(b);
+        b = true;
+        assert_int_equal(jit_message_get_bool(o, "nul", &b), 0);
+        assert_false(b);
+        assert_int_equal(jit_message_get_bool(o, "one", &b), -EINVAL);
+        assert_int_equal(jit_message_get_bool(o, "s", &b), -EINVAL);
+        assert_int_equal(jit_message_get_bool(o, "version", &b), -EINVAL);
+        json_object_put(o);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Replies */
+
+static void test_reply_ok(void **state) {
+        json_object *o = jit_reply_ok(NULL);
+        assert_non_null(o);
+        assert_serializes_to(o, "{\"version\":1,\"ok\":true}");
+        json_object_put(o);
+
+        json_object *result = json_object_new_object();
+        json_object_object_add(result, "allowed", json_object_new_boolean(true));
+        json_object_object_add(result, "request_id", json_object_new_int64(7));
+        o = jit_reply_ok(result); /* consumes result */
+        assert_serializes_to(o, "{\"version\":1,\"ok\":true,\"result\":{\"allowed\":true,\"request_id\":7}}");
+
+        /* A reply is a valid message for the client's parser. */
+        char *s = jit_message_serialize(o, NULL);
+        json_object *back = NULL;
+        assert_int_equal(parse(s, &back), 0);
+        json_object_put(back);
+        free(s);
+        json_object_put(o);
+
+        o = jit_reply_ok(json_object_new_array());
+        assert_serializes_to(o, "{\"version\":1,\"ok\":true,\"result\":[]}");
+        json_object_put(o);
+}
+
+static void test_reply_error(void **state) {
+        static const struct {
+                JitError e;
+                const char *code;
+        } codes[] = {
+                { JIT_ERROR_BAD_REQUEST, "bad-request" }, { JIT_ERROR_REFUSED, "refused" },
+                { JIT_ERROR_NOT_FOUND, "not-found" },     { JIT_ERROR_CONFLICT, "conflict" },
+                { JIT_ERROR_INTERNAL, "internal" },
+        };
+        json_object *o, *v;
+        char expect[256];
+
+        for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+                o = jit_reply_error(codes[i].e, "request %d: %s", 42, "nope");
+                snprintf(expect, sizeof(expect),
+                         "{\"version\":1,\"ok\":false,\"error\":\"%s\",\"message\":\"request 42: nope\"}",
+                         codes[i].code);
+                assert_serializes_to(o, expect);
+                json_object_put(o);
+        }
+
+        /* A long message is cut, not overflowed. */
+        char long_text[2000];
+        memset(long_text, 'm', sizeof(long_text) - 1);
+        long_text[sizeof(long_text) - 1] = '\0';
+        o = jit_reply_error(JIT_ERROR_INTERNAL, "%s", long_text);
+        assert_true(json_object_object_get_ex(o, "message", &v));
+        assert_int_equal(json_object_get_string_len(v), 511);
+        json_object_put(o);
+
+        /* The message is data, never a format string of its own. */
+        o = jit_reply_error(JIT_ERROR_BAD_REQUEST, "%s", "%s%n%x");
+        assert_true(json_object_object_get_ex(o, "message", &v));
+        assert_string_equal(json_object_get_string(v), "%s%n%x");
+        json_object_put(o);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_error_strings),
+                cmocka_unit_test(test_exit_status_constants),
+                cmocka_unit_test(test_frame_header_big_endian),
+                cmocka_unit_test_setup_teardown(test_reader_whole_frame, pair_setup, pair_teardown),
+                cmocka_unit_test_setup_teardown(test_reader_byte_by_byte, pair_setup, pair_teardown),
+                cmocka_unit_test_setup_teardown(test_reader_does_not_read_past_frame, pair_setup, pair_teardown),
+                cmocka_unit_test_setup_teardown(test_reader_zero_length, pair_setup, pair_teardown),
+                cmocka_unit_test_setup_teardown(test_reader_oversized_before_allocation, pair_setup, pair_teardown),
+                cmocka_unit_test_setup_teardown(test_reader_exact_max, pair_setup, pair_teardown),
+                cmocka_unit_test_setup_teardown(test_reader_eof, pair_setup, pair_teardown),
+                cmocka_unit_test_setup_teardown(test_reader_eof_mid_header, pair_setup, pair_teardown),
+                cmocka_unit_test_setup_teardown(test_reader_eof_mid_body, pair_setup, pair_teardown),
+                cmocka_unit_test(test_reader_bad_fd),
+                cmocka_unit_test_setup_teardown(test_send_recv_round_trip, pair_setup, pair_teardown),
+                cmocka_unit_test_setup_teardown(test_recv_two_frames_in_order, pair_setup, pair_teardown),
+                cmocka_unit_test_setup_teardown(test_send_refuses_empty, pair_setup, pair_teardown),
+                cmocka_unit_test_setup_teardown(test_send_to_closed_peer, pair_setup, pair_teardown),
+                cmocka_unit_test_setup_teardown(test_send_timeout, pair_setup, pair_teardown),
+                cmocka_unit_test_setup_teardown(test_recv_timeout, pair_setup, pair_teardown),
+                cmocka_unit_test_setup_teardown(test_recv_timeout_mid_frame, pair_setup, pair_teardown),
+                cmocka_unit_test_setup_teardown(test_recv_deadline_in_past, pair_setup, pair_teardown),
+                cmocka_unit_test_setup_teardown(test_recv_eof_and_oversize, pair_setup, pair_teardown),
+                cmocka_unit_test_setup_teardown(test_send_recv_max_reply, pair_setup, pair_teardown),
+                cmocka_unit_test(test_parse_valid),
+                cmocka_unit_test(test_parse_empty_and_truncated),
+                cmocka_unit_test(test_parse_trailing_data),
+                cmocka_unit_test(test_parse_top_level_not_object),
+                cmocka_unit_test(test_parse_not_strict_json),
+                cmocka_unit_test(test_parse_depth),
+                cmocka_unit_test(test_parse_invalid_utf8),
+                cmocka_unit_test(test_parse_nul),
+                cmocka_unit_test(test_parse_version),
+                cmocka_unit_test(test_serialize),
+                cmocka_unit_test(test_text_safe_accepts),
+                cmocka_unit_test(test_text_safe_refuses_controls),
+                cmocka_unit_test(test_text_safe_refuses_bad_utf8),
+                cmocka_unit_test(test_get_string),
+                cmocka_unit_test(test_get_string_length),
+                cmocka_unit_test(test_get_string_unsafe),
+                cmocka_unit_test(test_get_int),
+                cmocka_unit_test(test_get_bool),
+                cmocka_unit_test(test_reply_ok),
+                cmocka_unit_test(test_reply_error),
+        };
+        return cmocka_run_group_tests_name("protocol", tests, NULL, NULL);
+}
