@@ -32,8 +32,10 @@ static int fail(Parser *ps, const config_setting_t *s, const char *fmt, ...) {
         if (vasprintf(&msg, fmt, ap) < 0)
                 msg = NULL;
         va_end(ap);
-        if (asprintf(&ps->error, "%s:%u: %s", ps->name, s ? config_setting_source_line(s) : 0,
-                     msg ? msg : "out of memory") < 0)
+        unsigned line = s ? config_setting_source_line(s) : 0;
+        int k = line > 0 ? asprintf(&ps->error, "%s:%u: %s", ps->name, line, msg ? msg : "out of memory")
+                         : asprintf(&ps->error, "%s: %s", ps->name, msg ? msg : "out of memory");
+        if (k < 0)
                 ps->error = NULL;
         return -EINVAL;
 }
@@ -308,6 +310,7 @@ static int parse_rule(Parser *ps, const config_setting_t *s, size_t index, const
 
 int policy_parse(const char *text, size_t len, const char *name, Policy **ret, char **ret_error) {
         Parser ps = { .name = name };
+        _cleanup_free_ char *copy = NULL;
         config_t cfg;
         const config_setting_t *root, *m;
         Policy *p = NULL;
@@ -320,6 +323,13 @@ int policy_parse(const char *text, size_t len, const char *name, Policy **ret, c
                 r = -EINVAL;
                 goto out;
         }
+        /* libconfig reads up to a NUL, not up to len. */
+        copy = strndup(text, len);
+        if (!copy) {
+                r = -ENOMEM;
+                goto out;
+        }
+        text = copy;
 
         /* @include would let the policy pull in files nobody reviews with it. */
         unsigned line = 1;

@@ -180,14 +180,80 @@ int jit_frame_recv(int fd, size_t max, uint64_t deadline_usec, char **ret_buf, s
         return 0;
 }
 
+/* Decodes one strictly valid UTF-8 sequence at p[*i]; false for overlong forms,
+ * surrogates, values beyond U+10FFFF and truncated sequences. */
+static bool utf8_next(const unsigned char *p, size_t len, size_t *i, uint32_t *ret) {
+        unsigned char c = p[*i];
+        size_t n;
+        uint32_t cp;
+
+        if (c < 0x80) {
+                *ret = c;
+                (*i)++;
+                return true;
+        }
+        if ((c & 0xe0) == 0xc0) {
+                n = 2;
+                cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+                n = 3;
+                cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+                n = 4;
+                cp = c & 0x07;
+        } else
+                return false;
+        if (*i + n > len)
+                return false;
+        for (size_t k = 1; k < n; k++) {
+                if ((p[*i + k] & 0xc0) != 0x80)
+                        return false;
+                cp = (cp << 6) | (p[*i + k] & 0x3f);
+        }
+        if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+            (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+                return false;
+        *i += n;
+        *ret = cp;
+        return true;
+}
+
+bool jit_text_is_safe(const char *s, size_t len) {
+        const unsigned char *p = (const unsigned char *) s;
+        uint32_t cp;
+
+        for (size_t i = 0; i < len;) {
+                if (!utf8_next(p, len, &i, &cp))
+                        return false;
+                if (cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f))
+                        return false;
+        }
+        return true;
+}
+
+/* A whole message: strict UTF-8, and no raw control byte but JSON's own whitespace. */
+static bool message_bytes_valid(const char *s, size_t len) {
+        const unsigned char *p = (const unsigned char *) s;
+        uint32_t cp;
+
+        for (size_t i = 0; i < len;) {
+                if (!utf8_next(p, len, &i, &cp))
+                        return false;
+                if (cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r')
+                        return false;
+        }
+        return true;
+}
+
 int jit_message_parse(const char *buf, size_t len, json_object **ret) {
         json_tokener *tok;
         json_object *o;
 
-        if (!buf || len == 0 || memchr(buf, '\0', len))
+        if (!buf || len == 0 || !message_bytes_valid(buf, len))
                 return -EBADMSG;
 
-        tok = json_tokener_new_ex(JIT_JSON_DEPTH_MAX);
+        /* json-c counts the innermost value as a level of its own. */
+        tok = json_tokener_new_ex(JIT_JSON_DEPTH_MAX + 1);
         if (!tok)
                 return -ENOMEM;
         json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
@@ -235,48 +301,6 @@ char *jit_message_serialize(json_object *o, size_t *ret_len) {
         return copy;
 }
 
-bool jit_text_is_safe(const char *s, size_t len) {
-        const unsigned char *p = (const unsigned char *) s;
-        size_t i = 0;
-
-        while (i < len) {
-                unsigned char c = p[i];
-                size_t n;
-                uint32_t cp;
-
-                if (c < 0x80) {
-                        if (c < 0x20 || c == 0x7f)
-                                return false;
-                        i++;
-                        continue;
-                }
-                if ((c & 0xe0) == 0xc0) {
-                        n = 2;
-                        cp = c & 0x1f;
-                } else if ((c & 0xf0) == 0xe0) {
-                        n = 3;
-                        cp = c & 0x0f;
-                } else if ((c & 0xf8) == 0xf0) {
-                        n = 4;
-                        cp = c & 0x07;
-                } else
-                        return false;
-                if (i + n > len)
-                        return false;
-                for (size_t k = 1; k < n; k++) {
-                        if ((p[i + k] & 0xc0) != 0x80)
-                                return false;
-                        cp = (cp << 6) | (p[i + k] & 0x3f);
-                }
-                /* Overlong forms, surrogates, beyond Unicode, and C1 controls. */
-                if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-                    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff || (cp >= 0x80 && cp <= 0x9f))
-                        return false;
-                i += n;
-        }
-        return true;
-}
-
 int jit_message_get_string(json_object *msg, const char *key, size_t max, bool required,
                            const char **ret) {
         json_object *v;
@@ -309,6 +333,9 @@ int jit_message_get_int(json_object *msg, const char *key, int64_t min, int64_t 
         errno = 0;
         int64_t n = json_object_get_int64(v);
         if (errno != 0 || n < min || n > max)
+                return -EINVAL;
+        /* json-c clamps integers beyond 64 bits to INT64_MAX without an error. */
+        if (n == INT64_MAX && json_object_get_uint64(v) != (uint64_t) INT64_MAX)
                 return -EINVAL;
         *ret = n;
         if (present)
@@ -354,7 +381,7 @@ json_object *jit_reply_error(JitError e, const char *fmt, ...) {
                 return NULL;
         json_object_object_add(o, "version", json_object_new_int(JIT_PROTOCOL_VERSION));
         json_object_object_add(o, "ok", json_object_new_boolean(false));
-        json_object_object_add(o, "error", json_object_new_string(jit_error_to_string(e)));
+        json_object_object_add(o, "error", json_object_new_string(jit_error_to_string(e) ?: "internal"));
         json_object_object_add(o, "message", json_object_new_string(msg));
         return o;
 }

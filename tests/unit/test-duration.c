@@ -22,10 +22,11 @@ static void check_parse(const char *s, int expect_r, uint64_t expect_sec) {
         if (r != expect_r)
                 fail_msg("duration_parse(\"%s\") = %d, expected %d", s ? s : "(null)", r, expect_r);
         if (r == 0 && sec != expect_sec)
-                fail_msg("duration_parse(\"%s\") gave %llu s, expected %llu s", s, (unsigned long long) sec,
-                         (unsigned long long) expect_sec);
+                fail_msg("duration_parse(\"%s\") gave %llu s, expected %llu s", s,
+                         (unsigned long long) sec, (unsigned long long) expect_sec);
         if (r < 0 && sec != SENTINEL)
-                fail_msg("duration_parse(\"%s\") failed but wrote %llu", s, (unsigned long long) sec);
+                fail_msg("duration_parse(\"%s\") failed but wrote %llu", s,
+                         (unsigned long long) sec);
 }
 
 static void check_format(uint64_t sec, const char *expect) {
@@ -33,7 +34,8 @@ static void check_format(uint64_t sec, const char *expect) {
 
         assert_ptr_equal(duration_format(sec, buf, sizeof(buf)), buf);
         if (strcmp(buf, expect) != 0)
-                fail_msg("duration_format(%llu) = \"%s\", expected \"%s\"", (unsigned long long) sec, buf, expect);
+                fail_msg("duration_format(%llu) = \"%s\", expected \"%s\"",
+                         (unsigned long long) sec, buf, expect);
 }
 
 static void test_parse_single_units(void **state) {
@@ -71,10 +73,10 @@ static void test_parse_zero_refused(void **state) {
 
 static void test_parse_malformed(void **state) {
         static const char *const bad[] = {
-                "",      "h",     "s",      "1x",    "1",     "90",    "1h30",  "1m1h", "1s1d",
-                "1h1h",  "1d1d",  "1s1s",   "1hh",   " 1h",   "1h ",   "1 h",   "-1h",  "+1h",
-                "1H",    "1D",    "1.5h",   "1,5h",  "1w",    "1y",    "1ms",   "h1",   "1h\n",
-                "\t1h",  "1h-1m", "0x10s",  "1e3s",  "1h30m\n", "1h 30m", "1hour", "1d-",
+                "",     "h",     "s",     "1x",   "1",       "90",     "1h30",  "1m1h", "1s1d",
+                "1h1h", "1d1d",  "1s1s",  "1hh",  " 1h",     "1h ",    "1 h",   "-1h",  "+1h",
+                "1H",   "1D",    "1.5h",  "1,5h", "1w",      "1y",     "1ms",   "h1",   "1h\n",
+                "\t1h", "1h-1m", "0x10s", "1e3s", "1h30m\n", "1h 30m", "1hour", "1d-",
         };
 
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -119,7 +121,7 @@ static void test_format_exact(void **state) {
         check_format(172800, "2d");
         check_format(JIT_DURATION_MAX_SEC, "366d");
         /* Values nothing accepts still format without overflowing the buffer. */
-        check_format(UINT64_MAX, "213503982334601d15h6m55s");
+        check_format(UINT64_MAX, "213503982334601d7h15s");
 }
 
 static void test_format_small_buffer(void **state) {
@@ -157,11 +159,13 @@ static void test_format_parse_round_trip(void **state) {
                 uint64_t got = 0;
                 duration_format(sec, buf, sizeof(buf));
                 if (duration_parse(buf, &got) != 0 || got != sec)
-                        fail_msg("round trip of %llu failed: \"%s\"", (unsigned long long) sec, buf);
+                        fail_msg("round trip of %llu failed: \"%s\"", (unsigned long long) sec,
+                                 buf);
                 n++;
         }
         /* And the canonical text of what a person writes comes back unchanged. */
-        static const char *const canon[] = { "90s", "30m", "1h30m", "2h", "1d", "1d1h1m1s", "366d", "12h5s" };
+        static const char *const canon[] = { "1m30s", "30m",      "1h30m", "2h",
+                                             "1d",    "1d1h1m1s", "366d",  "12h5s" };
         for (size_t i = 0; i < sizeof(canon) / sizeof(canon[0]); i++) {
                 uint64_t sec;
                 assert_int_equal(duration_parse(canon[i], &sec), 0);

@@ -20,7 +20,8 @@
 #define NAME "t.conf"
 
 /* A rule that is valid on its own, for tests about something else. */
-#define RULE_A "{ name = \"a\"; services = [\"sudo\"]; requesters = [\"alice\"]; approvers = [\"bob\"]; }"
+#define RULE_A                                                                                     \
+        "{ name = \"a\"; services = [\"sudo\"]; requesters = [\"alice\"]; approvers = [\"bob\"]; }"
 
 static Policy *parse_ok(const char *text) {
         Policy *p = NULL;
@@ -28,7 +29,8 @@ static Policy *parse_ok(const char *text) {
         int r = policy_parse(text, strlen(text), NAME, &p, &err);
 
         if (r != 0)
-                fail_msg("policy_parse failed (%d): %s\n--- text ---\n%s", r, err ? err : "(no message)", text);
+                fail_msg("policy_parse failed (%d): %s\n--- text ---\n%s", r,
+                         err ? err : "(no message)", text);
         assert_null(err);
         assert_non_null(p);
         return p;
@@ -40,12 +42,14 @@ static void check_error(const char *text, const char *expect, const char *file, 
         int r = policy_parse(text, strlen(text), NAME, &p, &err);
 
         if (r != -EINVAL)
-                fail_msg("%s:%d: policy_parse returned %d, expected -EINVAL (%s)", file, line, r, err ? err : "");
+                fail_msg("%s:%d: policy_parse returned %d, expected -EINVAL (%s)", file, line, r,
+                         err ? err : "");
         assert_null(p);
         if (!err)
                 fail_msg("%s:%d: no error message", file, line);
         if (strcmp(err, expect) != 0)
-                fail_msg("%s:%d: error message\n  got:      %s\n  expected: %s", file, line, err, expect);
+                fail_msg("%s:%d: error message\n  got:      %s\n  expected: %s", file, line, err,
+                         expect);
         free(err);
 }
 #define assert_policy_error(text, expect) check_error(text, expect, __FILE__, __LINE__)
@@ -55,10 +59,18 @@ static char *alice_groups[] = { (char *) "alice", (char *) "dev" };
 static char *bob_groups[] = { (char *) "bob", (char *) "dev", (char *) "oncall" };
 static char *carol_groups[] = { (char *) "carol", (char *) "sre-leads" };
 static char *dave_groups[] = { (char *) "users" };
-static const Identity alice = { .name = (char *) "alice", .uid = 1001, .groups = alice_groups, .n_groups = 2 };
-static const Identity bob = { .name = (char *) "bob", .uid = 1002, .groups = bob_groups, .n_groups = 3 };
-static const Identity carol = { .name = (char *) "carol", .uid = 1003, .groups = carol_groups, .n_groups = 2 };
-static const Identity dave = { .name = (char *) "dave", .uid = 1004, .groups = dave_groups, .n_groups = 1 };
+static const Identity alice = {
+        .name = (char *) "alice", .uid = 1001, .groups = alice_groups, .n_groups = 2
+};
+static const Identity bob = {
+        .name = (char *) "bob", .uid = 1002, .groups = bob_groups, .n_groups = 3
+};
+static const Identity carol = {
+        .name = (char *) "carol", .uid = 1003, .groups = carol_groups, .n_groups = 2
+};
+static const Identity dave = {
+        .name = (char *) "dave", .uid = 1004, .groups = dave_groups, .n_groups = 1
+};
 
 /* ---------------------------------------------------------------------------------------
  * Parsing: values */
@@ -85,28 +97,30 @@ static void test_minimal_policy_defaults(void **state) {
 }
 
 static void test_full_policy(void **state) {
+        /* clang-format off */
         static const char text[] =
-                "# jit policy\n"                                                     /* 1 */
-                "settings = {\n"                                                      /* 2 */
-                "  default_duration = \"30m\";\n"                                     /* 3 */
-                "  max_duration = \"12h\";\n"                                         /* 4 */
-                "  pending_ttl = \"2h\";\n"                                           /* 5 */
-                "  max_pending_per_user = 3;\n"                                       /* 6 */
-                "  on_expiry = \"warn\";\n"                                           /* 7 */
-                "};\n"                                                                /* 8 */
-                "profile = {\n"                                                       /* 9 */
-                "  owner = \"payments-team\";\n"                                      /* 10 */
-                "  environment = \"production\";\n"                                   /* 11 */
-                "  classification = \"restricted\";\n"                                /* 12 */
-                "  description = \"Card vault, PCI scope\";\n"                        /* 13 */
-                "};\n"                                                                /* 14 */
-                "rules = (\n"                                                         /* 15 */
-                "  { name = \"sudo-one-lead\"; services = [\"sudo\"];\n"              /* 16 */
-                "    requesters = [\"%developers\", \"alice\"];\n"                    /* 17 */
+                "# jit policy\n"                                                          /* 1 */
+                "settings = {\n"                                                          /* 2 */
+                "  default_duration = \"30m\";\n"                                         /* 3 */
+                "  max_duration = \"12h\";\n"                                             /* 4 */
+                "  pending_ttl = \"2h\";\n"                                               /* 5 */
+                "  max_pending_per_user = 3;\n"                                           /* 6 */
+                "  on_expiry = \"warn\";\n"                                               /* 7 */
+                "};\n"                                                                    /* 8 */
+                "profile = {\n"                                                           /* 9 */
+                "  owner = \"payments-team\";\n"                                          /* 10 */
+                "  environment = \"production\";\n"                                       /* 11 */
+                "  classification = \"restricted\";\n"                                    /* 12 */
+                "  description = \"Card vault, PCI scope\";\n"                            /* 13 */
+                "};\n"                                                                    /* 14 */
+                "rules = (\n"                                                             /* 15 */
+                "  { name = \"sudo-one-lead\"; services = [\"sudo\"];\n"                  /* 16 */
+                "    requesters = [\"%developers\", \"alice\"];\n"                        /* 17 */
                 "    approvers = [\"%sre-leads\"]; approvals = 2; max_duration = \"2h\"; },\n" /* 18 */
-                "  { name = \"ssh.any_1\"; services = (\"sudo\", \"sshd\");\n"        /* 19 */
-                "    requesters = (\"%oncall\"); approvers = (\"carol\", \"%sre\"); }\n" /* 20 */
-                ");\n";                                                               /* 21 */
+                "  { name = \"ssh.any_1\"; services = (\"sudo\", \"sshd\");\n"             /* 19 */
+                "    requesters = (\"%oncall\"); approvers = (\"carol\", \"%sre\"); }\n"     /* 20 */
+                ");\n";                                                                   /* 21 */
+        /* clang-format on */
         Policy *p = parse_ok(text);
 
         assert_int_equal(p->default_duration, 1800);
@@ -144,7 +158,7 @@ static void test_full_policy(void **state) {
         assert_int_equal(r->approvers.n, 2);
         assert_string_equal(r->approvers.items[0], "carol");
         assert_string_equal(r->approvers.items[1], "%sre");
-        assert_int_equal(r->approvals, 1);     /* default */
+        assert_int_equal(r->approvals, 1);    /* default */
         assert_int_equal(r->max_duration, 0); /* default: the settings' cap */
         policy_free(p);
 }
@@ -162,7 +176,8 @@ static void test_settings_values(void **state) {
         Policy *p;
 
         for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
-                snprintf(text, sizeof(text), "settings = { on_expiry = \"%s\"; };\nrules = ();", modes[i].on_expiry);
+                snprintf(text, sizeof(text), "settings = { on_expiry = \"%s\"; };\nrules = ();",
+                         modes[i].on_expiry);
                 p = parse_ok(text);
                 assert_int_equal(p->on_expiry, modes[i].value);
                 assert_string_equal(on_expiry_to_string(p->on_expiry), modes[i].on_expiry);
@@ -184,8 +199,9 @@ static void test_settings_values(void **state) {
         policy_free(p);
 
         /* Durations up to the 366-day maximum; default may equal max. */
-        p = parse_ok("settings = { default_duration = \"366d\"; max_duration = \"366d\"; pending_ttl = \"90s\"; };"
-                     "rules = ();");
+        p = parse_ok(
+                "settings = { default_duration = \"366d\"; max_duration = \"366d\"; pending_ttl = \"90s\"; };"
+                "rules = ();");
         assert_int_equal(p->default_duration, 366ULL * 86400);
         assert_int_equal(p->max_duration, 366ULL * 86400);
         assert_int_equal(p->pending_ttl, 90);
@@ -200,34 +216,46 @@ static void test_settings_values(void **state) {
 }
 
 static void test_settings_errors(void **state) {
-        assert_policy_error("settings = 5;\nrules = ();", NAME ":1: settings: expected a group { ... }");
-        assert_policy_error("settings = ( );\nrules = ();", NAME ":1: settings: expected a group { ... }");
-        assert_policy_error("settings = {\n  max_durration = \"1h\";\n};\nrules = ();",
-                            NAME ":2: settings: unknown key 'max_durration' (expected one of: default_duration, "
-                                 "max_duration, pending_ttl, max_pending_per_user, on_expiry)");
+        assert_policy_error("settings = 5;\nrules = ();",
+                            NAME ":1: settings: expected a group { ... }");
+        assert_policy_error("settings = ( );\nrules = ();",
+                            NAME ":1: settings: expected a group { ... }");
+        assert_policy_error(
+                "settings = {\n  max_durration = \"1h\";\n};\nrules = ();", NAME
+                ":2: settings: unknown key 'max_durration' (expected one of: default_duration, "
+                "max_duration, pending_ttl, max_pending_per_user, on_expiry)");
 
-        assert_policy_error("settings = {\n  default_duration = \"1x\";\n};\nrules = ();",
-                            NAME ":2: settings.default_duration: \"1x\" is not a duration (expected e.g. \"90s\", "
-                                 "\"30m\", \"1h30m\", \"2h\", \"1d\")");
-        assert_policy_error("settings = {\n\n  max_duration = \"0s\";\n};\nrules = ();",
-                            NAME ":3: settings.max_duration: \"0s\" is not a duration (expected e.g. \"90s\", "
-                                 "\"30m\", \"1h30m\", \"2h\", \"1d\")");
-        assert_policy_error("settings = { pending_ttl = \"1h \"; };\nrules = ();",
-                            NAME ":1: settings.pending_ttl: \"1h \" is not a duration (expected e.g. \"90s\", "
-                                 "\"30m\", \"1h30m\", \"2h\", \"1d\")");
-        assert_policy_error("settings = { pending_ttl = 3600; };\nrules = ();",
-                            NAME ":1: settings.pending_ttl: expected a duration string such as \"30m\" or \"1h30m\"");
-        assert_policy_error("settings = { max_duration = \"367d\"; };\nrules = ();",
-                            NAME ":1: settings.max_duration: \"367d\" is longer than the maximum of 366d");
+        assert_policy_error(
+                "settings = {\n  default_duration = \"1x\";\n};\nrules = ();", NAME
+                ":2: settings.default_duration: \"1x\" is not a duration (expected e.g. \"90s\", "
+                "\"30m\", \"1h30m\", \"2h\", \"1d\")");
+        assert_policy_error(
+                "settings = {\n\n  max_duration = \"0s\";\n};\nrules = ();",
+                NAME ":3: settings.max_duration: \"0s\" is not a duration (expected e.g. \"90s\", "
+                     "\"30m\", \"1h30m\", \"2h\", \"1d\")");
+        assert_policy_error(
+                "settings = { pending_ttl = \"1h \"; };\nrules = ();",
+                NAME ":1: settings.pending_ttl: \"1h \" is not a duration (expected e.g. \"90s\", "
+                     "\"30m\", \"1h30m\", \"2h\", \"1d\")");
+        assert_policy_error(
+                "settings = { pending_ttl = 3600; };\nrules = ();", NAME
+                ":1: settings.pending_ttl: expected a duration string such as \"30m\" or \"1h30m\"");
+        assert_policy_error(
+                "settings = { max_duration = \"367d\"; };\nrules = ();",
+                NAME ":1: settings.max_duration: \"367d\" is longer than the maximum of 366d");
 
-        assert_policy_error("settings = { max_pending_per_user = 0; };\nrules = ();",
-                            NAME ":1: settings.max_pending_per_user: 0 is out of range (expected 1..1000)");
-        assert_policy_error("settings = { max_pending_per_user = 1001; };\nrules = ();",
-                            NAME ":1: settings.max_pending_per_user: 1001 is out of range (expected 1..1000)");
-        assert_policy_error("settings = { max_pending_per_user = -1; };\nrules = ();",
-                            NAME ":1: settings.max_pending_per_user: -1 is out of range (expected 1..1000)");
-        assert_policy_error("settings = { max_pending_per_user = 4294967301L; };\nrules = ();",
-                            NAME ":1: settings.max_pending_per_user: 4294967301 is out of range (expected 1..1000)");
+        assert_policy_error(
+                "settings = { max_pending_per_user = 0; };\nrules = ();",
+                NAME ":1: settings.max_pending_per_user: 0 is out of range (expected 1..1000)");
+        assert_policy_error(
+                "settings = { max_pending_per_user = 1001; };\nrules = ();",
+                NAME ":1: settings.max_pending_per_user: 1001 is out of range (expected 1..1000)");
+        assert_policy_error(
+                "settings = { max_pending_per_user = -1; };\nrules = ();",
+                NAME ":1: settings.max_pending_per_user: -1 is out of range (expected 1..1000)");
+        assert_policy_error(
+                "settings = { max_pending_per_user = 4294967301L; };\nrules = ();", NAME
+                ":1: settings.max_pending_per_user: 4294967301 is out of range (expected 1..1000)");
         assert_policy_error("settings = { max_pending_per_user = \"5\"; };\nrules = ();",
                             NAME ":1: settings.max_pending_per_user: expected an integer");
         assert_policy_error("settings = { max_pending_per_user = 5.0; };\nrules = ();",
@@ -235,16 +263,17 @@ static void test_settings_errors(void **state) {
         assert_policy_error("settings = { max_pending_per_user = true; };\nrules = ();",
                             NAME ":1: settings.max_pending_per_user: expected an integer");
 
-        assert_policy_error("settings = { on_expiry = \"kill\"; };\nrules = ();",
-                            NAME ":1: settings.on_expiry: expected \"terminate\", \"warn\" or \"none\"");
-        assert_policy_error("settings = { on_expiry = \"Terminate\"; };\nrules = ();",
-                            NAME ":1: settings.on_expiry: expected \"terminate\", \"warn\" or \"none\"");
-        assert_policy_error("settings = { on_expiry = 1; };\nrules = ();",
-                            NAME ":1: settings.on_expiry: expected \"terminate\", \"warn\" or \"none\"");
+        assert_policy_error("settings = { on_expiry = \"kill\"; };\nrules = ();", NAME
+                            ":1: settings.on_expiry: expected \"terminate\", \"warn\" or \"none\"");
+        assert_policy_error("settings = { on_expiry = \"Terminate\"; };\nrules = ();", NAME
+                            ":1: settings.on_expiry: expected \"terminate\", \"warn\" or \"none\"");
+        assert_policy_error("settings = { on_expiry = 1; };\nrules = ();", NAME
+                            ":1: settings.on_expiry: expected \"terminate\", \"warn\" or \"none\"");
 
         /* The relation between the two, reported at the settings group. */
-        assert_policy_error("\nsettings = {\n  default_duration = \"2h\";\n  max_duration = \"1h\";\n};\nrules = ();",
-                            NAME ":2: settings: default_duration is longer than max_duration");
+        assert_policy_error(
+                "\nsettings = {\n  default_duration = \"2h\";\n  max_duration = \"1h\";\n};\nrules = ();",
+                NAME ":2: settings: default_duration is longer than max_duration");
         /* Lowering max_duration below the default default (1h) needs default_duration too. */
         assert_policy_error("settings = { max_duration = \"30m\"; };\nrules = ();",
                             NAME ":1: settings: default_duration is longer than max_duration");
@@ -265,20 +294,24 @@ static void test_profile(void **state) {
         /* At the length limit, then one byte over. */
         memset(long_value, 'x', POLICY_TEXT_MAX);
         long_value[POLICY_TEXT_MAX] = '\0';
-        snprintf(text, sizeof(text), "profile = { description = \"%s\"; };\nrules = ();", long_value);
+        snprintf(text, sizeof(text), "profile = { description = \"%s\"; };\nrules = ();",
+                 long_value);
         p = parse_ok(text);
         assert_int_equal(strlen(p->profile.description), POLICY_TEXT_MAX);
         policy_free(p);
         long_value[POLICY_TEXT_MAX] = 'x';
         long_value[POLICY_TEXT_MAX + 1] = '\0';
-        snprintf(text, sizeof(text), "profile = {\n  description = \"%s\";\n};\nrules = ();", long_value);
+        snprintf(text, sizeof(text), "profile = {\n  description = \"%s\";\n};\nrules = ();",
+                 long_value);
         assert_policy_error(text, NAME ":2: profile.description: longer than 256 bytes");
 
-        assert_policy_error("profile = \"prod\";\nrules = ();", NAME ":1: profile: expected a group { ... }");
-        assert_policy_error("profile = {\n  team = \"x\";\n};\nrules = ();",
-                            NAME ":2: profile: unknown key 'team' (expected one of: owner, environment, "
-                                 "classification, description)");
-        assert_policy_error("profile = { owner = 5; };\nrules = ();", NAME ":1: profile.owner: expected a string");
+        assert_policy_error("profile = \"prod\";\nrules = ();",
+                            NAME ":1: profile: expected a group { ... }");
+        assert_policy_error("profile = {\n  team = \"x\";\n};\nrules = ();", NAME
+                            ":2: profile: unknown key 'team' (expected one of: owner, environment, "
+                            "classification, description)");
+        assert_policy_error("profile = { owner = 5; };\nrules = ();",
+                            NAME ":1: profile.owner: expected a string");
         assert_policy_error("profile = { environment = [\"prod\"]; };\nrules = ();",
                             NAME ":1: profile.environment: expected a string");
         assert_policy_error("profile = { classification = { level = 1; }; };\nrules = ();",
@@ -293,28 +326,34 @@ static void test_syntax_errors(void **state) {
         assert_policy_error("rules = ();\n\nsettings = {\n  max_duration = \"1h\"\n  x = ;\n};",
                             NAME ":5: syntax error");
         assert_policy_error("rules = ();\nrules = ();", NAME ":2: duplicate setting name");
-        assert_policy_error("rules = ( " RULE_A " );\nsettings = { pending_ttl = \"1h\"; pending_ttl = \"2h\"; };",
+        assert_policy_error("rules = ( " RULE_A
+                            " );\nsettings = { pending_ttl = \"1h\"; pending_ttl = \"2h\"; };",
                             NAME ":2: duplicate setting name");
         assert_policy_error("rules = (\n  { name = \"a\"; services = [\"sudo\", 5]; }\n);",
                             NAME ":2: mismatched element type in array");
 }
 
 static void test_top_level_errors(void **state) {
-        assert_policy_error("", NAME ":0: no 'rules' list: a policy without rules refuses every request; "
-                                "write rules = ( ); to say so");
-        assert_policy_error("settings = { };",
-                            NAME ":0: no 'rules' list: a policy without rules refuses every request; "
-                                 "write rules = ( ); to say so");
-        assert_policy_error("rules = ();\n\nfoo = 1;",
-                            NAME ":3: policy: unknown key 'foo' (expected one of: settings, profile, rules)");
-        assert_policy_error("Rules = ();", NAME ":1: policy: unknown key 'Rules' (expected one of: settings, "
-                                           "profile, rules)");
-        assert_policy_error("rules = ();\nbreak_glass = { requesters = [\"%sre\"]; };",
-                            NAME ":2: policy: 'break_glass' is not supported by this version of jit");
+        assert_policy_error("", NAME
+                            ": no 'rules' list: a policy without rules refuses every request; "
+                            "write rules = ( ); to say so");
+        assert_policy_error("settings = { };", NAME
+                            ": no 'rules' list: a policy without rules refuses every request; "
+                            "write rules = ( ); to say so");
+        assert_policy_error(
+                "rules = ();\n\nfoo = 1;",
+                NAME ":3: policy: unknown key 'foo' (expected one of: settings, profile, rules)");
+        assert_policy_error("Rules = ();",
+                            NAME ":1: policy: unknown key 'Rules' (expected one of: settings, "
+                                 "profile, rules)");
+        assert_policy_error("rules = ();\nbreak_glass = { requesters = [\"%sre\"]; };", NAME
+                            ":2: policy: 'break_glass' is not supported by this version of jit");
         assert_policy_error("rules = 5;", NAME ":1: rules: expected a list ( { ... }, { ... } )");
         assert_policy_error("rules = [];", NAME ":1: rules: expected a list ( { ... }, { ... } )");
-        assert_policy_error("\nrules = { };", NAME ":2: rules: expected a list ( { ... }, { ... } )");
-        assert_policy_error("rules = \"none\";", NAME ":1: rules: expected a list ( { ... }, { ... } )");
+        assert_policy_error("\nrules = { };",
+                            NAME ":2: rules: expected a list ( { ... }, { ... } )");
+        assert_policy_error("rules = \"none\";",
+                            NAME ":1: rules: expected a list ( { ... }, { ... } )");
 }
 
 static void test_nul_byte(void **state) {
@@ -324,7 +363,7 @@ static void test_nul_byte(void **state) {
 
         assert_int_equal(policy_parse(text, sizeof(text) - 1, NAME, &p, &err), -EINVAL);
         assert_null(p);
-        assert_string_equal(err, NAME ":0: the file contains a NUL byte");
+        assert_string_equal(err, NAME ": the file contains a NUL byte");
         free(err);
 }
 
@@ -333,9 +372,11 @@ static void test_include_refused(void **state) {
                             NAME ":1: @include is not allowed in a policy file");
         assert_policy_error("rules = ();\n\n  @include \"/etc/passwd\"\n",
                             NAME ":3: @include is not allowed in a policy file");
-        assert_policy_error("rules = ();\n\t @include \"x\"", NAME ":2: @include is not allowed in a policy file");
+        assert_policy_error("rules = ();\n\t @include \"x\"",
+                            NAME ":2: @include is not allowed in a policy file");
         /* Refused before libconfig sees it, even when the file would be a syntax error. */
-        assert_policy_error("rules = (\n@include \"x\"", NAME ":2: @include is not allowed in a policy file");
+        assert_policy_error("rules = (\n@include \"x\"",
+                            NAME ":2: @include is not allowed in a policy file");
         /* Text that merely mentions it is fine. */
         Policy *p = parse_ok("profile = { description = \"no @include here\"; };\nrules = ();");
         assert_string_equal(p->profile.description, "no @include here");
@@ -343,23 +384,29 @@ static void test_include_refused(void **state) {
 }
 
 static void test_rule_structure_errors(void **state) {
-        assert_policy_error("rules = ( 5 );", NAME ":1: rules: entry 1: expected a group { name = ...; ... }");
-        assert_policy_error("rules = (\n  " RULE_A ",\n  \"b\"\n);",
+        assert_policy_error("rules = ( 5 );",
+                            NAME ":1: rules: entry 1: expected a group { name = ...; ... }");
+        /* (libconfig dates a list element by the token after it, so keep ");" on its line.) */
+        assert_policy_error("rules = (\n  " RULE_A ",\n  \"b\" );",
                             NAME ":3: rules: entry 2: expected a group { name = ...; ... }");
         assert_policy_error("rules = (\n  " RULE_A ",\n  { services = [\"sudo\"]; }\n);",
                             NAME ":3: rules: entry 2 has no name");
         assert_policy_error("rules = ( { name = 5; } );", NAME ":1: rule name: expected a string");
-        assert_policy_error("rules = ( { name = \"two words\"; } );",
-                            NAME ":1: rule name \"two words\": use letters, digits, '.', '_' and '-' only (at most 64)");
-        assert_policy_error("rules = ( { name = \"\"; } );",
-                            NAME ":1: rule name \"\": use letters, digits, '.', '_' and '-' only (at most 64)");
-        assert_policy_error("rules = ( { name = \"r\\n\"; } );",
-                            NAME ":1: rule name \"r\n\": use letters, digits, '.', '_' and '-' only (at most 64)");
+        assert_policy_error(
+                "rules = ( { name = \"two words\"; } );", NAME
+                ":1: rule name \"two words\": use letters, digits, '.', '_' and '-' only (at most 64)");
+        assert_policy_error(
+                "rules = ( { name = \"\"; } );",
+                NAME ":1: rule name \"\": use letters, digits, '.', '_' and '-' only (at most 64)");
+        assert_policy_error(
+                "rules = ( { name = \"r\\n\"; } );", NAME
+                ":1: rule name \"r\n\": use letters, digits, '.', '_' and '-' only (at most 64)");
         assert_policy_error("rules = (\n  " RULE_A ",\n\n  { name = \"a\"; }\n);",
                             NAME ":4: rule \"a\" is defined twice (first at line 2)");
-        assert_policy_error("rules = ( { name = \"r\"; color = \"red\"; } );",
-                            NAME ":1: rule \"r\": unknown key 'color' (expected one of: name, services, requesters, "
-                                 "approvers, approvals, max_duration)");
+        assert_policy_error(
+                "rules = ( { name = \"r\"; color = \"red\"; } );", NAME
+                ":1: rule \"r\": unknown key 'color' (expected one of: name, services, requesters, "
+                "approvers, approvals, max_duration)");
 }
 
 static void test_rule_name_length(void **state) {
@@ -369,9 +416,10 @@ static void test_rule_name_length(void **state) {
 
         memset(name, 'n', 64);
         name[64] = '\0';
-        snprintf(text, sizeof(text),
-                 "rules = ( { name = \"%s\"; services = [\"sudo\"]; requesters = [\"a\"]; approvers = [\"b\"]; } );",
-                 name);
+        snprintf(
+                text, sizeof(text),
+                "rules = ( { name = \"%s\"; services = [\"sudo\"]; requesters = [\"a\"]; approvers = [\"b\"]; } );",
+                name);
         p = parse_ok(text);
         assert_string_equal(p->rules[0].name, name);
         assert_ptr_equal(policy_find_rule(p, name), &p->rules[0]);
@@ -381,7 +429,9 @@ static void test_rule_name_length(void **state) {
         name[65] = '\0';
         snprintf(text, sizeof(text), "rules = ( { name = \"%s\"; } );", name);
         snprintf(expect, sizeof(expect),
-                 NAME ":1: rule name \"%s\": use letters, digits, '.', '_' and '-' only (at most 64)", name);
+                 NAME
+                 ":1: rule name \"%s\": use letters, digits, '.', '_' and '-' only (at most 64)",
+                 name);
         assert_policy_error(text, expect);
 
         memset(name, 'n', POLICY_TEXT_MAX + 1);
@@ -392,19 +442,23 @@ static void test_rule_name_length(void **state) {
 
 static void test_rule_unsupported_keys(void **state) {
         static const char *const keys[] = {
-                "auto_approve = true", "when = [\"Mon-Fri 08:00-20:00\"]", "ticket_pattern = \"^OPS-[0-9]+$\"",
-                "reason_min_length = 10", "allow_self_approval = true",
+                "auto_approve = true",
+                "when = [\"Mon-Fri 08:00-20:00\"]",
+                "ticket_pattern = \"^OPS-[0-9]+$\"",
+                "reason_min_length = 10",
+                "allow_self_approval = true",
         };
         char text[512], expect[256], key[64];
 
         for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-                snprintf(text, sizeof(text),
-                         "rules = (\n  { name = \"r\"; services = [\"sudo\"]; requesters = [\"a\"];\n"
-                         "    approvers = [\"b\"];\n    %s; }\n);",
-                         keys[i]);
+                snprintf(
+                        text, sizeof(text),
+                        "rules = (\n  { name = \"r\"; services = [\"sudo\"]; requesters = [\"a\"];\n"
+                        "    approvers = [\"b\"];\n    %s; }\n);",
+                        keys[i]);
                 snprintf(key, sizeof(key), "%.*s", (int) strcspn(keys[i], " "), keys[i]);
-                snprintf(expect, sizeof(expect), NAME ":4: rule \"r\": '%s' is not supported by this version of jit",
-                         key);
+                snprintf(expect, sizeof(expect),
+                         NAME ":4: rule \"r\": '%s' is not supported by this version of jit", key);
                 assert_policy_error(text, expect);
         }
 }
@@ -415,14 +469,16 @@ static void test_rule_list_errors(void **state) {
 
         /* Each list is required, must be a non-empty list of strings. */
         for (size_t i = 0; i < 3; i++) {
-                const char *others[3] = { "services = [\"sudo\"];", "requesters = [\"alice\"];", "approvers = [\"bob\"];" };
+                const char *others[3] = { "services = [\"sudo\"];", "requesters = [\"alice\"];",
+                                          "approvers = [\"bob\"];" };
                 others[i] = "";
-                snprintf(text, sizeof(text), "rules = (\n  { name = \"r\"; %s %s %s }\n);", others[0], others[1],
-                         others[2]);
+                snprintf(text, sizeof(text), "rules = (\n  { name = \"r\"; %s %s %s }\n);",
+                         others[0], others[1], others[2]);
                 snprintf(expect, sizeof(expect), NAME ":2: rule \"r\": missing '%s'", lists[i]);
                 assert_policy_error(text, expect);
 
-                const char *base[3] = { "services = [\"sudo\"];", "requesters = [\"alice\"];", "approvers = [\"bob\"];" };
+                const char *base[3] = { "services = [\"sudo\"];", "requesters = [\"alice\"];",
+                                        "approvers = [\"bob\"];" };
                 static const struct {
                         const char *value;
                         const char *message;
@@ -439,85 +495,119 @@ static void test_rule_list_errors(void **state) {
                         snprintf(field, sizeof(field), "%s = %s;", lists[i], bad[j].value);
                         const char *f[3] = { base[0], base[1], base[2] };
                         f[i] = field;
-                        snprintf(text, sizeof(text), "rules = (\n  { name = \"r\"; %s %s %s }\n);", f[0], f[1], f[2]);
-                        snprintf(expect, sizeof(expect), NAME ":2: rule \"r\": %s: %s", lists[i], bad[j].message);
+                        snprintf(text, sizeof(text), "rules = (\n  { name = \"r\"; %s %s %s }\n);",
+                                 f[0], f[1], f[2]);
+                        snprintf(expect, sizeof(expect), NAME ":2: rule \"r\": %s: %s", lists[i],
+                                 bad[j].message);
                         assert_policy_error(text, expect);
                 }
         }
 
         /* Entry validity, reported at the entry's line. */
-        assert_policy_error("rules = ( { name = \"r\";\n  services = [\"sudo\",\n  \"su do\"]; } );",
-                            NAME ":3: rule \"r\": services: \"su do\" is not a PAM service name");
+        assert_policy_error(
+                "rules = ( { name = \"r\";\n  services = [\"sudo\",\n  \"su do\"]; } );",
+                NAME ":3: rule \"r\": services: \"su do\" is not a PAM service name");
         assert_policy_error("rules = ( { name = \"r\"; services = [\"sudo/x\"]; } );",
                             NAME ":1: rule \"r\": services: \"sudo/x\" is not a PAM service name");
-        assert_policy_error("rules = ( { name = \"r\"; services = [\"sudo\"]; requesters = [\"%\"]; } );",
-                            NAME ":1: rule \"r\": requesters: \"%\" is not a user or %group");
-        assert_policy_error("rules = ( { name = \"r\"; services = [\"sudo\"]; requesters = [\"-alice\"]; } );",
-                            NAME ":1: rule \"r\": requesters: \"-alice\" is not a user or %group");
-        assert_policy_error("rules = ( { name = \"r\"; services = [\"sudo\"]; requesters = [\"%%dev\"]; } );",
-                            NAME ":1: rule \"r\": requesters: \"%%dev\" is not a user or %group");
-        assert_policy_error("rules = ( { name = \"r\"; services = [\"sudo\"]; requesters = [\"al ice\"]; } );",
-                            NAME ":1: rule \"r\": requesters: \"al ice\" is not a user or %group");
-        assert_policy_error("rules = ( { name = \"r\"; services = [\"sudo\"]; requesters = [\"a\"];\n"
-                            "  approvers = [\"%sre\", \"root:x\"]; } );",
-                            NAME ":2: rule \"r\": approvers: \"root:x\" is not a user or %group");
-        assert_policy_error("rules = ( { name = \"r\"; services = [\"sudo\"]; requesters = [\"a\"];\n"
-                            "  approvers = [\"\"]; } );",
-                            NAME ":2: rule \"r\": approvers: \"\" is not a user or %group");
+        assert_policy_error(
+                "rules = ( { name = \"r\"; services = [\"sudo\"]; requesters = [\"%\"]; } );",
+                NAME ":1: rule \"r\": requesters: \"%\" is not a user or %group");
+        assert_policy_error(
+                "rules = ( { name = \"r\"; services = [\"sudo\"]; requesters = [\"-alice\"]; } );",
+                NAME ":1: rule \"r\": requesters: \"-alice\" is not a user or %group");
+        assert_policy_error(
+                "rules = ( { name = \"r\"; services = [\"sudo\"]; requesters = [\"%%dev\"]; } );",
+                NAME ":1: rule \"r\": requesters: \"%%dev\" is not a user or %group");
+        assert_policy_error(
+                "rules = ( { name = \"r\"; services = [\"sudo\"]; requesters = [\"al ice\"]; } );",
+                NAME ":1: rule \"r\": requesters: \"al ice\" is not a user or %group");
+        assert_policy_error(
+                "rules = ( { name = \"r\"; services = [\"sudo\"]; requesters = [\"a\"];\n"
+                "  approvers = [\"%sre\", \"root:x\"]; } );",
+                NAME ":2: rule \"r\": approvers: \"root:x\" is not a user or %group");
+        assert_policy_error(
+                "rules = ( { name = \"r\"; services = [\"sudo\"]; requesters = [\"a\"];\n"
+                "  approvers = [\"\"]; } );",
+                NAME ":2: rule \"r\": approvers: \"\" is not a user or %group");
+
+        /* One entry per line, as people write long lists. */
+        assert_policy_error(
+                "rules = ( { name = \"r\"; services = [\"sudo\"]; approvers = [\"b\"];\n"
+                "  requesters = [\n"
+                "    \"%developers\",\n"
+                "    \"al ice\",\n"
+                "    \"bob\"\n"
+                "  ]; } );",
+                NAME ":4: rule \"r\": requesters: \"al ice\" is not a user or %group");
 
         /* Duplicates. */
-        assert_policy_error("rules = ( { name = \"r\"; services = [\"sudo\", \"sshd\", \"sudo\"]; } );",
-                            NAME ":1: rule \"r\": services: \"sudo\" is listed twice");
-        assert_policy_error("rules = ( { name = \"r\"; services = [\"sudo\"]; requesters = [\"a\"];\n"
-                            "  approvers = [\"%ops\",\n \"%ops\"]; } );",
-                            NAME ":3: rule \"r\": approvers: \"%ops\" is listed twice");
+        assert_policy_error(
+                "rules = ( { name = \"r\"; services = [\"sudo\", \"sshd\", \"sudo\"]; } );",
+                NAME ":1: rule \"r\": services: \"sudo\" is listed twice");
+        assert_policy_error(
+                "rules = ( { name = \"r\"; services = [\"sudo\"]; requesters = [\"a\"];\n"
+                "  approvers = [\"%ops\",\n \"%ops\"]; } );",
+                NAME ":3: rule \"r\": approvers: \"%ops\" is listed twice");
 }
 
 static void test_rule_approvals_and_duration(void **state) {
         Policy *p;
 
-        p = parse_ok("rules = ( { name = \"r\"; services = [\"sudo\"]; requesters = [\"a\"]; approvers = [\"%b\"];"
-                     " approvals = 16; max_duration = \"8h\"; } );");
+        p = parse_ok(
+                "rules = ( { name = \"r\"; services = [\"sudo\"]; requesters = [\"a\"]; approvers = [\"%b\"];"
+                " approvals = 16; max_duration = \"8h\"; } );");
         assert_int_equal(p->rules[0].approvals, 16);
         assert_int_equal(p->rules[0].max_duration, 8 * 3600);
         policy_free(p);
 
-        assert_policy_error("rules = ( { name = \"r\"; services = [\"sudo\"]; requesters = [\"a\"]; approvers = [\"b\"];\n"
-                            "  approvals = 0; } );",
-                            NAME ":2: rule \"r\": approvals: 0 is out of range (expected 1..16)");
-        assert_policy_error("rules = ( { name = \"r\"; services = [\"sudo\"]; requesters = [\"a\"]; approvers = [\"b\"];\n"
-                            "  approvals = 17; } );",
-                            NAME ":2: rule \"r\": approvals: 17 is out of range (expected 1..16)");
-        assert_policy_error("rules = ( { name = \"r\"; services = [\"sudo\"]; requesters = [\"a\"]; approvers = [\"b\"];\n"
-                            "  approvals = \"2\"; } );",
-                            NAME ":2: rule \"r\": approvals: expected an integer");
-        assert_policy_error("rules = ( { name = \"r\"; services = [\"sudo\"]; requesters = [\"a\"]; approvers = [\"b\"];\n"
-                            "  max_duration = \"2 h\"; } );",
-                            NAME ":2: rule \"r\": max_duration: \"2 h\" is not a duration (expected e.g. \"90s\", "
-                                 "\"30m\", \"1h30m\", \"2h\", \"1d\")");
-        assert_policy_error("rules = ( { name = \"r\"; services = [\"sudo\"]; requesters = [\"a\"]; approvers = [\"b\"];\n"
-                            "  max_duration = 7200; } );",
-                            NAME ":2: rule \"r\": max_duration: expected a duration string such as \"30m\" or "
-                                 "\"1h30m\"");
-        assert_policy_error("rules = ( { name = \"r\"; services = [\"sudo\"]; requesters = [\"a\"]; approvers = [\"b\"];\n"
-                            "  max_duration = \"1000d\"; } );",
-                            NAME ":2: rule \"r\": max_duration: \"1000d\" is longer than the maximum of 366d");
+        assert_policy_error(
+                "rules = ( { name = \"r\"; services = [\"sudo\"]; requesters = [\"a\"]; approvers = [\"b\"];\n"
+                "  approvals = 0; } );",
+                NAME ":2: rule \"r\": approvals: 0 is out of range (expected 1..16)");
+        assert_policy_error(
+                "rules = ( { name = \"r\"; services = [\"sudo\"]; requesters = [\"a\"]; approvers = [\"b\"];\n"
+                "  approvals = 17; } );",
+                NAME ":2: rule \"r\": approvals: 17 is out of range (expected 1..16)");
+        assert_policy_error(
+                "rules = ( { name = \"r\"; services = [\"sudo\"]; requesters = [\"a\"]; approvers = [\"b\"];\n"
+                "  approvals = \"2\"; } );",
+                NAME ":2: rule \"r\": approvals: expected an integer");
+        assert_policy_error(
+                "rules = ( { name = \"r\"; services = [\"sudo\"]; requesters = [\"a\"]; approvers = [\"b\"];\n"
+                "  max_duration = \"2 h\"; } );",
+                NAME
+                ":2: rule \"r\": max_duration: \"2 h\" is not a duration (expected e.g. \"90s\", "
+                "\"30m\", \"1h30m\", \"2h\", \"1d\")");
+        assert_policy_error(
+                "rules = ( { name = \"r\"; services = [\"sudo\"]; requesters = [\"a\"]; approvers = [\"b\"];\n"
+                "  max_duration = 7200; } );",
+                NAME ":2: rule \"r\": max_duration: expected a duration string such as \"30m\" or "
+                     "\"1h30m\"");
+        assert_policy_error(
+                "rules = ( { name = \"r\"; services = [\"sudo\"]; requesters = [\"a\"]; approvers = [\"b\"];\n"
+                "  max_duration = \"1000d\"; } );",
+                NAME ":2: rule \"r\": max_duration: \"1000d\" is longer than the maximum of 366d");
         /* Longer than the settings' cap: reported at the rule. */
-        assert_policy_error("rules = (\n  " RULE_A ",\n  { name = \"r\"; services = [\"sudo\"]; requesters = [\"a\"];\n"
+        assert_policy_error("rules = (\n  " RULE_A
+                            ",\n  { name = \"r\"; services = [\"sudo\"]; requesters = [\"a\"];\n"
                             "    approvers = [\"b\"]; max_duration = \"8h1s\"; }\n);",
-                            NAME ":3: rule \"r\": max_duration is longer than settings.max_duration");
-        assert_policy_error("settings = { default_duration = \"10m\"; max_duration = \"30m\"; };\n"
-                            "rules = ( { name = \"r\"; services = [\"sudo\"]; requesters = [\"a\"];\n"
-                            "    approvers = [\"b\"]; max_duration = \"31m\"; } );",
-                            NAME ":2: rule \"r\": max_duration is longer than settings.max_duration");
+                            NAME
+                            ":3: rule \"r\": max_duration is longer than settings.max_duration");
+        assert_policy_error(
+                "settings = { default_duration = \"10m\"; max_duration = \"30m\"; };\n"
+                "rules = ( { name = \"r\"; services = [\"sudo\"]; requesters = [\"a\"];\n"
+                "    approvers = [\"b\"]; max_duration = \"31m\"; } );",
+                NAME ":2: rule \"r\": max_duration is longer than settings.max_duration");
 }
 
 static void test_first_error_wins(void **state) {
         /* Several mistakes: the first one in parse order is reported, with its own line. */
-        assert_policy_error("settings = {\n  on_expiry = \"x\";\n};\nprofile = { owner = 1; };\nrules = ( 5 );",
-                            NAME ":2: settings.on_expiry: expected \"terminate\", \"warn\" or \"none\"");
-        assert_policy_error("rules = (\n  { name = \"a b\"; },\n  { name = \"c d\"; }\n);",
-                            NAME ":2: rule name \"a b\": use letters, digits, '.', '_' and '-' only (at most 64)");
+        assert_policy_error(
+                "settings = {\n  on_expiry = \"x\";\n};\nprofile = { owner = 1; };\nrules = ( 5 );",
+                NAME ":2: settings.on_expiry: expected \"terminate\", \"warn\" or \"none\"");
+        assert_policy_error(
+                "rules = (\n  { name = \"a b\"; },\n  { name = \"c d\"; }\n);", NAME
+                ":2: rule name \"a b\": use letters, digits, '.', '_' and '-' only (at most 64)");
 }
 
 static void test_error_message_optional(void **state) {
@@ -539,7 +629,9 @@ static char *policy_with_list(const char *list, size_t n) {
         FILE *f = open_memstream(&buf, &size);
 
         assert_non_null(f);
-        fprintf(f, "rules = ( { name = \"r\"; services = [\"sudo\"]; approvers = [\"root\"]; %s = [", list);
+        fprintf(f,
+                "rules = ( { name = \"r\"; services = [\"sudo\"]; approvers = [\"root\"]; %s = [",
+                list);
         for (size_t i = 0; i < n; i++)
                 fprintf(f, "%s\"u%zu\"", i ? ", " : "", i);
         fprintf(f, "]; } );\n");
@@ -615,11 +707,15 @@ static void test_match_users_and_groups(void **state) {
         Policy *p = parse_ok(match_policy);
 
         /* "%alice" is alice's own primary group; "users" is a user entry, not the group. */
-        assert_ptr_equal(policy_match(p, &alice, "login"), policy_find_rule(p, "group-named-like-user"));
+        assert_ptr_equal(policy_match(p, &alice, "login"),
+                         policy_find_rule(p, "group-named-like-user"));
         assert_null(policy_match(p, &dave, "login")); /* dave is in group users, not user "users" */
 
-        Identity users_user = { .name = (char *) "users", .uid = 2000, .groups = NULL, .n_groups = 0 };
-        assert_ptr_equal(policy_match(p, &users_user, "login"), policy_find_rule(p, "group-named-like-user"));
+        Identity users_user = {
+                .name = (char *) "users", .uid = 2000, .groups = NULL, .n_groups = 0
+        };
+        assert_ptr_equal(policy_match(p, &users_user, "login"),
+                         policy_find_rule(p, "group-named-like-user"));
 
         /* A user named like a group does not match a %group entry. */
         Identity dev_user = { .name = (char *) "dev", .uid = 2001, .groups = NULL, .n_groups = 0 };
@@ -679,15 +775,19 @@ static void test_find_rule_and_services(void **state) {
 static void test_rule_cap(void **state) {
         Policy *p = parse_ok(match_policy);
 
-        assert_int_equal(policy_rule_cap(p, policy_find_rule(p, "alice-sudo")), 2 * 3600); /* the rule's own */
-        assert_int_equal(policy_rule_cap(p, policy_find_rule(p, "dev")), 8 * 3600);        /* unset: settings */
-        assert_int_equal(policy_rule_cap(p, policy_find_rule(p, "oncall-su")), 8 * 3600);  /* equal to settings */
+        assert_int_equal(policy_rule_cap(p, policy_find_rule(p, "alice-sudo")),
+                         2 * 3600); /* the rule's own */
+        assert_int_equal(policy_rule_cap(p, policy_find_rule(p, "dev")),
+                         8 * 3600); /* unset: settings */
+        assert_int_equal(policy_rule_cap(p, policy_find_rule(p, "oncall-su")),
+                         8 * 3600); /* equal to settings */
         policy_free(p);
 
-        p = parse_ok("settings = { default_duration = \"5m\"; max_duration = \"15m\"; };\n"
-                     "rules = ( { name = \"r\"; services = [\"sudo\"]; requesters = [\"a\"]; approvers = [\"b\"]; },\n"
-                     "          { name = \"s\"; services = [\"sudo\"]; requesters = [\"a\"]; approvers = [\"b\"];"
-                     " max_duration = \"90s\"; } );");
+        p = parse_ok(
+                "settings = { default_duration = \"5m\"; max_duration = \"15m\"; };\n"
+                "rules = ( { name = \"r\"; services = [\"sudo\"]; requesters = [\"a\"]; approvers = [\"b\"]; },\n"
+                "          { name = \"s\"; services = [\"sudo\"]; requesters = [\"a\"]; approvers = [\"b\"];"
+                " max_duration = \"90s\"; } );");
         assert_int_equal(policy_rule_cap(p, &p->rules[0]), 900);
         assert_int_equal(policy_rule_cap(p, &p->rules[1]), 90);
         policy_free(p);
@@ -777,7 +877,8 @@ static void assert_load_refused(const char *path, int expect_r, const char *expe
         int r = policy_load(path, &p, &err);
 
         if (r != expect_r)
-                fail_msg("policy_load(%s) = %d, expected %d (%s)", path, r, expect_r, err ? err : "");
+                fail_msg("policy_load(%s) = %d, expected %d (%s)", path, r, expect_r,
+                         err ? err : "");
         assert_null(p);
         assert_non_null(err);
         assert_string_equal(err, expect_msg);
@@ -794,7 +895,8 @@ static void test_load_ok(void **state) {
                 Policy *p = NULL;
                 char *err = (char *) "sentinel";
 
-                write_file(d->path, "profile = { owner = \"ops\"; };\nrules = ( " RULE_A " );\n", good[i]);
+                write_file(d->path, "profile = { owner = \"ops\"; };\nrules = ( " RULE_A " );\n",
+                           good[i]);
                 assert_int_equal(policy_load(d->path, &p, &err), 0);
                 assert_null(err);
                 assert_string_equal(p->path, d->path);
@@ -815,10 +917,11 @@ static void test_load_parse_error_names_file(void **state) {
         if (geteuid() != 0)
                 skip();
         write_file(d->path, "rules = (\n  { name = \"x\"; oops = 1; }\n);\n", 0644);
-        snprintf(expect, sizeof(expect),
-                 "%s:2: rule \"x\": unknown key 'oops' (expected one of: name, services, requesters, approvers, "
-                 "approvals, max_duration)",
-                 d->path);
+        snprintf(
+                expect, sizeof(expect),
+                "%s:2: rule \"x\": unknown key 'oops' (expected one of: name, services, requesters, approvers, "
+                "approvals, max_duration)",
+                d->path);
         assert_load_refused(d->path, -EINVAL, expect);
 }
 
@@ -829,7 +932,8 @@ static void test_load_refuses_writable(void **state) {
 
         if (geteuid() != 0)
                 skip();
-        snprintf(expect, sizeof(expect), "%s: refusing a policy file that is writable by group or others", d->path);
+        snprintf(expect, sizeof(expect),
+                 "%s: refusing a policy file that is writable by group or others", d->path);
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
                 write_file(d->path, "rules = ();\n", bad[i]);
                 assert_load_refused(d->path, -EPERM, expect);
@@ -844,7 +948,8 @@ static void test_load_refuses_not_root(void **state) {
                 skip();
         write_file(d->path, "rules = ();\n", 0644);
         assert_int_equal(chown(d->path, 65534, 0), 0);
-        snprintf(expect, sizeof(expect), "%s: refusing a policy file that is not owned by root", d->path);
+        snprintf(expect, sizeof(expect), "%s: refusing a policy file that is not owned by root",
+                 d->path);
         assert_load_refused(d->path, -EPERM, expect);
 
         /* Owned by root but a non-root group: fine as long as the group cannot write. */
@@ -863,16 +968,19 @@ static void test_load_refuses_not_regular(void **state) {
                 skip();
         snprintf(path, sizeof(path), "%s/subdir", d->dir);
         assert_int_equal(mkdir(path, 0755), 0);
-        snprintf(expect, sizeof(expect), "%s: refusing a policy file that is not a regular file", path);
+        snprintf(expect, sizeof(expect), "%s: refusing a policy file that is not a regular file",
+                 path);
         assert_load_refused(path, -EPERM, expect);
 
         /* A FIFO must not block the broker on open. */
         snprintf(path, sizeof(path), "%s/fifo", d->dir);
         assert_int_equal(mkfifo(path, 0600), 0);
-        snprintf(expect, sizeof(expect), "%s: refusing a policy file that is not a regular file", path);
+        snprintf(expect, sizeof(expect), "%s: refusing a policy file that is not a regular file",
+                 path);
         assert_load_refused(path, -EPERM, expect);
 
-        assert_load_refused("/dev/null", -EPERM, "/dev/null: refusing a policy file that is not a regular file");
+        assert_load_refused("/dev/null", -EPERM,
+                            "/dev/null: refusing a policy file that is not a regular file");
 }
 
 static void test_load_missing(void **state) {
@@ -894,13 +1002,14 @@ static void test_load_size_limit(void **state) {
         fd = open(d->path, O_WRONLY | O_CLOEXEC);
         assert_true(fd >= 0);
         assert_int_equal(ftruncate(fd, POLICY_FILE_MAX + 1), 0);
-        snprintf(expect, sizeof(expect), "%s: refusing a policy file that is larger than 4 MiB", d->path);
+        snprintf(expect, sizeof(expect), "%s: refusing a policy file that is larger than 4 MiB",
+                 d->path);
         assert_load_refused(d->path, -EPERM, expect);
 
         /* At the limit it is read (and then refused for its content: all NUL bytes). */
         assert_int_equal(ftruncate(fd, POLICY_FILE_MAX), 0);
         assert_int_equal(close(fd), 0);
-        snprintf(expect, sizeof(expect), "%s:0: the file contains a NUL byte", d->path);
+        snprintf(expect, sizeof(expect), "%s: the file contains a NUL byte", d->path);
         assert_load_refused(d->path, -EINVAL, expect);
 }
 
@@ -931,10 +1040,14 @@ int main(void) {
                 cmocka_unit_test(test_on_expiry_to_string),
                 cmocka_unit_test(test_valid_service_name),
                 cmocka_unit_test_setup_teardown(test_load_ok, load_setup, load_teardown),
-                cmocka_unit_test_setup_teardown(test_load_parse_error_names_file, load_setup, load_teardown),
-                cmocka_unit_test_setup_teardown(test_load_refuses_writable, load_setup, load_teardown),
-                cmocka_unit_test_setup_teardown(test_load_refuses_not_root, load_setup, load_teardown),
-                cmocka_unit_test_setup_teardown(test_load_refuses_not_regular, load_setup, load_teardown),
+                cmocka_unit_test_setup_teardown(test_load_parse_error_names_file, load_setup,
+                                                load_teardown),
+                cmocka_unit_test_setup_teardown(test_load_refuses_writable, load_setup,
+                                                load_teardown),
+                cmocka_unit_test_setup_teardown(test_load_refuses_not_root, load_setup,
+                                                load_teardown),
+                cmocka_unit_test_setup_teardown(test_load_refuses_not_regular, load_setup,
+                                                load_teardown),
                 cmocka_unit_test_setup_teardown(test_load_missing, load_setup, load_teardown),
                 cmocka_unit_test_setup_teardown(test_load_size_limit, load_setup, load_teardown),
         };

@@ -129,10 +129,8 @@ static void test_error_strings(void **state) {
                 const char *s;
                 int exit_status;
         } table[] = {
-                { JIT_ERROR_BAD_REQUEST, "bad-request", 1 },
-                { JIT_ERROR_REFUSED, "refused", 3 },
-                { JIT_ERROR_NOT_FOUND, "not-found", 5 },
-                { JIT_ERROR_CONFLICT, "conflict", 1 },
+                { JIT_ERROR_BAD_REQUEST, "bad-request", 1 }, { JIT_ERROR_REFUSED, "refused", 3 },
+                { JIT_ERROR_NOT_FOUND, "not-found", 5 },     { JIT_ERROR_CONFLICT, "conflict", 1 },
                 { JIT_ERROR_INTERNAL, "internal", 1 },
         };
 
@@ -258,7 +256,8 @@ static void test_reader_zero_length(void **state) {
 
 static void test_reader_oversized_before_allocation(void **state) {
         Pair *p = *state;
-        static const uint32_t lengths[] = { JIT_REQUEST_MAX + 1, JIT_REPLY_MAX, 0x7fffffffU, 0xffffffffU };
+        static const uint32_t lengths[] = { JIT_REQUEST_MAX + 1, JIT_REPLY_MAX, 0x7fffffffU,
+                                            0xffffffffU };
 
         for (size_t i = 0; i < sizeof(lengths) / sizeof(lengths[0]); i++) {
                 JitFrameReader r;
@@ -356,7 +355,8 @@ static void test_send_recv_round_trip(void **state) {
 
         assert_int_equal(jit_frame_send(p->b, body, sizeof(body) - 1, deadline_in_ms(5000)), 0);
         /* What went on the wire is header + body, nothing else. */
-        assert_int_equal(recv(p->a, wire, sizeof(wire), MSG_PEEK), JIT_FRAME_HEADER_SIZE + sizeof(body) - 1);
+        assert_int_equal(recv(p->a, wire, sizeof(wire), MSG_PEEK),
+                         JIT_FRAME_HEADER_SIZE + sizeof(body) - 1);
         assert_memory_equal(wire, "\x00\x00\x00\x17", 4);
         assert_memory_equal(wire + 4, body, sizeof(body) - 1);
 
@@ -420,7 +420,8 @@ static void test_recv_timeout(void **state) {
         size_t len = 12345;
         uint64_t start = now_usec(CLOCK_MONOTONIC);
 
-        assert_int_equal(jit_frame_recv(p->a, JIT_REPLY_MAX, deadline_in_ms(30), &buf, &len), -ETIMEDOUT);
+        assert_int_equal(jit_frame_recv(p->a, JIT_REPLY_MAX, deadline_in_ms(30), &buf, &len),
+                         -ETIMEDOUT);
         uint64_t took = now_usec(CLOCK_MONOTONIC) - start;
         assert_true(took >= 30 * USEC_PER_MSEC);
         assert_true(took < 5 * USEC_PER_SEC);
@@ -436,7 +437,8 @@ static void test_recv_timeout_mid_frame(void **state) {
 
         write_header(p->b, 100);
         write_all(p->b, "{\"version\"", 10);
-        assert_int_equal(jit_frame_recv(p->a, JIT_REPLY_MAX, deadline_in_ms(30), &buf, &len), -ETIMEDOUT);
+        assert_int_equal(jit_frame_recv(p->a, JIT_REPLY_MAX, deadline_in_ms(30), &buf, &len),
+                         -ETIMEDOUT);
         assert_null(buf);
 }
 
@@ -445,8 +447,9 @@ static void test_recv_deadline_in_past(void **state) {
         char *buf = NULL;
         size_t len = 0;
 
-        assert_int_equal(jit_frame_recv(p->a, JIT_REPLY_MAX, now_usec(CLOCK_MONOTONIC) - 1, &buf, &len),
-                         -ETIMEDOUT);
+        assert_int_equal(
+                jit_frame_recv(p->a, JIT_REPLY_MAX, now_usec(CLOCK_MONOTONIC) - 1, &buf, &len),
+                -ETIMEDOUT);
         assert_int_equal(jit_frame_recv(p->a, JIT_REPLY_MAX, 0, &buf, &len), -ETIMEDOUT);
         assert_null(buf);
 }
@@ -498,8 +501,8 @@ static void test_send_recv_max_reply(void **state) {
                 big[i] = (char) ('a' + i % 26);
         Sender s = { .fd = p->b, .buf = big, .len = n };
         assert_int_equal(pthread_create(&t, NULL, sender_thread, &s), 0);
-        assert_int_equal(jit_frame_recv(p->a, JIT_REPLY_MAX, now_usec(CLOCK_MONOTONIC) + 30 * USEC_PER_SEC, &buf,
-                                        &len),
+        assert_int_equal(jit_frame_recv(p->a, JIT_REPLY_MAX,
+                                        now_usec(CLOCK_MONOTONIC) + 30 * USEC_PER_SEC, &buf, &len),
                          0);
         assert_int_equal(pthread_join(t, NULL), 0);
         assert_int_equal(s.r, 0);
@@ -526,7 +529,8 @@ static void test_parse_valid(void **state) {
         json_object_put(o);
 
         /* Nested values, unicode escapes, negative numbers. */
-        o = parse_ok("{\"version\":1,\"a\":{\"b\":[1,-2,3.5,true,false,null,\"\\u00e9\\ud83d\\ude00\"]}}");
+        o = parse_ok(
+                "{\"version\":1,\"a\":{\"b\":[1,-2,3.5,true,false,null,\"\\u00e9\\ud83d\\ude00\"]}}");
         json_object_put(o);
 
         /* The exact length is honoured: bytes past len are not looked at. */
@@ -610,15 +614,16 @@ static void test_parse_depth(void **state) {
 }
 
 static void test_parse_invalid_utf8(void **state) {
-        assert_parse_fails("{\"version\":1,\"a\":\"\xc3\"}", -EBADMSG);         /* truncated */
-        assert_parse_fails("{\"version\":1,\"a\":\"\xff\"}", -EBADMSG);         /* never valid */
+        assert_parse_fails("{\"version\":1,\"a\":\"\xc3\"}", -EBADMSG); /* truncated */
+        assert_parse_fails("{\"version\":1,\"a\":\"\xff\"}", -EBADMSG); /* never valid */
         assert_parse_fails("{\"version\":1,\"a\":\"\xfe\"}", -EBADMSG);
-        assert_parse_fails("{\"version\":1,\"a\":\"\x80\"}", -EBADMSG);         /* lone continuation */
-        assert_parse_fails("{\"version\":1,\"a\":\"\xe2\x82\"}", -EBADMSG);     /* truncated 3-byte */
-        assert_parse_fails("{\"version\":1,\"a\":\"\xc3\x28\"}", -EBADMSG);     /* bad continuation */
-        assert_parse_fails("{\"version\":1,\"\xc3\":\"x\"}", -EBADMSG);         /* in a key */
+        assert_parse_fails("{\"version\":1,\"a\":\"\x80\"}", -EBADMSG);     /* lone continuation */
+        assert_parse_fails("{\"version\":1,\"a\":\"\xe2\x82\"}", -EBADMSG); /* truncated 3-byte */
+        assert_parse_fails("{\"version\":1,\"a\":\"\xc3\x28\"}", -EBADMSG); /* bad continuation */
+        assert_parse_fails("{\"version\":1,\"\xc3\":\"x\"}", -EBADMSG);     /* in a key */
         /* Valid multi-byte text is fine, raw or escaped. */
-        json_object_put(parse_ok("{\"version\":1,\"a\":\"caf\xc3\xa9 \xf0\x9f\x98\x80 \xe6\x97\xa5\"}"));
+        json_object_put(
+                parse_ok("{\"version\":1,\"a\":\"caf\xc3\xa9 \xf0\x9f\x98\x80 \xe6\x97\xa5\"}"));
 }
 
 static void test_parse_nul(void **state) {
@@ -652,7 +657,8 @@ static void test_parse_version(void **state) {
         assert_parse_fails("{\"version\":2}", -EPROTONOSUPPORT);
         assert_parse_fails("{\"version\":0}", -EPROTONOSUPPORT);
         assert_parse_fails("{\"version\":-1}", -EPROTONOSUPPORT);
-        assert_parse_fails("{\"version\":4294967297}", -EPROTONOSUPPORT); /* 2^32 + 1: no truncation */
+        assert_parse_fails("{\"version\":4294967297}",
+                           -EPROTONOSUPPORT); /* 2^32 + 1: no truncation */
         assert_parse_fails("{\"version\":18446744073709551617}", -EPROTONOSUPPORT);
 }
 
@@ -691,18 +697,18 @@ static void test_text_safe_accepts(void **state) {
         assert_true(SAFE("hello, world"));
         assert_true(SAFE("OPS-1234"));
         assert_true(SAFE(" ~!@#$%^&*()_+{}|:\"<>?`-=[]\\;',./"));
-        assert_true(SAFE("caf\xc3\xa9"));             /* é, 2 bytes */
-        assert_true(SAFE("\xc2\xa0"));                /* U+00A0, first after C1 */
-        assert_true(SAFE("\xe6\x97\xa5\xe6\x9c\xac")); /* 日本, 3 bytes */
-        assert_true(SAFE("\xf0\x9f\x98\x80"));        /* 😀, 4 bytes */
+        assert_true(SAFE("caf\xc3\xa9"));                      /* é, 2 bytes */
+        assert_true(SAFE("\xc2\xa0"));                         /* U+00A0, first after C1 */
+        assert_true(SAFE("\xe6\x97\xa5\xe6\x9c\xac"));         /* 日本, 3 bytes */
+        assert_true(SAFE("\xf0\x9f\x98\x80"));                 /* 😀, 4 bytes */
         assert_true(SAFE("\xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd")); /* emoji + skin tone modifier */
-        assert_true(SAFE("\xef\xbf\xbd"));            /* U+FFFD */
-        assert_true(SAFE("\xed\x9f\xbf"));            /* U+D7FF, just below surrogates */
-        assert_true(SAFE("\xee\x80\x80"));            /* U+E000, just above */
-        assert_true(SAFE("\xf4\x8f\xbf\xbf"));        /* U+10FFFF, the last code point */
-        assert_true(SAFE("\xdf\xbf"));                /* U+07FF, longest 2-byte */
-        assert_true(SAFE("\xe0\xa0\x80"));            /* U+0800, shortest 3-byte */
-        assert_true(SAFE("\xf0\x90\x80\x80"));        /* U+10000, shortest 4-byte */
+        assert_true(SAFE("\xef\xbf\xbd"));                     /* U+FFFD */
+        assert_true(SAFE("\xed\x9f\xbf"));                     /* U+D7FF, just below surrogates */
+        assert_true(SAFE("\xee\x80\x80"));                     /* U+E000, just above */
+        assert_true(SAFE("\xf4\x8f\xbf\xbf"));                 /* U+10FFFF, the last code point */
+        assert_true(SAFE("\xdf\xbf"));                         /* U+07FF, longest 2-byte */
+        assert_true(SAFE("\xe0\xa0\x80"));                     /* U+0800, shortest 3-byte */
+        assert_true(SAFE("\xf0\x90\x80\x80"));                 /* U+10000, shortest 4-byte */
         /* Only len bytes are examined. */
         assert_true(jit_text_is_safe("ab\ncd", 2));
         assert_true(jit_text_is_safe("\xc3\xa9\xff", 2));
@@ -728,32 +734,33 @@ static void test_text_safe_refuses_controls(void **state) {
                         fail_msg("C1 control U+%04X accepted", cp);
         }
         assert_false(SAFE("x\xc2\x85y"));
-        assert_false(SAFE("\xc2\x9b" "31m"));
+        assert_false(SAFE("\xc2\x9b"
+                          "31m"));
         /* Raw C1 bytes are not UTF-8 at all. */
         assert_false(SAFE("\x85"));
         assert_false(SAFE("\x9b"));
 }
 
 static void test_text_safe_refuses_bad_utf8(void **state) {
-        assert_false(SAFE("\xc0\xaf"));             /* overlong '/' */
-        assert_false(SAFE("\xc0\x80"));             /* overlong NUL */
-        assert_false(SAFE("\xc1\xbf"));             /* overlong U+007F */
-        assert_false(SAFE("\xe0\x80\xaf"));         /* 3-byte overlong */
-        assert_false(SAFE("\xe0\x9f\xbf"));         /* 3-byte overlong U+07FF */
-        assert_false(SAFE("\xf0\x80\x80\xaf"));     /* 4-byte overlong */
-        assert_false(SAFE("\xf0\x8f\xbf\xbf"));     /* 4-byte overlong U+FFFF */
-        assert_false(SAFE("\xed\xa0\x80"));         /* U+D800 surrogate */
-        assert_false(SAFE("\xed\xbf\xbf"));         /* U+DFFF surrogate */
+        assert_false(SAFE("\xc0\xaf"));                 /* overlong '/' */
+        assert_false(SAFE("\xc0\x80"));                 /* overlong NUL */
+        assert_false(SAFE("\xc1\xbf"));                 /* overlong U+007F */
+        assert_false(SAFE("\xe0\x80\xaf"));             /* 3-byte overlong */
+        assert_false(SAFE("\xe0\x9f\xbf"));             /* 3-byte overlong U+07FF */
+        assert_false(SAFE("\xf0\x80\x80\xaf"));         /* 4-byte overlong */
+        assert_false(SAFE("\xf0\x8f\xbf\xbf"));         /* 4-byte overlong U+FFFF */
+        assert_false(SAFE("\xed\xa0\x80"));             /* U+D800 surrogate */
+        assert_false(SAFE("\xed\xbf\xbf"));             /* U+DFFF surrogate */
         assert_false(SAFE("\xed\xa0\xbd\xed\xb8\x80")); /* CESU-8 pair */
-        assert_false(SAFE("\xf4\x90\x80\x80"));     /* U+110000 */
+        assert_false(SAFE("\xf4\x90\x80\x80"));         /* U+110000 */
         assert_false(SAFE("\xf7\xbf\xbf\xbf"));
         assert_false(SAFE("\xf8\x88\x80\x80\x80")); /* 5-byte form */
         assert_false(SAFE("\xfc\x84\x80\x80\x80\x80"));
         assert_false(SAFE("\xfe"));
         assert_false(SAFE("\xff"));
-        assert_false(SAFE("\x80"));                 /* lone continuation */
+        assert_false(SAFE("\x80")); /* lone continuation */
         assert_false(SAFE("\xbf"));
-        assert_false(SAFE("\xc3"));                 /* truncated at end */
+        assert_false(SAFE("\xc3")); /* truncated at end */
         assert_false(SAFE("\xe6\x97"));
         assert_false(SAFE("\xf0\x9f\x98"));
         assert_false(SAFE("\xc3(")); /* continuation missing */
@@ -768,8 +775,9 @@ static void test_text_safe_refuses_bad_utf8(void **state) {
  * Field accessors */
 
 static void test_get_string(void **state) {
-        json_object *o = parse_ok("{\"version\":1,\"reason\":\"deploy fix\",\"n\":5,\"nul\":null,"
-                                  "\"arr\":[\"x\"],\"empty\":\"\",\"utf\":\"\\u00e9\\ud83d\\ude00\"}");
+        json_object *o =
+                parse_ok("{\"version\":1,\"reason\":\"deploy fix\",\"n\":5,\"nul\":null,"
+                         "\"arr\":[\"x\"],\"empty\":\"\",\"utf\":\"\\u00e9\\ud83d\\ude00\"}");
         const char *s = "sentinel";
 
         assert_int_equal(jit_message_get_string(o, "reason", 1024, true, &s), 0);
@@ -826,11 +834,13 @@ static void test_get_string_length(void **state) {
 }
 
 static void test_get_string_unsafe(void **state) {
-        static const char *const keys[] = { "nul", "nul_end", "tab", "nl", "esc", "del", "nel", "csi", "bell" };
-        json_object *o = parse_ok("{\"version\":1,\"nul\":\"a\\u0000b\",\"nul_end\":\"ab\\u0000\","
-                                  "\"tab\":\"a\\tb\",\"nl\":\"a\\nb\",\"esc\":\"\\u001b[2J\","
-                                  "\"del\":\"\\u007f\",\"nel\":\"a\\u0085b\",\"csi\":\"\\u009b31m\","
-                                  "\"bell\":\"\\u0007\"}");
+        static const char *const keys[] = { "nul", "nul_end", "tab", "nl",  "esc",
+                                            "del", "nel",     "csi", "bell" };
+        json_object *o =
+                parse_ok("{\"version\":1,\"nul\":\"a\\u0000b\",\"nul_end\":\"ab\\u0000\","
+                         "\"tab\":\"a\\tb\",\"nl\":\"a\\nb\",\"esc\":\"\\u001b[2J\","
+                         "\"del\":\"\\u007f\",\"nel\":\"a\\u0085b\",\"csi\":\"\\u009b31m\","
+                         "\"bell\":\"\\u0007\"}");
         const char *s;
 
         for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
@@ -852,16 +862,18 @@ static void test_get_string_unsafe(void **state) {
 }
 
 static void test_get_int(void **state) {
-        json_object *o = parse_ok("{\"version\":1,\"id\":42,\"neg\":-7,\"zero\":0,\"big\":9223372036854775807,"
-                                  "\"min\":-9223372036854775808,\"dbl\":42.0,\"exp\":1e2,\"str\":\"42\","
-                                  "\"t\":true,\"nul\":null,\"obj\":{}}");
+        json_object *o = parse_ok(
+                "{\"version\":1,\"id\":42,\"neg\":-7,\"zero\":0,\"big\":9223372036854775807,"
+                "\"min\":-9223372036854775808,\"dbl\":42.0,\"exp\":1e2,\"str\":\"42\","
+                "\"t\":true,\"nul\":null,\"obj\":{}}");
         int64_t n = -99;
         bool present = true;
 
         assert_int_equal(jit_message_get_int(o, "id", 1, INT64_MAX, true, &n, &present), 0);
         assert_int_equal(n, 42);
         assert_true(present);
-        assert_int_equal(jit_message_get_int(o, "id", 42, 42, true, &n, NULL), 0); /* bounds inclusive */
+        assert_int_equal(jit_message_get_int(o, "id", 42, 42, true, &n, NULL),
+                         0); /* bounds inclusive */
         assert_int_equal(jit_message_get_int(o, "neg", -7, -7, true, &n, NULL), 0);
         assert_int_equal(n, -7);
         assert_int_equal(jit_message_get_int(o, "big", 1, INT64_MAX, true, &n, NULL), 0);
@@ -881,7 +893,9 @@ static void test_get_int(void **state) {
         /* Other types, even when they look like the number. */
         static const char *const wrong[] = { "dbl", "exp", "str", "t", "obj" };
         for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++)
-                assert_int_equal(jit_message_get_int(o, wrong[i], INT64_MIN, INT64_MAX, false, &n, &present), -EINVAL);
+                assert_int_equal(
+                        jit_message_get_int(o, wrong[i], INT64_MIN, INT64_MAX, false, &n, &present),
+                        -EINVAL);
         assert_int_equal(n, -99);
 
         /* Absent or null. */
@@ -898,7 +912,8 @@ static void test_get_int(void **state) {
 }
 
 static void test_get_bool(void **state) {
-        json_object *o = parse_ok("{\"version\":1,\"yes\":true,\"no\":false,\"one\":1,\"s\":\"true\",\"nul\":null}");
+        json_object *o = parse_ok(
+                "{\"version\":1,\"yes\":true,\"no\":false,\"one\":1,\"s\":\"true\",\"nul\":null}");
         bool b;
 
         b = false;
@@ -932,7 +947,8 @@ static void test_reply_ok(void **state) {
         json_object_object_add(result, "allowed", json_object_new_boolean(true));
         json_object_object_add(result, "request_id", json_object_new_int64(7));
         o = jit_reply_ok(result); /* consumes result */
-        assert_serializes_to(o, "{\"version\":1,\"ok\":true,\"result\":{\"allowed\":true,\"request_id\":7}}");
+        assert_serializes_to(
+                o, "{\"version\":1,\"ok\":true,\"result\":{\"allowed\":true,\"request_id\":7}}");
 
         /* A reply is a valid message for the client's parser. */
         char *s = jit_message_serialize(o, NULL);
@@ -961,9 +977,10 @@ static void test_reply_error(void **state) {
 
         for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
                 o = jit_reply_error(codes[i].e, "request %d: %s", 42, "nope");
-                snprintf(expect, sizeof(expect),
-                         "{\"version\":1,\"ok\":false,\"error\":\"%s\",\"message\":\"request 42: nope\"}",
-                         codes[i].code);
+                snprintf(
+                        expect, sizeof(expect),
+                        "{\"version\":1,\"ok\":false,\"error\":\"%s\",\"message\":\"request 42: nope\"}",
+                        codes[i].code);
                 assert_serializes_to(o, expect);
                 json_object_put(o);
         }
@@ -990,25 +1007,37 @@ int main(void) {
                 cmocka_unit_test(test_exit_status_constants),
                 cmocka_unit_test(test_frame_header_big_endian),
                 cmocka_unit_test_setup_teardown(test_reader_whole_frame, pair_setup, pair_teardown),
-                cmocka_unit_test_setup_teardown(test_reader_byte_by_byte, pair_setup, pair_teardown),
-                cmocka_unit_test_setup_teardown(test_reader_does_not_read_past_frame, pair_setup, pair_teardown),
+                cmocka_unit_test_setup_teardown(test_reader_byte_by_byte, pair_setup,
+                                                pair_teardown),
+                cmocka_unit_test_setup_teardown(test_reader_does_not_read_past_frame, pair_setup,
+                                                pair_teardown),
                 cmocka_unit_test_setup_teardown(test_reader_zero_length, pair_setup, pair_teardown),
-                cmocka_unit_test_setup_teardown(test_reader_oversized_before_allocation, pair_setup, pair_teardown),
+                cmocka_unit_test_setup_teardown(test_reader_oversized_before_allocation, pair_setup,
+                                                pair_teardown),
                 cmocka_unit_test_setup_teardown(test_reader_exact_max, pair_setup, pair_teardown),
                 cmocka_unit_test_setup_teardown(test_reader_eof, pair_setup, pair_teardown),
-                cmocka_unit_test_setup_teardown(test_reader_eof_mid_header, pair_setup, pair_teardown),
-                cmocka_unit_test_setup_teardown(test_reader_eof_mid_body, pair_setup, pair_teardown),
+                cmocka_unit_test_setup_teardown(test_reader_eof_mid_header, pair_setup,
+                                                pair_teardown),
+                cmocka_unit_test_setup_teardown(test_reader_eof_mid_body, pair_setup,
+                                                pair_teardown),
                 cmocka_unit_test(test_reader_bad_fd),
-                cmocka_unit_test_setup_teardown(test_send_recv_round_trip, pair_setup, pair_teardown),
-                cmocka_unit_test_setup_teardown(test_recv_two_frames_in_order, pair_setup, pair_teardown),
+                cmocka_unit_test_setup_teardown(test_send_recv_round_trip, pair_setup,
+                                                pair_teardown),
+                cmocka_unit_test_setup_teardown(test_recv_two_frames_in_order, pair_setup,
+                                                pair_teardown),
                 cmocka_unit_test_setup_teardown(test_send_refuses_empty, pair_setup, pair_teardown),
-                cmocka_unit_test_setup_teardown(test_send_to_closed_peer, pair_setup, pair_teardown),
+                cmocka_unit_test_setup_teardown(test_send_to_closed_peer, pair_setup,
+                                                pair_teardown),
                 cmocka_unit_test_setup_teardown(test_send_timeout, pair_setup, pair_teardown),
                 cmocka_unit_test_setup_teardown(test_recv_timeout, pair_setup, pair_teardown),
-                cmocka_unit_test_setup_teardown(test_recv_timeout_mid_frame, pair_setup, pair_teardown),
-                cmocka_unit_test_setup_teardown(test_recv_deadline_in_past, pair_setup, pair_teardown),
-                cmocka_unit_test_setup_teardown(test_recv_eof_and_oversize, pair_setup, pair_teardown),
-                cmocka_unit_test_setup_teardown(test_send_recv_max_reply, pair_setup, pair_teardown),
+                cmocka_unit_test_setup_teardown(test_recv_timeout_mid_frame, pair_setup,
+                                                pair_teardown),
+                cmocka_unit_test_setup_teardown(test_recv_deadline_in_past, pair_setup,
+                                                pair_teardown),
+                cmocka_unit_test_setup_teardown(test_recv_eof_and_oversize, pair_setup,
+                                                pair_teardown),
+                cmocka_unit_test_setup_teardown(test_send_recv_max_reply, pair_setup,
+                                                pair_teardown),
                 cmocka_unit_test(test_parse_valid),
                 cmocka_unit_test(test_parse_empty_and_truncated),
                 cmocka_unit_test(test_parse_trailing_data),

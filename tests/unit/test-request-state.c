@@ -15,6 +15,7 @@
 
 /* The whole lifecycle: pending -> active -> expired | revoked | consumed,
  * pending -> denied | cancelled | timed_out. Every other pair is refused. */
+/* clang-format off */
 static const RequestState expected[_REQUEST_STATE_MAX][_REQUEST_EVENT_MAX] = {
         /*                     APPROVED        DENY            CANCEL             PENDING_TIMEOUT    EXPIRE           REVOKE           CONSUME */
         [REQUEST_PENDING]   = { REQUEST_ACTIVE, REQUEST_DENIED, REQUEST_CANCELLED, REQUEST_TIMED_OUT, NONE,            NONE,            NONE },
@@ -26,6 +27,7 @@ static const RequestState expected[_REQUEST_STATE_MAX][_REQUEST_EVENT_MAX] = {
         [REQUEST_CANCELLED] = { NONE, NONE, NONE, NONE, NONE, NONE, NONE },
         [REQUEST_TIMED_OUT] = { NONE, NONE, NONE, NONE, NONE, NONE, NONE },
 };
+/* clang-format on */
 
 static void test_state_names(void **state) {
         static const char *const names[_REQUEST_STATE_MAX] = {
@@ -52,9 +54,10 @@ static void test_state_names(void **state) {
 
 static void test_event_names(void **state) {
         static const char *const names[_REQUEST_EVENT_MAX] = {
-                [EVENT_APPROVED] = "approved", [EVENT_DENY] = "deny",     [EVENT_CANCEL] = "cancel",
-                [EVENT_PENDING_TIMEOUT] = "pending-timeout", [EVENT_EXPIRE] = "expire",
-                [EVENT_REVOKE] = "revoke",     [EVENT_CONSUME] = "consume",
+                [EVENT_APPROVED] = "approved", [EVENT_DENY] = "deny",
+                [EVENT_CANCEL] = "cancel",     [EVENT_PENDING_TIMEOUT] = "pending-timeout",
+                [EVENT_EXPIRE] = "expire",     [EVENT_REVOKE] = "revoke",
+                [EVENT_CONSUME] = "consume",
         };
 
         assert_int_equal(_REQUEST_EVENT_MAX, 7);
@@ -85,12 +88,14 @@ static void test_transition_table(void **state) {
 
                         if (expected[s][e] == NONE) {
                                 if (r != -EBUSY)
-                                        fail_msg("%s + %s: %d, expected -EBUSY", request_state_to_string(s),
+                                        fail_msg("%s + %s: %d, expected -EBUSY",
+                                                 request_state_to_string(s),
                                                  request_event_to_string(e), r);
                                 assert_int_equal(to, 77); /* untouched */
                         } else {
                                 if (r != 0 || to != expected[s][e])
-                                        fail_msg("%s + %s: r=%d to=%d, expected %s", request_state_to_string(s),
+                                        fail_msg("%s + %s: r=%d to=%d, expected %s",
+                                                 request_state_to_string(s),
                                                  request_event_to_string(e), r, to,
                                                  request_state_to_string(expected[s][e]));
                                 allowed++;
@@ -157,63 +162,81 @@ static void test_approval_not_pending(void **state) {
         for (int s = 0; s < _REQUEST_STATE_MAX; s++) {
                 if (s == REQUEST_PENDING)
                         continue;
-                assert_int_equal(approval_decide((RequestState) s, REQUESTER, APPROVER, true, NULL, 0, 1),
-                                 APPROVAL_NOT_PENDING);
+                assert_int_equal(
+                        approval_decide((RequestState) s, REQUESTER, APPROVER, true, NULL, 0, 1),
+                        APPROVAL_NOT_PENDING);
                 /* Checked first: even the requester or a non-approver just hears "not pending". */
-                assert_int_equal(approval_decide((RequestState) s, REQUESTER, REQUESTER, true, prior, 1, 2),
-                                 APPROVAL_NOT_PENDING);
-                assert_int_equal(approval_decide((RequestState) s, REQUESTER, APPROVER, false, NULL, 0, 1),
-                                 APPROVAL_NOT_PENDING);
+                assert_int_equal(
+                        approval_decide((RequestState) s, REQUESTER, REQUESTER, true, prior, 1, 2),
+                        APPROVAL_NOT_PENDING);
+                assert_int_equal(
+                        approval_decide((RequestState) s, REQUESTER, APPROVER, false, NULL, 0, 1),
+                        APPROVAL_NOT_PENDING);
         }
 }
 
 static void test_approval_self(void **state) {
         /* The requester never approves their own request, even when the rule lists them. */
-        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, REQUESTER, true, NULL, 0, 1), APPROVAL_SELF);
-        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, REQUESTER, false, NULL, 0, 1), APPROVAL_SELF);
+        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, REQUESTER, true, NULL, 0, 1),
+                         APPROVAL_SELF);
+        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, REQUESTER, false, NULL, 0, 1),
+                         APPROVAL_SELF);
         /* Root is no exception. */
         assert_int_equal(approval_decide(REQUEST_PENDING, 0, 0, true, NULL, 0, 1), APPROVAL_SELF);
         /* Nor is the last approval of a 2-of-n. */
         static const uid_t prior[] = { APPROVER };
-        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, REQUESTER, true, prior, 1, 2), APPROVAL_SELF);
+        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, REQUESTER, true, prior, 1, 2),
+                         APPROVAL_SELF);
 }
 
 static void test_approval_not_approver(void **state) {
         assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, APPROVER, false, NULL, 0, 1),
                          APPROVAL_NOT_APPROVER);
         /* Root is not an approver unless the rule says so. */
-        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, 0, false, NULL, 0, 1), APPROVAL_NOT_APPROVER);
+        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, 0, false, NULL, 0, 1),
+                         APPROVAL_NOT_APPROVER);
         static const uid_t prior[] = { 3000 };
         assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, APPROVER, false, prior, 1, 2),
                          APPROVAL_NOT_APPROVER);
 }
 
 static void test_approval_one_of_n(void **state) {
-        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, APPROVER, true, NULL, 0, 1), APPROVAL_COMPLETE);
-        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, 0, true, NULL, 0, 1), APPROVAL_COMPLETE);
+        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, APPROVER, true, NULL, 0, 1),
+                         APPROVAL_COMPLETE);
+        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, 0, true, NULL, 0, 1),
+                         APPROVAL_COMPLETE);
 }
 
 static void test_approval_two_of_n(void **state) {
         static const uid_t one[] = { 3000 };
 
         /* First approval counts, second completes. */
-        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, APPROVER, true, NULL, 0, 2), APPROVAL_COUNTED);
-        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, APPROVER, true, one, 1, 2), APPROVAL_COMPLETE);
+        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, APPROVER, true, NULL, 0, 2),
+                         APPROVAL_COUNTED);
+        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, APPROVER, true, one, 1, 2),
+                         APPROVAL_COMPLETE);
         /* The same approver again is a duplicate, not the second approval. */
-        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, 3000, true, one, 1, 2), APPROVAL_DUPLICATE);
+        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, 3000, true, one, 1, 2),
+                         APPROVAL_DUPLICATE);
 }
 
 static void test_approval_three_of_n(void **state) {
         static const uid_t prior[] = { 3000, 3001 };
 
-        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, APPROVER, true, prior, 0, 3), APPROVAL_COUNTED);
-        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, APPROVER, true, prior, 1, 3), APPROVAL_COUNTED);
-        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, APPROVER, true, prior, 2, 3), APPROVAL_COMPLETE);
+        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, APPROVER, true, prior, 0, 3),
+                         APPROVAL_COUNTED);
+        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, APPROVER, true, prior, 1, 3),
+                         APPROVAL_COUNTED);
+        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, APPROVER, true, prior, 2, 3),
+                         APPROVAL_COMPLETE);
         /* Duplicates anywhere in the list, not only the last one. */
-        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, 3000, true, prior, 2, 3), APPROVAL_DUPLICATE);
-        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, 3001, true, prior, 2, 3), APPROVAL_DUPLICATE);
+        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, 3000, true, prior, 2, 3),
+                         APPROVAL_DUPLICATE);
+        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, 3001, true, prior, 2, 3),
+                         APPROVAL_DUPLICATE);
         /* Only the first n_prior entries count. */
-        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, 3001, true, prior, 1, 3), APPROVAL_COUNTED);
+        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, 3001, true, prior, 1, 3),
+                         APPROVAL_COUNTED);
 }
 
 static void test_approval_order_of_checks(void **state) {
@@ -224,7 +247,8 @@ static void test_approval_order_of_checks(void **state) {
                          APPROVAL_NOT_APPROVER);
         /* Already enough approvals recorded (the rule was lowered): the next one completes. */
         static const uid_t many[] = { 3000, 3001, 3002 };
-        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, APPROVER, true, many, 3, 2), APPROVAL_COMPLETE);
+        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, APPROVER, true, many, 3, 2),
+                         APPROVAL_COMPLETE);
 }
 
 int main(void) {

@@ -13,7 +13,9 @@
 #include "users.h"
 
 static char *alice_groups[] = { (char *) "alice", (char *) "dev", (char *) "sre-leads" };
-static const Identity alice = { .name = (char *) "alice", .uid = 1001, .groups = alice_groups, .n_groups = 3 };
+static const Identity alice = {
+        .name = (char *) "alice", .uid = 1001, .groups = alice_groups, .n_groups = 3
+};
 
 static void test_identity_matches_user(void **state) {
         assert_true(identity_matches(&alice, "alice"));
@@ -126,6 +128,7 @@ static void test_identity_lookup_errors(void **state) {
         uid_t uid = 12345;
 
         assert_int_equal(identity_from_uid((uid_t) -1, &id), -EINVAL);
+        assert_int_equal(identity_from_uid(3999999999U, &id), -ENOENT);
         assert_int_equal(identity_from_name("jit-test-no-such-user", &id), -ENOENT);
         assert_int_equal(identity_from_name("-root", &id), -EINVAL);
         assert_int_equal(identity_from_name("", &id), -EINVAL);
