@@ -19,6 +19,7 @@
 #include "client.h"
 #include "duration.h"
 #include "jitctl-format.h"
+#include "jitctl-policy.h"
 #include "jitctl-text.h"
 #include "protocol.h"
 
@@ -196,6 +197,18 @@ static const char status_help[] =
         "  --json          Print the status as JSON\n"
         "  -h, --help      Show this help\n";
 /* clang-format on */
+
+static const char policy_help[] =
+        "Usage: jitctl policy check [FILE] [--json]\n"
+        "\n"
+        "Validates a policy file (default " JIT_POLICY_PATH ") the way jit-brokerd reads it,\n"
+        "and prints its rules in the order they are tried. Exit status 0 when valid, 1 when\n"
+        "not; errors name FILE:LINE. 'policy explain' and 'policy test' are not in this\n"
+        "version yet.\n"
+        "\n"
+        "Options:\n"
+        "  --json          Print the result as JSON\n"
+        "  -h, --help      Show this help\n";
 
 static int usage_error(const Context *c, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
@@ -840,6 +853,37 @@ static int cmd_status(Context *c, int argc, char *argv[]) {
         return JIT_EXIT_OK;
 }
 
+static int cmd_policy(Context *c, int argc, char *argv[]) {
+        static const struct option options[] = {
+                COMMON_OPTIONS,
+                {},
+        };
+        int opt, r;
+
+        begin_options();
+        while ((opt = next_option(c, argc, argv, options)) >= 0)
+                switch (opt) {
+                case 'h':
+                        return print_help(c);
+                default:
+                        return option_error(c);
+                }
+        if (optind >= argc)
+                return usage_error(c, "missing subcommand (check)");
+        const char *sub = argv[optind++];
+        if (STREQ(sub, "explain") || STREQ(sub, "test")) {
+                fprintf(stderr, "jitctl: policy %s: not supported by this version yet\n", sub);
+                return JIT_EXIT_FAILURE;
+        }
+        if (!STREQ(sub, "check"))
+                return usage_error(c, "unknown subcommand '%s' (expected check)", sub);
+        const char *path = optind < argc ? argv[optind++] : JIT_POLICY_PATH;
+        r = check_no_more_args(c, argc, argv, 0);
+        if (r != CONTINUE)
+                return r;
+        return policy_check_file(path, c->json);
+}
+
 static const Command commands[] = {
         { "request", cmd_request, request_help },
         { "list", cmd_list, list_help },
@@ -849,9 +893,9 @@ static const Command commands[] = {
         { "revoke", cmd_revoke, revoke_help },
         { "cancel", cmd_cancel, cancel_help },
         { "status", cmd_status, status_help },
+        { "policy", cmd_policy, policy_help },
         /* Named by DESIGN.md, not served by the broker yet. */
         { "audit", NULL, NULL },
-        { "policy", NULL, NULL },
         { "break-glass", NULL, NULL },
         { "watch", NULL, NULL },
         { "ack", NULL, NULL },
