@@ -74,10 +74,21 @@ class Sandbox:
     def path(self, *parts):
         return os.path.join(self.root, *parts)
 
+    MOUNT_TARGETS = ("/etc", "/run", "/var/log")
+
     def _mount_check(self):
         # We must be in our own mount namespace, or binding over /etc would change the host.
         if os.readlink("/proc/self/ns/mnt") == os.readlink(f"/proc/{os.getppid()}/ns/mnt"):
-            raise RuntimeError("not in a private mount namespace: run under `unshare --mount --propagation private`")
+            raise RuntimeError("not in a private mount namespace: run under `unshare --mount`")
+        # ... and nothing we mount may propagate back. In a chroot "/" is not a mount point
+        # and cannot be made private; then every mount we touch must already be unshared.
+        if run(["mount", "--make-rprivate", "/"], check=False).returncode == 0:
+            return
+        for target in self.MOUNT_TARGETS:
+            prop = run(["findmnt", "-no", "PROPAGATION", "-T", target], check=False).stdout
+            if "shared" in prop:
+                raise RuntimeError(f"{target} is on a shared mount that cannot be made private here; "
+                                   "mounts would leak to the host")
 
     def _private_etc(self):
         self._mount_check()
