@@ -110,8 +110,10 @@ static json_object *refuse(Op *op, const Request *r, const char *fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
-        log_event(JIT_EVENT_REFUSED, LOG_NOTICE, r, op->caller.name, NULL, "refused %s: %s",
-                  op->caller.name ? op->caller.name : "unknown user", msg);
+        char who[32];
+        snprintf(who, sizeof(who), "uid %u", (unsigned) op->peer->uid);
+        log_event(JIT_EVENT_REFUSED, LOG_NOTICE, r, op->caller.name ?: who, NULL, "refused %s: %s",
+                  op->caller.name ?: who, msg);
         return jit_reply_error(JIT_ERROR_REFUSED, "%s", msg);
 }
 
@@ -612,10 +614,12 @@ static json_object *op_status(Op *op) {
 static const struct {
         const char *name;
         json_object *(*handler)(Op *op);
+        bool needs_caller; /* resolve the caller's name and groups first */
 } ops[] = {
-        { "check", op_check },   { "request", op_request }, { "approve", op_approve }, { "deny", op_deny },
-        { "revoke", op_revoke }, { "cancel", op_cancel },   { "list", op_list },       { "show", op_show },
-        { "status", op_status },
+        /* check is the PAM hot path and only needs the peer's uid. */
+        { "check", op_check, false },   { "request", op_request, true }, { "approve", op_approve, true },
+        { "deny", op_deny, true },      { "revoke", op_revoke, true },   { "cancel", op_cancel, true },
+        { "list", op_list, true },      { "show", op_show, true },       { "status", op_status, true },
 };
 
 json_object *broker_dispatch(Broker *b, const struct ucred *peer, json_object *msg) {
@@ -630,14 +634,15 @@ json_object *broker_dispatch(Broker *b, const struct ucred *peer, json_object *m
                 if (!STREQ(ops[i].name, name))
                         continue;
                 /* Who is asking comes from the kernel, resolved here; never from the message. */
-                int r = identity_from_uid(peer->uid, &op.caller);
+                int r = ops[i].needs_caller ? identity_from_uid(peer->uid, &op.caller) : 0;
                 if (r < 0) {
                         errno = -r;
                         log_warning("request from uid %u that has no user entry: %m", (unsigned) peer->uid);
                         return jit_reply_error(JIT_ERROR_REFUSED, "uid %u is not a known user", (unsigned) peer->uid);
                 }
                 reply = ops[i].handler(&op);
-                identity_done(&op.caller);
+                if (ops[i].needs_caller)
+                        identity_done(&op.caller);
                 return reply;
         }
         return jit_reply_error(JIT_ERROR_BAD_REQUEST, "unknown op \"%.32s\"", name);

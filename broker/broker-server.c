@@ -147,7 +147,12 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                         return 0;
                 }
                 if (b->n_connections >= BROKER_CONNECTIONS_MAX) {
-                        log_warning("refusing a connection: %u connections already open", b->n_connections);
+                        /* One line per 10 s, not one per dropped connection: a flood must not flood the log. */
+                        uint64_t now = now_usec(CLOCK_MONOTONIC);
+                        if (now - b->flood_logged_at > 10 * USEC_PER_SEC) {
+                                log_warning("dropping connections: %u already open (the limit)", b->n_connections);
+                                b->flood_logged_at = now;
+                        }
                         continue;
                 }
 

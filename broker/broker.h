@@ -26,6 +26,7 @@ typedef struct Broker {
         bool bound_socket; /* we created the socket file (no socket activation) */
         sd_event_source *listen_source;
         unsigned n_connections;
+        uint64_t flood_logged_at; /* CLOCK_MONOTONIC usec of the last "dropping" warning */
 
         sd_event_source *deadline_timer;
 } Broker;
