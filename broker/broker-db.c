@@ -108,7 +108,8 @@ static int migrate(BrokerDb *db, char **ret_error) {
         if (r < 0)
                 return r;
         if (version > (int64_t) ELEMENTSOF(migrations)) {
-                if (asprintf(ret_error, "database schema version %lld is newer than this broker knows (%zu)",
+                if (asprintf(ret_error,
+                             "database schema version %lld is newer than this broker knows (%zu)",
                              (long long) version, ELEMENTSOF(migrations)) < 0)
                         *ret_error = NULL;
                 return -EPROTO;
@@ -119,7 +120,8 @@ static int migrate(BrokerDb *db, char **ret_error) {
                         return r;
                 snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %zu", v + 1);
                 if ((r = exec(db, migrations[v])) < 0 || (r = exec(db, pragma)) < 0) {
-                        if (asprintf(ret_error, "migrating the schema to version %zu: %s", v + 1, db_error(db)) < 0)
+                        if (asprintf(ret_error, "migrating the schema to version %zu: %s", v + 1,
+                                     db_error(db)) < 0)
                                 *ret_error = NULL;
                         db_rollback(db);
                         return r;
@@ -150,11 +152,13 @@ int db_open(const char *path, BrokerDb **ret, char **ret_error) {
         }
         close(fd);
 
-        int rc = sqlite3_open_v2(path, &db->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_EXRESCODE,
-                                 NULL);
+        int rc = sqlite3_open_v2(
+                path, &db->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_EXRESCODE,
+                NULL);
         if (rc != SQLITE_OK) {
                 r = sqlite_to_errno(rc);
-                if (asprintf(&error, "%s: %s", path, db->db ? sqlite3_errmsg(db->db) : sqlite3_errstr(rc)) < 0)
+                if (asprintf(&error, "%s: %s", path,
+                             db->db ? sqlite3_errmsg(db->db) : sqlite3_errstr(rc)) < 0)
                         error = NULL;
                 goto fail;
         }
@@ -166,8 +170,9 @@ int db_open(const char *path, BrokerDb **ret, char **ret_error) {
         /* WAL lets the hot check read while a change commits; FULL so that a commit the
          * broker has answered for survives power loss. */
         static const char *const pragmas[] = {
-                "PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON",
-                "PRAGMA trusted_schema = OFF", "PRAGMA secure_delete = ON",
+                "PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL",
+                "PRAGMA foreign_keys = ON",  "PRAGMA trusted_schema = OFF",
+                "PRAGMA secure_delete = ON",
         };
         for (size_t i = 0; i < ELEMENTSOF(pragmas); i++)
                 if ((r = exec(db, pragmas[i])) < 0) {
@@ -183,7 +188,8 @@ int db_open(const char *path, BrokerDb **ret, char **ret_error) {
                 if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
                         res = (const char *) sqlite3_column_text(st, 0);
                 bool ok = res && STREQ(res, "ok");
-                if (!ok && asprintf(&error, "%s: integrity check failed: %s", path, res ? res : db_error(db)) < 0)
+                if (!ok && asprintf(&error, "%s: integrity check failed: %s", path,
+                                    res ? res : db_error(db)) < 0)
                         error = NULL;
                 if (rc == SQLITE_OK)
                         sqlite3_finalize(st);
@@ -300,11 +306,12 @@ int db_insert_request(BrokerDb *db, Request *r) {
 
 int db_update_request(BrokerDb *db, const Request *r) {
         sqlite3_stmt *st;
-        int rc = sqlite3_prepare_v2(db->db,
-                                    "UPDATE requests SET state = ?2, activated_at = ?3, expires_at = ?4,"
-                                    " boot_id = ?5, deadline_boot = ?6, deadline_at = ?7, ended_at = ?8,"
-                                    " ended_by = ?9, end_reason = ?10 WHERE id = ?1",
-                                    -1, &st, NULL);
+        int rc = sqlite3_prepare_v2(
+                db->db,
+                "UPDATE requests SET state = ?2, activated_at = ?3, expires_at = ?4,"
+                " boot_id = ?5, deadline_boot = ?6, deadline_at = ?7, ended_at = ?8,"
+                " ended_by = ?9, end_reason = ?10 WHERE id = ?1",
+                -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return sqlite_to_errno(rc);
         sqlite3_bind_int64(st, 1, r->id);
@@ -325,10 +332,11 @@ int db_update_request(BrokerDb *db, const Request *r) {
 
 int db_add_approval(BrokerDb *db, int64_t id, const Approval *a) {
         sqlite3_stmt *st;
-        int rc = sqlite3_prepare_v2(db->db,
-                                    "INSERT INTO approvals (request_id, approver, approver_uid, comment, at)"
-                                    " VALUES (?1, ?2, ?3, ?4, ?5)",
-                                    -1, &st, NULL);
+        int rc = sqlite3_prepare_v2(
+                db->db,
+                "INSERT INTO approvals (request_id, approver, approver_uid, comment, at)"
+                " VALUES (?1, ?2, ?3, ?4, ?5)",
+                -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return sqlite_to_errno(rc);
         sqlite3_bind_int64(st, 1, id);
@@ -345,11 +353,12 @@ static char *column_strdup(sqlite3_stmt *st, int i) {
 }
 
 static uint64_t column_time(sqlite3_stmt *st, int i) {
-        return sqlite3_column_type(st, i) == SQLITE_NULL ? 0 : (uint64_t) sqlite3_column_int64(st, i);
+        return sqlite3_column_type(st, i) == SQLITE_NULL ? 0
+                                                         : (uint64_t) sqlite3_column_int64(st, i);
 }
 
 #define REQUEST_COLUMNS                                                                                    \
-        "id, requester, requester_uid, service, duration, reason, ticket, once, rule, approvals_required,"  \
+        "id, requester, requester_uid, service, duration, reason, ticket, once, rule, approvals_required," \
         " state, created_at, activated_at, expires_at, boot_id, deadline_boot, deadline_at, ended_at,"     \
         " ended_by, end_reason"
 
@@ -424,12 +433,14 @@ static int load_approvals(BrokerDb *db, Request *r) {
 int db_get_request(BrokerDb *db, int64_t id, Request **ret) {
         sqlite3_stmt *st;
         Request *r = NULL;
-        int rc = sqlite3_prepare_v2(db->db, "SELECT " REQUEST_COLUMNS " FROM requests WHERE id = ?1", -1, &st, NULL);
+        int rc = sqlite3_prepare_v2(
+                db->db, "SELECT " REQUEST_COLUMNS " FROM requests WHERE id = ?1", -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return sqlite_to_errno(rc);
         sqlite3_bind_int64(st, 1, id);
         rc = sqlite3_step(st);
-        int k = rc == SQLITE_ROW ? request_from_row(st, &r) : (rc == SQLITE_DONE ? -ENOENT : sqlite_to_errno(rc));
+        int k = rc == SQLITE_ROW ? request_from_row(st, &r)
+                                 : (rc == SQLITE_DONE ? -ENOENT : sqlite_to_errno(rc));
         sqlite3_finalize(st);
         if (k < 0)
                 return k;
@@ -442,9 +453,10 @@ int db_get_request(BrokerDb *db, int64_t id, Request **ret) {
         return 0;
 }
 
-int db_list_requests(BrokerDb *db, const RequestState *states, size_t n_states, uid_t uid, Request ***ret,
-                     size_t *ret_n) {
-        char sql[1024] = "SELECT " REQUEST_COLUMNS " FROM requests WHERE (?1 < 0 OR requester_uid = ?1)";
+int db_list_requests(BrokerDb *db, const RequestState *states, size_t n_states, uid_t uid,
+                     Request ***ret, size_t *ret_n) {
+        char sql[1024] =
+                "SELECT " REQUEST_COLUMNS " FROM requests WHERE (?1 < 0 OR requester_uid = ?1)";
         sqlite3_stmt *st;
         Request **list = NULL;
         size_t n = 0;
@@ -454,12 +466,14 @@ int db_list_requests(BrokerDb *db, const RequestState *states, size_t n_states, 
                 strcat(sql, " AND state IN (");
                 for (size_t i = 0; i < n_states && i < _REQUEST_STATE_MAX; i++) {
                         strcat(sql, i ? ", '" : "'");
-                        strcat(sql, request_state_to_string(states[i])); /* fixed names, never input */
+                        strcat(sql,
+                               request_state_to_string(states[i])); /* fixed names, never input */
                         strcat(sql, "'");
                 }
                 strcat(sql, ")");
         }
-        strcat(sql, " ORDER BY id DESC LIMIT " "1000");
+        strcat(sql, " ORDER BY id DESC LIMIT "
+                    "1000");
 
         int rc = sqlite3_prepare_v2(db->db, sql, -1, &st, NULL);
         if (rc != SQLITE_OK)
@@ -491,8 +505,8 @@ int db_list_requests(BrokerDb *db, const RequestState *states, size_t n_states, 
         return 0;
 }
 
-int db_find_grant(BrokerDb *db, uid_t uid, const char *service, const char *boot_id, uint64_t now_boot,
-                  uint64_t now_real, int64_t *ret_id, uint64_t *ret_expires_at) {
+int db_find_grant(BrokerDb *db, uid_t uid, const char *service, const char *boot_id,
+                  uint64_t now_boot, uint64_t now_real, int64_t *ret_id, uint64_t *ret_expires_at) {
         sqlite3_stmt *st = db->find_grant;
         sqlite3_reset(st);
         sqlite3_clear_bindings(st);
@@ -535,17 +549,18 @@ int db_next_deadline(BrokerDb *db, const char *boot_id, uint64_t *ret) {
         return r;
 }
 
-int db_due_requests(BrokerDb *db, const char *boot_id, uint64_t now_boot, uint64_t now_real, int64_t **ret,
-                    size_t *ret_n) {
+int db_due_requests(BrokerDb *db, const char *boot_id, uint64_t now_boot, uint64_t now_real,
+                    int64_t **ret, size_t *ret_n) {
         sqlite3_stmt *st;
         int64_t *ids = NULL;
         size_t n = 0;
         int k = 0;
-        int rc = sqlite3_prepare_v2(db->db,
-                                    "SELECT id FROM requests WHERE state IN ('pending', 'active')"
-                                    " AND (boot_id != ?1 OR deadline_boot <= ?2 OR deadline_at <= ?3)"
-                                    " ORDER BY deadline_boot",
-                                    -1, &st, NULL);
+        int rc = sqlite3_prepare_v2(
+                db->db,
+                "SELECT id FROM requests WHERE state IN ('pending', 'active')"
+                " AND (boot_id != ?1 OR deadline_boot <= ?2 OR deadline_at <= ?3)"
+                " ORDER BY deadline_boot",
+                -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return sqlite_to_errno(rc);
         sqlite3_bind_text(st, 1, boot_id, -1, SQLITE_STATIC);
@@ -574,11 +589,12 @@ int db_due_requests(BrokerDb *db, const char *boot_id, uint64_t now_boot, uint64
 
 int db_count_open(BrokerDb *db, uid_t uid, unsigned *ret_active, unsigned *ret_pending) {
         sqlite3_stmt *st;
-        int rc = sqlite3_prepare_v2(db->db,
-                                    "SELECT COALESCE(SUM(state = 'active'), 0), COALESCE(SUM(state = 'pending'), 0)"
-                                    " FROM requests WHERE state IN ('pending', 'active')"
-                                    " AND (?1 < 0 OR requester_uid = ?1)",
-                                    -1, &st, NULL);
+        int rc = sqlite3_prepare_v2(
+                db->db,
+                "SELECT COALESCE(SUM(state = 'active'), 0), COALESCE(SUM(state = 'pending'), 0)"
+                " FROM requests WHERE state IN ('pending', 'active')"
+                " AND (?1 < 0 OR requester_uid = ?1)",
+                -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return sqlite_to_errno(rc);
         sqlite3_bind_int64(st, 1, uid == (uid_t) -1 ? -1 : (sqlite3_int64) uid);

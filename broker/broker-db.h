@@ -63,21 +63,21 @@ void db_rollback(BrokerDb *db);
 int db_insert_request(BrokerDb *db, Request *r);
 int db_get_request(BrokerDb *db, int64_t id, Request **ret);
 /* Newest first, at most DB_LIST_MAX; states NULL means all. uid (uid_t)-1 means anyone. */
-int db_list_requests(BrokerDb *db, const RequestState *states, size_t n_states, uid_t uid, Request ***ret,
-                     size_t *ret_n);
+int db_list_requests(BrokerDb *db, const RequestState *states, size_t n_states, uid_t uid,
+                     Request ***ret, size_t *ret_n);
 int db_add_approval(BrokerDb *db, int64_t id, const Approval *a);
 int db_update_request(BrokerDb *db, const Request *r);
 
 /* The active grant of uid for service at this moment, answered from the partial index
  * without writing anything. Returns 1 and fills ret_* when there is one, 0 when not. */
-int db_find_grant(BrokerDb *db, uid_t uid, const char *service, const char *boot_id, uint64_t now_boot,
-                  uint64_t now_real, int64_t *ret_id, uint64_t *ret_expires_at);
+int db_find_grant(BrokerDb *db, uid_t uid, const char *service, const char *boot_id,
+                  uint64_t now_boot, uint64_t now_real, int64_t *ret_id, uint64_t *ret_expires_at);
 
 /* Earliest deadline_boot of an open request of this boot: 1 and *ret, or 0 for none. */
 int db_next_deadline(BrokerDb *db, const char *boot_id, uint64_t *ret);
 /* Ids of open requests whose deadline has passed, or that belong to another boot. */
-int db_due_requests(BrokerDb *db, const char *boot_id, uint64_t now_boot, uint64_t now_real, int64_t **ret,
-                    size_t *ret_n);
+int db_due_requests(BrokerDb *db, const char *boot_id, uint64_t now_boot, uint64_t now_real,
+                    int64_t **ret, size_t *ret_n);
 int db_count_open(BrokerDb *db, uid_t uid, unsigned *ret_active, unsigned *ret_pending);
 
 void request_free(Request *r);

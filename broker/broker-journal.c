@@ -49,8 +49,8 @@ static bool stderr_is_journal(void) {
 
 #define EVENT_FIELDS_MAX 32
 
-void log_event(JitEvent e, int priority, const Request *r, const char *actor, const char *const *extra,
-               const char *fmt, ...) {
+void log_event(JitEvent e, int priority, const Request *r, const char *actor,
+               const char *const *extra, const char *fmt, ...) {
         char *fields[EVENT_FIELDS_MAX] = {};
         struct iovec iov[EVENT_FIELDS_MAX];
         size_t n = 0;
@@ -117,7 +117,8 @@ void log_full(int priority, const char *fmt, ...) {
         vsnprintf(buf, sizeof(buf), fmt, ap);
         va_end(ap);
 
-        (void) sd_journal_send("MESSAGE=%s", buf, "PRIORITY=%d", priority, "SYSLOG_IDENTIFIER=jit-brokerd", NULL);
+        (void) sd_journal_send("MESSAGE=%s", buf, "PRIORITY=%d", priority,
+                               "SYSLOG_IDENTIFIER=jit-brokerd", NULL);
         if (!stderr_is_journal() && priority <= LOG_INFO)
                 fprintf(stderr, "jit-brokerd: %s\n", buf);
         errno = saved;

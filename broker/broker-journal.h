@@ -34,8 +34,9 @@ const char *jit_event_name(JitEvent e);
 
 /* A structured event. r may be NULL; actor is the user (or "broker") who caused it;
  * the extra fields are "KEY=value" strings, NULL-terminated. */
-void log_event(JitEvent e, int priority, const Request *r, const char *actor, const char *const *extra,
-               const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+void log_event(JitEvent e, int priority, const Request *r, const char *actor,
+               const char *const *extra, const char *fmt, ...)
+        __attribute__((format(printf, 6, 7)));
 
 /* Plain diagnostics. Use %m with errno set, e.g. errno = -r. */
 void log_full(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

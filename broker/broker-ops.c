@@ -48,7 +48,8 @@ static json_object *request_to_json(const Broker *b, const Request *r) {
         if (!o)
                 return NULL;
         json_object_object_add(o, "id", json_object_new_int64(r->id));
-        json_object_object_add(o, "state", json_object_new_string(request_state_to_string(r->state)));
+        json_object_object_add(o, "state",
+                               json_object_new_string(request_state_to_string(r->state)));
         json_object_object_add(o, "requester", json_object_new_string(r->requester));
         json_object_object_add(o, "requester_uid", json_object_new_int64(r->requester_uid));
         json_object_object_add(o, "service", json_object_new_string(r->service));
@@ -57,15 +58,18 @@ static json_object *request_to_json(const Broker *b, const Request *r) {
         json_object_object_add(o, "ticket", json_string_or_null(r->ticket));
         json_object_object_add(o, "once", json_object_new_boolean(r->once));
         json_object_object_add(o, "rule", json_object_new_string(r->rule));
-        json_object_object_add(o, "approvals_required", json_object_new_int((int) r->approvals_required));
+        json_object_object_add(o, "approvals_required",
+                               json_object_new_int((int) r->approvals_required));
 
         json_object *approvals = json_object_new_array();
         for (size_t i = 0; approvals && i < r->n_approvals; i++) {
                 json_object *a = json_object_new_object();
                 if (!a)
                         break;
-                json_object_object_add(a, "approver", json_object_new_string(r->approvals[i].approver));
-                json_object_object_add(a, "approver_uid", json_object_new_int64(r->approvals[i].approver_uid));
+                json_object_object_add(a, "approver",
+                                       json_object_new_string(r->approvals[i].approver));
+                json_object_object_add(a, "approver_uid",
+                                       json_object_new_int64(r->approvals[i].approver_uid));
                 json_object_object_add(a, "comment", json_string_or_null(r->approvals[i].comment));
                 json_object_object_add(a, "at", json_time(r->approvals[i].at));
                 json_object_array_add(approvals, a);
@@ -78,10 +82,11 @@ static json_object *request_to_json(const Broker *b, const Request *r) {
         json_object_object_add(o, "ended_at", json_time(r->ended_at));
         json_object_object_add(o, "ended_by", json_string_or_null(r->ended_by));
         json_object_object_add(o, "end_reason", json_string_or_null(r->end_reason));
-        json_object_object_add(o, "seconds_left",
-                               r->state == REQUEST_ACTIVE
-                                       ? json_object_new_int64((int64_t) (grant_usec_left(b, r) / USEC_PER_SEC))
-                                       : NULL);
+        json_object_object_add(
+                o, "seconds_left",
+                r->state == REQUEST_ACTIVE
+                        ? json_object_new_int64((int64_t) (grant_usec_left(b, r) / USEC_PER_SEC))
+                        : NULL);
         return o;
 }
 
@@ -91,18 +96,22 @@ static json_object *reply_request(Op *op, int64_t id) {
         if (k < 0) {
                 errno = -k;
                 log_error("reading request %lld back: %m", (long long) id);
-                return jit_reply_error(JIT_ERROR_INTERNAL, "the change was saved but could not be read back");
+                return jit_reply_error(JIT_ERROR_INTERNAL,
+                                       "the change was saved but could not be read back");
         }
         return jit_reply_ok(request_to_json(op->b, r));
 }
 
 static json_object *internal_error(Op *op, const char *what, int r) {
         errno = -r;
-        log_error("%s (for uid %u): %m; sqlite: %s", what, (unsigned) op->peer->uid, db_error(op->b->db));
-        return jit_reply_error(JIT_ERROR_INTERNAL, "the broker failed while %s; nothing was changed", what);
+        log_error("%s (for uid %u): %m; sqlite: %s", what, (unsigned) op->peer->uid,
+                  db_error(op->b->db));
+        return jit_reply_error(JIT_ERROR_INTERNAL,
+                               "the broker failed while %s; nothing was changed", what);
 }
 
-static json_object *refuse(Op *op, const Request *r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static json_object *refuse(Op *op, const Request *r, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
 static json_object *refuse(Op *op, const Request *r, const char *fmt, ...) {
         char msg[512];
         va_list ap;
@@ -119,10 +128,11 @@ static json_object *refuse(Op *op, const Request *r, const char *fmt, ...) {
 
 static json_object *bad_field(const char *field, int r, size_t max) {
         if (r == -E2BIG)
-                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "%s is longer than %zu bytes", field, max);
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "%s is longer than %zu bytes", field,
+                                       max);
         if (r == -EBADMSG)
-                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "%s contains control characters or invalid UTF-8",
-                                       field);
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST,
+                                       "%s contains control characters or invalid UTF-8", field);
         return jit_reply_error(JIT_ERROR_BAD_REQUEST, "%s is missing or of the wrong type", field);
 }
 
@@ -226,31 +236,38 @@ static json_object *op_request(Op *op) {
                 return bad_field("ticket", r, JIT_TICKET_MAX);
         if (ticket && !*ticket)
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "ticket must not be empty");
-        if ((r = jit_message_get_int(op->msg, "duration", 1, (int64_t) JIT_DURATION_MAX_SEC, false, &duration,
-                                     &has_duration)) < 0)
-                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "duration must be whole seconds between 1 and %llu",
+        if ((r = jit_message_get_int(op->msg, "duration", 1, (int64_t) JIT_DURATION_MAX_SEC, false,
+                                     &duration, &has_duration)) < 0)
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST,
+                                       "duration must be whole seconds between 1 and %llu",
                                        (unsigned long long) JIT_DURATION_MAX_SEC);
         if (jit_message_get_bool(op->msg, "once", &once) < 0)
                 return bad_field("once", -EINVAL, 0);
 
         const PolicyRule *rule = policy_match(b->policy, &op->caller, service);
         if (!rule)
-                return refuse(op, NULL, "no policy rule lets %s request %s", op->caller.name, service);
+                return refuse(op, NULL, "no policy rule lets %s request %s", op->caller.name,
+                              service);
 
         uint64_t cap = policy_rule_cap(b->policy, rule);
         if (has_duration && (uint64_t) duration > cap)
-                return refuse(op, NULL, "requested %s is longer than the %s that rule \"%s\" allows",
+                return refuse(op, NULL,
+                              "requested %s is longer than the %s that rule \"%s\" allows",
                               duration_format((uint64_t) duration, want_buf, sizeof(want_buf)),
                               duration_format(cap, cap_buf, sizeof(cap_buf)), rule->name);
         if (!has_duration) /* the default is not the user's choice: it fits itself to the cap */
-                duration = (int64_t) (b->policy->default_duration < cap ? b->policy->default_duration : cap);
+                duration =
+                        (int64_t) (b->policy->default_duration < cap ? b->policy->default_duration
+                                                                     : cap);
 
         unsigned active, pending;
         if ((r = db_count_open(b->db, op->caller.uid, &active, &pending)) < 0)
                 return internal_error(op, "counting pending requests", r);
         if (pending >= b->policy->max_pending_per_user)
-                return refuse(op, NULL, "%s already has %u pending requests (the limit is %u); cancel one first",
-                              op->caller.name, pending, b->policy->max_pending_per_user);
+                return refuse(
+                        op, NULL,
+                        "%s already has %u pending requests (the limit is %u); cancel one first",
+                        op->caller.name, pending, b->policy->max_pending_per_user);
 
         uint64_t now_real = now_usec(CLOCK_REALTIME), now_boot = now_usec(CLOCK_BOOTTIME);
         Request req = {
@@ -275,8 +292,8 @@ static json_object *op_request(Op *op) {
 
         log_event(JIT_EVENT_REQUESTED, LOG_NOTICE, &req, op->caller.name, NULL,
                   "%s requested %s for %s (request %lld, rule %s): %s", req.requester, req.service,
-                  duration_format(req.duration, want_buf, sizeof(want_buf)), (long long) req.id, req.rule,
-                  req.reason);
+                  duration_format(req.duration, want_buf, sizeof(want_buf)), (long long) req.id,
+                  req.rule, req.reason);
         broker_state_changed(b);
         return reply_request(op, req.id);
 }
@@ -318,25 +335,31 @@ static json_object *op_approve(Op *op) {
                 prior[i] = r->approvals[i].approver_uid;
 
         ApprovalVerdict v = approval_decide(r->state, r->requester_uid, op->caller.uid,
-                                            rule && policy_rule_is_approver(rule, &op->caller), prior,
-                                            r->n_approvals, r->approvals_required);
+                                            rule && policy_rule_is_approver(rule, &op->caller),
+                                            prior, r->n_approvals, r->approvals_required);
         switch (v) {
         case APPROVAL_NOT_PENDING:
                 db_rollback(b->db);
-                return jit_reply_error(JIT_ERROR_CONFLICT, "request %lld is %s; only pending requests can be approved",
+                return jit_reply_error(JIT_ERROR_CONFLICT,
+                                       "request %lld is %s; only pending requests can be approved",
                                        (long long) id, request_state_to_string(r->state));
         case APPROVAL_SELF:
                 db_rollback(b->db);
-                return refuse(op, r, "%s cannot approve their own request %lld", op->caller.name, (long long) id);
+                return refuse(op, r, "%s cannot approve their own request %lld", op->caller.name,
+                              (long long) id);
         case APPROVAL_NOT_APPROVER:
                 db_rollback(b->db);
                 if (!rule)
-                        return refuse(op, r, "request %lld was filed under rule \"%s\", which the policy no longer has",
-                                      (long long) id, r->rule);
-                return refuse(op, r, "%s is not an approver for rule \"%s\"", op->caller.name, r->rule);
+                        return refuse(
+                                op, r,
+                                "request %lld was filed under rule \"%s\", which the policy no longer has",
+                                (long long) id, r->rule);
+                return refuse(op, r, "%s is not an approver for rule \"%s\"", op->caller.name,
+                              r->rule);
         case APPROVAL_DUPLICATE:
                 db_rollback(b->db);
-                return refuse(op, r, "%s has already approved request %lld; an approver counts once",
+                return refuse(op, r,
+                              "%s has already approved request %lld; an approver counts once",
                               op->caller.name, (long long) id);
         case APPROVAL_COUNTED:
         case APPROVAL_COMPLETE:
@@ -347,7 +370,8 @@ static json_object *op_approve(Op *op) {
         if (r->duration > cap) {
                 char want[DURATION_BUF_MAX], capb[DURATION_BUF_MAX];
                 db_rollback(b->db);
-                return refuse(op, r, "request %lld asks for %s, longer than the %s rule \"%s\" now allows",
+                return refuse(op, r,
+                              "request %lld asks for %s, longer than the %s rule \"%s\" now allows",
                               (long long) id, duration_format(r->duration, want, sizeof(want)),
                               duration_format(cap, capb, sizeof(capb)), rule->name);
         }
@@ -389,8 +413,8 @@ static json_object *op_approve(Op *op) {
         snprintf(fbuf, sizeof(fbuf), "JIT_APPROVER=%s", op->caller.name);
         const char *fields[] = { fbuf, NULL };
         log_event(JIT_EVENT_APPROVAL, LOG_NOTICE, r, op->caller.name, fields,
-                  "%s approved request %lld of %s (%zu of %u)", op->caller.name, (long long) id, r->requester,
-                  r->n_approvals + 1, r->approvals_required);
+                  "%s approved request %lld of %s (%zu of %u)", op->caller.name, (long long) id,
+                  r->requester, r->n_approvals + 1, r->approvals_required);
         if (v == APPROVAL_COMPLETE) {
                 char d[DURATION_BUF_MAX];
                 log_event(JIT_EVENT_GRANTED, LOG_NOTICE, r, op->caller.name, fields,
@@ -409,7 +433,8 @@ enum {
         MAY_ROOT = 1 << 2,
 };
 
-static json_object *end_request(Op *op, RequestEvent event, unsigned who, const char *verb, const char *reason) {
+static json_object *end_request(Op *op, RequestEvent event, unsigned who, const char *verb,
+                                const char *reason) {
         Broker *b = op->b;
         _cleanup_(request_freep) Request *r = NULL;
         int64_t id;
@@ -431,19 +456,23 @@ static json_object *end_request(Op *op, RequestEvent event, unsigned who, const 
         }
 
         bool allowed = ((who & MAY_REQUESTER) && r->requester_uid == op->caller.uid) ||
-                       ((who & MAY_APPROVER) && caller_approves(op, r) && r->requester_uid != op->caller.uid) ||
+                       ((who & MAY_APPROVER) && caller_approves(op, r) &&
+                        r->requester_uid != op->caller.uid) ||
                        ((who & MAY_ROOT) && is_root(op));
         if (!allowed) {
                 db_rollback(b->db);
-                return refuse(op, r, "%s may not %s request %lld", op->caller.name, verb, (long long) id);
+                return refuse(op, r, "%s may not %s request %lld", op->caller.name, verb,
+                              (long long) id);
         }
 
         RequestState next;
         if (request_transition(r->state, event, &next) < 0) {
                 db_rollback(b->db);
-                return jit_reply_error(JIT_ERROR_CONFLICT, "request %lld is %s and cannot be %s", (long long) id,
-                                       request_state_to_string(r->state),
-                                       event == EVENT_REVOKE ? "revoked" : event == EVENT_DENY ? "denied" : "cancelled");
+                return jit_reply_error(JIT_ERROR_CONFLICT, "request %lld is %s and cannot be %s",
+                                       (long long) id, request_state_to_string(r->state),
+                                       event == EVENT_REVOKE ? "revoked"
+                                       : event == EVENT_DENY ? "denied"
+                                                             : "cancelled");
         }
         r->state = next;
         r->ended_at = now_usec(CLOCK_REALTIME);
@@ -460,10 +489,15 @@ static json_object *end_request(Op *op, RequestEvent event, unsigned who, const 
                 return internal_error(op, "saving the change", k);
         }
 
-        JitEvent ev = event == EVENT_DENY ? JIT_EVENT_DENIED : event == EVENT_REVOKE ? JIT_EVENT_REVOKED : JIT_EVENT_CANCELLED;
-        log_event(ev, LOG_NOTICE, r, op->caller.name, NULL, "%s %s request %lld of %s%s%s", op->caller.name,
-                  event == EVENT_DENY ? "denied" : event == EVENT_REVOKE ? "revoked" : "cancelled", (long long) id,
-                  r->requester, reason ? ": " : "", reason ? reason : "");
+        JitEvent ev = event == EVENT_DENY     ? JIT_EVENT_DENIED
+                      : event == EVENT_REVOKE ? JIT_EVENT_REVOKED
+                                              : JIT_EVENT_CANCELLED;
+        log_event(ev, LOG_NOTICE, r, op->caller.name, NULL, "%s %s request %lld of %s%s%s",
+                  op->caller.name,
+                  event == EVENT_DENY     ? "denied"
+                  : event == EVENT_REVOKE ? "revoked"
+                                          : "cancelled",
+                  (long long) id, r->requester, reason ? ": " : "", reason ? reason : "");
         broker_state_changed(b);
         return reply_request(op, id);
 }
@@ -481,7 +515,8 @@ static json_object *op_revoke(Op *op) {
         int k = jit_message_get_string(op->msg, "reason", JIT_REASON_MAX, false, &reason);
         if (k < 0)
                 return bad_field("reason", k, JIT_REASON_MAX);
-        return end_request(op, EVENT_REVOKE, MAY_REQUESTER | MAY_APPROVER | MAY_ROOT, "revoke", reason);
+        return end_request(op, EVENT_REVOKE, MAY_REQUESTER | MAY_APPROVER | MAY_ROOT, "revoke",
+                           reason);
 }
 
 static json_object *op_cancel(Op *op) {
@@ -525,11 +560,13 @@ static json_object *op_list(Op *op) {
         else if (STREQ(filter, "all"))
                 states = NULL, n_states = 0;
         else
-                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "filter must be open, pending, active or all");
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST,
+                                       "filter must be open, pending, active or all");
 
         Request **list = NULL;
         size_t n = 0;
-        k = db_list_requests(op->b->db, states, n_states, mine ? op->caller.uid : (uid_t) -1, &list, &n);
+        k = db_list_requests(op->b->db, states, n_states, mine ? op->caller.uid : (uid_t) -1, &list,
+                             &n);
         if (k < 0)
                 return internal_error(op, "listing requests", k);
         json_object *arr = requests_to_array(op, list, n, true);
@@ -544,11 +581,14 @@ static json_object *profile_to_json(const Policy *p) {
         if (p->profile.owner)
                 json_object_object_add(o, "owner", json_object_new_string(p->profile.owner));
         if (p->profile.environment)
-                json_object_object_add(o, "environment", json_object_new_string(p->profile.environment));
+                json_object_object_add(o, "environment",
+                                       json_object_new_string(p->profile.environment));
         if (p->profile.classification)
-                json_object_object_add(o, "classification", json_object_new_string(p->profile.classification));
+                json_object_object_add(o, "classification",
+                                       json_object_new_string(p->profile.classification));
         if (p->profile.description)
-                json_object_object_add(o, "description", json_object_new_string(p->profile.description));
+                json_object_object_add(o, "description",
+                                       json_object_new_string(p->profile.description));
         return o;
 }
 
@@ -564,7 +604,8 @@ static json_object *op_show(Op *op) {
         if (k < 0)
                 return internal_error(op, "reading the request", k);
         if (!may_see(op, r))
-                return refuse(op, r, "%s may not see request %lld", op->caller.name, (long long) id);
+                return refuse(op, r, "%s may not see request %lld", op->caller.name,
+                              (long long) id);
 
         json_object *o = request_to_json(op->b, r);
         if (!o)
@@ -601,7 +642,8 @@ static json_object *op_status(Op *op) {
                 json_object_object_add(broker, "version", json_object_new_string(JIT_VERSION));
                 json_object_object_add(broker, "active", json_object_new_int((int) all_active));
                 json_object_object_add(broker, "pending", json_object_new_int((int) all_pending));
-                json_object_object_add(broker, "policy", json_object_new_string(op->b->policy_path));
+                json_object_object_add(broker, "policy",
+                                       json_object_new_string(op->b->policy_path));
                 json_object_object_add(res, "broker", broker);
                 broker = NULL;
         }
@@ -617,9 +659,11 @@ static const struct {
         bool needs_caller; /* resolve the caller's name and groups first */
 } ops[] = {
         /* check is the PAM hot path and only needs the peer's uid. */
-        { "check", op_check, false },   { "request", op_request, true }, { "approve", op_approve, true },
-        { "deny", op_deny, true },      { "revoke", op_revoke, true },   { "cancel", op_cancel, true },
-        { "list", op_list, true },      { "show", op_show, true },       { "status", op_status, true },
+        { "check", op_check, false },    { "request", op_request, true },
+        { "approve", op_approve, true }, { "deny", op_deny, true },
+        { "revoke", op_revoke, true },   { "cancel", op_cancel, true },
+        { "list", op_list, true },       { "show", op_show, true },
+        { "status", op_status, true },
 };
 
 json_object *broker_dispatch(Broker *b, const struct ucred *peer, json_object *msg) {
@@ -637,8 +681,10 @@ json_object *broker_dispatch(Broker *b, const struct ucred *peer, json_object *m
                 int r = ops[i].needs_caller ? identity_from_uid(peer->uid, &op.caller) : 0;
                 if (r < 0) {
                         errno = -r;
-                        log_warning("request from uid %u that has no user entry: %m", (unsigned) peer->uid);
-                        return jit_reply_error(JIT_ERROR_REFUSED, "uid %u is not a known user", (unsigned) peer->uid);
+                        log_warning("request from uid %u that has no user entry: %m",
+                                    (unsigned) peer->uid);
+                        return jit_reply_error(JIT_ERROR_REFUSED, "uid %u is not a known user",
+                                               (unsigned) peer->uid);
                 }
                 reply = ops[i].handler(&op);
                 if (ops[i].needs_caller)

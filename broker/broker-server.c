@@ -72,11 +72,13 @@ static json_object *handle_frame(Connection *c) {
         json_object *msg = NULL;
         int r = jit_message_parse(c->reader.body, c->reader.body_len, &msg);
         if (r == -EPROTONOSUPPORT)
-                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "unsupported protocol version (this broker speaks %d)",
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST,
+                                       "unsupported protocol version (this broker speaks %d)",
                                        JIT_PROTOCOL_VERSION);
         if (r < 0)
-                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "malformed message: expected one JSON object with "
-                                                              "\"version\": %d",
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST,
+                                       "malformed message: expected one JSON object with "
+                                       "\"version\": %d",
                                        JIT_PROTOCOL_VERSION);
         json_object *reply = broker_dispatch(c->broker, &c->peer, msg);
         json_object_put(msg);
@@ -89,7 +91,8 @@ static int on_connection_io(sd_event_source *s, int fd, uint32_t revents, void *
 
         if (c->out) {
                 while (c->out_off < c->out_len) {
-                        ssize_t n = send(fd, c->out + c->out_off, c->out_len - c->out_off, MSG_DONTWAIT | MSG_NOSIGNAL);
+                        ssize_t n = send(fd, c->out + c->out_off, c->out_len - c->out_off,
+                                         MSG_DONTWAIT | MSG_NOSIGNAL);
                         if (n < 0) {
                                 if (errno == EAGAIN || errno == EINTR)
                                         return 0;
@@ -106,9 +109,10 @@ static int on_connection_io(sd_event_source *s, int fd, uint32_t revents, void *
         if (r == 0)
                 return 0;
         if (r == -EMSGSIZE) {
-                r = connection_queue_reply(c, jit_reply_error(JIT_ERROR_BAD_REQUEST,
-                                                              "frame length out of bounds (1..%u bytes)",
-                                                              JIT_REQUEST_MAX));
+                r = connection_queue_reply(
+                        c, jit_reply_error(JIT_ERROR_BAD_REQUEST,
+                                           "frame length out of bounds (1..%u bytes)",
+                                           JIT_REQUEST_MAX));
                 if (r < 0)
                         connection_free(c);
                 return 0;
@@ -130,7 +134,8 @@ static int on_connection_io(sd_event_source *s, int fd, uint32_t revents, void *
 
 static int on_connection_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         Connection *c = userdata;
-        log_debug("closing connection from pid %d: no complete exchange within 5 s", (int) c->peer.pid);
+        log_debug("closing connection from pid %d: no complete exchange within 5 s",
+                  (int) c->peer.pid);
         connection_free(c);
         return 0;
 }
@@ -147,10 +152,12 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                         return 0;
                 }
                 if (b->n_connections >= BROKER_CONNECTIONS_MAX) {
-                        /* One line per 10 s, not one per dropped connection: a flood must not flood the log. */
+                        /* One line per 10 s, not one per dropped connection: a flood must not flood
+                         * the log. */
                         uint64_t now = now_usec(CLOCK_MONOTONIC);
                         if (now - b->flood_logged_at > 10 * USEC_PER_SEC) {
-                                log_warning("dropping connections: %u already open (the limit)", b->n_connections);
+                                log_warning("dropping connections: %u already open (the limit)",
+                                            b->n_connections);
                                 b->flood_logged_at = now;
                         }
                         continue;
@@ -177,7 +184,8 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 int r = sd_event_add_io(b->event, &c->io, c->fd, EPOLLIN, on_connection_io, c);
                 if (r >= 0)
                         r = sd_event_add_time_relative(b->event, &c->timer, CLOCK_MONOTONIC,
-                                                       BROKER_CONNECTION_TIMEOUT_USEC, 0, on_connection_timeout, c);
+                                                       BROKER_CONNECTION_TIMEOUT_USEC, 0,
+                                                       on_connection_timeout, c);
                 if (r < 0) {
                         errno = -r;
                         log_error("watching a connection: %m");
@@ -223,7 +231,8 @@ static int bind_socket(Broker *b) {
         struct stat st;
         if (lstat(b->socket_path, &st) == 0) {
                 if (!S_ISSOCK(st.st_mode)) {
-                        log_error("%s exists and is not a socket; refusing to replace it", b->socket_path);
+                        log_error("%s exists and is not a socket; refusing to replace it",
+                                  b->socket_path);
                         return -EEXIST;
                 }
                 _cleanup_close_ int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -264,11 +273,13 @@ int broker_listen(Broker *b) {
         if (n == 1) {
                 fd = SD_LISTEN_FDS_START;
                 if (sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) <= 0) {
-                        log_error("the socket passed by systemd is not a listening AF_UNIX stream socket");
+                        log_error(
+                                "the socket passed by systemd is not a listening AF_UNIX stream socket");
                         return -EINVAL;
                 }
                 int flags = fcntl(fd, F_GETFL);
-                if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+                if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 ||
+                    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
                         return -errno;
         } else {
                 fd = bind_socket(b);

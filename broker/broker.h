@@ -3,8 +3,8 @@
  * operation), expiry (timers) and brokerd.c (setup and signals). */
 #pragma once
 
-#include <stdbool.h>
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <systemd/sd-event.h>
 
 #include "broker-db.h"

@@ -18,7 +18,8 @@
 #include "timeutil.h"
 
 static int read_boot_id(char buf[BOOT_ID_MAX]) {
-        _cleanup_close_ int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        _cleanup_close_ int fd =
+                open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return -errno;
         ssize_t n = read(fd, buf, BOOT_ID_MAX - 1);
@@ -35,7 +36,8 @@ static void update_status(Broker *b) {
                 sd_notify(false, "STATUS=Database unreadable; denying everything");
                 return;
         }
-        sd_notifyf(false, "STATUS=%u active grant%s, %u pending", active, active == 1 ? "" : "s", pending);
+        sd_notifyf(false, "STATUS=%u active grant%s, %u pending", active, active == 1 ? "" : "s",
+                   pending);
 }
 
 static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -81,7 +83,8 @@ static int end_due_request(Broker *b, int64_t id, uint64_t now_real, uint64_t no
         const char *why = ev == EVENT_EXPIRE ? "expired" : "pending too long";
 
         if (other_boot && r->state == REQUEST_PENDING) {
-                /* A pending request waits out its time across a reboot, re-based on this boot's clock. */
+                /* A pending request waits out its time across a reboot, re-based on this boot's
+                 * clock. */
                 uint64_t left = r->deadline_at > now_real ? r->deadline_at - now_real : 0;
                 memcpy(r->boot_id, b->boot_id, sizeof(r->boot_id));
                 r->deadline_boot = now_boot + left;
@@ -95,7 +98,8 @@ static int end_due_request(Broker *b, int64_t id, uint64_t now_real, uint64_t no
                         return k;
                 }
         } else if (other_boot)
-                /* A grant is not trusted across a reboot: its clock is gone, like sudo's timestamps. */
+                /* A grant is not trusted across a reboot: its clock is gone, like sudo's
+                 * timestamps. */
                 why = "the host rebooted";
 
         if ((k = request_transition(r->state, ev, &next)) < 0) {
@@ -122,12 +126,13 @@ static int end_due_request(Broker *b, int64_t id, uint64_t now_real, uint64_t no
         }
 
         if (ev == EVENT_EXPIRE)
-                log_event(JIT_EVENT_EXPIRED, LOG_NOTICE, r, "broker", NULL, "grant %lld (%s for %s) ended: %s",
-                          (long long) r->id, r->service, r->requester, why);
+                log_event(JIT_EVENT_EXPIRED, LOG_NOTICE, r, "broker", NULL,
+                          "grant %lld (%s for %s) ended: %s", (long long) r->id, r->service,
+                          r->requester, why);
         else
                 log_event(JIT_EVENT_TIMED_OUT, LOG_NOTICE, r, "broker", NULL,
-                          "request %lld (%s for %s) timed out without enough approvals", (long long) r->id, r->service,
-                          r->requester);
+                          "request %lld (%s for %s) timed out without enough approvals",
+                          (long long) r->id, r->service, r->requester);
         request_free(r);
         return 0;
 }
@@ -146,9 +151,11 @@ int broker_process_deadlines(Broker *b) {
         for (size_t i = 0; i < n; i++) {
                 int k = end_due_request(b, ids[i], now_real, now_boot);
                 if (k < 0) {
-                        /* The check refuses it anyway (it compares deadlines); retry on the next tick. */
+                        /* The check refuses it anyway (it compares deadlines); retry on the next
+                         * tick. */
                         errno = -k;
-                        log_error("ending request %lld: %m (%s)", (long long) ids[i], db_error(b->db));
+                        log_error("ending request %lld: %m (%s)", (long long) ids[i],
+                                  db_error(b->db));
                         r = k;
                 }
         }
@@ -165,18 +172,24 @@ static int load_policy(Broker *b, bool initial) {
         int r = policy_load(b->policy_path, &p, &error);
         if (r < 0) {
                 if (error)
-                        log_event(JIT_EVENT_POLICY_REJECTED, LOG_ERR, NULL, "broker", fields, "%s: %s",
-                                  initial ? "cannot load the policy" : "policy rejected, keeping the old one", error);
+                        log_event(JIT_EVENT_POLICY_REJECTED, LOG_ERR, NULL, "broker", fields,
+                                  "%s: %s",
+                                  initial ? "cannot load the policy"
+                                          : "policy rejected, keeping the old one",
+                                  error);
                 else
-                        log_event(JIT_EVENT_POLICY_REJECTED, LOG_ERR, NULL, "broker", fields, "%s: %s: %s",
-                                  initial ? "cannot load the policy" : "policy rejected, keeping the old one",
+                        log_event(JIT_EVENT_POLICY_REJECTED, LOG_ERR, NULL, "broker", fields,
+                                  "%s: %s: %s",
+                                  initial ? "cannot load the policy"
+                                          : "policy rejected, keeping the old one",
                                   b->policy_path, strerror(-r));
                 return r;
         }
         policy_free(b->policy);
         b->policy = p;
-        log_event(JIT_EVENT_POLICY_LOADED, LOG_INFO, NULL, "broker", fields, "policy %s loaded: %zu rule%s",
-                  b->policy_path, p->n_rules, p->n_rules == 1 ? "" : "s");
+        log_event(JIT_EVENT_POLICY_LOADED, LOG_INFO, NULL, "broker", fields,
+                  "policy %s loaded: %zu rule%s", b->policy_path, p->n_rules,
+                  p->n_rules == 1 ? "" : "s");
         return 0;
 }
 
@@ -201,11 +214,16 @@ static void help(void) {
 }
 
 static int parse_argv(int argc, char *argv[], Broker *b) {
-        enum { ARG_VERSION = 0x100 };
+        enum {
+                ARG_VERSION = 0x100
+        };
         static const struct option options[] = {
-                { "socket", required_argument, NULL, 's' }, { "db", required_argument, NULL, 'd' },
-                { "policy", required_argument, NULL, 'p' }, { "help", no_argument, NULL, 'h' },
-                { "version", no_argument, NULL, ARG_VERSION }, {},
+                { "socket", required_argument, NULL, 's' },
+                { "db", required_argument, NULL, 'd' },
+                { "policy", required_argument, NULL, 'p' },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                {},
         };
         int c;
 
@@ -215,11 +233,17 @@ static int parse_argv(int argc, char *argv[], Broker *b) {
                 case 'd':
                 case 'p': {
                         if (optarg[0] != '/') {
-                                fprintf(stderr, "jit-brokerd: --%s needs an absolute path, got '%s'\n",
-                                        c == 's' ? "socket" : c == 'd' ? "db" : "policy", optarg);
+                                fprintf(stderr,
+                                        "jit-brokerd: --%s needs an absolute path, got '%s'\n",
+                                        c == 's'   ? "socket"
+                                        : c == 'd' ? "db"
+                                                   : "policy",
+                                        optarg);
                                 return -EINVAL;
                         }
-                        char **field = c == 's' ? &b->socket_path : c == 'd' ? &b->db_path : &b->policy_path;
+                        char **field = c == 's'   ? &b->socket_path
+                                       : c == 'd' ? &b->db_path
+                                                  : &b->policy_path;
                         free(*field);
                         *field = strdup(optarg);
                         if (!*field)
@@ -237,7 +261,9 @@ static int parse_argv(int argc, char *argv[], Broker *b) {
                         return -EINVAL;
                 }
         if (optind < argc) {
-                fprintf(stderr, "jit-brokerd: unexpected argument '%s'\nTry 'jit-brokerd --help'.\n", argv[optind]);
+                fprintf(stderr,
+                        "jit-brokerd: unexpected argument '%s'\nTry 'jit-brokerd --help'.\n",
+                        argv[optind]);
                 return -EINVAL;
         }
         return 1;
@@ -303,10 +329,12 @@ int main(int argc, char *argv[]) {
         sigprocmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
 
-        if ((r = sd_event_default(&b.event)) < 0 || (r = sd_event_add_signal(b.event, NULL, SIGTERM, NULL, NULL)) < 0 ||
+        if ((r = sd_event_default(&b.event)) < 0 ||
+            (r = sd_event_add_signal(b.event, NULL, SIGTERM, NULL, NULL)) < 0 ||
             (r = sd_event_add_signal(b.event, NULL, SIGINT, NULL, NULL)) < 0 ||
             (r = sd_event_add_signal(b.event, NULL, SIGHUP, on_sighup, &b)) < 0 ||
-            (r = sd_event_add_time(b.event, &b.deadline_timer, CLOCK_BOOTTIME, UINT64_MAX, 0, on_deadline, &b)) < 0 ||
+            (r = sd_event_add_time(b.event, &b.deadline_timer, CLOCK_BOOTTIME, UINT64_MAX, 0,
+                                   on_deadline, &b)) < 0 ||
             (r = sd_event_set_watchdog(b.event, true)) < 0) {
                 errno = -r;
                 log_error("setting up the event loop: %m");
@@ -325,8 +353,8 @@ int main(int argc, char *argv[]) {
         char sock_field[4200];
         snprintf(sock_field, sizeof(sock_field), "JIT_SOCKET=%s", b.socket_path);
         const char *fields[] = { sock_field, NULL };
-        log_event(JIT_EVENT_STARTED, LOG_INFO, NULL, "broker", fields, "jit-brokerd %s started on %s", JIT_VERSION,
-                  b.socket_path);
+        log_event(JIT_EVENT_STARTED, LOG_INFO, NULL, "broker", fields,
+                  "jit-brokerd %s started on %s", JIT_VERSION, b.socket_path);
         sd_notify(false, "READY=1");
         update_status(&b);
 

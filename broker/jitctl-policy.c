@@ -28,9 +28,10 @@ static int read_policy(const char *path, char **ret, size_t *ret_len, const char
                 return -EINVAL;
         if ((uint64_t) st.st_size > POLICY_FILE_MAX)
                 return -EFBIG;
-        *ret_warning = st.st_uid != 0                       ? "not owned by root: the broker will refuse it"
-                       : (st.st_mode & (S_IWGRP | S_IWOTH)) ? "writable by group or others: the broker will refuse it"
-                                                            : NULL;
+        *ret_warning = st.st_uid != 0 ? "not owned by root: the broker will refuse it"
+                       : (st.st_mode & (S_IWGRP | S_IWOTH))
+                               ? "writable by group or others: the broker will refuse it"
+                               : NULL;
         _cleanup_free_ char *buf = malloc((size_t) st.st_size + 1);
         size_t got = 0;
         if (!buf)
@@ -74,7 +75,8 @@ int policy_check_file(const char *path, bool json) {
 
         int r = read_policy(path, &text, &len, &warning);
         if (r < 0) {
-                if (asprintf(&error, "%s: %s", path, r == -EINVAL ? "not a regular file" : strerror(-r)) < 0)
+                if (asprintf(&error, "%s: %s", path,
+                             r == -EINVAL ? "not a regular file" : strerror(-r)) < 0)
                         error = NULL;
         } else
                 r = policy_parse(text, len, path, &p, &error);
@@ -86,7 +88,8 @@ int policy_check_file(const char *path, bool json) {
                 json_object_object_add(o, "path", json_object_new_string(path));
                 json_object_object_add(o, "valid", json_object_new_boolean(r >= 0));
                 json_object_object_add(o, "error", error ? json_object_new_string(error) : NULL);
-                json_object_object_add(o, "warning", warning ? json_object_new_string(warning) : NULL);
+                json_object_object_add(o, "warning",
+                                       warning ? json_object_new_string(warning) : NULL);
                 if (p) {
                         json_object *rules = json_object_new_array();
                         for (size_t i = 0; rules && i < p->n_rules; i++) {
@@ -94,14 +97,20 @@ int policy_check_file(const char *path, bool json) {
                                 json_object *ro = json_object_new_object();
                                 if (!ro)
                                         break;
-                                json_object_object_add(ro, "name", json_object_new_string(rule->name));
-                                json_object_object_add(ro, "line", json_object_new_int((int) rule->line));
+                                json_object_object_add(ro, "name",
+                                                       json_object_new_string(rule->name));
+                                json_object_object_add(ro, "line",
+                                                       json_object_new_int((int) rule->line));
                                 json_object_object_add(ro, "services", list_json(&rule->services));
-                                json_object_object_add(ro, "requesters", list_json(&rule->requesters));
-                                json_object_object_add(ro, "approvers", list_json(&rule->approvers));
-                                json_object_object_add(ro, "approvals", json_object_new_int((int) rule->approvals));
-                                json_object_object_add(ro, "max_duration",
-                                                       json_object_new_int64((int64_t) policy_rule_cap(p, rule)));
+                                json_object_object_add(ro, "requesters",
+                                                       list_json(&rule->requesters));
+                                json_object_object_add(ro, "approvers",
+                                                       list_json(&rule->approvers));
+                                json_object_object_add(ro, "approvals",
+                                                       json_object_new_int((int) rule->approvals));
+                                json_object_object_add(
+                                        ro, "max_duration",
+                                        json_object_new_int64((int64_t) policy_rule_cap(p, rule)));
                                 json_object_array_add(rules, ro);
                         }
                         json_object_object_add(o, "rules", rules);
@@ -113,8 +122,9 @@ int policy_check_file(const char *path, bool json) {
                 fputs_escaped(error ? error : strerror(-r), stderr);
                 fputc('\n', stderr);
         } else {
-                printf("%s: valid, %zu rule%s; grants %s by default, at most %s.\n", path, p->n_rules,
-                       p->n_rules == 1 ? "" : "s", duration_format(p->default_duration, d1, sizeof(d1)),
+                printf("%s: valid, %zu rule%s; grants %s by default, at most %s.\n", path,
+                       p->n_rules, p->n_rules == 1 ? "" : "s",
+                       duration_format(p->default_duration, d1, sizeof(d1)),
                        duration_format(p->max_duration, d2, sizeof(d2)));
                 for (size_t i = 0; i < p->n_rules; i++) {
                         const PolicyRule *rule = &p->rules[i];
@@ -124,9 +134,11 @@ int policy_check_file(const char *path, bool json) {
                         print_list(&rule->services);
                         fputs(" for ", stdout);
                         print_list(&rule->requesters);
-                        printf(", %u approval%s from ", rule->approvals, rule->approvals == 1 ? "" : "s");
+                        printf(", %u approval%s from ", rule->approvals,
+                               rule->approvals == 1 ? "" : "s");
                         print_list(&rule->approvers);
-                        printf(", up to %s\n", duration_format(policy_rule_cap(p, rule), d1, sizeof(d1)));
+                        printf(", up to %s\n",
+                               duration_format(policy_rule_cap(p, rule), d1, sizeof(d1)));
                 }
                 if (p->n_rules == 0)
                         puts("  No rules: every request is refused.");

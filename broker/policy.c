@@ -33,7 +33,8 @@ static int fail(Parser *ps, const config_setting_t *s, const char *fmt, ...) {
                 msg = NULL;
         va_end(ap);
         unsigned line = s ? config_setting_source_line(s) : 0;
-        int k = line > 0 ? asprintf(&ps->error, "%s:%u: %s", ps->name, line, msg ? msg : "out of memory")
+        int k = line > 0 ? asprintf(&ps->error, "%s:%u: %s", ps->name, line,
+                                    msg ? msg : "out of memory")
                          : asprintf(&ps->error, "%s: %s", ps->name, msg ? msg : "out of memory");
         if (k < 0)
                 ps->error = NULL;
@@ -71,8 +72,8 @@ static bool valid_principal(const char *s) {
 }
 
 /* Checks that every member of group s is one of the known keys. */
-static int check_keys(Parser *ps, const config_setting_t *s, const char *what, const char *const *known,
-                      const char *const *unsupported) {
+static int check_keys(Parser *ps, const config_setting_t *s, const char *what,
+                      const char *const *known, const char *const *unsupported) {
         for (int i = 0; i < config_setting_length(s); i++) {
                 const config_setting_t *m = config_setting_get_elem(s, (unsigned) i);
                 const char *key = config_setting_name(m);
@@ -85,7 +86,9 @@ static int check_keys(Parser *ps, const config_setting_t *s, const char *what, c
                         continue;
                 for (const char *const *k = unsupported; k && *k; k++)
                         if (STREQ(*k, key))
-                                return fail(ps, m, "%s: '%s' is not supported by this version of jit", what, key);
+                                return fail(ps, m,
+                                            "%s: '%s' is not supported by this version of jit",
+                                            what, key);
 
                 char expected[512] = "";
                 for (const char *const *k = known; *k; k++) {
@@ -93,7 +96,8 @@ static int check_keys(Parser *ps, const config_setting_t *s, const char *what, c
                                 strncat(expected, ", ", sizeof(expected) - strlen(expected) - 1);
                         strncat(expected, *k, sizeof(expected) - strlen(expected) - 1);
                 }
-                return fail(ps, m, "%s: unknown key '%s' (expected one of: %s)", what, key, expected);
+                return fail(ps, m, "%s: unknown key '%s' (expected one of: %s)", what, key,
+                            expected);
         }
         return 0;
 }
@@ -111,20 +115,24 @@ static int get_string(Parser *ps, const config_setting_t *s, const char *what, c
 
 static int get_duration(Parser *ps, const config_setting_t *s, const char *what, uint64_t *ret) {
         if (config_setting_type(s) != CONFIG_TYPE_STRING)
-                return fail(ps, s, "%s: expected a duration string such as \"30m\" or \"1h30m\"", what);
+                return fail(ps, s, "%s: expected a duration string such as \"30m\" or \"1h30m\"",
+                            what);
         const char *v = config_setting_get_string(s);
         int r = duration_parse(v, ret);
         if (r == -ERANGE)
                 return fail(ps, s, "%s: \"%s\" is longer than the maximum of 366d", what, v);
         if (r < 0)
-                return fail(ps, s, "%s: \"%s\" is not a duration (expected e.g. \"90s\", \"30m\", \"1h30m\", \"2h\", \"1d\")",
-                            what, v);
+                return fail(
+                        ps, s,
+                        "%s: \"%s\" is not a duration (expected e.g. \"90s\", \"30m\", \"1h30m\", \"2h\", \"1d\")",
+                        what, v);
         return 0;
 }
 
-static int get_uint(Parser *ps, const config_setting_t *s, const char *what, unsigned min, unsigned max,
-                    unsigned *ret) {
-        if (config_setting_type(s) != CONFIG_TYPE_INT && config_setting_type(s) != CONFIG_TYPE_INT64)
+static int get_uint(Parser *ps, const config_setting_t *s, const char *what, unsigned min,
+                    unsigned max, unsigned *ret) {
+        if (config_setting_type(s) != CONFIG_TYPE_INT &&
+            config_setting_type(s) != CONFIG_TYPE_INT64)
                 return fail(ps, s, "%s: expected an integer", what);
         long long v = config_setting_get_int64(s);
         if (config_setting_type(s) == CONFIG_TYPE_INT)
@@ -137,7 +145,8 @@ static int get_uint(Parser *ps, const config_setting_t *s, const char *what, uns
 
 static int get_string_list(Parser *ps, const config_setting_t *s, const char *what,
                            bool (*valid)(const char *), const char *valid_desc, StringList *ret) {
-        if (config_setting_type(s) != CONFIG_TYPE_ARRAY && config_setting_type(s) != CONFIG_TYPE_LIST)
+        if (config_setting_type(s) != CONFIG_TYPE_ARRAY &&
+            config_setting_type(s) != CONFIG_TYPE_LIST)
                 return fail(ps, s, "%s: expected a list of strings like [\"a\", \"b\"]", what);
         int n = config_setting_length(s);
         if (n == 0)
@@ -167,9 +176,11 @@ static int get_string_list(Parser *ps, const config_setting_t *s, const char *wh
 }
 
 static const char *const settings_keys[] = {
-        "default_duration", "max_duration", "pending_ttl", "max_pending_per_user", "on_expiry", NULL,
+        "default_duration",     "max_duration", "pending_ttl",
+        "max_pending_per_user", "on_expiry",    NULL,
 };
-static const char *const profile_keys[] = { "owner", "environment", "classification", "description", NULL };
+static const char *const profile_keys[] = { "owner", "environment", "classification", "description",
+                                            NULL };
 static const char *const rule_keys[] = {
         "name", "services", "requesters", "approvers", "approvals", "max_duration", NULL,
 };
@@ -198,10 +209,13 @@ static int parse_settings(Parser *ps, const config_setting_t *s, Policy *p) {
             (r = get_duration(ps, m, "settings.pending_ttl", &p->pending_ttl)) < 0)
                 return r;
         if ((m = config_setting_get_member(s, "max_pending_per_user")) &&
-            (r = get_uint(ps, m, "settings.max_pending_per_user", 1, 1000, &p->max_pending_per_user)) < 0)
+            (r = get_uint(ps, m, "settings.max_pending_per_user", 1, 1000,
+                          &p->max_pending_per_user)) < 0)
                 return r;
         if ((m = config_setting_get_member(s, "on_expiry"))) {
-                const char *v = config_setting_type(m) == CONFIG_TYPE_STRING ? config_setting_get_string(m) : NULL;
+                const char *v = config_setting_type(m) == CONFIG_TYPE_STRING
+                                        ? config_setting_get_string(m)
+                                        : NULL;
                 if (v && STREQ(v, "terminate"))
                         p->on_expiry = ON_EXPIRY_TERMINATE;
                 else if (v && STREQ(v, "warn"))
@@ -209,7 +223,9 @@ static int parse_settings(Parser *ps, const config_setting_t *s, Policy *p) {
                 else if (v && STREQ(v, "none"))
                         p->on_expiry = ON_EXPIRY_NONE;
                 else
-                        return fail(ps, m, "settings.on_expiry: expected \"terminate\", \"warn\" or \"none\"");
+                        return fail(
+                                ps, m,
+                                "settings.on_expiry: expected \"terminate\", \"warn\" or \"none\"");
         }
         if (p->default_duration > p->max_duration)
                 return fail(ps, s, "settings: default_duration is longer than max_duration");
@@ -248,13 +264,15 @@ static bool valid_rule_name(const char *s) {
         return valid_service_name(s); /* same shape: short, portable, no spaces */
 }
 
-static int parse_rule(Parser *ps, const config_setting_t *s, size_t index, const Policy *p, PolicyRule *rule) {
+static int parse_rule(Parser *ps, const config_setting_t *s, size_t index, const Policy *p,
+                      PolicyRule *rule) {
         const config_setting_t *m;
         char what[128];
         int r;
 
         if (!config_setting_is_group(s))
-                return fail(ps, s, "rules: entry %zu: expected a group { name = ...; ... }", index + 1);
+                return fail(ps, s, "rules: entry %zu: expected a group { name = ...; ... }",
+                            index + 1);
         rule->line = config_setting_source_line(s);
         rule->approvals = 1;
 
@@ -264,12 +282,14 @@ static int parse_rule(Parser *ps, const config_setting_t *s, size_t index, const
         if ((r = get_string(ps, m, "rule name", &rule->name)) < 0)
                 return r;
         if (!valid_rule_name(rule->name))
-                return fail(ps, m, "rule name \"%s\": use letters, digits, '.', '_' and '-' only (at most 64)",
-                            rule->name);
+                return fail(
+                        ps, m,
+                        "rule name \"%s\": use letters, digits, '.', '_' and '-' only (at most 64)",
+                        rule->name);
         for (size_t i = 0; i < index; i++)
                 if (STREQ(p->rules[i].name, rule->name))
-                        return fail(ps, m, "rule \"%s\" is defined twice (first at line %u)", rule->name,
-                                    p->rules[i].line);
+                        return fail(ps, m, "rule \"%s\" is defined twice (first at line %u)",
+                                    rule->name, p->rules[i].line);
 
         snprintf(what, sizeof(what), "rule \"%s\"", rule->name);
         if ((r = check_keys(ps, s, what, rule_keys, rule_keys_unsupported)) < 0)
@@ -281,9 +301,12 @@ static int parse_rule(Parser *ps, const config_setting_t *s, size_t index, const
                 bool (*valid)(const char *);
                 const char *desc;
         } lists[] = {
-                { "services", offsetof(PolicyRule, services), valid_service_name, "a PAM service name" },
-                { "requesters", offsetof(PolicyRule, requesters), valid_principal, "a user or %group" },
-                { "approvers", offsetof(PolicyRule, approvers), valid_principal, "a user or %group" },
+                { "services", offsetof(PolicyRule, services), valid_service_name,
+                  "a PAM service name" },
+                { "requesters", offsetof(PolicyRule, requesters), valid_principal,
+                  "a user or %group" },
+                { "approvers", offsetof(PolicyRule, approvers), valid_principal,
+                  "a user or %group" },
         };
         for (size_t i = 0; i < ELEMENTSOF(lists); i++) {
                 snprintf(what, sizeof(what), "rule \"%s\": %s", rule->name, lists[i].key);
@@ -336,7 +359,8 @@ int policy_parse(const char *text, size_t len, const char *name, Policy **ret, c
         for (const char *l = text; l && *l; line++) {
                 const char *c = l + strspn(l, " \t");
                 if (strncmp(c, "@include", 8) == 0) {
-                        if (asprintf(&ps.error, "%s:%u: @include is not allowed in a policy file", name, line) < 0)
+                        if (asprintf(&ps.error, "%s:%u: @include is not allowed in a policy file",
+                                     name, line) < 0)
                                 ps.error = NULL;
                         r = -EINVAL;
                         goto out;
@@ -348,7 +372,8 @@ int policy_parse(const char *text, size_t len, const char *name, Policy **ret, c
 
         config_init(&cfg);
         if (config_read_string(&cfg, text) != CONFIG_TRUE) {
-                if (asprintf(&ps.error, "%s:%d: %s", name, config_error_line(&cfg), config_error_text(&cfg)) < 0)
+                if (asprintf(&ps.error, "%s:%d: %s", name, config_error_line(&cfg),
+                             config_error_text(&cfg)) < 0)
                         ps.error = NULL;
                 config_destroy(&cfg);
                 r = -EINVAL;
@@ -374,15 +399,17 @@ int policy_parse(const char *text, size_t len, const char *name, Policy **ret, c
         root = config_root_setting(&cfg);
         if ((r = check_keys(&ps, root, "policy", top_keys, top_keys_unsupported)) < 0)
                 goto done;
-        if ((m = config_setting_get_member(root, "settings")) && (r = parse_settings(&ps, m, p)) < 0)
+        if ((m = config_setting_get_member(root, "settings")) &&
+            (r = parse_settings(&ps, m, p)) < 0)
                 goto done;
         if ((m = config_setting_get_member(root, "profile")) && (r = parse_profile(&ps, m, p)) < 0)
                 goto done;
 
         m = config_setting_get_member(root, "rules");
         if (!m) {
-                r = fail(&ps, NULL, "no 'rules' list: a policy without rules refuses every request; "
-                                    "write rules = ( ); to say so");
+                r = fail(&ps, NULL,
+                         "no 'rules' list: a policy without rules refuses every request; "
+                         "write rules = ( ); to say so");
                 goto done;
         }
         if (config_setting_type(m) != CONFIG_TYPE_LIST) {
@@ -401,12 +428,14 @@ int policy_parse(const char *text, size_t len, const char *name, Policy **ret, c
         }
         for (int i = 0; i < n; i++) {
                 p->n_rules = (size_t) i + 1;
-                r = parse_rule(&ps, config_setting_get_elem(m, (unsigned) i), (size_t) i, p, &p->rules[i]);
+                r = parse_rule(&ps, config_setting_get_elem(m, (unsigned) i), (size_t) i, p,
+                               &p->rules[i]);
                 if (r < 0)
                         goto done;
                 if (p->rules[i].max_duration > p->max_duration) {
                         r = fail(&ps, config_setting_get_elem(m, (unsigned) i),
-                                 "rule \"%s\": max_duration is longer than settings.max_duration", p->rules[i].name);
+                                 "rule \"%s\": max_duration is longer than settings.max_duration",
+                                 p->rules[i].name);
                         goto done;
                 }
         }
@@ -450,7 +479,8 @@ int policy_load(const char *path, Policy **ret, char **ret_error) {
         else if ((uint64_t) st.st_size > POLICY_FILE_MAX)
                 problem = "larger than 4 MiB";
         if (problem) {
-                if (ret_error && asprintf(ret_error, "%s: refusing a policy file that is %s", path, problem) < 0)
+                if (ret_error &&
+                    asprintf(ret_error, "%s: refusing a policy file that is %s", path, problem) < 0)
                         *ret_error = NULL;
                 return -EPERM;
         }
@@ -505,7 +535,8 @@ static bool list_matches(const StringList *l, const Identity *id) {
 
 const PolicyRule *policy_match(const Policy *p, const Identity *requester, const char *service) {
         for (size_t i = 0; i < p->n_rules; i++)
-                if (policy_rule_has_service(&p->rules[i], service) && list_matches(&p->rules[i].requesters, requester))
+                if (policy_rule_has_service(&p->rules[i], service) &&
+                    list_matches(&p->rules[i].requesters, requester))
                         return &p->rules[i];
         return NULL;
 }

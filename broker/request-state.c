@@ -14,9 +14,10 @@ static const char *const state_names[_REQUEST_STATE_MAX] = {
 };
 
 static const char *const event_names[_REQUEST_EVENT_MAX] = {
-        [EVENT_APPROVED] = "approved", [EVENT_DENY] = "deny",     [EVENT_CANCEL] = "cancel",
-        [EVENT_PENDING_TIMEOUT] = "pending-timeout", [EVENT_EXPIRE] = "expire",
-        [EVENT_REVOKE] = "revoke",     [EVENT_CONSUME] = "consume",
+        [EVENT_APPROVED] = "approved", [EVENT_DENY] = "deny",
+        [EVENT_CANCEL] = "cancel",     [EVENT_PENDING_TIMEOUT] = "pending-timeout",
+        [EVENT_EXPIRE] = "expire",     [EVENT_REVOKE] = "revoke",
+        [EVENT_CONSUME] = "consume",
 };
 
 const char *request_state_to_string(RequestState s) {
@@ -61,8 +62,9 @@ int request_transition(RequestState s, RequestEvent e, RequestState *ret) {
         return -EBUSY;
 }
 
-ApprovalVerdict approval_decide(RequestState state, uid_t requester_uid, uid_t approver_uid, bool approver_listed,
-                                const uid_t *prior, size_t n_prior, unsigned required) {
+ApprovalVerdict approval_decide(RequestState state, uid_t requester_uid, uid_t approver_uid,
+                                bool approver_listed, const uid_t *prior, size_t n_prior,
+                                unsigned required) {
         if (state != REQUEST_PENDING)
                 return APPROVAL_NOT_PENDING;
         /* Before the listing check: no rule, and no admin path, lets anyone approve their own. */

@@ -53,5 +53,6 @@ typedef enum ApprovalVerdict {
 
 /* Decides what an approval by approver_uid means for a request. prior holds the uids of
  * the approvals already recorded. */
-ApprovalVerdict approval_decide(RequestState state, uid_t requester_uid, uid_t approver_uid, bool approver_listed,
-                                const uid_t *prior, size_t n_prior, unsigned required);
+ApprovalVerdict approval_decide(RequestState state, uid_t requester_uid, uid_t approver_uid,
+                                bool approver_listed, const uid_t *prior, size_t n_prior,
+                                unsigned required);

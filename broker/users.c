@@ -22,7 +22,8 @@ static int lookup_passwd(const char *name, uid_t uid, struct passwd *pw, char **
 
                 if (!buf)
                         return -ENOMEM;
-                r = name ? getpwnam_r(name, pw, buf, size, &result) : getpwuid_r(uid, pw, buf, size, &result);
+                r = name ? getpwnam_r(name, pw, buf, size, &result)
+                         : getpwuid_r(uid, pw, buf, size, &result);
                 if (r == ERANGE && size < NSS_BUF_MAX) {
                         size *= 2;
                         continue;
@@ -147,8 +148,9 @@ bool valid_account_name(const char *s) {
         for (; *s; s++, n++) {
                 if (n >= 256)
                         return false;
-                if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-                      *s == '_' || *s == '-' || *s == '.' || (*s == '$' && s[1] == '\0')))
+                if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+                      (*s >= '0' && *s <= '9') || *s == '_' || *s == '-' || *s == '.' ||
+                      (*s == '$' && s[1] == '\0')))
                         return false;
         }
         return true;

@@ -31,24 +31,24 @@ static inline void fclosep(FILE **f) {
 #define _cleanup_fclose_ _cleanup_(fclosep)
 
 /* Define a cleanup function for a pointer type freed by func(). */
-#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)                                                   \
-        static inline void func##p(type *p) {                                                     \
-                if (*p)                                                                           \
-                        func(*p);                                                                 \
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)                                                    \
+        static inline void func##p(type *p) {                                                      \
+                if (*p)                                                                            \
+                        func(*p);                                                                  \
         }
 
-#define TAKE_PTR(p)                                                                               \
-        ({                                                                                        \
-                __typeof__(p) _took = (p);                                                        \
-                (p) = NULL;                                                                       \
-                _took;                                                                            \
+#define TAKE_PTR(p)                                                                                \
+        ({                                                                                         \
+                __typeof__(p) _took = (p);                                                         \
+                (p) = NULL;                                                                        \
+                _took;                                                                             \
         })
 
-#define TAKE_FD(fd)                                                                               \
-        ({                                                                                        \
-                int _took = (fd);                                                                 \
-                (fd) = -EBADF;                                                                    \
-                _took;                                                                            \
+#define TAKE_FD(fd)                                                                                \
+        ({                                                                                         \
+                int _took = (fd);                                                                  \
+                (fd) = -EBADF;                                                                     \
+                _took;                                                                             \
         })
 
 #define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))

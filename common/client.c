@@ -86,7 +86,8 @@ int jit_client_call(const char *path, unsigned timeout_ms, json_object *request,
         if (r < 0)
                 return -EBADMSG;
         json_object *ok;
-        if (!json_object_object_get_ex(reply, "ok", &ok) || !json_object_is_type(ok, json_type_boolean)) {
+        if (!json_object_object_get_ex(reply, "ok", &ok) ||
+            !json_object_is_type(ok, json_type_boolean)) {
                 json_object_put(reply);
                 return -EBADMSG;
         }

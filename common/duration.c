@@ -70,7 +70,8 @@ char *duration_format(uint64_t sec, char *buf, size_t len) {
                 if (n == 0)
                         continue;
                 sec -= n * units[i].sec;
-                int r = snprintf(buf + off, len - off, "%llu%c", (unsigned long long) n, units[i].unit);
+                int r = snprintf(buf + off, len - off, "%llu%c", (unsigned long long) n,
+                                 units[i].unit);
                 if (r < 0)
                         break;
                 off += (size_t) r;

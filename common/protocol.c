@@ -14,10 +14,8 @@
 #include "timeutil.h"
 
 static const char *const error_names[_JIT_ERROR_MAX] = {
-        [JIT_ERROR_BAD_REQUEST] = "bad-request",
-        [JIT_ERROR_REFUSED] = "refused",
-        [JIT_ERROR_NOT_FOUND] = "not-found",
-        [JIT_ERROR_CONFLICT] = "conflict",
+        [JIT_ERROR_BAD_REQUEST] = "bad-request", [JIT_ERROR_REFUSED] = "refused",
+        [JIT_ERROR_NOT_FOUND] = "not-found",     [JIT_ERROR_CONFLICT] = "conflict",
         [JIT_ERROR_INTERNAL] = "internal",
 };
 
@@ -72,8 +70,8 @@ int jit_frame_reader_feed(JitFrameReader *r, int fd) {
                 ssize_t n;
 
                 if (r->header_got < JIT_FRAME_HEADER_SIZE) {
-                        n = recv(fd, r->header + r->header_got, JIT_FRAME_HEADER_SIZE - r->header_got,
-                                 MSG_DONTWAIT);
+                        n = recv(fd, r->header + r->header_got,
+                                 JIT_FRAME_HEADER_SIZE - r->header_got, MSG_DONTWAIT);
                 } else {
                         if (!r->body) {
                                 r->body_len = frame_header_decode(r->header);
@@ -87,7 +85,8 @@ int jit_frame_reader_feed(JitFrameReader *r, int fd) {
                                 r->body[r->body_len] = '\0';
                                 return 1;
                         }
-                        n = recv(fd, r->body + r->body_got, r->body_len - r->body_got, MSG_DONTWAIT);
+                        n = recv(fd, r->body + r->body_got, r->body_len - r->body_got,
+                                 MSG_DONTWAIT);
                 }
 
                 if (n < 0) {
@@ -278,7 +277,8 @@ int jit_message_parse(const char *buf, size_t len, json_object **ret) {
         }
 
         json_object *v;
-        if (!json_object_object_get_ex(o, "version", &v) || !json_object_is_type(v, json_type_int)) {
+        if (!json_object_object_get_ex(o, "version", &v) ||
+            !json_object_is_type(v, json_type_int)) {
                 json_object_put(o);
                 return -EBADMSG;
         }
@@ -292,7 +292,8 @@ int jit_message_parse(const char *buf, size_t len, json_object **ret) {
 
 char *jit_message_serialize(json_object *o, size_t *ret_len) {
         size_t len;
-        const char *s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+        const char *s = json_object_to_json_string_length(
+                o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
         if (!s)
                 return NULL;
         char *copy = strndup(s, len);
@@ -320,8 +321,8 @@ int jit_message_get_string(json_object *msg, const char *key, size_t max, bool r
         return 0;
 }
 
-int jit_message_get_int(json_object *msg, const char *key, int64_t min, int64_t max,
-                        bool required, int64_t *ret, bool *present) {
+int jit_message_get_int(json_object *msg, const char *key, int64_t min, int64_t max, bool required,
+                        int64_t *ret, bool *present) {
         json_object *v;
 
         if (present)
@@ -381,7 +382,8 @@ json_object *jit_reply_error(JitError e, const char *fmt, ...) {
                 return NULL;
         json_object_object_add(o, "version", json_object_new_int(JIT_PROTOCOL_VERSION));
         json_object_object_add(o, "ok", json_object_new_boolean(false));
-        json_object_object_add(o, "error", json_object_new_string(jit_error_to_string(e) ?: "internal"));
+        json_object_object_add(o, "error",
+                               json_object_new_string(jit_error_to_string(e) ?: "internal"));
         json_object_object_add(o, "message", json_object_new_string(msg));
         return o;
 }

@@ -92,10 +92,11 @@ int jit_message_get_string(json_object *msg, const char *key, size_t max, bool r
                            const char **ret);
 /* Reads an integer field; -EINVAL when missing (and required), of another type or
  * outside [min, max]. Returns 0 with *present = false when absent and !required. */
-int jit_message_get_int(json_object *msg, const char *key, int64_t min, int64_t max,
-                        bool required, int64_t *ret, bool *present);
+int jit_message_get_int(json_object *msg, const char *key, int64_t min, int64_t max, bool required,
+                        int64_t *ret, bool *present);
 int jit_message_get_bool(json_object *msg, const char *key, bool *ret);
 
 /* Builds replies. Both return a new object or NULL on ENOMEM. */
 json_object *jit_reply_ok(json_object *result /* consumed; may be NULL */);
-json_object *jit_reply_error(JitError e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+json_object *jit_reply_error(JitError e, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));

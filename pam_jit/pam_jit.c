@@ -258,9 +258,10 @@ static int parse_options(const pam_handle_t *pamh, int argc, const char **argv, 
                                 return -EINVAL;
                         }
                         if (!service_name_is_valid(v)) {
-                                pam_syslog(pamh, LOG_ERR,
-                                           "service= must be 1-%u characters of [A-Za-z0-9._-]; denying",
-                                           (unsigned) JIT_SERVICE_MAX);
+                                pam_syslog(
+                                        pamh, LOG_ERR,
+                                        "service= must be 1-%u characters of [A-Za-z0-9._-]; denying",
+                                        (unsigned) JIT_SERVICE_MAX);
                                 return -EINVAL;
                         }
                         o->service = v;

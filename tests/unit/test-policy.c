@@ -334,12 +334,12 @@ static void test_syntax_errors(void **state) {
 }
 
 static void test_top_level_errors(void **state) {
-        assert_policy_error("", NAME
-                            ": no 'rules' list: a policy without rules refuses every request; "
-                            "write rules = ( ); to say so");
-        assert_policy_error("settings = { };", NAME
-                            ": no 'rules' list: a policy without rules refuses every request; "
-                            "write rules = ( ); to say so");
+        assert_policy_error("",
+                            NAME ": no 'rules' list: a policy without rules refuses every request; "
+                                 "write rules = ( ); to say so");
+        assert_policy_error("settings = { };",
+                            NAME ": no 'rules' list: a policy without rules refuses every request; "
+                                 "write rules = ( ); to say so");
         assert_policy_error(
                 "rules = ();\n\nfoo = 1;",
                 NAME ":3: policy: unknown key 'foo' (expected one of: settings, profile, rules)");
