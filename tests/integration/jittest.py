@@ -141,8 +141,32 @@ class Sandbox:
                        if os.path.exists(p)), None)
         if not binary:
             raise RuntimeError("systemd-journald not found (install the systemd package)")
-        self.journald = subprocess.Popen([binary], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: os.path.exists("/run/systemd/journal/socket"), what="journald's socket")
+        # journald needs a machine id; a fresh chroot or container may have none. This is
+        # the private /etc copy, so writing one changes nothing on the machine.
+        try:
+            with open("/etc/machine-id") as f:
+                machine_id = f.read().strip()
+        except FileNotFoundError:
+            machine_id = ""
+        if len(machine_id) != 32 or machine_id == "uninitialized":
+            with open("/etc/machine-id", "w") as f:
+                f.write(os.urandom(16).hex() + "\n")
+        self.journald_log = open(self.path("journald.log"), "w")
+        self.journald = subprocess.Popen([binary], stdout=self.journald_log, stderr=self.journald_log)
+        wait_for(lambda: os.path.exists("/run/systemd/journal/socket") or self.journald.poll() is not None,
+                 what="journald's socket")
+        # Ready means a message sent now can be read back.
+        marker = "jit-test-ready-" + os.urandom(8).hex()
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        s.sendto(f"MESSAGE={marker}\nSYSLOG_IDENTIFIER=jit-test\n".encode(), "/run/systemd/journal/socket")
+        s.close()
+
+        def seen():
+            if self.journald.poll() is not None:
+                raise RuntimeError(f"systemd-journald exited with {self.journald.returncode}; "
+                                   f"see {self.journald_log.name}")
+            return any(e.get("MESSAGE") == marker for e in self.journal("SYSLOG_IDENTIFIER=jit-test"))
+        wait_for(seen, what="journald to store a first message")
 
     def journal(self, *matches):
         p = run(["journalctl", "--no-pager", "-o", "json", "--all"] + list(matches), check=False)
@@ -152,6 +176,7 @@ class Sandbox:
         if self.journald:
             self.journald.terminate()
             self.journald.wait()
+            self.journald_log.close()
         shutil.rmtree(self.root, ignore_errors=True)
 
 
