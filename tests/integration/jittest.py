@@ -74,7 +74,7 @@ class Sandbox:
     def path(self, *parts):
         return os.path.join(self.root, *parts)
 
-    MOUNT_TARGETS = ("/etc", "/run", "/var/log")
+    MOUNT_TARGETS = ("/etc", "/run", "/var/log", "/sys/fs/cgroup")
 
     def _mount_check(self):
         # We must be in our own mount namespace, or binding over /etc would change the host.
@@ -151,6 +151,10 @@ class Sandbox:
         if len(machine_id) != 32 or machine_id == "uninitialized":
             with open("/etc/machine-id", "w") as f:
                 f.write(os.urandom(16).hex() + "\n")
+        # journald needs the cgroup file system, which a chroot may lack: mount it here,
+        # inside this test's own mount namespace.
+        if run(["mountpoint", "-q", "/sys/fs/cgroup"], check=False).returncode != 0:
+            run(["mount", "-t", "cgroup2", "cgroup2", "/sys/fs/cgroup"])
         self.journald_log = open(self.path("journald.log"), "w")
         self.journald = subprocess.Popen([binary], stdout=self.journald_log, stderr=self.journald_log)
         wait_for(lambda: os.path.exists("/run/systemd/journal/socket") or self.journald.poll() is not None,

@@ -36,6 +36,19 @@ class Robustness(BrokerTestCase):
         self.assertEqual(reply, {"version": 1, "ok": True,
                                  "result": {"allowed": False, "request_id": None, "expires_at": None}})
 
+    def test_check_writes_nothing(self):
+        """A grant check is answered from the index: the database files do not change."""
+        import os
+
+        def files():
+            return {p: (os.stat(p).st_size, os.stat(p).st_mtime_ns)
+                    for p in (self.broker.db, self.broker.db + "-wal") if os.path.exists(p)}
+        self.assertStillServing()
+        before = files()
+        for _ in range(50):
+            self.assertStillServing()
+        self.assertEqual(files(), before)
+
     def test_oversized_frame(self):
         self.assertBadRequest(struct.pack(">I", 0xFFFFFFFF) + b"x" * 100)
         self.assertBadRequest(struct.pack(">I", 64 * 1024 + 1))
