@@ -53,6 +53,15 @@ static const char *const migrations[] = {
         "  at INTEGER NOT NULL,"
         "  PRIMARY KEY (request_id, approver_uid)"
         ");",
+        /* 1 -> 2: policy version of each decision, auto-approval by a rule, break-glass */
+        "ALTER TABLE requests ADD COLUMN policy_version TEXT;"
+        "ALTER TABLE requests ADD COLUMN break_glass INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE requests ADD COLUMN acknowledged_by TEXT;"
+        "ALTER TABLE requests ADD COLUMN acknowledged_at INTEGER;"
+        "ALTER TABLE approvals ADD COLUMN by_rule INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE approvals ADD COLUMN policy_version TEXT;"
+        "CREATE INDEX requests_unacknowledged ON requests(id)"
+        "  WHERE break_glass = 1 AND acknowledged_by IS NULL;",
 };
 
 static int sqlite_to_errno(int rc) {
@@ -278,8 +287,10 @@ int db_insert_request(BrokerDb *db, Request *r) {
         int rc = sqlite3_prepare_v2(
                 db->db,
                 "INSERT INTO requests (requester, requester_uid, service, duration, reason, ticket, once, rule,"
-                " approvals_required, state, created_at, boot_id, deadline_boot, deadline_at)"
-                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                " approvals_required, state, created_at, boot_id, deadline_boot, deadline_at,"
+                " activated_at, expires_at, policy_version, break_glass)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
+                " ?18)",
                 -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return sqlite_to_errno(rc);
@@ -297,6 +308,10 @@ int db_insert_request(BrokerDb *db, Request *r) {
         sqlite3_bind_text(st, 12, r->boot_id, -1, SQLITE_STATIC);
         bind_time_or_null(st, 13, r->deadline_boot);
         bind_time_or_null(st, 14, r->deadline_at);
+        bind_time_or_null(st, 15, r->activated_at);
+        bind_time_or_null(st, 16, r->expires_at);
+        bind_text_or_null(st, 17, r->policy_version);
+        sqlite3_bind_int(st, 18, r->break_glass);
         int k = step_done(st);
         if (k < 0)
                 return k;
@@ -310,7 +325,8 @@ int db_update_request(BrokerDb *db, const Request *r) {
                 db->db,
                 "UPDATE requests SET state = ?2, activated_at = ?3, expires_at = ?4,"
                 " boot_id = ?5, deadline_boot = ?6, deadline_at = ?7, ended_at = ?8,"
-                " ended_by = ?9, end_reason = ?10 WHERE id = ?1",
+                " ended_by = ?9, end_reason = ?10, acknowledged_by = ?11, acknowledged_at = ?12"
+                " WHERE id = ?1",
                 -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return sqlite_to_errno(rc);
@@ -324,6 +340,8 @@ int db_update_request(BrokerDb *db, const Request *r) {
         bind_time_or_null(st, 8, r->ended_at);
         bind_text_or_null(st, 9, r->ended_by);
         bind_text_or_null(st, 10, r->end_reason);
+        bind_text_or_null(st, 11, r->acknowledged_by);
+        bind_time_or_null(st, 12, r->acknowledged_at);
         int k = step_done(st);
         if (k < 0)
                 return k;
@@ -334,8 +352,8 @@ int db_add_approval(BrokerDb *db, int64_t id, const Approval *a) {
         sqlite3_stmt *st;
         int rc = sqlite3_prepare_v2(
                 db->db,
-                "INSERT INTO approvals (request_id, approver, approver_uid, comment, at)"
-                " VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO approvals (request_id, approver, approver_uid, comment, at, by_rule,"
+                " policy_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return sqlite_to_errno(rc);
@@ -344,6 +362,8 @@ int db_add_approval(BrokerDb *db, int64_t id, const Approval *a) {
         sqlite3_bind_int64(st, 3, a->approver_uid);
         bind_text_or_null(st, 4, a->comment);
         sqlite3_bind_int64(st, 5, (sqlite3_int64) a->at);
+        sqlite3_bind_int(st, 6, a->by_rule);
+        bind_text_or_null(st, 7, a->policy_version);
         return step_done(st);
 }
 
@@ -360,7 +380,7 @@ static uint64_t column_time(sqlite3_stmt *st, int i) {
 #define REQUEST_COLUMNS                                                                                    \
         "id, requester, requester_uid, service, duration, reason, ticket, once, rule, approvals_required," \
         " state, created_at, activated_at, expires_at, boot_id, deadline_boot, deadline_at, ended_at,"     \
-        " ended_by, end_reason"
+        " ended_by, end_reason, policy_version, break_glass, acknowledged_by, acknowledged_at"
 
 static int request_from_row(sqlite3_stmt *st, Request **ret) {
         Request *r = calloc(1, sizeof(Request));
@@ -387,6 +407,10 @@ static int request_from_row(sqlite3_stmt *st, Request **ret) {
         r->ended_at = column_time(st, 17);
         r->ended_by = column_strdup(st, 18);
         r->end_reason = column_strdup(st, 19);
+        r->policy_version = column_strdup(st, 20);
+        r->break_glass = sqlite3_column_int(st, 21) != 0;
+        r->acknowledged_by = column_strdup(st, 22);
+        r->acknowledged_at = column_time(st, 23);
         if (!r->requester || !r->service || !r->reason || !r->rule || r->state < 0) {
                 request_free(r);
                 return -EBADMSG; /* NOT NULL columns came back empty: treat as corrupt */
@@ -398,7 +422,7 @@ static int request_from_row(sqlite3_stmt *st, Request **ret) {
 static int load_approvals(BrokerDb *db, Request *r) {
         sqlite3_stmt *st;
         int rc = sqlite3_prepare_v2(db->db,
-                                    "SELECT approver, approver_uid, comment, at FROM approvals"
+                                    "SELECT approver, approver_uid, comment, at, by_rule, policy_version FROM approvals"
                                     " WHERE request_id = ?1 ORDER BY at, approver_uid",
                                     -1, &st, NULL);
         if (rc != SQLITE_OK)
@@ -418,6 +442,8 @@ static int load_approvals(BrokerDb *db, Request *r) {
                         .approver_uid = (uid_t) sqlite3_column_int64(st, 1),
                         .comment = column_strdup(st, 2),
                         .at = column_time(st, 3),
+                        .by_rule = sqlite3_column_int(st, 4) != 0,
+                        .policy_version = column_strdup(st, 5),
                 };
                 if (!a->approver) {
                         k = -ENOMEM;
@@ -453,7 +479,7 @@ int db_get_request(BrokerDb *db, int64_t id, Request **ret) {
         return 0;
 }
 
-int db_list_requests(BrokerDb *db, const RequestState *states, size_t n_states, uid_t uid,
+int db_list_requests(BrokerDb *db, const RequestState *states, size_t n_states, bool with_unacknowledged, uid_t uid,
                      Request ***ret, size_t *ret_n) {
         char sql[1024] =
                 "SELECT " REQUEST_COLUMNS " FROM requests WHERE (?1 < 0 OR requester_uid = ?1)";
@@ -463,14 +489,15 @@ int db_list_requests(BrokerDb *db, const RequestState *states, size_t n_states, 
         int k = 0;
 
         if (states && n_states > 0) {
-                strcat(sql, " AND state IN (");
+                /* Break-glass grants stay in view until someone acknowledges them. */
+                strcat(sql, " AND ((?2 AND break_glass = 1 AND acknowledged_by IS NULL) OR state IN (");
                 for (size_t i = 0; i < n_states && i < _REQUEST_STATE_MAX; i++) {
                         strcat(sql, i ? ", '" : "'");
                         strcat(sql,
                                request_state_to_string(states[i])); /* fixed names, never input */
                         strcat(sql, "'");
                 }
-                strcat(sql, ")");
+                strcat(sql, "))");
         }
         strcat(sql, " ORDER BY id DESC LIMIT "
                     "1000");
@@ -479,6 +506,7 @@ int db_list_requests(BrokerDb *db, const RequestState *states, size_t n_states, 
         if (rc != SQLITE_OK)
                 return sqlite_to_errno(rc);
         sqlite3_bind_int64(st, 1, uid == (uid_t) -1 ? -1 : (sqlite3_int64) uid);
+        sqlite3_bind_int(st, 2, with_unacknowledged);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                 Request **l = reallocarray(list, n + 1, sizeof(Request *));
                 if (!l) {
@@ -617,9 +645,12 @@ void request_free(Request *r) {
         free(r->rule);
         free(r->ended_by);
         free(r->end_reason);
+        free(r->policy_version);
+        free(r->acknowledged_by);
         for (size_t i = 0; i < r->n_approvals; i++) {
                 free(r->approvals[i].approver);
                 free(r->approvals[i].comment);
+                free(r->approvals[i].policy_version);
         }
         free(r->approvals);
         free(r);

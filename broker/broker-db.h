@@ -18,7 +18,9 @@ typedef struct Approval {
         char *approver;
         uid_t approver_uid;
         char *comment;
-        uint64_t at; /* realtime usec */
+        uint64_t at;          /* realtime usec */
+        bool by_rule;         /* an auto-approval: approver is the rule's name, approver_uid -1 */
+        char *policy_version; /* SHA-256 of the policy in force when it was given */
 } Approval;
 
 typedef struct Request {
@@ -44,6 +46,10 @@ typedef struct Request {
         uint64_t ended_at;
         char *ended_by;
         char *end_reason;
+        char *policy_version; /* SHA-256 of the policy the request was filed under */
+        bool break_glass;
+        char *acknowledged_by; /* break-glass: the second person who reviewed it */
+        uint64_t acknowledged_at;
         Approval *approvals;
         size_t n_approvals;
 } Request;
@@ -63,7 +69,7 @@ void db_rollback(BrokerDb *db);
 int db_insert_request(BrokerDb *db, Request *r);
 int db_get_request(BrokerDb *db, int64_t id, Request **ret);
 /* Newest first, at most DB_LIST_MAX; states NULL means all. uid (uid_t)-1 means anyone. */
-int db_list_requests(BrokerDb *db, const RequestState *states, size_t n_states, uid_t uid,
+int db_list_requests(BrokerDb *db, const RequestState *states, size_t n_states, bool with_unacknowledged, uid_t uid,
                      Request ***ret, size_t *ret_n);
 int db_add_approval(BrokerDb *db, int64_t id, const Approval *a);
 int db_update_request(BrokerDb *db, const Request *r);

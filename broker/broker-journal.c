@@ -32,6 +32,10 @@ static const struct {
         [JIT_EVENT_STOPPING] = { "6fa2e5164a7746a2a6d50c3ecb346350", "broker-stopping" },
         [JIT_EVENT_POLICY_LOADED] = { "9ff86b74c8a54bbb8fd39af3e363fa4a", "policy-loaded" },
         [JIT_EVENT_POLICY_REJECTED] = { "64b30d5d4a61498aa296295af4f32452", "policy-rejected" },
+        [JIT_EVENT_AUTO_APPROVED] = { "3fd877986e6c48c8a207eb0e1b3aef86", "auto-approved" },
+        [JIT_EVENT_BREAK_GLASS] = { "0dfd07d236b245869b5cd60186ba73da", "break-glass" },
+        [JIT_EVENT_ACKNOWLEDGED] = { "e2d36935ff0d4a4e8474152a0afa9385", "break-glass-acknowledged" },
+        [JIT_EVENT_WITHDRAWN] = { "75a441a5980f4537ab21fa8ff4958a12", "withdrawn-by-policy" },
 };
 
 const char *jit_event_message_id(JitEvent e) {
@@ -83,6 +87,10 @@ void log_event(JitEvent e, int priority, const Request *r, const char *actor,
                 ADD("JIT_SERVICE=%s", r->service);
                 ADD("JIT_STATE=%s", request_state_to_string(r->state));
                 ADD("JIT_RULE=%s", r->rule);
+                if (r->policy_version)
+                        ADD("JIT_POLICY_VERSION=%s", r->policy_version);
+                if (r->break_glass)
+                        ADD("JIT_BREAK_GLASS=1");
                 ADD("JIT_DURATION=%llu", (unsigned long long) r->duration);
                 ADD("JIT_REASON=%s", r->reason);
                 if (r->ticket)

@@ -26,6 +26,10 @@ typedef enum JitEvent {
         JIT_EVENT_STOPPING,
         JIT_EVENT_POLICY_LOADED,
         JIT_EVENT_POLICY_REJECTED,
+        JIT_EVENT_AUTO_APPROVED,
+        JIT_EVENT_BREAK_GLASS,
+        JIT_EVENT_ACKNOWLEDGED,
+        JIT_EVENT_WITHDRAWN,
         _JIT_EVENT_MAX,
 } JitEvent;
 

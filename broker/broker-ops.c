@@ -12,6 +12,7 @@
 #include "cleanup.h"
 #include "config.h"
 #include "duration.h"
+#include "policy-json.h"
 #include "protocol.h"
 #include "timeutil.h"
 
@@ -68,8 +69,13 @@ static json_object *request_to_json(const Broker *b, const Request *r) {
                         break;
                 json_object_object_add(a, "approver",
                                        json_object_new_string(r->approvals[i].approver));
+                json_object_object_add(a, "kind", json_object_new_string(r->approvals[i].by_rule ? "rule" : "person"));
                 json_object_object_add(a, "approver_uid",
-                                       json_object_new_int64(r->approvals[i].approver_uid));
+                                       r->approvals[i].by_rule
+                                               ? NULL
+                                               : json_object_new_int64(r->approvals[i].approver_uid));
+                json_object_object_add(a, "policy_version",
+                                       json_string_or_null(r->approvals[i].policy_version));
                 json_object_object_add(a, "comment", json_string_or_null(r->approvals[i].comment));
                 json_object_object_add(a, "at", json_time(r->approvals[i].at));
                 json_object_array_add(approvals, a);
@@ -82,6 +88,10 @@ static json_object *request_to_json(const Broker *b, const Request *r) {
         json_object_object_add(o, "ended_at", json_time(r->ended_at));
         json_object_object_add(o, "ended_by", json_string_or_null(r->ended_by));
         json_object_object_add(o, "end_reason", json_string_or_null(r->end_reason));
+        json_object_object_add(o, "policy_version", json_string_or_null(r->policy_version));
+        json_object_object_add(o, "break_glass", json_object_new_boolean(r->break_glass));
+        json_object_object_add(o, "acknowledged_by", json_string_or_null(r->acknowledged_by));
+        json_object_object_add(o, "acknowledged_at", json_time(r->acknowledged_at));
         json_object_object_add(
                 o, "seconds_left",
                 r->state == REQUEST_ACTIVE
@@ -153,8 +163,36 @@ static bool caller_approves(const Op *op, const Request *r) {
         return rule && policy_rule_is_approver(rule, &op->caller);
 }
 
+static bool in_list(const StringList *l, const Identity *id) {
+        for (size_t i = 0; i < l->n; i++)
+                if (identity_matches(id, l->items[i]))
+                        return true;
+        return false;
+}
+
+/* Break-glass grants are reviewed by root or by the others who may break glass. */
+static bool caller_reviews_break_glass(const Op *op, const Request *r) {
+        return r->break_glass && (is_root(op) || in_list(&op->b->policy->break_glass.requesters, &op->caller));
+}
+
 static bool may_see(const Op *op, const Request *r) {
-        return is_root(op) || r->requester_uid == op->caller.uid || caller_approves(op, r);
+        return is_root(op) || r->requester_uid == op->caller.uid || caller_approves(op, r) ||
+               caller_reviews_break_glass(op, r);
+}
+
+/* pending -> active, through the state machine: the grant runs from now for its duration. */
+static int request_activate(const Broker *b, Request *r, uint64_t now_real, uint64_t now_boot) {
+        RequestState next;
+        int k = request_transition(r->state, EVENT_APPROVED, &next);
+        if (k < 0)
+                return k;
+        r->state = next;
+        r->activated_at = now_real;
+        r->expires_at = now_real + r->duration * USEC_PER_SEC;
+        memcpy(r->boot_id, b->boot_id, sizeof(r->boot_id));
+        r->deadline_boot = now_boot + r->duration * USEC_PER_SEC;
+        r->deadline_at = r->expires_at;
+        return 0;
 }
 
 /* ---- check: the PAM module asks whether a user holds a grant ---- */
@@ -244,56 +282,89 @@ static json_object *op_request(Op *op) {
         if (jit_message_get_bool(op->msg, "once", &once) < 0)
                 return bad_field("once", -EINVAL, 0);
 
-        const PolicyRule *rule = policy_match(b->policy, &op->caller, service);
-        if (!rule)
-                return refuse(op, NULL, "no policy rule lets %s request %s", op->caller.name,
-                              service);
+        _cleanup_(policy_decision_done) PolicyDecision d = {};
+        PolicyQuery q = {
+                .requester = &op->caller,
+                .service = service,
+                .duration = has_duration ? (uint64_t) duration : 0,
+                .at = time(NULL),
+                .ticket = ticket,
+                .reason = reason,
+        };
+        if ((r = policy_decide(b->policy, &q, &d)) < 0)
+                return internal_error(op, "applying the policy", r);
+        if (d.verdict == VERDICT_REFUSED)
+                return refuse(op, NULL, "%s", d.message ? d.message : "refused by policy");
+        bool automatic = d.verdict == VERDICT_AUTO_APPROVE;
 
-        uint64_t cap = policy_rule_cap(b->policy, rule);
-        if (has_duration && (uint64_t) duration > cap)
-                return refuse(op, NULL,
-                              "requested %s is longer than the %s that rule \"%s\" allows",
-                              duration_format((uint64_t) duration, want_buf, sizeof(want_buf)),
-                              duration_format(cap, cap_buf, sizeof(cap_buf)), rule->name);
-        if (!has_duration) /* the default is not the user's choice: it fits itself to the cap */
-                duration =
-                        (int64_t) (b->policy->default_duration < cap ? b->policy->default_duration
-                                                                     : cap);
-
-        unsigned active, pending;
-        if ((r = db_count_open(b->db, op->caller.uid, &active, &pending)) < 0)
-                return internal_error(op, "counting pending requests", r);
-        if (pending >= b->policy->max_pending_per_user)
-                return refuse(
-                        op, NULL,
-                        "%s already has %u pending requests (the limit is %u); cancel one first",
-                        op->caller.name, pending, b->policy->max_pending_per_user);
+        if (!automatic) {
+                unsigned active, pending;
+                if ((r = db_count_open(b->db, op->caller.uid, &active, &pending)) < 0)
+                        return internal_error(op, "counting pending requests", r);
+                if (pending >= b->policy->max_pending_per_user)
+                        return refuse(op, NULL,
+                                      "%s already has %u pending requests (the limit is %u); "
+                                      "cancel one first",
+                                      op->caller.name, pending, b->policy->max_pending_per_user);
+        }
 
         uint64_t now_real = now_usec(CLOCK_REALTIME), now_boot = now_usec(CLOCK_BOOTTIME);
         Request req = {
                 .requester = op->caller.name,
                 .requester_uid = op->caller.uid,
                 .service = (char *) service,
-                .duration = (uint64_t) duration,
+                .duration = d.duration,
                 .reason = (char *) reason,
                 .ticket = (char *) ticket,
                 .once = once,
-                .rule = rule->name,
-                .approvals_required = rule->approvals,
+                .rule = d.rule->name,
+                .approvals_required = automatic ? 0 : d.rule->approvals,
                 .state = REQUEST_PENDING,
                 .created_at = now_real,
                 .deadline_boot = now_boot + b->policy->pending_ttl * USEC_PER_SEC,
                 .deadline_at = now_real + b->policy->pending_ttl * USEC_PER_SEC,
+                .policy_version = b->policy->hash,
         };
         memcpy(req.boot_id, b->boot_id, sizeof(req.boot_id));
 
-        if ((r = db_insert_request(b->db, &req)) < 0)
+        if ((r = db_begin(b->db)) < 0)
+                return internal_error(op, "starting a transaction", r);
+        if (automatic && (r = request_activate(b, &req, now_real, now_boot)) < 0) {
+                db_rollback(b->db);
+                return internal_error(op, "activating the grant", r);
+        }
+        if ((r = db_insert_request(b->db, &req)) < 0) {
+                db_rollback(b->db);
                 return internal_error(op, "saving the request", r);
+        }
+        if (automatic) {
+                /* Recorded as approved by the rule itself, never by a person. */
+                Approval a = {
+                        .approver = d.rule->name,
+                        .approver_uid = (uid_t) -1,
+                        .at = now_real,
+                        .by_rule = true,
+                        .policy_version = b->policy->hash,
+                };
+                if ((r = db_add_approval(b->db, req.id, &a)) < 0) {
+                        db_rollback(b->db);
+                        return internal_error(op, "recording the auto-approval", r);
+                }
+        }
+        if ((r = db_commit(b->db)) < 0) {
+                db_rollback(b->db);
+                return internal_error(op, "saving the request", r);
+        }
 
         log_event(JIT_EVENT_REQUESTED, LOG_NOTICE, &req, op->caller.name, NULL,
                   "%s requested %s for %s (request %lld, rule %s): %s", req.requester, req.service,
                   duration_format(req.duration, want_buf, sizeof(want_buf)), (long long) req.id,
                   req.rule, req.reason);
+        if (automatic)
+                log_event(JIT_EVENT_AUTO_APPROVED, LOG_NOTICE, &req, req.rule, NULL,
+                          "%s granted to %s for %s by rule %s (request %lld)", req.service,
+                          req.requester, duration_format(req.duration, cap_buf, sizeof(cap_buf)),
+                          req.rule, (long long) req.id);
         broker_state_changed(b);
         return reply_request(op, req.id);
 }
@@ -336,7 +407,8 @@ static json_object *op_approve(Op *op) {
 
         ApprovalVerdict v = approval_decide(r->state, r->requester_uid, op->caller.uid,
                                             rule && policy_rule_is_approver(rule, &op->caller),
-                                            prior, r->n_approvals, r->approvals_required);
+                                            prior, r->n_approvals, r->approvals_required,
+                                            rule && rule->allow_self_approval);
         switch (v) {
         case APPROVAL_NOT_PENDING:
                 db_rollback(b->db);
@@ -382,24 +454,15 @@ static json_object *op_approve(Op *op) {
                 .approver_uid = op->caller.uid,
                 .comment = (char *) comment,
                 .at = now_real,
+                .policy_version = b->policy->hash,
         };
         if ((k = db_add_approval(b->db, id, &a)) < 0) {
                 db_rollback(b->db);
                 return internal_error(op, "recording the approval", k);
         }
         if (v == APPROVAL_COMPLETE) {
-                RequestState next;
-                if (request_transition(r->state, EVENT_APPROVED, &next) < 0) {
-                        db_rollback(b->db);
-                        return internal_error(op, "activating the grant", -EBUSY);
-                }
-                r->state = next;
-                r->activated_at = now_real;
-                r->expires_at = now_real + r->duration * USEC_PER_SEC;
-                memcpy(r->boot_id, b->boot_id, sizeof(r->boot_id));
-                r->deadline_boot = now_boot + r->duration * USEC_PER_SEC;
-                r->deadline_at = r->expires_at;
-                if ((k = db_update_request(b->db, r)) < 0) {
+                if ((k = request_activate(b, r, now_real, now_boot)) < 0 ||
+                    (k = db_update_request(b->db, r)) < 0) {
                         db_rollback(b->db);
                         return internal_error(op, "activating the grant", k);
                 }
@@ -565,7 +628,7 @@ static json_object *op_list(Op *op) {
 
         Request **list = NULL;
         size_t n = 0;
-        k = db_list_requests(op->b->db, states, n_states, mine ? op->caller.uid : (uid_t) -1, &list,
+        k = db_list_requests(op->b->db, states, n_states, true, mine ? op->caller.uid : (uid_t) -1, &list,
                              &n);
         if (k < 0)
                 return internal_error(op, "listing requests", k);
@@ -611,6 +674,7 @@ static json_object *op_show(Op *op) {
         if (!o)
                 return jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
         json_object_object_add(o, "profile", profile_to_json(op->b->policy));
+        json_object_object_add(o, "current_policy_version", json_object_new_string(op->b->policy->hash));
         const PolicyRule *rule = request_rule(op, r);
         json_object *approvers = json_object_new_array();
         for (size_t i = 0; rule && approvers && i < rule->approvers.n; i++)
@@ -627,8 +691,8 @@ static json_object *op_status(Op *op) {
         unsigned all_active = 0, all_pending = 0;
         int k;
 
-        if ((k = db_list_requests(op->b->db, active, 1, op->caller.uid, &la, &na)) < 0 ||
-            (k = db_list_requests(op->b->db, pending, 1, op->caller.uid, &lp, &np)) < 0 ||
+        if ((k = db_list_requests(op->b->db, active, 1, false, op->caller.uid, &la, &na)) < 0 ||
+            (k = db_list_requests(op->b->db, pending, 1, false, op->caller.uid, &lp, &np)) < 0 ||
             (k = db_count_open(op->b->db, (uid_t) -1, &all_active, &all_pending)) < 0) {
                 request_free_many(la, na);
                 return internal_error(op, "reading status", k);
@@ -653,6 +717,190 @@ static json_object *op_status(Op *op) {
         return res ? jit_reply_ok(res) : jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
 }
 
+/* ---- break-glass and its acknowledgement ---- */
+
+static json_object *op_break_glass(Op *op) {
+        Broker *b = op->b;
+        const char *service, *reason;
+        int64_t duration = 0;
+        bool has_duration;
+        char dbuf[DURATION_BUF_MAX];
+        int r;
+
+        if ((r = jit_message_get_string(op->msg, "service", JIT_SERVICE_MAX, true, &service)) < 0)
+                return bad_field("service", r, JIT_SERVICE_MAX);
+        if (!valid_service_name(service))
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "service must be a PAM service name");
+        if ((r = jit_message_get_string(op->msg, "reason", JIT_REASON_MAX, true, &reason)) < 0)
+                return bad_field("reason", r, JIT_REASON_MAX);
+        if (strspn(reason, " ") == strlen(reason))
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "reason must not be empty");
+        if ((r = jit_message_get_int(op->msg, "duration", 1, (int64_t) JIT_DURATION_MAX_SEC, false,
+                                     &duration, &has_duration)) < 0)
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "duration must be whole seconds");
+
+        _cleanup_(policy_decision_done) PolicyDecision d = {};
+        if ((r = policy_break_glass_decide(b->policy, &op->caller, service,
+                                           has_duration ? (uint64_t) duration : 0, &d)) < 0)
+                return internal_error(op, "applying the policy", r);
+        if (d.verdict == VERDICT_REFUSED)
+                return refuse(op, NULL, "%s", d.message ? d.message : "break-glass refused by policy");
+
+        uint64_t now_real = now_usec(CLOCK_REALTIME), now_boot = now_usec(CLOCK_BOOTTIME);
+        Request req = {
+                .requester = op->caller.name,
+                .requester_uid = op->caller.uid,
+                .service = (char *) service,
+                .duration = d.duration,
+                .reason = (char *) reason,
+                .rule = (char *) "break-glass",
+                .state = REQUEST_PENDING,
+                .created_at = now_real,
+                .policy_version = b->policy->hash,
+                .break_glass = true,
+        };
+        if ((r = request_activate(b, &req, now_real, now_boot)) < 0 ||
+            (r = db_insert_request(b->db, &req)) < 0)
+                return internal_error(op, "saving the break-glass grant", r);
+
+        log_event(JIT_EVENT_BREAK_GLASS, LOG_ALERT, &req, op->caller.name, NULL,
+                  "BREAK-GLASS: %s took %s for %s without approval (request %lld): %s", req.requester,
+                  req.service, duration_format(req.duration, dbuf, sizeof(dbuf)), (long long) req.id,
+                  req.reason);
+        broker_state_changed(b);
+        return reply_request(op, req.id);
+}
+
+static json_object *op_ack(Op *op) {
+        Broker *b = op->b;
+        _cleanup_(request_freep) Request *r = NULL;
+        int64_t id;
+        int k;
+
+        if (get_id(op->msg, &id) < 0)
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "id must be a positive integer");
+        if ((k = db_begin(b->db)) < 0)
+                return internal_error(op, "starting a transaction", k);
+        k = db_get_request(b->db, id, &r);
+        if (k < 0) {
+                db_rollback(b->db);
+                if (k == -ENOENT)
+                        return jit_reply_error(JIT_ERROR_NOT_FOUND, "no request %lld", (long long) id);
+                return internal_error(op, "reading the request", k);
+        }
+        if (!r->break_glass) {
+                db_rollback(b->db);
+                return jit_reply_error(JIT_ERROR_CONFLICT, "request %lld is not a break-glass grant",
+                                       (long long) id);
+        }
+        if (r->acknowledged_by) {
+                db_rollback(b->db);
+                return jit_reply_error(JIT_ERROR_CONFLICT, "request %lld was already acknowledged by %s",
+                                       (long long) id, r->acknowledged_by);
+        }
+        /* A second person: never the one who broke the glass, root included. */
+        if (r->requester_uid == op->caller.uid) {
+                db_rollback(b->db);
+                return refuse(op, r, "%s cannot acknowledge their own break-glass grant %lld",
+                              op->caller.name, (long long) id);
+        }
+        if (!caller_reviews_break_glass(op, r)) {
+                db_rollback(b->db);
+                return refuse(op, r, "%s may not acknowledge break-glass grants", op->caller.name);
+        }
+        r->acknowledged_by = strdup(op->caller.name);
+        r->acknowledged_at = now_usec(CLOCK_REALTIME);
+        if (!r->acknowledged_by) {
+                db_rollback(b->db);
+                return internal_error(op, "acknowledging", -ENOMEM);
+        }
+        if ((k = db_update_request(b->db, r)) < 0 || (k = db_commit(b->db)) < 0) {
+                db_rollback(b->db);
+                return internal_error(op, "saving the acknowledgement", k);
+        }
+        log_event(JIT_EVENT_ACKNOWLEDGED, LOG_NOTICE, r, op->caller.name, NULL,
+                  "%s acknowledged break-glass grant %lld of %s", op->caller.name, (long long) id,
+                  r->requester);
+        return reply_request(op, id);
+}
+
+/* ---- explain: a dry run of the live policy ---- */
+
+static int parse_rfc3339(const char *s, time_t *ret) {
+        struct tm tm = {};
+        const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+        if (!end)
+                return -EINVAL;
+        if (STREQ(end, "Z"))
+                *ret = timegm(&tm);
+        else if (*end == '\0') {
+                tm.tm_isdst = -1;
+                *ret = mktime(&tm);
+        } else
+                return -EINVAL;
+        return *ret == (time_t) -1 ? -EINVAL : 0;
+}
+
+static json_object *op_explain(Op *op) {
+        const char *user, *service, *ticket, *at_text;
+        int64_t duration = 0;
+        bool has_duration;
+        time_t at = time(NULL);
+        Identity id = { .uid = (uid_t) -1 };
+        int r;
+
+        if ((r = jit_message_get_string(op->msg, "user", JIT_USER_MAX, true, &user)) < 0)
+                return bad_field("user", r, JIT_USER_MAX);
+        if ((r = jit_message_get_string(op->msg, "service", JIT_SERVICE_MAX, true, &service)) < 0)
+                return bad_field("service", r, JIT_SERVICE_MAX);
+        if ((r = jit_message_get_string(op->msg, "ticket", JIT_TICKET_MAX, false, &ticket)) < 0)
+                return bad_field("ticket", r, JIT_TICKET_MAX);
+        if ((r = jit_message_get_string(op->msg, "at", 64, false, &at_text)) < 0)
+                return bad_field("at", r, 64);
+        if (at_text && parse_rfc3339(at_text, &at) < 0)
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "at must be an RFC 3339 time");
+        if (jit_message_get_int(op->msg, "duration", 1, (int64_t) JIT_DURATION_MAX_SEC, false, &duration,
+                                &has_duration) < 0)
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "duration must be whole seconds");
+
+        json_object *groups;
+        if (json_object_object_get_ex(op->msg, "groups", &groups) && !json_object_is_type(groups, json_type_null)) {
+                /* Explaining for hypothetical groups: nothing is looked up. */
+                size_t n = json_object_is_type(groups, json_type_array) ? json_object_array_length(groups) : SIZE_MAX;
+                if (n > IDENTITY_GROUPS_MAX || !valid_account_name(user))
+                        return jit_reply_error(JIT_ERROR_BAD_REQUEST, "groups must be a list of group names");
+                id.name = strdup(user);
+                id.groups = calloc(n + 1, sizeof(char *));
+                if (!id.name || !id.groups) {
+                        identity_done(&id);
+                        return jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
+                }
+                for (size_t i = 0; i < n; i++) {
+                        json_object *g = json_object_array_get_idx(groups, i);
+                        const char *gs = json_object_is_type(g, json_type_string) ? json_object_get_string(g) : NULL;
+                        if (!gs || !valid_account_name(gs) || !(id.groups[id.n_groups++] = strdup(gs))) {
+                                identity_done(&id);
+                                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "groups must be a list of group names");
+                        }
+                }
+        } else if ((r = identity_from_name(user, &id)) < 0)
+                return jit_reply_error(JIT_ERROR_NOT_FOUND, "no user %s", user);
+
+        PolicyQuery q = {
+                .requester = &id,
+                .service = service,
+                .duration = has_duration ? (uint64_t) duration : 0,
+                .at = at,
+                .ticket = ticket,
+        };
+        PolicyDecision d = {};
+        r = policy_decide(op->b->policy, &q, &d);
+        json_object *res = r < 0 ? NULL : policy_decision_to_json(op->b->policy, &q, &d);
+        policy_decision_done(&d);
+        identity_done(&id);
+        return res ? jit_reply_ok(res) : jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
+}
+
 static const struct {
         const char *name;
         json_object *(*handler)(Op *op);
@@ -663,7 +911,8 @@ static const struct {
         { "approve", op_approve, true }, { "deny", op_deny, true },
         { "revoke", op_revoke, true },   { "cancel", op_cancel, true },
         { "list", op_list, true },       { "show", op_show, true },
-        { "status", op_status, true },
+        { "status", op_status, true },   { "break-glass", op_break_glass, true },
+        { "ack", op_ack, true },         { "explain", op_explain, false },
 };
 
 json_object *broker_dispatch(Broker *b, const struct ucred *peer, json_object *msg) {

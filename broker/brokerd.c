@@ -15,6 +15,7 @@
 #include "broker.h"
 #include "cleanup.h"
 #include "config.h"
+#include "duration.h"
 #include "timeutil.h"
 
 static int read_boot_id(char buf[BOOT_ID_MAX]) {
@@ -162,6 +163,74 @@ int broker_process_deadlines(Broker *b) {
         return r;
 }
 
+/* Whether the rule a pending request was filed under still exists and still lets its
+ * requester ask for its service and duration. */
+static const char *still_allowed(const Broker *b, const Request *r, char *buf, size_t len) {
+        const PolicyRule *rule = policy_find_rule(b->policy, r->rule);
+        Identity id = { .uid = (uid_t) -1 };
+        bool requester_ok = false;
+        char d1[DURATION_BUF_MAX], d2[DURATION_BUF_MAX];
+
+        if (!rule)
+                return snprintf(buf, len, "rule \"%s\" is gone", r->rule), buf;
+        if (!policy_rule_has_service(rule, r->service))
+                return snprintf(buf, len, "rule \"%s\" no longer covers %s", r->rule, r->service), buf;
+        if (identity_from_uid(r->requester_uid, &id) >= 0) {
+                for (size_t i = 0; i < rule->requesters.n && !requester_ok; i++)
+                        requester_ok = identity_matches(&id, rule->requesters.items[i]);
+                identity_done(&id);
+        }
+        if (!requester_ok)
+                return snprintf(buf, len, "rule \"%s\" no longer lists %s as a requester", r->rule,
+                                r->requester),
+                       buf;
+        uint64_t cap = policy_rule_cap(b->policy, rule);
+        if (r->duration > cap)
+                return snprintf(buf, len, "%s is longer than the %s rule \"%s\" now allows",
+                                duration_format(r->duration, d1, sizeof(d1)), duration_format(cap, d2, sizeof(d2)),
+                                r->rule),
+                       buf;
+        return NULL;
+}
+
+/* After a reload, pending requests keep the rule they were filed under unless the new
+ * policy no longer allows them: those are refused, with the reason. */
+static void withdraw_pending(Broker *b) {
+        static const RequestState pending[] = { REQUEST_PENDING };
+        Request **list = NULL;
+        size_t n = 0;
+        char why[512], reason[640];
+
+        int k = db_list_requests(b->db, pending, 1, false, (uid_t) -1, &list, &n);
+        if (k < 0) {
+                errno = -k;
+                log_error("re-checking pending requests after the reload: %m");
+                return;
+        }
+        for (size_t i = 0; i < n; i++) {
+                Request *r = list[i];
+                RequestState next;
+                if (!still_allowed(b, r, why, sizeof(why)) || request_transition(r->state, EVENT_DENY, &next) < 0)
+                        continue;
+                snprintf(reason, sizeof(reason), "the new policy (version %.12s) no longer allows it: %s",
+                         b->policy->hash, why);
+                r->state = next;
+                r->ended_at = now_usec(CLOCK_REALTIME);
+                free(r->ended_by);
+                free(r->end_reason);
+                r->ended_by = strdup("broker");
+                r->end_reason = strdup(reason);
+                if (!r->ended_by || !r->end_reason || (k = db_update_request(b->db, r)) < 0) {
+                        log_error("withdrawing request %lld after the reload failed", (long long) r->id);
+                        continue;
+                }
+                log_event(JIT_EVENT_WITHDRAWN, LOG_NOTICE, r, "broker", NULL, "request %lld of %s refused: %s",
+                          (long long) r->id, r->requester, reason);
+        }
+        request_free_many(list, n);
+        broker_state_changed(b);
+}
+
 static int load_policy(Broker *b, bool initial) {
         Policy *p = NULL;
         _cleanup_free_ char *error = NULL;
@@ -187,9 +256,16 @@ static int load_policy(Broker *b, bool initial) {
         }
         policy_free(b->policy);
         b->policy = p;
-        log_event(JIT_EVENT_POLICY_LOADED, LOG_INFO, NULL, "broker", fields,
-                  "policy %s loaded: %zu rule%s", b->policy_path, p->n_rules,
-                  p->n_rules == 1 ? "" : "s");
+        char version_field[128];
+        snprintf(version_field, sizeof(version_field), "JIT_POLICY_VERSION=%s", p->hash);
+        const char *loaded_fields[] = { path_field, version_field, NULL };
+        log_event(JIT_EVENT_POLICY_LOADED, LOG_INFO, NULL, "broker", loaded_fields,
+                  "policy %s loaded: %zu rule%s, version %.12s", b->policy_path, p->n_rules,
+                  p->n_rules == 1 ? "" : "s", p->hash);
+        for (size_t i = 0; i < p->n_warnings; i++)
+                log_warning("policy warning: %s", p->warnings[i]);
+        if (!initial)
+                withdraw_pending(b);
         return 0;
 }
 

@@ -21,7 +21,10 @@
 #include "jitctl-format.h"
 #include "jitctl-policy.h"
 #include "jitctl-text.h"
+#include "policy.h"
 #include "protocol.h"
+#include "timeutil.h"
+#include "users.h"
 
 #define TIMEOUT_DEFAULT_SEC 10U
 #define TIMEOUT_MAX_SEC 3600U
@@ -61,6 +64,10 @@ enum {
         ARG_ALL,
         ARG_MINE,
         ARG_TEXT,
+        ARG_POLICY,
+        ARG_USER,
+        ARG_AT,
+        ARG_GROUPS,
 };
 
 /* clang-format off */
@@ -83,6 +90,9 @@ static const char global_help[] =
         "                       End an active grant early\n"
         "  cancel ID            Withdraw your own pending request\n"
         "  status               Your active grants and pending requests\n"
+        "  policy check [FILE] | policy explain [--policy FILE] --user U ... |\n"
+        "  policy test CASES [--policy FILE]\n"
+        "                       Validate a policy, dry-run a decision, run expected decisions\n"
         "\n"
         "Options:\n"
         "  --socket PATH        Broker socket (default: $JIT_SOCKET, else " JIT_SOCKET_DEFAULT ")\n"
@@ -198,16 +208,81 @@ static const char status_help[] =
         "  -h, --help      Show this help\n";
 /* clang-format on */
 
+/* clang-format off */
 static const char policy_help[] =
-        "Usage: jitctl policy check [FILE] [--json]\n"
+        "Usage: jitctl policy check [FILE]\n"
+        "       jitctl policy explain [--policy FILE] [--user U] [--service S] [--for DUR]\n"
+        "                             [--at TIME] [--ticket T] [--reason TEXT] [--groups G1,G2]\n"
+        "       jitctl policy test CASES [--policy FILE]\n"
         "\n"
-        "Validates a policy file (default " JIT_POLICY_PATH ") the way jit-brokerd reads it,\n"
-        "and prints its rules in the order they are tried. Exit status 0 when valid, 1 when\n"
-        "not; errors name FILE:LINE. 'policy explain' and 'policy test' are not in this\n"
-        "version yet.\n"
+        "check    Validates a policy file (default " JIT_POLICY_PATH ") the way jit-brokerd\n"
+        "         reads it and prints its rules in the order they are tried, its warnings\n"
+        "         (on stderr: unknown users and groups, approvals that can never be met) and\n"
+        "         its version. Exit status 0 when valid, 1 when not; errors name FILE:LINE.\n"
+        "explain  Dry-runs a request: which rule matches, whether it is approved\n"
+        "         automatically or by whom, the duration it would get, and why each earlier\n"
+        "         rule did not match. Asks the broker about its live policy, or decides from\n"
+        "         FILE with --policy. Exit status 0 when the request would be approved\n"
+        "         (automatically or by approvers), 3 when it would be refused.\n"
+        "test     Runs a file of expected decisions (CASES, libconfig) against a policy: the\n"
+        "         --policy FILE, else the file's own policy = \"...\" (relative to CASES),\n"
+        "         else " JIT_POLICY_PATH ". Prints PASS or FAIL per case. Exit status 0 when\n"
+        "         all pass, 1 when one fails, 2 when CASES is malformed.\n"
+        "\n"
+        "Options of explain:\n"
+        "  --policy FILE   Decide from FILE instead of asking the broker\n"
+        "  --user U        The requester (default: you); with --policy looked up on this host\n"
+        "  --groups G1,G2  The requester's groups, exactly (no lookup: U need not exist;\n"
+        "                  --groups '' means none)\n"
+        "  --service S     PAM service (default: sudo)\n"
+        "  --for DUR       Requested duration (default: the policy's)\n"
+        "  --at TIME       When: now (default), 2024-05-06T10:00[:SS] (local time), the same\n"
+        "                  ending in Z (UTC), or Mon 10:00 (that weekday in a fixed reference\n"
+        "                  week, local time)\n"
+        "  --ticket T      Ticket, for rules with a ticket_pattern\n"
+        "  --reason TEXT   Reason, for rules with reason_min_length (unchecked when absent)\n"
+        "\n"
+        "A cases file:\n"
+        "  policy = \"policy.conf\";\n"
+        "  cases = (\n"
+        "    { name = \"a developer needs a lead\"; user = \"alice\"; groups = [\"developers\"];\n"
+        "      service = \"sudo\"; for = \"1h\"; at = \"Mon 10:00\"; ticket = \"OPS-12\";\n"
+        "      expect = \"approval\"; rule = \"sudo-one-lead\"; },\n"
+        "    { name = \"no ticket, no grant\"; user = \"alice\"; groups = [\"developers\"];\n"
+        "      expect = \"refused\"; message = \"needs a ticket\"; }\n"
+        "  );\n"
+        "Keys: name, user and expect (auto, approval or refused) are required; groups (never\n"
+        "looked up), service (default sudo), for, at (default Mon 12:00), ticket, reason,\n"
+        "rule (the rule that must decide), message (a substring of the refusal), break_glass\n"
+        "(true: decide as jitctl break-glass would).\n"
         "\n"
         "Options:\n"
-        "  --json          Print the result as JSON\n"
+        "  --json          Print the result as JSON (test: an array of case results)\n"
+        "  -h, --help      Show this help\n";
+/* clang-format on */
+
+static const char break_glass_help[] =
+        "Usage: jitctl break-glass [--service S] [--for DUR] --reason TEXT [--json]\n"
+        "\n"
+        "Takes an emergency grant at once, without approval, where the policy's break_glass\n"
+        "group lists you. It is logged at journald priority alert and stays in every\n"
+        "reviewer's 'jitctl list' until a second person acknowledges it (jitctl ack ID).\n"
+        "\n"
+        "Options:\n"
+        "  --service S     PAM service (default sudo)\n"
+        "  --for DUR       at most break_glass.max_duration (the default)\n"
+        "  --reason TEXT   what is on fire (required)\n"
+        "  --json          Print the grant as JSON\n"
+        "  -h, --help      Show this help\n";
+
+static const char ack_help[] =
+        "Usage: jitctl ack ID [--json]\n"
+        "\n"
+        "Acknowledges a break-glass grant after reviewing it: root or another member of the\n"
+        "policy's break_glass requesters, never the person who took it.\n"
+        "\n"
+        "Options:\n"
+        "  --json          Print the request as JSON\n"
         "  -h, --help      Show this help\n";
 
 static int usage_error(const Context *c, const char *fmt, ...)
@@ -782,6 +857,8 @@ static int run_id_command(Context *c, int argc, char *argv[], const char *text_o
 
         if (STREQ(op, "show"))
                 r = print_request_details(result, stdout);
+        else if (STREQ(op, "ack"))
+                printf("Break-glass grant %" PRIi64 " acknowledged.\n", id);
         else {
                 r = request_view_init(&v, result);
                 if (r >= 0 && STREQ(op, "approve"))
@@ -810,6 +887,44 @@ static int cmd_deny(Context *c, int argc, char *argv[]) {
 
 static int cmd_revoke(Context *c, int argc, char *argv[]) {
         return run_id_command(c, argc, argv, "reason", false);
+}
+
+static int cmd_ack(Context *c, int argc, char *argv[]) {
+        return run_id_command(c, argc, argv, NULL, false);
+}
+
+static int cmd_break_glass(Context *c, int argc, char *argv[]) {
+        _cleanup_(json_object_putp) json_object *request = NULL, *reply = NULL;
+        _cleanup_(request_view_done) RequestView v = {};
+        json_object *result;
+        RequestArgs a;
+        int r;
+
+        r = parse_request_args(c, argc, argv, &a);
+        if (r != CONTINUE)
+                return r;
+        if (a.ticket || a.once || a.wait)
+                return usage_error(c, "--ticket, --once and --wait do not apply to break-glass");
+        request = jit_request_new("break-glass");
+        if (!request || add_string(request, "service", a.service) < 0 ||
+            add_string(request, "reason", a.reason) < 0 ||
+            (a.duration > 0 && add_int(request, "duration", (int64_t) a.duration) < 0))
+                return fail_oom(c);
+        r = broker_call(c, request, &reply, &result);
+        if (r != JIT_EXIT_OK)
+                return r;
+        if (c->json)
+                return print_json(result, stdout) < 0 ? fail_oom(c) : JIT_EXIT_OK;
+        r = request_view_init(&v, result);
+        if (r == -ENOMEM)
+                return fail_oom(c);
+        if (r < 0)
+                return fail_bad_reply(c);
+        print_outcome(&v, stdout);
+        printf("This break-glass grant is logged as an alert and must be acknowledged by a second "
+               "person: jitctl ack %" PRIi64 "\n",
+               v.id);
+        return JIT_EXIT_OK;
 }
 
 static int cmd_cancel(Context *c, int argc, char *argv[]) {
@@ -853,30 +968,194 @@ static int cmd_status(Context *c, int argc, char *argv[]) {
         return JIT_EXIT_OK;
 }
 
+/* --groups G1,G2: names separated by commas, "%" allowed as in policy entries. */
+static int parse_groups(const Context *c, char *s, ExplainArgs *a) {
+        size_t n = 0;
+
+        a->have_groups = true;
+        if (!*s)
+                return CONTINUE; /* explicitly none */
+        for (const char *p = s; *p; p++)
+                n += *p == ',';
+        if (n + 1 > IDENTITY_GROUPS_MAX)
+                return usage_error(c, "--groups: more than %d groups", IDENTITY_GROUPS_MAX);
+        a->groups = calloc(n + 1, sizeof(char *));
+        if (!a->groups)
+                return fail_oom(c);
+        for (char *save = NULL, *g = strtok_r(s, ",", &save); g; g = strtok_r(NULL, ",", &save)) {
+                if (*g == '%')
+                        g++;
+                if (!valid_account_name(g))
+                        return usage_error(c, "--groups: '%s' is not a group name", g);
+                a->groups[a->n_groups++] = g;
+        }
+        if (a->n_groups != n + 1)
+                return usage_error(c, "--groups: a group name is empty");
+        return CONTINUE;
+}
+
+static json_object *build_explain_request(const ExplainArgs *a) {
+        _cleanup_(json_object_putp) json_object *o = jit_request_new("explain");
+        char at[RFC3339_BUF_MAX];
+
+        if (!o || add_string(o, "user", a->user) < 0 || add_string(o, "service", a->service) < 0 ||
+            (a->duration > 0 && add_int(o, "duration", (int64_t) a->duration) < 0) ||
+            (a->have_at &&
+             add_string(o, "at",
+                        format_rfc3339((uint64_t) (a->at > 0 ? a->at : 0) * USEC_PER_SEC, at,
+                                       sizeof(at))) < 0) ||
+            (a->ticket && add_string(o, "ticket", a->ticket) < 0) ||
+            (a->reason && add_string(o, "reason", a->reason) < 0))
+                return NULL;
+        if (a->have_groups) {
+                json_object *groups = json_object_new_array();
+                if (!groups || json_object_object_add(o, "groups", groups) < 0) {
+                        json_object_put(groups);
+                        return NULL;
+                }
+                for (size_t i = 0; i < a->n_groups; i++) {
+                        json_object *g = json_object_new_string(a->groups[i]);
+                        if (!g || json_object_array_add(groups, g) < 0) {
+                                json_object_put(g);
+                                return NULL;
+                        }
+                }
+        }
+        return TAKE_PTR(o);
+}
+
+static int policy_explain(Context *c, ExplainArgs *a) {
+        _cleanup_(json_object_putp) json_object *request = NULL, *reply = NULL;
+        _cleanup_(identity_done) Identity me = { .uid = (uid_t) -1 };
+        json_object *result;
+        int r;
+
+        if (!a->user) {
+                r = identity_from_uid(getuid(), &me);
+                if (r < 0) {
+                        errno = -r;
+                        return fail(c, JIT_EXIT_FAILURE, "internal",
+                                    "cannot find your user name (uid %u): %m; use --user",
+                                    (unsigned) getuid());
+                }
+                a->user = me.name;
+        }
+        if (a->policy)
+                return policy_explain_file(a, c->json);
+
+        request = build_explain_request(a);
+        if (!request)
+                return fail_oom(c);
+        r = broker_call(c, request, &reply, &result);
+        if (r != JIT_EXIT_OK)
+                return r;
+        return policy_print_explanation(result, c->json);
+}
+
 static int cmd_policy(Context *c, int argc, char *argv[]) {
         static const struct option options[] = {
                 COMMON_OPTIONS,
+                { "policy", required_argument, NULL, ARG_POLICY },
+                { "user", required_argument, NULL, ARG_USER },
+                { "groups", required_argument, NULL, ARG_GROUPS },
+                { "service", required_argument, NULL, ARG_SERVICE },
+                { "for", required_argument, NULL, ARG_FOR },
+                { "at", required_argument, NULL, ARG_AT },
+                { "ticket", required_argument, NULL, ARG_TICKET },
+                { "reason", required_argument, NULL, ARG_REASON },
                 {},
         };
+        _cleanup_free_ char **groups = NULL;
+        ExplainArgs a = { .service = "sudo" };
+        const char *explain_only = NULL; /* the first option only explain takes */
+        const char *duration = NULL;
         int opt, r;
 
         begin_options();
-        while ((opt = next_option(c, argc, argv, options)) >= 0)
+        while ((opt = next_option(c, argc, argv, options)) >= 0) {
                 switch (opt) {
                 case 'h':
                         return print_help(c);
+                case ARG_POLICY:
+                        if (!*optarg)
+                                return usage_error(c, "--policy needs a file");
+                        a.policy = optarg;
+                        continue;
+                case ARG_USER:
+                        if (!valid_account_name(optarg))
+                                return usage_error(c, "--user: '%s' is not a user name", optarg);
+                        a.user = optarg;
+                        break;
+                case ARG_GROUPS:
+                        if (a.have_groups)
+                                return usage_error(c, "--groups given twice");
+                        r = parse_groups(c, optarg, &a);
+                        groups = a.groups;
+                        if (r != CONTINUE)
+                                return r;
+                        break;
+                case ARG_SERVICE:
+                        if ((r = check_service(c, optarg)) != CONTINUE)
+                                return r;
+                        a.service = optarg;
+                        break;
+                case ARG_FOR:
+                        duration = optarg;
+                        break;
+                case ARG_AT:
+                        if (policy_time_parse(optarg, time(NULL), &a.at) < 0)
+                                return usage_error(
+                                        c,
+                                        "invalid time '%s' (write now, 2024-05-06T10:00, "
+                                        "2024-05-06T10:00:00Z or Mon 10:00)",
+                                        optarg);
+                        a.have_at = true;
+                        break;
+                case ARG_TICKET:
+                        if ((r = check_text(c, "--ticket", optarg, JIT_TICKET_MAX)) != CONTINUE)
+                                return r;
+                        a.ticket = optarg;
+                        break;
+                case ARG_REASON:
+                        if ((r = check_text(c, "--reason", optarg, JIT_REASON_MAX)) != CONTINUE)
+                                return r;
+                        a.reason = optarg;
+                        break;
                 default:
                         return option_error(c);
                 }
-        if (optind >= argc)
-                return usage_error(c, "missing subcommand (check)");
-        const char *sub = argv[optind++];
-        if (STREQ(sub, "explain") || STREQ(sub, "test")) {
-                fprintf(stderr, "jitctl: policy %s: not supported by this version yet\n", sub);
-                return JIT_EXIT_FAILURE;
+                for (size_t i = 0; !explain_only && options[i].name; i++)
+                        if (options[i].val == opt)
+                                explain_only = options[i].name;
         }
-        if (!STREQ(sub, "check"))
-                return usage_error(c, "unknown subcommand '%s' (expected check)", sub);
+        if (duration && (r = check_duration(c, duration, &a.duration)) != CONTINUE)
+                return r;
+
+        if (optind >= argc)
+                return usage_error(c, "missing subcommand (check, explain or test)");
+        const char *sub = argv[optind++];
+        bool explain = STREQ(sub, "explain"), test = STREQ(sub, "test");
+        if (!explain && !test && !STREQ(sub, "check"))
+                return usage_error(c, "unknown subcommand '%s' (expected check, explain or test)",
+                                   sub);
+        if (!explain && explain_only)
+                return usage_error(c, "%s: only policy explain takes --%s", sub, explain_only);
+        if (!explain && !test && a.policy)
+                return usage_error(c, "check: name the file without --policy");
+
+        if (explain) {
+                if ((r = check_no_more_args(c, argc, argv, 0)) != CONTINUE)
+                        return r;
+                return policy_explain(c, &a);
+        }
+        if (test) {
+                if (optind >= argc)
+                        return usage_error(c, "test: missing the cases file");
+                const char *cases = argv[optind];
+                if ((r = check_no_more_args(c, argc, argv, 1)) != CONTINUE)
+                        return r;
+                return policy_test_file(cases, a.policy, c->json);
+        }
         const char *path = optind < argc ? argv[optind++] : JIT_POLICY_PATH;
         r = check_no_more_args(c, argc, argv, 0);
         if (r != CONTINUE)
@@ -896,9 +1175,9 @@ static const Command commands[] = {
         { "policy", cmd_policy, policy_help },
         /* Named by DESIGN.md, not served by the broker yet. */
         { "audit", NULL, NULL },
-        { "break-glass", NULL, NULL },
+        { "break-glass", cmd_break_glass, break_glass_help },
         { "watch", NULL, NULL },
-        { "ack", NULL, NULL },
+        { "ack", cmd_ack, ack_help },
 };
 
 static const Command *find_command(const char *name) {

@@ -4,19 +4,31 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libconfig.h>
+#include <openssl/evp.h>
+#include <search.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "cleanup.h"
 #include "duration.h"
 
+/* Warnings kept, and names looked up in NSS, per policy: a huge generated policy must not
+ * turn a reload into thousands of directory lookups or a wall of text. */
+#define POLICY_WARNINGS_MAX 100
+#define POLICY_NSS_CHECKS_MAX 1000
+
 typedef struct Parser {
         const char *name;
         char *error; /* first error only: later ones are often consequences */
+        Policy *p;   /* warnings go here */
+        void *seen;  /* tsearch tree of user and %group entries already looked up */
+        size_t n_seen;
+        size_t n_warnings_dropped;
 } Parser;
 
 static int fail(Parser *ps, const config_setting_t *s, const char *fmt, ...)
@@ -39,6 +51,85 @@ static int fail(Parser *ps, const config_setting_t *s, const char *fmt, ...) {
         if (k < 0)
                 ps->error = NULL;
         return -EINVAL;
+}
+
+static void warn(Parser *ps, const config_setting_t *s, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+/* Adds "FILE:LINE: text" to the policy's warnings. Warnings are advice: running out of
+ * memory for one drops it rather than failing the policy. */
+static void warn(Parser *ps, const config_setting_t *s, const char *fmt, ...) {
+        _cleanup_free_ char *msg = NULL, *line = NULL;
+        va_list ap;
+
+        if (ps->p->n_warnings >= POLICY_WARNINGS_MAX) {
+                ps->n_warnings_dropped++;
+                return;
+        }
+        va_start(ap, fmt);
+        if (vasprintf(&msg, fmt, ap) < 0)
+                msg = NULL;
+        va_end(ap);
+        if (!msg)
+                return;
+        unsigned n = s ? config_setting_source_line(s) : 0;
+        if ((n > 0 ? asprintf(&line, "%s:%u: %s", ps->name, n, msg)
+                   : asprintf(&line, "%s: %s", ps->name, msg)) < 0)
+                return;
+        char **w = reallocarray(ps->p->warnings, ps->p->n_warnings + 1, sizeof(char *));
+        if (!w)
+                return;
+        ps->p->warnings = w;
+        w[ps->p->n_warnings++] = TAKE_PTR(line);
+}
+
+static int compare_strings(const void *a, const void *b) {
+        return strcmp(a, b);
+}
+
+/* Warns once per name about requesters and approvers that NSS does not know: a typo in a
+ * group name is otherwise a rule that silently never matches. */
+static int check_principals(Parser *ps, const config_setting_t *list) {
+        for (int i = 0; i < config_setting_length(list); i++) {
+                const config_setting_t *e = config_setting_get_elem(list, (unsigned) i);
+                const char *v = config_setting_get_string(e);
+
+                if (!v)
+                        continue;
+                if (ps->n_seen >= POLICY_NSS_CHECKS_MAX) {
+                        if (ps->n_seen++ == POLICY_NSS_CHECKS_MAX)
+                                warn(ps, e,
+                                     "more than %u distinct users and groups: "
+                                     "the rest were not checked against the system",
+                                     POLICY_NSS_CHECKS_MAX);
+                        return 0;
+                }
+                char *copy = strdup(v);
+                if (!copy)
+                        return -ENOMEM;
+                void **node = tsearch(copy, &ps->seen, compare_strings);
+                if (!node) {
+                        free(copy);
+                        return -ENOMEM;
+                }
+                if (*node != copy) { /* looked up already */
+                        free(copy);
+                        continue;
+                }
+                ps->n_seen++;
+
+                bool group = v[0] == '%';
+                int r = account_exists(v);
+                if (r == -ENOMEM)
+                        return r;
+                if (r == 0)
+                        warn(ps, e, "%s \"%s\" does not exist", group ? "group" : "user",
+                             group ? v + 1 : v);
+                else if (r < 0)
+                        warn(ps, e, "cannot look up %s \"%s\": %s", group ? "group" : "user",
+                             group ? v + 1 : v, strerror(-r));
+        }
+        return 0;
 }
 
 static void string_list_done(StringList *l) {
@@ -67,13 +158,17 @@ bool valid_service_name(const char *s) {
         return true;
 }
 
+static bool valid_short_text(const char *s) {
+        return strlen(s) <= POLICY_TEXT_MAX;
+}
+
 static bool valid_principal(const char *s) {
         return s[0] == '%' ? valid_account_name(s + 1) : valid_account_name(s);
 }
 
 /* Checks that every member of group s is one of the known keys. */
 static int check_keys(Parser *ps, const config_setting_t *s, const char *what,
-                      const char *const *known, const char *const *unsupported) {
+                      const char *const *known) {
         for (int i = 0; i < config_setting_length(s); i++) {
                 const config_setting_t *m = config_setting_get_elem(s, (unsigned) i);
                 const char *key = config_setting_name(m);
@@ -84,11 +179,6 @@ static int check_keys(Parser *ps, const config_setting_t *s, const char *what,
                                 ok = true;
                 if (ok)
                         continue;
-                for (const char *const *k = unsupported; k && *k; k++)
-                        if (STREQ(*k, key))
-                                return fail(ps, m,
-                                            "%s: '%s' is not supported by this version of jit",
-                                            what, key);
 
                 char expected[512] = "";
                 for (const char *const *k = known; *k; k++) {
@@ -143,6 +233,13 @@ static int get_uint(Parser *ps, const config_setting_t *s, const char *what, uns
         return 0;
 }
 
+static int get_bool(Parser *ps, const config_setting_t *s, const char *what, bool *ret) {
+        if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+                return fail(ps, s, "%s: expected true or false", what);
+        *ret = config_setting_get_bool(s);
+        return 0;
+}
+
 static int get_string_list(Parser *ps, const config_setting_t *s, const char *what,
                            bool (*valid)(const char *), const char *valid_desc, StringList *ret) {
         if (config_setting_type(s) != CONFIG_TYPE_ARRAY &&
@@ -182,13 +279,12 @@ static const char *const settings_keys[] = {
 static const char *const profile_keys[] = { "owner", "environment", "classification", "description",
                                             NULL };
 static const char *const rule_keys[] = {
-        "name", "services", "requesters", "approvers", "approvals", "max_duration", NULL,
+        "name",           "services",          "requesters",          "approvers",
+        "approvals",      "max_duration",      "auto_approve",        "when",
+        "ticket_pattern", "reason_min_length", "allow_self_approval", NULL,
 };
-static const char *const rule_keys_unsupported[] = {
-        "auto_approve", "when", "ticket_pattern", "reason_min_length", "allow_self_approval", NULL,
-};
-static const char *const top_keys[] = { "settings", "profile", "rules", NULL };
-static const char *const top_keys_unsupported[] = { "break_glass", NULL };
+static const char *const break_glass_keys[] = { "requesters", "services", "max_duration", NULL };
+static const char *const top_keys[] = { "settings", "profile", "rules", "break_glass", NULL };
 
 static int parse_settings(Parser *ps, const config_setting_t *s, Policy *p) {
         const config_setting_t *m;
@@ -196,7 +292,7 @@ static int parse_settings(Parser *ps, const config_setting_t *s, Policy *p) {
 
         if (!config_setting_is_group(s))
                 return fail(ps, s, "settings: expected a group { ... }");
-        r = check_keys(ps, s, "settings", settings_keys, NULL);
+        r = check_keys(ps, s, "settings", settings_keys);
         if (r < 0)
                 return r;
         if ((m = config_setting_get_member(s, "default_duration")) &&
@@ -238,7 +334,7 @@ static int parse_profile(Parser *ps, const config_setting_t *s, Policy *p) {
 
         if (!config_setting_is_group(s))
                 return fail(ps, s, "profile: expected a group { ... }");
-        r = check_keys(ps, s, "profile", profile_keys, NULL);
+        r = check_keys(ps, s, "profile", profile_keys);
         if (r < 0)
                 return r;
         struct {
@@ -264,9 +360,233 @@ static bool valid_rule_name(const char *s) {
         return valid_service_name(s); /* same shape: short, portable, no spaces */
 }
 
+/* Day names as `when` and --at write them; index 0 is Monday. */
+static const char *const day_names[7] = { "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun" };
+
+/* Reads a day name at *s (any case), advancing past it. -1 when there is none ("Monday"
+ * is none: only the three-letter names). */
+static int parse_day(const char **s) {
+        for (int i = 0; i < 7; i++)
+                if (strncasecmp(*s, day_names[i], 3) == 0 &&
+                    !(((*s)[3] | 0x20) >= 'a' && ((*s)[3] | 0x20) <= 'z')) {
+                        *s += 3;
+                        return i;
+                }
+        return -1;
+}
+
+/* H:MM or HH:MM at *s, advancing past it. Hours up to max_hour; 24 only as 24:00. */
+static int parse_hhmm(const char **s, unsigned max_hour, unsigned *ret_minutes) {
+        const char *p = *s;
+        unsigned h = 0, m;
+        int digits = 0;
+
+        while (*p >= '0' && *p <= '9' && digits < 2) {
+                h = h * 10 + (unsigned) (*p++ - '0');
+                digits++;
+        }
+        if (digits == 0 || *p != ':' || !(p[1] >= '0' && p[1] <= '5') ||
+            !(p[2] >= '0' && p[2] <= '9'))
+                return -EINVAL;
+        m = (unsigned) (p[1] - '0') * 10 + (unsigned) (p[2] - '0');
+        if (h > max_hour || (h == 24 && m != 0))
+                return -EINVAL;
+        *s = p + 3;
+        *ret_minutes = h * 60 + m;
+        return 0;
+}
+
+static int window_error(char **ret_error, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+static int window_error(char **ret_error, const char *fmt, ...) {
+        va_list ap;
+
+        if (ret_error) {
+                va_start(ap, fmt);
+                if (vasprintf(ret_error, fmt, ap) < 0)
+                        *ret_error = NULL;
+                va_end(ap);
+        }
+        return -EINVAL;
+}
+
+int policy_window_parse(const char *s, PolicyWindow *ret, char **ret_error) {
+        static const char example[] =
+                "expected days and a time range such as \"Mon-Fri 08:00-20:00\", "
+                "\"Sat,Sun 10:00-12:00\" or \"Mon 22:00-06:00\"";
+        const char *p = s;
+        PolicyWindow w = {};
+        unsigned start, end;
+
+        if (ret_error)
+                *ret_error = NULL;
+        if (!*p)
+                return window_error(ret_error, "%s", example);
+        if (*p >= '0' && *p <= '9')
+                w.days = 0x7f; /* no days: every day */
+        else
+                for (;;) {
+                        const char *name = p;
+                        int first = parse_day(&p), last = first;
+
+                        if (first < 0 && strcspn(name, ",- \t") == 0)
+                                return window_error(ret_error, "%s", example);
+                        if (first < 0)
+                                return window_error(
+                                        ret_error,
+                                        "unknown day \"%.*s\" (expected Mon, Tue, Wed, Thu, Fri, Sat or Sun)",
+                                        (int) strcspn(name, ",- \t"), name);
+                        if (*p == '-') {
+                                name = ++p;
+                                last = parse_day(&p);
+                                if (last < 0 && strcspn(name, ",- \t") == 0)
+                                        return window_error(ret_error, "%s", example);
+                                if (last < 0)
+                                        return window_error(
+                                                ret_error,
+                                                "unknown day \"%.*s\" (expected Mon, Tue, Wed, Thu, Fri, Sat or Sun)",
+                                                (int) strcspn(name, ",- \t"), name);
+                        }
+                        /* A range may wrap around the week: Fri-Mon is Fri, Sat, Sun, Mon. */
+                        for (int d = first;; d = (d + 1) % 7) {
+                                if (w.days & (1U << d))
+                                        return window_error(ret_error, "%s is named twice",
+                                                            day_names[d]);
+                                w.days |= (uint8_t) (1U << d);
+                                if (d == last)
+                                        break;
+                        }
+                        if (*p != ',')
+                                break;
+                        p++;
+                }
+        if (p != s) {
+                if (*p != ' ' && *p != '\t')
+                        return window_error(ret_error, "%s", example);
+                p += strspn(p, " \t");
+        }
+
+        const char *t = p;
+        if (parse_hhmm(&p, 23, &start) < 0 || *p != '-' || (p++, parse_hhmm(&p, 24, &end) < 0)) {
+                if (!(*t >= '0' && *t <= '9'))
+                        return window_error(ret_error, "%s", example);
+                return window_error(ret_error,
+                                    "\"%s\" is not a time range (expected HH:MM-HH:MM, from "
+                                    "00:00 to 23:59, or 24:00 as the end)",
+                                    t);
+        }
+        if (*p != '\0')
+                return window_error(ret_error, "unexpected \"%s\" after the time range", p);
+        if (start == end)
+                return window_error(ret_error, "the window is empty (it starts and ends at %s)",
+                                    t + strcspn(t, "-") + 1);
+        w.start = (uint16_t) start;
+        w.end = (uint16_t) end;
+        *ret = w;
+        return 0;
+}
+
+static bool window_contains_tm(const PolicyWindow *w, const struct tm *tm) {
+        unsigned day = (unsigned) (tm->tm_wday + 6) % 7, prev = (day + 6) % 7;
+        unsigned m = (unsigned) (tm->tm_hour * 60 + tm->tm_min);
+
+        if (w->start < w->end)
+                return (w->days & (1U << day)) && m >= w->start && m < w->end;
+        /* Past midnight: the evening of a listed day, or the morning after one. */
+        return ((w->days & (1U << day)) && m >= w->start) ||
+               ((w->days & (1U << prev)) && m < w->end);
+}
+
+bool policy_window_contains(const PolicyWindow *w, time_t at) {
+        struct tm tm;
+
+        if (!localtime_r(&at, &tm))
+                return false;
+        return window_contains_tm(w, &tm);
+}
+
+static bool rule_in_window_tm(const PolicyRule *r, const struct tm *tm) {
+        if (r->when.n == 0)
+                return true;
+        for (size_t i = 0; i < r->when.n; i++)
+                if (window_contains_tm(&r->windows[i], tm))
+                        return true;
+        return false;
+}
+
+bool policy_rule_in_window(const PolicyRule *r, time_t at) {
+        struct tm tm;
+
+        if (r->when.n == 0)
+                return true;
+        if (!localtime_r(&at, &tm))
+                return false; /* a time that cannot be placed is in no window */
+        return rule_in_window_tm(r, &tm);
+}
+
+static int parse_when(Parser *ps, const config_setting_t *s, PolicyRule *rule) {
+        char what[128];
+        int r;
+
+        snprintf(what, sizeof(what), "rule \"%s\": when", rule->name);
+        if (config_setting_type(s) != CONFIG_TYPE_ARRAY &&
+            config_setting_type(s) != CONFIG_TYPE_LIST)
+                return fail(ps, s, "%s: expected a list of strings like [\"Mon-Fri 08:00-20:00\"]",
+                            what);
+        if (config_setting_length(s) > POLICY_WINDOWS_MAX)
+                return fail(ps, s, "%s: more than %u entries", what, POLICY_WINDOWS_MAX);
+        /* Entry syntax is checked below, with a message that says what is wrong. */
+        r = get_string_list(ps, s, what, valid_short_text, "at most 256 bytes", &rule->when);
+        if (r < 0)
+                return r;
+        rule->windows = calloc(rule->when.n, sizeof(PolicyWindow));
+        if (!rule->windows)
+                return -ENOMEM;
+        for (size_t i = 0; i < rule->when.n; i++) {
+                _cleanup_free_ char *error = NULL;
+                if (policy_window_parse(rule->when.items[i], &rule->windows[i], &error) < 0)
+                        return error ? fail(ps, config_setting_get_elem(s, (unsigned) i),
+                                            "%s: \"%s\": %s", what, rule->when.items[i], error)
+                                     : -ENOMEM;
+        }
+        return 0;
+}
+
+static int parse_ticket_pattern(Parser *ps, const config_setting_t *s, PolicyRule *rule) {
+        char what[128];
+        int r;
+
+        snprintf(what, sizeof(what), "rule \"%s\": ticket_pattern", rule->name);
+        if ((r = get_string(ps, s, what, &rule->ticket_pattern)) < 0)
+                return r;
+        if (!*rule->ticket_pattern)
+                return fail(ps, s, "%s: must not be empty", what);
+        rule->ticket_regex = calloc(1, sizeof(regex_t));
+        if (!rule->ticket_regex)
+                return -ENOMEM;
+        r = regcomp(rule->ticket_regex, rule->ticket_pattern, REG_EXTENDED | REG_NOSUB);
+        if (r != 0) {
+                char error[256];
+                regerror(r, rule->ticket_regex, error, sizeof(error));
+                free(rule->ticket_regex); /* regcomp failed: nothing to regfree */
+                rule->ticket_regex = NULL;
+                if (r == REG_ESPACE)
+                        return -ENOMEM;
+                return fail(ps, s, "%s: \"%s\" is not a valid extended regular expression: %s",
+                            what, rule->ticket_pattern, error);
+        }
+        size_t n = strlen(rule->ticket_pattern);
+        if (rule->ticket_pattern[0] != '^' || rule->ticket_pattern[n - 1] != '$')
+                warn(ps, s,
+                     "%s \"%s\" is not anchored: it accepts any ticket that merely contains a "
+                     "match; write \"^...$\" to match the whole ticket",
+                     what, rule->ticket_pattern);
+        return 0;
+}
+
 static int parse_rule(Parser *ps, const config_setting_t *s, size_t index, const Policy *p,
                       PolicyRule *rule) {
-        const config_setting_t *m;
+        const config_setting_t *m, *approvals = NULL;
         char what[128];
         int r;
 
@@ -292,8 +612,15 @@ static int parse_rule(Parser *ps, const config_setting_t *s, size_t index, const
                                     rule->name, p->rules[i].line);
 
         snprintf(what, sizeof(what), "rule \"%s\"", rule->name);
-        if ((r = check_keys(ps, s, what, rule_keys, rule_keys_unsupported)) < 0)
+        if ((r = check_keys(ps, s, what, rule_keys)) < 0)
                 return r;
+
+        /* First: it decides whether approvers are needed. */
+        if ((m = config_setting_get_member(s, "auto_approve"))) {
+                snprintf(what, sizeof(what), "rule \"%s\": auto_approve", rule->name);
+                if ((r = get_bool(ps, m, what, &rule->auto_approve)) < 0)
+                        return r;
+        }
 
         static const struct {
                 const char *key;
@@ -309,18 +636,31 @@ static int parse_rule(Parser *ps, const config_setting_t *s, size_t index, const
                   "a user or %group" },
         };
         for (size_t i = 0; i < ELEMENTSOF(lists); i++) {
+                bool optional = rule->auto_approve && STREQ(lists[i].key, "approvers");
+
                 snprintf(what, sizeof(what), "rule \"%s\": %s", rule->name, lists[i].key);
                 m = config_setting_get_member(s, lists[i].key);
+                if (!m && optional)
+                        continue;
                 if (!m)
-                        return fail(ps, s, "rule \"%s\": missing '%s'", rule->name, lists[i].key);
+                        return fail(ps, s, "rule \"%s\": missing '%s'%s", rule->name, lists[i].key,
+                                    STREQ(lists[i].key, "approvers") ? " (or auto_approve = true)"
+                                                                     : "");
                 if ((r = get_string_list(ps, m, what, lists[i].valid, lists[i].desc,
                                          (StringList *) ((char *) rule + lists[i].offset))) < 0)
                         return r;
+                if (lists[i].valid == valid_principal && (r = check_principals(ps, m)) < 0)
+                        return r;
         }
 
-        if ((m = config_setting_get_member(s, "approvals"))) {
+        if ((approvals = config_setting_get_member(s, "approvals"))) {
                 snprintf(what, sizeof(what), "rule \"%s\": approvals", rule->name);
-                if ((r = get_uint(ps, m, what, 1, POLICY_APPROVALS_MAX, &rule->approvals)) < 0)
+                if (rule->auto_approve)
+                        return fail(ps, approvals,
+                                    "%s: has no effect with auto_approve = true (nobody approves)",
+                                    what);
+                if ((r = get_uint(ps, approvals, what, 1, POLICY_APPROVALS_MAX, &rule->approvals)) <
+                    0)
                         return r;
         }
         if ((m = config_setting_get_member(s, "max_duration"))) {
@@ -328,7 +668,97 @@ static int parse_rule(Parser *ps, const config_setting_t *s, size_t index, const
                 if ((r = get_duration(ps, m, what, &rule->max_duration)) < 0)
                         return r;
         }
+        if ((m = config_setting_get_member(s, "when")) && (r = parse_when(ps, m, rule)) < 0)
+                return r;
+        if ((m = config_setting_get_member(s, "ticket_pattern")) &&
+            (r = parse_ticket_pattern(ps, m, rule)) < 0)
+                return r;
+        if ((m = config_setting_get_member(s, "reason_min_length"))) {
+                snprintf(what, sizeof(what), "rule \"%s\": reason_min_length", rule->name);
+                if ((r = get_uint(ps, m, what, 0, POLICY_REASON_MIN_MAX,
+                                  &rule->reason_min_length)) < 0)
+                        return r;
+        }
+        if ((m = config_setting_get_member(s, "allow_self_approval"))) {
+                snprintf(what, sizeof(what), "rule \"%s\": allow_self_approval", rule->name);
+                if ((r = get_bool(ps, m, what, &rule->allow_self_approval)) < 0)
+                        return r;
+                if (rule->allow_self_approval && rule->auto_approve)
+                        return fail(ps, m,
+                                    "%s: has no effect with auto_approve = true (nobody approves)",
+                                    what);
+        }
+
+        /* Only named users can be counted ahead; a group may have any number of members. */
+        bool any_group = false;
+        for (size_t i = 0; i < rule->approvers.n; i++)
+                any_group = any_group || rule->approvers.items[i][0] == '%';
+        if (!rule->auto_approve && !any_group && rule->approvals > rule->approvers.n)
+                warn(ps, approvals ?: s,
+                     "rule \"%s\": approvals = %u can never be met: only %zu approver%s listed",
+                     rule->name, rule->approvals, rule->approvers.n,
+                     rule->approvers.n == 1 ? " is" : "s are");
         return 0;
+}
+
+static int parse_break_glass(Parser *ps, const config_setting_t *s, Policy *p) {
+        PolicyBreakGlass *bg = &p->break_glass;
+        const config_setting_t *m;
+        int r;
+
+        if (!config_setting_is_group(s))
+                return fail(ps, s, "break_glass: expected a group { ... }");
+        if ((r = check_keys(ps, s, "break_glass", break_glass_keys)) < 0)
+                return r;
+        bg->line = config_setting_source_line(s);
+        for (const char *const *k = break_glass_keys; *k; k++)
+                if (!config_setting_get_member(s, *k))
+                        return fail(ps, s, "break_glass: missing '%s'", *k);
+
+        m = config_setting_get_member(s, "requesters");
+        if ((r = get_string_list(ps, m, "break_glass: requesters", valid_principal,
+                                 "a user or %group", &bg->requesters)) < 0 ||
+            (r = check_principals(ps, m)) < 0)
+                return r;
+        m = config_setting_get_member(s, "services");
+        if ((r = get_string_list(ps, m, "break_glass: services", valid_service_name,
+                                 "a PAM service name", &bg->services)) < 0)
+                return r;
+        m = config_setting_get_member(s, "max_duration");
+        if ((r = get_duration(ps, m, "break_glass: max_duration", &bg->max_duration)) < 0)
+                return r;
+        if (bg->max_duration > p->max_duration)
+                return fail(ps, m,
+                            "break_glass: max_duration is longer than settings.max_duration");
+        bg->enabled = true;
+        return 0;
+}
+
+/* The policy version: what the audit log and approvals name, so that "which policy said
+ * yes" has an answer that survives edits of the file. */
+static int policy_hash(const char *text, size_t len, char ret[static POLICY_HASH_LEN + 1]) {
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned n = 0;
+
+        if (EVP_Digest(text, len, md, &n, EVP_sha256(), NULL) != 1 || n * 2 != POLICY_HASH_LEN)
+                return -EIO;
+        for (unsigned i = 0; i < n; i++)
+                snprintf(ret + 2 * i, 3, "%02x", md[i]);
+        return 0;
+}
+
+/* The last warning says how many did not fit. */
+static void warn_dropped(Parser *ps) {
+        char *line = NULL;
+        char **w = reallocarray(ps->p->warnings, ps->p->n_warnings + 1, sizeof(char *));
+
+        if (!w)
+                return;
+        ps->p->warnings = w;
+        if (asprintf(&line, "%s: %zu more warnings not shown", ps->name, ps->n_warnings_dropped) <
+            0)
+                return;
+        w[ps->p->n_warnings++] = line;
 }
 
 int policy_parse(const char *text, size_t len, const char *name, Policy **ret, char **ret_error) {
@@ -337,6 +767,7 @@ int policy_parse(const char *text, size_t len, const char *name, Policy **ret, c
         config_t cfg;
         const config_setting_t *root, *m;
         Policy *p = NULL;
+        const char *original = text;
         int r = 0;
 
         if (ret_error)
@@ -390,14 +821,22 @@ int policy_parse(const char *text, size_t len, const char *name, Policy **ret, c
         p->pending_ttl = 3600;
         p->max_pending_per_user = 5;
         p->on_expiry = ON_EXPIRY_TERMINATE;
+        ps.p = p;
         p->path = strdup(name);
         if (!p->path) {
                 r = -ENOMEM;
                 goto done;
         }
+        if ((r = policy_hash(original, len, p->hash)) < 0) {
+                if (asprintf(&ps.error,
+                             "%s: cannot compute the policy's SHA-256 (libcrypto failed)",
+                             name) < 0)
+                        ps.error = NULL;
+                goto done;
+        }
 
         root = config_root_setting(&cfg);
-        if ((r = check_keys(&ps, root, "policy", top_keys, top_keys_unsupported)) < 0)
+        if ((r = check_keys(&ps, root, "policy", top_keys)) < 0)
                 goto done;
         if ((m = config_setting_get_member(root, "settings")) &&
             (r = parse_settings(&ps, m, p)) < 0)
@@ -439,10 +878,16 @@ int policy_parse(const char *text, size_t len, const char *name, Policy **ret, c
                         goto done;
                 }
         }
+        if ((m = config_setting_get_member(root, "break_glass")) &&
+            (r = parse_break_glass(&ps, m, p)) < 0)
+                goto done;
+        if (ps.n_warnings_dropped > 0)
+                warn_dropped(&ps);
 
 done:
         config_destroy(&cfg);
 out:
+        tdestroy(ps.seen, free);
         if (r < 0) {
                 policy_free(p);
                 if (ret_error)
@@ -512,8 +957,19 @@ void policy_free(Policy *p) {
                 string_list_done(&p->rules[i].services);
                 string_list_done(&p->rules[i].requesters);
                 string_list_done(&p->rules[i].approvers);
+                string_list_done(&p->rules[i].when);
+                free(p->rules[i].windows);
+                free(p->rules[i].ticket_pattern);
+                if (p->rules[i].ticket_regex)
+                        regfree(p->rules[i].ticket_regex);
+                free(p->rules[i].ticket_regex);
         }
         free(p->rules);
+        string_list_done(&p->break_glass.requesters);
+        string_list_done(&p->break_glass.services);
+        for (size_t i = 0; i < p->n_warnings; i++)
+                free(p->warnings[i]);
+        free(p->warnings);
         free(p->profile.owner);
         free(p->profile.environment);
         free(p->profile.classification);
@@ -538,6 +994,21 @@ const PolicyRule *policy_match(const Policy *p, const Identity *requester, const
                 if (policy_rule_has_service(&p->rules[i], service) &&
                     list_matches(&p->rules[i].requesters, requester))
                         return &p->rules[i];
+        return NULL;
+}
+
+const PolicyRule *policy_match_at(const Policy *p, const Identity *requester, const char *service,
+                                  time_t at) {
+        struct tm tm;
+        bool have_tm = localtime_r(&at, &tm);
+
+        for (size_t i = 0; i < p->n_rules; i++) {
+                const PolicyRule *r = &p->rules[i];
+                if (policy_rule_has_service(r, service) &&
+                    list_matches(&r->requesters, requester) &&
+                    (r->when.n == 0 || (have_tm && rule_in_window_tm(r, &tm))))
+                        return r;
+        }
         return NULL;
 }
 
@@ -568,4 +1039,301 @@ const char *on_expiry_to_string(OnExpiry e) {
                 return "none";
         }
         return "terminate";
+}
+
+/* Deciding */
+
+static int decision_add_skipped(PolicyDecision *d, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+/* d->skipped has room for one per rule (decide() allocates it). */
+static int decision_add_skipped(PolicyDecision *d, const char *fmt, ...) {
+        char *line = NULL;
+        va_list ap;
+
+        va_start(ap, fmt);
+        int k = vasprintf(&line, fmt, ap);
+        va_end(ap);
+        if (k < 0)
+                return -ENOMEM;
+        d->skipped[d->n_skipped++] = line;
+        return 0;
+}
+
+static int decision_refuse(PolicyDecision *d, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+static int decision_refuse(PolicyDecision *d, const char *fmt, ...) {
+        va_list ap;
+
+        d->verdict = VERDICT_REFUSED;
+        va_start(ap, fmt);
+        int k = vasprintf(&d->message, fmt, ap);
+        va_end(ap);
+        if (k < 0) {
+                d->message = NULL;
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+/* "Mon-Fri 08:00-20:00, Sat 10:00-12:00" as written in the rule. */
+static char *join_when(const PolicyRule *r) {
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&buf, &size);
+
+        if (!f)
+                return NULL;
+        for (size_t i = 0; i < r->when.n; i++)
+                fprintf(f, "%s%s", i ? ", " : "", r->when.items[i]);
+        if (fclose(f) != 0) {
+                free(buf);
+                return NULL;
+        }
+        return buf;
+}
+
+/* Why rule r does not match, or NULL (in *ret) when it does. */
+static int rule_mismatch(const PolicyRule *r, const PolicyQuery *q, const struct tm *tm,
+                         PolicyDecision *d, bool *ret_matches) {
+        *ret_matches = false;
+        if (!policy_rule_has_service(r, q->service))
+                return decision_add_skipped(d, "rule \"%s\": does not cover %s", r->name,
+                                            q->service);
+        if (!list_matches(&r->requesters, q->requester))
+                return decision_add_skipped(d, "rule \"%s\": %s is not in its requesters", r->name,
+                                            q->requester->name);
+        if (r->when.n > 0 && !(tm && rule_in_window_tm(r, tm))) {
+                _cleanup_free_ char *when = join_when(r);
+                if (!when)
+                        return -ENOMEM;
+                return decision_add_skipped(d, "rule \"%s\": outside its when windows (%s)",
+                                            r->name, when);
+        }
+        *ret_matches = true;
+        return 0;
+}
+
+static int decide(const Policy *p, const PolicyQuery *q, PolicyDecision *d) {
+        char want[DURATION_BUF_MAX], cap[DURATION_BUF_MAX];
+        struct tm tm;
+        bool have_tm = localtime_r(&q->at, &tm);
+        const PolicyRule *r = NULL;
+        int k;
+
+        d->duration = q->duration;
+        if (p->n_rules > 0 && !(d->skipped = calloc(p->n_rules, sizeof(char *))))
+                return -ENOMEM;
+        for (size_t i = 0; i < p->n_rules && !r; i++) {
+                bool matches;
+                if ((k = rule_mismatch(&p->rules[i], q, have_tm ? &tm : NULL, d, &matches)) < 0)
+                        return k;
+                if (matches)
+                        r = &p->rules[i];
+        }
+        if (!r)
+                return decision_refuse(d, "no policy rule lets %s request %s", q->requester->name,
+                                       q->service);
+
+        /* From here on the rule decides: no fall-through to a later, laxer one. */
+        d->rule = r;
+        d->cap = policy_rule_cap(p, r);
+        if (q->duration == 0) /* the default is not the user's choice: it fits the cap */
+                d->duration = p->default_duration < d->cap ? p->default_duration : d->cap;
+
+        if (r->ticket_regex) {
+                if (!q->ticket || !*q->ticket)
+                        return decision_refuse(d, "rule \"%s\" needs a ticket matching %s", r->name,
+                                               r->ticket_pattern);
+                k = regexec(r->ticket_regex, q->ticket, 0, NULL, 0);
+                if (k == REG_ESPACE)
+                        return -ENOMEM;
+                if (k != 0)
+                        return decision_refuse(
+                                d, "rule \"%s\" needs a ticket matching %s; \"%s\" does not match",
+                                r->name, r->ticket_pattern, q->ticket);
+        }
+        if (q->reason && strlen(q->reason) < r->reason_min_length)
+                return decision_refuse(
+                        d, "rule \"%s\" needs a reason of at least %u bytes (this one has %zu)",
+                        r->name, r->reason_min_length, strlen(q->reason));
+        if (d->duration > d->cap)
+                return decision_refuse(d,
+                                       "requested %s is longer than the %s that rule \"%s\" allows",
+                                       duration_format(d->duration, want, sizeof(want)),
+                                       duration_format(d->cap, cap, sizeof(cap)), r->name);
+        d->verdict = r->auto_approve ? VERDICT_AUTO_APPROVE : VERDICT_NEEDS_APPROVAL;
+        return 0;
+}
+
+int policy_decide(const Policy *p, const PolicyQuery *q, PolicyDecision *ret) {
+        PolicyDecision d = { .verdict = VERDICT_REFUSED };
+
+        int r = decide(p, q, &d);
+        if (r < 0) {
+                policy_decision_done(&d);
+                return r;
+        }
+        *ret = d;
+        return 0;
+}
+
+int policy_break_glass_decide(const Policy *p, const Identity *requester, const char *service,
+                              uint64_t duration, PolicyDecision *ret) {
+        const PolicyBreakGlass *bg = &p->break_glass;
+        PolicyDecision d = { .verdict = VERDICT_REFUSED, .duration = duration };
+        char want[DURATION_BUF_MAX], cap[DURATION_BUF_MAX];
+        int r = 0;
+
+        if (!bg->enabled)
+                r = decision_refuse(&d,
+                                    "break-glass is not enabled: the policy has no break_glass");
+        else if (!list_matches(&bg->requesters, requester))
+                r = decision_refuse(&d, "%s is not in break_glass.requesters", requester->name);
+        else if (!string_list_contains(&bg->services, service))
+                r = decision_refuse(&d, "break_glass does not cover %s", service);
+        else {
+                d.cap = bg->max_duration;
+                if (duration == 0)
+                        d.duration = bg->max_duration;
+                if (d.duration > d.cap)
+                        r = decision_refuse(
+                                &d, "requested %s is longer than the %s that break_glass allows",
+                                duration_format(d.duration, want, sizeof(want)),
+                                duration_format(d.cap, cap, sizeof(cap)));
+                else
+                        d.verdict = VERDICT_AUTO_APPROVE;
+        }
+        if (r < 0) {
+                policy_decision_done(&d);
+                return r;
+        }
+        *ret = d;
+        return 0;
+}
+
+void policy_decision_done(PolicyDecision *d) {
+        free(d->message);
+        for (size_t i = 0; i < d->n_skipped; i++)
+                free(d->skipped[i]);
+        free(d->skipped);
+        *d = (PolicyDecision){ .verdict = VERDICT_REFUSED };
+}
+
+const char *policy_verdict_to_string(PolicyVerdict v) {
+        switch (v) {
+        case VERDICT_NEEDS_APPROVAL:
+                return "approval";
+        case VERDICT_AUTO_APPROVE:
+                return "auto";
+        case VERDICT_REFUSED:
+                break;
+        }
+        return "refused";
+}
+
+int policy_verdict_from_string(const char *s, PolicyVerdict *ret) {
+        static const PolicyVerdict all[] = { VERDICT_REFUSED, VERDICT_NEEDS_APPROVAL,
+                                             VERDICT_AUTO_APPROVE };
+
+        for (size_t i = 0; s && i < ELEMENTSOF(all); i++)
+                if (STREQ(s, policy_verdict_to_string(all[i]))) {
+                        *ret = all[i];
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+/* Times for explain and case files */
+
+static bool parse_digits(const char **s, int n, int *ret) {
+        int v = 0;
+
+        for (int i = 0; i < n; i++) {
+                if ((*s)[i] < '0' || (*s)[i] > '9')
+                        return false;
+                v = v * 10 + ((*s)[i] - '0');
+        }
+        *s += n;
+        *ret = v;
+        return true;
+}
+
+/* [H]H:MM[:SS] at *s into tm, advancing past it. */
+static bool parse_clock(const char **s, struct tm *tm) {
+        const char *p = *s;
+        int h, m, sec = 0;
+
+        if (!(parse_digits(&p, 2, &h) || parse_digits(&p, 1, &h)) || *p++ != ':' ||
+            !parse_digits(&p, 2, &m))
+                return false;
+        if (*p == ':' && (p++, !parse_digits(&p, 2, &sec)))
+                return false;
+        if (h > 23 || m > 59 || sec > 59)
+                return false;
+        tm->tm_hour = h;
+        tm->tm_min = m;
+        tm->tm_sec = sec;
+        *s = p;
+        return true;
+}
+
+int policy_time_parse(const char *s, time_t now, time_t *ret) {
+        struct tm tm = { .tm_isdst = -1 }, check;
+        const char *p = s;
+        bool utc = false;
+        time_t t;
+
+        if (!s)
+                return -EINVAL;
+        if (STREQ(s, "now")) {
+                *ret = now;
+                return 0;
+        }
+        int day = parse_day(&p);
+        if (day >= 0) {
+                /* The reference week: Monday 2024-01-01 to Sunday 2024-01-07. */
+                if (*p != ' ' && *p != '\t')
+                        return -EINVAL;
+                p += strspn(p, " \t");
+                if (!parse_clock(&p, &tm) || *p)
+                        return -EINVAL;
+                tm.tm_year = 2024 - 1900;
+                tm.tm_mon = 0;
+                tm.tm_mday = 1 + day;
+        } else {
+                int y, mon, mday;
+                if (!parse_digits(&p, 4, &y) || *p++ != '-' || !parse_digits(&p, 2, &mon) ||
+                    *p++ != '-' || !parse_digits(&p, 2, &mday) || *p++ != 'T' ||
+                    !parse_clock(&p, &tm))
+                        return -EINVAL;
+                if (*p == 'Z') {
+                        utc = true;
+                        p++;
+                }
+                if (*p || y < 1970 || mon < 1 || mon > 12 || mday < 1 || mday > 31)
+                        return -EINVAL;
+                tm.tm_year = y - 1900;
+                tm.tm_mon = mon - 1;
+                tm.tm_mday = mday;
+        }
+
+        struct tm want = tm;
+        if (utc) {
+                tm.tm_isdst = 0;
+                t = timegm(&tm);
+                if (t == (time_t) -1 || !gmtime_r(&t, &check))
+                        return -EINVAL;
+        } else {
+                t = mktime(&tm);
+                if (t == (time_t) -1 || !localtime_r(&t, &check))
+                        return -EINVAL;
+        }
+        /* mktime and timegm normalise: 2024-02-30 or a time skipped by a DST change would
+         * come back as another time. Such a time does not exist. */
+        if (check.tm_year != want.tm_year || check.tm_mon != want.tm_mon ||
+            check.tm_mday != want.tm_mday || check.tm_hour != want.tm_hour ||
+            check.tm_min != want.tm_min || check.tm_sec != want.tm_sec)
+                return -EINVAL;
+        *ret = t;
+        return 0;
 }

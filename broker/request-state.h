@@ -52,7 +52,8 @@ typedef enum ApprovalVerdict {
 } ApprovalVerdict;
 
 /* Decides what an approval by approver_uid means for a request. prior holds the uids of
- * the approvals already recorded. */
+ * the approvals already recorded. allow_self: the rule lets requesters approve their own
+ * requests (allow_self_approval); they must still be listed approvers. */
 ApprovalVerdict approval_decide(RequestState state, uid_t requester_uid, uid_t approver_uid,
                                 bool approver_listed, const uid_t *prior, size_t n_prior,
-                                unsigned required);
+                                unsigned required, bool allow_self);

@@ -156,6 +156,42 @@ bool valid_account_name(const char *s) {
         return true;
 }
 
+/* getpwnam_r(3): these mean "no such name" from some NSS modules rather than a failure. */
+static bool errno_is_not_found(int e) {
+        return e == 0 || e == ENOENT || e == ESRCH || e == EBADF || e == EPERM;
+}
+
+int account_exists(const char *entry) {
+        bool group = entry[0] == '%';
+        const char *name = group ? entry + 1 : entry;
+        size_t size = 1024;
+
+        for (;;) {
+                _cleanup_free_ char *buf = malloc(size);
+                bool found;
+                int r;
+
+                if (!buf)
+                        return -ENOMEM;
+                if (group) {
+                        struct group gr, *result = NULL;
+                        r = getgrnam_r(name, &gr, buf, size, &result);
+                        found = result;
+                } else {
+                        struct passwd pw, *result = NULL;
+                        r = getpwnam_r(name, &pw, buf, size, &result);
+                        found = result;
+                }
+                if (r == ERANGE && size < NSS_BUF_MAX) {
+                        size *= 2;
+                        continue;
+                }
+                if (found)
+                        return 1;
+                return errno_is_not_found(r) ? 0 : -r;
+        }
+}
+
 int user_uid_from_name(const char *name, uid_t *ret) {
         struct passwd pw;
         _cleanup_free_ char *buf = NULL;

@@ -30,5 +30,9 @@ bool identity_matches(const Identity *id, const char *entry);
 /* A plausible user or group name: portable characters only, at most 256 bytes. */
 bool valid_account_name(const char *s);
 
+/* Whether entry ("alice" or "%wheel") names an account NSS knows: 1 yes, 0 no, or a
+ * negative errno when the lookup itself failed. */
+int account_exists(const char *entry);
+
 /* Just the uid of a user name, for the hot path that needs no groups. */
 int user_uid_from_name(const char *name, uid_t *ret);

@@ -8,7 +8,7 @@
 set -euo pipefail
 
 BUILD_PKGS=(meson ninja-build pkg-config gcc libpam0g-dev libsystemd-dev libsqlite3-dev
-            libconfig-dev libjson-c-dev sudo)
+            libconfig-dev libjson-c-dev libssl-dev sudo)
 TEST_PKGS=(libcmocka-dev libpam-wrapper libpamtest0-dev python3 systemd openssh-server
            openssh-client sqlite3 util-linux)
 

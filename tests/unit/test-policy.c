@@ -340,14 +340,14 @@ static void test_top_level_errors(void **state) {
         assert_policy_error("settings = { };",
                             NAME ": no 'rules' list: a policy without rules refuses every request; "
                                  "write rules = ( ); to say so");
-        assert_policy_error(
-                "rules = ();\n\nfoo = 1;",
-                NAME ":3: policy: unknown key 'foo' (expected one of: settings, profile, rules)");
+        assert_policy_error("rules = ();\n\nfoo = 1;",
+                            NAME ":3: policy: unknown key 'foo' (expected one of: settings, "
+                                 "profile, rules, break_glass)");
         assert_policy_error("Rules = ();",
                             NAME ":1: policy: unknown key 'Rules' (expected one of: settings, "
-                                 "profile, rules)");
-        assert_policy_error("rules = ();\nbreak_glass = { requesters = [\"%sre\"]; };", NAME
-                            ":2: policy: 'break_glass' is not supported by this version of jit");
+                                 "profile, rules, break_glass)");
+        assert_policy_error("rules = ();\nbreak_glass = { requesters = [\"%sre\"]; };",
+                            NAME ":2: break_glass: missing 'services'");
         assert_policy_error("rules = 5;", NAME ":1: rules: expected a list ( { ... }, { ... } )");
         assert_policy_error("rules = [];", NAME ":1: rules: expected a list ( { ... }, { ... } )");
         assert_policy_error("\nrules = { };",
@@ -406,7 +406,8 @@ static void test_rule_structure_errors(void **state) {
         assert_policy_error(
                 "rules = ( { name = \"r\"; color = \"red\"; } );", NAME
                 ":1: rule \"r\": unknown key 'color' (expected one of: name, services, requesters, "
-                "approvers, approvals, max_duration)");
+                "approvers, approvals, max_duration, auto_approve, when, ticket_pattern, "
+                "reason_min_length, allow_self_approval)");
 }
 
 static void test_rule_name_length(void **state) {
@@ -440,27 +441,41 @@ static void test_rule_name_length(void **state) {
         assert_policy_error(text, NAME ":1: rule name: longer than 256 bytes");
 }
 
-static void test_rule_unsupported_keys(void **state) {
-        static const char *const keys[] = {
-                "auto_approve = true",
-                "when = [\"Mon-Fri 08:00-20:00\"]",
-                "ticket_pattern = \"^OPS-[0-9]+$\"",
-                "reason_min_length = 10",
-                "allow_self_approval = true",
-        };
-        char text[512], expect[256], key[64];
+/* Every key of DESIGN.md's rules is accepted (each one's values and errors are in
+ * test-policy-decide.c). */
+static void test_rule_all_keys(void **state) {
+        static const char text[] =
+                "rules = (\n"
+                "  { name = \"r\"; services = [\"sudo\"]; requesters = [\"a\"];\n"
+                "    approvers = [\"b\", \"c\"]; approvals = 2; max_duration = \"2h\";\n"
+                "    auto_approve = false; when = [\"Mon-Fri 08:00-20:00\"];\n"
+                "    ticket_pattern = \"^OPS-[0-9]+$\"; reason_min_length = 10;\n"
+                "    allow_self_approval = true; },\n"
+                "  { name = \"auto\"; services = [\"sudo\"]; requesters = [\"a\"];\n"
+                "    auto_approve = true; }\n"
+                ");\n"
+                "break_glass = { requesters = [\"%sre\"]; services = [\"sudo\"]; max_duration = \"15m\"; };\n";
+        Policy *p = parse_ok(text);
+        const PolicyRule *r = &p->rules[0];
 
-        for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-                snprintf(
-                        text, sizeof(text),
-                        "rules = (\n  { name = \"r\"; services = [\"sudo\"]; requesters = [\"a\"];\n"
-                        "    approvers = [\"b\"];\n    %s; }\n);",
-                        keys[i]);
-                snprintf(key, sizeof(key), "%.*s", (int) strcspn(keys[i], " "), keys[i]);
-                snprintf(expect, sizeof(expect),
-                         NAME ":4: rule \"r\": '%s' is not supported by this version of jit", key);
-                assert_policy_error(text, expect);
-        }
+        assert_false(r->auto_approve);
+        assert_int_equal(r->when.n, 1);
+        assert_string_equal(r->when.items[0], "Mon-Fri 08:00-20:00");
+        assert_string_equal(r->ticket_pattern, "^OPS-[0-9]+$");
+        assert_non_null(r->ticket_regex);
+        assert_int_equal(r->reason_min_length, 10);
+        assert_true(r->allow_self_approval);
+        r = &p->rules[1];
+        assert_true(r->auto_approve);
+        assert_int_equal(r->approvers.n, 0);
+        assert_int_equal(r->when.n, 0);
+        assert_null(r->ticket_pattern);
+        assert_null(r->ticket_regex);
+        assert_int_equal(r->reason_min_length, 0);
+        assert_false(r->allow_self_approval);
+        assert_true(p->break_glass.enabled);
+        assert_int_equal(p->break_glass.max_duration, 900);
+        policy_free(p);
 }
 
 static void test_rule_list_errors(void **state) {
@@ -474,7 +489,8 @@ static void test_rule_list_errors(void **state) {
                 others[i] = "";
                 snprintf(text, sizeof(text), "rules = (\n  { name = \"r\"; %s %s %s }\n);",
                          others[0], others[1], others[2]);
-                snprintf(expect, sizeof(expect), NAME ":2: rule \"r\": missing '%s'", lists[i]);
+                snprintf(expect, sizeof(expect), NAME ":2: rule \"r\": missing '%s'%s", lists[i],
+                         i == 2 ? " (or auto_approve = true)" : "");
                 assert_policy_error(text, expect);
 
                 const char *base[3] = { "services = [\"sudo\"];", "requesters = [\"alice\"];",
@@ -912,7 +928,7 @@ static void test_load_ok(void **state) {
 
 static void test_load_parse_error_names_file(void **state) {
         LoadDir *d = *state;
-        char expect[256];
+        char expect[512];
 
         if (geteuid() != 0)
                 skip();
@@ -920,7 +936,8 @@ static void test_load_parse_error_names_file(void **state) {
         snprintf(
                 expect, sizeof(expect),
                 "%s:2: rule \"x\": unknown key 'oops' (expected one of: name, services, requesters, approvers, "
-                "approvals, max_duration)",
+                "approvals, max_duration, auto_approve, when, ticket_pattern, reason_min_length, "
+                "allow_self_approval)",
                 d->path);
         assert_load_refused(d->path, -EINVAL, expect);
 }
@@ -1026,7 +1043,7 @@ int main(void) {
                 cmocka_unit_test(test_include_refused),
                 cmocka_unit_test(test_rule_structure_errors),
                 cmocka_unit_test(test_rule_name_length),
-                cmocka_unit_test(test_rule_unsupported_keys),
+                cmocka_unit_test(test_rule_all_keys),
                 cmocka_unit_test(test_rule_list_errors),
                 cmocka_unit_test(test_rule_approvals_and_duration),
                 cmocka_unit_test(test_first_error_wins),

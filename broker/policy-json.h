@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: MIT */
+/* A policy decision as JSON: what `jitctl policy explain --json` prints and what the
+ * broker's `explain` op returns, so both read the same. */
+#pragma once
+
+#include <json-c/json.h>
+
+#include "policy.h"
+
+/* {"verdict": "auto"|"approval"|"refused", "rule": NAME|null, "message": TEXT|null,
+ *  "user": NAME, "service": S, "duration": SECONDS, "cap": SECONDS, "approvers": [...],
+ *  "approvals": N, "auto_approve": BOOL, "skipped": [TEXT...], "policy_version": HASH,
+ *  "at": RFC3339}. approvers and approvals are the matched rule's (none and 0 without a
+ * rule, 0 for an auto-approving rule). Returns NULL on ENOMEM. */
+json_object *policy_decision_to_json(const Policy *p, const PolicyQuery *q,
+                                     const PolicyDecision *d);
