@@ -62,6 +62,34 @@ static const char *const migrations[] = {
         "ALTER TABLE approvals ADD COLUMN policy_version TEXT;"
         "CREATE INDEX requests_unacknowledged ON requests(id)"
         "  WHERE break_glass = 1 AND acknowledged_by IS NULL;",
+        /* 2 -> 3: the append-only, hash-chained audit log (broker-audit.c) */
+        "CREATE TABLE audit ("
+        "  seq INTEGER PRIMARY KEY,"
+        "  at INTEGER NOT NULL,"
+        "  event TEXT NOT NULL,"
+        "  actor TEXT NOT NULL,"
+        "  actor_uid INTEGER NOT NULL,"
+        "  request_id INTEGER NOT NULL,"
+        "  details TEXT NOT NULL,"
+        "  prev_hash TEXT NOT NULL,"
+        "  hash TEXT NOT NULL"
+        ");"
+        "CREATE INDEX audit_request ON audit(request_id);"
+        "CREATE INDEX audit_at ON audit(at);"
+        "CREATE TABLE audit_anchor ("
+        "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+        "  chain_id TEXT NOT NULL,"
+        "  seq INTEGER NOT NULL,"
+        "  hash TEXT NOT NULL"
+        ");"
+        "INSERT INTO audit_anchor VALUES (1, lower(hex(randomblob(16))), 0,"
+        "  '0000000000000000000000000000000000000000000000000000000000000000');"
+        "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit"
+        "  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"
+        "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
+        "  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"
+        "CREATE TRIGGER audit_anchor_no_delete BEFORE DELETE ON audit_anchor"
+        "  BEGIN SELECT RAISE(ABORT, 'the audit anchor stays'); END;",
 };
 
 static int sqlite_to_errno(int rc) {
@@ -89,6 +117,10 @@ static int sqlite_to_errno(int rc) {
         default:
                 return -EIO;
         }
+}
+
+sqlite3 *db_sqlite(BrokerDb *db) {
+        return db->db;
 }
 
 const char *db_error(BrokerDb *db) {

@@ -61,6 +61,9 @@ typedef struct BrokerDb BrokerDb;
 int db_open(const char *path, BrokerDb **ret, char **ret_error);
 void db_close(BrokerDb *db);
 const char *db_error(BrokerDb *db);
+/* For the audit log (broker-audit.c), which keeps its own statements. */
+struct sqlite3;
+struct sqlite3 *db_sqlite(BrokerDb *db);
 
 int db_begin(BrokerDb *db);
 int db_commit(BrokerDb *db);

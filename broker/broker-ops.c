@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "broker-audit.h"
 #include "broker-journal.h"
 #include "broker.h"
 #include "cleanup.h"
@@ -351,6 +352,18 @@ static json_object *op_request(Op *op) {
                         return internal_error(op, "recording the auto-approval", r);
                 }
         }
+        /* The records go in the same transaction: no state change without its record. */
+        char rule_actor[POLICY_TEXT_MAX + 8];
+        snprintf(rule_actor, sizeof(rule_actor), "rule:%s", req.rule);
+        Request filed = req;
+        filed.state = REQUEST_PENDING;
+        if ((r = audit_append(b, JIT_EVENT_REQUESTED, op->caller.name, op->caller.uid, req.id,
+                              audit_request_details(&filed))) < 0 ||
+            (automatic && (r = audit_append(b, JIT_EVENT_AUTO_APPROVED, rule_actor, -1, req.id,
+                                            audit_request_details(&req))) < 0)) {
+                db_rollback(b->db);
+                return internal_error(op, "writing the audit record", r);
+        }
         if ((r = db_commit(b->db)) < 0) {
                 db_rollback(b->db);
                 return internal_error(op, "saving the request", r);
@@ -467,6 +480,19 @@ static json_object *op_approve(Op *op) {
                         return internal_error(op, "activating the grant", k);
                 }
         }
+        json_object *details = audit_request_details(r);
+        if (details) {
+                json_object_object_add(details, "approver", json_object_new_string(op->caller.name));
+                if (comment)
+                        json_object_object_add(details, "comment", json_object_new_string(comment));
+        }
+        if ((k = audit_append(b, JIT_EVENT_APPROVAL, op->caller.name, op->caller.uid, id, details)) < 0 ||
+            (v == APPROVAL_COMPLETE &&
+             (k = audit_append(b, JIT_EVENT_GRANTED, op->caller.name, op->caller.uid, id,
+                               audit_request_details(r))) < 0)) {
+                db_rollback(b->db);
+                return internal_error(op, "writing the audit record", k);
+        }
         if ((k = db_commit(b->db)) < 0) {
                 db_rollback(b->db);
                 return internal_error(op, "saving the approval", k);
@@ -547,14 +573,15 @@ static json_object *end_request(Op *op, RequestEvent event, unsigned who, const 
                 db_rollback(b->db);
                 return internal_error(op, verb, -ENOMEM);
         }
-        if ((k = db_update_request(b->db, r)) < 0 || (k = db_commit(b->db)) < 0) {
-                db_rollback(b->db);
-                return internal_error(op, "saving the change", k);
-        }
-
         JitEvent ev = event == EVENT_DENY     ? JIT_EVENT_DENIED
                       : event == EVENT_REVOKE ? JIT_EVENT_REVOKED
                                               : JIT_EVENT_CANCELLED;
+        if ((k = db_update_request(b->db, r)) < 0 ||
+            (k = audit_append(b, ev, op->caller.name, op->caller.uid, id, audit_request_details(r))) < 0 ||
+            (k = db_commit(b->db)) < 0) {
+                db_rollback(b->db);
+                return internal_error(op, "saving the change", k);
+        }
         log_event(ev, LOG_NOTICE, r, op->caller.name, NULL, "%s %s request %lld of %s%s%s",
                   op->caller.name,
                   event == EVENT_DENY     ? "denied"
@@ -759,9 +786,16 @@ static json_object *op_break_glass(Op *op) {
                 .policy_version = b->policy->hash,
                 .break_glass = true,
         };
+        if ((r = db_begin(b->db)) < 0)
+                return internal_error(op, "starting a transaction", r);
         if ((r = request_activate(b, &req, now_real, now_boot)) < 0 ||
-            (r = db_insert_request(b->db, &req)) < 0)
+            (r = db_insert_request(b->db, &req)) < 0 ||
+            (r = audit_append(b, JIT_EVENT_BREAK_GLASS, op->caller.name, op->caller.uid, req.id,
+                              audit_request_details(&req))) < 0 ||
+            (r = db_commit(b->db)) < 0) {
+                db_rollback(b->db);
                 return internal_error(op, "saving the break-glass grant", r);
+        }
 
         log_event(JIT_EVENT_BREAK_GLASS, LOG_ALERT, &req, op->caller.name, NULL,
                   "BREAK-GLASS: %s took %s for %s without approval (request %lld): %s", req.requester,
@@ -814,7 +848,10 @@ static json_object *op_ack(Op *op) {
                 db_rollback(b->db);
                 return internal_error(op, "acknowledging", -ENOMEM);
         }
-        if ((k = db_update_request(b->db, r)) < 0 || (k = db_commit(b->db)) < 0) {
+        if ((k = db_update_request(b->db, r)) < 0 ||
+            (k = audit_append(b, JIT_EVENT_ACKNOWLEDGED, op->caller.name, op->caller.uid, id,
+                              audit_request_details(r))) < 0 ||
+            (k = db_commit(b->db)) < 0) {
                 db_rollback(b->db);
                 return internal_error(op, "saving the acknowledgement", k);
         }
@@ -901,6 +938,40 @@ static json_object *op_explain(Op *op) {
         return res ? jit_reply_ok(res) : jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
 }
 
+/* ---- audit: the record, for auditors in full, for others their own requests ---- */
+
+#define AUDIT_GROUP "jit-auditors"
+#define AUDIT_QUERY_MAX 10000
+
+static json_object *op_audit(Op *op) {
+        const char *since_text, *until_text, *user;
+        int64_t request_id = 0, limit = 1000;
+        time_t since = 0, until = 0;
+        int r;
+
+        if ((r = jit_message_get_string(op->msg, "since", 64, false, &since_text)) < 0)
+                return bad_field("since", r, 64);
+        if ((r = jit_message_get_string(op->msg, "until", 64, false, &until_text)) < 0)
+                return bad_field("until", r, 64);
+        if ((since_text && parse_rfc3339(since_text, &since) < 0) || (until_text && parse_rfc3339(until_text, &until) < 0))
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "since and until must be RFC 3339 times");
+        if ((r = jit_message_get_string(op->msg, "user", JIT_USER_MAX, false, &user)) < 0)
+                return bad_field("user", r, JIT_USER_MAX);
+        if (jit_message_get_int(op->msg, "request", 1, INT64_MAX, false, &request_id, NULL) < 0)
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "request must be a positive id");
+        if (jit_message_get_int(op->msg, "limit", 1, AUDIT_QUERY_MAX, false, &limit, NULL) < 0)
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "limit must be 1..%d", AUDIT_QUERY_MAX);
+
+        /* Root and auditors read everything; everyone else the records of their own requests. */
+        bool auditor = is_root(op) || identity_in_group(&op->caller, AUDIT_GROUP);
+        json_object *records = NULL;
+        r = audit_query(op->b, (uint64_t) since * USEC_PER_SEC, (uint64_t) until * USEC_PER_SEC, user, request_id,
+                        auditor ? (uid_t) -1 : op->caller.uid, (unsigned) limit, &records);
+        if (r < 0)
+                return internal_error(op, "reading the audit log", r);
+        return jit_reply_ok(records);
+}
+
 static const struct {
         const char *name;
         json_object *(*handler)(Op *op);
@@ -913,6 +984,7 @@ static const struct {
         { "list", op_list, true },       { "show", op_show, true },
         { "status", op_status, true },   { "break-glass", op_break_glass, true },
         { "ack", op_ack, true },         { "explain", op_explain, false },
+        { "audit", op_audit, true },
 };
 
 json_object *broker_dispatch(Broker *b, const struct ucred *peer, json_object *msg) {

@@ -29,6 +29,8 @@ typedef struct Broker {
         uint64_t flood_logged_at; /* CLOCK_MONOTONIC usec of the last "dropping" warning */
 
         sd_event_source *deadline_timer;
+        sd_event_source *audit_head_timer;
+        int64_t audit_logged_seq; /* the audit head last sent to journald */
 } Broker;
 
 /* broker-server.c */

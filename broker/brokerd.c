@@ -11,12 +11,16 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "broker-audit.h"
 #include "broker-journal.h"
 #include "broker.h"
 #include "cleanup.h"
 #include "config.h"
 #include "duration.h"
 #include "timeutil.h"
+
+/* How often the audit head goes to journald when it moved. */
+#define AUDIT_HEAD_INTERVAL_USEC (60 * USEC_PER_SEC)
 
 static int read_boot_id(char buf[BOOT_ID_MAX]) {
         _cleanup_close_ int fd =
@@ -119,6 +123,9 @@ static int end_due_request(Broker *b, int64_t id, uint64_t now_real, uint64_t no
         if (k >= 0)
                 k = db_update_request(b->db, r);
         if (k >= 0)
+                k = audit_append(b, ev == EVENT_EXPIRE ? JIT_EVENT_EXPIRED : JIT_EVENT_TIMED_OUT, "broker", -1,
+                                 r->id, audit_request_details(r));
+        if (k >= 0)
                 k = db_commit(b->db);
         if (k < 0) {
                 db_rollback(b->db);
@@ -161,6 +168,32 @@ int broker_process_deadlines(Broker *b) {
                 }
         }
         return r;
+}
+
+/* Policy loads and broker start/stop are events of their own in the audit log. */
+static void audit_policy(Broker *b, JitEvent ev, const char *error) {
+        json_object *d = json_object_new_object();
+        if (d) {
+                json_object_object_add(d, "policy", json_object_new_string(b->policy_path));
+                if (b->policy)
+                        json_object_object_add(d, "policy_version", json_object_new_string(b->policy->hash));
+                if (error)
+                        json_object_object_add(d, "error", json_object_new_string(error));
+        }
+        int r = audit_append(b, ev, "broker", -1, 0, d);
+        if (r < 0) {
+                errno = -r;
+                log_error("writing the audit record for %s: %m", jit_event_name(ev));
+        }
+        audit_log_head(b, false);
+}
+
+static int on_audit_head_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Broker *b = userdata;
+        audit_log_head(b, false);
+        (void) sd_event_source_set_time_relative(s, AUDIT_HEAD_INTERVAL_USEC);
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        return 0;
 }
 
 /* Whether the rule a pending request was filed under still exists and still lets its
@@ -220,7 +253,11 @@ static void withdraw_pending(Broker *b) {
                 free(r->end_reason);
                 r->ended_by = strdup("broker");
                 r->end_reason = strdup(reason);
-                if (!r->ended_by || !r->end_reason || (k = db_update_request(b->db, r)) < 0) {
+                if (!r->ended_by || !r->end_reason || (k = db_begin(b->db)) < 0 ||
+                    (k = db_update_request(b->db, r)) < 0 ||
+                    (k = audit_append(b, JIT_EVENT_WITHDRAWN, "broker", -1, r->id, audit_request_details(r))) < 0 ||
+                    (k = db_commit(b->db)) < 0) {
+                        db_rollback(b->db);
                         log_error("withdrawing request %lld after the reload failed", (long long) r->id);
                         continue;
                 }
@@ -252,6 +289,8 @@ static int load_policy(Broker *b, bool initial) {
                                   initial ? "cannot load the policy"
                                           : "policy rejected, keeping the old one",
                                   b->policy_path, strerror(-r));
+                if (b->db)
+                        audit_policy(b, JIT_EVENT_POLICY_REJECTED, error);
                 return r;
         }
         policy_free(b->policy);
@@ -264,6 +303,8 @@ static int load_policy(Broker *b, bool initial) {
                   p->n_rules == 1 ? "" : "s", p->hash);
         for (size_t i = 0; i < p->n_warnings; i++)
                 log_warning("policy warning: %s", p->warnings[i]);
+        if (b->db)
+                audit_policy(b, JIT_EVENT_POLICY_LOADED, NULL);
         if (!initial)
                 withdraw_pending(b);
         return 0;
@@ -411,6 +452,8 @@ int main(int argc, char *argv[]) {
             (r = sd_event_add_signal(b.event, NULL, SIGHUP, on_sighup, &b)) < 0 ||
             (r = sd_event_add_time(b.event, &b.deadline_timer, CLOCK_BOOTTIME, UINT64_MAX, 0,
                                    on_deadline, &b)) < 0 ||
+            (r = sd_event_add_time_relative(b.event, &b.audit_head_timer, CLOCK_MONOTONIC,
+                                            AUDIT_HEAD_INTERVAL_USEC, 0, on_audit_head_timer, &b)) < 0 ||
             (r = sd_event_set_watchdog(b.event, true)) < 0) {
                 errno = -r;
                 log_error("setting up the event loop: %m");
@@ -418,6 +461,11 @@ int main(int argc, char *argv[]) {
         }
         /* Deadlines are ours to keep to the second, not the default 250 ms window. */
         (void) sd_event_source_set_time_accuracy(b.deadline_timer, 1);
+
+        /* The start, and the policy it starts with, open this run's part of the audit log. */
+        audit_policy(&b, JIT_EVENT_STARTED, NULL);
+        audit_policy(&b, JIT_EVENT_POLICY_LOADED, NULL);
+        audit_log_head(&b, true);
 
         /* Whatever expired while no broker ran ends now, before the first check is answered. */
         (void) broker_process_deadlines(&b);
@@ -439,6 +487,9 @@ int main(int argc, char *argv[]) {
         sd_notify(false, "STOPPING=1");
         log_event(JIT_EVENT_STOPPING, LOG_INFO, NULL, "broker", NULL, "jit-brokerd stopping");
         broker_stop_listening(&b);
+        audit_policy(&b, JIT_EVENT_STOPPING, NULL);
+        audit_log_head(&b, true);
+        sd_event_source_disable_unref(b.audit_head_timer);
         sd_event_source_disable_unref(b.deadline_timer);
         sd_event_unref(b.event);
         db_close(b.db);

@@ -573,19 +573,19 @@ static int parse_case(CaseFile *f, const config_setting_t *s, size_t index, Case
         if ((r = case_string(f, s, what, "for", &v)) < 0)
                 return r;
         if (v && duration_parse(v, &c->duration) < 0)
-                return case_error(
-                        f, config_setting_get_member(s, "for"),
-                        "%s: for: \"%s\" is not a duration (expected e.g. \"90s\", \"30m\", \"1h30m\", \"2h\", \"1d\")",
-                        what, v);
+                return case_error(f, config_setting_get_member(s, "for"),
+                                  "%s: for: \"%s\" is not a duration "
+                                  "(expected e.g. \"90s\", \"30m\", \"1h30m\", \"2h\", \"1d\")",
+                                  what, v);
 
         if ((r = case_string(f, s, what, "at", &v)) < 0)
                 return r;
         if (policy_time_parse(v ?: "Mon 12:00", time(NULL), &c->at) < 0)
-                return case_error(
-                        f, config_setting_get_member(s, "at"),
-                        "%s: at: \"%s\" is not a time (expected \"Mon 10:00\", \"2024-01-01T10:00\", "
-                        "\"2024-01-01T10:00:00Z\" or \"now\")",
-                        what, v);
+                return case_error(f, config_setting_get_member(s, "at"),
+                                  "%s: at: \"%s\" is not a time "
+                                  "(expected \"Mon 10:00\", \"2024-01-01T10:00\", "
+                                  "\"2024-01-01T10:00:00Z\" or \"now\")",
+                                  what, v);
 
         if ((r = case_string(f, s, what, "ticket", &c->ticket)) < 0 ||
             (r = case_string(f, s, what, "reason", &c->reason)) < 0 ||

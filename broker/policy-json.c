@@ -58,7 +58,9 @@ json_object *policy_decision_to_json(const Policy *p, const PolicyQuery *q,
                  false) &&
              add(o, "approvals",
                  json_object_new_int(r && !r->auto_approve ? (int) r->approvals : 0), false) &&
-             add(o, "auto_approve", json_object_new_boolean(r && r->auto_approve), false) &&
+             add(o, "auto_approve",
+                 json_object_new_boolean(r ? r->auto_approve : d->verdict == VERDICT_AUTO_APPROVE),
+                 false) &&
              add(o, "skipped", strings(d->skipped, d->n_skipped), false) &&
              add(o, "policy_version", json_object_new_string(p->hash), false) &&
              add(o, "at", json_object_new_string(at), false);

@@ -11,6 +11,7 @@
  *  "user": NAME, "service": S, "duration": SECONDS, "cap": SECONDS, "approvers": [...],
  *  "approvals": N, "auto_approve": BOOL, "skipped": [TEXT...], "policy_version": HASH,
  *  "at": RFC3339}. approvers and approvals are the matched rule's (none and 0 without a
- * rule, 0 for an auto-approving rule). Returns NULL on ENOMEM. */
+ * rule, 0 for an auto-approving rule); auto_approve is the rule's, or for a decision
+ * without a rule (break-glass) whether it was allowed. Returns NULL on ENOMEM. */
 json_object *policy_decision_to_json(const Policy *p, const PolicyQuery *q,
                                      const PolicyDecision *d);

@@ -410,6 +410,8 @@ static int window_error(char **ret_error, const char *fmt, ...) {
         return -EINVAL;
 }
 
+#define UNKNOWN_DAY "unknown day \"%.*s\" (expected Mon, Tue, Wed, Thu, Fri, Sat or Sun)"
+
 int policy_window_parse(const char *s, PolicyWindow *ret, char **ret_error) {
         static const char example[] =
                 "expected days and a time range such as \"Mon-Fri 08:00-20:00\", "
@@ -432,20 +434,16 @@ int policy_window_parse(const char *s, PolicyWindow *ret, char **ret_error) {
                         if (first < 0 && strcspn(name, ",- \t") == 0)
                                 return window_error(ret_error, "%s", example);
                         if (first < 0)
-                                return window_error(
-                                        ret_error,
-                                        "unknown day \"%.*s\" (expected Mon, Tue, Wed, Thu, Fri, Sat or Sun)",
-                                        (int) strcspn(name, ",- \t"), name);
+                                return window_error(ret_error, UNKNOWN_DAY,
+                                                    (int) strcspn(name, ",- \t"), name);
                         if (*p == '-') {
                                 name = ++p;
                                 last = parse_day(&p);
                                 if (last < 0 && strcspn(name, ",- \t") == 0)
                                         return window_error(ret_error, "%s", example);
                                 if (last < 0)
-                                        return window_error(
-                                                ret_error,
-                                                "unknown day \"%.*s\" (expected Mon, Tue, Wed, Thu, Fri, Sat or Sun)",
-                                                (int) strcspn(name, ",- \t"), name);
+                                        return window_error(ret_error, UNKNOWN_DAY,
+                                                            (int) strcspn(name, ",- \t"), name);
                         }
                         /* A range may wrap around the week: Fri-Mon is Fri, Sat, Sun, Mon. */
                         for (int d = first;; d = (d + 1) % 7) {

@@ -1113,6 +1113,22 @@ static void test_decision_json_shapes(void **state) {
         assert_int_equal(json_object_get_int64(v), 1800);
         json_object_put(o);
         policy_decision_done(&d);
+
+        /* Break-glass: no rule, allowed without approval. */
+        q.requester = &carol;
+        assert_int_equal(policy_break_glass_decide(decide_p, &carol, "sudo", 0, &d), 0);
+        o = policy_decision_to_json(decide_p, &q, &d);
+        assert_non_null(o);
+        assert_true(json_object_object_get_ex(o, "verdict", &v));
+        assert_string_equal(json_object_get_string(v), "auto");
+        assert_true(json_object_object_get_ex(o, "rule", &v));
+        assert_null(v);
+        assert_true(json_object_object_get_ex(o, "auto_approve", &v));
+        assert_true(json_object_get_boolean(v));
+        assert_true(json_object_object_get_ex(o, "cap", &v));
+        assert_int_equal(json_object_get_int64(v), 900);
+        json_object_put(o);
+        policy_decision_done(&d);
 }
 
 int main(void) {

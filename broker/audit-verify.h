@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/* Checking the audit log's hash chain against its anchor and against the chain heads the
+ * broker sent to journald (SECURITY.md item 14: an anchor outside the database is what
+ * proves that nothing was cut off its end). Pure: no I/O, for jitctl audit --verify. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "audit-record.h"
+
+/* A point of the chain: the anchor (audit_anchor's seq and hash) or a head from the
+ * journal (JIT_AUDIT_SEQ, JIT_AUDIT_HASH). */
+typedef struct AuditHead {
+        int64_t seq;
+        char hash[AUDIT_HASH_LEN + 1];
+} AuditHead;
+
+typedef enum AuditFault {
+        AUDIT_INTACT,
+        AUDIT_EDITED,    /* a record's content, or its hash, is not what was written */
+        AUDIT_DELETED,   /* a record in the middle (or at the start) is gone */
+        AUDIT_REORDERED, /* records are there but not in the order they were written */
+        AUDIT_TRUNCATED, /* records at the end are gone: the journal saw a later head */
+        _AUDIT_FAULT_MAX,
+} AuditFault;
+
+typedef struct AuditVerdict {
+        AuditFault fault;
+        int64_t seq;       /* the first bad seq (TRUNCATED: the first missing one); 0 intact */
+        char message[512]; /* one line for a person */
+        int64_t n_records;
+        int64_t first_seq, last_seq; /* 0 when there are no records */
+        int64_t journal_seq;         /* the highest head the journal holds; 0 none */
+} AuditVerdict;
+
+/* Verifies records, in ascending seq order as stored, from anchor on. heads are the
+ * journal's heads of this chain, in any order. The first problem wins: the walk in stored
+ * order (a gap, a record whose hash is not its content's, a record that does not chain to
+ * the one before it), then the heads (one whose hash differs from the record's, then one
+ * beyond the last record). A head before the anchor cannot be checked and is skipped. */
+void audit_verify(const AuditRecord *records, size_t n, const AuditHead *anchor,
+                  const AuditHead *heads, size_t n_heads, AuditVerdict *ret);
+
+/* "intact", "edited", "deleted", "reordered", "truncated"; NULL out of range. */
+const char *audit_fault_to_string(AuditFault f);

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/* The append-only audit log: one hash-chained record per event, written in the same
+ * transaction as the state change it records; its head also goes to journald, so that a
+ * database cut short can be told from one that was never longer. */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "audit-record.h"
+#include "broker-db.h"
+#include "broker-journal.h"
+
+typedef struct Broker Broker;
+
+/* Appends one record. Call inside the transaction of the change it records (or alone,
+ * for events that change nothing else). details is consumed; may be NULL. */
+int audit_append(Broker *b, JitEvent event, const char *actor, int64_t actor_uid, int64_t request_id,
+                 json_object *details);
+
+/* A details object describing r, for audit_append. */
+json_object *audit_request_details(const Request *r);
+
+/* Sends the chain's head (chain id, seq, hash) to journald if it moved since the last
+ * time, or always when force. */
+void audit_log_head(Broker *b, bool force);
+
+/* Records matching the filters (0/NULL: any), oldest first, at most limit. uid_only:
+ * (uid_t)-1 for everything, else only records of that uid's own requests. */
+int audit_query(Broker *b, uint64_t since, uint64_t until, const char *user, int64_t request_id,
+                uid_t uid_only, unsigned limit, json_object **ret);
