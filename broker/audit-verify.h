@@ -38,8 +38,10 @@ typedef struct AuditVerdict {
  * journal's heads of this chain, in any order. The first problem wins: the walk in stored
  * order (a gap, a record whose hash is not its content's, a record that does not chain to
  * the one before it), then the heads (one whose hash differs from the record's, then one
- * beyond the last record). A head before the anchor cannot be checked and is skipped. */
-void audit_verify(const AuditRecord *records, size_t n, const AuditHead *anchor,
+ * beyond the last record). A head before the anchor cannot be checked and is skipped.
+ * Returns 0 with the verdict in *ret, or -ENOMEM/-EIO when libcrypto failed (no verdict:
+ * a failure to hash must not read as tampering). */
+int audit_verify(const AuditRecord *records, size_t n, const AuditHead *anchor,
                   const AuditHead *heads, size_t n_heads, AuditVerdict *ret);
 
 /* "intact", "edited", "deleted", "reordered", "truncated"; NULL out of range. */

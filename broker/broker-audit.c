@@ -2,11 +2,14 @@
 #include "broker-audit.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <systemd/sd-journal.h>
 
 #include "broker.h"
@@ -188,4 +191,236 @@ int audit_query(Broker *b, uint64_t since, uint64_t until, const char *user, int
         }
         *ret = arr;
         return 0;
+}
+
+static int write_all(int fd, const char *s, size_t len) {
+        while (len > 0) {
+                ssize_t n = write(fd, s, len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                s += n;
+                len -= (size_t) n;
+        }
+        return 0;
+}
+
+static int write_json_line(int fd, json_object *o) {
+        size_t len;
+        const char *s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+                                                          &len);
+        if (!s)
+                return -ENOMEM;
+        int r = write_all(fd, s, len);
+        return r < 0 ? r : write_all(fd, "\n", 1);
+}
+
+int audit_archive(Broker *b, uint64_t until, const char *dir, const char *actor, int64_t actor_uid,
+                  json_object **ret) {
+        sqlite3 *db = db_sqlite(b->db);
+        _cleanup_(json_object_putp) json_object *info = json_object_new_object();
+        _cleanup_free_ char *tmp_path = NULL, *final_path = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        char chain[64], anchor_hash[AUDIT_HASH_LEN + 1], last_hash[AUDIT_HASH_LEN + 1] = "";
+        int64_t anchor_seq, head_seq, first_seq = 0, last_seq = 0, n = 0;
+        sqlite3_stmt *st = NULL;
+        int r;
+
+        if (!info)
+                return -ENOMEM;
+        if ((r = db_begin(b->db)) < 0)
+                return r;
+        /* The anchor, read inside the transaction, is where this archive starts. */
+        if ((r = audit_head(db, &head_seq, anchor_hash, chain, sizeof(chain))) < 0)
+                goto fail;
+        if (sqlite3_prepare_v2(db, "SELECT seq, hash FROM audit_anchor WHERE id = 1", -1, &st, NULL) != SQLITE_OK ||
+            sqlite3_step(st) != SQLITE_ROW) {
+                r = -EIO;
+                goto fail;
+        }
+        anchor_seq = sqlite3_column_int64(st, 0);
+        snprintf(anchor_hash, sizeof(anchor_hash), "%s", (const char *) sqlite3_column_text(st, 1));
+        sqlite3_finalize(st);
+        st = NULL;
+
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+                r = -errno;
+                goto fail;
+        }
+        if (asprintf(&tmp_path, "%s/.audit-%s.tmp", dir, chain) < 0) {
+                tmp_path = NULL;
+                r = -ENOMEM;
+                goto fail;
+        }
+        (void) unlink(tmp_path);
+        fd = open(tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0) {
+                r = -errno;
+                goto fail;
+        }
+
+        json_object *header = json_object_new_object();
+        if (!header) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        json_object_object_add(header, "jit_audit_archive", json_object_new_int(1));
+        json_object_object_add(header, "chain_id", json_object_new_string(chain));
+        json_object_object_add(header, "anchor_seq", json_object_new_int64(anchor_seq));
+        json_object_object_add(header, "anchor_hash", json_object_new_string(anchor_hash));
+        r = write_json_line(fd, header);
+        json_object_put(header);
+        if (r < 0)
+                goto fail;
+
+        if (sqlite3_prepare_v2(db,
+                               "SELECT seq, at, event, actor, actor_uid, request_id, details, prev_hash, hash"
+                               /* up to the newest record old enough: a clock stepped back must not
+                                * leave a hole in what is archived */
+                               " FROM audit WHERE seq <= (SELECT MAX(seq) FROM audit WHERE at <= ?1) ORDER BY seq",
+                               -1, &st, NULL) != SQLITE_OK) {
+                r = -EIO;
+                goto fail;
+        }
+        sqlite3_bind_int64(st, 1, (sqlite3_int64) until);
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                /* Stored fields exactly, details as the hashed string, so the chain re-verifies. */
+                json_object *o = json_object_new_object();
+                if (!o) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+                last_seq = sqlite3_column_int64(st, 0);
+                if (!first_seq)
+                        first_seq = last_seq;
+                json_object_object_add(o, "seq", json_object_new_int64(last_seq));
+                json_object_object_add(o, "at", json_object_new_int64(sqlite3_column_int64(st, 1)));
+                json_object_object_add(o, "event", json_object_new_string((const char *) sqlite3_column_text(st, 2)));
+                json_object_object_add(o, "actor", json_object_new_string((const char *) sqlite3_column_text(st, 3)));
+                json_object_object_add(o, "actor_uid", json_object_new_int64(sqlite3_column_int64(st, 4)));
+                json_object_object_add(o, "request_id", json_object_new_int64(sqlite3_column_int64(st, 5)));
+                json_object_object_add(o, "details", json_object_new_string((const char *) sqlite3_column_text(st, 6)));
+                json_object_object_add(o, "prev_hash", json_object_new_string((const char *) sqlite3_column_text(st, 7)));
+                json_object_object_add(o, "hash", json_object_new_string((const char *) sqlite3_column_text(st, 8)));
+                snprintf(last_hash, sizeof(last_hash), "%s", (const char *) sqlite3_column_text(st, 8));
+                r = write_json_line(fd, o);
+                json_object_put(o);
+                if (r < 0)
+                        goto fail;
+                n++;
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+        if (rc != SQLITE_DONE) {
+                r = -EIO;
+                goto fail;
+        }
+        if (n == 0) {
+                (void) unlink(tmp_path);
+                db_rollback(b->db);
+                json_object_object_add(info, "records", json_object_new_int(0));
+                *ret = TAKE_PTR(info);
+                return 0;
+        }
+
+        json_object *seal = json_object_new_object(), *inner = json_object_new_object();
+        if (!seal || !inner) {
+                json_object_put(seal);
+                json_object_put(inner);
+                r = -ENOMEM;
+                goto fail;
+        }
+        json_object_object_add(inner, "first_seq", json_object_new_int64(first_seq));
+        json_object_object_add(inner, "last_seq", json_object_new_int64(last_seq));
+        json_object_object_add(inner, "last_hash", json_object_new_string(last_hash));
+        json_object_object_add(inner, "records", json_object_new_int64(n));
+        json_object_object_add(seal, "seal", inner);
+        r = write_json_line(fd, seal);
+        json_object_put(seal);
+        if (r < 0 || fsync(fd) < 0) {
+                r = r < 0 ? r : -errno;
+                goto fail;
+        }
+
+        if (asprintf(&final_path, "%s/audit-%s-%08" PRId64 "-%08" PRId64 ".jsonl", dir, chain, first_seq, last_seq) < 0) {
+                final_path = NULL;
+                r = -ENOMEM;
+                goto fail;
+        }
+        if (rename(tmp_path, final_path) < 0) {
+                r = -errno;
+                goto fail;
+        }
+
+        /* Only now, with the archive on disk, do the records leave the live log. */
+        if (sqlite3_prepare_v2(db, "UPDATE audit_anchor SET seq = ?1, hash = ?2 WHERE id = 1", -1, &st, NULL) !=
+            SQLITE_OK) {
+                r = -EIO;
+                goto fail_renamed;
+        }
+        sqlite3_bind_int64(st, 1, last_seq);
+        sqlite3_bind_text(st, 2, last_hash, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        st = NULL;
+        if (rc != SQLITE_DONE || sqlite3_exec(db, "DELETE FROM audit WHERE seq <= (SELECT seq FROM audit_anchor)", NULL,
+                                              NULL, NULL) != SQLITE_OK) {
+                r = -EIO;
+                goto fail_renamed;
+        }
+        json_object_object_add(info, "file", json_object_new_string(final_path));
+        json_object_object_add(info, "records", json_object_new_int64(n));
+        json_object_object_add(info, "first_seq", json_object_new_int64(first_seq));
+        json_object_object_add(info, "last_seq", json_object_new_int64(last_seq));
+        json_object_object_add(info, "last_hash", json_object_new_string(last_hash));
+        json_object_object_add(info, "chain_id", json_object_new_string(chain));
+        if ((r = audit_append(b, JIT_EVENT_AUDIT_ARCHIVED, actor, actor_uid, 0, json_object_get(info))) < 0 ||
+            (r = db_commit(b->db)) < 0)
+                goto fail_renamed;
+
+        sd_journal_send("MESSAGE=audit records %" PRId64 "-%" PRId64 " archived to %s", first_seq, last_seq,
+                        final_path, "MESSAGE_ID=%s", jit_event_message_id(JIT_EVENT_AUDIT_ARCHIVED), "PRIORITY=%d",
+                        LOG_NOTICE, "SYSLOG_IDENTIFIER=jit-brokerd", "JIT_EVENT=audit-archived", "JIT_AUDIT_CHAIN=%s",
+                        chain, "JIT_AUDIT_ARCHIVE_FIRST_SEQ=%" PRId64, first_seq,
+                        "JIT_AUDIT_ARCHIVE_LAST_SEQ=%" PRId64, last_seq, "JIT_AUDIT_ARCHIVE_HASH=%s", last_hash,
+                        "JIT_AUDIT_ARCHIVE_FILE=%s", final_path, NULL);
+        audit_log_head(b, true);
+        *ret = TAKE_PTR(info);
+        return 0;
+
+fail_renamed:
+        if (final_path)
+                (void) unlink(final_path);
+fail:
+        if (st)
+                sqlite3_finalize(st);
+        if (tmp_path && fd >= 0)
+                (void) unlink(tmp_path);
+        db_rollback(b->db);
+        return r;
+}
+
+char *audit_archive_dir(const char *db_path) {
+        char *dir = NULL;
+        const char *slash = strrchr(db_path, '/');
+        if (asprintf(&dir, "%.*s/archive", (int) (slash ? slash - db_path : 1), slash ? db_path : ".") < 0)
+                return NULL;
+        return dir;
+}
+
+void audit_apply_retention(Broker *b) {
+        uint64_t retention = b->policy->audit_retention * USEC_PER_SEC, now = now_usec(CLOCK_REALTIME);
+        _cleanup_free_ char *dir = NULL;
+        _cleanup_(json_object_putp) json_object *info = NULL;
+
+        if (retention == 0 || retention >= now)
+                return;
+        dir = audit_archive_dir(b->db_path);
+        int r = dir ? audit_archive(b, now - retention, dir, "broker", -1, &info) : -ENOMEM;
+        if (r < 0) {
+                errno = -r;
+                log_error("archiving audit records past settings.audit_retention: %m");
+        }
 }

@@ -30,3 +30,17 @@ void audit_log_head(Broker *b, bool force);
  * (uid_t)-1 for everything, else only records of that uid's own requests. */
 int audit_query(Broker *b, uint64_t since, uint64_t until, const char *user, int64_t request_id,
                 uid_t uid_only, unsigned limit, json_object **ret);
+
+/* Seals the records at or before until (realtime usec) into an archive file in dir (one
+ * JSON line of header, one per record with its stored fields, one seal line), then, in
+ * one transaction, moves the anchor to the last archived record, deletes the archived
+ * records and appends an "audit-archived" record: the live chain goes on from the
+ * archive's head. *ret describes what was done ({"records": 0} when nothing was due). */
+int audit_archive(Broker *b, uint64_t until, const char *dir, const char *actor, int64_t actor_uid,
+                  json_object **ret);
+
+/* Where archives go: "archive" beside the database (its state directory). */
+char *audit_archive_dir(const char *db_path);
+
+/* settings.audit_retention: archives what is older than the retention, if anything. */
+void audit_apply_retention(Broker *b);

@@ -86,8 +86,13 @@ static const char *const migrations[] = {
         "  '0000000000000000000000000000000000000000000000000000000000000000');"
         "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit"
         "  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"
+        /* Only records already sealed into an archive (at or before the anchor) may go. */
         "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
+        "  WHEN OLD.seq > (SELECT seq FROM audit_anchor WHERE id = 1)"
         "  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"
+        "CREATE TRIGGER audit_anchor_forward BEFORE UPDATE ON audit_anchor"
+        "  WHEN NEW.seq < OLD.seq OR NEW.chain_id != OLD.chain_id"
+        "  BEGIN SELECT RAISE(ABORT, 'the audit anchor only moves forward'); END;"
         "CREATE TRIGGER audit_anchor_no_delete BEFORE DELETE ON audit_anchor"
         "  BEGIN SELECT RAISE(ABORT, 'the audit anchor stays'); END;",
 };

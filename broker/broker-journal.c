@@ -36,6 +36,7 @@ static const struct {
         [JIT_EVENT_BREAK_GLASS] = { "0dfd07d236b245869b5cd60186ba73da", "break-glass" },
         [JIT_EVENT_ACKNOWLEDGED] = { "e2d36935ff0d4a4e8474152a0afa9385", "break-glass-acknowledged" },
         [JIT_EVENT_WITHDRAWN] = { "75a441a5980f4537ab21fa8ff4958a12", "withdrawn-by-policy" },
+        [JIT_EVENT_AUDIT_ARCHIVED] = { "2fdd838a6ac343bcb157b192bd4263f6", "audit-archived" },
 };
 
 const char *jit_event_message_id(JitEvent e) {

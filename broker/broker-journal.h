@@ -30,6 +30,7 @@ typedef enum JitEvent {
         JIT_EVENT_BREAK_GLASS,
         JIT_EVENT_ACKNOWLEDGED,
         JIT_EVENT_WITHDRAWN,
+        JIT_EVENT_AUDIT_ARCHIVED,
         _JIT_EVENT_MAX,
 } JitEvent;
 

@@ -963,13 +963,37 @@ static json_object *op_audit(Op *op) {
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "limit must be 1..%d", AUDIT_QUERY_MAX);
 
         /* Root and auditors read everything; everyone else the records of their own requests. */
-        bool auditor = is_root(op) || identity_in_group(&op->caller, AUDIT_GROUP);
+        bool auditor = is_root(op) ||
+                       identity_in_group(&op->caller, op->b->policy->audit_group ?: AUDIT_GROUP);
         json_object *records = NULL;
         r = audit_query(op->b, (uint64_t) since * USEC_PER_SEC, (uint64_t) until * USEC_PER_SEC, user, request_id,
                         auditor ? (uid_t) -1 : op->caller.uid, (unsigned) limit, &records);
         if (r < 0)
                 return internal_error(op, "reading the audit log", r);
         return jit_reply_ok(records);
+}
+
+static json_object *op_audit_archive(Op *op) {
+        const char *until_text;
+        time_t until;
+        int r;
+
+        /* Archiving moves records out of the live log: root only, like reading the database. */
+        if (!is_root(op))
+                return refuse(op, NULL, "only root may archive the audit log");
+        if ((r = jit_message_get_string(op->msg, "until", 64, true, &until_text)) < 0)
+                return bad_field("until", r, 64);
+        if (parse_rfc3339(until_text, &until) < 0)
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "until must be an RFC 3339 time");
+
+        _cleanup_free_ char *dir = audit_archive_dir(op->b->db_path);
+        if (!dir)
+                return jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
+        json_object *info = NULL;
+        r = audit_archive(op->b, (uint64_t) until * USEC_PER_SEC, dir, op->caller.name, op->caller.uid, &info);
+        if (r < 0)
+                return internal_error(op, "archiving the audit log", r);
+        return jit_reply_ok(info);
 }
 
 static const struct {
@@ -984,7 +1008,7 @@ static const struct {
         { "list", op_list, true },       { "show", op_show, true },
         { "status", op_status, true },   { "break-glass", op_break_glass, true },
         { "ack", op_ack, true },         { "explain", op_explain, false },
-        { "audit", op_audit, true },
+        { "audit", op_audit, true },     { "audit-archive", op_audit_archive, true },
 };
 
 json_object *broker_dispatch(Broker *b, const struct ucred *peer, json_object *msg) {

@@ -191,6 +191,8 @@ static void audit_policy(Broker *b, JitEvent ev, const char *error) {
 static int on_audit_head_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Broker *b = userdata;
         audit_log_head(b, false);
+        /* Retention is checked on the same beat; a day's records move at most once a minute. */
+        audit_apply_retention(b);
         (void) sd_event_source_set_time_relative(s, AUDIT_HEAD_INTERVAL_USEC);
         (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
         return 0;
@@ -465,6 +467,7 @@ int main(int argc, char *argv[]) {
         /* The start, and the policy it starts with, open this run's part of the audit log. */
         audit_policy(&b, JIT_EVENT_STARTED, NULL);
         audit_policy(&b, JIT_EVENT_POLICY_LOADED, NULL);
+        audit_apply_retention(&b);
         audit_log_head(&b, true);
 
         /* Whatever expired while no broker ran ends now, before the first check is answered. */

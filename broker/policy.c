@@ -273,8 +273,8 @@ static int get_string_list(Parser *ps, const config_setting_t *s, const char *wh
 }
 
 static const char *const settings_keys[] = {
-        "default_duration",     "max_duration", "pending_ttl",
-        "max_pending_per_user", "on_expiry",    NULL,
+        "default_duration", "max_duration",    "pending_ttl", "max_pending_per_user",
+        "on_expiry",        "audit_retention", "audit_group", NULL,
 };
 static const char *const profile_keys[] = { "owner", "environment", "classification", "description",
                                             NULL };
@@ -308,6 +308,15 @@ static int parse_settings(Parser *ps, const config_setting_t *s, Policy *p) {
             (r = get_uint(ps, m, "settings.max_pending_per_user", 1, 1000,
                           &p->max_pending_per_user)) < 0)
                 return r;
+        if ((m = config_setting_get_member(s, "audit_retention")) &&
+            (r = get_duration(ps, m, "settings.audit_retention", &p->audit_retention)) < 0)
+                return r;
+        if ((m = config_setting_get_member(s, "audit_group"))) {
+                if ((r = get_string(ps, m, "settings.audit_group", &p->audit_group)) < 0)
+                        return r;
+                if (!valid_account_name(p->audit_group))
+                        return fail(ps, m, "settings.audit_group: \"%s\" is not a group name", p->audit_group);
+        }
         if ((m = config_setting_get_member(s, "on_expiry"))) {
                 const char *v = config_setting_type(m) == CONFIG_TYPE_STRING
                                         ? config_setting_get_string(m)
@@ -969,6 +978,7 @@ void policy_free(Policy *p) {
                 free(p->warnings[i]);
         free(p->warnings);
         free(p->profile.owner);
+        free(p->audit_group);
         free(p->profile.environment);
         free(p->profile.classification);
         free(p->profile.description);

@@ -78,6 +78,8 @@ typedef struct Policy {
         uint64_t default_duration; /* seconds */
         uint64_t max_duration;
         uint64_t pending_ttl;
+        uint64_t audit_retention; /* seconds; 0 keeps audit records in the live log forever */
+        char *audit_group;        /* may read the whole audit log; NULL: "jit-auditors" */
         unsigned max_pending_per_user;
         OnExpiry on_expiry;
         PolicyProfile profile;

@@ -215,6 +215,22 @@ static void test_settings_values(void **state) {
         policy_free(p);
 }
 
+static void test_audit_settings(void **state) {
+        (void) state;
+        Policy *p = NULL;
+        char *err = NULL;
+        const char *text = "settings = { audit_retention = \"90d\"; audit_group = \"sec-audit\"; };\nrules = ();";
+        assert_int_equal(policy_parse(text, strlen(text), NAME, &p, &err), 0);
+        assert_int_equal(p->audit_retention, 90 * 86400);
+        assert_string_equal(p->audit_group, "sec-audit");
+        policy_free(p);
+        assert_policy_error("settings = { audit_retention = \"forever\"; };\nrules = ();",
+                            NAME ":1: settings.audit_retention: \"forever\" is not a duration (expected e.g. "
+                                 "\"90s\", \"30m\", \"1h30m\", \"2h\", \"1d\")");
+        assert_policy_error("settings = { audit_group = \"no such group!\"; };\nrules = ();",
+                            NAME ":1: settings.audit_group: \"no such group!\" is not a group name");
+}
+
 static void test_settings_errors(void **state) {
         assert_policy_error("settings = 5;\nrules = ();",
                             NAME ":1: settings: expected a group { ... }");
@@ -223,7 +239,8 @@ static void test_settings_errors(void **state) {
         assert_policy_error(
                 "settings = {\n  max_durration = \"1h\";\n};\nrules = ();", NAME
                 ":2: settings: unknown key 'max_durration' (expected one of: default_duration, "
-                "max_duration, pending_ttl, max_pending_per_user, on_expiry)");
+                "max_duration, pending_ttl, max_pending_per_user, on_expiry, audit_retention, "
+                "audit_group)");
 
         assert_policy_error(
                 "settings = {\n  default_duration = \"1x\";\n};\nrules = ();", NAME
@@ -1036,6 +1053,7 @@ int main(void) {
                 cmocka_unit_test(test_full_policy),
                 cmocka_unit_test(test_settings_values),
                 cmocka_unit_test(test_settings_errors),
+                cmocka_unit_test(test_audit_settings),
                 cmocka_unit_test(test_profile),
                 cmocka_unit_test(test_syntax_errors),
                 cmocka_unit_test(test_top_level_errors),

@@ -1,0 +1,457 @@
+/* SPDX-License-Identifier: MIT */
+/* broker/audit-verify.[ch]: every way a hash-chained log can be tampered with is told
+ * apart, at the right record. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "audit-verify.h"
+#include "cleanup.h"
+
+#define CHAIN_MAX 16
+
+/* A chain built the way the broker builds it; strings live in the struct. */
+typedef struct Chain {
+        AuditRecord r[CHAIN_MAX];
+        size_t n;
+        AuditHead anchor;
+        char details[CHAIN_MAX][128];
+} Chain;
+
+static const char *const events[] = { "requested", "approval", "granted", "expired", "revoked" };
+
+static void rehash(Chain *c, size_t i) {
+        assert_int_equal(audit_record_hash(&c->r[i], c->r[i].hash), 0);
+}
+
+/* Rewrites prev_hash and hash of records from..n-1, as someone who knows the scheme (it
+ * is unkeyed) would after changing record from-1. */
+static void rechain(Chain *c, size_t from) {
+        for (size_t i = from; i < c->n; i++) {
+                strcpy(c->r[i].prev_hash, i == 0 ? c->anchor.hash : c->r[i - 1].hash);
+                rehash(c, i);
+        }
+}
+
+static void chain_build(Chain *c, int64_t anchor_seq, const char *anchor_hash, size_t n) {
+        memset(c, 0, sizeof(*c));
+        c->anchor.seq = anchor_seq;
+        strcpy(c->anchor.hash, anchor_hash);
+        c->n = n;
+        for (size_t i = 0; i < n; i++) {
+                AuditRecord *r = &c->r[i];
+                snprintf(c->details[i], sizeof(c->details[i]), "{\"reason\":\"disk full on db%zu\"}",
+                         i);
+                *r = (AuditRecord){
+                        .seq = anchor_seq + 1 + (int64_t) i,
+                        .at = 1700000000000000ULL + i * 1000000ULL,
+                        .event = (char *) events[i % 5],
+                        .actor = (char *) (i % 2 ? "bob" : "alice"),
+                        .actor_uid = i % 2 ? 1001 : 1000,
+                        .request_id = 1 + (int64_t) i / 3,
+                        .details = c->details[i],
+                };
+        }
+        rechain(c, 0);
+}
+
+static void chain_remove(Chain *c, size_t i) {
+        memmove(&c->r[i], &c->r[i + 1], (c->n - i - 1) * sizeof(AuditRecord));
+        memmove(c->details[i], c->details[i + 1], (c->n - i - 1) * sizeof(c->details[0]));
+        c->n--;
+        for (size_t k = i; k < c->n; k++)
+                c->r[k].details = c->details[k];
+}
+
+static AuditHead head_of(const Chain *c, size_t i) {
+        AuditHead h = { .seq = c->r[i].seq };
+        strcpy(h.hash, c->r[i].hash);
+        return h;
+}
+
+static AuditVerdict verify(const Chain *c, const AuditHead *heads, size_t n_heads) {
+        AuditVerdict v;
+        memset(&v, 0xa5, sizeof(v)); /* nothing may be left unset */
+        assert_int_equal(audit_verify(c->r, c->n, &c->anchor, heads, n_heads, &v), 0);
+        assert_non_null(memchr(v.message, '\0', sizeof(v.message)));
+        assert_null(strchr(v.message, '\n'));
+        return v;
+}
+
+static void assert_verdict(const AuditVerdict *v, AuditFault fault, int64_t seq) {
+        if (v->fault != fault || v->seq != seq)
+                fail_msg("expected %s at %lld, got %s at %lld: %s", audit_fault_to_string(fault),
+                         (long long) seq, audit_fault_to_string(v->fault), (long long) v->seq,
+                         v->message);
+}
+
+static void test_fault_names(void **state) {
+        assert_string_equal(audit_fault_to_string(AUDIT_INTACT), "intact");
+        assert_string_equal(audit_fault_to_string(AUDIT_EDITED), "edited");
+        assert_string_equal(audit_fault_to_string(AUDIT_DELETED), "deleted");
+        assert_string_equal(audit_fault_to_string(AUDIT_REORDERED), "reordered");
+        assert_string_equal(audit_fault_to_string(AUDIT_TRUNCATED), "truncated");
+        assert_null(audit_fault_to_string(_AUDIT_FAULT_MAX));
+        assert_null(audit_fault_to_string((AuditFault) -1));
+}
+
+static void test_intact(void **state) {
+        Chain c;
+        chain_build(&c, 0, AUDIT_GENESIS_HASH, 10);
+
+        AuditVerdict v = verify(&c, NULL, 0);
+        assert_verdict(&v, AUDIT_INTACT, 0);
+        assert_int_equal(v.n_records, 10);
+        assert_int_equal(v.first_seq, 1);
+        assert_int_equal(v.last_seq, 10);
+        assert_int_equal(v.journal_seq, 0);
+        assert_string_equal(v.message, "10 records (1-10), each chained to the one before");
+
+        /* Heads at the start (seq 0, the genesis), in the middle and at the end, in any
+         * order, repeated. */
+        AuditHead heads[] = { head_of(&c, 9), { .seq = 0, .hash = AUDIT_GENESIS_HASH },
+                              head_of(&c, 4), head_of(&c, 9) };
+        v = verify(&c, heads, ELEMENTSOF(heads));
+        assert_verdict(&v, AUDIT_INTACT, 0);
+        assert_int_equal(v.journal_seq, 10);
+
+        /* A head older than the end is normal: heads are sent every minute. */
+        v = verify(&c, heads + 2, 1);
+        assert_verdict(&v, AUDIT_INTACT, 0);
+        assert_int_equal(v.journal_seq, 5);
+}
+
+static void test_edited_details(void **state) {
+        Chain c;
+        chain_build(&c, 0, AUDIT_GENESIS_HASH, 10);
+
+        /* One character of a reason. */
+        c.details[3][strlen("{\"reason\":\"")] = 'D';
+        AuditVerdict v = verify(&c, NULL, 0);
+        assert_verdict(&v, AUDIT_EDITED, 4);
+        assert_string_equal(v.message, "record 4 was edited: its content does not match its hash");
+        assert_int_equal(v.n_records, 10);
+        assert_int_equal(v.last_seq, 10);
+}
+
+static void test_edited_fields(void **state) {
+        static const char *const fields[] = { "at", "event", "actor", "actor_uid", "request_id",
+                                              "hash" };
+        for (size_t f = 0; f < ELEMENTSOF(fields); f++) {
+                Chain c;
+                chain_build(&c, 0, AUDIT_GENESIS_HASH, 10);
+                AuditRecord *r = &c.r[6];
+                switch (f) {
+                case 0:
+                        r->at += 1;
+                        break;
+                case 1:
+                        r->event = (char *) "denied";
+                        break;
+                case 2:
+                        r->actor = (char *) "mallory";
+                        break;
+                case 3:
+                        r->actor_uid = 0;
+                        break;
+                case 4:
+                        r->request_id = 99;
+                        break;
+                case 5:
+                        r->hash[0] = r->hash[0] == '0' ? '1' : '0';
+                        break;
+                }
+                AuditVerdict v = verify(&c, NULL, 0);
+                if (v.fault != AUDIT_EDITED || v.seq != 7)
+                        fail_msg("editing %s: got %s at %lld", fields[f],
+                                 audit_fault_to_string(v.fault), (long long) v.seq);
+        }
+}
+
+/* Editing a record and recomputing its hash (the hash is not keyed) leaves the next
+ * record chained to a hash that no record has any more. */
+static void test_rewritten_record(void **state) {
+        Chain c;
+        chain_build(&c, 0, AUDIT_GENESIS_HASH, 10);
+
+        c.details[3][strlen("{\"reason\":\"")] = 'D';
+        rehash(&c, 3);
+        AuditVerdict v = verify(&c, NULL, 0);
+        assert_verdict(&v, AUDIT_DELETED, 5);
+        assert_string_equal(v.message,
+                            "record 5 does not chain to record 4: the record before it was "
+                            "deleted (and the rest renumbered) or rewritten");
+
+        /* Rewriting the whole rest of the chain is caught only by a head the journal saw. */
+        rechain(&c, 4);
+        v = verify(&c, NULL, 0);
+        assert_verdict(&v, AUDIT_INTACT, 0);
+        Chain orig;
+        chain_build(&orig, 0, AUDIT_GENESIS_HASH, 10);
+        AuditHead heads[] = { head_of(&orig, 2), head_of(&orig, 7) };
+        v = verify(&c, heads, ELEMENTSOF(heads));
+        assert_verdict(&v, AUDIT_EDITED, 8);
+        assert_non_null(strstr(v.message, "record 8 was edited: the journal recorded hash "));
+        assert_non_null(strstr(v.message, orig.r[7].hash));
+        assert_non_null(strstr(v.message, c.r[7].hash));
+}
+
+static void test_deleted_middle(void **state) {
+        Chain c;
+        chain_build(&c, 0, AUDIT_GENESIS_HASH, 10);
+
+        chain_remove(&c, 4); /* seq 5 */
+        AuditVerdict v = verify(&c, NULL, 0);
+        assert_verdict(&v, AUDIT_DELETED, 5);
+        assert_string_equal(v.message, "record 5 is missing (deleted): record 6 follows record 4");
+        assert_int_equal(v.n_records, 9);
+
+        chain_remove(&c, 4); /* seq 6 */
+        v = verify(&c, NULL, 0);
+        assert_verdict(&v, AUDIT_DELETED, 5);
+        assert_string_equal(v.message,
+                            "records 5-6 are missing (deleted): record 7 follows record 4");
+}
+
+static void test_deleted_first(void **state) {
+        Chain c;
+        chain_build(&c, 0, AUDIT_GENESIS_HASH, 10);
+
+        chain_remove(&c, 0);
+        AuditVerdict v = verify(&c, NULL, 0);
+        assert_verdict(&v, AUDIT_DELETED, 1);
+        assert_string_equal(v.message, "record 1 is missing (deleted): the log starts at record 2");
+        assert_int_equal(v.first_seq, 2);
+}
+
+/* Deleting a record and renumbering the rest closes the gap in seq, not in the chain. */
+static void test_deleted_renumbered(void **state) {
+        Chain c;
+        chain_build(&c, 0, AUDIT_GENESIS_HASH, 10);
+
+        chain_remove(&c, 4);
+        for (size_t i = 4; i < c.n; i++)
+                c.r[i].seq--;
+        AuditVerdict v = verify(&c, NULL, 0);
+        assert_verdict(&v, AUDIT_DELETED, 5);
+        assert_int_equal(v.last_seq, 9);
+}
+
+static void test_truncated(void **state) {
+        Chain c, orig;
+        chain_build(&orig, 0, AUDIT_GENESIS_HASH, 10);
+        chain_build(&c, 0, AUDIT_GENESIS_HASH, 10);
+
+        c.n = 7; /* records 8-10 deleted */
+        /* Without a head beyond the end, nothing can tell. */
+        AuditVerdict v = verify(&c, NULL, 0);
+        assert_verdict(&v, AUDIT_INTACT, 0);
+        AuditHead old = head_of(&orig, 5);
+        v = verify(&c, &old, 1);
+        assert_verdict(&v, AUDIT_INTACT, 0);
+
+        AuditHead heads[] = { head_of(&orig, 5), head_of(&orig, 9), head_of(&orig, 8) };
+        v = verify(&c, heads, ELEMENTSOF(heads));
+        assert_verdict(&v, AUDIT_TRUNCATED, 8);
+        assert_int_equal(v.journal_seq, 10);
+        assert_int_equal(v.last_seq, 7);
+        char expected[256];
+        snprintf(expected, sizeof(expected),
+                 "the log was truncated after record 7: the journal saw record 10 (hash %s)",
+                 orig.r[9].hash);
+        assert_string_equal(v.message, expected);
+}
+
+static void test_reordered(void **state) {
+        Chain c;
+        chain_build(&c, 0, AUDIT_GENESIS_HASH, 10);
+
+        /* Swap the contents of records 4 and 5; seq stays in place (ORDER BY seq). */
+        AuditRecord t = c.r[3];
+        c.r[3] = c.r[4];
+        c.r[4] = t;
+        c.r[3].seq = 4;
+        c.r[4].seq = 5;
+        AuditVerdict v = verify(&c, NULL, 0);
+        assert_verdict(&v, AUDIT_REORDERED, 4);
+        assert_string_equal(v.message, "records 4 and 5 are out of order: record 4 chains to "
+                                       "record 5, which is stored after it");
+
+        /* Stored out of seq order altogether. */
+        chain_build(&c, 0, AUDIT_GENESIS_HASH, 10);
+        t = c.r[3];
+        c.r[3] = c.r[4];
+        c.r[4] = t;
+        v = verify(&c, NULL, 0);
+        assert_verdict(&v, AUDIT_DELETED, 4);
+        chain_build(&c, 0, AUDIT_GENESIS_HASH, 10);
+        c.r[3].seq = 3;
+        v = verify(&c, NULL, 0);
+        assert_verdict(&v, AUDIT_REORDERED, 3);
+}
+
+/* A record slipped in between: the one after it still names its real predecessor. */
+static void test_inserted(void **state) {
+        Chain c;
+        chain_build(&c, 0, AUDIT_GENESIS_HASH, 10);
+
+        strcpy(c.r[5].prev_hash, c.r[3].hash); /* record 6 skips record 5 */
+        rehash(&c, 5);
+        rechain(&c, 6);
+        AuditVerdict v = verify(&c, NULL, 0);
+        assert_verdict(&v, AUDIT_EDITED, 6);
+        assert_string_equal(v.message, "record 6 was edited or a record was inserted before it: it "
+                                       "chains to record 4, not to record 5");
+}
+
+static void test_head_wrong_hash(void **state) {
+        Chain c;
+        chain_build(&c, 0, AUDIT_GENESIS_HASH, 10);
+
+        AuditHead heads[] = { head_of(&c, 9), head_of(&c, 5), head_of(&c, 2) };
+        heads[1].hash[10] = heads[1].hash[10] == 'a' ? 'b' : 'a';
+        AuditVerdict v = verify(&c, heads, ELEMENTSOF(heads));
+        assert_verdict(&v, AUDIT_EDITED, 6);
+        char expected[256];
+        snprintf(expected, sizeof(expected),
+                 "record 6 was edited: the journal recorded hash %s for it, the log has %s",
+                 heads[1].hash, c.r[5].hash);
+        assert_string_equal(v.message, expected);
+        assert_int_equal(v.journal_seq, 10);
+
+        /* The lowest bad seq wins, before a truncation further on. */
+        AuditHead more[] = { { .seq = 20, .hash = AUDIT_GENESIS_HASH }, heads[1], heads[2] };
+        more[2].hash[0] = more[2].hash[0] == 'a' ? 'b' : 'a';
+        v = verify(&c, more, ELEMENTSOF(more));
+        assert_verdict(&v, AUDIT_EDITED, 3);
+        assert_int_equal(v.journal_seq, 20);
+
+        /* A walk problem comes before any head. */
+        c.details[1][strlen("{\"reason\":\"")] = 'D';
+        v = verify(&c, more, ELEMENTSOF(more));
+        assert_verdict(&v, AUDIT_EDITED, 2);
+}
+
+static void test_empty(void **state) {
+        Chain c;
+        chain_build(&c, 0, AUDIT_GENESIS_HASH, 0);
+
+        AuditVerdict v = verify(&c, NULL, 0);
+        assert_verdict(&v, AUDIT_INTACT, 0);
+        assert_int_equal(v.n_records, 0);
+        assert_int_equal(v.first_seq, 0);
+        assert_int_equal(v.last_seq, 0);
+        assert_int_equal(v.journal_seq, 0);
+
+        /* The broker's head at its first start. */
+        AuditHead genesis = { .seq = 0, .hash = AUDIT_GENESIS_HASH };
+        v = verify(&c, &genesis, 1);
+        assert_verdict(&v, AUDIT_INTACT, 0);
+
+        Chain orig;
+        chain_build(&orig, 0, AUDIT_GENESIS_HASH, 3);
+        AuditHead heads[] = { genesis, head_of(&orig, 2) };
+        v = verify(&c, heads, ELEMENTSOF(heads));
+        assert_verdict(&v, AUDIT_TRUNCATED, 1);
+        assert_int_equal(v.journal_seq, 3);
+        assert_non_null(strstr(v.message, "the log was truncated: it is empty, but the journal "
+                                          "saw record 3 (hash "));
+
+        /* After an export, an empty live chain starts at its anchor. */
+        chain_build(&c, 3, orig.r[2].hash, 0);
+        v = verify(&c, heads, ELEMENTSOF(heads));
+        assert_verdict(&v, AUDIT_INTACT, 0);
+        AuditHead later = { .seq = 4, .hash = AUDIT_GENESIS_HASH };
+        v = verify(&c, &later, 1);
+        assert_verdict(&v, AUDIT_TRUNCATED, 4);
+        assert_non_null(strstr(v.message, "the log was truncated after record 3: "));
+}
+
+static void test_anchor(void **state) {
+        static const char anchor_hash[] =
+                "3fa2c1d0e4b5a6978877665544332211ffeeddccbbaa00998877665544332211";
+        Chain c;
+        chain_build(&c, 100, anchor_hash, 10);
+
+        AuditHead archived = { .seq = 50, .hash = AUDIT_GENESIS_HASH }; /* not checkable */
+        AuditHead at_anchor = { .seq = 100 };
+        strcpy(at_anchor.hash, anchor_hash);
+        AuditHead heads[] = { archived, at_anchor, head_of(&c, 9) };
+        AuditVerdict v = verify(&c, heads, ELEMENTSOF(heads));
+        assert_verdict(&v, AUDIT_INTACT, 0);
+        assert_int_equal(v.first_seq, 101);
+        assert_int_equal(v.last_seq, 110);
+        assert_int_equal(v.journal_seq, 110);
+        assert_string_equal(v.message, "10 records (101-110), each chained to the one before");
+
+        /* The journal remembers another hash where the chain starts. */
+        at_anchor.hash[0] = '4';
+        v = verify(&c, &at_anchor, 1);
+        assert_verdict(&v, AUDIT_EDITED, 100);
+        assert_non_null(strstr(v.message, "the anchor (record 100) was edited"));
+
+        /* The first record after the anchor. */
+        chain_remove(&c, 0);
+        v = verify(&c, NULL, 0);
+        assert_verdict(&v, AUDIT_DELETED, 101);
+        assert_string_equal(v.message,
+                            "record 101 is missing (deleted): record 102 follows record 100 "
+                            "(the anchor)");
+
+        /* A record in the middle, and the end. */
+        chain_build(&c, 100, anchor_hash, 10);
+        chain_remove(&c, 6);
+        v = verify(&c, NULL, 0);
+        assert_verdict(&v, AUDIT_DELETED, 107);
+        chain_build(&c, 100, anchor_hash, 10);
+        AuditHead end = head_of(&c, 9);
+        c.n = 5;
+        v = verify(&c, &end, 1);
+        assert_verdict(&v, AUDIT_TRUNCATED, 106);
+
+        /* An anchor moved or edited: the first record no longer chains to it. */
+        chain_build(&c, 100, anchor_hash, 10);
+        c.anchor.hash[5] = '0';
+        v = verify(&c, NULL, 0);
+        assert_verdict(&v, AUDIT_DELETED, 101);
+        assert_non_null(strstr(v.message, "record 101 does not chain to record 100 (the anchor)"));
+}
+
+/* With the anchor at the genesis, record 1 must chain to it. */
+static void test_first_record_rewritten(void **state) {
+        Chain c;
+        chain_build(&c, 0, AUDIT_GENESIS_HASH, 3);
+
+        c.r[0].prev_hash[3] = '1';
+        rehash(&c, 0);
+        rechain(&c, 1);
+        AuditVerdict v = verify(&c, NULL, 0);
+        assert_verdict(&v, AUDIT_DELETED, 1);
+        assert_non_null(strstr(v.message, "record 1 does not chain to the start of the log"));
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_fault_names),
+                cmocka_unit_test(test_intact),
+                cmocka_unit_test(test_edited_details),
+                cmocka_unit_test(test_edited_fields),
+                cmocka_unit_test(test_rewritten_record),
+                cmocka_unit_test(test_deleted_middle),
+                cmocka_unit_test(test_deleted_first),
+                cmocka_unit_test(test_deleted_renumbered),
+                cmocka_unit_test(test_truncated),
+                cmocka_unit_test(test_reordered),
+                cmocka_unit_test(test_inserted),
+                cmocka_unit_test(test_head_wrong_hash),
+                cmocka_unit_test(test_empty),
+                cmocka_unit_test(test_anchor),
+                cmocka_unit_test(test_first_record_rewritten),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
