@@ -57,8 +57,9 @@ static void classify_broken_link(const AuditRecord *records, size_t n, size_t i,
         for (size_t j = i + 1; j < n; j++)
                 if (STREQ(records[j].hash, r->prev_hash)) {
                         set_fault(v, AUDIT_REORDERED, r->seq,
-                                  "records %" PRId64 " and %" PRId64 " are out of order: record %" PRId64
-                                  " chains to record %" PRId64 ", which is stored after it",
+                                  "records %" PRId64 " and %" PRId64
+                                  " are out of order: record %" PRId64 " chains to record %" PRId64
+                                  ", which is stored after it",
                                   r->seq, records[j].seq, r->seq, records[j].seq);
                         return;
                 }
@@ -120,8 +121,8 @@ static int verify_records(const AuditRecord *records, size_t n, const AuditHead 
                         /* Cannot come from "ORDER BY seq" on a primary key, but the
                          * function does not rely on how it was called. */
                         set_fault(v, AUDIT_REORDERED, r->seq,
-                                  "record %" PRId64 " is out of place: it is stored after %s", r->seq,
-                                  pred);
+                                  "record %" PRId64 " is out of place: it is stored after %s",
+                                  r->seq, pred);
                         return 0;
                 }
 
@@ -176,7 +177,8 @@ static void verify_heads(const AuditRecord *records, size_t n, const AuditHead *
 
         if (mismatch && mismatch->seq == anchor->seq)
                 set_fault(v, AUDIT_EDITED, mismatch->seq,
-                          "the anchor (record %" PRId64 ") was edited: the journal recorded hash %s "
+                          "the anchor (record %" PRId64
+                          ") was edited: the journal recorded hash %s "
                           "for it, the anchor has %s",
                           mismatch->seq, mismatch->hash, ours);
         else if (mismatch)
@@ -219,8 +221,8 @@ int audit_verify(const AuditRecord *records, size_t n, const AuditHead *anchor,
                          anchor->seq);
         else if (v.fault == AUDIT_INTACT)
                 snprintf(v.message, sizeof(v.message),
-                         "%zu records (%" PRId64 "-%" PRId64 "), each chained to the one before",
-                         n, v.first_seq, v.last_seq);
+                         "%zu records (%" PRId64 "-%" PRId64 "), each chained to the one before", n,
+                         v.first_seq, v.last_seq);
         *ret = v;
         return 0;
 }

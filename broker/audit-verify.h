@@ -42,7 +42,7 @@ typedef struct AuditVerdict {
  * Returns 0 with the verdict in *ret, or -ENOMEM/-EIO when libcrypto failed (no verdict:
  * a failure to hash must not read as tampering). */
 int audit_verify(const AuditRecord *records, size_t n, const AuditHead *anchor,
-                  const AuditHead *heads, size_t n_heads, AuditVerdict *ret);
+                 const AuditHead *heads, size_t n_heads, AuditVerdict *ret);
 
 /* "intact", "edited", "deleted", "reordered", "truncated"; NULL out of range. */
 const char *audit_fault_to_string(AuditFault f);

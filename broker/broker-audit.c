@@ -141,11 +141,12 @@ int audit_query(Broker *b, uint64_t since, uint64_t until, const char *user, int
         sqlite3_stmt *st;
         int rc = sqlite3_prepare_v2(
                 db,
-                "SELECT seq, at, event, actor, actor_uid, request_id, details, prev_hash, hash FROM audit"
-                " WHERE (?1 = 0 OR at >= ?1) AND (?2 = 0 OR at <= ?2) AND (?3 = 0 OR request_id = ?3)"
+                /* the newest `limit` matches, shown oldest first */
+                "SELECT * FROM (SELECT seq, at, event, actor, actor_uid, request_id, details, prev_hash, hash"
+                " FROM audit WHERE (?1 = 0 OR at >= ?1) AND (?2 = 0 OR at <= ?2) AND (?3 = 0 OR request_id = ?3)"
                 " AND (?4 IS NULL OR actor = ?4 OR request_id IN (SELECT id FROM requests WHERE requester = ?4))"
                 " AND (?5 < 0 OR request_id IN (SELECT id FROM requests WHERE requester_uid = ?5))"
-                " ORDER BY seq LIMIT ?6",
+                " ORDER BY seq DESC LIMIT ?6) ORDER BY seq",
                 -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return -EIO;

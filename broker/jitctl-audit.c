@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <systemd/sd-journal.h>
 #include <unistd.h>
 
@@ -48,9 +49,10 @@ const char jitctl_audit_help[] =
         "                    [--limit N] [--json]\n"
         "       jitctl audit --verify [--db PATH] [--json]\n"
         "\n"
-        "Shows the audit log: every request, approval, grant, refusal, expiry and broker\n"
-        "start, with who caused it, oldest first. Root and members of the policy's audit\n"
-        "group see every record, others the records of their own requests.\n"
+        "Shows the audit log, oldest first: every request, approval, grant, denial, end of a\n"
+        "grant, policy load and broker start and stop, with who caused it. Root and the\n"
+        "audit group (jit-auditors, or the policy's audit_group) see every record, others\n"
+        "the records of their own requests.\n"
         "\n"
         "--verify checks, without the broker, that the log is intact: it reads the database\n"
         "(root only), recomputes each record's hash and its link to the one before, and\n"
@@ -99,9 +101,6 @@ typedef struct AuditArgs {
         int64_t request;
         int64_t limit;
 } AuditArgs;
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(sqlite3 *, sqlite3_close);
-DEFINE_TRIVIAL_CLEANUP_FUNC(sd_journal *, sd_journal_close);
 
 /* ---- output ---- */
 
@@ -256,8 +255,13 @@ int audit_time_parse(const char *s, time_t now, time_t *ret) {
                                 if (++digits > 9)
                                         return -EINVAL;
         }
-        tm = (struct tm){ .tm_year = year - 1900, .tm_mon = mon - 1, .tm_mday = mday,
-                          .tm_hour = hour, .tm_min = min, .tm_sec = sec, .tm_isdst = -1 };
+        tm = (struct tm){ .tm_year = year - 1900,
+                          .tm_mon = mon - 1,
+                          .tm_mday = mday,
+                          .tm_hour = hour,
+                          .tm_min = min,
+                          .tm_sec = sec,
+                          .tm_isdst = -1 };
 
         long offset = 0; /* seconds east of UTC */
         bool utc = false;
@@ -328,12 +332,11 @@ static int parse_args(AuditArgs *a, int argc, char *argv[]) {
                         continue;
                 case ARG_SINCE:
                 case ARG_UNTIL:
-                        if (audit_time_parse(optarg, now, opt == ARG_SINCE ? &a->since : &a->until) <
-                            0)
-                                return usage_error(
-                                        "invalid time '%s' (write 2026-11-23T10:00:00Z, "
-                                        "2026-11-23, -1h, -30m or -2d)",
-                                        optarg);
+                        if (audit_time_parse(optarg, now,
+                                             opt == ARG_SINCE ? &a->since : &a->until) < 0)
+                                return usage_error("invalid time '%s' (write 2026-11-23T10:00:00Z, "
+                                                   "2026-11-23, -1h, -30m or -2d)",
+                                                   optarg);
                         *(opt == ARG_SINCE ? &a->since_text : &a->until_text) = optarg;
                         break;
                 case ARG_USER:
@@ -371,13 +374,11 @@ static int parse_args(AuditArgs *a, int argc, char *argv[]) {
         if (optind < argc)
                 return usage_error("unexpected argument '%s'", argv[optind]);
         if (a->verify && listing_only)
-                return usage_error("--verify checks the whole log: it takes no --%s",
-                                   listing_only);
+                return usage_error("--verify checks the whole log: it takes no --%s", listing_only);
         if (!a->verify && a->db)
                 return usage_error("--db goes with --verify (the listing asks the broker)");
         if (a->since_text && a->until_text && a->since > a->until)
-                return usage_error("--since %s is after --until %s", a->since_text,
-                                   a->until_text);
+                return usage_error("--since %s is after --until %s", a->since_text, a->until_text);
         return CONTINUE;
 }
 
@@ -421,8 +422,9 @@ static int broker_call(const AuditArgs *a, json_object *request, json_object **r
                 JitError e = jit_error_from_string(code);
                 if (!code)
                         return fail_bad_reply(a);
-                return fail(a, e == _JIT_ERROR_INVALID ? JIT_EXIT_FAILURE : jit_error_to_exit_status(e),
-                            code, "%s", message ?: code);
+                return fail(
+                        a, e == _JIT_ERROR_INVALID ? JIT_EXIT_FAILURE : jit_error_to_exit_status(e),
+                        code, "%s", message ?: code);
         }
         (void) json_object_object_get_ex(reply, "result", &result);
         *ret_result = result;
@@ -446,12 +448,12 @@ static json_object *build_request(const AuditArgs *a) {
         if (!o ||
             (a->since_text &&
              add(o, "since",
-                 json_object_new_string(format_rfc3339((uint64_t) a->since * USEC_PER_SEC, t,
-                                                       sizeof(t)))) < 0) ||
+                 json_object_new_string(
+                         format_rfc3339((uint64_t) a->since * USEC_PER_SEC, t, sizeof(t)))) < 0) ||
             (a->until_text &&
              add(o, "until",
-                 json_object_new_string(format_rfc3339((uint64_t) a->until * USEC_PER_SEC, t,
-                                                       sizeof(t)))) < 0) ||
+                 json_object_new_string(
+                         format_rfc3339((uint64_t) a->until * USEC_PER_SEC, t, sizeof(t)))) < 0) ||
             (a->user && add(o, "user", json_object_new_string(a->user)) < 0) ||
             (a->request > 0 && add(o, "request", json_object_new_int64(a->request)) < 0) ||
             (a->limit > 0 && add(o, "limit", json_object_new_int64(a->limit)) < 0))
@@ -478,10 +480,14 @@ static void condense_value(json_object *v, FILE *f) {
                 return;
         }
         fputs(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN |
-                                                         JSON_C_TO_STRING_NOSLASHESCAPE) ?:
-                      "?",
+                                                        JSON_C_TO_STRING_NOSLASHESCAPE)
+                      ?: "?",
               f);
 }
+
+static const char *const details_first[] = {
+        "reason", "comment", "end_reason", "ticket", "service", "duration", "requester", "state",
+};
 
 /* "reason=\"disk full\" service=sudo duration=3600", escaped for the terminal and cut to
  * DETAILS_COLUMNS. Returns a malloc'd string or NULL (ENOMEM). */
@@ -494,7 +500,21 @@ static char *condense_details(json_object *details) {
 
         if (json_object_is_type(details, json_type_object)) {
                 bool first = true;
-                json_object_object_foreach(details, key, v) {
+                /* What people typed first: the column is cut at DETAILS_COLUMNS. */
+                for (size_t i = 0; i < ELEMENTSOF(details_first); i++) {
+                        json_object *v;
+                        if (!json_object_object_get_ex(details, details_first[i], &v))
+                                continue;
+                        fprintf(f, "%s%s=", first ? "" : " ", details_first[i]);
+                        condense_value(v, f);
+                        first = false;
+                }
+                json_object_object_foreach (details, key, v) {
+                        bool shown = false;
+                        for (size_t i = 0; i < ELEMENTSOF(details_first) && !shown; i++)
+                                shown = STREQ(key, details_first[i]);
+                        if (shown)
+                                continue;
                         fprintf(f, "%s%s=", first ? "" : " ", key);
                         condense_value(v, f);
                         first = false;
@@ -550,8 +570,9 @@ static int row_fill(Row *row, json_object *rec) {
 
 /* The table; built whole before anything is printed, so a bad reply prints nothing. */
 static int print_records_table(json_object *result, FILE *f) {
-        static const char *const headers[] = { "SEQ", "TIME", "EVENT", "ACTOR", "REQUEST",
-                                               "DETAILS" };
+        static const char *const headers[] = {
+                "SEQ", "TIME", "EVENT", "ACTOR", "REQUEST", "DETAILS"
+        };
         size_t widths[ELEMENTSOF(headers)], n = json_object_array_length(result);
         Row *rows = calloc(n ?: 1, sizeof(Row));
         int r = 0;
@@ -577,8 +598,10 @@ static int print_records_table(json_object *result, FILE *f) {
                                 widths[k] = rows[i].width[k];
         }
         for (size_t k = 0; k < ELEMENTSOF(headers); k++)
-                fprintf(f, k + 1 < ELEMENTSOF(headers) ? "%-*s  " : "%s\n", (int) widths[k],
-                        headers[k]);
+                if (k + 1 < ELEMENTSOF(headers))
+                        fprintf(f, "%-*s  ", (int) widths[k], headers[k]);
+                else
+                        fprintf(f, "%s\n", headers[k]);
         for (size_t i = 0; i < n; i++)
                 for (size_t k = 0; k < ELEMENTSOF(headers); k++) {
                         fputs(rows[i].cell[k], f);
@@ -593,7 +616,7 @@ static int print_records_table(json_object *result, FILE *f) {
 
 static int audit_list(const AuditArgs *a) {
         _cleanup_(json_object_putp) json_object *request = NULL, *reply = NULL;
-        json_object *result;
+        json_object *result = NULL;
         int r;
 
         request = build_request(a);
@@ -742,7 +765,9 @@ static int query_int(sqlite3 *db, const char *sql, int64_t *ret) {
 static int open_db(const AuditArgs *a, AuditLog *l) {
         /* Opened by hand first for an errno worth showing: sqlite says only "unable to open
          * database file". The directory is root's alone (0700). */
-        _cleanup_close_ int fd = open(a->db, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        /* O_NONBLOCK: a FIFO in its place must not hang us. */
+        _cleanup_close_ int fd = open(a->db, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        struct stat st;
         if (fd < 0) {
                 int e = errno;
                 return fail(a, JIT_EXIT_FAILURE, "unreadable", "cannot open %s: %s%s", a->db,
@@ -751,6 +776,8 @@ static int open_db(const AuditArgs *a, AuditLog *l) {
                                                         "reads the database itself)"
                                                       : "");
         }
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+                return fail(a, JIT_EXIT_FAILURE, "unreadable", "%s is not a database file", a->db);
 
         int rc = sqlite3_open_v2(a->db, &l->db, SQLITE_OPEN_READONLY, NULL);
         if (rc != SQLITE_OK)
@@ -828,8 +855,8 @@ static int read_records(const AuditArgs *a, AuditLog *l) {
                 return db_fail(a, l, "cannot count the audit records");
         if (count > VERIFY_RECORDS_MAX)
                 return fail(a, JIT_EXIT_FAILURE, "too-large",
-                            "%s holds %" PRId64 " audit records; --verify reads at most %d",
-                            a->db, count, VERIFY_RECORDS_MAX);
+                            "%s holds %" PRId64 " audit records; --verify reads at most %d", a->db,
+                            count, VERIFY_RECORDS_MAX);
         l->records = calloc(count > 0 ? (size_t) count : 1, sizeof(AuditRecord));
         if (!l->records)
                 return fail_oom(a);
@@ -1042,13 +1069,12 @@ static int print_verdict(const AuditArgs *a, const AuditLog *l, const AuditVerdi
             json_object_object_add(o, "last_seq",
                                    l->n ? json_object_new_int64(v->last_seq) : none) < 0 ||
             json_object_object_add(o, "journal_seq",
-                                   l->n_heads ? json_object_new_int64(v->journal_seq) : none) <
-                    0 ||
+                                   l->n_heads ? json_object_new_int64(v->journal_seq) : none) < 0 ||
             add(o, "chain_id", json_object_new_string(l->chain_id)) < 0 ||
             add(o, "anchor_seq", json_object_new_int64(l->anchor.seq)) < 0 ||
             add(o, "head", json_object_new_string(head)) < 0 ||
-            json_object_object_add(o, "warning",
-                                   warning ? json_object_new_string(warning) : none) < 0)
+            json_object_object_add(o, "warning", warning ? json_object_new_string(warning) : none) <
+                    0)
                 return fail_oom(a);
         if (print_json(o, stdout) < 0)
                 return fail_oom(a);

@@ -18,6 +18,7 @@
 #include "cleanup.h"
 #include "client.h"
 #include "duration.h"
+#include "jitctl-audit.h"
 #include "jitctl-format.h"
 #include "jitctl-policy.h"
 #include "jitctl-text.h"
@@ -90,6 +91,10 @@ static const char global_help[] =
         "                       End an active grant early\n"
         "  cancel ID            Withdraw your own pending request\n"
         "  status               Your active grants and pending requests\n"
+        "  audit [--since TIME] [--until TIME] [--user U] [--request ID] [--limit N]\n"
+        "                       The audit log (with --json: JSON lines, one record each)\n"
+        "  audit --verify [--db PATH]\n"
+        "                       Check that the audit log is intact (as root, without the broker)\n"
         "  policy check [FILE] | policy explain [--policy FILE] --user U ... |\n"
         "  policy test CASES [--policy FILE]\n"
         "                       Validate a policy, dry-run a decision, run expected decisions\n"
@@ -1163,6 +1168,10 @@ static int cmd_policy(Context *c, int argc, char *argv[]) {
         return policy_check_file(path, c->json);
 }
 
+static int cmd_audit(Context *c, int argc, char *argv[]) {
+        return jitctl_audit(c->socket_path, c->timeout_ms, c->json, argc, argv);
+}
+
 static const Command commands[] = {
         { "request", cmd_request, request_help },
         { "list", cmd_list, list_help },
@@ -1173,9 +1182,9 @@ static const Command commands[] = {
         { "cancel", cmd_cancel, cancel_help },
         { "status", cmd_status, status_help },
         { "policy", cmd_policy, policy_help },
-        /* Named by DESIGN.md, not served by the broker yet. */
-        { "audit", NULL, NULL },
+        { "audit", cmd_audit, jitctl_audit_help },
         { "break-glass", cmd_break_glass, break_glass_help },
+        /* Named by DESIGN.md, not served by the broker yet. */
         { "watch", NULL, NULL },
         { "ack", cmd_ack, ack_help },
 };

@@ -123,6 +123,14 @@ if [ -z "$pam_module" ] || [ ! -f "$pam_module" ]; then
         die "pam_jit.so is missing after install"
 fi
 info "PAM module: $pam_module"
+# journalctl -x explains jit's entries from the catalog meson installed, once compiled.
+if command -v journalctl >/dev/null 2>&1; then
+        if journalctl --update-catalog; then
+                did "updated the journal catalog (journalctl -x explains jit's entries)"
+        else
+                warn "journalctl --update-catalog failed: journalctl -x will not explain jit's entries"
+        fi
+fi
 
 # ---------------------------------------------------------------------------------------
 say "3/6 Groups"

@@ -45,8 +45,8 @@ static void chain_build(Chain *c, int64_t anchor_seq, const char *anchor_hash, s
         c->n = n;
         for (size_t i = 0; i < n; i++) {
                 AuditRecord *r = &c->r[i];
-                snprintf(c->details[i], sizeof(c->details[i]), "{\"reason\":\"disk full on db%zu\"}",
-                         i);
+                snprintf(c->details[i], sizeof(c->details[i]),
+                         "{\"reason\":\"disk full on db%zu\"}", i);
                 *r = (AuditRecord){
                         .seq = anchor_seq + 1 + (int64_t) i,
                         .at = 1700000000000000ULL + i * 1000000ULL,
@@ -114,8 +114,10 @@ static void test_intact(void **state) {
 
         /* Heads at the start (seq 0, the genesis), in the middle and at the end, in any
          * order, repeated. */
-        AuditHead heads[] = { head_of(&c, 9), { .seq = 0, .hash = AUDIT_GENESIS_HASH },
-                              head_of(&c, 4), head_of(&c, 9) };
+        AuditHead heads[] = { head_of(&c, 9),
+                              { .seq = 0, .hash = AUDIT_GENESIS_HASH },
+                              head_of(&c, 4),
+                              head_of(&c, 9) };
         v = verify(&c, heads, ELEMENTSOF(heads));
         assert_verdict(&v, AUDIT_INTACT, 0);
         assert_int_equal(v.journal_seq, 10);
@@ -140,8 +142,8 @@ static void test_edited_details(void **state) {
 }
 
 static void test_edited_fields(void **state) {
-        static const char *const fields[] = { "at", "event", "actor", "actor_uid", "request_id",
-                                              "hash" };
+        static const char *const fields[] = { "at",        "event",      "actor",
+                                              "actor_uid", "request_id", "hash" };
         for (size_t f = 0; f < ELEMENTSOF(fields); f++) {
                 Chain c;
                 chain_build(&c, 0, AUDIT_GENESIS_HASH, 10);
