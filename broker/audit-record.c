@@ -18,9 +18,11 @@ int audit_record_hash(const AuditRecord *r, char ret[AUDIT_HASH_LEN + 1]) {
 
         if (!ctx)
                 return -ENOMEM;
-        int len = snprintf(head, sizeof(head), "jit-audit-v1\n%s\n%" PRIu64 "\n", r->prev_hash, r->at);
+        int len = snprintf(head, sizeof(head), "jit-audit-v1\n%s\n%" PRIu64 "\n", r->prev_hash,
+                           r->at);
         char ids[64];
-        int ids_len = snprintf(ids, sizeof(ids), "\n%" PRId64 "\n%" PRId64 "\n", r->actor_uid, r->request_id);
+        int ids_len = snprintf(ids, sizeof(ids), "\n%" PRId64 "\n%" PRId64 "\n", r->actor_uid,
+                               r->request_id);
         bool ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
                   EVP_DigestUpdate(ctx, head, (size_t) len) == 1 &&
                   EVP_DigestUpdate(ctx, r->event, strlen(r->event)) == 1 &&

@@ -11,15 +11,17 @@
 #define AUDIT_GENESIS_HASH "0000000000000000000000000000000000000000000000000000000000000000"
 /* journald entry that carries the chain's head: JIT_AUDIT_SEQ, JIT_AUDIT_HASH. */
 #define AUDIT_HEAD_MESSAGE_ID "a6af73a831954c12a35fddcbc2882456"
+/* journald entry of an export: JIT_AUDIT_ARCHIVE_LAST_SEQ and _HASH vouch for the anchor. */
+#define AUDIT_ARCHIVED_MESSAGE_ID "2fdd838a6ac343bcb157b192bd4263f6"
 
 typedef struct AuditRecord {
-        int64_t seq;         /* 1, 2, 3, ... with no gaps */
-        uint64_t at;         /* realtime usec */
-        char *event;         /* the journald JIT_EVENT name: "requested", "approval", ... */
-        char *actor;         /* a user name, "rule:NAME", or "broker" */
-        int64_t actor_uid;   /* -1 when the actor is not a person */
-        int64_t request_id;  /* 0 when the event concerns no request */
-        char *details;       /* a JSON object */
+        int64_t seq;        /* 1, 2, 3, ... with no gaps */
+        uint64_t at;        /* realtime usec */
+        char *event;        /* the journald JIT_EVENT name: "requested", "approval", ... */
+        char *actor;        /* a user name, "rule:NAME", or "broker" */
+        int64_t actor_uid;  /* -1 when the actor is not a person */
+        int64_t request_id; /* 0 when the event concerns no request */
+        char *details;      /* a JSON object */
         char prev_hash[AUDIT_HASH_LEN + 1];
         char hash[AUDIT_HASH_LEN + 1];
 } AuditRecord;

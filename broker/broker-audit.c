@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 #include <systemd/sd-journal.h>
+#include <unistd.h>
 
 #include "broker.h"
 #include "cleanup.h"
@@ -19,14 +19,15 @@
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
 
 /* The newest record, or the anchor when the live chain is empty. */
-static int audit_head(sqlite3 *db, int64_t *ret_seq, char ret_hash[AUDIT_HASH_LEN + 1], char *ret_chain,
-                      size_t chain_len) {
+static int audit_head(sqlite3 *db, int64_t *ret_seq, char ret_hash[AUDIT_HASH_LEN + 1],
+                      char *ret_chain, size_t chain_len) {
         sqlite3_stmt *st;
-        int rc = sqlite3_prepare_v2(db,
-                                    "SELECT a.chain_id, COALESCE(l.seq, a.seq), COALESCE(l.hash, a.hash)"
-                                    " FROM audit_anchor a LEFT JOIN"
-                                    " (SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1) l WHERE a.id = 1",
-                                    -1, &st, NULL);
+        int rc = sqlite3_prepare_v2(
+                db,
+                "SELECT a.chain_id, COALESCE(l.seq, a.seq), COALESCE(l.hash, a.hash)"
+                " FROM audit_anchor a LEFT JOIN"
+                " (SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1) l WHERE a.id = 1",
+                -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return -EIO;
         int r = -EIO;
@@ -45,8 +46,8 @@ static int audit_head(sqlite3 *db, int64_t *ret_seq, char ret_hash[AUDIT_HASH_LE
         return r;
 }
 
-int audit_append(Broker *b, JitEvent event, const char *actor, int64_t actor_uid, int64_t request_id,
-                 json_object *details) {
+int audit_append(Broker *b, JitEvent event, const char *actor, int64_t actor_uid,
+                 int64_t request_id, json_object *details) {
         _cleanup_(json_object_putp) json_object *d = details ?: json_object_new_object();
         sqlite3 *db = db_sqlite(b->db);
         AuditRecord rec = {
@@ -61,7 +62,8 @@ int audit_append(Broker *b, JitEvent event, const char *actor, int64_t actor_uid
 
         if (!d)
                 return -ENOMEM;
-        rec.details = (char *) json_object_to_json_string_ext(d, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        rec.details = (char *) json_object_to_json_string_ext(
+                d, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
         if (!rec.details)
                 return -ENOMEM;
         if ((r = audit_head(db, &head_seq, rec.prev_hash, NULL, 0)) < 0)
@@ -71,10 +73,11 @@ int audit_append(Broker *b, JitEvent event, const char *actor, int64_t actor_uid
                 return r;
 
         sqlite3_stmt *st;
-        if (sqlite3_prepare_v2(db,
-                               "INSERT INTO audit (seq, at, event, actor, actor_uid, request_id, details, prev_hash, hash)"
-                               " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                               -1, &st, NULL) != SQLITE_OK)
+        if (sqlite3_prepare_v2(
+                    db,
+                    "INSERT INTO audit (seq, at, event, actor, actor_uid, request_id, details, prev_hash, hash)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    -1, &st, NULL) != SQLITE_OK)
                 return -EIO;
         sqlite3_bind_int64(st, 1, rec.seq);
         sqlite3_bind_int64(st, 2, (sqlite3_int64) rec.at);
@@ -130,8 +133,9 @@ void audit_log_head(Broker *b, bool force) {
                 return;
         sd_journal_send("MESSAGE=audit log head: record %" PRId64 ", hash %s", seq, hash,
                         "MESSAGE_ID=" AUDIT_HEAD_MESSAGE_ID, "PRIORITY=%d", LOG_INFO,
-                        "SYSLOG_IDENTIFIER=jit-brokerd", "JIT_EVENT=audit-head", "JIT_AUDIT_CHAIN=%s", chain,
-                        "JIT_AUDIT_SEQ=%" PRId64, seq, "JIT_AUDIT_HASH=%s", hash, NULL);
+                        "SYSLOG_IDENTIFIER=jit-brokerd", "JIT_EVENT=audit-head",
+                        "JIT_AUDIT_CHAIN=%s", chain, "JIT_AUDIT_SEQ=%" PRId64, seq,
+                        "JIT_AUDIT_HASH=%s", hash, NULL);
         b->audit_logged_seq = seq;
 }
 
@@ -170,17 +174,31 @@ int audit_query(Broker *b, uint64_t since, uint64_t until, const char *user, int
                         break;
                 }
                 int64_t uid = sqlite3_column_int64(st, 4), rid = sqlite3_column_int64(st, 5);
-                json_object_object_add(o, "seq", json_object_new_int64(sqlite3_column_int64(st, 0)));
+                json_object_object_add(o, "seq",
+                                       json_object_new_int64(sqlite3_column_int64(st, 0)));
                 json_object_object_add(
-                        o, "at", json_object_new_string(format_rfc3339((uint64_t) sqlite3_column_int64(st, 1), t, sizeof(t))));
-                json_object_object_add(o, "event", json_object_new_string((const char *) sqlite3_column_text(st, 2)));
-                json_object_object_add(o, "actor", json_object_new_string((const char *) sqlite3_column_text(st, 3)));
-                json_object_object_add(o, "actor_uid", uid >= 0 ? json_object_new_int64(uid) : NULL);
-                json_object_object_add(o, "request_id", rid > 0 ? json_object_new_int64(rid) : NULL);
-                json_object *details = json_tokener_parse((const char *) sqlite3_column_text(st, 6));
+                        o, "at",
+                        json_object_new_string(format_rfc3339(
+                                (uint64_t) sqlite3_column_int64(st, 1), t, sizeof(t))));
+                json_object_object_add(
+                        o, "event",
+                        json_object_new_string((const char *) sqlite3_column_text(st, 2)));
+                json_object_object_add(
+                        o, "actor",
+                        json_object_new_string((const char *) sqlite3_column_text(st, 3)));
+                json_object_object_add(o, "actor_uid",
+                                       uid >= 0 ? json_object_new_int64(uid) : NULL);
+                json_object_object_add(o, "request_id",
+                                       rid > 0 ? json_object_new_int64(rid) : NULL);
+                json_object *details =
+                        json_tokener_parse((const char *) sqlite3_column_text(st, 6));
                 json_object_object_add(o, "details", details ?: json_object_new_object());
-                json_object_object_add(o, "prev_hash", json_object_new_string((const char *) sqlite3_column_text(st, 7)));
-                json_object_object_add(o, "hash", json_object_new_string((const char *) sqlite3_column_text(st, 8)));
+                json_object_object_add(
+                        o, "prev_hash",
+                        json_object_new_string((const char *) sqlite3_column_text(st, 7)));
+                json_object_object_add(
+                        o, "hash",
+                        json_object_new_string((const char *) sqlite3_column_text(st, 8)));
                 json_object_array_add(arr, o);
         }
         if (r == 0 && rc != SQLITE_DONE)
@@ -209,8 +227,8 @@ static int write_all(int fd, const char *s, size_t len) {
 
 static int write_json_line(int fd, json_object *o) {
         size_t len;
-        const char *s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
-                                                          &len);
+        const char *s = json_object_to_json_string_length(
+                o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
         if (!s)
                 return -ENOMEM;
         int r = write_all(fd, s, len);
@@ -235,7 +253,8 @@ int audit_archive(Broker *b, uint64_t until, const char *dir, const char *actor,
         /* The anchor, read inside the transaction, is where this archive starts. */
         if ((r = audit_head(db, &head_seq, anchor_hash, chain, sizeof(chain))) < 0)
                 goto fail;
-        if (sqlite3_prepare_v2(db, "SELECT seq, hash FROM audit_anchor WHERE id = 1", -1, &st, NULL) != SQLITE_OK ||
+        if (sqlite3_prepare_v2(db, "SELECT seq, hash FROM audit_anchor WHERE id = 1", -1, &st,
+                               NULL) != SQLITE_OK ||
             sqlite3_step(st) != SQLITE_ROW) {
                 r = -EIO;
                 goto fail;
@@ -275,12 +294,13 @@ int audit_archive(Broker *b, uint64_t until, const char *dir, const char *actor,
         if (r < 0)
                 goto fail;
 
-        if (sqlite3_prepare_v2(db,
-                               "SELECT seq, at, event, actor, actor_uid, request_id, details, prev_hash, hash"
-                               /* up to the newest record old enough: a clock stepped back must not
-                                * leave a hole in what is archived */
-                               " FROM audit WHERE seq <= (SELECT MAX(seq) FROM audit WHERE at <= ?1) ORDER BY seq",
-                               -1, &st, NULL) != SQLITE_OK) {
+        if (sqlite3_prepare_v2(
+                    db,
+                    "SELECT seq, at, event, actor, actor_uid, request_id, details, prev_hash, hash"
+                    /* up to the newest record old enough: a clock stepped back must not
+                     * leave a hole in what is archived */
+                    " FROM audit WHERE seq <= (SELECT MAX(seq) FROM audit WHERE at <= ?1) ORDER BY seq",
+                    -1, &st, NULL) != SQLITE_OK) {
                 r = -EIO;
                 goto fail;
         }
@@ -298,14 +318,27 @@ int audit_archive(Broker *b, uint64_t until, const char *dir, const char *actor,
                         first_seq = last_seq;
                 json_object_object_add(o, "seq", json_object_new_int64(last_seq));
                 json_object_object_add(o, "at", json_object_new_int64(sqlite3_column_int64(st, 1)));
-                json_object_object_add(o, "event", json_object_new_string((const char *) sqlite3_column_text(st, 2)));
-                json_object_object_add(o, "actor", json_object_new_string((const char *) sqlite3_column_text(st, 3)));
-                json_object_object_add(o, "actor_uid", json_object_new_int64(sqlite3_column_int64(st, 4)));
-                json_object_object_add(o, "request_id", json_object_new_int64(sqlite3_column_int64(st, 5)));
-                json_object_object_add(o, "details", json_object_new_string((const char *) sqlite3_column_text(st, 6)));
-                json_object_object_add(o, "prev_hash", json_object_new_string((const char *) sqlite3_column_text(st, 7)));
-                json_object_object_add(o, "hash", json_object_new_string((const char *) sqlite3_column_text(st, 8)));
-                snprintf(last_hash, sizeof(last_hash), "%s", (const char *) sqlite3_column_text(st, 8));
+                json_object_object_add(
+                        o, "event",
+                        json_object_new_string((const char *) sqlite3_column_text(st, 2)));
+                json_object_object_add(
+                        o, "actor",
+                        json_object_new_string((const char *) sqlite3_column_text(st, 3)));
+                json_object_object_add(o, "actor_uid",
+                                       json_object_new_int64(sqlite3_column_int64(st, 4)));
+                json_object_object_add(o, "request_id",
+                                       json_object_new_int64(sqlite3_column_int64(st, 5)));
+                json_object_object_add(
+                        o, "details",
+                        json_object_new_string((const char *) sqlite3_column_text(st, 6)));
+                json_object_object_add(
+                        o, "prev_hash",
+                        json_object_new_string((const char *) sqlite3_column_text(st, 7)));
+                json_object_object_add(
+                        o, "hash",
+                        json_object_new_string((const char *) sqlite3_column_text(st, 8)));
+                snprintf(last_hash, sizeof(last_hash), "%s",
+                         (const char *) sqlite3_column_text(st, 8));
                 r = write_json_line(fd, o);
                 json_object_put(o);
                 if (r < 0)
@@ -345,7 +378,8 @@ int audit_archive(Broker *b, uint64_t until, const char *dir, const char *actor,
                 goto fail;
         }
 
-        if (asprintf(&final_path, "%s/audit-%s-%08" PRId64 "-%08" PRId64 ".jsonl", dir, chain, first_seq, last_seq) < 0) {
+        if (asprintf(&final_path, "%s/audit-%s-%08" PRId64 "-%08" PRId64 ".jsonl", dir, chain,
+                     first_seq, last_seq) < 0) {
                 final_path = NULL;
                 r = -ENOMEM;
                 goto fail;
@@ -356,8 +390,8 @@ int audit_archive(Broker *b, uint64_t until, const char *dir, const char *actor,
         }
 
         /* Only now, with the archive on disk, do the records leave the live log. */
-        if (sqlite3_prepare_v2(db, "UPDATE audit_anchor SET seq = ?1, hash = ?2 WHERE id = 1", -1, &st, NULL) !=
-            SQLITE_OK) {
+        if (sqlite3_prepare_v2(db, "UPDATE audit_anchor SET seq = ?1, hash = ?2 WHERE id = 1", -1,
+                               &st, NULL) != SQLITE_OK) {
                 r = -EIO;
                 goto fail_renamed;
         }
@@ -366,8 +400,9 @@ int audit_archive(Broker *b, uint64_t until, const char *dir, const char *actor,
         rc = sqlite3_step(st);
         sqlite3_finalize(st);
         st = NULL;
-        if (rc != SQLITE_DONE || sqlite3_exec(db, "DELETE FROM audit WHERE seq <= (SELECT seq FROM audit_anchor)", NULL,
-                                              NULL, NULL) != SQLITE_OK) {
+        if (rc != SQLITE_DONE ||
+            sqlite3_exec(db, "DELETE FROM audit WHERE seq <= (SELECT seq FROM audit_anchor)", NULL,
+                         NULL, NULL) != SQLITE_OK) {
                 r = -EIO;
                 goto fail_renamed;
         }
@@ -377,16 +412,19 @@ int audit_archive(Broker *b, uint64_t until, const char *dir, const char *actor,
         json_object_object_add(info, "last_seq", json_object_new_int64(last_seq));
         json_object_object_add(info, "last_hash", json_object_new_string(last_hash));
         json_object_object_add(info, "chain_id", json_object_new_string(chain));
-        if ((r = audit_append(b, JIT_EVENT_AUDIT_ARCHIVED, actor, actor_uid, 0, json_object_get(info))) < 0 ||
+        if ((r = audit_append(b, JIT_EVENT_AUDIT_ARCHIVED, actor, actor_uid, 0,
+                              json_object_get(info))) < 0 ||
             (r = db_commit(b->db)) < 0)
                 goto fail_renamed;
 
-        sd_journal_send("MESSAGE=audit records %" PRId64 "-%" PRId64 " archived to %s", first_seq, last_seq,
-                        final_path, "MESSAGE_ID=%s", jit_event_message_id(JIT_EVENT_AUDIT_ARCHIVED), "PRIORITY=%d",
-                        LOG_NOTICE, "SYSLOG_IDENTIFIER=jit-brokerd", "JIT_EVENT=audit-archived", "JIT_AUDIT_CHAIN=%s",
-                        chain, "JIT_AUDIT_ARCHIVE_FIRST_SEQ=%" PRId64, first_seq,
-                        "JIT_AUDIT_ARCHIVE_LAST_SEQ=%" PRId64, last_seq, "JIT_AUDIT_ARCHIVE_HASH=%s", last_hash,
-                        "JIT_AUDIT_ARCHIVE_FILE=%s", final_path, NULL);
+        sd_journal_send("MESSAGE=audit records %" PRId64 "-%" PRId64 " archived to %s", first_seq,
+                        last_seq, final_path, "MESSAGE_ID=%s",
+                        jit_event_message_id(JIT_EVENT_AUDIT_ARCHIVED), "PRIORITY=%d", LOG_NOTICE,
+                        "SYSLOG_IDENTIFIER=jit-brokerd", "JIT_EVENT=audit-archived",
+                        "JIT_AUDIT_CHAIN=%s", chain, "JIT_AUDIT_ARCHIVE_FIRST_SEQ=%" PRId64,
+                        first_seq, "JIT_AUDIT_ARCHIVE_LAST_SEQ=%" PRId64, last_seq,
+                        "JIT_AUDIT_ARCHIVE_HASH=%s", last_hash, "JIT_AUDIT_ARCHIVE_FILE=%s",
+                        final_path, NULL);
         audit_log_head(b, true);
         *ret = TAKE_PTR(info);
         return 0;
@@ -406,13 +444,15 @@ fail:
 char *audit_archive_dir(const char *db_path) {
         char *dir = NULL;
         const char *slash = strrchr(db_path, '/');
-        if (asprintf(&dir, "%.*s/archive", (int) (slash ? slash - db_path : 1), slash ? db_path : ".") < 0)
+        if (asprintf(&dir, "%.*s/archive", (int) (slash ? slash - db_path : 1),
+                     slash ? db_path : ".") < 0)
                 return NULL;
         return dir;
 }
 
 void audit_apply_retention(Broker *b) {
-        uint64_t retention = b->policy->audit_retention * USEC_PER_SEC, now = now_usec(CLOCK_REALTIME);
+        uint64_t retention = b->policy->audit_retention * USEC_PER_SEC,
+                 now = now_usec(CLOCK_REALTIME);
         _cleanup_free_ char *dir = NULL;
         _cleanup_(json_object_putp) json_object *info = NULL;
 

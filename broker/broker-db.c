@@ -458,10 +458,11 @@ static int request_from_row(sqlite3_stmt *st, Request **ret) {
 
 static int load_approvals(BrokerDb *db, Request *r) {
         sqlite3_stmt *st;
-        int rc = sqlite3_prepare_v2(db->db,
-                                    "SELECT approver, approver_uid, comment, at, by_rule, policy_version FROM approvals"
-                                    " WHERE request_id = ?1 ORDER BY at, approver_uid",
-                                    -1, &st, NULL);
+        int rc = sqlite3_prepare_v2(
+                db->db,
+                "SELECT approver, approver_uid, comment, at, by_rule, policy_version FROM approvals"
+                " WHERE request_id = ?1 ORDER BY at, approver_uid",
+                -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return sqlite_to_errno(rc);
         sqlite3_bind_int64(st, 1, r->id);
@@ -516,8 +517,8 @@ int db_get_request(BrokerDb *db, int64_t id, Request **ret) {
         return 0;
 }
 
-int db_list_requests(BrokerDb *db, const RequestState *states, size_t n_states, bool with_unacknowledged, uid_t uid,
-                     Request ***ret, size_t *ret_n) {
+int db_list_requests(BrokerDb *db, const RequestState *states, size_t n_states,
+                     bool with_unacknowledged, uid_t uid, Request ***ret, size_t *ret_n) {
         char sql[1024] =
                 "SELECT " REQUEST_COLUMNS " FROM requests WHERE (?1 < 0 OR requester_uid = ?1)";
         sqlite3_stmt *st;
@@ -527,7 +528,8 @@ int db_list_requests(BrokerDb *db, const RequestState *states, size_t n_states, 
 
         if (states && n_states > 0) {
                 /* Break-glass grants stay in view until someone acknowledges them. */
-                strcat(sql, " AND ((?2 AND break_glass = 1 AND acknowledged_by IS NULL) OR state IN (");
+                strcat(sql,
+                       " AND ((?2 AND break_glass = 1 AND acknowledged_by IS NULL) OR state IN (");
                 for (size_t i = 0; i < n_states && i < _REQUEST_STATE_MAX; i++) {
                         strcat(sql, i ? ", '" : "'");
                         strcat(sql,

@@ -70,11 +70,14 @@ static json_object *request_to_json(const Broker *b, const Request *r) {
                         break;
                 json_object_object_add(a, "approver",
                                        json_object_new_string(r->approvals[i].approver));
-                json_object_object_add(a, "kind", json_object_new_string(r->approvals[i].by_rule ? "rule" : "person"));
-                json_object_object_add(a, "approver_uid",
-                                       r->approvals[i].by_rule
-                                               ? NULL
-                                               : json_object_new_int64(r->approvals[i].approver_uid));
+                json_object_object_add(
+                        a, "kind",
+                        json_object_new_string(r->approvals[i].by_rule ? "rule" : "person"));
+                json_object_object_add(
+                        a, "approver_uid",
+                        r->approvals[i].by_rule
+                                ? NULL
+                                : json_object_new_int64(r->approvals[i].approver_uid));
                 json_object_object_add(a, "policy_version",
                                        json_string_or_null(r->approvals[i].policy_version));
                 json_object_object_add(a, "comment", json_string_or_null(r->approvals[i].comment));
@@ -173,7 +176,8 @@ static bool in_list(const StringList *l, const Identity *id) {
 
 /* Break-glass grants are reviewed by root or by the others who may break glass. */
 static bool caller_reviews_break_glass(const Op *op, const Request *r) {
-        return r->break_glass && (is_root(op) || in_list(&op->b->policy->break_glass.requesters, &op->caller));
+        return r->break_glass &&
+               (is_root(op) || in_list(&op->b->policy->break_glass.requesters, &op->caller));
 }
 
 static bool may_see(const Op *op, const Request *r) {
@@ -482,11 +486,13 @@ static json_object *op_approve(Op *op) {
         }
         json_object *details = audit_request_details(r);
         if (details) {
-                json_object_object_add(details, "approver", json_object_new_string(op->caller.name));
+                json_object_object_add(details, "approver",
+                                       json_object_new_string(op->caller.name));
                 if (comment)
                         json_object_object_add(details, "comment", json_object_new_string(comment));
         }
-        if ((k = audit_append(b, JIT_EVENT_APPROVAL, op->caller.name, op->caller.uid, id, details)) < 0 ||
+        if ((k = audit_append(b, JIT_EVENT_APPROVAL, op->caller.name, op->caller.uid, id,
+                              details)) < 0 ||
             (v == APPROVAL_COMPLETE &&
              (k = audit_append(b, JIT_EVENT_GRANTED, op->caller.name, op->caller.uid, id,
                                audit_request_details(r))) < 0)) {
@@ -577,7 +583,8 @@ static json_object *end_request(Op *op, RequestEvent event, unsigned who, const 
                       : event == EVENT_REVOKE ? JIT_EVENT_REVOKED
                                               : JIT_EVENT_CANCELLED;
         if ((k = db_update_request(b->db, r)) < 0 ||
-            (k = audit_append(b, ev, op->caller.name, op->caller.uid, id, audit_request_details(r))) < 0 ||
+            (k = audit_append(b, ev, op->caller.name, op->caller.uid, id,
+                              audit_request_details(r))) < 0 ||
             (k = db_commit(b->db)) < 0) {
                 db_rollback(b->db);
                 return internal_error(op, "saving the change", k);
@@ -655,8 +662,8 @@ static json_object *op_list(Op *op) {
 
         Request **list = NULL;
         size_t n = 0;
-        k = db_list_requests(op->b->db, states, n_states, true, mine ? op->caller.uid : (uid_t) -1, &list,
-                             &n);
+        k = db_list_requests(op->b->db, states, n_states, true, mine ? op->caller.uid : (uid_t) -1,
+                             &list, &n);
         if (k < 0)
                 return internal_error(op, "listing requests", k);
         json_object *arr = requests_to_array(op, list, n, true);
@@ -701,7 +708,8 @@ static json_object *op_show(Op *op) {
         if (!o)
                 return jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
         json_object_object_add(o, "profile", profile_to_json(op->b->policy));
-        json_object_object_add(o, "current_policy_version", json_object_new_string(op->b->policy->hash));
+        json_object_object_add(o, "current_policy_version",
+                               json_object_new_string(op->b->policy->hash));
         const PolicyRule *rule = request_rule(op, r);
         json_object *approvers = json_object_new_array();
         for (size_t i = 0; rule && approvers && i < rule->approvers.n; i++)
@@ -771,7 +779,8 @@ static json_object *op_break_glass(Op *op) {
                                            has_duration ? (uint64_t) duration : 0, &d)) < 0)
                 return internal_error(op, "applying the policy", r);
         if (d.verdict == VERDICT_REFUSED)
-                return refuse(op, NULL, "%s", d.message ? d.message : "break-glass refused by policy");
+                return refuse(op, NULL, "%s",
+                              d.message ? d.message : "break-glass refused by policy");
 
         uint64_t now_real = now_usec(CLOCK_REALTIME), now_boot = now_usec(CLOCK_BOOTTIME);
         Request req = {
@@ -798,9 +807,9 @@ static json_object *op_break_glass(Op *op) {
         }
 
         log_event(JIT_EVENT_BREAK_GLASS, LOG_ALERT, &req, op->caller.name, NULL,
-                  "BREAK-GLASS: %s took %s for %s without approval (request %lld): %s", req.requester,
-                  req.service, duration_format(req.duration, dbuf, sizeof(dbuf)), (long long) req.id,
-                  req.reason);
+                  "BREAK-GLASS: %s took %s for %s without approval (request %lld): %s",
+                  req.requester, req.service, duration_format(req.duration, dbuf, sizeof(dbuf)),
+                  (long long) req.id, req.reason);
         broker_state_changed(b);
         return reply_request(op, req.id);
 }
@@ -819,17 +828,19 @@ static json_object *op_ack(Op *op) {
         if (k < 0) {
                 db_rollback(b->db);
                 if (k == -ENOENT)
-                        return jit_reply_error(JIT_ERROR_NOT_FOUND, "no request %lld", (long long) id);
+                        return jit_reply_error(JIT_ERROR_NOT_FOUND, "no request %lld",
+                                               (long long) id);
                 return internal_error(op, "reading the request", k);
         }
         if (!r->break_glass) {
                 db_rollback(b->db);
-                return jit_reply_error(JIT_ERROR_CONFLICT, "request %lld is not a break-glass grant",
-                                       (long long) id);
+                return jit_reply_error(JIT_ERROR_CONFLICT,
+                                       "request %lld is not a break-glass grant", (long long) id);
         }
         if (r->acknowledged_by) {
                 db_rollback(b->db);
-                return jit_reply_error(JIT_ERROR_CONFLICT, "request %lld was already acknowledged by %s",
+                return jit_reply_error(JIT_ERROR_CONFLICT,
+                                       "request %lld was already acknowledged by %s",
                                        (long long) id, r->acknowledged_by);
         }
         /* A second person: never the one who broke the glass, root included. */
@@ -896,16 +907,20 @@ static json_object *op_explain(Op *op) {
                 return bad_field("at", r, 64);
         if (at_text && parse_rfc3339(at_text, &at) < 0)
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "at must be an RFC 3339 time");
-        if (jit_message_get_int(op->msg, "duration", 1, (int64_t) JIT_DURATION_MAX_SEC, false, &duration,
-                                &has_duration) < 0)
+        if (jit_message_get_int(op->msg, "duration", 1, (int64_t) JIT_DURATION_MAX_SEC, false,
+                                &duration, &has_duration) < 0)
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "duration must be whole seconds");
 
         json_object *groups;
-        if (json_object_object_get_ex(op->msg, "groups", &groups) && !json_object_is_type(groups, json_type_null)) {
+        if (json_object_object_get_ex(op->msg, "groups", &groups) &&
+            !json_object_is_type(groups, json_type_null)) {
                 /* Explaining for hypothetical groups: nothing is looked up. */
-                size_t n = json_object_is_type(groups, json_type_array) ? json_object_array_length(groups) : SIZE_MAX;
+                size_t n = json_object_is_type(groups, json_type_array)
+                                   ? json_object_array_length(groups)
+                                   : SIZE_MAX;
                 if (n > IDENTITY_GROUPS_MAX || !valid_account_name(user))
-                        return jit_reply_error(JIT_ERROR_BAD_REQUEST, "groups must be a list of group names");
+                        return jit_reply_error(JIT_ERROR_BAD_REQUEST,
+                                               "groups must be a list of group names");
                 id.name = strdup(user);
                 id.groups = calloc(n + 1, sizeof(char *));
                 if (!id.name || !id.groups) {
@@ -914,10 +929,14 @@ static json_object *op_explain(Op *op) {
                 }
                 for (size_t i = 0; i < n; i++) {
                         json_object *g = json_object_array_get_idx(groups, i);
-                        const char *gs = json_object_is_type(g, json_type_string) ? json_object_get_string(g) : NULL;
-                        if (!gs || !valid_account_name(gs) || !(id.groups[id.n_groups++] = strdup(gs))) {
+                        const char *gs = json_object_is_type(g, json_type_string)
+                                                 ? json_object_get_string(g)
+                                                 : NULL;
+                        if (!gs || !valid_account_name(gs) ||
+                            !(id.groups[id.n_groups++] = strdup(gs))) {
                                 identity_done(&id);
-                                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "groups must be a list of group names");
+                                return jit_reply_error(JIT_ERROR_BAD_REQUEST,
+                                                       "groups must be a list of group names");
                         }
                 }
         } else if ((r = identity_from_name(user, &id)) < 0)
@@ -953,21 +972,25 @@ static json_object *op_audit(Op *op) {
                 return bad_field("since", r, 64);
         if ((r = jit_message_get_string(op->msg, "until", 64, false, &until_text)) < 0)
                 return bad_field("until", r, 64);
-        if ((since_text && parse_rfc3339(since_text, &since) < 0) || (until_text && parse_rfc3339(until_text, &until) < 0))
-                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "since and until must be RFC 3339 times");
+        if ((since_text && parse_rfc3339(since_text, &since) < 0) ||
+            (until_text && parse_rfc3339(until_text, &until) < 0))
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST,
+                                       "since and until must be RFC 3339 times");
         if ((r = jit_message_get_string(op->msg, "user", JIT_USER_MAX, false, &user)) < 0)
                 return bad_field("user", r, JIT_USER_MAX);
         if (jit_message_get_int(op->msg, "request", 1, INT64_MAX, false, &request_id, NULL) < 0)
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "request must be a positive id");
         if (jit_message_get_int(op->msg, "limit", 1, AUDIT_QUERY_MAX, false, &limit, NULL) < 0)
-                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "limit must be 1..%d", AUDIT_QUERY_MAX);
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "limit must be 1..%d",
+                                       AUDIT_QUERY_MAX);
 
         /* Root and auditors read everything; everyone else the records of their own requests. */
         bool auditor = is_root(op) ||
                        identity_in_group(&op->caller, op->b->policy->audit_group ?: AUDIT_GROUP);
         json_object *records = NULL;
-        r = audit_query(op->b, (uint64_t) since * USEC_PER_SEC, (uint64_t) until * USEC_PER_SEC, user, request_id,
-                        auditor ? (uid_t) -1 : op->caller.uid, (unsigned) limit, &records);
+        r = audit_query(op->b, (uint64_t) since * USEC_PER_SEC, (uint64_t) until * USEC_PER_SEC,
+                        user, request_id, auditor ? (uid_t) -1 : op->caller.uid, (unsigned) limit,
+                        &records);
         if (r < 0)
                 return internal_error(op, "reading the audit log", r);
         return jit_reply_ok(records);
@@ -990,7 +1013,8 @@ static json_object *op_audit_archive(Op *op) {
         if (!dir)
                 return jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
         json_object *info = NULL;
-        r = audit_archive(op->b, (uint64_t) until * USEC_PER_SEC, dir, op->caller.name, op->caller.uid, &info);
+        r = audit_archive(op->b, (uint64_t) until * USEC_PER_SEC, dir, op->caller.name,
+                          op->caller.uid, &info);
         if (r < 0)
                 return internal_error(op, "archiving the audit log", r);
         return jit_reply_ok(info);

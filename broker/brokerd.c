@@ -123,8 +123,8 @@ static int end_due_request(Broker *b, int64_t id, uint64_t now_real, uint64_t no
         if (k >= 0)
                 k = db_update_request(b->db, r);
         if (k >= 0)
-                k = audit_append(b, ev == EVENT_EXPIRE ? JIT_EVENT_EXPIRED : JIT_EVENT_TIMED_OUT, "broker", -1,
-                                 r->id, audit_request_details(r));
+                k = audit_append(b, ev == EVENT_EXPIRE ? JIT_EVENT_EXPIRED : JIT_EVENT_TIMED_OUT,
+                                 "broker", -1, r->id, audit_request_details(r));
         if (k >= 0)
                 k = db_commit(b->db);
         if (k < 0) {
@@ -176,7 +176,8 @@ static void audit_policy(Broker *b, JitEvent ev, const char *error) {
         if (d) {
                 json_object_object_add(d, "policy", json_object_new_string(b->policy_path));
                 if (b->policy)
-                        json_object_object_add(d, "policy_version", json_object_new_string(b->policy->hash));
+                        json_object_object_add(d, "policy_version",
+                                               json_object_new_string(b->policy->hash));
                 if (error)
                         json_object_object_add(d, "error", json_object_new_string(error));
         }
@@ -209,7 +210,8 @@ static const char *still_allowed(const Broker *b, const Request *r, char *buf, s
         if (!rule)
                 return snprintf(buf, len, "rule \"%s\" is gone", r->rule), buf;
         if (!policy_rule_has_service(rule, r->service))
-                return snprintf(buf, len, "rule \"%s\" no longer covers %s", r->rule, r->service), buf;
+                return snprintf(buf, len, "rule \"%s\" no longer covers %s", r->rule, r->service),
+                       buf;
         if (identity_from_uid(r->requester_uid, &id) >= 0) {
                 for (size_t i = 0; i < rule->requesters.n && !requester_ok; i++)
                         requester_ok = identity_matches(&id, rule->requesters.items[i]);
@@ -222,8 +224,8 @@ static const char *still_allowed(const Broker *b, const Request *r, char *buf, s
         uint64_t cap = policy_rule_cap(b->policy, rule);
         if (r->duration > cap)
                 return snprintf(buf, len, "%s is longer than the %s rule \"%s\" now allows",
-                                duration_format(r->duration, d1, sizeof(d1)), duration_format(cap, d2, sizeof(d2)),
-                                r->rule),
+                                duration_format(r->duration, d1, sizeof(d1)),
+                                duration_format(cap, d2, sizeof(d2)), r->rule),
                        buf;
         return NULL;
 }
@@ -245,10 +247,12 @@ static void withdraw_pending(Broker *b) {
         for (size_t i = 0; i < n; i++) {
                 Request *r = list[i];
                 RequestState next;
-                if (!still_allowed(b, r, why, sizeof(why)) || request_transition(r->state, EVENT_DENY, &next) < 0)
+                if (!still_allowed(b, r, why, sizeof(why)) ||
+                    request_transition(r->state, EVENT_DENY, &next) < 0)
                         continue;
-                snprintf(reason, sizeof(reason), "the new policy (version %.12s) no longer allows it: %s",
-                         b->policy->hash, why);
+                snprintf(reason, sizeof(reason),
+                         "the new policy (version %.12s) no longer allows it: %s", b->policy->hash,
+                         why);
                 r->state = next;
                 r->ended_at = now_usec(CLOCK_REALTIME);
                 free(r->ended_by);
@@ -257,14 +261,17 @@ static void withdraw_pending(Broker *b) {
                 r->end_reason = strdup(reason);
                 if (!r->ended_by || !r->end_reason || (k = db_begin(b->db)) < 0 ||
                     (k = db_update_request(b->db, r)) < 0 ||
-                    (k = audit_append(b, JIT_EVENT_WITHDRAWN, "broker", -1, r->id, audit_request_details(r))) < 0 ||
+                    (k = audit_append(b, JIT_EVENT_WITHDRAWN, "broker", -1, r->id,
+                                      audit_request_details(r))) < 0 ||
                     (k = db_commit(b->db)) < 0) {
                         db_rollback(b->db);
-                        log_error("withdrawing request %lld after the reload failed", (long long) r->id);
+                        log_error("withdrawing request %lld after the reload failed",
+                                  (long long) r->id);
                         continue;
                 }
-                log_event(JIT_EVENT_WITHDRAWN, LOG_NOTICE, r, "broker", NULL, "request %lld of %s refused: %s",
-                          (long long) r->id, r->requester, reason);
+                log_event(JIT_EVENT_WITHDRAWN, LOG_NOTICE, r, "broker", NULL,
+                          "request %lld of %s refused: %s", (long long) r->id, r->requester,
+                          reason);
         }
         request_free_many(list, n);
         broker_state_changed(b);
@@ -455,7 +462,8 @@ int main(int argc, char *argv[]) {
             (r = sd_event_add_time(b.event, &b.deadline_timer, CLOCK_BOOTTIME, UINT64_MAX, 0,
                                    on_deadline, &b)) < 0 ||
             (r = sd_event_add_time_relative(b.event, &b.audit_head_timer, CLOCK_MONOTONIC,
-                                            AUDIT_HEAD_INTERVAL_USEC, 0, on_audit_head_timer, &b)) < 0 ||
+                                            AUDIT_HEAD_INTERVAL_USEC, 0, on_audit_head_timer, &b)) <
+                    0 ||
             (r = sd_event_set_watchdog(b.event, true)) < 0) {
                 errno = -r;
                 log_error("setting up the event loop: %m");

@@ -47,9 +47,10 @@
 const char jitctl_audit_help[] =
         "Usage: jitctl audit [--since TIME] [--until TIME] [--user U] [--request ID]\n"
         "                    [--limit N] [--json]\n"
-        "       jitctl audit --verify [--db PATH] [--json]\n"
+        "       jitctl audit --verify [--db PATH | --archive FILE] [--json]\n"
+        "       jitctl audit export --until TIME FILE [--json]\n"
         "\n"
-        "Shows the audit log, oldest first: every request, approval, grant, denial, end of a\n"
+        "Shows the audit log (the newest records, oldest first): every request, approval, grant, denial, end of a\n"
         "grant, policy load and broker start and stop, with who caused it. Root and the\n"
         "audit group (jit-auditors, or the policy's audit_group) see every record, others\n"
         "the records of their own requests.\n"
@@ -59,7 +60,13 @@ const char jitctl_audit_help[] =
         "compares the end of the log with the heads jit-brokerd sends to the journal, which\n"
         "is what shows that records were cut off the end. It prints one line and exits 0\n"
         "when the log is intact, 1 when a record was edited, deleted, reordered or the log\n"
-        "was truncated (or the database cannot be read).\n"
+        "was truncated (or the database cannot be read). With --archive it checks an\n"
+        "exported archive file on its own: its chain, and its seal.\n"
+        "\n"
+        "export (root) seals the records up to TIME into an archive, copies it to FILE\n"
+        "(which must not exist; the broker keeps its own copy beside its database), and\n"
+        "takes them out of the live log, which goes on from the archive's last record.\n"
+        "settings.audit_retention does the same automatically for older records.\n"
         "\n"
         "Options:\n"
         "  --since TIME    Records at or after TIME\n"
@@ -69,6 +76,7 @@ const char jitctl_audit_help[] =
         "  --limit N       At most N records (default: the broker's, 1000; at most 10000)\n"
         "  --verify        Check the hash chain instead of listing\n"
         "  --db PATH       The database to verify (default " JIT_DB_PATH ")\n"
+        "  --archive FILE  Verify an exported archive instead of the database\n"
         "  --json          Listing: JSON lines, one record per line (for a SIEM);\n"
         "                  --verify: one JSON object {\"intact\", \"fault\", \"seq\", \"message\",\n"
         "                  \"records\", \"first_seq\", \"last_seq\", \"journal_seq\", ...}\n"
@@ -87,6 +95,7 @@ enum {
         ARG_LIMIT,
         ARG_VERIFY,
         ARG_DB,
+        ARG_ARCHIVE,
 };
 
 typedef struct AuditArgs {
@@ -95,6 +104,7 @@ typedef struct AuditArgs {
         bool json;
         bool verify;
         const char *db;
+        const char *archive;                 /* --verify --archive FILE */
         const char *since_text, *until_text; /* as typed, for messages */
         time_t since, until;
         const char *user;
@@ -315,6 +325,7 @@ static int parse_args(AuditArgs *a, int argc, char *argv[]) {
                 { "limit", required_argument, NULL, ARG_LIMIT },
                 { "verify", no_argument, NULL, ARG_VERIFY },
                 { "db", required_argument, NULL, ARG_DB },
+                { "archive", required_argument, NULL, ARG_ARCHIVE },
                 {},
         };
         const char *listing_only = NULL; /* the first option only the listing takes */
@@ -357,6 +368,11 @@ static int parse_args(AuditArgs *a, int argc, char *argv[]) {
                 case ARG_VERIFY:
                         a->verify = true;
                         continue;
+                case ARG_ARCHIVE:
+                        if (!*optarg)
+                                return usage_error("--archive needs a file");
+                        a->archive = optarg;
+                        continue;
                 case ARG_DB:
                         if (!*optarg)
                                 return usage_error("--db needs a path");
@@ -375,6 +391,11 @@ static int parse_args(AuditArgs *a, int argc, char *argv[]) {
                 return usage_error("unexpected argument '%s'", argv[optind]);
         if (a->verify && listing_only)
                 return usage_error("--verify checks the whole log: it takes no --%s", listing_only);
+        if (!a->verify && a->archive)
+                return usage_error("--archive goes with --verify");
+        if (a->db && a->archive)
+                return usage_error(
+                        "--verify checks either the database (--db) or an archive (--archive)");
         if (!a->verify && a->db)
                 return usage_error("--db goes with --verify (the listing asks the broker)");
         if (a->since_text && a->until_text && a->since > a->until)
@@ -981,6 +1002,34 @@ static int read_heads(const AuditArgs *a, AuditLog *l, int *ret_error) {
         return CONTINUE;
 }
 
+/* Whether root's journal holds an "audit-archived" entry of this chain ending exactly at
+ * the anchor: the live log may start late only because its start went to an archive. */
+static int anchor_archived(const AuditLog *l) {
+        _cleanup_(sd_journal_closep) sd_journal *j = NULL;
+        char match[64];
+        int r;
+
+        if (l->anchor.seq == 0)
+                return 1;
+        if ((r = sd_journal_open(&j, 0)) < 0)
+                return r;
+        snprintf(match, sizeof(match), "JIT_AUDIT_CHAIN=%s", l->chain_id);
+        if ((r = sd_journal_add_match(j, "MESSAGE_ID=" AUDIT_ARCHIVED_MESSAGE_ID, 0)) < 0 ||
+            (r = sd_journal_add_match(j, match, 0)) < 0 ||
+            (r = sd_journal_add_match(j, "_UID=0", 0)) < 0)
+                return r;
+        SD_JOURNAL_FOREACH(j) {
+                char seq_text[24] = "", hash[AUDIT_HASH_LEN + 2] = "";
+                int64_t seq;
+                if (journal_field(j, "JIT_AUDIT_ARCHIVE_LAST_SEQ", seq_text, sizeof(seq_text)) &&
+                    journal_field(j, "JIT_AUDIT_ARCHIVE_HASH", hash, sizeof(hash)) &&
+                    parse_positive(seq_text, INT64_MAX, &seq) >= 0 && seq == l->anchor.seq &&
+                    STREQ(hash, l->anchor.hash))
+                        return 1;
+        }
+        return 0;
+}
+
 /* "3fa2c1d0e4b5…" */
 static const char *short_hash(const char *hash, char *buf, size_t size) {
         snprintf(buf, size, "%.12s%s", hash, glyph_ellipsis());
@@ -1111,14 +1160,280 @@ static int audit_verify_db(AuditArgs *a) {
                 errno = -r;
                 return fail(a, JIT_EXIT_FAILURE, "internal", "cannot compute record hashes: %m");
         }
+        /* A moved anchor without its archive entry is the start of the log cut off. */
+        if (v.fault == AUDIT_INTACT && journal_error == 0 && anchor_archived(&l) == 0) {
+                v.fault = AUDIT_DELETED;
+                v.seq = 1;
+                snprintf(v.message, sizeof(v.message),
+                         "records 1-%" PRId64
+                         " are missing (deleted): the log starts after record %" PRId64
+                         " but the journal has no archive of them",
+                         l.anchor.seq, l.anchor.seq);
+        }
         return print_verdict(a, &l, &v, journal_error);
+}
+
+/* ---- export: seal old records into an archive and take them out of the live log ---- */
+
+static int copy_file(const char *from, int out) {
+        _cleanup_close_ int in = open(from, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        char buf[65536];
+
+        if (in < 0)
+                return -errno;
+        for (;;) {
+                ssize_t n = read(in, buf, sizeof(buf));
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        break;
+                for (ssize_t off = 0; off < n;) {
+                        ssize_t w = write(out, buf + off, (size_t) (n - off));
+                        if (w < 0 && errno == EINTR)
+                                continue;
+                        if (w < 0)
+                                return -errno;
+                        off += w;
+                }
+        }
+        return fsync(out) < 0 ? -errno : 0;
+}
+
+static int audit_export(AuditArgs *a, int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "json", no_argument, NULL, ARG_JSON },
+                { "until", required_argument, NULL, ARG_UNTIL },
+                {},
+        };
+        const char *until_text = NULL;
+        time_t until = 0;
+        int opt;
+
+        optind = 0;
+        while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (opt) {
+                case 'h':
+                        fputs(jitctl_audit_help, stdout);
+                        return JIT_EXIT_OK;
+                case ARG_JSON:
+                        a->json = true;
+                        break;
+                case ARG_UNTIL:
+                        if (audit_time_parse(optarg, time(NULL), &until) < 0)
+                                return usage_error("invalid time '%s' for --until", optarg);
+                        until_text = optarg;
+                        break;
+                default:
+                        fputs("Try 'jitctl audit --help'.\n", stderr);
+                        return JIT_EXIT_USAGE;
+                }
+        if (!until_text)
+                return usage_error(
+                        "export: missing --until TIME (records up to then are archived)");
+        if (optind >= argc)
+                return usage_error("export: missing FILE to write the archive to");
+        if (optind + 1 < argc)
+                return usage_error("unexpected argument '%s'", argv[optind + 1]);
+        const char *file = argv[optind];
+
+        /* O_EXCL, before anything changes: never follow or overwrite what is there. */
+        _cleanup_close_ int out =
+                open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (out < 0)
+                return fail(a, JIT_EXIT_FAILURE, "write-failed", "cannot create %s: %m", file);
+
+        char until_rfc[RFC3339_BUF_MAX];
+        _cleanup_(json_object_putp) json_object *request = jit_request_new("audit-archive"),
+                                                *reply = NULL;
+        json_object *result;
+        if (!request ||
+            add(request, "until",
+                json_object_new_string(format_rfc3339((uint64_t) until * USEC_PER_SEC, until_rfc,
+                                                      sizeof(until_rfc)))) < 0)
+                return fail_oom(a);
+        int r = broker_call(a, request, &reply, &result);
+        if (r != JIT_EXIT_OK) {
+                (void) unlink(file);
+                return r;
+        }
+        int64_t n = json_get_int(result, "records", 0);
+        const char *archive = json_get_string(result, "file");
+        if (n > 0) {
+                if (!archive) {
+                        (void) unlink(file);
+                        return fail_bad_reply(a);
+                }
+                r = copy_file(archive, out);
+                if (r < 0) {
+                        errno = -r;
+                        return fail(
+                                a, JIT_EXIT_FAILURE, "write-failed",
+                                "the records were archived to %s, but copying it to %s failed: %m",
+                                archive, file);
+                }
+        }
+        if (n == 0)
+                (void) unlink(file);
+        if (a->json)
+                return print_json(result, stdout) < 0 ? fail_oom(a) : JIT_EXIT_OK;
+        if (n == 0)
+                printf("No audit records up to %s: nothing archived.\n", until_rfc);
+        else
+                printf("Archived records %" PRId64 "-%" PRId64 " (%" PRId64
+                       ") to %s (kept in %s); the live log "
+                       "goes on from record %" PRId64 ".\n",
+                       json_get_int(result, "first_seq", 0), json_get_int(result, "last_seq", 0), n,
+                       file, archive, json_get_int(result, "last_seq", 0));
+        return JIT_EXIT_OK;
+}
+
+/* ---- --verify --archive FILE: an exported archive on its own ---- */
+
+static int audit_verify_archive(AuditArgs *a) {
+        _cleanup_fclose_ FILE *f = fopen(a->archive, "re");
+        _cleanup_(audit_log_done) AuditLog l = {};
+        size_t allocated = 0;
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t len;
+        bool sealed = false, header = false;
+        int64_t seal_last = 0, seal_n = -1;
+        char seal_hash[AUDIT_HASH_LEN + 2] = "";
+        int r = CONTINUE;
+
+        if (!f)
+                return fail(a, JIT_EXIT_FAILURE, "unreadable", "%s: %m", a->archive);
+        /* Lines are bounded: a record is at most a few KiB; refuse anything absurd. */
+        while ((len = getline(&line, &cap, f)) >= 0) {
+                if (len > 1024 * 1024) {
+                        r = fail(a, JIT_EXIT_FAILURE, "malformed", "%s: a line longer than 1 MiB",
+                                 a->archive);
+                        break;
+                }
+                _cleanup_(json_object_putp) json_object *o = json_tokener_parse(line);
+                json_object *seal;
+                if (!o || !json_object_is_type(o, json_type_object) || sealed) {
+                        r = fail(a, JIT_EXIT_FAILURE, "malformed",
+                                 "%s: line %zu is not part of an archive", a->archive,
+                                 l.n + 1 + header);
+                        break;
+                }
+                if (!header) {
+                        const char *chain = json_get_string(o, "chain_id"),
+                                   *ah = json_get_string(o, "anchor_hash");
+                        if (json_get_int(o, "jit_audit_archive", 0) != 1 || !chain || !ah ||
+                            strlen(ah) != AUDIT_HASH_LEN) {
+                                r = fail(a, JIT_EXIT_FAILURE, "malformed", "%s: no archive header",
+                                         a->archive);
+                                break;
+                        }
+                        snprintf(l.chain_id, sizeof(l.chain_id), "%s", chain);
+                        l.anchor.seq = json_get_int(o, "anchor_seq", -1);
+                        memcpy(l.anchor.hash, ah, AUDIT_HASH_LEN + 1);
+                        header = true;
+                        continue;
+                }
+                if (json_object_object_get_ex(o, "seal", &seal)) {
+                        const char *h = json_get_string(seal, "last_hash");
+                        seal_last = json_get_int(seal, "last_seq", 0);
+                        seal_n = json_get_int(seal, "records", -1);
+                        snprintf(seal_hash, sizeof(seal_hash), "%s", h ?: "");
+                        sealed = true;
+                        continue;
+                }
+                if (l.n == allocated) {
+                        size_t m = allocated ? allocated * 2 : 256;
+                        AuditRecord *rs = reallocarray(l.records, m, sizeof(AuditRecord));
+                        if (!rs) {
+                                r = fail_oom(a);
+                                break;
+                        }
+                        l.records = rs;
+                        allocated = m;
+                }
+                AuditRecord *rec = &l.records[l.n];
+                const char *ev = json_get_string(o, "event"), *actor = json_get_string(o, "actor"),
+                           *details = json_get_string(o, "details"),
+                           *ph = json_get_string(o, "prev_hash"), *h = json_get_string(o, "hash");
+                *rec = (AuditRecord){
+                        .seq = json_get_int(o, "seq", -1),
+                        .at = (uint64_t) json_get_int(o, "at", 0),
+                        .actor_uid = json_get_int(o, "actor_uid", -1),
+                        .request_id = json_get_int(o, "request_id", 0),
+                        .event = arena_strndup(&l.strings, ev ?: "", strlen(ev ?: "")),
+                        .actor = arena_strndup(&l.strings, actor ?: "", strlen(actor ?: "")),
+                        .details = arena_strndup(&l.strings, details ?: "", strlen(details ?: "")),
+                };
+                if (!rec->event || !rec->actor || !rec->details) {
+                        r = fail_oom(a);
+                        break;
+                }
+                snprintf(rec->prev_hash, sizeof(rec->prev_hash), "%s", ph ?: "");
+                snprintf(rec->hash, sizeof(rec->hash), "%s", h ?: "");
+                l.n++;
+        }
+        free(line);
+        if (r != CONTINUE)
+                return r;
+        if (!header)
+                return fail(a, JIT_EXIT_FAILURE, "malformed", "%s: empty, not an archive",
+                            a->archive);
+
+        /* The seal is the archive's own head: a file cut short has lost it. */
+        AuditHead seal_head = { .seq = seal_last };
+        memcpy(seal_head.hash, seal_hash, sizeof(seal_head.hash) - 1);
+        AuditVerdict v;
+        r = audit_verify(l.records, l.n, &l.anchor, sealed ? &seal_head : NULL, sealed ? 1 : 0, &v);
+        if (r < 0)
+                return fail(a, JIT_EXIT_FAILURE, "internal", "cannot compute record hashes");
+        if (v.fault == AUDIT_INTACT && (!sealed || seal_n != (int64_t) l.n ||
+                                        (l.n > 0 && l.records[l.n - 1].seq != seal_last))) {
+                v.fault = AUDIT_TRUNCATED;
+                v.seq = l.n > 0 ? l.records[l.n - 1].seq + 1 : l.anchor.seq + 1;
+                snprintf(v.message, sizeof(v.message), "%s",
+                         sealed ? "the seal does not match the records"
+                                : "the archive has no seal: it was cut short");
+        }
+        if (a->json) {
+                _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+                if (!o)
+                        return fail_oom(a);
+                json_object_object_add(o, "intact",
+                                       json_object_new_boolean(v.fault == AUDIT_INTACT));
+                json_object_object_add(o, "fault",
+                                       json_object_new_string(audit_fault_to_string(v.fault)));
+                json_object_object_add(
+                        o, "seq", v.fault == AUDIT_INTACT ? NULL : json_object_new_int64(v.seq));
+                json_object_object_add(o, "message", json_object_new_string(v.message));
+                json_object_object_add(o, "records", json_object_new_int64((int64_t) l.n));
+                json_object_object_add(o, "chain_id", json_object_new_string(l.chain_id));
+                json_object_object_add(o, "anchor_seq", json_object_new_int64(l.anchor.seq));
+                json_object_object_add(
+                        o, "head", l.n ? json_object_new_string(l.records[l.n - 1].hash) : NULL);
+                print_json(o, stdout);
+        } else if (v.fault == AUDIT_INTACT)
+                printf("archive intact: %zu records (%" PRId64 "-%" PRId64
+                       ") of chain %s, sealed at %.12s%s\n",
+                       l.n, l.n ? l.records[0].seq : 0, l.n ? l.records[l.n - 1].seq : 0,
+                       l.chain_id, seal_hash, glyph_ellipsis());
+        else
+                printf("archive NOT intact: %s\n", v.message);
+        return v.fault == AUDIT_INTACT ? JIT_EXIT_OK : JIT_EXIT_FAILURE;
 }
 
 int jitctl_audit(const char *socket_path, unsigned timeout_ms, bool json, int argc, char *argv[]) {
         AuditArgs a = { .socket_path = socket_path, .timeout_ms = timeout_ms, .json = json };
 
+        if (argc > 1 && STREQ(argv[1], "export"))
+                return audit_export(&a, argc - 1, argv + 1);
+
         int r = parse_args(&a, argc, argv);
         if (r != CONTINUE)
                 return r;
+        if (a.verify && a.archive)
+                return audit_verify_archive(&a);
         return a.verify ? audit_verify_db(&a) : audit_list(&a);
 }

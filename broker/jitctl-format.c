@@ -355,23 +355,27 @@ int print_request_details(json_object *result, FILE *f) {
                 print_field(f, "Ended", v.ended_at);
         print_field(f, "End reason", v.end_reason);
         {
-                _cleanup_free_ char *version = NULL, *current = NULL, *acked = NULL, *acked_at = NULL;
+                _cleanup_free_ char *version = NULL, *current = NULL, *acked = NULL,
+                                    *acked_at = NULL;
                 if ((r = get_escaped(result, "policy_version", 0, &version)) < 0 ||
                     (r = get_escaped(result, "current_policy_version", 0, &current)) < 0 ||
                     (r = get_escaped(result, "acknowledged_by", 0, &acked)) < 0 ||
                     (r = get_escaped(result, "acknowledged_at", 0, &acked_at)) < 0)
                         return r;
                 json_object *bg;
-                if (json_object_object_get_ex(result, "break_glass", &bg) && json_object_get_boolean(bg)) {
+                if (json_object_object_get_ex(result, "break_glass", &bg) &&
+                    json_object_get_boolean(bg)) {
                         print_field(f, "Break-glass", "yes: taken without approval");
                         if (acked)
-                                fprintf(f, "%*s: by %s at %s\n", LABEL_WIDTH, "Acknowledged", acked, or_dash(acked_at));
+                                fprintf(f, "%*s: by %s at %s\n", LABEL_WIDTH, "Acknowledged", acked,
+                                        or_dash(acked_at));
                         else
                                 print_field(f, "Acknowledged", "not yet (jitctl ack ID)");
                 }
                 /* Which version of the policy decided, and whether it is still the one in force. */
                 if (version && current && strcmp(version, current) != 0)
-                        fprintf(f, "%*s: %.12s (now in force: %.12s)\n", LABEL_WIDTH, "Policy", version, current);
+                        fprintf(f, "%*s: %.12s (now in force: %.12s)\n", LABEL_WIDTH, "Policy",
+                                version, current);
                 else if (version)
                         fprintf(f, "%*s: %.12s\n", LABEL_WIDTH, "Policy", version);
         }

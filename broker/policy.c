@@ -315,7 +315,8 @@ static int parse_settings(Parser *ps, const config_setting_t *s, Policy *p) {
                 if ((r = get_string(ps, m, "settings.audit_group", &p->audit_group)) < 0)
                         return r;
                 if (!valid_account_name(p->audit_group))
-                        return fail(ps, m, "settings.audit_group: \"%s\" is not a group name", p->audit_group);
+                        return fail(ps, m, "settings.audit_group: \"%s\" is not a group name",
+                                    p->audit_group);
         }
         if ((m = config_setting_get_member(s, "on_expiry"))) {
                 const char *v = config_setting_type(m) == CONFIG_TYPE_STRING

@@ -219,16 +219,18 @@ static void test_audit_settings(void **state) {
         (void) state;
         Policy *p = NULL;
         char *err = NULL;
-        const char *text = "settings = { audit_retention = \"90d\"; audit_group = \"sec-audit\"; };\nrules = ();";
+        const char *text =
+                "settings = { audit_retention = \"90d\"; audit_group = \"sec-audit\"; };\nrules = ();";
         assert_int_equal(policy_parse(text, strlen(text), NAME, &p, &err), 0);
         assert_int_equal(p->audit_retention, 90 * 86400);
         assert_string_equal(p->audit_group, "sec-audit");
         policy_free(p);
-        assert_policy_error("settings = { audit_retention = \"forever\"; };\nrules = ();",
-                            NAME ":1: settings.audit_retention: \"forever\" is not a duration (expected e.g. "
-                                 "\"90s\", \"30m\", \"1h30m\", \"2h\", \"1d\")");
-        assert_policy_error("settings = { audit_group = \"no such group!\"; };\nrules = ();",
-                            NAME ":1: settings.audit_group: \"no such group!\" is not a group name");
+        assert_policy_error(
+                "settings = { audit_retention = \"forever\"; };\nrules = ();",
+                NAME ":1: settings.audit_retention: \"forever\" is not a duration (expected e.g. "
+                     "\"90s\", \"30m\", \"1h30m\", \"2h\", \"1d\")");
+        assert_policy_error("settings = { audit_group = \"no such group!\"; };\nrules = ();", NAME
+                            ":1: settings.audit_group: \"no such group!\" is not a group name");
 }
 
 static void test_settings_errors(void **state) {

@@ -162,47 +162,54 @@ static void test_approval_not_pending(void **state) {
         for (int s = 0; s < _REQUEST_STATE_MAX; s++) {
                 if (s == REQUEST_PENDING)
                         continue;
-                assert_int_equal(
-                        approval_decide((RequestState) s, REQUESTER, APPROVER, true, NULL, 0, 1, false),
-                        APPROVAL_NOT_PENDING);
+                assert_int_equal(approval_decide((RequestState) s, REQUESTER, APPROVER, true, NULL,
+                                                 0, 1, false),
+                                 APPROVAL_NOT_PENDING);
                 /* Checked first: even the requester or a non-approver just hears "not pending". */
-                assert_int_equal(
-                        approval_decide((RequestState) s, REQUESTER, REQUESTER, true, prior, 1, 2, false),
-                        APPROVAL_NOT_PENDING);
-                assert_int_equal(
-                        approval_decide((RequestState) s, REQUESTER, APPROVER, false, NULL, 0, 1, false),
-                        APPROVAL_NOT_PENDING);
+                assert_int_equal(approval_decide((RequestState) s, REQUESTER, REQUESTER, true,
+                                                 prior, 1, 2, false),
+                                 APPROVAL_NOT_PENDING);
+                assert_int_equal(approval_decide((RequestState) s, REQUESTER, APPROVER, false, NULL,
+                                                 0, 1, false),
+                                 APPROVAL_NOT_PENDING);
         }
 }
 
 static void test_approval_self(void **state) {
         /* The requester never approves their own request, even when the rule lists them. */
-        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, REQUESTER, true, NULL, 0, 1, false),
-                         APPROVAL_SELF);
-        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, REQUESTER, false, NULL, 0, 1, false),
-                         APPROVAL_SELF);
+        assert_int_equal(
+                approval_decide(REQUEST_PENDING, REQUESTER, REQUESTER, true, NULL, 0, 1, false),
+                APPROVAL_SELF);
+        assert_int_equal(
+                approval_decide(REQUEST_PENDING, REQUESTER, REQUESTER, false, NULL, 0, 1, false),
+                APPROVAL_SELF);
         /* Root is no exception. */
-        assert_int_equal(approval_decide(REQUEST_PENDING, 0, 0, true, NULL, 0, 1, false), APPROVAL_SELF);
+        assert_int_equal(approval_decide(REQUEST_PENDING, 0, 0, true, NULL, 0, 1, false),
+                         APPROVAL_SELF);
         /* Nor is the last approval of a 2-of-n. */
         static const uid_t prior[] = { APPROVER };
-        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, REQUESTER, true, prior, 1, 2, false),
-                         APPROVAL_SELF);
+        assert_int_equal(
+                approval_decide(REQUEST_PENDING, REQUESTER, REQUESTER, true, prior, 1, 2, false),
+                APPROVAL_SELF);
 }
 
 static void test_approval_not_approver(void **state) {
-        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, APPROVER, false, NULL, 0, 1, false),
-                         APPROVAL_NOT_APPROVER);
+        assert_int_equal(
+                approval_decide(REQUEST_PENDING, REQUESTER, APPROVER, false, NULL, 0, 1, false),
+                APPROVAL_NOT_APPROVER);
         /* Root is not an approver unless the rule says so. */
         assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, 0, false, NULL, 0, 1, false),
                          APPROVAL_NOT_APPROVER);
         static const uid_t prior[] = { 3000 };
-        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, APPROVER, false, prior, 1, 2, false),
-                         APPROVAL_NOT_APPROVER);
+        assert_int_equal(
+                approval_decide(REQUEST_PENDING, REQUESTER, APPROVER, false, prior, 1, 2, false),
+                APPROVAL_NOT_APPROVER);
 }
 
 static void test_approval_one_of_n(void **state) {
-        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, APPROVER, true, NULL, 0, 1, false),
-                         APPROVAL_COMPLETE);
+        assert_int_equal(
+                approval_decide(REQUEST_PENDING, REQUESTER, APPROVER, true, NULL, 0, 1, false),
+                APPROVAL_COMPLETE);
         assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, 0, true, NULL, 0, 1, false),
                          APPROVAL_COMPLETE);
 }
@@ -211,10 +218,12 @@ static void test_approval_two_of_n(void **state) {
         static const uid_t one[] = { 3000 };
 
         /* First approval counts, second completes. */
-        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, APPROVER, true, NULL, 0, 2, false),
-                         APPROVAL_COUNTED);
-        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, APPROVER, true, one, 1, 2, false),
-                         APPROVAL_COMPLETE);
+        assert_int_equal(
+                approval_decide(REQUEST_PENDING, REQUESTER, APPROVER, true, NULL, 0, 2, false),
+                APPROVAL_COUNTED);
+        assert_int_equal(
+                approval_decide(REQUEST_PENDING, REQUESTER, APPROVER, true, one, 1, 2, false),
+                APPROVAL_COMPLETE);
         /* The same approver again is a duplicate, not the second approval. */
         assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, 3000, true, one, 1, 2, false),
                          APPROVAL_DUPLICATE);
@@ -223,45 +232,56 @@ static void test_approval_two_of_n(void **state) {
 static void test_approval_three_of_n(void **state) {
         static const uid_t prior[] = { 3000, 3001 };
 
-        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, APPROVER, true, prior, 0, 3, false),
-                         APPROVAL_COUNTED);
-        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, APPROVER, true, prior, 1, 3, false),
-                         APPROVAL_COUNTED);
-        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, APPROVER, true, prior, 2, 3, false),
-                         APPROVAL_COMPLETE);
+        assert_int_equal(
+                approval_decide(REQUEST_PENDING, REQUESTER, APPROVER, true, prior, 0, 3, false),
+                APPROVAL_COUNTED);
+        assert_int_equal(
+                approval_decide(REQUEST_PENDING, REQUESTER, APPROVER, true, prior, 1, 3, false),
+                APPROVAL_COUNTED);
+        assert_int_equal(
+                approval_decide(REQUEST_PENDING, REQUESTER, APPROVER, true, prior, 2, 3, false),
+                APPROVAL_COMPLETE);
         /* Duplicates anywhere in the list, not only the last one. */
-        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, 3000, true, prior, 2, 3, false),
-                         APPROVAL_DUPLICATE);
-        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, 3001, true, prior, 2, 3, false),
-                         APPROVAL_DUPLICATE);
+        assert_int_equal(
+                approval_decide(REQUEST_PENDING, REQUESTER, 3000, true, prior, 2, 3, false),
+                APPROVAL_DUPLICATE);
+        assert_int_equal(
+                approval_decide(REQUEST_PENDING, REQUESTER, 3001, true, prior, 2, 3, false),
+                APPROVAL_DUPLICATE);
         /* Only the first n_prior entries count. */
-        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, 3001, true, prior, 1, 3, false),
-                         APPROVAL_COUNTED);
+        assert_int_equal(
+                approval_decide(REQUEST_PENDING, REQUESTER, 3001, true, prior, 1, 3, false),
+                APPROVAL_COUNTED);
 }
 
 static void test_approval_order_of_checks(void **state) {
         static const uid_t prior[] = { APPROVER };
 
         /* A duplicate who is no longer listed (policy reloaded) is "not an approver". */
-        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, APPROVER, false, prior, 1, 2, false),
-                         APPROVAL_NOT_APPROVER);
+        assert_int_equal(
+                approval_decide(REQUEST_PENDING, REQUESTER, APPROVER, false, prior, 1, 2, false),
+                APPROVAL_NOT_APPROVER);
         /* Already enough approvals recorded (the rule was lowered): the next one completes. */
         static const uid_t many[] = { 3000, 3001, 3002 };
-        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, APPROVER, true, many, 3, 2, false),
-                         APPROVAL_COMPLETE);
+        assert_int_equal(
+                approval_decide(REQUEST_PENDING, REQUESTER, APPROVER, true, many, 3, 2, false),
+                APPROVAL_COMPLETE);
 }
 
 static void test_approval_self_allowed_by_rule(void **state) {
         (void) state;
         /* allow_self_approval lets a listed requester approve their own request... */
-        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, REQUESTER, true, NULL, 0, 1, true),
-                         APPROVAL_COMPLETE);
+        assert_int_equal(
+                approval_decide(REQUEST_PENDING, REQUESTER, REQUESTER, true, NULL, 0, 1, true),
+                APPROVAL_COMPLETE);
         /* ...but never one who is not a listed approver, and never twice. */
-        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, REQUESTER, false, NULL, 0, 1, true),
-                         APPROVAL_NOT_APPROVER);
+        assert_int_equal(
+                approval_decide(REQUEST_PENDING, REQUESTER, REQUESTER, false, NULL, 0, 1, true),
+                APPROVAL_NOT_APPROVER);
         uid_t prior[] = { REQUESTER };
-        assert_int_equal(approval_decide(REQUEST_PENDING, REQUESTER, REQUESTER, true, prior, 1, 2, true),
-                         APPROVAL_DUPLICATE);
+        assert_int_equal(
+                approval_decide(REQUEST_PENDING, REQUESTER, REQUESTER, true, prior, 1, 2, true),
+                APPROVAL_DUPLICATE);
 }
 
 int main(void) {
