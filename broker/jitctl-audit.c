@@ -77,6 +77,7 @@ const char jitctl_audit_help[] =
         "  --verify        Check the hash chain instead of listing\n"
         "  --db PATH       The database to verify (default " JIT_DB_PATH ")\n"
         "  --archive FILE  Verify an exported archive instead of the database\n"
+        "  --heads FILE    Also compare with heads shipped off the host (journalctl -o json)\n"
         "  --json          Listing: JSON lines, one record per line (for a SIEM);\n"
         "                  --verify: one JSON object {\"intact\", \"fault\", \"seq\", \"message\",\n"
         "                  \"records\", \"first_seq\", \"last_seq\", \"journal_seq\", ...}\n"
@@ -96,6 +97,7 @@ enum {
         ARG_VERIFY,
         ARG_DB,
         ARG_ARCHIVE,
+        ARG_HEADS,
 };
 
 typedef struct AuditArgs {
@@ -105,6 +107,7 @@ typedef struct AuditArgs {
         bool verify;
         const char *db;
         const char *archive;                 /* --verify --archive FILE */
+        const char *heads;                   /* --verify --heads FILE: heads shipped off the host */
         const char *since_text, *until_text; /* as typed, for messages */
         time_t since, until;
         const char *user;
@@ -326,6 +329,7 @@ static int parse_args(AuditArgs *a, int argc, char *argv[]) {
                 { "verify", no_argument, NULL, ARG_VERIFY },
                 { "db", required_argument, NULL, ARG_DB },
                 { "archive", required_argument, NULL, ARG_ARCHIVE },
+                { "heads", required_argument, NULL, ARG_HEADS },
                 {},
         };
         const char *listing_only = NULL; /* the first option only the listing takes */
@@ -368,6 +372,11 @@ static int parse_args(AuditArgs *a, int argc, char *argv[]) {
                 case ARG_VERIFY:
                         a->verify = true;
                         continue;
+                case ARG_HEADS:
+                        if (!*optarg)
+                                return usage_error("--heads needs a file");
+                        a->heads = optarg;
+                        continue;
                 case ARG_ARCHIVE:
                         if (!*optarg)
                                 return usage_error("--archive needs a file");
@@ -391,6 +400,8 @@ static int parse_args(AuditArgs *a, int argc, char *argv[]) {
                 return usage_error("unexpected argument '%s'", argv[optind]);
         if (a->verify && listing_only)
                 return usage_error("--verify checks the whole log: it takes no --%s", listing_only);
+        if (a->heads && (!a->verify || a->archive))
+                return usage_error("--heads goes with --verify of the database");
         if (!a->verify && a->archive)
                 return usage_error("--archive goes with --verify");
         if (a->db && a->archive)
@@ -1002,6 +1013,47 @@ static int read_heads(const AuditArgs *a, AuditLog *l, int *ret_error) {
         return CONTINUE;
 }
 
+/* Heads shipped off the host, as `journalctl -o json MESSAGE_ID=...` wrote them: the
+ * evidence that survives an attacker who also wiped this host's journal. */
+static int read_heads_file(const AuditArgs *a, AuditLog *l) {
+        _cleanup_fclose_ FILE *f = fopen(a->heads, "re");
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t len;
+        int r = CONTINUE;
+
+        if (!f)
+                return fail(a, JIT_EXIT_FAILURE, "unreadable", "%s: %m", a->heads);
+        while ((len = getline(&line, &cap, f)) >= 0) {
+                if (len > 64 * 1024)
+                        continue; /* no head is that long */
+                _cleanup_(json_object_putp) json_object *o = json_tokener_parse(line);
+                const char *chain = o ? json_get_string(o, "JIT_AUDIT_CHAIN") : NULL;
+                const char *seq_text = o ? json_get_string(o, "JIT_AUDIT_SEQ") : NULL;
+                const char *hash = o ? json_get_string(o, "JIT_AUDIT_HASH") : NULL;
+                int64_t seq = 0;
+                if (!chain || !STREQ(chain, l->chain_id))
+                        continue;
+                if (!seq_text || !hash ||
+                    (!STREQ(seq_text, "0") && parse_positive(seq_text, INT64_MAX, &seq) < 0) ||
+                    !is_lower_hex(hash, strlen(hash), AUDIT_HASH_LEN)) {
+                        l->n_bad_heads++;
+                        continue;
+                }
+                AuditHead *h = reallocarray(l->heads, l->n_heads + 1, sizeof(AuditHead));
+                if (!h) {
+                        r = fail_oom(a);
+                        break;
+                }
+                l->heads = h;
+                l->heads[l->n_heads].seq = seq;
+                memcpy(l->heads[l->n_heads].hash, hash, AUDIT_HASH_LEN + 1);
+                l->n_heads++;
+        }
+        free(line);
+        return r;
+}
+
 /* Whether root's journal holds an "audit-archived" entry of this chain ending exactly at
  * the anchor: the live log may start late only because its start went to an archive. */
 static int anchor_archived(const AuditLog *l) {
@@ -1144,7 +1196,8 @@ static int audit_verify_db(AuditArgs *a) {
          * it has committed, so every head read is covered by the snapshot read next. The
          * other way round, a record appended in between would look cut off. */
         if ((r = read_chain_id(a, &l)) != CONTINUE ||
-            (r = read_heads(a, &l, &journal_error)) != CONTINUE)
+            (r = read_heads(a, &l, &journal_error)) != CONTINUE ||
+            (a->heads && (r = read_heads_file(a, &l)) != CONTINUE))
                 return r;
 
         /* One read transaction: the anchor and the records from the same snapshot, even

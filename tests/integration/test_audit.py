@@ -185,6 +185,23 @@ class Audit(BrokerTestCase):
         self.assertExit(p, 1)
         self.assertEqual(json.loads(p.stdout)["fault"], "truncated")
 
+    def test_06_heads_shipped_off_the_host(self):
+        shipped = self.sb.path("heads.jsonl")
+        p = jittest.run(["journalctl", "--no-pager", "-o", "json", f"MESSAGE_ID={AUDIT_HEAD}"])
+        with open(shipped, "w") as f:
+            f.write(p.stdout)
+        self.assertExit(jittest.run([jittest.JITCTL, "audit", "--verify", "--db", self.broker.db, "--heads",
+                                     shipped], check=False), EXIT_OK)
+        # A head the host no longer has (its journal and database cut alike) still counts.
+        last = json.loads(p.stdout.splitlines()[-1])
+        later = dict(last, JIT_AUDIT_SEQ=str(int(last["JIT_AUDIT_SEQ"]) + 50))
+        with open(shipped, "a") as f:
+            f.write(json.dumps(later) + "\n")
+        r = jittest.run([jittest.JITCTL, "--json", "audit", "--verify", "--db", self.broker.db, "--heads", shipped],
+                        check=False)
+        self.assertExit(r, 1)
+        self.assertEqual(json.loads(r.stdout)["fault"], "truncated")
+
     def tamper(self, *statements):
         self.broker.stop()
         db = sqlite3.connect(self.broker.db)
