@@ -229,9 +229,12 @@ class Audit(BrokerTestCase):
         shutil.copy(self.broker.db, pristine)
         db = sqlite3.connect(pristine)
         first = db.execute("SELECT MIN(seq) FROM audit").fetchone()[0]
+        reason_seq = db.execute("SELECT MIN(seq) FROM audit WHERE details LIKE '%tamper target 0%'").fetchone()[0]
         db.close()
         cases = {
-            "edited": (f"UPDATE audit SET actor = 'mallory' WHERE seq = {first + 1}", first + 1),
+            # A record's reason rewritten.
+            "edited": ("UPDATE audit SET details = replace(details, 'tamper target 0', 'routine check') "
+                       f"WHERE seq = {reason_seq}", reason_seq),
             "deleted": (f"DELETE FROM audit WHERE seq = {first + 2}", first + 2),
             "truncated": (f"DELETE FROM audit WHERE seq > {last - 3}", last - 2),
             "reordered": (f"UPDATE audit SET seq = CASE seq WHEN {first + 4} THEN -{first + 5} "
