@@ -388,6 +388,14 @@ int audit_archive(Broker *b, uint64_t until, const char *dir, const char *actor,
                 r = -errno;
                 goto fail;
         }
+        /* The rename must be on disk before the records leave the database. */
+        {
+                _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (dfd < 0 || fsync(dfd) < 0) {
+                        r = -errno;
+                        goto fail_renamed;
+                }
+        }
 
         /* Only now, with the archive on disk, do the records leave the live log. */
         if (sqlite3_prepare_v2(db, "UPDATE audit_anchor SET seq = ?1, hash = ?2 WHERE id = 1", -1,

@@ -517,7 +517,7 @@ int db_get_request(BrokerDb *db, int64_t id, Request **ret) {
         return 0;
 }
 
-int db_list_requests(BrokerDb *db, const RequestState *states, size_t n_states,
+int db_list_requests(BrokerDb *db, const RequestState *states, size_t n_states, unsigned limit,
                      bool with_unacknowledged, uid_t uid, Request ***ret, size_t *ret_n) {
         char sql[1024] =
                 "SELECT " REQUEST_COLUMNS " FROM requests WHERE (?1 < 0 OR requester_uid = ?1)";
@@ -538,14 +538,15 @@ int db_list_requests(BrokerDb *db, const RequestState *states, size_t n_states,
                 }
                 strcat(sql, "))");
         }
-        strcat(sql, " ORDER BY id DESC LIMIT "
-                    "1000");
+        /* LIMIT -1 is sqlite's "no limit", for the broker's own sweeps. */
+        strcat(sql, " ORDER BY id DESC LIMIT ?3");
 
         int rc = sqlite3_prepare_v2(db->db, sql, -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return sqlite_to_errno(rc);
         sqlite3_bind_int64(st, 1, uid == (uid_t) -1 ? -1 : (sqlite3_int64) uid);
         sqlite3_bind_int(st, 2, with_unacknowledged);
+        sqlite3_bind_int64(st, 3, limit == 0 ? -1 : (sqlite3_int64) limit);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                 Request **l = reallocarray(list, n + 1, sizeof(Request *));
                 if (!l) {

@@ -72,8 +72,9 @@ void db_rollback(BrokerDb *db);
 int db_insert_request(BrokerDb *db, Request *r);
 int db_get_request(BrokerDb *db, int64_t id, Request **ret);
 /* Newest first, at most DB_LIST_MAX; states NULL means all. uid (uid_t)-1 means anyone. */
-int db_list_requests(BrokerDb *db, const RequestState *states, size_t n_states, bool with_unacknowledged, uid_t uid,
-                     Request ***ret, size_t *ret_n);
+/* limit 0: all of them (the broker's own sweeps); clients get at most DB_LIST_MAX. */
+int db_list_requests(BrokerDb *db, const RequestState *states, size_t n_states, unsigned limit,
+                     bool with_unacknowledged, uid_t uid, Request ***ret, size_t *ret_n);
 int db_add_approval(BrokerDb *db, int64_t id, const Approval *a);
 int db_update_request(BrokerDb *db, const Request *r);
 

@@ -286,6 +286,13 @@ static json_object *op_request(Op *op) {
                                        (unsigned long long) JIT_DURATION_MAX_SEC);
         if (jit_message_get_bool(op->msg, "once", &once) < 0)
                 return bad_field("once", -EINVAL, 0);
+        /* A one-shot grant ends when its session closes; without session tracking it would
+         * quietly be an ordinary grant, so it is refused rather than promised. */
+        if (once)
+                return jit_reply_error(
+                        JIT_ERROR_BAD_REQUEST,
+                        "one-shot grants (--once) need session tracking, which this version "
+                        "does not have yet");
 
         _cleanup_(policy_decision_done) PolicyDecision d = {};
         PolicyQuery q = {
@@ -422,10 +429,12 @@ static json_object *op_approve(Op *op) {
         for (size_t i = 0; i < r->n_approvals; i++)
                 prior[i] = r->approvals[i].approver_uid;
 
-        ApprovalVerdict v = approval_decide(r->state, r->requester_uid, op->caller.uid,
-                                            rule && policy_rule_is_approver(rule, &op->caller),
-                                            prior, r->n_approvals, r->approvals_required,
-                                            rule && rule->allow_self_approval);
+        ApprovalVerdict v = approval_decide(
+                r->state, r->requester_uid, op->caller.uid,
+                rule && policy_rule_is_approver(rule, &op->caller), prior, r->n_approvals,
+                rule && rule->approvals > r->approvals_required ? rule->approvals
+                                                                : r->approvals_required,
+                rule && rule->allow_self_approval);
         switch (v) {
         case APPROVAL_NOT_PENDING:
                 db_rollback(b->db);
@@ -662,8 +671,8 @@ static json_object *op_list(Op *op) {
 
         Request **list = NULL;
         size_t n = 0;
-        k = db_list_requests(op->b->db, states, n_states, true, mine ? op->caller.uid : (uid_t) -1,
-                             &list, &n);
+        k = db_list_requests(op->b->db, states, n_states, DB_LIST_MAX, true,
+                             mine ? op->caller.uid : (uid_t) -1, &list, &n);
         if (k < 0)
                 return internal_error(op, "listing requests", k);
         json_object *arr = requests_to_array(op, list, n, true);
@@ -726,10 +735,13 @@ static json_object *op_status(Op *op) {
         unsigned all_active = 0, all_pending = 0;
         int k;
 
-        if ((k = db_list_requests(op->b->db, active, 1, false, op->caller.uid, &la, &na)) < 0 ||
-            (k = db_list_requests(op->b->db, pending, 1, false, op->caller.uid, &lp, &np)) < 0 ||
+        if ((k = db_list_requests(op->b->db, active, 1, DB_LIST_MAX, false, op->caller.uid, &la,
+                                  &na)) < 0 ||
+            (k = db_list_requests(op->b->db, pending, 1, DB_LIST_MAX, false, op->caller.uid, &lp,
+                                  &np)) < 0 ||
             (k = db_count_open(op->b->db, (uid_t) -1, &all_active, &all_pending)) < 0) {
                 request_free_many(la, na);
+                request_free_many(lp, np);
                 return internal_error(op, "reading status", k);
         }
 
@@ -960,7 +972,8 @@ static json_object *op_explain(Op *op) {
 /* ---- audit: the record, for auditors in full, for others their own requests ---- */
 
 #define AUDIT_GROUP "jit-auditors"
-#define AUDIT_QUERY_MAX 10000
+/* A record is up to ~2 KiB as JSON: this many stay under the 4 MiB reply. */
+#define AUDIT_QUERY_MAX 2000
 
 static json_object *op_audit(Op *op) {
         const char *since_text, *until_text, *user;

@@ -28,6 +28,37 @@ typedef struct Connection {
         size_t out_off;
 } Connection;
 
+/* The slot count of a non-root uid: found, or added with 0 (NULL when the table is full,
+ * which cannot happen while total connections are capped at the table's size). */
+static unsigned *uid_slots(Broker *b, uid_t uid) {
+        for (size_t i = 0; i < b->n_conn_uids; i++)
+                if (b->conn_uids[i].uid == uid)
+                        return &b->conn_uids[i].n;
+        if (b->n_conn_uids == BROKER_CONNECTIONS_MAX)
+                return NULL;
+        b->conn_uids[b->n_conn_uids].uid = uid;
+        b->conn_uids[b->n_conn_uids].n = 0;
+        return &b->conn_uids[b->n_conn_uids++].n;
+}
+
+static void uid_release(Broker *b, uid_t uid) {
+        for (size_t i = 0; i < b->n_conn_uids; i++)
+                if (b->conn_uids[i].uid == uid) {
+                        if (--b->conn_uids[i].n == 0)
+                                b->conn_uids[i] = b->conn_uids[--b->n_conn_uids];
+                        return;
+                }
+}
+
+/* Drops a table entry that uid_slots() added for a connection that was then refused. */
+static void uid_release_empty(Broker *b, uid_t uid) {
+        for (size_t i = 0; i < b->n_conn_uids; i++)
+                if (b->conn_uids[i].uid == uid && b->conn_uids[i].n == 0) {
+                        b->conn_uids[i] = b->conn_uids[--b->n_conn_uids];
+                        return;
+                }
+}
+
 static void connection_free(Connection *c) {
         if (!c)
                 return;
@@ -37,7 +68,10 @@ static void connection_free(Connection *c) {
         free(c->out);
         if (c->fd >= 0)
                 close(c->fd);
-        c->broker->n_connections--;
+        if (c->peer.uid != 0) {
+                c->broker->n_connections--;
+                uid_release(c->broker, c->peer.uid);
+        }
         free(c);
 }
 
@@ -151,23 +185,30 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                         log_error("accept: %m");
                         return 0;
                 }
-                if (b->n_connections >= BROKER_CONNECTIONS_MAX) {
-                        /* One line per 10 s, not one per dropped connection: a flood must not flood
-                         * the log. */
-                        uint64_t now = now_usec(CLOCK_MONOTONIC);
-                        if (now - b->flood_logged_at > 10 * USEC_PER_SEC) {
-                                log_warning("dropping connections: %u already open (the limit)",
-                                            b->n_connections);
-                                b->flood_logged_at = now;
-                        }
-                        continue;
-                }
-
                 struct ucred peer;
                 socklen_t l = sizeof(peer);
                 if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &peer, &l) < 0 || l != sizeof(peer)) {
                         log_error("SO_PEERCRED: %m");
                         continue; /* no identity, no service */
+                }
+
+                /* Root, the PAM stack inside sudo and sshd, is always served: no user can
+                 * crowd it out. Everyone else shares the slots, a few per uid. */
+                unsigned *slots = peer.uid != 0 ? uid_slots(b, peer.uid) : NULL;
+                if (peer.uid != 0 && (b->n_connections >= BROKER_CONNECTIONS_MAX || !slots ||
+                                      *slots >= BROKER_CONNECTIONS_PER_UID)) {
+                        /* One line per 10 s, not one per dropped connection: a flood must not flood
+                         * the log. */
+                        uint64_t now = now_usec(CLOCK_MONOTONIC);
+                        if (now - b->flood_logged_at > 10 * USEC_PER_SEC) {
+                                log_warning(
+                                        "dropping connections of uid %u: %u open in all, %u of its own",
+                                        (unsigned) peer.uid, b->n_connections, slots ? *slots : 0);
+                                b->flood_logged_at = now;
+                        }
+                        if (slots && *slots == 0)
+                                uid_release_empty(b, peer.uid);
+                        continue;
                 }
 
                 Connection *c = calloc(1, sizeof(Connection));
@@ -179,7 +220,10 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 c->fd = TAKE_FD(cfd);
                 c->peer = peer;
                 jit_frame_reader_init(&c->reader, JIT_REQUEST_MAX);
-                b->n_connections++;
+                if (peer.uid != 0) {
+                        b->n_connections++;
+                        (*slots)++;
+                }
 
                 int r = sd_event_add_io(b->event, &c->io, c->fd, EPOLLIN, on_connection_io, c);
                 if (r >= 0)
@@ -243,12 +287,16 @@ static int bind_socket(Broker *b) {
                 (void) unlink(b->socket_path);
         }
 
-        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+        /* Anyone may connect: every operation is authorized from SO_PEERCRED. The mode comes
+         * from the umask at bind time, not a chmod by path afterwards. */
+        mode_t saved = umask(0111);
+        int k = bind(fd, (struct sockaddr *) &sa, sizeof(sa));
+        umask(saved);
+        if (k < 0) {
                 log_error("binding %s: %m", b->socket_path);
                 return -errno;
         }
-        /* Anyone may connect: every operation is authorized from SO_PEERCRED. */
-        if (chmod(b->socket_path, 0666) < 0 || listen(fd, SOMAXCONN) < 0) {
+        if (listen(fd, SOMAXCONN) < 0) {
                 log_error("setting up %s: %m", b->socket_path);
                 (void) unlink(b->socket_path);
                 return -errno;

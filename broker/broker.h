@@ -11,6 +11,8 @@
 #include "policy.h"
 
 #define BROKER_CONNECTIONS_MAX 256
+/* Per non-root uid; root (the PAM stack) is never turned away. */
+#define BROKER_CONNECTIONS_PER_UID 8
 #define BROKER_CONNECTION_TIMEOUT_USEC (5 * 1000000ULL)
 
 typedef struct Broker {
@@ -26,6 +28,12 @@ typedef struct Broker {
         bool bound_socket; /* we created the socket file (no socket activation) */
         sd_event_source *listen_source;
         unsigned n_connections;
+        /* Open connections per non-root uid, so that one user cannot take every slot. */
+        struct {
+                uid_t uid;
+                unsigned n;
+        } conn_uids[BROKER_CONNECTIONS_MAX];
+        size_t n_conn_uids;
         uint64_t flood_logged_at; /* CLOCK_MONOTONIC usec of the last "dropping" warning */
 
         sd_event_source *deadline_timer;

@@ -238,7 +238,7 @@ static void withdraw_pending(Broker *b) {
         size_t n = 0;
         char why[512], reason[640];
 
-        int k = db_list_requests(b->db, pending, 1, false, (uid_t) -1, &list, &n);
+        int k = db_list_requests(b->db, pending, 1, 0, false, (uid_t) -1, &list, &n);
         if (k < 0) {
                 errno = -k;
                 log_error("re-checking pending requests after the reload: %m");

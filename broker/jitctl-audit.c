@@ -1013,20 +1013,44 @@ static int read_heads(const AuditArgs *a, AuditLog *l, int *ret_error) {
         return CONTINUE;
 }
 
+/* Reads one line of at most max bytes into buf (size max + 2). Returns its length, 0 at
+ * the end of the file, or -E2BIG for a longer line (the rest of it is skipped): a file
+ * from elsewhere must not make us allocate without bound. */
+static ssize_t read_line_bounded(FILE *f, char *buf, size_t max) {
+        if (!fgets(buf, (int) max + 2, f))
+                return 0;
+        size_t len = strlen(buf);
+        if (len > max || (len == max + 1 && buf[len - 1] != '\n')) {
+                int c;
+                while ((c = fgetc(f)) != EOF && c != '\n')
+                        ;
+                return -E2BIG;
+        }
+        return (ssize_t) len;
+}
+
+#define HEAD_LINE_MAX (64 * 1024)
+#define ARCHIVE_LINE_MAX (1024 * 1024)
+#define HEADS_FILE_MAX 1000000
+
 /* Heads shipped off the host, as `journalctl -o json MESSAGE_ID=...` wrote them: the
  * evidence that survives an attacker who also wiped this host's journal. */
 static int read_heads_file(const AuditArgs *a, AuditLog *l) {
         _cleanup_fclose_ FILE *f = fopen(a->heads, "re");
-        char *line = NULL;
-        size_t cap = 0;
+        _cleanup_free_ char *line = malloc(HEAD_LINE_MAX + 2);
         ssize_t len;
         int r = CONTINUE;
 
         if (!f)
                 return fail(a, JIT_EXIT_FAILURE, "unreadable", "%s: %m", a->heads);
-        while ((len = getline(&line, &cap, f)) >= 0) {
-                if (len > 64 * 1024)
+        if (!line)
+                return fail_oom(a);
+        while ((len = read_line_bounded(f, line, HEAD_LINE_MAX)) != 0) {
+                if (len < 0)
                         continue; /* no head is that long */
+                if (l->n_heads >= HEADS_FILE_MAX)
+                        return fail(a, JIT_EXIT_FAILURE, "too-large", "%s: more than %d heads",
+                                    a->heads, HEADS_FILE_MAX);
                 _cleanup_(json_object_putp) json_object *o = json_tokener_parse(line);
                 const char *chain = o ? json_get_string(o, "JIT_AUDIT_CHAIN") : NULL;
                 const char *seq_text = o ? json_get_string(o, "JIT_AUDIT_SEQ") : NULL;
@@ -1050,7 +1074,6 @@ static int read_heads_file(const AuditArgs *a, AuditLog *l) {
                 memcpy(l->heads[l->n_heads].hash, hash, AUDIT_HASH_LEN + 1);
                 l->n_heads++;
         }
-        free(line);
         return r;
 }
 
@@ -1214,7 +1237,13 @@ static int audit_verify_db(AuditArgs *a) {
                 return fail(a, JIT_EXIT_FAILURE, "internal", "cannot compute record hashes: %m");
         }
         /* A moved anchor without its archive entry is the start of the log cut off. */
-        if (v.fault == AUDIT_INTACT && journal_error == 0 && anchor_archived(&l) == 0) {
+        int archived = v.fault == AUDIT_INTACT && journal_error == 0 ? anchor_archived(&l) : 1;
+        if (archived < 0) {
+                errno = -archived;
+                return fail(a, JIT_EXIT_FAILURE, "unreadable",
+                            "cannot read the journal to check the log's start: %m");
+        }
+        if (archived == 0) {
                 v.fault = AUDIT_DELETED;
                 v.seq = 1;
                 snprintf(v.message, sizeof(v.message),
@@ -1349,8 +1378,7 @@ static int audit_verify_archive(AuditArgs *a) {
         _cleanup_fclose_ FILE *f = fopen(a->archive, "re");
         _cleanup_(audit_log_done) AuditLog l = {};
         size_t allocated = 0;
-        char *line = NULL;
-        size_t cap = 0;
+        _cleanup_free_ char *line = malloc(ARCHIVE_LINE_MAX + 2);
         ssize_t len;
         bool sealed = false, header = false;
         int64_t seal_last = 0, seal_n = -1;
@@ -1359,9 +1387,11 @@ static int audit_verify_archive(AuditArgs *a) {
 
         if (!f)
                 return fail(a, JIT_EXIT_FAILURE, "unreadable", "%s: %m", a->archive);
+        if (!line)
+                return fail_oom(a);
         /* Lines are bounded: a record is at most a few KiB; refuse anything absurd. */
-        while ((len = getline(&line, &cap, f)) >= 0) {
-                if (len > 1024 * 1024) {
+        while ((len = read_line_bounded(f, line, ARCHIVE_LINE_MAX)) != 0) {
+                if (len < 0) {
                         r = fail(a, JIT_EXIT_FAILURE, "malformed", "%s: a line longer than 1 MiB",
                                  a->archive);
                         break;
@@ -1378,7 +1408,8 @@ static int audit_verify_archive(AuditArgs *a) {
                         const char *chain = json_get_string(o, "chain_id"),
                                    *ah = json_get_string(o, "anchor_hash");
                         if (json_get_int(o, "jit_audit_archive", 0) != 1 || !chain || !ah ||
-                            strlen(ah) != AUDIT_HASH_LEN) {
+                            !is_lower_hex(chain, strlen(chain), CHAIN_ID_LEN) ||
+                            !is_lower_hex(ah, strlen(ah), AUDIT_HASH_LEN)) {
                                 r = fail(a, JIT_EXIT_FAILURE, "malformed", "%s: no archive header",
                                          a->archive);
                                 break;
@@ -1394,6 +1425,8 @@ static int audit_verify_archive(AuditArgs *a) {
                         seal_last = json_get_int(seal, "last_seq", 0);
                         seal_n = json_get_int(seal, "records", -1);
                         snprintf(seal_hash, sizeof(seal_hash), "%s", h ?: "");
+                        if (!is_lower_hex(seal_hash, strlen(seal_hash), AUDIT_HASH_LEN))
+                                seal_hash[0] = '\0'; /* not a hash: the seal cannot match */
                         sealed = true;
                         continue;
                 }
@@ -1428,7 +1461,6 @@ static int audit_verify_archive(AuditArgs *a) {
                 snprintf(rec->hash, sizeof(rec->hash), "%s", h ?: "");
                 l.n++;
         }
-        free(line);
         if (r != CONTINUE)
                 return r;
         if (!header)
@@ -1450,10 +1482,27 @@ static int audit_verify_archive(AuditArgs *a) {
                          sealed ? "the seal does not match the records"
                                 : "the archive has no seal: it was cut short");
         }
+        /* Anyone can write a self-consistent file; only root's journal entry for this
+         * archive, sent when it was made, says it is the one the broker sealed. */
+        bool anchored = true;
+        if (v.fault == AUDIT_INTACT) {
+                AuditLog t = { .anchor = seal_head };
+                memcpy(t.chain_id, l.chain_id, sizeof(t.chain_id));
+                int k = anchor_archived(&t);
+                anchored = k > 0;
+                if (!anchored)
+                        snprintf(
+                                v.message, sizeof(v.message), "%s",
+                                k < 0 ? "cannot read the journal to find this archive's entry"
+                                      : "no journal entry of root records an archive of this chain "
+                                        "ending at this record and hash: the file cannot be vouched for");
+        }
+        bool good = v.fault == AUDIT_INTACT && anchored;
         if (a->json) {
                 _cleanup_(json_object_putp) json_object *o = json_object_new_object();
                 if (!o)
                         return fail_oom(a);
+                json_object_object_add(o, "anchored", json_object_new_boolean(anchored));
                 json_object_object_add(o, "intact",
                                        json_object_new_boolean(v.fault == AUDIT_INTACT));
                 json_object_object_add(o, "fault",
@@ -1467,14 +1516,18 @@ static int audit_verify_archive(AuditArgs *a) {
                 json_object_object_add(
                         o, "head", l.n ? json_object_new_string(l.records[l.n - 1].hash) : NULL);
                 print_json(o, stdout);
-        } else if (v.fault == AUDIT_INTACT)
+        } else if (good)
                 printf("archive intact: %zu records (%" PRId64 "-%" PRId64
                        ") of chain %s, sealed at %.12s%s\n",
                        l.n, l.n ? l.records[0].seq : 0, l.n ? l.records[l.n - 1].seq : 0,
                        l.chain_id, seal_hash, glyph_ellipsis());
-        else
-                printf("archive NOT intact: %s\n", v.message);
-        return v.fault == AUDIT_INTACT ? JIT_EXIT_OK : JIT_EXIT_FAILURE;
+        else {
+                fputs(v.fault == AUDIT_INTACT ? "archive NOT anchored: " : "archive NOT intact: ",
+                      stdout);
+                fputs_escaped(v.message, stdout);
+                fputc('\n', stdout);
+        }
+        return good ? JIT_EXIT_OK : JIT_EXIT_FAILURE;
 }
 
 int jitctl_audit(const char *socket_path, unsigned timeout_ms, bool json, int argc, char *argv[]) {

@@ -332,6 +332,13 @@ static int parse_settings(Parser *ps, const config_setting_t *s, Policy *p) {
                         return fail(
                                 ps, m,
                                 "settings.on_expiry: expected \"terminate\", \"warn\" or \"none\"");
+                /* Valid, so that a policy written for the design loads; but say what it does today.
+                 */
+                if (p->on_expiry != ON_EXPIRY_NONE)
+                        warn(ps, m,
+                             "settings.on_expiry: this version does not track sessions yet; when a grant "
+                             "ends, new sudo and ssh access is refused but running sessions are not %s",
+                             p->on_expiry == ON_EXPIRY_TERMINATE ? "terminated" : "warned");
         }
         if (p->default_duration > p->max_duration)
                 return fail(ps, s, "settings: default_duration is longer than max_duration");
@@ -609,6 +616,8 @@ static int parse_rule(Parser *ps, const config_setting_t *s, size_t index, const
                 return fail(ps, s, "rules: entry %zu has no name", index + 1);
         if ((r = get_string(ps, m, "rule name", &rule->name)) < 0)
                 return r;
+        if (STREQ(rule->name, "break-glass"))
+                return fail(ps, m, "rule name \"break-glass\" is reserved for break_glass grants");
         if (!valid_rule_name(rule->name))
                 return fail(
                         ps, m,

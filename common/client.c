@@ -74,7 +74,9 @@ int jit_client_call(const char *path, unsigned timeout_ms, json_object *request,
         if (r < 0)
                 return r;
         r = jit_frame_recv(fd, JIT_REPLY_MAX, deadline, &in, &in_len);
-        if (r == -ECONNRESET || r == -EMSGSIZE)
+        /* A reply that does not fit the bounds is garbage; a connection closed with no
+         * (complete) reply stays -ECONNRESET: the broker dropped us, e.g. when busy. */
+        if (r == -EMSGSIZE)
                 return -EBADMSG;
         if (r < 0)
                 return r;

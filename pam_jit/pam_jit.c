@@ -90,17 +90,14 @@ static int outcome_to_pam(Outcome outcome, int error, FailMode fail) {
         case OUTCOME_BROKER_ERROR:
                 if (fail != FAIL_OPEN)
                         return PAM_PERM_DENIED;
-                /* fail=open covers a broker that is absent, slow or talks garbage. It never
-                 * covers a socket held by a non-root process (-EPERM), an unusable path or
-                 * permission problem (misconfiguration), or a local failure. */
+                /* fail=open covers only a broker that is not there at all. A slow broker, a
+                 * dropped connection or garbage can be caused by any local user (a flood of
+                 * connections keeps the broker busy), so they deny; so does a socket held
+                 * by a non-root process (-EPERM), a path or permission problem, or a local
+                 * failure. */
                 switch (error) {
                 case -ENOENT:
                 case -ECONNREFUSED:
-                case -ETIMEDOUT:
-                case -EBADMSG:
-                case -EPROTONOSUPPORT:
-                case -ECONNRESET:
-                case -EPIPE:
                         return PAM_SUCCESS;
                 default:
                         return PAM_PERM_DENIED;

@@ -38,7 +38,7 @@ class Audit(BrokerTestCase):
     }
 
     def records(self, **filters):
-        reply = self.broker.call(dict({"version": 1, "op": "audit", "limit": 10000}, **filters))
+        reply = self.broker.call(dict({"version": 1, "op": "audit", "limit": 2000}, **filters))
         self.assertTrue(reply["ok"], reply)
         return reply["result"]
 

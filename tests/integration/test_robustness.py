@@ -4,6 +4,7 @@
 import json
 import socket
 import struct
+import subprocess
 
 import jittest
 from jittest import EXIT_USAGE, BrokerTestCase
@@ -128,6 +129,32 @@ class Robustness(BrokerTestCase):
                 self.assertExit(p, EXIT_USAGE)
                 self.assertTrue(p.stderr.startswith("jitctl"), p.stderr)
                 self.assertLess(len(p.stderr.splitlines()), 4, "a specific error, not the whole help")
+
+    def test_user_flood_cannot_crowd_out_root(self):
+        # A user holds as many idle connections as they can; the PAM stack (root) is
+        # still answered at once, and the user gets only a few slots.
+        code = ("import socket,sys,time\n"
+                "held=[]\n"
+                "for i in range(300):\n"
+                "    s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); held.append(s)\n"
+                "print('ready', flush=True)\n"
+                "sys.stdin.read()\n")
+        flood = subprocess.Popen(self.u["jit-alice"]._as_user(["python3", "-c", code, self.broker.socket]),
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            self.assertEqual(flood.stdout.readline().strip(), "ready")
+            self.assertStillServing()
+            p = self.u["jit-alice"].jitctl("status")
+            self.assertExit(p, 4)  # alice's own slots are taken by her flood
+            self.assertExit(self.u["jit-bob"].jitctl("status"), 0)
+        finally:
+            flood.stdin.close()
+            flood.wait()
+
+    def test_one_shot_refused_until_sessions_exist(self):
+        p = self.u["jit-alice"].jitctl("request", "--once", "--reason", "just once")
+        self.assertExit(p, 1)
+        self.assertIn("session tracking", p.stderr)
 
     def test_many_connections(self):
         socks = []
