@@ -95,6 +95,23 @@ static const char *const migrations[] = {
         "  BEGIN SELECT RAISE(ABORT, 'the audit anchor only moves forward'); END;"
         "CREATE TRIGGER audit_anchor_no_delete BEFORE DELETE ON audit_anchor"
         "  BEGIN SELECT RAISE(ABORT, 'the audit anchor stays'); END;",
+        /* 3 -> 4: sessions opened under grants (broker-sessions.c) */
+        "CREATE TABLE sessions ("
+        "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        "  request_id INTEGER NOT NULL REFERENCES requests(id),"
+        "  service TEXT NOT NULL,"
+        "  tty TEXT,"
+        "  rhost TEXT,"
+        "  pid INTEGER NOT NULL,"
+        "  pid_start INTEGER NOT NULL,"
+        "  boot_id TEXT NOT NULL,"
+        "  opened_at INTEGER NOT NULL,"
+        "  warned INTEGER NOT NULL DEFAULT 0,"
+        "  closed_at INTEGER,"
+        "  end_reason TEXT"
+        ");"
+        "CREATE INDEX sessions_request ON sessions(request_id);"
+        "CREATE INDEX sessions_open ON sessions(request_id) WHERE closed_at IS NULL;",
 };
 
 static int sqlite_to_errno(int rc) {

@@ -37,6 +37,10 @@ static const struct {
         [JIT_EVENT_ACKNOWLEDGED] = { "e2d36935ff0d4a4e8474152a0afa9385", "break-glass-acknowledged" },
         [JIT_EVENT_WITHDRAWN] = { "75a441a5980f4537ab21fa8ff4958a12", "withdrawn-by-policy" },
         [JIT_EVENT_AUDIT_ARCHIVED] = { "2fdd838a6ac343bcb157b192bd4263f6", "audit-archived" },
+        [JIT_EVENT_SESSION_OPENED] = { "adeb1ff86942457c9a7d932e09599e3b", "session-opened" },
+        [JIT_EVENT_SESSION_CLOSED] = { "98a54089f475432ab3bfc568f6d78a72", "session-closed" },
+        [JIT_EVENT_SESSION_TERMINATED] = { "5ff16c65834e4a2d9b39c3636c22ee2f", "session-terminated" },
+        [JIT_EVENT_CONSUMED] = { "26936a170d064182a5b8f3e5c6c702d4", "consumed" },
 };
 
 const char *jit_event_message_id(JitEvent e) {

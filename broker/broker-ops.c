@@ -3,12 +3,16 @@
  * from SO_PEERCRED, validates every field, changes state in one transaction through the
  * state machine, logs the event, and answers. */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/pidfd.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include "broker-audit.h"
 #include "broker-journal.h"
+#include "broker-sessions.h"
 #include "broker.h"
 #include "cleanup.h"
 #include "config.h"
@@ -23,6 +27,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
 typedef struct Op {
         Broker *b;
         const struct ucred *peer;
+        int peer_fd; /* the connection, for SO_PEERPIDFD */
         json_object *msg;
         Identity caller;
 } Op;
@@ -230,6 +235,11 @@ static json_object *op_check(Op *op) {
                                   now_usec(CLOCK_REALTIME), &id, &expires_at);
         else if (r == -ENOENT || r == -EINVAL)
                 r = 0; /* no such user: no grant */
+        /* A one-shot grant opens one session: while it runs, and after, no second. */
+        if (r > 0) {
+                int used = sessions_once_used(op->b, id);
+                r = used < 0 ? used : used ? 0 : 1;
+        }
         if (r < 0) {
                 json_object_put(res);
                 return internal_error(op, "looking up a grant", r);
@@ -286,13 +296,6 @@ static json_object *op_request(Op *op) {
                                        (unsigned long long) JIT_DURATION_MAX_SEC);
         if (jit_message_get_bool(op->msg, "once", &once) < 0)
                 return bad_field("once", -EINVAL, 0);
-        /* A one-shot grant ends when its session closes; without session tracking it would
-         * quietly be an ordinary grant, so it is refused rather than promised. */
-        if (once)
-                return jit_reply_error(
-                        JIT_ERROR_BAD_REQUEST,
-                        "one-shot grants (--once) need session tracking, which this version "
-                        "does not have yet");
 
         _cleanup_(policy_decision_done) PolicyDecision d = {};
         PolicyQuery q = {
@@ -604,6 +607,8 @@ static json_object *end_request(Op *op, RequestEvent event, unsigned who, const 
                   : event == EVENT_REVOKE ? "revoked"
                                           : "cancelled",
                   (long long) id, r->requester, reason ? ": " : "", reason ? reason : "");
+        if (event == EVENT_REVOKE)
+                sessions_grant_ended(b, r);
         broker_state_changed(b);
         return reply_request(op, id);
 }
@@ -717,6 +722,7 @@ static json_object *op_show(Op *op) {
         if (!o)
                 return jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
         json_object_object_add(o, "profile", profile_to_json(op->b->policy));
+        json_object_object_add(o, "sessions", sessions_json(op->b, r->id));
         json_object_object_add(o, "current_policy_version",
                                json_object_new_string(op->b->policy->hash));
         const PolicyRule *rule = request_rule(op, r);
@@ -748,7 +754,11 @@ static json_object *op_status(Op *op) {
         json_object *res = json_object_new_object();
         json_object *broker = json_object_new_object();
         if (res && broker) {
-                json_object_object_add(res, "grants", requests_to_array(op, la, na, false));
+                json_object *grants = requests_to_array(op, la, na, false);
+                for (size_t i = 0; grants && i < json_object_array_length(grants); i++)
+                        json_object_object_add(json_object_array_get_idx(grants, i), "sessions",
+                                               sessions_json(op->b, la[i]->id));
+                json_object_object_add(res, "grants", grants);
                 json_object_object_add(res, "pending", requests_to_array(op, lp, np, false));
                 json_object_object_add(broker, "version", json_object_new_string(JIT_VERSION));
                 json_object_object_add(broker, "active", json_object_new_int((int) all_active));
@@ -1033,6 +1043,84 @@ static json_object *op_audit_archive(Op *op) {
         return jit_reply_ok(info);
 }
 
+/* ---- sessions: pam_jit's session part registers and closes them ---- */
+
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77 /* Linux 6.5 */
+#endif
+
+static json_object *op_session_open(Op *op) {
+        const char *user, *service, *tty, *rhost;
+        uid_t uid;
+        int r;
+
+        if (!is_root(op))
+                return refuse(op, NULL, "only root may register sessions");
+        if ((r = jit_message_get_string(op->msg, "user", JIT_USER_MAX, true, &user)) < 0)
+                return bad_field("user", r, JIT_USER_MAX);
+        if ((r = jit_message_get_string(op->msg, "service", JIT_SERVICE_MAX, true, &service)) < 0)
+                return bad_field("service", r, JIT_SERVICE_MAX);
+        if ((r = jit_message_get_string(op->msg, "tty", 64, false, &tty)) < 0)
+                return bad_field("tty", r, 64);
+        if ((r = jit_message_get_string(op->msg, "rhost", 256, false, &rhost)) < 0)
+                return bad_field("rhost", r, 256);
+        if (!valid_service_name(service))
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "service must be a PAM service name");
+
+        int64_t id = 0, session = 0;
+        uint64_t expires_at;
+        r = user_uid_from_name(user, &uid);
+        if (r >= 0)
+                r = db_find_grant(op->b->db, uid, service, op->b->boot_id, now_usec(CLOCK_BOOTTIME),
+                                  now_usec(CLOCK_REALTIME), &id, &expires_at);
+        if (r == 0 || r == -ENOENT || r == -EINVAL)
+                /* The account stack decided; a session without a grant has nothing to end. */
+                return jit_reply_ok(json_object_new_object());
+        if (r < 0)
+                return internal_error(op, "looking up the grant", r);
+
+        /* The session's process is the peer: held by pidfd from the kernel, never by a pid
+         * in the message. SO_PEERPIDFD names it race-free; else pidfd_open() of the peer,
+         * which waits for our answer and so cannot have gone. */
+        int pidfd = -1;
+        socklen_t l = sizeof(pidfd);
+        if (op->peer_fd < 0 || getsockopt(op->peer_fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &l) < 0 || pidfd < 0)
+                pidfd = pidfd_open(op->peer->pid, 0);
+        if (pidfd < 0)
+                return internal_error(op, "holding the session's process", -errno);
+        (void) fcntl(pidfd, F_SETFD, FD_CLOEXEC);
+
+        _cleanup_(request_freep) Request *grant = NULL;
+        if ((r = db_get_request(op->b->db, id, &grant)) < 0) {
+                close(pidfd);
+                return internal_error(op, "reading the grant", r);
+        }
+        r = sessions_open(op->b, pidfd, op->peer->pid, grant, tty, rhost, &session);
+        if (r < 0)
+                return internal_error(op, "registering the session", r);
+        broker_state_changed(op->b); /* its expiry warning */
+        json_object *res = json_object_new_object();
+        if (res) {
+                json_object_object_add(res, "session", json_object_new_int64(session));
+                json_object_object_add(res, "request_id", json_object_new_int64(id));
+        }
+        return jit_reply_ok(res);
+}
+
+static json_object *op_session_close(Op *op) {
+        int64_t session;
+        int r;
+
+        if (!is_root(op))
+                return refuse(op, NULL, "only root may close sessions");
+        if (jit_message_get_int(op->msg, "session", 1, INT64_MAX, true, &session, NULL) < 0)
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "session must be a positive id");
+        r = sessions_close(op->b, session, "closed");
+        if (r < 0)
+                return internal_error(op, "closing the session", r);
+        return jit_reply_ok(NULL);
+}
+
 static const struct {
         const char *name;
         json_object *(*handler)(Op *op);
@@ -1046,10 +1134,11 @@ static const struct {
         { "status", op_status, true },   { "break-glass", op_break_glass, true },
         { "ack", op_ack, true },         { "explain", op_explain, false },
         { "audit", op_audit, true },     { "audit-archive", op_audit_archive, true },
+        { "session-open", op_session_open, false }, { "session-close", op_session_close, false },
 };
 
-json_object *broker_dispatch(Broker *b, const struct ucred *peer, json_object *msg) {
-        Op op = { .b = b, .peer = peer, .msg = msg, .caller = { .uid = (uid_t) -1 } };
+json_object *broker_dispatch(Broker *b, const struct ucred *peer, int peer_fd, json_object *msg) {
+        Op op = { .b = b, .peer = peer, .peer_fd = peer_fd, .msg = msg, .caller = { .uid = (uid_t) -1 } };
         const char *name;
         json_object *reply;
 

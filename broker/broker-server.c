@@ -114,7 +114,7 @@ static json_object *handle_frame(Connection *c) {
                                        "malformed message: expected one JSON object with "
                                        "\"version\": %d",
                                        JIT_PROTOCOL_VERSION);
-        json_object *reply = broker_dispatch(c->broker, &c->peer, msg);
+        json_object *reply = broker_dispatch(c->broker, &c->peer, c->fd, msg);
         json_object_put(msg);
         return reply;
 }

@@ -37,6 +37,8 @@ typedef struct Broker {
         uint64_t flood_logged_at; /* CLOCK_MONOTONIC usec of the last "dropping" warning */
 
         sd_event_source *deadline_timer;
+        sd_event_source *warning_timer;  /* "your grant ends in N minutes" */
+        struct Session *sessions;        /* open sessions, held by pidfd (broker-sessions.c) */
         sd_event_source *audit_head_timer;
         int64_t audit_logged_seq; /* the audit head last sent to journald */
 } Broker;
@@ -47,7 +49,7 @@ void broker_stop_listening(Broker *b);
 
 /* broker-ops.c: handles one parsed request from a peer, returns the reply. */
 struct ucred;
-json_object *broker_dispatch(Broker *b, const struct ucred *peer, json_object *request);
+json_object *broker_dispatch(Broker *b, const struct ucred *peer, int peer_fd, json_object *request);
 
 /* brokerd.c */
 /* Re-arms the timer for the next deadline and refreshes the STATUS line. */

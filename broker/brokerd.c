@@ -13,6 +13,7 @@
 
 #include "broker-audit.h"
 #include "broker-journal.h"
+#include "broker-sessions.h"
 #include "broker.h"
 #include "cleanup.h"
 #include "config.h"
@@ -68,7 +69,21 @@ void broker_state_changed(Broker *b) {
                 (void) sd_event_source_set_time(b->deadline_timer, next);
                 (void) sd_event_source_set_enabled(b->deadline_timer, SD_EVENT_ONESHOT);
         }
+
+        uint64_t warn_at;
+        sessions_warn(b, &warn_at);
+        if (warn_at == 0)
+                (void) sd_event_source_set_enabled(b->warning_timer, SD_EVENT_OFF);
+        else {
+                (void) sd_event_source_set_time(b->warning_timer, warn_at);
+                (void) sd_event_source_set_enabled(b->warning_timer, SD_EVENT_ONESHOT);
+        }
         update_status(b);
+}
+
+static int on_warning(sd_event_source *s, uint64_t usec, void *userdata) {
+        broker_state_changed(userdata); /* sends what is due, arms the next */
+        return 0;
 }
 
 static int end_due_request(Broker *b, int64_t id, uint64_t now_real, uint64_t now_boot) {
@@ -133,10 +148,12 @@ static int end_due_request(Broker *b, int64_t id, uint64_t now_real, uint64_t no
                 return k;
         }
 
-        if (ev == EVENT_EXPIRE)
+        if (ev == EVENT_EXPIRE) {
                 log_event(JIT_EVENT_EXPIRED, LOG_NOTICE, r, "broker", NULL,
                           "grant %lld (%s for %s) ended: %s", (long long) r->id, r->service,
                           r->requester, why);
+                sessions_grant_ended(b, r);
+        }
         else
                 log_event(JIT_EVENT_TIMED_OUT, LOG_NOTICE, r, "broker", NULL,
                           "request %lld (%s for %s) timed out without enough approvals",
@@ -461,6 +478,8 @@ int main(int argc, char *argv[]) {
             (r = sd_event_add_signal(b.event, NULL, SIGHUP, on_sighup, &b)) < 0 ||
             (r = sd_event_add_time(b.event, &b.deadline_timer, CLOCK_BOOTTIME, UINT64_MAX, 0,
                                    on_deadline, &b)) < 0 ||
+            (r = sd_event_add_time(b.event, &b.warning_timer, CLOCK_BOOTTIME, UINT64_MAX, 0, on_warning,
+                                   &b)) < 0 ||
             (r = sd_event_add_time_relative(b.event, &b.audit_head_timer, CLOCK_MONOTONIC,
                                             AUDIT_HEAD_INTERVAL_USEC, 0, on_audit_head_timer, &b)) <
                     0 ||
@@ -478,8 +497,10 @@ int main(int argc, char *argv[]) {
         audit_apply_retention(&b);
         audit_log_head(&b, true);
 
-        /* Whatever expired while no broker ran ends now, before the first check is answered. */
+        /* Whatever expired while no broker ran ends now, before the first check is answered;
+         * then the sessions still running are held again, and those of ended grants end. */
         (void) broker_process_deadlines(&b);
+        sessions_restore(&b);
 
         if ((r = broker_listen(&b)) < 0)
                 return 1;
@@ -501,6 +522,8 @@ int main(int argc, char *argv[]) {
         audit_policy(&b, JIT_EVENT_STOPPING, NULL);
         audit_log_head(&b, true);
         sd_event_source_disable_unref(b.audit_head_timer);
+        sd_event_source_disable_unref(b.warning_timer);
+        sessions_free_all(&b);
         sd_event_source_disable_unref(b.deadline_timer);
         sd_event_unref(b.event);
         db_close(b.db);

@@ -274,7 +274,7 @@ static int get_string_list(Parser *ps, const config_setting_t *s, const char *wh
 
 static const char *const settings_keys[] = {
         "default_duration", "max_duration",    "pending_ttl", "max_pending_per_user",
-        "on_expiry",        "audit_retention", "audit_group", NULL,
+        "on_expiry",        "audit_retention", "audit_group", "expiry_warning", NULL,
 };
 static const char *const profile_keys[] = { "owner", "environment", "classification", "description",
                                             NULL };
@@ -308,6 +308,9 @@ static int parse_settings(Parser *ps, const config_setting_t *s, Policy *p) {
             (r = get_uint(ps, m, "settings.max_pending_per_user", 1, 1000,
                           &p->max_pending_per_user)) < 0)
                 return r;
+        if ((m = config_setting_get_member(s, "expiry_warning")) &&
+            (r = get_duration(ps, m, "settings.expiry_warning", &p->expiry_warning)) < 0)
+                return r;
         if ((m = config_setting_get_member(s, "audit_retention")) &&
             (r = get_duration(ps, m, "settings.audit_retention", &p->audit_retention)) < 0)
                 return r;
@@ -332,13 +335,7 @@ static int parse_settings(Parser *ps, const config_setting_t *s, Policy *p) {
                         return fail(
                                 ps, m,
                                 "settings.on_expiry: expected \"terminate\", \"warn\" or \"none\"");
-                /* Valid, so that a policy written for the design loads; but say what it does today.
-                 */
-                if (p->on_expiry != ON_EXPIRY_NONE)
-                        warn(ps, m,
-                             "settings.on_expiry: this version does not track sessions yet; when a grant "
-                             "ends, new sudo and ssh access is refused but running sessions are not %s",
-                             p->on_expiry == ON_EXPIRY_TERMINATE ? "terminated" : "warned");
+
         }
         if (p->default_duration > p->max_duration)
                 return fail(ps, s, "settings: default_duration is longer than max_duration");
@@ -836,6 +833,7 @@ int policy_parse(const char *text, size_t len, const char *name, Policy **ret, c
         p->default_duration = 3600;
         p->max_duration = 8 * 3600;
         p->pending_ttl = 3600;
+        p->expiry_warning = 300; /* "your grant ends in 5m" */
         p->max_pending_per_user = 5;
         p->on_expiry = ON_EXPIRY_TERMINATE;
         ps.p = p;

@@ -79,6 +79,7 @@ typedef struct Policy {
         uint64_t max_duration;
         uint64_t pending_ttl;
         uint64_t audit_retention; /* seconds; 0 keeps audit records in the live log forever */
+        uint64_t expiry_warning;  /* seconds before a grant ends that its sessions are told; 0: never */
         char *audit_group;        /* may read the whole audit log; NULL: "jit-auditors" */
         unsigned max_pending_per_user;
         OnExpiry on_expiry;

@@ -553,11 +553,100 @@ PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const c
         return pam_code;
 }
 
-/* Sessions are a later feature. The decision is made in account, never here. */
+/* Sessions only record: the decision was made in account (sshd starts the shell even
+ * when a session module fails). The broker holds the session's process by pidfd so that
+ * it can end it with its grant. */
+#define SESSION_DATA "pam_jit_session"
+
+static void free_data(pam_handle_t *pamh, void *data, int error_status) {
+        free(data);
+}
+
+static int session_call(pam_handle_t *pamh, const Options *o, json_object *request, json_object **ret) {
+        _cleanup_(json_object_putp) json_object *reply = NULL;
+        json_object *ok, *result = NULL;
+        int r = jit_client_call(o->socket, o->timeout_ms, request, &reply);
+        if (r < 0)
+                return r;
+        if (!json_object_object_get_ex(reply, "ok", &ok) || !json_object_get_boolean(ok))
+                return -EPROTO;
+        (void) json_object_object_get_ex(reply, "result", &result);
+        *ret = result ? json_object_get(result) : NULL;
+        return 0;
+}
+
 PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, const char **argv) {
-        return PAM_IGNORE;
+        _cleanup_(check_done) Check c = { .reply = NULL };
+        _cleanup_(json_object_putp) json_object *request = NULL, *result = NULL;
+        const void *tty = NULL, *rhost = NULL;
+        Outcome outcome;
+        Options o;
+        char buf[128];
+
+        if (!pamh || parse_options(pamh, argc, argv, &o) < 0 || get_items(pamh, &c, &outcome) < 0)
+                return PAM_SESSION_ERR;
+        if (o.service)
+                c.service = o.service;
+        (void) pam_get_item(pamh, PAM_TTY, &tty);
+        (void) pam_get_item(pamh, PAM_RHOST, &rhost);
+        const char *t = tty;
+        if (t && strncmp(t, "/dev/", 5) == 0)
+                t += 5;
+
+        request = jit_request_new("session-open");
+        if (!request)
+                return PAM_SESSION_ERR;
+        json_object_object_add(request, "user", json_object_new_string(c.user));
+        json_object_object_add(request, "service", json_object_new_string(c.service));
+        /* Optional and informational: sent only when they are printable and short. */
+        if (t && strlen(t) <= 64 && jit_text_is_safe(t, strlen(t)))
+                json_object_object_add(request, "tty", json_object_new_string(t));
+        if (rhost && strlen(rhost) <= 256 && jit_text_is_safe(rhost, strlen(rhost)))
+                json_object_object_add(request, "rhost", json_object_new_string(rhost));
+
+        int r = session_call(pamh, &o, request, &result);
+        if (r < 0) {
+                /* The session cannot be ended with its grant if the broker does not know it. */
+                pam_syslog(pamh, LOG_ERR, "registering the %s session of %s failed: %s", c.service, c.user,
+                           errno_text(r, buf, sizeof(buf)));
+                return PAM_SESSION_ERR;
+        }
+        json_object *sid;
+        if (result && json_object_object_get_ex(result, "session", &sid) && json_object_is_type(sid, json_type_int)) {
+                int64_t *data = malloc(sizeof(int64_t));
+                if (!data)
+                        return PAM_SESSION_ERR;
+                *data = json_object_get_int64(sid);
+                if (pam_set_data(pamh, SESSION_DATA, data, free_data) != PAM_SUCCESS) {
+                        free(data);
+                        return PAM_SESSION_ERR;
+                }
+                if (o.debug)
+                        pam_syslog(pamh, LOG_DEBUG, "session %lld registered", (long long) *data);
+        }
+        return PAM_SUCCESS;
 }
 
 PAM_EXTERN int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc, const char **argv) {
-        return PAM_IGNORE;
+        _cleanup_(json_object_putp) json_object *request = NULL, *result = NULL;
+        const void *data = NULL;
+        Options o;
+        char buf[128];
+
+        if (!pamh || parse_options(pamh, argc, argv, &o) < 0)
+                return PAM_SESSION_ERR;
+        if (pam_get_data(pamh, SESSION_DATA, &data) != PAM_SUCCESS || !data)
+                return PAM_SUCCESS; /* no session of ours in this handle */
+        request = jit_request_new("session-close");
+        if (!request)
+                return PAM_SESSION_ERR;
+        json_object_object_add(request, "session", json_object_new_int64(*(const int64_t *) data));
+        int r = session_call(pamh, &o, request, &result);
+        if (r < 0) {
+                /* The broker also sees the process exit through its pidfd. */
+                pam_syslog(pamh, LOG_WARNING, "closing session %lld failed: %s", (long long) *(const int64_t *) data,
+                           errno_text(r, buf, sizeof(buf)));
+                return PAM_SESSION_ERR;
+        }
+        return PAM_SUCCESS;
 }

@@ -27,6 +27,9 @@ PAM_JIT = os.environ.get("PAM_JIT", "")
 PAMTEST = os.environ.get("PAMTEST_JIT", "")
 LIBPAM_WRAPPER = os.environ.get("LIBPAM_WRAPPER", "libpam_wrapper.so")
 SANITIZED = os.environ.get("JIT_SANITIZED", "0") == "1"
+SSHD_BIN = os.environ.get("JIT_TEST_SSHD", "/usr/sbin/sshd")  # absolute: sshd re-executes itself
+SSH_BIN = shutil.which("ssh") or "/usr/bin/ssh"
+SSH_KEYGEN = shutil.which("ssh-keygen") or "/usr/bin/ssh-keygen"
 
 # Exit codes of jitctl (DESIGN.md).
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_NOT_FOUND = range(6)
@@ -68,6 +71,7 @@ class Sandbox:
         self.root = tempfile.mkdtemp(prefix="jit-test-")
         os.chmod(self.root, 0o755)  # test users must reach the socket inside
         self.journald = None
+        self.sshd = None  # an Sshd, when the test class sets SSHD = True
         self._private_etc()
         self._private_run()
 
@@ -116,14 +120,31 @@ class Sandbox:
 
     def pam_lines(self, socket_path=None, extra=""):
         sock = socket_path or self.path("run", "broker.sock")
+        # The session line registers sudo's session with the broker, so that the broker
+        # can end it with its grant (not in the sanitized build: pam_wrapper runs only
+        # the account stack there).
         return (f"auth     required pam_permit.so\n"
                 f"account  required {PAM_JIT} socket={sock} timeout={PAM_TIMEOUT_MS} {extra}\n"
-                f"session  required pam_permit.so\n")
+                f"session  required {PAM_JIT} socket={sock} timeout={PAM_TIMEOUT_MS} {extra}\n")
 
     def write_pam_service(self, name, text, directory="/etc/pam.d"):
         os.makedirs(directory, exist_ok=True)
         with open(os.path.join(directory, name), "w") as f:
             f.write(text)
+
+    def write_sshd_pam(self, session_jit=False, socket_path=None, extra=""):
+        """Writes the private /etc/pam.d/sshd. sshd's public-key login never runs the auth
+        stack, and pam_deny.so there keeps any other way in shut; the account stack is
+        pam_jit.so, asking about PAM service "sshd". With session_jit, pam_jit.so also runs
+        in the session stack (same arguments); otherwise the session stack only permits.
+        sshd starts PAM anew for every connection, so a rewrite applies to the next login."""
+        sock = socket_path or self.path("run", "broker.sock")
+        jit = f"{PAM_JIT} socket={sock} timeout={PAM_TIMEOUT_MS} {extra}".rstrip()
+        session = jit if session_jit else "pam_permit.so"
+        self.write_pam_service("sshd", f"auth     required pam_deny.so\n"
+                                       f"account  required {jit}\n"
+                                       f"password required pam_deny.so\n"
+                                       f"session  required {session}\n")
 
     def add_group(self, name):
         run(["groupadd", "-f", name])
@@ -177,6 +198,8 @@ class Sandbox:
         return [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
 
     def close(self):
+        if self.sshd:
+            self.sshd.stop()
         if self.journald:
             self.journald.terminate()
             self.journald.wait()
@@ -276,6 +299,208 @@ class Broker:
         return self.call_raw(struct.pack(">I", len(body)) + body)
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def descendants(pid):
+    """The pids of pid's living descendants (children first), read from /proc."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])  # the name may hold spaces and ")"
+        children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(0), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+class Sshd:
+    """A real OpenSSH sshd (sshd -D -e) on 127.0.0.1 and a free port, with its own host key
+    and configuration under the sandbox, and the PAM service file the sandbox wrote in its
+    private /etc/pam.d/sshd. Public keys only: AuthorizedKeysFile is <tmp>/keys/%u.pub
+    (User.ssh_key() puts one there). Its stderr, which -e makes its log, is <tmp>/sshd.log."""
+
+    def __init__(self, sandbox):
+        self.sb = sandbox
+        self.config = sandbox.path("sshd_config")
+        self.host_key = sandbox.path("ssh_host_ed25519_key")
+        self.keys = sandbox.path("keys")
+        self.pidfile = sandbox.path("sshd.pid")
+        self.log_path = sandbox.path("sshd.log")
+        self.port = None
+        self.proc = None
+        self.clients = []  # ssh clients started with User.ssh_popen(), ended by stop()
+
+    @staticmethod
+    def unavailable():
+        """Why sshd tests cannot run here, or None."""
+        for path in (SSHD_BIN, SSH_BIN, SSH_KEYGEN):
+            if not os.access(path, os.X_OK):
+                return f"{path} not found (install openssh-server and openssh-client)"
+        return None
+
+    @staticmethod
+    def sanitizer_env():
+        """The environment sshd needs to load a sanitized pam_jit.so, or None if it cannot.
+
+        An ASan-built module can only be loaded by a process whose first library is the ASan
+        runtime, so sshd (started by root, not setuid) gets the runtime pam_jit.so links
+        against in LD_PRELOAD; sshd re-executes itself for each connection with the same
+        environment and gives the user's session a fresh one. LeakSanitizer stays off in
+        sshd: its report at exit would be about sshd's own allocations, and its
+        stop-the-world ptrace is killed by sshd's seccomp sandbox in the pre-auth child.
+        pam_jit.so's leaks are checked through pam_wrapper (User.pam_account)."""
+        p = run(["ldd", PAM_JIT], check=False)
+        runtime = next((line.split("=>")[1].split()[0] for line in p.stdout.splitlines()
+                        if "=>" in line and line.split()[0].startswith("libasan.so")), None)
+        if not runtime or not os.path.exists(runtime):
+            return None
+        asan = ":".join(o for o in os.environ.get("ASAN_OPTIONS", "").split(":")
+                        if o and not o.startswith("detect_leaks="))
+        return dict(os.environ, LD_PRELOAD=runtime, ASAN_OPTIONS=asan + ":detect_leaks=0")
+
+    def _setup(self):
+        # sshd's privilege separation directory is compiled in (/run/sshd). The machine's
+        # /run is shared with it, so a tmpfs is mounted over it in this mount namespace:
+        # the machine's sshd and its /run/sshd are never touched. (Only an empty directory
+        # is created on the machine if it has none, as for /run/sudo.)
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+        run(["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", "/run/sshd"])
+        run([SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "", "-C", "jit-test-host", "-f", self.host_key])
+        # sshd reads authorized keys as the user: the directory and the .pub files must be
+        # readable by all. The private keys beside them are 0600 and used by root's ssh.
+        os.makedirs(self.keys, exist_ok=True)
+        os.chmod(self.keys, 0o755)
+
+    def _write_config(self):
+        # StrictModes no: StrictModes refuses an AuthorizedKeysFile below a group- or
+        # world-writable directory, and the sandbox lives under /tmp (mode 1777).
+        text = f"""\
+ListenAddress 127.0.0.1:{self.port}
+AddressFamily inet
+HostKey {self.host_key}
+PidFile {self.pidfile}
+UsePAM yes
+PubkeyAuthentication yes
+AuthenticationMethods publickey
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+HostbasedAuthentication no
+GSSAPIAuthentication no
+AuthorizedKeysFile {self.keys}/%u.pub
+AuthorizedPrincipalsFile none
+StrictModes no
+PermitRootLogin no
+PermitUserEnvironment no
+UseDNS no
+LogLevel VERBOSE
+PrintMotd no
+PrintLastLog no
+X11Forwarding no
+AllowAgentForwarding no
+AllowTcpForwarding no
+LoginGraceTime 30
+MaxStartups 50:30:100
+"""
+        with open(self.config, "w") as f:
+            f.write(text)
+
+    def start(self, timeout=15):
+        if self.proc is None and not os.path.exists(self.host_key):
+            self._setup()
+        # The port is free when picked but could be taken before sshd binds it: try again.
+        for attempt in range(3):
+            self.port = free_port()
+            self._write_config()
+            offset = self.log_size()
+            log = open(self.log_path, "a")
+            try:
+                env = self.sanitizer_env() if SANITIZED else None
+                self.proc = subprocess.Popen([SSHD_BIN, "-D", "-e", "-f", self.config], stdin=subprocess.DEVNULL,
+                                             stdout=log, stderr=log, env=env)
+            finally:
+                log.close()
+            if wait_for(self._ready, timeout=timeout, what=f"sshd to accept connections on port {self.port}") == "up":
+                return
+            self.proc = None
+            if "Address already in use" not in self.log_since(offset):
+                break
+        raise RuntimeError(f"sshd exited at start; see {self.log_path}:\n{self.log_since(offset)}")
+
+    def _ready(self):
+        """ "up" once sshd answers with its SSH banner, "exited" if it died, else None."""
+        if self.proc.poll() is not None:
+            return "exited"
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                s.settimeout(2)
+                return "up" if s.recv(64).startswith(b"SSH-2.0-") else None
+        except OSError:
+            return None
+
+    def stop(self):
+        for p in self.clients:
+            if p.poll() is None:
+                p.kill()
+            p.communicate()
+        self.clients = []
+        if self.proc is None:
+            return None
+        # Connection processes outlive the listener: end them by pid as well.
+        pids = [self.proc.pid] + descendants(self.proc.pid)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        for pid in pids[1:]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        code, self.proc = self.proc.returncode, None
+        return code
+
+    def log_size(self):
+        try:
+            return os.path.getsize(self.log_path)
+        except FileNotFoundError:
+            return 0
+
+    def log_since(self, offset):
+        """sshd's log from byte offset on (take the offset with log_size() beforehand)."""
+        try:
+            with open(self.log_path, errors="replace") as f:
+                f.seek(offset)
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def wait_log(self, offset, text, timeout=10.0):
+        """Waits until sshd has logged text after offset, and returns the log from there.
+        sshd's monitor may write a line just after the client has seen the connection end."""
+        return wait_for(lambda: text in self.log_since(offset) and self.log_since(offset), timeout=timeout,
+                        what=f"sshd to log {text!r} (log: {self.log_path})")
+
+
 class User:
     def __init__(self, sandbox, broker, name):
         self.sb, self.broker, self.name = sandbox, broker, name
@@ -307,6 +532,45 @@ class User:
         """sudo -i: the PAM service sudo-i, gated by the same sudo grant."""
         return run(self._as_user(["sudo", "-n", "-i", "id", "-u"]), check=False, timeout=30)
 
+    def ssh_key(self):
+        """This user's key pair, <tmp>/keys/USER (private, root's) and <tmp>/keys/USER.pub
+        (what sshd's AuthorizedKeysFile names); made on first use. Returns the private key."""
+        key = self.sb.path("keys", self.name)
+        if not os.path.exists(key):
+            os.makedirs(self.sb.path("keys"), mode=0o755, exist_ok=True)
+            run([SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "", "-C", f"{self.name}@jit-test", "-f", key])
+            os.chmod(key + ".pub", 0o644)
+        return key
+
+    def ssh_argv(self, *cmd, log_level="ERROR"):
+        """The ssh command line that logs in as this user to the sandbox's sshd with the
+        user's key (run as root: the private keys are root's) and runs cmd there."""
+        if not self.sb.sshd or not self.sb.sshd.port:
+            raise RuntimeError("no sshd running: set SSHD = True in the test class")
+        return [SSH_BIN, "-F", "/dev/null", "-i", self.ssh_key(), "-p", str(self.sb.sshd.port),
+                "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
+                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "GlobalKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
+                "-o", "ConnectTimeout=10", "-o", f"LogLevel={log_level}",
+                "--", f"{self.name}@127.0.0.1"] + list(cmd or ["id", "-un"])
+
+    def ssh(self, *cmd, timeout=30, log_level="ERROR"):
+        """Logs in over ssh and runs cmd; returns the CompletedProcess (ssh exits 255 when
+        the login is refused, else with cmd's status). log_level="INFO" shows sshd's banner,
+        where sshd puts what PAM said during the account check."""
+        return run(self.ssh_argv(*cmd, log_level=log_level), check=False, timeout=timeout,
+                   stdin=subprocess.DEVNULL)
+
+    def ssh_popen(self, *cmd, log_level="ERROR", **kw):
+        """Starts a long-running ssh session (subprocess.Popen, text pipes); the test ends it,
+        or Sshd.stop() does."""
+        kw.setdefault("stdin", subprocess.DEVNULL)
+        kw.setdefault("stdout", subprocess.PIPE)
+        kw.setdefault("stderr", subprocess.PIPE)
+        p = subprocess.Popen(self.ssh_argv(*cmd, log_level=log_level), text=True, **kw)
+        self.sb.sshd.clients.append(p)
+        return p
+
     def pam_account(self, service, expect, **extra_env):
         """Runs service's account stack for this user through pam_wrapper and asserts, in
         pamtest_jit, that the module answers exactly expect ("allow" or "deny"). Used by the
@@ -328,9 +592,15 @@ class BrokerTestCase(unittest.TestCase):
     POLICY = ""
     USERS = {}  # name -> groups
     JOURNALD = True
+    SSHD = False  # True: a real sshd (cls.sshd), PAM service sshd gated by pam_jit.so
+    SSHD_SESSION_JIT = False  # True: pam_jit.so in sshd's session stack as well
 
     @classmethod
     def setUpClass(cls):
+        if cls.SSHD:
+            why = Sshd.unavailable()
+            if why:
+                raise unittest.SkipTest(why)
         cls.sb = Sandbox()
         if cls.JOURNALD:
             cls.sb.start_journald()
@@ -340,9 +610,20 @@ class BrokerTestCase(unittest.TestCase):
         cls.broker.start()
         cls.u = {name: User(cls.sb, cls.broker, name) for name in cls.USERS}
         cls.root = User(cls.sb, cls.broker, "root")
+        cls.sshd = None
+        if cls.SSHD:
+            try:
+                cls.sb.write_sshd_pam(session_jit=cls.SSHD_SESSION_JIT)
+                cls.sshd = cls.sb.sshd = Sshd(cls.sb)
+                cls.sshd.start()
+            except BaseException:
+                cls.tearDownClass()  # unittest does not call it when setUpClass fails
+                raise
 
     @classmethod
     def tearDownClass(cls):
+        if cls.sb.sshd:
+            cls.sb.sshd.stop()
         cls.broker.stop()
         cls.broker.log.close()
         if os.environ.get("JIT_TEST_KEEP"):

@@ -151,11 +151,6 @@ class Robustness(BrokerTestCase):
             flood.stdin.close()
             flood.wait()
 
-    def test_one_shot_refused_until_sessions_exist(self):
-        p = self.u["jit-alice"].jitctl("request", "--once", "--reason", "just once")
-        self.assertExit(p, 1)
-        self.assertIn("session tracking", p.stderr)
-
     def test_many_connections(self):
         socks = []
         try:

@@ -242,7 +242,7 @@ static void test_settings_errors(void **state) {
                 "settings = {\n  max_durration = \"1h\";\n};\nrules = ();", NAME
                 ":2: settings: unknown key 'max_durration' (expected one of: default_duration, "
                 "max_duration, pending_ttl, max_pending_per_user, on_expiry, audit_retention, "
-                "audit_group)");
+                "audit_group, expiry_warning)");
 
         assert_policy_error(
                 "settings = {\n  default_duration = \"1x\";\n};\nrules = ();", NAME

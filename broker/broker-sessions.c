@@ -1,0 +1,474 @@
+/* SPDX-License-Identifier: MIT */
+#include "broker-sessions.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <unistd.h>
+
+#include "broker-audit.h"
+#include "broker-journal.h"
+#include "broker.h"
+#include "cleanup.h"
+#include "duration.h"
+#include "timeutil.h"
+
+/* After SIGHUP, a session has this long to go by itself before SIGKILL. */
+#define TERMINATE_GRACE_USEC (3 * USEC_PER_SEC)
+
+typedef struct Session {
+        struct Session *next;
+        Broker *broker;
+        int64_t id;
+        int64_t request_id;
+        pid_t pid;
+        int pidfd;
+        char tty[64];
+        sd_event_source *exit_watch;
+        sd_event_source *kill_timer;
+} Session;
+
+/* The process's start time in clock ticks since boot (field 22 of /proc/PID/stat): with
+ * the pid, what tells this process from a later one that reuses the pid. */
+static int process_start_time(pid_t pid, uint64_t *ret) {
+        char path[64], buf[1024];
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        if (n <= 0)
+                return n < 0 ? -errno : -EIO;
+        buf[n] = '\0';
+        /* The command name may hold spaces and parentheses: fields start after the last ')'. */
+        char *p = strrchr(buf, ')');
+        if (!p)
+                return -EIO;
+        p++;
+        for (int field = 2; field < 22; field++) {
+                p = strchr(p + 1, ' ');
+                if (!p)
+                        return -EIO;
+        }
+        *ret = strtoull(p + 1, NULL, 10);
+        return 0;
+}
+
+static Session *session_find(Broker *b, int64_t id) {
+        for (Session *s = b->sessions; s; s = s->next)
+                if (s->id == id)
+                        return s;
+        return NULL;
+}
+
+static void session_forget(Broker *b, Session *s) {
+        for (Session **p = (Session **) &b->sessions; *p; p = &(*p)->next)
+                if (*p == s) {
+                        *p = s->next;
+                        break;
+                }
+        sd_event_source_disable_unref(s->exit_watch);
+        sd_event_source_disable_unref(s->kill_timer);
+        if (s->pidfd >= 0)
+                close(s->pidfd);
+        free(s);
+}
+
+void sessions_free_all(Broker *b) {
+        while (b->sessions)
+                session_forget(b, b->sessions);
+}
+
+/* A terminal line for the session's user: only a pts or tty device, never a path. */
+static void tell_tty(const char *tty, const char *text) {
+        char path[80];
+        if (!tty || !*tty || strstr(tty, "..") ||
+            !(strncmp(tty, "pts/", 4) == 0 || (strncmp(tty, "tty", 3) == 0 && !strchr(tty, '/'))))
+                return;
+        snprintf(path, sizeof(path), "/dev/%s", tty);
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return;
+        char line[512];
+        int n = snprintf(line, sizeof(line), "\r\n%s\r\n", text);
+        if (n > 0)
+                (void) !write(fd, line, (size_t) n);
+}
+
+static int db_exec_session(Broker *b, const char *sql, int64_t id, const char *text) {
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(db_sqlite(b->db), sql, -1, &st, NULL) != SQLITE_OK)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64) now_usec(CLOCK_REALTIME));
+        if (text)
+                sqlite3_bind_text(st, 3, text, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        return rc == SQLITE_DONE ? sqlite3_changes(db_sqlite(b->db)) : -EIO;
+}
+
+static json_object *session_details(Broker *b, int64_t id) {
+        sqlite3_stmt *st;
+        json_object *o = json_object_new_object();
+        if (!o || sqlite3_prepare_v2(db_sqlite(b->db),
+                                     "SELECT request_id, service, tty, rhost, pid, opened_at, closed_at, end_reason"
+                                     " FROM sessions WHERE id = ?1",
+                                     -1, &st, NULL) != SQLITE_OK)
+                return o;
+        sqlite3_bind_int64(st, 1, id);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+                char t[RFC3339_BUF_MAX];
+                json_object_object_add(o, "session", json_object_new_int64(id));
+                json_object_object_add(o, "request_id", json_object_new_int64(sqlite3_column_int64(st, 0)));
+                json_object_object_add(o, "service", json_object_new_string((const char *) sqlite3_column_text(st, 1)));
+                if (sqlite3_column_type(st, 2) != SQLITE_NULL)
+                        json_object_object_add(o, "tty", json_object_new_string((const char *) sqlite3_column_text(st, 2)));
+                if (sqlite3_column_type(st, 3) != SQLITE_NULL)
+                        json_object_object_add(o, "rhost",
+                                               json_object_new_string((const char *) sqlite3_column_text(st, 3)));
+                json_object_object_add(o, "pid", json_object_new_int64(sqlite3_column_int64(st, 4)));
+                json_object_object_add(o, "opened_at",
+                                       json_object_new_string(format_rfc3339(
+                                               (uint64_t) sqlite3_column_int64(st, 5), t, sizeof(t))));
+                bool open = sqlite3_column_type(st, 6) == SQLITE_NULL;
+                json_object_object_add(o, "running", json_object_new_boolean(open));
+                if (!open) {
+                        json_object_object_add(o, "closed_at",
+                                               json_object_new_string(format_rfc3339(
+                                                       (uint64_t) sqlite3_column_int64(st, 6), t, sizeof(t))));
+                        json_object_object_add(o, "end_reason",
+                                               json_object_new_string((const char *) sqlite3_column_text(st, 7)));
+                }
+        }
+        sqlite3_finalize(st);
+        return o;
+}
+
+/* "session 7 under grant 42 <what>", with the ids as fields of their own. */
+static void log_session(Broker *b, JitEvent ev, int priority, int64_t id, int64_t request_id, const char *what) {
+        char sid[48], rid[48];
+        snprintf(sid, sizeof(sid), "JIT_SESSION_ID=%" PRId64, id);
+        snprintf(rid, sizeof(rid), "JIT_REQUEST_ID=%" PRId64, request_id);
+        const char *fields[] = { sid, rid, NULL };
+        log_event(ev, priority, NULL, "broker", fields, "session %" PRId64 " under grant %" PRId64 " %s", id,
+                  request_id, what);
+}
+
+static int on_kill_timer(sd_event_source *src, uint64_t usec, void *userdata) {
+        Session *s = userdata;
+        /* Still there after the grace: the process is ended for good. */
+        if (s->pidfd >= 0 && pidfd_send_signal(s->pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
+                log_error("sending SIGKILL to session %" PRId64 " (pid %d): %m", s->id, (int) s->pid);
+        return 0;
+}
+
+static int on_session_exit(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        Session *s = userdata;
+        (void) sessions_close(s->broker, s->id, "process exited");
+        return 0;
+}
+
+static int session_attach(Broker *b, int64_t id, int64_t request_id, pid_t pid, int pidfd, const char *tty) {
+        Session *s = calloc(1, sizeof(Session));
+        if (!s) {
+                close(pidfd);
+                return -ENOMEM;
+        }
+        *s = (Session){ .broker = b, .id = id, .request_id = request_id, .pid = pid, .pidfd = pidfd };
+        snprintf(s->tty, sizeof(s->tty), "%s", tty ?: "");
+        /* A pidfd becomes readable when its process exits. */
+        int r = sd_event_add_io(b->event, &s->exit_watch, pidfd, EPOLLIN, on_session_exit, s);
+        if (r < 0) {
+                session_forget(b, s);
+                return r;
+        }
+        s->next = b->sessions;
+        b->sessions = s;
+        return 0;
+}
+
+int sessions_open(Broker *b, int pidfd, pid_t pid, const Request *grant, const char *tty, const char *rhost,
+                  int64_t *ret_id) {
+        uint64_t start;
+        sqlite3_stmt *st;
+        int r;
+
+        if ((r = process_start_time(pid, &start)) < 0) {
+                close(pidfd);
+                return r;
+        }
+        if ((r = db_begin(b->db)) < 0) {
+                close(pidfd);
+                return r;
+        }
+        if (sqlite3_prepare_v2(db_sqlite(b->db),
+                               "INSERT INTO sessions (request_id, service, tty, rhost, pid, pid_start, boot_id, opened_at)"
+                               " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                               -1, &st, NULL) != SQLITE_OK) {
+                db_rollback(b->db);
+                close(pidfd);
+                return -EIO;
+        }
+        sqlite3_bind_int64(st, 1, grant->id);
+        sqlite3_bind_text(st, 2, grant->service, -1, SQLITE_STATIC);
+        if (tty)
+                sqlite3_bind_text(st, 3, tty, -1, SQLITE_STATIC);
+        if (rhost)
+                sqlite3_bind_text(st, 4, rhost, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, pid);
+        sqlite3_bind_int64(st, 6, (sqlite3_int64) start);
+        sqlite3_bind_text(st, 7, b->boot_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 8, (sqlite3_int64) now_usec(CLOCK_REALTIME));
+        int rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        int64_t id = sqlite3_last_insert_rowid(db_sqlite(b->db));
+        if (rc != SQLITE_DONE ||
+            (r = audit_append(b, JIT_EVENT_SESSION_OPENED, grant->requester, grant->requester_uid, grant->id,
+                              session_details(b, id))) < 0 ||
+            (r = db_commit(b->db)) < 0) {
+                db_rollback(b->db);
+                close(pidfd);
+                return r < 0 ? r : -EIO;
+        }
+        char what[96];
+        snprintf(what, sizeof(what), "opened (%s)", tty ?: "no tty");
+        log_session(b, JIT_EVENT_SESSION_OPENED, LOG_NOTICE, id, grant->id, what);
+        *ret_id = id;
+        return session_attach(b, id, grant->id, pid, pidfd, tty);
+}
+
+int sessions_close(Broker *b, int64_t id, const char *reason) {
+        Session *s = session_find(b, id);
+        int64_t request_id = s ? s->request_id : 0;
+        int r;
+
+        if (!request_id) {
+                sqlite3_stmt *st;
+                if (sqlite3_prepare_v2(db_sqlite(b->db), "SELECT request_id FROM sessions WHERE id = ?1", -1, &st,
+                                       NULL) == SQLITE_OK) {
+                        sqlite3_bind_int64(st, 1, id);
+                        if (sqlite3_step(st) == SQLITE_ROW)
+                                request_id = sqlite3_column_int64(st, 0);
+                        sqlite3_finalize(st);
+                }
+        }
+        if ((r = db_begin(b->db)) < 0)
+                return r;
+        r = db_exec_session(b, "UPDATE sessions SET closed_at = ?2, end_reason = ?3 WHERE id = ?1 AND closed_at IS NULL",
+                            id, reason);
+        if (r <= 0) { /* unknown, or closed already (PAM close after the exit, or the reverse) */
+                db_rollback(b->db);
+                if (s)
+                        session_forget(b, s);
+                return r < 0 ? r : 0;
+        }
+
+        /* A one-shot grant is used up by its session. */
+        Request *grant = NULL;
+        bool consumed = false;
+        if (db_get_request(b->db, request_id, &grant) >= 0 && grant->once && grant->state == REQUEST_ACTIVE) {
+                RequestState next;
+                if (request_transition(grant->state, EVENT_CONSUME, &next) >= 0) {
+                        grant->state = next;
+                        grant->ended_at = now_usec(CLOCK_REALTIME);
+                        free(grant->ended_by);
+                        grant->ended_by = strdup("broker");
+                        free(grant->end_reason);
+                        grant->end_reason = strdup("its one session closed");
+                        consumed = grant->ended_by && grant->end_reason && db_update_request(b->db, grant) >= 0 &&
+                                   audit_append(b, JIT_EVENT_CONSUMED, "broker", -1, grant->id,
+                                                audit_request_details(grant)) >= 0;
+                        if (!consumed) {
+                                db_rollback(b->db);
+                                request_free(grant);
+                                return -EIO;
+                        }
+                }
+        }
+        if ((r = audit_append(b, JIT_EVENT_SESSION_CLOSED, "broker", -1, request_id, session_details(b, id))) < 0 ||
+            (r = db_commit(b->db)) < 0) {
+                db_rollback(b->db);
+                request_free(grant);
+                return r;
+        }
+        char what[128];
+        snprintf(what, sizeof(what), "closed: %s", reason);
+        log_session(b, JIT_EVENT_SESSION_CLOSED, LOG_INFO, id, request_id, what);
+        if (consumed) {
+                log_event(JIT_EVENT_CONSUMED, LOG_NOTICE, grant, "broker", NULL,
+                          "one-shot grant %" PRId64 " of %s consumed: its session closed", grant->id,
+                          grant->requester);
+                broker_state_changed(b);
+        }
+        request_free(grant);
+        /* The kill timer, if any, must not outlive the session's record. */
+        if (s && !s->kill_timer)
+                session_forget(b, s);
+        else if (s) {
+                sd_event_source_disable_unref(s->exit_watch);
+                s->exit_watch = NULL;
+        }
+        return 0;
+}
+
+void sessions_grant_ended(Broker *b, const Request *r) {
+        OnExpiry mode = b->policy->on_expiry;
+        char text[256];
+        const char *why = r->state == REQUEST_REVOKED ? "was revoked"
+                          : r->state == REQUEST_EXPIRED ? "has expired"
+                                                        : "has ended";
+
+        snprintf(text, sizeof(text), "jit: your %s grant %" PRId64 " %s%s", r->service, r->id, why,
+                 mode == ON_EXPIRY_TERMINATE ? "; this session is being closed." : ".");
+        for (Session *s = b->sessions, *next; s; s = next) {
+                next = s->next;
+                if (s->request_id != r->id || s->kill_timer)
+                        continue;
+                tell_tty(s->tty, text);
+                if (mode != ON_EXPIRY_TERMINATE) {
+                        char reason[64];
+                        snprintf(reason, sizeof(reason), "grant %s; session left running (on_expiry=%s)", why,
+                                 on_expiry_to_string(mode));
+                        (void) audit_append(b, JIT_EVENT_SESSION_TERMINATED, "broker", -1, r->id,
+                                            session_details(b, s->id));
+                        log_session(b, JIT_EVENT_SESSION_TERMINATED, LOG_NOTICE, s->id, r->id, reason);
+                        continue;
+                }
+                /* pidfd: the signal reaches this process, never a later one with its pid. */
+                if (pidfd_send_signal(s->pidfd, SIGHUP, NULL, 0) < 0 && errno != ESRCH)
+                        log_error("sending SIGHUP to session %" PRId64 " (pid %d): %m", s->id, (int) s->pid);
+                (void) sd_event_add_time_relative(b->event, &s->kill_timer, CLOCK_MONOTONIC, TERMINATE_GRACE_USEC, 0,
+                                                  on_kill_timer, s);
+                char reason[64];
+                snprintf(reason, sizeof(reason), "terminated: the grant %s", why);
+                if (db_begin(b->db) >= 0) {
+                        if (db_exec_session(b,
+                                            "UPDATE sessions SET closed_at = ?2, end_reason = ?3"
+                                            " WHERE id = ?1 AND closed_at IS NULL",
+                                            s->id, reason) < 0 ||
+                            audit_append(b, JIT_EVENT_SESSION_TERMINATED, "broker", -1, r->id,
+                                         session_details(b, s->id)) < 0 ||
+                            db_commit(b->db) < 0)
+                                db_rollback(b->db);
+                }
+                log_session(b, JIT_EVENT_SESSION_TERMINATED, LOG_NOTICE, s->id, r->id, reason);
+        }
+}
+
+int sessions_once_used(Broker *b, int64_t request_id) {
+        sqlite3_stmt *st;
+        int r = 0;
+        if (sqlite3_prepare_v2(db_sqlite(b->db),
+                               "SELECT r.once AND EXISTS (SELECT 1 FROM sessions s WHERE s.request_id = r.id)"
+                               " FROM requests r WHERE r.id = ?1",
+                               -1, &st, NULL) != SQLITE_OK)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, request_id);
+        if (sqlite3_step(st) == SQLITE_ROW)
+                r = sqlite3_column_int(st, 0) ? 1 : 0;
+        sqlite3_finalize(st);
+        return r;
+}
+
+json_object *sessions_json(Broker *b, int64_t request_id) {
+        json_object *arr = json_object_new_array();
+        sqlite3_stmt *st;
+        if (!arr || sqlite3_prepare_v2(db_sqlite(b->db), "SELECT id FROM sessions WHERE request_id = ?1 ORDER BY id",
+                                       -1, &st, NULL) != SQLITE_OK)
+                return arr;
+        sqlite3_bind_int64(st, 1, request_id);
+        while (sqlite3_step(st) == SQLITE_ROW)
+                json_object_array_add(arr, session_details(b, sqlite3_column_int64(st, 0)));
+        sqlite3_finalize(st);
+        return arr;
+}
+
+void sessions_restore(Broker *b) {
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(db_sqlite(b->db),
+                               "SELECT s.id, s.request_id, s.pid, s.pid_start, s.tty, s.boot_id = ?1,"
+                               " r.state = 'active' FROM sessions s JOIN requests r ON r.id = s.request_id"
+                               " WHERE s.closed_at IS NULL",
+                               -1, &st, NULL) != SQLITE_OK)
+                return;
+        sqlite3_bind_text(st, 1, b->boot_id, -1, SQLITE_STATIC);
+        int64_t gone[256], ended[256];
+        size_t n_gone = 0, n_ended = 0;
+        while (sqlite3_step(st) == SQLITE_ROW) {
+                int64_t id = sqlite3_column_int64(st, 0), rid = sqlite3_column_int64(st, 1);
+                pid_t pid = (pid_t) sqlite3_column_int64(st, 2);
+                uint64_t start = (uint64_t) sqlite3_column_int64(st, 3), now_start;
+                const char *tty = (const char *) sqlite3_column_text(st, 4);
+                bool same_boot = sqlite3_column_int(st, 5), active = sqlite3_column_int(st, 6);
+                /* pidfd first, then the start time: if they match, the pidfd is that process. */
+                int pidfd = same_boot ? pidfd_open(pid, 0) : -1;
+                if (pidfd < 0 || process_start_time(pid, &now_start) < 0 || now_start != start) {
+                        if (pidfd >= 0)
+                                close(pidfd);
+                        if (n_gone < ELEMENTSOF(gone))
+                                gone[n_gone++] = id;
+                        continue;
+                }
+                if (session_attach(b, id, rid, pid, pidfd, tty) < 0)
+                        continue;
+                if (!active && n_ended < ELEMENTSOF(ended))
+                        ended[n_ended++] = rid;
+        }
+        sqlite3_finalize(st);
+        for (size_t i = 0; i < n_gone; i++)
+                (void) sessions_close(b, gone[i], "process gone while the broker was down");
+        /* A broker restart must not let a session outlive its grant. */
+        for (size_t i = 0; i < n_ended; i++) {
+                Request *r = NULL;
+                if (db_get_request(b->db, ended[i], &r) >= 0) {
+                        sessions_grant_ended(b, r);
+                        request_free(r);
+                }
+        }
+}
+
+void sessions_warn(Broker *b, uint64_t *ret_next) {
+        uint64_t warning = b->policy->expiry_warning * USEC_PER_SEC, now = now_usec(CLOCK_BOOTTIME), next = 0;
+        sqlite3_stmt *st;
+
+        *ret_next = 0;
+        if (warning == 0 || !b->sessions)
+                return;
+        if (sqlite3_prepare_v2(db_sqlite(b->db),
+                               "SELECT s.id, r.id, r.service, r.deadline_boot, s.tty FROM sessions s"
+                               " JOIN requests r ON r.id = s.request_id WHERE s.closed_at IS NULL AND s.warned = 0"
+                               " AND r.state = 'active' AND r.boot_id = ?1",
+                               -1, &st, NULL) != SQLITE_OK)
+                return;
+        sqlite3_bind_text(st, 1, b->boot_id, -1, SQLITE_STATIC);
+        int64_t warned[256];
+        size_t n = 0;
+        while (sqlite3_step(st) == SQLITE_ROW) {
+                uint64_t deadline = (uint64_t) sqlite3_column_int64(st, 3);
+                uint64_t due = deadline > warning ? deadline - warning : 0;
+                if (due > now) {
+                        if (!next || due < next)
+                                next = due;
+                        continue;
+                }
+                char left[DURATION_BUF_MAX], text[256];
+                uint64_t secs = deadline > now ? (deadline - now + USEC_PER_SEC - 1) / USEC_PER_SEC : 0;
+                snprintf(text, sizeof(text), "jit: your %s grant %" PRId64 " ends in %s",
+                         (const char *) sqlite3_column_text(st, 2), (int64_t) sqlite3_column_int64(st, 1),
+                         duration_format(secs, left, sizeof(left)));
+                tell_tty((const char *) sqlite3_column_text(st, 4), text);
+                if (n < ELEMENTSOF(warned))
+                        warned[n++] = sqlite3_column_int64(st, 0);
+        }
+        sqlite3_finalize(st);
+        for (size_t i = 0; i < n; i++)
+                (void) db_exec_session(b, "UPDATE sessions SET warned = 1 WHERE id = ?1 AND ?2 > 0", warned[i], NULL);
+        *ret_next = next;
+}

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/* Sessions opened under grants (pam_jit's session part): recorded, held by pidfd, and
+ * ended with their grant per settings.on_expiry. They never decide access: the account
+ * check did that already. */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "broker-db.h"
+
+typedef struct Broker Broker;
+
+/* Registers the session of the peer process (held by pidfd, which is consumed) under the
+ * active grant request_id. */
+int sessions_open(Broker *b, int pidfd, pid_t pid, const Request *grant, const char *tty, const char *rhost,
+                  int64_t *ret_id);
+/* The session ended (PAM close_session, or its process exited). A one-shot grant is
+ * consumed by it. */
+int sessions_close(Broker *b, int64_t id, const char *reason);
+/* The grant r ended (expired, revoked, withdrawn, consumed): act on its open sessions per
+ * settings.on_expiry. */
+void sessions_grant_ended(Broker *b, const Request *r);
+/* Re-attaches the open sessions of this boot after a broker restart; forgets those whose
+ * process is gone, and ends those whose grant is no longer active. */
+void sessions_restore(Broker *b);
+/* 1 when a one-shot grant has had a session already (no second one), 0 if not. */
+int sessions_once_used(Broker *b, int64_t request_id);
+/* Sessions of a request, for show/status. */
+json_object *sessions_json(Broker *b, int64_t request_id);
+/* Sends "ends in N minutes" to sessions whose grant ends within settings.expiry_warning,
+ * and returns (in *ret_next, CLOCK_BOOTTIME usec) when the next warning is due, 0 if none. */
+void sessions_warn(Broker *b, uint64_t *ret_next);
+void sessions_free_all(Broker *b);
