@@ -4,11 +4,11 @@
  * state machine, logs the event, and answers. */
 #include <errno.h>
 #include <fcntl.h>
-#include <sys/pidfd.h>
-#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "broker-audit.h"
 #include "broker-journal.h"
@@ -1084,7 +1084,8 @@ static json_object *op_session_open(Op *op) {
          * which waits for our answer and so cannot have gone. */
         int pidfd = -1;
         socklen_t l = sizeof(pidfd);
-        if (op->peer_fd < 0 || getsockopt(op->peer_fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &l) < 0 || pidfd < 0)
+        if (op->peer_fd < 0 || getsockopt(op->peer_fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &l) < 0 ||
+            pidfd < 0)
                 pidfd = pidfd_open(op->peer->pid, 0);
         if (pidfd < 0)
                 return internal_error(op, "holding the session's process", -errno);
@@ -1127,18 +1128,30 @@ static const struct {
         bool needs_caller; /* resolve the caller's name and groups first */
 } ops[] = {
         /* check is the PAM hot path and only needs the peer's uid. */
-        { "check", op_check, false },    { "request", op_request, true },
-        { "approve", op_approve, true }, { "deny", op_deny, true },
-        { "revoke", op_revoke, true },   { "cancel", op_cancel, true },
-        { "list", op_list, true },       { "show", op_show, true },
-        { "status", op_status, true },   { "break-glass", op_break_glass, true },
-        { "ack", op_ack, true },         { "explain", op_explain, false },
-        { "audit", op_audit, true },     { "audit-archive", op_audit_archive, true },
-        { "session-open", op_session_open, false }, { "session-close", op_session_close, false },
+        { "check", op_check, false },
+        { "request", op_request, true },
+        { "approve", op_approve, true },
+        { "deny", op_deny, true },
+        { "revoke", op_revoke, true },
+        { "cancel", op_cancel, true },
+        { "list", op_list, true },
+        { "show", op_show, true },
+        { "status", op_status, true },
+        { "break-glass", op_break_glass, true },
+        { "ack", op_ack, true },
+        { "explain", op_explain, false },
+        { "audit", op_audit, true },
+        { "audit-archive", op_audit_archive, true },
+        { "session-open", op_session_open, false },
+        { "session-close", op_session_close, false },
 };
 
 json_object *broker_dispatch(Broker *b, const struct ucred *peer, int peer_fd, json_object *msg) {
-        Op op = { .b = b, .peer = peer, .peer_fd = peer_fd, .msg = msg, .caller = { .uid = (uid_t) -1 } };
+        Op op = { .b = b,
+                  .peer = peer,
+                  .peer_fd = peer_fd,
+                  .msg = msg,
+                  .caller = { .uid = (uid_t) -1 } };
         const char *name;
         json_object *reply;
 

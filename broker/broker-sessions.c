@@ -92,7 +92,8 @@ static void tell_tty(const char *tty, const char *text) {
             !(strncmp(tty, "pts/", 4) == 0 || (strncmp(tty, "tty", 3) == 0 && !strchr(tty, '/'))))
                 return;
         snprintf(path, sizeof(path), "/dev/%s", tty);
-        _cleanup_close_ int fd = open(path, O_WRONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+        _cleanup_close_ int fd =
+                open(path, O_WRONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0)
                 return;
         char line[512];
@@ -117,34 +118,46 @@ static int db_exec_session(Broker *b, const char *sql, int64_t id, const char *t
 static json_object *session_details(Broker *b, int64_t id) {
         sqlite3_stmt *st;
         json_object *o = json_object_new_object();
-        if (!o || sqlite3_prepare_v2(db_sqlite(b->db),
-                                     "SELECT request_id, service, tty, rhost, pid, opened_at, closed_at, end_reason"
-                                     " FROM sessions WHERE id = ?1",
-                                     -1, &st, NULL) != SQLITE_OK)
+        if (!o ||
+            sqlite3_prepare_v2(
+                    db_sqlite(b->db),
+                    "SELECT request_id, service, tty, rhost, pid, opened_at, closed_at, end_reason"
+                    " FROM sessions WHERE id = ?1",
+                    -1, &st, NULL) != SQLITE_OK)
                 return o;
         sqlite3_bind_int64(st, 1, id);
         if (sqlite3_step(st) == SQLITE_ROW) {
                 char t[RFC3339_BUF_MAX];
                 json_object_object_add(o, "session", json_object_new_int64(id));
-                json_object_object_add(o, "request_id", json_object_new_int64(sqlite3_column_int64(st, 0)));
-                json_object_object_add(o, "service", json_object_new_string((const char *) sqlite3_column_text(st, 1)));
+                json_object_object_add(o, "request_id",
+                                       json_object_new_int64(sqlite3_column_int64(st, 0)));
+                json_object_object_add(
+                        o, "service",
+                        json_object_new_string((const char *) sqlite3_column_text(st, 1)));
                 if (sqlite3_column_type(st, 2) != SQLITE_NULL)
-                        json_object_object_add(o, "tty", json_object_new_string((const char *) sqlite3_column_text(st, 2)));
+                        json_object_object_add(
+                                o, "tty",
+                                json_object_new_string((const char *) sqlite3_column_text(st, 2)));
                 if (sqlite3_column_type(st, 3) != SQLITE_NULL)
-                        json_object_object_add(o, "rhost",
-                                               json_object_new_string((const char *) sqlite3_column_text(st, 3)));
-                json_object_object_add(o, "pid", json_object_new_int64(sqlite3_column_int64(st, 4)));
-                json_object_object_add(o, "opened_at",
-                                       json_object_new_string(format_rfc3339(
-                                               (uint64_t) sqlite3_column_int64(st, 5), t, sizeof(t))));
+                        json_object_object_add(
+                                o, "rhost",
+                                json_object_new_string((const char *) sqlite3_column_text(st, 3)));
+                json_object_object_add(o, "pid",
+                                       json_object_new_int64(sqlite3_column_int64(st, 4)));
+                json_object_object_add(
+                        o, "opened_at",
+                        json_object_new_string(format_rfc3339(
+                                (uint64_t) sqlite3_column_int64(st, 5), t, sizeof(t))));
                 bool open = sqlite3_column_type(st, 6) == SQLITE_NULL;
                 json_object_object_add(o, "running", json_object_new_boolean(open));
                 if (!open) {
-                        json_object_object_add(o, "closed_at",
-                                               json_object_new_string(format_rfc3339(
-                                                       (uint64_t) sqlite3_column_int64(st, 6), t, sizeof(t))));
-                        json_object_object_add(o, "end_reason",
-                                               json_object_new_string((const char *) sqlite3_column_text(st, 7)));
+                        json_object_object_add(
+                                o, "closed_at",
+                                json_object_new_string(format_rfc3339(
+                                        (uint64_t) sqlite3_column_int64(st, 6), t, sizeof(t))));
+                        json_object_object_add(
+                                o, "end_reason",
+                                json_object_new_string((const char *) sqlite3_column_text(st, 7)));
                 }
         }
         sqlite3_finalize(st);
@@ -152,20 +165,22 @@ static json_object *session_details(Broker *b, int64_t id) {
 }
 
 /* "session 7 under grant 42 <what>", with the ids as fields of their own. */
-static void log_session(Broker *b, JitEvent ev, int priority, int64_t id, int64_t request_id, const char *what) {
+static void log_session(Broker *b, JitEvent ev, int priority, int64_t id, int64_t request_id,
+                        const char *what) {
         char sid[48], rid[48];
         snprintf(sid, sizeof(sid), "JIT_SESSION_ID=%" PRId64, id);
         snprintf(rid, sizeof(rid), "JIT_REQUEST_ID=%" PRId64, request_id);
         const char *fields[] = { sid, rid, NULL };
-        log_event(ev, priority, NULL, "broker", fields, "session %" PRId64 " under grant %" PRId64 " %s", id,
-                  request_id, what);
+        log_event(ev, priority, NULL, "broker", fields,
+                  "session %" PRId64 " under grant %" PRId64 " %s", id, request_id, what);
 }
 
 static int on_kill_timer(sd_event_source *src, uint64_t usec, void *userdata) {
         Session *s = userdata;
         /* Still there after the grace: the process is ended for good. */
         if (s->pidfd >= 0 && pidfd_send_signal(s->pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
-                log_error("sending SIGKILL to session %" PRId64 " (pid %d): %m", s->id, (int) s->pid);
+                log_error("sending SIGKILL to session %" PRId64 " (pid %d): %m", s->id,
+                          (int) s->pid);
         return 0;
 }
 
@@ -175,13 +190,16 @@ static int on_session_exit(sd_event_source *src, int fd, uint32_t revents, void 
         return 0;
 }
 
-static int session_attach(Broker *b, int64_t id, int64_t request_id, pid_t pid, int pidfd, const char *tty) {
+static int session_attach(Broker *b, int64_t id, int64_t request_id, pid_t pid, int pidfd,
+                          const char *tty) {
         Session *s = calloc(1, sizeof(Session));
         if (!s) {
                 close(pidfd);
                 return -ENOMEM;
         }
-        *s = (Session){ .broker = b, .id = id, .request_id = request_id, .pid = pid, .pidfd = pidfd };
+        *s = (Session){
+                .broker = b, .id = id, .request_id = request_id, .pid = pid, .pidfd = pidfd
+        };
         snprintf(s->tty, sizeof(s->tty), "%s", tty ?: "");
         /* A pidfd becomes readable when its process exits. */
         int r = sd_event_add_io(b->event, &s->exit_watch, pidfd, EPOLLIN, on_session_exit, s);
@@ -194,8 +212,8 @@ static int session_attach(Broker *b, int64_t id, int64_t request_id, pid_t pid, 
         return 0;
 }
 
-int sessions_open(Broker *b, int pidfd, pid_t pid, const Request *grant, const char *tty, const char *rhost,
-                  int64_t *ret_id) {
+int sessions_open(Broker *b, int pidfd, pid_t pid, const Request *grant, const char *tty,
+                  const char *rhost, int64_t *ret_id) {
         uint64_t start;
         sqlite3_stmt *st;
         int r;
@@ -208,10 +226,11 @@ int sessions_open(Broker *b, int pidfd, pid_t pid, const Request *grant, const c
                 close(pidfd);
                 return r;
         }
-        if (sqlite3_prepare_v2(db_sqlite(b->db),
-                               "INSERT INTO sessions (request_id, service, tty, rhost, pid, pid_start, boot_id, opened_at)"
-                               " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                               -1, &st, NULL) != SQLITE_OK) {
+        if (sqlite3_prepare_v2(
+                    db_sqlite(b->db),
+                    "INSERT INTO sessions (request_id, service, tty, rhost, pid, pid_start, boot_id, opened_at)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    -1, &st, NULL) != SQLITE_OK) {
                 db_rollback(b->db);
                 close(pidfd);
                 return -EIO;
@@ -230,8 +249,8 @@ int sessions_open(Broker *b, int pidfd, pid_t pid, const Request *grant, const c
         sqlite3_finalize(st);
         int64_t id = sqlite3_last_insert_rowid(db_sqlite(b->db));
         if (rc != SQLITE_DONE ||
-            (r = audit_append(b, JIT_EVENT_SESSION_OPENED, grant->requester, grant->requester_uid, grant->id,
-                              session_details(b, id))) < 0 ||
+            (r = audit_append(b, JIT_EVENT_SESSION_OPENED, grant->requester, grant->requester_uid,
+                              grant->id, session_details(b, id))) < 0 ||
             (r = db_commit(b->db)) < 0) {
                 db_rollback(b->db);
                 close(pidfd);
@@ -251,7 +270,8 @@ int sessions_close(Broker *b, int64_t id, const char *reason) {
 
         if (!request_id) {
                 sqlite3_stmt *st;
-                if (sqlite3_prepare_v2(db_sqlite(b->db), "SELECT request_id FROM sessions WHERE id = ?1", -1, &st,
+                if (sqlite3_prepare_v2(db_sqlite(b->db),
+                                       "SELECT request_id FROM sessions WHERE id = ?1", -1, &st,
                                        NULL) == SQLITE_OK) {
                         sqlite3_bind_int64(st, 1, id);
                         if (sqlite3_step(st) == SQLITE_ROW)
@@ -261,8 +281,10 @@ int sessions_close(Broker *b, int64_t id, const char *reason) {
         }
         if ((r = db_begin(b->db)) < 0)
                 return r;
-        r = db_exec_session(b, "UPDATE sessions SET closed_at = ?2, end_reason = ?3 WHERE id = ?1 AND closed_at IS NULL",
-                            id, reason);
+        r = db_exec_session(
+                b,
+                "UPDATE sessions SET closed_at = ?2, end_reason = ?3 WHERE id = ?1 AND closed_at IS NULL",
+                id, reason);
         if (r <= 0) { /* unknown, or closed already (PAM close after the exit, or the reverse) */
                 db_rollback(b->db);
                 if (s)
@@ -273,7 +295,8 @@ int sessions_close(Broker *b, int64_t id, const char *reason) {
         /* A one-shot grant is used up by its session. */
         Request *grant = NULL;
         bool consumed = false;
-        if (db_get_request(b->db, request_id, &grant) >= 0 && grant->once && grant->state == REQUEST_ACTIVE) {
+        if (db_get_request(b->db, request_id, &grant) >= 0 && grant->once &&
+            grant->state == REQUEST_ACTIVE) {
                 RequestState next;
                 if (request_transition(grant->state, EVENT_CONSUME, &next) >= 0) {
                         grant->state = next;
@@ -282,7 +305,8 @@ int sessions_close(Broker *b, int64_t id, const char *reason) {
                         grant->ended_by = strdup("broker");
                         free(grant->end_reason);
                         grant->end_reason = strdup("its one session closed");
-                        consumed = grant->ended_by && grant->end_reason && db_update_request(b->db, grant) >= 0 &&
+                        consumed = grant->ended_by && grant->end_reason &&
+                                   db_update_request(b->db, grant) >= 0 &&
                                    audit_append(b, JIT_EVENT_CONSUMED, "broker", -1, grant->id,
                                                 audit_request_details(grant)) >= 0;
                         if (!consumed) {
@@ -292,7 +316,8 @@ int sessions_close(Broker *b, int64_t id, const char *reason) {
                         }
                 }
         }
-        if ((r = audit_append(b, JIT_EVENT_SESSION_CLOSED, "broker", -1, request_id, session_details(b, id))) < 0 ||
+        if ((r = audit_append(b, JIT_EVENT_SESSION_CLOSED, "broker", -1, request_id,
+                              session_details(b, id))) < 0 ||
             (r = db_commit(b->db)) < 0) {
                 db_rollback(b->db);
                 request_free(grant);
@@ -303,8 +328,8 @@ int sessions_close(Broker *b, int64_t id, const char *reason) {
         log_session(b, JIT_EVENT_SESSION_CLOSED, LOG_INFO, id, request_id, what);
         if (consumed) {
                 log_event(JIT_EVENT_CONSUMED, LOG_NOTICE, grant, "broker", NULL,
-                          "one-shot grant %" PRId64 " of %s consumed: its session closed", grant->id,
-                          grant->requester);
+                          "one-shot grant %" PRId64 " of %s consumed: its session closed",
+                          grant->id, grant->requester);
                 broker_state_changed(b);
         }
         request_free(grant);
@@ -321,7 +346,7 @@ int sessions_close(Broker *b, int64_t id, const char *reason) {
 void sessions_grant_ended(Broker *b, const Request *r) {
         OnExpiry mode = b->policy->on_expiry;
         char text[256];
-        const char *why = r->state == REQUEST_REVOKED ? "was revoked"
+        const char *why = r->state == REQUEST_REVOKED   ? "was revoked"
                           : r->state == REQUEST_EXPIRED ? "has expired"
                                                         : "has ended";
 
@@ -334,18 +359,21 @@ void sessions_grant_ended(Broker *b, const Request *r) {
                 tell_tty(s->tty, text);
                 if (mode != ON_EXPIRY_TERMINATE) {
                         char reason[64];
-                        snprintf(reason, sizeof(reason), "grant %s; session left running (on_expiry=%s)", why,
+                        snprintf(reason, sizeof(reason),
+                                 "grant %s; session left running (on_expiry=%s)", why,
                                  on_expiry_to_string(mode));
                         (void) audit_append(b, JIT_EVENT_SESSION_TERMINATED, "broker", -1, r->id,
                                             session_details(b, s->id));
-                        log_session(b, JIT_EVENT_SESSION_TERMINATED, LOG_NOTICE, s->id, r->id, reason);
+                        log_session(b, JIT_EVENT_SESSION_TERMINATED, LOG_NOTICE, s->id, r->id,
+                                    reason);
                         continue;
                 }
                 /* pidfd: the signal reaches this process, never a later one with its pid. */
                 if (pidfd_send_signal(s->pidfd, SIGHUP, NULL, 0) < 0 && errno != ESRCH)
-                        log_error("sending SIGHUP to session %" PRId64 " (pid %d): %m", s->id, (int) s->pid);
-                (void) sd_event_add_time_relative(b->event, &s->kill_timer, CLOCK_MONOTONIC, TERMINATE_GRACE_USEC, 0,
-                                                  on_kill_timer, s);
+                        log_error("sending SIGHUP to session %" PRId64 " (pid %d): %m", s->id,
+                                  (int) s->pid);
+                (void) sd_event_add_time_relative(b->event, &s->kill_timer, CLOCK_MONOTONIC,
+                                                  TERMINATE_GRACE_USEC, 0, on_kill_timer, s);
                 char reason[64];
                 snprintf(reason, sizeof(reason), "terminated: the grant %s", why);
                 if (db_begin(b->db) >= 0) {
@@ -365,10 +393,11 @@ void sessions_grant_ended(Broker *b, const Request *r) {
 int sessions_once_used(Broker *b, int64_t request_id) {
         sqlite3_stmt *st;
         int r = 0;
-        if (sqlite3_prepare_v2(db_sqlite(b->db),
-                               "SELECT r.once AND EXISTS (SELECT 1 FROM sessions s WHERE s.request_id = r.id)"
-                               " FROM requests r WHERE r.id = ?1",
-                               -1, &st, NULL) != SQLITE_OK)
+        if (sqlite3_prepare_v2(
+                    db_sqlite(b->db),
+                    "SELECT r.once AND EXISTS (SELECT 1 FROM sessions s WHERE s.request_id = r.id)"
+                    " FROM requests r WHERE r.id = ?1",
+                    -1, &st, NULL) != SQLITE_OK)
                 return -EIO;
         sqlite3_bind_int64(st, 1, request_id);
         if (sqlite3_step(st) == SQLITE_ROW)
@@ -380,7 +409,8 @@ int sessions_once_used(Broker *b, int64_t request_id) {
 json_object *sessions_json(Broker *b, int64_t request_id) {
         json_object *arr = json_object_new_array();
         sqlite3_stmt *st;
-        if (!arr || sqlite3_prepare_v2(db_sqlite(b->db), "SELECT id FROM sessions WHERE request_id = ?1 ORDER BY id",
+        if (!arr || sqlite3_prepare_v2(db_sqlite(b->db),
+                                       "SELECT id FROM sessions WHERE request_id = ?1 ORDER BY id",
                                        -1, &st, NULL) != SQLITE_OK)
                 return arr;
         sqlite3_bind_int64(st, 1, request_id);
@@ -392,11 +422,12 @@ json_object *sessions_json(Broker *b, int64_t request_id) {
 
 void sessions_restore(Broker *b) {
         sqlite3_stmt *st;
-        if (sqlite3_prepare_v2(db_sqlite(b->db),
-                               "SELECT s.id, s.request_id, s.pid, s.pid_start, s.tty, s.boot_id = ?1,"
-                               " r.state = 'active' FROM sessions s JOIN requests r ON r.id = s.request_id"
-                               " WHERE s.closed_at IS NULL",
-                               -1, &st, NULL) != SQLITE_OK)
+        if (sqlite3_prepare_v2(
+                    db_sqlite(b->db),
+                    "SELECT s.id, s.request_id, s.pid, s.pid_start, s.tty, s.boot_id = ?1,"
+                    " r.state = 'active' FROM sessions s JOIN requests r ON r.id = s.request_id"
+                    " WHERE s.closed_at IS NULL",
+                    -1, &st, NULL) != SQLITE_OK)
                 return;
         sqlite3_bind_text(st, 1, b->boot_id, -1, SQLITE_STATIC);
         int64_t gone[256], ended[256];
@@ -435,17 +466,19 @@ void sessions_restore(Broker *b) {
 }
 
 void sessions_warn(Broker *b, uint64_t *ret_next) {
-        uint64_t warning = b->policy->expiry_warning * USEC_PER_SEC, now = now_usec(CLOCK_BOOTTIME), next = 0;
+        uint64_t warning = b->policy->expiry_warning * USEC_PER_SEC, now = now_usec(CLOCK_BOOTTIME),
+                 next = 0;
         sqlite3_stmt *st;
 
         *ret_next = 0;
         if (warning == 0 || !b->sessions)
                 return;
-        if (sqlite3_prepare_v2(db_sqlite(b->db),
-                               "SELECT s.id, r.id, r.service, r.deadline_boot, s.tty FROM sessions s"
-                               " JOIN requests r ON r.id = s.request_id WHERE s.closed_at IS NULL AND s.warned = 0"
-                               " AND r.state = 'active' AND r.boot_id = ?1",
-                               -1, &st, NULL) != SQLITE_OK)
+        if (sqlite3_prepare_v2(
+                    db_sqlite(b->db),
+                    "SELECT s.id, r.id, r.service, r.deadline_boot, s.tty FROM sessions s"
+                    " JOIN requests r ON r.id = s.request_id WHERE s.closed_at IS NULL AND s.warned = 0"
+                    " AND r.state = 'active' AND r.boot_id = ?1",
+                    -1, &st, NULL) != SQLITE_OK)
                 return;
         sqlite3_bind_text(st, 1, b->boot_id, -1, SQLITE_STATIC);
         int64_t warned[256];
@@ -459,9 +492,11 @@ void sessions_warn(Broker *b, uint64_t *ret_next) {
                         continue;
                 }
                 char left[DURATION_BUF_MAX], text[256];
-                uint64_t secs = deadline > now ? (deadline - now + USEC_PER_SEC - 1) / USEC_PER_SEC : 0;
+                uint64_t secs =
+                        deadline > now ? (deadline - now + USEC_PER_SEC - 1) / USEC_PER_SEC : 0;
                 snprintf(text, sizeof(text), "jit: your %s grant %" PRId64 " ends in %s",
-                         (const char *) sqlite3_column_text(st, 2), (int64_t) sqlite3_column_int64(st, 1),
+                         (const char *) sqlite3_column_text(st, 2),
+                         (int64_t) sqlite3_column_int64(st, 1),
                          duration_format(secs, left, sizeof(left)));
                 tell_tty((const char *) sqlite3_column_text(st, 4), text);
                 if (n < ELEMENTSOF(warned))
@@ -469,6 +504,7 @@ void sessions_warn(Broker *b, uint64_t *ret_next) {
         }
         sqlite3_finalize(st);
         for (size_t i = 0; i < n; i++)
-                (void) db_exec_session(b, "UPDATE sessions SET warned = 1 WHERE id = ?1 AND ?2 > 0", warned[i], NULL);
+                (void) db_exec_session(b, "UPDATE sessions SET warned = 1 WHERE id = ?1 AND ?2 > 0",
+                                       warned[i], NULL);
         *ret_next = next;
 }

@@ -153,8 +153,7 @@ static int end_due_request(Broker *b, int64_t id, uint64_t now_real, uint64_t no
                           "grant %lld (%s for %s) ended: %s", (long long) r->id, r->service,
                           r->requester, why);
                 sessions_grant_ended(b, r);
-        }
-        else
+        } else
                 log_event(JIT_EVENT_TIMED_OUT, LOG_NOTICE, r, "broker", NULL,
                           "request %lld (%s for %s) timed out without enough approvals",
                           (long long) r->id, r->service, r->requester);
@@ -478,8 +477,8 @@ int main(int argc, char *argv[]) {
             (r = sd_event_add_signal(b.event, NULL, SIGHUP, on_sighup, &b)) < 0 ||
             (r = sd_event_add_time(b.event, &b.deadline_timer, CLOCK_BOOTTIME, UINT64_MAX, 0,
                                    on_deadline, &b)) < 0 ||
-            (r = sd_event_add_time(b.event, &b.warning_timer, CLOCK_BOOTTIME, UINT64_MAX, 0, on_warning,
-                                   &b)) < 0 ||
+            (r = sd_event_add_time(b.event, &b.warning_timer, CLOCK_BOOTTIME, UINT64_MAX, 0,
+                                   on_warning, &b)) < 0 ||
             (r = sd_event_add_time_relative(b.event, &b.audit_head_timer, CLOCK_MONOTONIC,
                                             AUDIT_HEAD_INTERVAL_USEC, 0, on_audit_head_timer, &b)) <
                     0 ||

@@ -273,8 +273,9 @@ static int get_string_list(Parser *ps, const config_setting_t *s, const char *wh
 }
 
 static const char *const settings_keys[] = {
-        "default_duration", "max_duration",    "pending_ttl", "max_pending_per_user",
-        "on_expiry",        "audit_retention", "audit_group", "expiry_warning", NULL,
+        "default_duration",     "max_duration",   "pending_ttl",
+        "max_pending_per_user", "on_expiry",      "audit_retention",
+        "audit_group",          "expiry_warning", NULL,
 };
 static const char *const profile_keys[] = { "owner", "environment", "classification", "description",
                                             NULL };
@@ -335,7 +336,6 @@ static int parse_settings(Parser *ps, const config_setting_t *s, Policy *p) {
                         return fail(
                                 ps, m,
                                 "settings.on_expiry: expected \"terminate\", \"warn\" or \"none\"");
-
         }
         if (p->default_duration > p->max_duration)
                 return fail(ps, s, "settings: default_duration is longer than max_duration");

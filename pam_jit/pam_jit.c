@@ -562,7 +562,8 @@ static void free_data(pam_handle_t *pamh, void *data, int error_status) {
         free(data);
 }
 
-static int session_call(pam_handle_t *pamh, const Options *o, json_object *request, json_object **ret) {
+static int session_call(pam_handle_t *pamh, const Options *o, json_object *request,
+                        json_object **ret) {
         _cleanup_(json_object_putp) json_object *reply = NULL;
         json_object *ok, *result = NULL;
         int r = jit_client_call(o->socket, o->timeout_ms, request, &reply);
@@ -587,6 +588,13 @@ PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, cons
                 return PAM_SESSION_ERR;
         if (o.service)
                 c.service = o.service;
+        /* sudo switches PAM_USER to the target user (root) before the session; the grant
+         * holder is the invoking user, which it leaves in PAM_RUSER. */
+        const void *ruser = NULL;
+        if (pam_get_item(pamh, PAM_RUSER, &ruser) == PAM_SUCCESS && ruser &&
+            *(const char *) ruser && strlen(ruser) <= JIT_USER_MAX &&
+            jit_text_is_safe(ruser, strlen(ruser)))
+                c.user = ruser;
         (void) pam_get_item(pamh, PAM_TTY, &tty);
         (void) pam_get_item(pamh, PAM_RHOST, &rhost);
         const char *t = tty;
@@ -607,12 +615,13 @@ PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, cons
         int r = session_call(pamh, &o, request, &result);
         if (r < 0) {
                 /* The session cannot be ended with its grant if the broker does not know it. */
-                pam_syslog(pamh, LOG_ERR, "registering the %s session of %s failed: %s", c.service, c.user,
-                           errno_text(r, buf, sizeof(buf)));
+                pam_syslog(pamh, LOG_ERR, "registering the %s session of %s failed: %s", c.service,
+                           c.user, errno_text(r, buf, sizeof(buf)));
                 return PAM_SESSION_ERR;
         }
         json_object *sid;
-        if (result && json_object_object_get_ex(result, "session", &sid) && json_object_is_type(sid, json_type_int)) {
+        if (result && json_object_object_get_ex(result, "session", &sid) &&
+            json_object_is_type(sid, json_type_int)) {
                 int64_t *data = malloc(sizeof(int64_t));
                 if (!data)
                         return PAM_SESSION_ERR;
@@ -644,8 +653,8 @@ PAM_EXTERN int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc, con
         int r = session_call(pamh, &o, request, &result);
         if (r < 0) {
                 /* The broker also sees the process exit through its pidfd. */
-                pam_syslog(pamh, LOG_WARNING, "closing session %lld failed: %s", (long long) *(const int64_t *) data,
-                           errno_text(r, buf, sizeof(buf)));
+                pam_syslog(pamh, LOG_WARNING, "closing session %lld failed: %s",
+                           (long long) *(const int64_t *) data, errno_text(r, buf, sizeof(buf)));
                 return PAM_SESSION_ERR;
         }
         return PAM_SUCCESS;

@@ -6,7 +6,9 @@ Each test program runs as root inside its own mount namespace (meson starts it u
 /etc, so the Unix users and groups it creates, the sudoers entry and the PAM service
 file it writes exist only for this test and the machine's own /etc is never touched.
 It starts a private systemd-journald on tmpfs, a real jit-brokerd on a temporary
-socket, database and policy, and acts as real users through setpriv(1).
+socket, database and policy, and acts as real users through setpriv(1). A test class
+with SSHD = True also gets a real sshd on 127.0.0.1 (class Sshd), logged into with each
+user's own key (User.ssh).
 """
 
 import json
@@ -204,7 +206,8 @@ class Sandbox:
             self.journald.terminate()
             self.journald.wait()
             self.journald_log.close()
-        shutil.rmtree(self.root, ignore_errors=True)
+        if not os.environ.get("JIT_TEST_KEEP"):
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
 class Broker:
@@ -327,6 +330,25 @@ def descendants(pid):
     return found
 
 
+def start_time(pid):
+    """pid's start time (clock ticks since boot), or None when no such process is running
+    (a zombie counts as gone): with the pid, it names one process even if the pid is reused."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return None if fields[0] in ("Z", "X") else int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def signal_if_same(pid, started, sig):
+    if started is not None and start_time(pid) == started:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
 class Sshd:
     """A real OpenSSH sshd (sshd -D -e) on 127.0.0.1 and a free port, with its own host key
     and configuration under the sandbox, and the PAM service file the sandbox wrote in its
@@ -350,6 +372,8 @@ class Sshd:
         for path in (SSHD_BIN, SSH_BIN, SSH_KEYGEN):
             if not os.access(path, os.X_OK):
                 return f"{path} not found (install openssh-server and openssh-client)"
+        if SANITIZED and Sshd.sanitizer_env() is None:
+            return "the sanitized pam_jit.so links no libasan.so that sshd could preload"
         return None
 
     @staticmethod
@@ -452,32 +476,48 @@ MaxStartups 50:30:100
             return None
 
     def stop(self):
+        """Ends the ssh clients first, so that sshd closes their sessions (and their PAM
+        sessions) the ordinary way, then sshd and whatever it still has running."""
         for p in self.clients:
             if p.poll() is None:
+                p.terminate()
+            try:
+                p.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
                 p.kill()
-            p.communicate()
+                p.communicate()
         self.clients = []
         if self.proc is None:
             return None
+        try:
+            wait_for(lambda: not descendants(self.proc.pid), timeout=5, what="sshd's sessions to end")
+        except AssertionError:
+            pass  # ended below
         # Connection processes outlive the listener: end them by pid as well.
-        pids = [self.proc.pid] + descendants(self.proc.pid)
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        procs = [(pid, start_time(pid)) for pid in [self.proc.pid] + descendants(self.proc.pid)]
+        for pid, started in procs:
+            signal_if_same(pid, started, signal.SIGTERM)
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        for pid in pids[1:]:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        try:
+            wait_for(lambda: all(start_time(pid) != started for pid, started in procs[1:]), timeout=5,
+                     what="sshd's connection processes to exit")
+        except AssertionError:
+            for pid, started in procs[1:]:
+                signal_if_same(pid, started, signal.SIGKILL)
         code, self.proc = self.proc.returncode, None
         return code
+
+    SANITIZER_REPORTS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                         "ASan runtime does not come first")
+
+    def sanitizer_reports(self):
+        """Lines of sshd's log that are sanitizer reports (from pam_jit.so, in the sanitized build)."""
+        return [line for line in self.log_since(0).splitlines()
+                if any(r in line for r in self.SANITIZER_REPORTS)]
 
     def log_size(self):
         try:
@@ -622,13 +662,19 @@ class BrokerTestCase(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
+        reports = []
         if cls.sb.sshd:
             cls.sb.sshd.stop()
+            reports = cls.sb.sshd.sanitizer_reports()
+            if reports:
+                shutil.copy(cls.sb.sshd.log_path, cls.sb.root + "-sshd.log")
         cls.broker.stop()
         cls.broker.log.close()
         if os.environ.get("JIT_TEST_KEEP"):
             print(f"kept {cls.sb.root}", file=sys.stderr)
         cls.sb.close()
+        if reports:
+            raise AssertionError(f"sanitizer reports in sshd's log ({cls.sb.root}-sshd.log):\n" + "\n".join(reports))
 
     def assertExit(self, p, code, msg=None):
         self.assertEqual(p.returncode, code, msg or f"stdout={p.stdout!r} stderr={p.stderr!r}")

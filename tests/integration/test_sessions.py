@@ -1,0 +1,111 @@
+# SPDX-License-Identifier: MIT
+"""Sessions end with their grant: a long-running sudo is terminated at expiry and at revoke,
+within a few seconds, also across a broker restart; on_expiry = "warn" leaves it running;
+a one-shot grant allows exactly one session."""
+
+import subprocess
+import time
+import unittest
+
+import jittest
+from jittest import BrokerTestCase, wait_for
+
+POLICY = """
+settings = { on_expiry = "%s"; expiry_warning = "1s"; };
+rules = (
+  { name = "dev"; services = ["sudo"]; requesters = ["%%jit-dev"]; approvers = ["%%jit-lead"]; }
+);
+"""
+
+SESSION_TERMINATED = "5ff16c65834e4a2d9b39c3636c22ee2f"
+
+
+@unittest.skipIf(jittest.SANITIZED, "sessions run through real sudo, which cannot load a sanitized module")
+class Sessions(BrokerTestCase):
+    POLICY = POLICY % "terminate"
+    USERS = {"jit-alice": ["jit-dev", "jit-test"], "jit-bob": ["jit-lead", "jit-test"]}
+
+    def grant(self, *args):
+        rid = str(self.u["jit-alice"].ok("request", "--reason", "long job", *args)["id"])
+        self.u["jit-bob"].ok("approve", rid)
+        return rid
+
+    def long_sudo(self, rid):
+        alice = self.u["jit-alice"]
+        p = subprocess.Popen(alice._as_user(["sudo", "-n", "--", "sleep", "600"]), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+        self.addCleanup(p.stderr.close)
+        wait_for(lambda: p.poll() is not None or any(s["running"] for s in alice.ok("show", rid)["sessions"]),
+                 what="the sudo session to register")
+        if p.poll() is not None:
+            self.fail(f"sudo ended early: {p.stderr.read()}")
+        return p
+
+    def ended_within(self, p, start, limit):
+        wait_for(lambda: p.poll() is not None, timeout=limit + 10, what="the session to end")
+        elapsed = time.monotonic() - start
+        self.assertLess(elapsed, limit, f"the session ended {elapsed:.1f}s after its grant")
+        return elapsed
+
+    def test_revoke_terminates_the_session(self):
+        rid = self.grant("--for", "1h")
+        p = self.long_sudo(rid)
+        start = time.monotonic()
+        self.u["jit-bob"].ok("revoke", rid)
+        self.ended_within(p, start, 5)
+        session = self.u["jit-alice"].ok("show", rid)["sessions"][0]
+        self.assertFalse(session["running"])
+        self.assertIn("revoked", session["end_reason"])
+        wait_for(lambda: self.sb.journal(f"MESSAGE_ID={SESSION_TERMINATED}", f"JIT_REQUEST_ID={rid}"),
+                 what="the session-terminated journal entry")
+
+    def test_expiry_terminates_the_session(self):
+        rid = self.grant("--for", "3s")
+        p = self.long_sudo(rid)
+        shown = self.u["jit-alice"].ok("show", rid)
+        wait_for(lambda: self.u["jit-alice"].ok("show", rid)["state"] == "expired", timeout=15, what="expiry")
+        self.ended_within(p, time.monotonic(), 5)
+        self.assertEqual(shown["sessions"][0]["service"], "sudo")
+        status = self.u["jit-alice"].ok("status")
+        self.assertEqual(status["grants"], [])
+
+    def test_broker_restart_still_ends_the_session(self):
+        rid = self.grant("--for", "4s")
+        p = self.long_sudo(rid)
+        self.broker.stop()
+        self.broker.start()
+        self.assertIsNone(p.poll())
+        wait_for(lambda: self.u["jit-alice"].ok("show", rid)["state"] == "expired", timeout=15, what="expiry")
+        self.ended_within(p, time.monotonic(), 5)
+
+    def test_one_shot_allows_one_session(self):
+        alice = self.u["jit-alice"]
+        rid = self.grant("--once", "--for", "1h")
+        p = self.long_sudo(rid)
+        self.assertRefused(alice)  # a second session while the first runs
+        p.terminate()
+        p.wait(timeout=10)
+        wait_for(lambda: alice.ok("show", rid)["state"] == "consumed", what="the grant to be consumed")
+        self.assertRefused(alice)
+
+    def test_zz_warn_leaves_the_session_running(self):
+        self.broker.write_policy(POLICY % "warn")
+        self.broker.reload()
+        wait_for(lambda: any("warn" in (e.get("JIT_POLICY") or "") or "loaded" in e.get("MESSAGE", "")
+                             for e in self.sb.journal("MESSAGE_ID=9ff86b74c8a54bbb8fd39af3e363fa4a"))
+                 and len(self.sb.journal("MESSAGE_ID=9ff86b74c8a54bbb8fd39af3e363fa4a")) >= 2,
+                 what="the reload")
+        rid = self.grant("--for", "2s")
+        p = self.long_sudo(rid)
+        wait_for(lambda: self.sb.journal(f"MESSAGE_ID={SESSION_TERMINATED}", f"JIT_REQUEST_ID={rid}"),
+                 timeout=15, what="the warning record")
+        time.sleep(1)  # the condition here is that nothing happens: give a kill the chance to show
+        self.assertIsNone(p.poll(), "on_expiry = warn must leave the session running")
+        entry = self.sb.journal(f"MESSAGE_ID={SESSION_TERMINATED}", f"JIT_REQUEST_ID={rid}")[-1]
+        self.assertIn("left running", entry["MESSAGE"])
+        p.terminate()
+        p.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    jittest.main()
