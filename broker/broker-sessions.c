@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-login.h>
 #include <unistd.h>
 
 #include "broker-audit.h"
@@ -173,6 +176,30 @@ static void log_session(Broker *b, JitEvent ev, int priority, int64_t id, int64_
         const char *fields[] = { sid, rid, NULL };
         log_event(ev, priority, NULL, "broker", fields,
                   "session %" PRId64 " under grant %" PRId64 " %s", id, request_id, what);
+}
+
+/* The logind session of the process, terminated through logind: what a login's children
+ * (a shell, its jobs) belong to. Nothing to do where logind does not run, or the process
+ * is in no session (sudo's stack has no pam_systemd); the signals below still go. */
+static void terminate_logind_session(const Session *s) {
+        _cleanup_free_ char *session = NULL;
+        sd_bus *bus = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+
+        /* Only while the pidfd still names the process (its /proc entry could be reused). */
+        if (sd_booted() <= 0 || pidfd_send_signal(s->pidfd, 0, NULL, 0) < 0 ||
+            sd_pid_get_session(s->pid, &session) < 0)
+                return;
+        if (sd_bus_open_system(&bus) < 0)
+                return;
+        int r = sd_bus_call_method(bus, "org.freedesktop.login1", "/org/freedesktop/login1",
+                                   "org.freedesktop.login1.Manager", "TerminateSession", &error,
+                                   NULL, "s", session);
+        if (r < 0)
+                log_warning("terminating logind session %s of session %" PRId64 ": %s", session,
+                            s->id, error.message ?: strerror(-r));
+        sd_bus_error_free(&error);
+        sd_bus_flush_close_unref(bus);
 }
 
 static int on_kill_timer(sd_event_source *src, uint64_t usec, void *userdata) {
@@ -368,6 +395,8 @@ void sessions_grant_ended(Broker *b, const Request *r) {
                                     reason);
                         continue;
                 }
+                /* Where logind runs, ending its session takes the whole process tree with it. */
+                terminate_logind_session(s);
                 /* pidfd: the signal reaches this process, never a later one with its pid. */
                 if (pidfd_send_signal(s->pidfd, SIGHUP, NULL, 0) < 0 && errno != ESRCH)
                         log_error("sending SIGHUP to session %" PRId64 " (pid %d): %m", s->id,

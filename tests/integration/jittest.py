@@ -582,7 +582,7 @@ class User:
             os.chmod(key + ".pub", 0o644)
         return key
 
-    def ssh_argv(self, *cmd, log_level="ERROR"):
+    def ssh_argv(self, *cmd, log_level="ERROR", tty=False):
         """The ssh command line that logs in as this user to the sandbox's sshd with the
         user's key (run as root: the private keys are root's) and runs cmd there."""
         if not self.sb.sshd or not self.sb.sshd.port:
@@ -591,7 +591,7 @@ class User:
                 "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
                 "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
                 "-o", "GlobalKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
-                "-o", "ConnectTimeout=10", "-o", f"LogLevel={log_level}",
+                "-o", "ConnectTimeout=10", "-o", f"LogLevel={log_level}"] + (["-tt"] if tty else []) + [
                 "--", f"{self.name}@127.0.0.1"] + list(cmd or ["id", "-un"])
 
     def ssh(self, *cmd, timeout=30, log_level="ERROR"):
@@ -601,13 +601,13 @@ class User:
         return run(self.ssh_argv(*cmd, log_level=log_level), check=False, timeout=timeout,
                    stdin=subprocess.DEVNULL)
 
-    def ssh_popen(self, *cmd, log_level="ERROR", **kw):
+    def ssh_popen(self, *cmd, log_level="ERROR", tty=False, **kw):
         """Starts a long-running ssh session (subprocess.Popen, text pipes); the test ends it,
         or Sshd.stop() does."""
         kw.setdefault("stdin", subprocess.DEVNULL)
         kw.setdefault("stdout", subprocess.PIPE)
         kw.setdefault("stderr", subprocess.PIPE)
-        p = subprocess.Popen(self.ssh_argv(*cmd, log_level=log_level), text=True, **kw)
+        p = subprocess.Popen(self.ssh_argv(*cmd, log_level=log_level, tty=tty), text=True, **kw)
         self.sb.sshd.clients.append(p)
         return p
 

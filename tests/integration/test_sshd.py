@@ -134,11 +134,11 @@ class SshdSessions(BrokerTestCase):
     SSHD_SESSION_JIT = True
     USERS = {"jit-alice": ["jit-dev", "jit-test"], "jit-bob": ["jit-lead", "jit-test"]}
 
-    def session(self, duration):
+    def session(self, duration, tty=False):
         alice = self.u["jit-alice"]
         rid = str(alice.ok("request", "--service", "sshd", "--for", duration, "--reason", "tail the logs")["id"])
         self.u["jit-bob"].ok("approve", rid)
-        p = alice.ssh_popen("sleep", "600")
+        p = alice.ssh_popen("sleep", "600", tty=tty)
         wait_for(lambda: p.poll() is not None or any(s["running"] for s in alice.ok("show", rid)["sessions"]),
                  what="the ssh session to register")
         self.assertIsNone(p.poll(), "ssh ended before its grant did")
@@ -163,3 +163,13 @@ class SshdSessions(BrokerTestCase):
         self.broker.start()
         wait_for(lambda: self.u["jit-alice"].ok("show", rid)["state"] == "expired", timeout=15, what="expiry")
         self.assertEndsWithin(p, time.monotonic(), 5)
+
+    def test_terminal_is_warned_then_told(self):
+        # With a terminal, the session is warned before its grant ends (expiry_warning,
+        # 5m by default, so at once for a 3s grant) and told when it ends.
+        rid, p = self.session("3s", tty=True)
+        wait_for(lambda: self.u["jit-alice"].ok("show", rid)["state"] == "expired", timeout=15, what="expiry")
+        self.assertEndsWithin(p, time.monotonic(), 5)
+        out = p.stdout.read()
+        self.assertIn(f"jit: your sshd grant {rid} ends in", out)
+        self.assertIn(f"jit: your sshd grant {rid} has expired; this session is being closed.", out)
