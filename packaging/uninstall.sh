@@ -24,6 +24,7 @@ END_MARK='# jit: end'
 KNOWN_LINES=(
         'account [success=1 default=ignore] pam_succeed_if.so quiet user notingroup jit'
         'account required pam_jit.so service=sudo'
+        'session required pam_jit.so service=sudo'
 )
 
 opt_purge=0

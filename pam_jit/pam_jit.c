@@ -614,10 +614,14 @@ PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, cons
 
         int r = session_call(pamh, &o, request, &result);
         if (r < 0) {
-                /* The session cannot be ended with its grant if the broker does not know it. */
-                pam_syslog(pamh, LOG_ERR, "registering the %s session of %s failed: %s", c.service,
-                           c.user, errno_text(r, buf, sizeof(buf)));
-                return PAM_SESSION_ERR;
+                /* Account decided already (and denies while the broker is away), so a missing
+                 * broker must not break the sessions of users jit does not gate: ignore, and
+                 * say loudly that this session could not be registered. */
+                pam_syslog(
+                        pamh, LOG_ERR,
+                        "registering the %s session of %s failed: %s; it will not be ended with its grant",
+                        c.service, c.user, errno_text(r, buf, sizeof(buf)));
+                return PAM_IGNORE;
         }
         json_object *sid;
         if (result && json_object_object_get_ex(result, "session", &sid) &&
