@@ -311,6 +311,35 @@ static int print_profile(json_object *result, FILE *f) {
         return 0;
 }
 
+/* The sessions under a grant, one line each: "#7 sshd pts/3 from 10.0.0.5 since T, running". */
+static int print_sessions(json_object *request, const char *indent, FILE *f) {
+        json_object *list;
+        if (!json_object_object_get_ex(request, "sessions", &list) ||
+            !json_object_is_type(list, json_type_array))
+                return 0;
+        for (size_t i = 0; i < json_object_array_length(list); i++) {
+                json_object *s = json_object_array_get_idx(list, i), *running;
+                _cleanup_free_ char *service = NULL, *tty = NULL, *rhost = NULL, *opened = NULL,
+                                    *why = NULL;
+                int r;
+                if ((r = get_escaped(s, "service", 0, &service)) < 0 ||
+                    (r = get_escaped(s, "tty", 0, &tty)) < 0 ||
+                    (r = get_escaped(s, "rhost", 0, &rhost)) < 0 ||
+                    (r = get_escaped(s, "opened_at", 0, &opened)) < 0 ||
+                    (r = get_escaped(s, "end_reason", 0, &why)) < 0)
+                        return r;
+                bool on = json_object_object_get_ex(s, "running", &running) &&
+                          json_object_get_boolean(running);
+                fprintf(f, "%s#%" PRIi64 " %s %s%s%s since %s, %s\n", indent,
+                        json_get_int(s, "session", 0), or_dash(service), tty ? tty : "no tty",
+                        rhost ? " from " : "", rhost ? rhost : "", or_dash(opened),
+                        on ? "running" : "ended");
+                if (!on && why)
+                        fprintf(f, "%s   (%s)\n", indent, why);
+        }
+        return 0;
+}
+
 int print_request_details(json_object *result, FILE *f) {
         _cleanup_(request_view_done) RequestView v = {};
         char buf[64], dur[DURATION_BUF_MAX];
@@ -380,6 +409,15 @@ int print_request_details(json_object *result, FILE *f) {
                         fprintf(f, "%*s: %.12s\n", LABEL_WIDTH, "Policy", version);
         }
 
+        json_object *sessions;
+        if (json_object_object_get_ex(result, "sessions", &sessions) &&
+            json_object_is_type(sessions, json_type_array) &&
+            json_object_array_length(sessions) > 0) {
+                fprintf(f, "%*s:\n", LABEL_WIDTH, "Sessions");
+                r = print_sessions(result, "                ", f);
+                if (r < 0)
+                        return r;
+        }
         return print_profile(result, f);
 }
 
@@ -620,6 +658,17 @@ int print_status(json_object *result, FILE *f) {
         else {
                 fputs("Active grants:\n", f);
                 table_print(&grants, f);
+                for (size_t i = 0; i < json_object_array_length(g); i++) {
+                        json_object *grant = json_object_array_get_idx(g, i), *list;
+                        if (json_object_object_get_ex(grant, "sessions", &list) &&
+                            json_object_array_length(list) > 0) {
+                                fprintf(f, "Sessions of grant %" PRIi64 ":\n",
+                                        json_get_int(grant, "id", 0));
+                                r = print_sessions(grant, "  ", f);
+                                if (r < 0)
+                                        return r;
+                        }
+                }
         }
         fputc('\n', f);
         if (pending.n_cells == 0)

@@ -52,6 +52,10 @@ class Sessions(BrokerTestCase):
     def test_revoke_terminates_the_session(self):
         rid = self.grant("--for", "1h")
         p = self.long_sudo(rid)
+        shown = self.u["jit-alice"].jitctl("show", rid)
+        self.assertRegex(shown.stdout, r"Sessions:\n +#\d+ sudo no tty since \S+, running")
+        status = self.u["jit-alice"].jitctl("status")
+        self.assertIn(f"Sessions of grant {rid}:", status.stdout)
         start = time.monotonic()
         self.u["jit-bob"].ok("revoke", rid)
         self.ended_within(p, start, 5)
