@@ -249,12 +249,12 @@ static const char *still_allowed(const Broker *b, const Request *r, char *buf, s
 /* After a reload, pending requests keep the rule they were filed under unless the new
  * policy no longer allows them: those are refused, with the reason. */
 static void withdraw_pending(Broker *b) {
-        static const RequestState pending[] = { REQUEST_PENDING };
+        static const RequestState open_states[] = { REQUEST_PENDING, REQUEST_ACTIVE };
         Request **list = NULL;
         size_t n = 0;
         char why[512], reason[640];
 
-        int k = db_list_requests(b->db, pending, 1, 0, false, (uid_t) -1, &list, &n);
+        int k = db_list_requests(b->db, open_states, 2, 0, false, (uid_t) -1, &list, &n);
         if (k < 0) {
                 errno = -k;
                 log_error("re-checking pending requests after the reload: %m");
@@ -263,8 +263,10 @@ static void withdraw_pending(Broker *b) {
         for (size_t i = 0; i < n; i++) {
                 Request *r = list[i];
                 RequestState next;
-                if (!still_allowed(b, r, why, sizeof(why)) ||
-                    request_transition(r->state, EVENT_DENY, &next) < 0)
+                bool active = r->state == REQUEST_ACTIVE;
+                /* Break-glass grants answer to break_glass, not to a rule: they run out. */
+                if (r->break_glass || !still_allowed(b, r, why, sizeof(why)) ||
+                    request_transition(r->state, active ? EVENT_REVOKE : EVENT_DENY, &next) < 0)
                         continue;
                 snprintf(reason, sizeof(reason),
                          "the new policy (version %.12s) no longer allows it: %s", b->policy->hash,
@@ -286,8 +288,10 @@ static void withdraw_pending(Broker *b) {
                         continue;
                 }
                 log_event(JIT_EVENT_WITHDRAWN, LOG_NOTICE, r, "broker", NULL,
-                          "request %lld of %s refused: %s", (long long) r->id, r->requester,
-                          reason);
+                          "%s %lld of %s %s: %s", active ? "grant" : "request", (long long) r->id,
+                          r->requester, active ? "withdrawn" : "refused", reason);
+                if (active)
+                        sessions_grant_ended(b, r);
         }
         request_free_many(list, n);
         broker_state_changed(b);
