@@ -207,21 +207,45 @@ static int request_activate(const Broker *b, Request *r, uint64_t now_real, uint
 
 /* ---- check: the PAM module asks whether a user holds a grant ---- */
 
-static json_object *op_check(Op *op) {
-        const char *user, *service;
-        uid_t uid;
+/* The PAM stack's two questions share their message: root only, a user and a service. */
+static json_object *get_user_service(Op *op, const char *what, const char **ret_user,
+                                     const char **ret_service) {
         int r;
 
         /* Only root (the PAM stack inside sudo/sshd) may ask on someone's behalf. */
         if (!is_root(op))
-                return refuse(op, NULL, "only root may check grants");
-
-        if ((r = jit_message_get_string(op->msg, "user", JIT_USER_MAX, true, &user)) < 0)
+                return refuse(op, NULL, "only root may %s", what);
+        if ((r = jit_message_get_string(op->msg, "user", JIT_USER_MAX, true, ret_user)) < 0)
                 return bad_field("user", r, JIT_USER_MAX);
-        if ((r = jit_message_get_string(op->msg, "service", JIT_SERVICE_MAX, true, &service)) < 0)
+        if ((r = jit_message_get_string(op->msg, "service", JIT_SERVICE_MAX, true, ret_service)) <
+            0)
                 return bad_field("service", r, JIT_SERVICE_MAX);
-        if (!valid_service_name(service))
+        if (!valid_service_name(*ret_service))
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "service must be a PAM service name");
+        return NULL;
+}
+
+/* The active grant of the named user for service, now: 1 with *ret_id, 0 for none (an
+ * unknown user has none), or -errno. */
+static int find_grant(Op *op, const char *user, const char *service, int64_t *ret_id,
+                      uint64_t *ret_expires_at) {
+        uid_t uid;
+        int r = user_uid_from_name(user, &uid);
+        if (r == -ENOENT || r == -EINVAL)
+                return 0;
+        if (r < 0)
+                return r;
+        return db_find_grant(op->b->db, uid, service, op->b->boot_id, now_usec(CLOCK_BOOTTIME),
+                             now_usec(CLOCK_REALTIME), ret_id, ret_expires_at);
+}
+
+static json_object *op_check(Op *op) {
+        const char *user, *service;
+        json_object *bad = get_user_service(op, "check grants", &user, &service);
+        int r;
+
+        if (bad)
+                return bad;
 
         json_object *res = json_object_new_object();
         if (!res)
@@ -229,12 +253,7 @@ static json_object *op_check(Op *op) {
 
         int64_t id = 0;
         uint64_t expires_at = 0;
-        r = user_uid_from_name(user, &uid);
-        if (r >= 0)
-                r = db_find_grant(op->b->db, uid, service, op->b->boot_id, now_usec(CLOCK_BOOTTIME),
-                                  now_usec(CLOCK_REALTIME), &id, &expires_at);
-        else if (r == -ENOENT || r == -EINVAL)
-                r = 0; /* no such user: no grant */
+        r = find_grant(op, user, service, &id, &expires_at);
         /* A one-shot grant opens one session: while it runs, and after, no second. */
         if (r > 0) {
                 int used = sessions_once_used(op->b, id);
@@ -1051,29 +1070,20 @@ static json_object *op_audit_archive(Op *op) {
 
 static json_object *op_session_open(Op *op) {
         const char *user, *service, *tty, *rhost;
-        uid_t uid;
+        json_object *bad = get_user_service(op, "register sessions", &user, &service);
         int r;
 
-        if (!is_root(op))
-                return refuse(op, NULL, "only root may register sessions");
-        if ((r = jit_message_get_string(op->msg, "user", JIT_USER_MAX, true, &user)) < 0)
-                return bad_field("user", r, JIT_USER_MAX);
-        if ((r = jit_message_get_string(op->msg, "service", JIT_SERVICE_MAX, true, &service)) < 0)
-                return bad_field("service", r, JIT_SERVICE_MAX);
+        if (bad)
+                return bad;
         if ((r = jit_message_get_string(op->msg, "tty", 64, false, &tty)) < 0)
                 return bad_field("tty", r, 64);
         if ((r = jit_message_get_string(op->msg, "rhost", 256, false, &rhost)) < 0)
                 return bad_field("rhost", r, 256);
-        if (!valid_service_name(service))
-                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "service must be a PAM service name");
 
         int64_t id = 0, session = 0;
         uint64_t expires_at;
-        r = user_uid_from_name(user, &uid);
-        if (r >= 0)
-                r = db_find_grant(op->b->db, uid, service, op->b->boot_id, now_usec(CLOCK_BOOTTIME),
-                                  now_usec(CLOCK_REALTIME), &id, &expires_at);
-        if (r == 0 || r == -ENOENT || r == -EINVAL)
+        r = find_grant(op, user, service, &id, &expires_at);
+        if (r == 0)
                 /* The account stack decided; a session without a grant has nothing to end. */
                 return jit_reply_ok(json_object_new_object());
         if (r < 0)

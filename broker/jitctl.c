@@ -422,31 +422,25 @@ static int broker_call(const Context *c, json_object *request, json_object **ret
         return JIT_EXIT_OK;
 }
 
-static int add_string(json_object *o, const char *key, const char *value) {
-        json_object *v = json_object_new_string(value);
+/* Adds v (consumed) under key; -ENOMEM when v could not be made or added. */
+static int add_value(json_object *o, const char *key, json_object *v) {
         if (!v || json_object_object_add(o, key, v) < 0) {
                 json_object_put(v);
                 return -ENOMEM;
         }
         return 0;
+}
+
+static int add_string(json_object *o, const char *key, const char *value) {
+        return add_value(o, key, json_object_new_string(value));
 }
 
 static int add_int(json_object *o, const char *key, int64_t value) {
-        json_object *v = json_object_new_int64(value);
-        if (!v || json_object_object_add(o, key, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
+        return add_value(o, key, json_object_new_int64(value));
 }
 
 static int add_bool(json_object *o, const char *key, bool value) {
-        json_object *v = json_object_new_boolean(value);
-        if (!v || json_object_object_add(o, key, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
+        return add_value(o, key, json_object_new_boolean(value));
 }
 
 /* {"version": 1, "op": op, "id": id}, or NULL on ENOMEM. */
