@@ -273,6 +273,9 @@ int db_open(const char *path, BrokerDb **ret, char **ret_error) {
                                 "SELECT id, expires_at FROM requests INDEXED BY requests_active"
                                 " WHERE state = 'active' AND requester_uid = ?1 AND service = ?2"
                                 " AND boot_id = ?3 AND deadline_boot > ?4 AND expires_at > ?5"
+                                /* a one-shot grant opens one session, never a second */
+                                " AND NOT (once AND EXISTS (SELECT 1 FROM sessions s"
+                                " WHERE s.request_id = requests.id))"
                                 " ORDER BY expires_at DESC LIMIT 1",
                                 -1, SQLITE_PREPARE_PERSISTENT, &db->find_grant, NULL);
         if (rc != SQLITE_OK) {

@@ -78,7 +78,8 @@ int db_list_requests(BrokerDb *db, const RequestState *states, size_t n_states, 
 int db_add_approval(BrokerDb *db, int64_t id, const Approval *a);
 int db_update_request(BrokerDb *db, const Request *r);
 
-/* The active grant of uid for service at this moment, answered from the partial index
+/* The active grant of uid for service at this moment (a one-shot grant only while it has
+ * had no session), answered from the partial index
  * without writing anything. Returns 1 and fills ret_* when there is one, 0 when not. */
 int db_find_grant(BrokerDb *db, uid_t uid, const char *service, const char *boot_id,
                   uint64_t now_boot, uint64_t now_real, int64_t *ret_id, uint64_t *ret_expires_at);

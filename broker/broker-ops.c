@@ -254,11 +254,6 @@ static json_object *op_check(Op *op) {
         int64_t id = 0;
         uint64_t expires_at = 0;
         r = find_grant(op, user, service, &id, &expires_at);
-        /* A one-shot grant opens one session: while it runs, and after, no second. */
-        if (r > 0) {
-                int used = sessions_once_used(op->b, id);
-                r = used < 0 ? used : used ? 0 : 1;
-        }
         if (r < 0) {
                 json_object_put(res);
                 return internal_error(op, "looking up a grant", r);

@@ -419,22 +419,6 @@ void sessions_grant_ended(Broker *b, const Request *r) {
         }
 }
 
-int sessions_once_used(Broker *b, int64_t request_id) {
-        sqlite3_stmt *st;
-        int r = 0;
-        if (sqlite3_prepare_v2(
-                    db_sqlite(b->db),
-                    "SELECT r.once AND EXISTS (SELECT 1 FROM sessions s WHERE s.request_id = r.id)"
-                    " FROM requests r WHERE r.id = ?1",
-                    -1, &st, NULL) != SQLITE_OK)
-                return -EIO;
-        sqlite3_bind_int64(st, 1, request_id);
-        if (sqlite3_step(st) == SQLITE_ROW)
-                r = sqlite3_column_int(st, 0) ? 1 : 0;
-        sqlite3_finalize(st);
-        return r;
-}
-
 json_object *sessions_json(Broker *b, int64_t request_id) {
         json_object *arr = json_object_new_array();
         sqlite3_stmt *st;

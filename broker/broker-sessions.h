@@ -25,8 +25,6 @@ void sessions_grant_ended(Broker *b, const Request *r);
 /* Re-attaches the open sessions of this boot after a broker restart; forgets those whose
  * process is gone, and ends those whose grant is no longer active. */
 void sessions_restore(Broker *b);
-/* 1 when a one-shot grant has had a session already (no second one), 0 if not. */
-int sessions_once_used(Broker *b, int64_t request_id);
 /* Sessions of a request, for show/status. */
 json_object *sessions_json(Broker *b, int64_t request_id);
 /* Sends "ends in N minutes" to sessions whose grant ends within settings.expiry_warning,
