@@ -410,6 +410,23 @@ static json_object *op_request(Op *op) {
         return reply_request(op, req.id);
 }
 
+/* Opens the transaction of a change to request id and reads it inside: NULL with *ret
+ * set and the transaction open, or the error reply (nothing open). */
+static json_object *begin_on_request(Op *op, int64_t id, Request **ret) {
+        int k = db_begin(op->b->db);
+        if (k < 0)
+                return internal_error(op, "starting a transaction", k);
+        k = db_get_request(op->b->db, id, ret);
+        if (k < 0) {
+                db_rollback(op->b->db);
+                if (k == -ENOENT)
+                        return jit_reply_error(JIT_ERROR_NOT_FOUND, "no request %lld",
+                                               (long long) id);
+                return internal_error(op, "reading the request", k);
+        }
+        return NULL;
+}
+
 /* ---- approve ---- */
 
 static json_object *op_approve(Op *op) {
@@ -424,17 +441,9 @@ static json_object *op_approve(Op *op) {
         if ((k = jit_message_get_string(op->msg, "comment", JIT_REASON_MAX, false, &comment)) < 0)
                 return bad_field("comment", k, JIT_REASON_MAX);
 
-        if ((k = db_begin(b->db)) < 0)
-                return internal_error(op, "starting a transaction", k);
-        k = db_get_request(b->db, id, &r);
-        if (k == -ENOENT) {
-                db_rollback(b->db);
-                return jit_reply_error(JIT_ERROR_NOT_FOUND, "no request %lld", (long long) id);
-        }
-        if (k < 0) {
-                db_rollback(b->db);
-                return internal_error(op, "reading the request", k);
-        }
+        json_object *err = begin_on_request(op, id, &r);
+        if (err)
+                return err;
 
         /* The rule is judged as the policy stands now, not as it stood at filing. */
         const PolicyRule *rule = request_rule(op, r);
@@ -564,17 +573,9 @@ static json_object *end_request(Op *op, RequestEvent event, unsigned who, const 
         if (get_id(op->msg, &id) < 0)
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "id must be a positive integer");
 
-        if ((k = db_begin(b->db)) < 0)
-                return internal_error(op, "starting a transaction", k);
-        k = db_get_request(b->db, id, &r);
-        if (k == -ENOENT) {
-                db_rollback(b->db);
-                return jit_reply_error(JIT_ERROR_NOT_FOUND, "no request %lld", (long long) id);
-        }
-        if (k < 0) {
-                db_rollback(b->db);
-                return internal_error(op, "reading the request", k);
-        }
+        json_object *err = begin_on_request(op, id, &r);
+        if (err)
+                return err;
 
         bool allowed = ((who & MAY_REQUESTER) && r->requester_uid == op->caller.uid) ||
                        ((who & MAY_APPROVER) && caller_approves(op, r) &&
@@ -858,16 +859,9 @@ static json_object *op_ack(Op *op) {
 
         if (get_id(op->msg, &id) < 0)
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "id must be a positive integer");
-        if ((k = db_begin(b->db)) < 0)
-                return internal_error(op, "starting a transaction", k);
-        k = db_get_request(b->db, id, &r);
-        if (k < 0) {
-                db_rollback(b->db);
-                if (k == -ENOENT)
-                        return jit_reply_error(JIT_ERROR_NOT_FOUND, "no request %lld",
-                                               (long long) id);
-                return internal_error(op, "reading the request", k);
-        }
+        json_object *err = begin_on_request(op, id, &r);
+        if (err)
+                return err;
         if (!r->break_glass) {
                 db_rollback(b->db);
                 return jit_reply_error(JIT_ERROR_CONFLICT,
