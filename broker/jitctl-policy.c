@@ -441,19 +441,13 @@ typedef struct CaseFile {
 static int case_error(CaseFile *f, const config_setting_t *s, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 static int case_error(CaseFile *f, const config_setting_t *s, const char *fmt, ...) {
-        _cleanup_free_ char *msg = NULL;
         va_list ap;
 
         if (f->error)
                 return -EINVAL;
         va_start(ap, fmt);
-        if (vasprintf(&msg, fmt, ap) < 0)
-                msg = NULL;
+        f->error = config_message_at(f->path, s, fmt, ap);
         va_end(ap);
-        unsigned line = s ? config_setting_source_line(s) : 0;
-        if ((line > 0 ? asprintf(&f->error, "%s:%u: %s", f->path, line, msg ?: "out of memory")
-                      : asprintf(&f->error, "%s: %s", f->path, msg ?: "out of memory")) < 0)
-                f->error = NULL;
         return -EINVAL;
 }
 

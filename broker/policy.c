@@ -34,22 +34,26 @@ typedef struct Parser {
 static int fail(Parser *ps, const config_setting_t *s, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 
-static int fail(Parser *ps, const config_setting_t *s, const char *fmt, ...) {
+char *config_message_at(const char *file, const config_setting_t *s, const char *fmt, va_list ap) {
         _cleanup_free_ char *msg = NULL;
+        char *ret = NULL;
+
+        if (vasprintf(&msg, fmt, ap) < 0)
+                msg = NULL;
+        unsigned line = s ? config_setting_source_line(s) : 0;
+        int k = line > 0 ? asprintf(&ret, "%s:%u: %s", file, line, msg ?: "out of memory")
+                         : asprintf(&ret, "%s: %s", file, msg ?: "out of memory");
+        return k < 0 ? NULL : ret;
+}
+
+static int fail(Parser *ps, const config_setting_t *s, const char *fmt, ...) {
         va_list ap;
 
         if (ps->error)
-                return -EINVAL;
+                return -EINVAL; /* the first error only: later ones are often consequences */
         va_start(ap, fmt);
-        if (vasprintf(&msg, fmt, ap) < 0)
-                msg = NULL;
+        ps->error = config_message_at(ps->name, s, fmt, ap);
         va_end(ap);
-        unsigned line = s ? config_setting_source_line(s) : 0;
-        int k = line > 0 ? asprintf(&ps->error, "%s:%u: %s", ps->name, line,
-                                    msg ? msg : "out of memory")
-                         : asprintf(&ps->error, "%s: %s", ps->name, msg ? msg : "out of memory");
-        if (k < 0)
-                ps->error = NULL;
         return -EINVAL;
 }
 

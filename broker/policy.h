@@ -4,6 +4,7 @@
 #pragma once
 
 #include <regex.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -79,8 +80,9 @@ typedef struct Policy {
         uint64_t max_duration;
         uint64_t pending_ttl;
         uint64_t audit_retention; /* seconds; 0 keeps audit records in the live log forever */
-        uint64_t expiry_warning;  /* seconds before a grant ends that its sessions are told; 0: never */
-        char *audit_group;        /* may read the whole audit log; NULL: "jit-auditors" */
+        uint64_t expiry_warning; /* seconds before a grant ends that its sessions are told; 0: never
+                                  */
+        char *audit_group;       /* may read the whole audit log; NULL: "jit-auditors" */
         unsigned max_pending_per_user;
         OnExpiry on_expiry;
         PolicyProfile profile;
@@ -104,6 +106,12 @@ int policy_parse(const char *text, size_t len, const char *name, Policy **ret, c
 int policy_load(const char *path, Policy **ret, char **ret_error);
 
 void policy_free(Policy *p);
+
+/* "FILE:LINE: message" for a libconfig setting ("FILE: message" without one), as every
+ * error of a policy or cases file reads. Returns a malloc'd string or NULL. */
+struct config_setting_t;
+char *config_message_at(const char *file, const struct config_setting_t *s, const char *fmt,
+                        va_list ap) __attribute__((format(printf, 3, 0)));
 
 /* The first rule whose services and requesters match, ignoring `when`: the rule that would
  * decide at some time of the week. policy_decide() is what decides a request. */
