@@ -139,6 +139,39 @@ void audit_log_head(Broker *b, bool force) {
         b->audit_logged_seq = seq;
 }
 
+/* One audit row (seq, at, event, actor, actor_uid, request_id, details, prev_hash, hash) as
+ * JSON. For people and SIEMs: times in RFC 3339, details as an object, null for no uid or
+ * request. Raw (archives): the stored fields exactly, details as the hashed string, so the
+ * chain re-verifies from the file. */
+static json_object *record_to_json(sqlite3_stmt *st, bool raw) {
+        json_object *o = json_object_new_object();
+        char t[RFC3339_BUF_MAX];
+        if (!o)
+                return NULL;
+        int64_t at = sqlite3_column_int64(st, 1), uid = sqlite3_column_int64(st, 4),
+                rid = sqlite3_column_int64(st, 5);
+        const char *details = (const char *) sqlite3_column_text(st, 6);
+
+        json_object_object_add(o, "seq", json_object_new_int64(sqlite3_column_int64(st, 0)));
+        json_object_object_add(
+                o, "at",
+                raw ? json_object_new_int64(at)
+                    : json_object_new_string(format_rfc3339((uint64_t) at, t, sizeof(t))));
+        json_object_object_add(o, "event",
+                               json_object_new_string((const char *) sqlite3_column_text(st, 2)));
+        json_object_object_add(o, "actor",
+                               json_object_new_string((const char *) sqlite3_column_text(st, 3)));
+        json_object_object_add(o, "actor_uid", raw || uid >= 0 ? json_object_new_int64(uid) : NULL);
+        json_object_object_add(o, "request_id", raw || rid > 0 ? json_object_new_int64(rid) : NULL);
+        json_object *d = raw ? json_object_new_string(details) : json_tokener_parse(details);
+        json_object_object_add(o, "details", d ?: json_object_new_object());
+        json_object_object_add(o, "prev_hash",
+                               json_object_new_string((const char *) sqlite3_column_text(st, 7)));
+        json_object_object_add(o, "hash",
+                               json_object_new_string((const char *) sqlite3_column_text(st, 8)));
+        return o;
+}
+
 int audit_query(Broker *b, uint64_t since, uint64_t until, const char *user, int64_t request_id,
                 uid_t uid_only, unsigned limit, json_object **ret) {
         sqlite3 *db = db_sqlite(b->db);
@@ -167,38 +200,11 @@ int audit_query(Broker *b, uint64_t since, uint64_t until, const char *user, int
         json_object *arr = json_object_new_array();
         int r = arr ? 0 : -ENOMEM;
         while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-                json_object *o = json_object_new_object();
-                char t[RFC3339_BUF_MAX];
+                json_object *o = record_to_json(st, false);
                 if (!o) {
                         r = -ENOMEM;
                         break;
                 }
-                int64_t uid = sqlite3_column_int64(st, 4), rid = sqlite3_column_int64(st, 5);
-                json_object_object_add(o, "seq",
-                                       json_object_new_int64(sqlite3_column_int64(st, 0)));
-                json_object_object_add(
-                        o, "at",
-                        json_object_new_string(format_rfc3339(
-                                (uint64_t) sqlite3_column_int64(st, 1), t, sizeof(t))));
-                json_object_object_add(
-                        o, "event",
-                        json_object_new_string((const char *) sqlite3_column_text(st, 2)));
-                json_object_object_add(
-                        o, "actor",
-                        json_object_new_string((const char *) sqlite3_column_text(st, 3)));
-                json_object_object_add(o, "actor_uid",
-                                       uid >= 0 ? json_object_new_int64(uid) : NULL);
-                json_object_object_add(o, "request_id",
-                                       rid > 0 ? json_object_new_int64(rid) : NULL);
-                json_object *details =
-                        json_tokener_parse((const char *) sqlite3_column_text(st, 6));
-                json_object_object_add(o, "details", details ?: json_object_new_object());
-                json_object_object_add(
-                        o, "prev_hash",
-                        json_object_new_string((const char *) sqlite3_column_text(st, 7)));
-                json_object_object_add(
-                        o, "hash",
-                        json_object_new_string((const char *) sqlite3_column_text(st, 8)));
                 json_object_array_add(arr, o);
         }
         if (r == 0 && rc != SQLITE_DONE)
@@ -307,8 +313,7 @@ int audit_archive(Broker *b, uint64_t until, const char *dir, const char *actor,
         sqlite3_bind_int64(st, 1, (sqlite3_int64) until);
         int rc;
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                /* Stored fields exactly, details as the hashed string, so the chain re-verifies. */
-                json_object *o = json_object_new_object();
+                json_object *o = record_to_json(st, true);
                 if (!o) {
                         r = -ENOMEM;
                         goto fail;
@@ -316,27 +321,6 @@ int audit_archive(Broker *b, uint64_t until, const char *dir, const char *actor,
                 last_seq = sqlite3_column_int64(st, 0);
                 if (!first_seq)
                         first_seq = last_seq;
-                json_object_object_add(o, "seq", json_object_new_int64(last_seq));
-                json_object_object_add(o, "at", json_object_new_int64(sqlite3_column_int64(st, 1)));
-                json_object_object_add(
-                        o, "event",
-                        json_object_new_string((const char *) sqlite3_column_text(st, 2)));
-                json_object_object_add(
-                        o, "actor",
-                        json_object_new_string((const char *) sqlite3_column_text(st, 3)));
-                json_object_object_add(o, "actor_uid",
-                                       json_object_new_int64(sqlite3_column_int64(st, 4)));
-                json_object_object_add(o, "request_id",
-                                       json_object_new_int64(sqlite3_column_int64(st, 5)));
-                json_object_object_add(
-                        o, "details",
-                        json_object_new_string((const char *) sqlite3_column_text(st, 6)));
-                json_object_object_add(
-                        o, "prev_hash",
-                        json_object_new_string((const char *) sqlite3_column_text(st, 7)));
-                json_object_object_add(
-                        o, "hash",
-                        json_object_new_string((const char *) sqlite3_column_text(st, 8)));
                 snprintf(last_hash, sizeof(last_hash), "%s",
                          (const char *) sqlite3_column_text(st, 8));
                 r = write_json_line(fd, o);
