@@ -771,9 +771,31 @@ static int parse_list_args(Context *c, int argc, char *argv[], ListArgs *a) {
         return check_no_more_args(c, argc, argv, 0);
 }
 
-static int cmd_list(Context *c, int argc, char *argv[]) {
-        _cleanup_(json_object_putp) json_object *request = NULL, *reply = NULL;
+/* The common end of a command that shows one reply: the JSON document with --json,
+ * else print() for people. request is consumed. */
+static int call_and_print(Context *c, json_object *request,
+                          int (*print)(json_object *result, FILE *f)) {
+        _cleanup_(json_object_putp) json_object *owned = request;
+        _cleanup_(json_object_putp) json_object *reply = NULL;
         json_object *result;
+
+        if (!request)
+                return fail_oom(c);
+        int r = broker_call(c, request, &reply, &result);
+        if (r != JIT_EXIT_OK)
+                return r;
+        if (c->json)
+                return print_json(result, stdout) < 0 ? fail_oom(c) : JIT_EXIT_OK;
+        r = print(result, stdout);
+        if (r == -ENOMEM)
+                return fail_oom(c);
+        if (r < 0)
+                return fail_bad_reply(c);
+        return JIT_EXIT_OK;
+}
+
+static int cmd_list(Context *c, int argc, char *argv[]) {
+        _cleanup_(json_object_putp) json_object *request = NULL;
         ListArgs a;
         int r;
 
@@ -784,17 +806,7 @@ static int cmd_list(Context *c, int argc, char *argv[]) {
         if (!request || add_string(request, "filter", a.filter) < 0 ||
             (a.mine && add_bool(request, "mine", true) < 0))
                 return fail_oom(c);
-        r = broker_call(c, request, &reply, &result);
-        if (r != JIT_EXIT_OK)
-                return r;
-        if (c->json)
-                return print_json(result, stdout) < 0 ? fail_oom(c) : JIT_EXIT_OK;
-        r = print_request_table(result, stdout);
-        if (r == -ENOMEM)
-                return fail_oom(c);
-        if (r < 0)
-                return fail_bad_reply(c);
-        return JIT_EXIT_OK;
+        return call_and_print(c, TAKE_PTR(request), print_request_table);
 }
 
 /* Options and the ID of a command that names one request. text_option is the name of
@@ -935,8 +947,6 @@ static int cmd_status(Context *c, int argc, char *argv[]) {
                 COMMON_OPTIONS,
                 {},
         };
-        _cleanup_(json_object_putp) json_object *request = NULL, *reply = NULL;
-        json_object *result;
         int opt, r;
 
         begin_options();
@@ -951,20 +961,7 @@ static int cmd_status(Context *c, int argc, char *argv[]) {
         if (r != CONTINUE)
                 return r;
 
-        request = jit_request_new("status");
-        if (!request)
-                return fail_oom(c);
-        r = broker_call(c, request, &reply, &result);
-        if (r != JIT_EXIT_OK)
-                return r;
-        if (c->json)
-                return print_json(result, stdout) < 0 ? fail_oom(c) : JIT_EXIT_OK;
-        r = print_status(result, stdout);
-        if (r == -ENOMEM)
-                return fail_oom(c);
-        if (r < 0)
-                return fail_bad_reply(c);
-        return JIT_EXIT_OK;
+        return call_and_print(c, jit_request_new("status"), print_status);
 }
 
 /* --groups G1,G2: names separated by commas, "%" allowed as in policy entries. */
