@@ -76,11 +76,12 @@ class Sandbox:
         self.sshd = None  # an Sshd, when the test class sets SSHD = True
         self._private_etc()
         self._private_run()
+        self._private_dev()
 
     def path(self, *parts):
         return os.path.join(self.root, *parts)
 
-    MOUNT_TARGETS = ("/etc", "/run", "/var/log", "/sys/fs/cgroup")
+    MOUNT_TARGETS = ("/etc", "/run", "/dev", "/var/log", "/sys/fs/cgroup")
 
     def _mount_check(self):
         # We must be in our own mount namespace, or binding over /etc would change the host.
@@ -112,6 +113,26 @@ class Sandbox:
         self.write_pam_service("sudo", self.pam_lines())
         # Debian's "sudo -i" runs the PAM service sudo-i; service= asks about sudo grants.
         self.write_pam_service("sudo-i", self.pam_lines(extra="service=sudo"))
+
+    def _private_dev(self):
+        """A private /dev whose "log" is this test's journald. syslog(3) — and so every PAM
+        module's pam_syslog() inside sudo and sshd — writes to /dev/log, which a machine may
+        lack (a container, a chroot) or point at its own syslog daemon. The copy holds the
+        same device nodes, with /dev's own mounts (pts, shm, ...) bound into it, and replaces
+        /dev in this mount namespace only."""
+        dev = self.path("dev")
+        os.makedirs(dev)
+        run(["mount", "-t", "tmpfs", "-o", "mode=0755,nosuid", "tmpfs", dev])
+        run(["cp", "-a", "--one-file-system", "/dev/.", dev])  # mount points come empty
+        with open("/proc/self/mountinfo") as f:
+            points = [line.split()[4] for line in f]
+        for point in sorted({p for p in points if p.startswith("/dev/") and p.count("/") == 2}):
+            run(["mount", "--rbind", point, dev + point[len("/dev"):]])
+        log = os.path.join(dev, "log")
+        if os.path.lexists(log):
+            os.unlink(log)
+        os.symlink("/run/systemd/journal/dev-log", log)
+        run(["mount", "--move", dev, "/dev"])
 
     def _private_run(self):
         for d in ("/run/sudo", "/run/systemd/journal", "/run/log/journal"):
