@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "broker-sessions.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -24,6 +25,9 @@
 
 /* After SIGHUP, a session has this long to go by itself before SIGKILL. */
 #define TERMINATE_GRACE_USEC (3 * USEC_PER_SEC)
+/* How long a new session's terminal is looked for before its expiry warning goes without. */
+#define TERMINAL_WAIT_USEC (10 * USEC_PER_SEC)
+#define TERMINAL_RETRY_USEC (USEC_PER_SEC / 4)
 
 typedef struct Session {
         struct Session *next;
@@ -33,6 +37,7 @@ typedef struct Session {
         pid_t pid;
         int pidfd;
         char tty[64];
+        uint64_t attached_at; /* CLOCK_BOOTTIME */
         sd_event_source *exit_watch;
         sd_event_source *kill_timer;
 } Session;
@@ -88,17 +93,113 @@ void sessions_free_all(Broker *b) {
                 session_forget(b, b->sessions);
 }
 
-/* A terminal line for the session's user: only a pts or tty device, never a path. */
-static void tell_tty(const char *tty, const char *text) {
-        char path[80];
-        if (!tty || !*tty || strstr(tty, "..") ||
-            !(strncmp(tty, "pts/", 4) == 0 || (strncmp(tty, "tty", 3) == 0 && !strchr(tty, '/'))))
+/* A recorded PAM_TTY that names a terminal device: "pts/N" or "ttyN", never a path. */
+static bool tty_is_device(const char *tty) {
+        return tty && *tty && !strstr(tty, "..") &&
+               (strncmp(tty, "pts/", 4) == 0 || (strncmp(tty, "tty", 3) == 0 && !strchr(tty, '/')));
+}
+
+/* Fields 4 (ppid) and 7 (tty_nr) of /proc/PID/stat. */
+static int process_parent_and_tty(pid_t pid, pid_t *ret_ppid, unsigned *ret_tty) {
+        char path[64], buf[1024];
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        if (n <= 0)
+                return n < 0 ? -errno : -EIO;
+        buf[n] = '\0';
+        const char *p = strrchr(buf, ')');
+        int ppid;
+        unsigned tty;
+        if (!p || sscanf(p + 1, " %*c %d %*d %*d %u", &ppid, &tty) != 2)
+                return -EIO;
+        *ret_ppid = ppid;
+        *ret_tty = tty;
+        return 0;
+}
+
+/* The controlling terminal of the session's process or of one of its descendants, as
+ * "pts/N" or "ttyN". sshd opens the PAM session before it allocates the pty, so its PAM_TTY
+ * is "ssh"; the user's shell below it holds the pty. The walk over /proc is bounded. */
+static bool session_find_terminal(pid_t leader, char *buf, size_t size) {
+        enum {
+                PROCESSES_MAX = 65536,
+                TREE_MAX = 256
+        };
+        _cleanup_free_ pid_t *tree = malloc(TREE_MAX * sizeof(pid_t));
+        size_t n_tree = 0, seen = 0;
+        bool grew = true;
+
+        if (!tree)
+                return false;
+        tree[n_tree++] = leader;
+        /* Descendants usually have higher pids than their parents, but pids wrap: rescan
+         * until a pass adds nobody. */
+        for (unsigned pass = 0; grew && pass < 4; pass++) {
+                _cleanup_(closedirp) DIR *d = opendir("/proc");
+                if (!d)
+                        return false;
+                grew = false;
+                for (struct dirent *e; (e = readdir(d)) && seen < PROCESSES_MAX;) {
+                        char *end;
+                        long pid = strtol(e->d_name, &end, 10);
+                        pid_t ppid;
+                        unsigned tty;
+                        if (*end || pid <= 0)
+                                continue;
+                        seen++;
+                        if (process_parent_and_tty((pid_t) pid, &ppid, &tty) < 0)
+                                continue;
+                        bool in_tree = false, parent_in_tree = false;
+                        for (size_t i = 0; i < n_tree; i++) {
+                                in_tree |= tree[i] == pid;
+                                parent_in_tree |= tree[i] == ppid;
+                        }
+                        if (!in_tree && !parent_in_tree)
+                                continue;
+                        unsigned major = (tty >> 8) & 0xfff,
+                                 minor = (tty & 0xff) | ((tty >> 12) & 0xfff00);
+                        if (major >= 136 && major <= 143) {
+                                snprintf(buf, size, "pts/%u", (major - 136) * 256 + minor);
+                                return true;
+                        }
+                        if (major == 4 && minor > 0 && minor < 64) {
+                                snprintf(buf, size, "tty%u", minor);
+                                return true;
+                        }
+                        if (!in_tree && n_tree < TREE_MAX) {
+                                tree[n_tree++] = (pid_t) pid;
+                                grew = true;
+                        }
+                }
+        }
+        return false;
+}
+
+/* The session's terminal, or false when it has none (yet). */
+static bool session_terminal(const Session *s, char *buf, size_t size) {
+        if (tty_is_device(s->tty)) {
+                snprintf(buf, size, "%s", s->tty);
+                return true;
+        }
+        return session_find_terminal(s->pid, buf, size);
+}
+
+/* A line on the session's terminal, if it has one. */
+static void tell_tty(const Session *s, const char *text) {
+        char tty[sizeof(s->tty)], path[sizeof(s->tty) + 8];
+        if (!session_terminal(s, tty, sizeof(tty)))
                 return;
         snprintf(path, sizeof(path), "/dev/%s", tty);
         _cleanup_close_ int fd =
                 open(path, O_WRONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0)
+        if (fd < 0) {
+                log_warning("cannot write to %s, the terminal of session %" PRId64 ": %m", path,
+                            s->id);
                 return;
+        }
         char line[512];
         int n = snprintf(line, sizeof(line), "\r\n%s\r\n", text);
         if (n > 0)
@@ -225,7 +326,12 @@ static int session_attach(Broker *b, int64_t id, int64_t request_id, pid_t pid, 
                 return -ENOMEM;
         }
         *s = (Session){
-                .broker = b, .id = id, .request_id = request_id, .pid = pid, .pidfd = pidfd
+                .broker = b,
+                .id = id,
+                .request_id = request_id,
+                .pid = pid,
+                .pidfd = pidfd,
+                .attached_at = now_usec(CLOCK_BOOTTIME),
         };
         snprintf(s->tty, sizeof(s->tty), "%s", tty ?: "");
         /* A pidfd becomes readable when its process exits. */
@@ -383,7 +489,7 @@ void sessions_grant_ended(Broker *b, const Request *r) {
                 next = s->next;
                 if (s->request_id != r->id || s->kill_timer)
                         continue;
-                tell_tty(s->tty, text);
+                tell_tty(s, text);
                 if (mode != ON_EXPIRY_TERMINATE) {
                         char reason[64];
                         snprintf(reason, sizeof(reason),
@@ -504,6 +610,17 @@ void sessions_warn(Broker *b, uint64_t *ret_next) {
                                 next = due;
                         continue;
                 }
+                const Session *s = session_find(b, sqlite3_column_int64(st, 0));
+                char tty[sizeof(s->tty)];
+                if (s && !session_terminal(s, tty, sizeof(tty)) &&
+                    now < s->attached_at + TERMINAL_WAIT_USEC) {
+                        /* Just opened: its terminal may not exist yet (sshd allocates the pty
+                         * after the PAM session opens). Look again shortly. */
+                        uint64_t again = now + TERMINAL_RETRY_USEC;
+                        if (!next || again < next)
+                                next = again;
+                        continue;
+                }
                 char left[DURATION_BUF_MAX], text[256];
                 uint64_t secs =
                         deadline > now ? (deadline - now + USEC_PER_SEC - 1) / USEC_PER_SEC : 0;
@@ -511,7 +628,8 @@ void sessions_warn(Broker *b, uint64_t *ret_next) {
                          (const char *) sqlite3_column_text(st, 2),
                          (int64_t) sqlite3_column_int64(st, 1),
                          duration_format(secs, left, sizeof(left)));
-                tell_tty((const char *) sqlite3_column_text(st, 4), text);
+                if (s)
+                        tell_tty(s, text);
                 if (n < ELEMENTSOF(warned))
                         warned[n++] = sqlite3_column_int64(st, 0);
         }

@@ -3,6 +3,7 @@
  * on every return path, and TAKE_PTR/TAKE_FD hand ownership on explicitly. */
 #pragma once
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,11 @@ static inline void closep(int *fd) {
 static inline void fclosep(FILE **f) {
         if (*f)
                 fclose(*f);
+}
+
+static inline void closedirp(DIR **d) {
+        if (*d)
+                closedir(*d);
 }
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
