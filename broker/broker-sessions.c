@@ -28,6 +28,8 @@
 /* How long a new session's terminal is looked for before its expiry warning goes without. */
 #define TERMINAL_WAIT_USEC (10 * USEC_PER_SEC)
 #define TERMINAL_RETRY_USEC (USEC_PER_SEC / 4)
+/* Between the last line on a session's terminal and its SIGHUP. */
+#define TERMINAL_FLUSH_USEC (USEC_PER_SEC / 5)
 
 typedef struct Session {
         struct Session *next;
@@ -39,7 +41,8 @@ typedef struct Session {
         char tty[64];
         uint64_t attached_at; /* CLOCK_BOOTTIME */
         sd_event_source *exit_watch;
-        sd_event_source *kill_timer;
+        sd_event_source *kill_timer; /* SIGHUP after a line was written, then SIGKILL */
+        bool hung_up;
 } Session;
 
 /* The process's start time in clock ticks since boot (field 22 of /proc/PID/stat): with
@@ -187,23 +190,22 @@ static bool session_terminal(const Session *s, char *buf, size_t size) {
         return session_find_terminal(s->pid, buf, size);
 }
 
-/* A line on the session's terminal, if it has one. */
-static void tell_tty(const Session *s, const char *text) {
+/* A line on the session's terminal, if it has one; true when it was written. */
+static bool tell_tty(const Session *s, const char *text) {
         char tty[sizeof(s->tty)], path[sizeof(s->tty) + 8];
         if (!session_terminal(s, tty, sizeof(tty)))
-                return;
+                return false;
         snprintf(path, sizeof(path), "/dev/%s", tty);
         _cleanup_close_ int fd =
                 open(path, O_WRONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0) {
                 log_warning("cannot write to %s, the terminal of session %" PRId64 ": %m", path,
                             s->id);
-                return;
+                return false;
         }
         char line[512];
         int n = snprintf(line, sizeof(line), "\r\n%s\r\n", text);
-        if (n > 0)
-                (void) !write(fd, line, (size_t) n);
+        return n > 0 && write(fd, line, (size_t) n) == n;
 }
 
 static int db_exec_session(Broker *b, const char *sql, int64_t id, const char *text) {
@@ -303,8 +305,24 @@ static void terminate_logind_session(const Session *s) {
         sd_bus_flush_close_unref(bus);
 }
 
+static void session_hangup(Session *s) {
+        /* pidfd: the signal reaches this process, never a later one with its pid. */
+        if (pidfd_send_signal(s->pidfd, SIGHUP, NULL, 0) < 0 && errno != ESRCH)
+                log_error("sending SIGHUP to session %" PRId64 " (pid %d): %m", s->id,
+                          (int) s->pid);
+        s->hung_up = true;
+}
+
 static int on_kill_timer(sd_event_source *src, uint64_t usec, void *userdata) {
         Session *s = userdata;
+        if (!s->hung_up) {
+                /* The terminal line had its moment to reach the user: now the hangup. */
+                session_hangup(s);
+                return sd_event_source_set_time_relative(src, TERMINATE_GRACE_USEC) < 0 ||
+                                       sd_event_source_set_enabled(src, SD_EVENT_ONESHOT) < 0
+                               ? on_kill_timer(src, usec, userdata)
+                               : 0;
+        }
         /* Still there after the grace: the process is ended for good. */
         if (s->pidfd >= 0 && pidfd_send_signal(s->pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
                 log_error("sending SIGKILL to session %" PRId64 " (pid %d): %m", s->id,
@@ -489,7 +507,7 @@ void sessions_grant_ended(Broker *b, const Request *r) {
                 next = s->next;
                 if (s->request_id != r->id || s->kill_timer)
                         continue;
-                tell_tty(s, text);
+                bool told = tell_tty(s, text);
                 if (mode != ON_EXPIRY_TERMINATE) {
                         char reason[64];
                         snprintf(reason, sizeof(reason),
@@ -503,12 +521,15 @@ void sessions_grant_ended(Broker *b, const Request *r) {
                 }
                 /* Where logind runs, ending its session takes the whole process tree with it. */
                 terminate_logind_session(s);
-                /* pidfd: the signal reaches this process, never a later one with its pid. */
-                if (pidfd_send_signal(s->pidfd, SIGHUP, NULL, 0) < 0 && errno != ESRCH)
-                        log_error("sending SIGHUP to session %" PRId64 " (pid %d): %m", s->id,
-                                  (int) s->pid);
-                (void) sd_event_add_time_relative(b->event, &s->kill_timer, CLOCK_MONOTONIC,
-                                                  TERMINATE_GRACE_USEC, 0, on_kill_timer, s);
+                /* A line just written to the terminal is still on its way through the
+                 * pty to the user (sshd relays it): it gets a moment before the hangup. */
+                if (!told)
+                        session_hangup(s);
+                if (sd_event_add_time_relative(b->event, &s->kill_timer, CLOCK_MONOTONIC,
+                                               told ? TERMINAL_FLUSH_USEC : TERMINATE_GRACE_USEC,
+                                               0, on_kill_timer, s) < 0 &&
+                    !s->hung_up)
+                        session_hangup(s);
                 char reason[64];
                 snprintf(reason, sizeof(reason), "terminated: the grant %s", why);
                 if (db_begin(b->db) >= 0) {
