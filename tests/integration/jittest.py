@@ -32,6 +32,8 @@ SANITIZED = os.environ.get("JIT_SANITIZED", "0") == "1"
 SSHD_BIN = os.environ.get("JIT_TEST_SSHD", "/usr/sbin/sshd")  # absolute: sshd re-executes itself
 SSH_BIN = shutil.which("ssh") or "/usr/bin/ssh"
 SSH_KEYGEN = shutil.which("ssh-keygen") or "/usr/bin/ssh-keygen"
+# Helpers that run as test users need an interpreter they may execute (not one under /root).
+SYSTEM_PYTHON = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
 
 # Exit codes of jitctl (DESIGN.md).
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_NOT_FOUND = range(6)
@@ -80,6 +82,15 @@ class Sandbox:
 
     def path(self, *parts):
         return os.path.join(self.root, *parts)
+
+    def script(self, name):
+        """A helper script of this directory, copied where every test user can read it."""
+        dest = self.path("scripts", name)
+        if not os.path.exists(dest):
+            os.makedirs(self.path("scripts"), mode=0o755, exist_ok=True)
+            shutil.copy(os.path.join(os.path.dirname(os.path.abspath(__file__)), name), dest)
+            os.chmod(dest, 0o644)
+        return dest
 
     MOUNT_TARGETS = ("/etc", "/run", "/dev", "/var/log", "/sys/fs/cgroup")
 
@@ -148,6 +159,7 @@ class Sandbox:
         # the account stack there).
         return (f"auth     required pam_permit.so\n"
                 f"account  required {PAM_JIT} socket={sock} timeout={PAM_TIMEOUT_MS} {extra}\n"
+                f"session  required pam_permit.so\n"  # as Debian's common-session stands there
                 f"session  required {PAM_JIT} socket={sock} timeout={PAM_TIMEOUT_MS} {extra}\n")
 
     def write_pam_service(self, name, text, directory="/etc/pam.d"):
@@ -578,6 +590,13 @@ class User:
             p.json = json.loads(p.stdout)
         return p
 
+    def call(self, obj):
+        """Sends obj as one raw protocol frame as this user (not through jitctl) and returns
+        the reply (None when the broker closed without one)."""
+        argv = [SYSTEM_PYTHON, self.sb.script("rawclient.py"), self.broker.socket, json.dumps(obj)]
+        p = run(self._as_user(argv), check=True, timeout=30)
+        return json.loads(p.stdout)
+
     def ok(self, *args):
         """jitctl --json ARGS, which must succeed; returns the parsed document."""
         p = self.jitctl(*args, json_out=True)
@@ -632,19 +651,27 @@ class User:
         self.sb.sshd.clients.append(p)
         return p
 
-    def pam_account(self, service, expect, **extra_env):
+    def pam_account(self, service, expect, socket_path=None, extra="", **extra_env):
         """Runs service's account stack for this user through pam_wrapper and asserts, in
         pamtest_jit, that the module answers exactly expect ("allow" or "deny"). Used by the
-        sanitizer build, whose pam_jit.so cannot be loaded into setuid sudo."""
+        sanitizer build, whose pam_jit.so cannot be loaded into setuid sudo, and for PAM
+        users sudo cannot produce. pam_jit's syslog lines are in the output (pam_wrapper
+        writes them to stderr as "... SYSLOG(N): line")."""
         d = self.sb.path("pam-wrapper", service)
         os.makedirs(d, exist_ok=True)
-        self.sb.write_pam_service(service, self.sb.pam_lines(self.broker.socket), d)
+        self.sb.write_pam_service(service, self.sb.pam_lines(socket_path or self.broker.socket, extra), d)
+        extra_env.setdefault("PAM_WRAPPER_DEBUGLEVEL", "3")
         env = dict(os.environ, PAM_WRAPPER="1", PAM_WRAPPER_SERVICE_DIR=d, LD_PRELOAD=LIBPAM_WRAPPER,
                    # Debian's pam_wrapper reads the UID_ spelling; ASan cannot live with RTLD_DEEPBIND.
                    UID_WRAPPER_DISABLE_DEEPBIND="1", PAM_WRAPPER_DISABLE_DEEPBIND="1",
                    JIT_TEST_SERVICE=service, JIT_TEST_USER=self.name, JIT_TEST_EXPECT=expect,
                    ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0", **extra_env)
-        return run([PAMTEST], check=False, env=env, timeout=30)
+        p = run([PAMTEST], check=False, env=env, timeout=30)
+        # What the module said: its syslog lines (pam_wrapper's own traces left out) and
+        # its conversation messages.
+        p.said = "\n".join(line for line in (p.stdout + p.stderr).splitlines()
+                           if "SYSLOG(" in line or line.startswith(("pam-error: ", "pam-info: ")))
+        return p
 
 
 class BrokerTestCase(unittest.TestCase):

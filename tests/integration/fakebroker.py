@@ -1,0 +1,54 @@
+# SPDX-License-Identifier: MIT
+"""A fake broker for tests of the clients' trust checks: listens on argv[1] and answers
+every frame as argv[2] says, until killed. Modes:
+  allow      a well-formed reply granting access ("allowed": true)
+  close      accepts and closes without a reply (a dropped connection)
+  garbage    a frame that is not JSON
+  allowed=X  a well-formed reply whose "allowed" is the JSON value X ("false", 1, null)
+It prints "ready" once it listens. Run as a test user it is a socket held by a non-root
+process; run as root it is a broker that answers wrongly."""
+
+import json
+import os
+import socket
+import struct
+import sys
+
+
+def reply(mode):
+    if mode == "garbage":
+        body = b"this is not json"
+    else:
+        allowed = True if mode == "allow" else json.loads(mode.split("=", 1)[1])
+        body = json.dumps({"version": 1, "ok": True,
+                           "result": {"allowed": allowed, "request_id": 1, "session": 1,
+                                      "expires_at": "2099-01-01T00:00:00Z"}}).encode()
+    return struct.pack(">I", len(body)) + body
+
+
+def serve(path, mode):
+    if os.path.exists(path):
+        os.unlink(path)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(path)
+    os.chmod(path, 0o666)
+    s.listen(64)
+    print("ready", flush=True)
+    while True:
+        c, _ = s.accept()
+        try:
+            if mode != "close":
+                c.settimeout(2)
+                try:
+                    c.recv(65536)
+                except OSError:
+                    pass
+                c.sendall(reply(mode))
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], sys.argv[2])
