@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "fake-identity-resolver.h"
 #include "policy-json.h"
 #include "policy.h"
 
@@ -71,7 +72,10 @@ static void check_rule_error(const char *keys, const char *expect, const char *f
 }
 #define assert_rule_error(keys, expect) check_rule_error(keys, expect, __FILE__, __LINE__)
 
-/* Identities built by hand, as the broker would resolve them through NSS. */
+/* Identities built by hand, as the broker would resolve them through NSS. With root they are
+ * the only users (and their groups the only groups) that the checks of policy_parse find: the
+ * host's accounts play no part. */
+static char *root_groups[] = { (char *) "root" };
 static char *alice_groups[] = { (char *) "alice", (char *) "dev" };
 static char *bob_groups[] = { (char *) "bob", (char *) "oncall" };
 static char *carol_groups[] = { (char *) "carol", (char *) "sre" };
@@ -84,6 +88,10 @@ static const Identity bob = {
 static const Identity carol = {
         .name = (char *) "carol", .uid = 1003, .groups = carol_groups, .n_groups = 2
 };
+static const Identity root = {
+        .name = (char *) "root", .uid = 0, .groups = root_groups, .n_groups = 1
+};
+static const Identity *const known_users[] = { &root, &alice, &bob, &carol, NULL };
 
 /* A time in the reference week (Monday 2024-01-01 is day 0), in the current zone. */
 static time_t week(int day, int hour, int min, int sec) {
@@ -211,7 +219,7 @@ static void test_ticket_pattern(void **state) {
         Policy *p = parse_ok(text);
         assert_string_equal(p->rules[0].ticket_pattern, "^(OPS|CHG)-[0-9]{1,6}$");
         assert_non_null(p->rules[0].ticket_regex);
-        assert_int_equal(p->n_warnings, 2); /* alice, bob: no such users here */
+        assert_int_equal(p->n_warnings, 0); /* alice and bob exist */
         policy_free(p);
         free(text);
 
@@ -956,7 +964,7 @@ static void assert_warnings(const Policy *p, const char *const *expect) {
 }
 
 static void test_warnings(void **state) {
-        /* root and group root exist everywhere; the jit-test-* names nowhere. */
+        /* root and group root exist; the jit-test-* names do not. */
         Policy *p = parse_ok(
                 "rules = (\n"
                 "  { name = \"a\"; services = [\"sudo\"];\n"
@@ -1017,6 +1025,34 @@ static void test_warnings(void **state) {
         assert_string_equal(p->warnings[100], NAME ": 50 more warnings not shown");
         policy_free(p);
         free(buf);
+}
+
+/* A lookup that fails is not an unknown name: the warning says why; out of memory fails. */
+static void test_warnings_lookup_failure(void **state) {
+        const char *text = "rules = ( { name = \"a\"; services = [\"sudo\"];\n"
+                           "  requesters = [\"%dev\"];\n"
+                           "  approvers = [\"root\"]; } );";
+        Policy *p = NULL;
+        char *err = NULL;
+
+        fake_resolver_fail_with(-EIO);
+        p = parse_ok(text);
+        assert_warnings(p, (const char *const[]){
+                                   NAME ":2: cannot look up group \"dev\": Input/output error",
+                                   NAME ":3: cannot look up user \"root\": Input/output error",
+                                   NULL });
+        policy_free(p);
+        p = NULL;
+
+        fake_resolver_fail_with(-ENOMEM);
+        assert_int_equal(policy_parse(text, strlen(text), NAME, &p, &err), -ENOMEM);
+        assert_null(p);
+        free(err);
+}
+
+static int lookups_succeed(void **state) {
+        fake_resolver_fail_with(0);
+        return 0;
 }
 
 static void test_hash(void **state) {
@@ -1153,6 +1189,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_break_glass_decide, decide_setup,
                                                 decide_teardown),
                 cmocka_unit_test(test_warnings),
+                cmocka_unit_test_teardown(test_warnings_lookup_failure, lookups_succeed),
                 cmocka_unit_test(test_hash),
                 cmocka_unit_test_setup_teardown(test_decision_json, decide_setup, decide_teardown),
                 cmocka_unit_test_setup_teardown(test_decision_json_shapes, decide_setup,
@@ -1161,5 +1198,6 @@ int main(void) {
 
         /* Windows and reference-week times are local: pin the zone. */
         use_tz("UTC");
+        fake_resolver_install(known_users);
         return cmocka_run_group_tests_name("policy-decide", tests, NULL, NULL);
 }

@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "fake-identity-resolver.h"
 #include "policy.h"
 
 #define NAME "t.conf"
@@ -54,7 +55,9 @@ static void check_error(const char *text, const char *expect, const char *file, 
 }
 #define assert_policy_error(text, expect) check_error(text, expect, __FILE__, __LINE__)
 
-/* Identities built by hand, as the broker would resolve them through NSS. */
+/* Identities built by hand, as the broker would resolve them through NSS. They are also the
+ * only users (and their groups the only groups) that the checks of policy_parse find: the
+ * host's accounts play no part. */
 static char *alice_groups[] = { (char *) "alice", (char *) "dev" };
 static char *bob_groups[] = { (char *) "bob", (char *) "dev", (char *) "oncall" };
 static char *carol_groups[] = { (char *) "carol", (char *) "sre-leads" };
@@ -71,6 +74,7 @@ static const Identity carol = {
 static const Identity dave = {
         .name = (char *) "dave", .uid = 1004, .groups = dave_groups, .n_groups = 1
 };
+static const Identity *const known_users[] = { &alice, &bob, &carol, &dave, NULL };
 
 /* ---------------------------------------------------------------------------------------
  * Parsing: values */
@@ -1088,5 +1092,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_load_missing, load_setup, load_teardown),
                 cmocka_unit_test_setup_teardown(test_load_size_limit, load_setup, load_teardown),
         };
+
+        fake_resolver_install(known_users);
         return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
 }

@@ -1,21 +1,26 @@
 /* SPDX-License-Identifier: MIT */
-/* broker/users.[ch]: policy entries against identities, account-name syntax, and the NSS
- * lookups for the one account every system has (root). */
+/* broker/users.[ch]: policy entries against identities, account-name syntax, the lookups
+ * through a fake resolver that knows only the users declared here, and the NSS lookups for
+ * the one account every system has (root) and for a random name no system has. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include <cmocka.h>
 
+#include "fake-identity-resolver.h"
 #include "users.h"
 
 static char *alice_groups[] = { (char *) "alice", (char *) "dev", (char *) "sre-leads" };
 static const Identity alice = {
         .name = (char *) "alice", .uid = 1001, .groups = alice_groups, .n_groups = 3
 };
+static const Identity *const known_users[] = { &alice, NULL };
 
 static void test_identity_matches_user(void **state) {
         assert_true(identity_matches(&alice, "alice"));
@@ -96,7 +101,116 @@ static void test_valid_account_name(void **state) {
         assert_false(valid_account_name(s));
 }
 
-static void test_identity_root(void **state) {
+/* ---------------------------------------------------------------------------------------
+ * Lookups through a resolver: the fake one, so that only alice exists. */
+
+static int use_fake_resolver(void **state) {
+        fake_resolver_install(known_users);
+        return 0;
+}
+
+static int use_nss(void **state) {
+        identity_resolver_set(NULL);
+        return 0;
+}
+
+static void assert_identity_is_alice(const Identity *id) {
+        assert_string_equal(id->name, "alice");
+        assert_ptr_not_equal(id->name, alice.name); /* a copy the caller owns */
+        assert_int_equal(id->uid, 1001);
+        assert_int_equal(id->n_groups, 3);
+        for (size_t i = 0; i < 3; i++) {
+                assert_string_equal(id->groups[i], alice_groups[i]);
+                assert_ptr_not_equal(id->groups[i], alice_groups[i]);
+        }
+}
+
+static void test_lookups_use_resolver(void **state) {
+        Identity id;
+        uid_t uid = 12345;
+
+        assert_int_equal(identity_from_uid(1001, &id), 0);
+        assert_identity_is_alice(&id);
+        identity_done(&id);
+        assert_int_equal(identity_from_name("alice", &id), 0);
+        assert_identity_is_alice(&id);
+        identity_done(&id);
+        assert_int_equal(user_uid_from_name("alice", &uid), 0);
+        assert_int_equal(uid, 1001);
+
+        uid = 12345;
+        assert_int_equal(identity_from_uid(0, &id), -ENOENT); /* not even root */
+        assert_int_equal(identity_from_name("root", &id), -ENOENT);
+        assert_int_equal(identity_from_name("bob", &id), -ENOENT);
+        assert_int_equal(user_uid_from_name("root", &uid), -ENOENT);
+        assert_int_equal(uid, 12345);
+
+        assert_int_equal(account_exists("alice"), 1);
+        assert_int_equal(account_exists("%alice"), 1);
+        assert_int_equal(account_exists("%dev"), 1);
+        assert_int_equal(account_exists("%sre-leads"), 1);
+        assert_int_equal(account_exists("dev"), 0); /* a group, not a user */
+        assert_int_equal(account_exists("%sre"), 0);
+        assert_int_equal(account_exists("root"), 0);
+        assert_int_equal(account_exists("%root"), 0);
+}
+
+static void test_lookups_refuse_bad_input(void **state) {
+        /* Refused before the resolver is asked (the fake fails the test if it is). */
+        Identity id;
+        uid_t uid = 12345;
+
+        assert_int_equal(identity_from_uid((uid_t) -1, &id), -EINVAL);
+        assert_int_equal(identity_from_name("-alice", &id), -EINVAL);
+        assert_int_equal(identity_from_name("", &id), -EINVAL);
+        assert_int_equal(identity_from_name("alice:x", &id), -EINVAL);
+        assert_int_equal(identity_from_name(NULL, &id), -EINVAL);
+        assert_int_equal(user_uid_from_name("ali ce", &uid), -EINVAL);
+        assert_int_equal(user_uid_from_name(NULL, &uid), -EINVAL);
+        assert_int_equal(uid, 12345);
+}
+
+static void test_lookup_failures_pass_through(void **state) {
+        Identity id;
+        uid_t uid = 12345;
+
+        fake_resolver_fail_with(-EIO);
+        assert_int_equal(identity_from_uid(1001, &id), -EIO);
+        assert_int_equal(identity_from_name("alice", &id), -EIO);
+        assert_int_equal(user_uid_from_name("alice", &uid), -EIO);
+        assert_int_equal(uid, 12345);
+        assert_int_equal(account_exists("alice"), -EIO);
+        assert_int_equal(account_exists("%dev"), -EIO);
+}
+
+static void test_identity_copy(void **state) {
+        Identity id;
+
+        assert_int_equal(identity_copy(&alice, &id), 0);
+        assert_identity_is_alice(&id);
+        identity_done(&id);
+
+        Identity none = { .name = NULL, .uid = (uid_t) -1, .groups = NULL, .n_groups = 0 };
+        assert_int_equal(identity_copy(&none, &id), 0);
+        assert_null(id.name);
+        assert_null(id.groups);
+        assert_int_equal(id.n_groups, 0);
+        assert_int_equal(id.uid, (uid_t) -1);
+        identity_done(&id);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * NSS itself: only root, which every system has, and a name no system has. */
+
+/* "jit-test-" and 16 random hex digits: a user or group that does not exist. */
+static void random_account_name(char *buf, size_t size) {
+        uint64_t x;
+
+        assert_int_equal(getrandom(&x, sizeof(x), 0), (ssize_t) sizeof(x));
+        assert_true(snprintf(buf, size, "jit-test-%016llx", (unsigned long long) x) < (int) size);
+}
+
+static void test_nss_root(void **state) {
         Identity id;
         uid_t uid = 12345;
 
@@ -121,22 +235,30 @@ static void test_identity_root(void **state) {
 
         assert_int_equal(user_uid_from_name("root", &uid), 0);
         assert_int_equal(uid, 0);
+
+        assert_int_equal(account_exists("root"), 1);
+        assert_int_equal(account_exists("%root"), 1);
 }
 
-static void test_identity_lookup_errors(void **state) {
+static void test_nss_unknown(void **state) {
+        char name[64], group[65];
         Identity id;
         uid_t uid = 12345;
 
-        assert_int_equal(identity_from_uid((uid_t) -1, &id), -EINVAL);
+        random_account_name(name, sizeof(name));
+        snprintf(group, sizeof(group), "%%%s", name);
+
+        /* uids of 2^31 and more are handed out by no allocation scheme */
         assert_int_equal(identity_from_uid(3999999999U, &id), -ENOENT);
-        assert_int_equal(identity_from_name("jit-test-no-such-user", &id), -ENOENT);
-        assert_int_equal(identity_from_name("-root", &id), -EINVAL);
-        assert_int_equal(identity_from_name("", &id), -EINVAL);
-        assert_int_equal(identity_from_name("root:x", &id), -EINVAL);
-        assert_int_equal(user_uid_from_name("jit-test-no-such-user", &uid), -ENOENT);
-        assert_int_equal(user_uid_from_name("ro ot", &uid), -EINVAL);
-        assert_int_equal(user_uid_from_name(NULL, &uid), -EINVAL);
+        assert_int_equal(identity_from_name(name, &id), -ENOENT);
+        assert_int_equal(user_uid_from_name(name, &uid), -ENOENT);
         assert_int_equal(uid, 12345);
+        assert_int_equal(account_exists(name), 0);
+        assert_int_equal(account_exists(group), 0);
+
+        assert_int_equal(identity_from_uid((uid_t) -1, &id), -EINVAL);
+        assert_int_equal(identity_from_name("-root", &id), -EINVAL);
+        assert_int_equal(user_uid_from_name("ro ot", &uid), -EINVAL);
 }
 
 int main(void) {
@@ -145,8 +267,15 @@ int main(void) {
                 cmocka_unit_test(test_identity_matches_group),
                 cmocka_unit_test(test_identity_matches_empty),
                 cmocka_unit_test(test_valid_account_name),
-                cmocka_unit_test(test_identity_root),
-                cmocka_unit_test(test_identity_lookup_errors),
+                cmocka_unit_test_setup_teardown(test_lookups_use_resolver, use_fake_resolver,
+                                                use_nss),
+                cmocka_unit_test_setup_teardown(test_lookups_refuse_bad_input, use_fake_resolver,
+                                                use_nss),
+                cmocka_unit_test_setup_teardown(test_lookup_failures_pass_through,
+                                                use_fake_resolver, use_nss),
+                cmocka_unit_test(test_identity_copy),
+                cmocka_unit_test(test_nss_root),
+                cmocka_unit_test(test_nss_unknown),
         };
         return cmocka_run_group_tests_name("users", tests, NULL, NULL);
 }
