@@ -5,6 +5,7 @@ every frame as argv[2] says, until killed. Modes:
   close      accepts and closes without a reply (a dropped connection)
   garbage    a frame that is not JSON
   allowed=X  a well-formed reply whose "allowed" is the JSON value X ("false", 1, null)
+  error      a well-formed error reply ("ok": false)
 It prints "ready" once it listens. Run as a test user it is a socket held by a non-root
 process; run as root it is a broker that answers wrongly."""
 
@@ -18,6 +19,8 @@ import sys
 def reply(mode):
     if mode == "garbage":
         body = b"this is not json"
+    elif mode == "error":
+        body = json.dumps({"version": 1, "ok": False, "error": "refused", "message": "not you"}).encode()
     else:
         allowed = True if mode == "allow" else json.loads(mode.split("=", 1)[1])
         body = json.dumps({"version": 1, "ok": True,

@@ -126,6 +126,8 @@ class Trust(BrokerTestCase):
         for value in ('"true"', '"false"', "1", "null", "{}"):
             with self.subTest(allowed=value):
                 self.assertGate(alice, "deny", self.fake("allowed=" + value), log="unusable")
+        # An error reply denies, whatever else it holds.
+        self.assertGate(alice, "deny", self.fake("error"), log="broker refused the check for user jit-alice")
 
     # -- fail=open: only an absent broker lets users in --
 
