@@ -58,6 +58,7 @@ class Trust(BrokerTestCase):
         "jit-bob": ["jit-lead", "jit-test"],
         "jit-carol": ["jit-lead", "jit-test"],
         "jit-dave": ["jit-test"],
+        "jit-erin": ["jit-dev", "jit-lead", "jit-test"],  # both asks and approves
     }
 
     def fake(self, mode, user=None):
@@ -198,6 +199,31 @@ class Trust(BrokerTestCase):
                 finally:
                     self.sql(f"UPDATE requests SET {column} = {good} WHERE id = {rid}")
                 self.assertTrue(self.check())
+
+    def test_grant_from_another_boot_ends_at_start(self):
+        rid = self.grant()
+        self.broker.stop()
+        self.sql(f"UPDATE requests SET boot_id = '{'0' * 32}' WHERE id = {rid}")
+        self.broker.start()
+        shown = wait_for(lambda: (lambda r: r["state"] != "active" and r)(self.root.ok("show", rid)),
+                         what="the grant of another boot to end")
+        self.assertEqual((shown["state"], shown["end_reason"]), ("expired", "the host rebooted"))
+        self.assertFalse(self.check())
+
+    # -- nobody reviews their own request --
+
+    def test_requester_never_reviews_their_own_request(self):
+        erin = self.u["jit-erin"]
+        rid = str(erin.ok("request", "--reason", "rotate the certificates")["id"])
+        self.addCleanup(erin.jitctl, "cancel", rid)
+        p = erin.jitctl("deny", rid, "--reason", "changed my mind")
+        self.assertExit(p, EXIT_REFUSED)
+        self.assertIn(f"jit-erin may not deny request {rid}", p.stderr)
+        p = erin.jitctl("approve", rid)
+        self.assertExit(p, EXIT_REFUSED)
+        self.assertIn(f"jit-erin cannot approve their own request {rid}", p.stderr)
+        shown = erin.ok("show", rid)
+        self.assertEqual((shown["state"], shown["approvals"]), ("pending", []))
 
     # -- only root (the PAM stack) ends a session --
 
