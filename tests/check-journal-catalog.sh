@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # The journal catalog has an entry, with its Subject, for every MESSAGE_ID jit-brokerd
 # sends, none for an ID it does not send, and journalctl compiles it without complaint.
-#   check-journal-catalog.sh CATALOG broker/broker-journal.c broker/audit-record.h
+#   check-journal-catalog.sh CATALOG broker/broker-journal.c common/audit-record.h
 # journalctl --root=DIR honours DIR for both --update-catalog (it reads
 # DIR/usr/lib/systemd/catalog/*.catalog and writes DIR/var/lib/systemd/catalog/database)
 # and --list-catalog (systemd 252), so the machine's own catalog is never touched.

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* broker/audit-verify.[ch]: every way a hash-chained log can be tampered with is told
+/* common/audit-verify.[ch]: every way a hash-chained log can be tampered with is told
  * apart, at the right record. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -101,7 +101,7 @@ static void get_int_refuses_overflowing_integer(void **state) {
         assert_int_equal(n, -1);
 }
 
-/* broker/policy.h: policy_parse(text, len, ...) takes a length, but policy.c hands text to
+/* common/policy.h: policy_parse(text, len, ...) takes a length, but policy.c hands text to
  * config_read_string() and scans it for "@include" up to its NUL, so it reads past len:
  * a caller passing a buffer that is not NUL-terminated at len gets an out-of-bounds read,
  * and one passing a prefix gets the whole string parsed. Fix: parse a copy,

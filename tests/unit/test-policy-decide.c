@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* broker/policy.[ch] beyond the basics of test-policy.c: the keys auto_approve, when,
+/* common/policy.[ch] beyond the basics of test-policy.c: the keys auto_approve, when,
  * ticket_pattern, reason_min_length, allow_self_approval and break_glass (values and every
  * error with its line), time windows, times as explain and case files write them,
  * policy_decide() and its explanations, break-glass decisions, warnings, the policy

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* broker/policy.[ch]: parsing policy text (every key, every error with its line), matching,
+/* common/policy.[ch]: parsing policy text (every key, every error with its line), matching,
  * approvers, caps, and the ownership/mode checks of policy_load. */
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* broker/users.[ch]: policy entries against identities, account-name syntax, the lookups
+/* common/users.[ch]: policy entries against identities, account-name syntax, the lookups
  * through a fake resolver that knows only the users declared here, and the NSS lookups for
  * the one account every system has (root) and for a random name no system has. */
 #include <errno.h>
