@@ -46,10 +46,10 @@ static int audit_head(sqlite3 *db, int64_t *ret_seq, char ret_hash[AUDIT_HASH_LE
         return r;
 }
 
-int audit_append(Broker *b, JitEvent event, const char *actor, int64_t actor_uid,
+int audit_append(BrokerDb *store, JitEvent event, const char *actor, int64_t actor_uid,
                  int64_t request_id, json_object *details) {
         _cleanup_(json_object_putp) json_object *d = details ?: json_object_new_object();
-        sqlite3 *db = db_sqlite(b->db);
+        sqlite3 *db = db_sqlite(store);
         AuditRecord rec = {
                 .at = now_usec(CLOCK_REALTIME),
                 .event = (char *) jit_event_name(event),
@@ -404,7 +404,7 @@ int audit_archive(Broker *b, uint64_t until, const char *dir, const char *actor,
         json_object_object_add(info, "last_seq", json_object_new_int64(last_seq));
         json_object_object_add(info, "last_hash", json_object_new_string(last_hash));
         json_object_object_add(info, "chain_id", json_object_new_string(chain));
-        if ((r = audit_append(b, JIT_EVENT_AUDIT_ARCHIVED, actor, actor_uid, 0,
+        if ((r = audit_append(b->db, JIT_EVENT_AUDIT_ARCHIVED, actor, actor_uid, 0,
                               json_object_get(info))) < 0 ||
             (r = db_commit(b->db)) < 0)
                 goto fail_renamed;

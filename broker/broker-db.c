@@ -721,3 +721,37 @@ void request_free_many(Request **r, size_t n) {
                 request_free(r[i]);
         free(r);
 }
+
+static bool dup_string(char **s) {
+        return !*s || (*s = strdup(*s));
+}
+
+Request *request_dup(const Request *src) {
+        Request *r = malloc(sizeof(Request));
+        if (!r)
+                return NULL;
+        *r = *src;
+        r->approvals = NULL;
+        r->n_approvals = 0;
+        bool ok = dup_string(&r->requester) & dup_string(&r->service) & dup_string(&r->reason) &
+                  dup_string(&r->ticket) & dup_string(&r->rule) & dup_string(&r->ended_by) &
+                  dup_string(&r->end_reason) & dup_string(&r->policy_version) &
+                  dup_string(&r->acknowledged_by);
+        if (ok && src->n_approvals > 0) {
+                r->approvals = calloc(src->n_approvals, sizeof(Approval));
+                ok = r->approvals;
+                for (size_t i = 0; ok && i < src->n_approvals; i++) {
+                        r->approvals[i] = src->approvals[i];
+                        r->n_approvals = i + 1;
+                        ok = dup_string(&r->approvals[i].approver) &
+                             dup_string(&r->approvals[i].comment) &
+                             dup_string(&r->approvals[i].policy_version);
+                }
+        }
+        if (!ok) {
+                /* A failed strdup left NULL; the rest are ours to free. */
+                request_free(r);
+                return NULL;
+        }
+        return r;
+}

@@ -92,4 +92,6 @@ int db_due_requests(BrokerDb *db, const char *boot_id, uint64_t now_boot, uint64
 int db_count_open(BrokerDb *db, uid_t uid, unsigned *ret_active, unsigned *ret_pending);
 
 void request_free(Request *r);
+/* A deep copy, or NULL (ENOMEM). */
+Request *request_dup(const Request *r);
 void request_free_many(Request **r, size_t n);

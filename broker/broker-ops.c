@@ -17,6 +17,7 @@
 #include "cleanup.h"
 #include "config.h"
 #include "duration.h"
+#include "grant.h"
 #include "policy-json.h"
 #include "protocol.h"
 #include "timeutil.h"
@@ -145,6 +146,17 @@ static json_object *refuse(Op *op, const Request *r, const char *fmt, ...) {
         return jit_reply_error(JIT_ERROR_REFUSED, "%s", msg);
 }
 
+/* The reply for a change the core refused or could not make; failures are logged here,
+ * refusals were recorded by the core. */
+static json_object *grant_error_reply(Op *op, int r, const GrantError *e) {
+        if (e->doing) {
+                errno = -r;
+                log_error("%s (for uid %u): %m; sqlite: %s", e->doing, (unsigned) op->peer->uid,
+                          db_error(op->b->db));
+        }
+        return jit_reply_error(e->code, "%s", e->message);
+}
+
 static json_object *bad_field(const char *field, int r, size_t max) {
         if (r == -E2BIG)
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "%s is longer than %zu bytes", field,
@@ -163,46 +175,8 @@ static bool is_root(const Op *op) {
         return op->peer->uid == 0;
 }
 
-static const PolicyRule *request_rule(const Op *op, const Request *r) {
-        return policy_find_rule(op->b->policy, r->rule);
-}
-
-static bool caller_approves(const Op *op, const Request *r) {
-        const PolicyRule *rule = request_rule(op, r);
-        return rule && policy_rule_is_approver(rule, &op->caller);
-}
-
-static bool in_list(const StringList *l, const Identity *id) {
-        for (size_t i = 0; i < l->n; i++)
-                if (identity_matches(id, l->items[i]))
-                        return true;
-        return false;
-}
-
-/* Break-glass grants are reviewed by root or by the others who may break glass. */
-static bool caller_reviews_break_glass(const Op *op, const Request *r) {
-        return r->break_glass &&
-               (is_root(op) || in_list(&op->b->policy->break_glass.requesters, &op->caller));
-}
-
 static bool may_see(const Op *op, const Request *r) {
-        return is_root(op) || r->requester_uid == op->caller.uid || caller_approves(op, r) ||
-               caller_reviews_break_glass(op, r);
-}
-
-/* pending -> active, through the state machine: the grant runs from now for its duration. */
-static int request_activate(const Broker *b, Request *r, uint64_t now_real, uint64_t now_boot) {
-        RequestState next;
-        int k = request_transition(r->state, EVENT_APPROVED, &next);
-        if (k < 0)
-                return k;
-        r->state = next;
-        r->activated_at = now_real;
-        r->expires_at = now_real + r->duration * USEC_PER_SEC;
-        memcpy(r->boot_id, b->boot_id, sizeof(r->boot_id));
-        r->deadline_boot = now_boot + r->duration * USEC_PER_SEC;
-        r->deadline_at = r->expires_at;
-        return 0;
+        return grant_may_see(&op->b->grants, &op->caller, r);
 }
 
 /* ---- check: the PAM module asks whether a user holds a grant ---- */
@@ -281,11 +255,9 @@ static json_object *op_check(Op *op) {
 /* ---- request ---- */
 
 static json_object *op_request(Op *op) {
-        Broker *b = op->b;
         const char *service, *reason, *ticket;
         int64_t duration = 0;
         bool has_duration, once;
-        char cap_buf[DURATION_BUF_MAX], want_buf[DURATION_BUF_MAX];
         int r;
 
         if ((r = jit_message_get_string(op->msg, "service", JIT_SERVICE_MAX, false, &service)) < 0)
@@ -311,128 +283,25 @@ static json_object *op_request(Op *op) {
         if (jit_message_get_bool(op->msg, "once", &once) < 0)
                 return bad_field("once", -EINVAL, 0);
 
-        _cleanup_(policy_decision_done) PolicyDecision d = {};
-        PolicyQuery q = {
-                .requester = &op->caller,
+        GrantAsk ask = {
                 .service = service,
                 .duration = has_duration ? (uint64_t) duration : 0,
-                .at = time(NULL),
-                .ticket = ticket,
                 .reason = reason,
-        };
-        if ((r = policy_decide(b->policy, &q, &d)) < 0)
-                return internal_error(op, "applying the policy", r);
-        if (d.verdict == VERDICT_REFUSED)
-                return refuse(op, NULL, "%s", d.message ? d.message : "refused by policy");
-        bool automatic = d.verdict == VERDICT_AUTO_APPROVE;
-
-        if (!automatic) {
-                unsigned active, pending;
-                if ((r = db_count_open(b->db, op->caller.uid, &active, &pending)) < 0)
-                        return internal_error(op, "counting pending requests", r);
-                if (pending >= b->policy->max_pending_per_user)
-                        return refuse(op, NULL,
-                                      "%s already has %u pending requests (the limit is %u); "
-                                      "cancel one first",
-                                      op->caller.name, pending, b->policy->max_pending_per_user);
-        }
-
-        uint64_t now_real = now_usec(CLOCK_REALTIME), now_boot = now_usec(CLOCK_BOOTTIME);
-        Request req = {
-                .requester = op->caller.name,
-                .requester_uid = op->caller.uid,
-                .service = (char *) service,
-                .duration = d.duration,
-                .reason = (char *) reason,
-                .ticket = (char *) ticket,
+                .ticket = ticket,
                 .once = once,
-                .rule = d.rule->name,
-                .approvals_required = automatic ? 0 : d.rule->approvals,
-                .state = REQUEST_PENDING,
-                .created_at = now_real,
-                .deadline_boot = now_boot + b->policy->pending_ttl * USEC_PER_SEC,
-                .deadline_at = now_real + b->policy->pending_ttl * USEC_PER_SEC,
-                .policy_version = b->policy->hash,
         };
-        memcpy(req.boot_id, b->boot_id, sizeof(req.boot_id));
-
-        if ((r = db_begin(b->db)) < 0)
-                return internal_error(op, "starting a transaction", r);
-        if (automatic && (r = request_activate(b, &req, now_real, now_boot)) < 0) {
-                db_rollback(b->db);
-                return internal_error(op, "activating the grant", r);
-        }
-        if ((r = db_insert_request(b->db, &req)) < 0) {
-                db_rollback(b->db);
-                return internal_error(op, "saving the request", r);
-        }
-        if (automatic) {
-                /* Recorded as approved by the rule itself, never by a person. */
-                Approval a = {
-                        .approver = d.rule->name,
-                        .approver_uid = (uid_t) -1,
-                        .at = now_real,
-                        .by_rule = true,
-                        .policy_version = b->policy->hash,
-                };
-                if ((r = db_add_approval(b->db, req.id, &a)) < 0) {
-                        db_rollback(b->db);
-                        return internal_error(op, "recording the auto-approval", r);
-                }
-        }
-        /* The records go in the same transaction: no state change without its record. */
-        char rule_actor[POLICY_TEXT_MAX + 8];
-        snprintf(rule_actor, sizeof(rule_actor), "rule:%s", req.rule);
-        Request filed = req;
-        filed.state = REQUEST_PENDING;
-        if ((r = audit_append(b, JIT_EVENT_REQUESTED, op->caller.name, op->caller.uid, req.id,
-                              audit_request_details(&filed))) < 0 ||
-            (automatic && (r = audit_append(b, JIT_EVENT_AUTO_APPROVED, rule_actor, -1, req.id,
-                                            audit_request_details(&req))) < 0)) {
-                db_rollback(b->db);
-                return internal_error(op, "writing the audit record", r);
-        }
-        if ((r = db_commit(b->db)) < 0) {
-                db_rollback(b->db);
-                return internal_error(op, "saving the request", r);
-        }
-
-        log_event(JIT_EVENT_REQUESTED, LOG_NOTICE, &req, op->caller.name, NULL,
-                  "%s requested %s for %s (request %lld, rule %s): %s", req.requester, req.service,
-                  duration_format(req.duration, want_buf, sizeof(want_buf)), (long long) req.id,
-                  req.rule, req.reason);
-        if (automatic)
-                log_event(JIT_EVENT_AUTO_APPROVED, LOG_NOTICE, &req, req.rule, NULL,
-                          "%s granted to %s for %s by rule %s (request %lld)", req.service,
-                          req.requester, duration_format(req.duration, cap_buf, sizeof(cap_buf)),
-                          req.rule, (long long) req.id);
-        broker_state_changed(b);
-        return reply_request(op, req.id);
-}
-
-/* Opens the transaction of a change to request id and reads it inside: NULL with *ret
- * set and the transaction open, or the error reply (nothing open). */
-static json_object *begin_on_request(Op *op, int64_t id, Request **ret) {
-        int k = db_begin(op->b->db);
-        if (k < 0)
-                return internal_error(op, "starting a transaction", k);
-        k = db_get_request(op->b->db, id, ret);
-        if (k < 0) {
-                db_rollback(op->b->db);
-                if (k == -ENOENT)
-                        return jit_reply_error(JIT_ERROR_NOT_FOUND, "no request %lld",
-                                               (long long) id);
-                return internal_error(op, "reading the request", k);
-        }
-        return NULL;
+        GrantError e;
+        int64_t id;
+        if ((r = grant_file(&op->b->grants, &op->caller, &ask, &id, &e)) < 0)
+                return grant_error_reply(op, r, &e);
+        return reply_request(op, id);
 }
 
 /* ---- approve ---- */
 
 static json_object *op_approve(Op *op) {
-        Broker *b = op->b;
-        _cleanup_(request_freep) Request *r = NULL;
         const char *comment;
+        GrantError e;
         int64_t id;
         int k;
 
@@ -440,191 +309,22 @@ static json_object *op_approve(Op *op) {
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "id must be a positive integer");
         if ((k = jit_message_get_string(op->msg, "comment", JIT_REASON_MAX, false, &comment)) < 0)
                 return bad_field("comment", k, JIT_REASON_MAX);
-
-        json_object *err = begin_on_request(op, id, &r);
-        if (err)
-                return err;
-
-        /* The rule is judged as the policy stands now, not as it stood at filing. */
-        const PolicyRule *rule = request_rule(op, r);
-        _cleanup_free_ uid_t *prior = calloc(r->n_approvals + 1, sizeof(uid_t));
-        if (!prior) {
-                db_rollback(b->db);
-                return internal_error(op, "approving", -ENOMEM);
-        }
-        for (size_t i = 0; i < r->n_approvals; i++)
-                prior[i] = r->approvals[i].approver_uid;
-
-        ApprovalVerdict v = approval_decide(
-                r->state, r->requester_uid, op->caller.uid,
-                rule && policy_rule_is_approver(rule, &op->caller), prior, r->n_approvals,
-                rule && rule->approvals > r->approvals_required ? rule->approvals
-                                                                : r->approvals_required,
-                rule && rule->allow_self_approval);
-        switch (v) {
-        case APPROVAL_NOT_PENDING:
-                db_rollback(b->db);
-                return jit_reply_error(JIT_ERROR_CONFLICT,
-                                       "request %lld is %s; only pending requests can be approved",
-                                       (long long) id, request_state_to_string(r->state));
-        case APPROVAL_SELF:
-                db_rollback(b->db);
-                return refuse(op, r, "%s cannot approve their own request %lld", op->caller.name,
-                              (long long) id);
-        case APPROVAL_NOT_APPROVER:
-                db_rollback(b->db);
-                if (!rule)
-                        return refuse(
-                                op, r,
-                                "request %lld was filed under rule \"%s\", which the policy no longer has",
-                                (long long) id, r->rule);
-                return refuse(op, r, "%s is not an approver for rule \"%s\"", op->caller.name,
-                              r->rule);
-        case APPROVAL_DUPLICATE:
-                db_rollback(b->db);
-                return refuse(op, r,
-                              "%s has already approved request %lld; an approver counts once",
-                              op->caller.name, (long long) id);
-        case APPROVAL_COUNTED:
-        case APPROVAL_COMPLETE:
-                break;
-        }
-
-        uint64_t cap = policy_rule_cap(b->policy, rule);
-        if (r->duration > cap) {
-                char want[DURATION_BUF_MAX], capb[DURATION_BUF_MAX];
-                db_rollback(b->db);
-                return refuse(op, r,
-                              "request %lld asks for %s, longer than the %s rule \"%s\" now allows",
-                              (long long) id, duration_format(r->duration, want, sizeof(want)),
-                              duration_format(cap, capb, sizeof(capb)), rule->name);
-        }
-
-        uint64_t now_real = now_usec(CLOCK_REALTIME), now_boot = now_usec(CLOCK_BOOTTIME);
-        Approval a = {
-                .approver = op->caller.name,
-                .approver_uid = op->caller.uid,
-                .comment = (char *) comment,
-                .at = now_real,
-                .policy_version = b->policy->hash,
-        };
-        if ((k = db_add_approval(b->db, id, &a)) < 0) {
-                db_rollback(b->db);
-                return internal_error(op, "recording the approval", k);
-        }
-        if (v == APPROVAL_COMPLETE) {
-                if ((k = request_activate(b, r, now_real, now_boot)) < 0 ||
-                    (k = db_update_request(b->db, r)) < 0) {
-                        db_rollback(b->db);
-                        return internal_error(op, "activating the grant", k);
-                }
-        }
-        json_object *details = audit_request_details(r);
-        if (details) {
-                json_object_object_add(details, "approver",
-                                       json_object_new_string(op->caller.name));
-                if (comment)
-                        json_object_object_add(details, "comment", json_object_new_string(comment));
-        }
-        if ((k = audit_append(b, JIT_EVENT_APPROVAL, op->caller.name, op->caller.uid, id,
-                              details)) < 0 ||
-            (v == APPROVAL_COMPLETE &&
-             (k = audit_append(b, JIT_EVENT_GRANTED, op->caller.name, op->caller.uid, id,
-                               audit_request_details(r))) < 0)) {
-                db_rollback(b->db);
-                return internal_error(op, "writing the audit record", k);
-        }
-        if ((k = db_commit(b->db)) < 0) {
-                db_rollback(b->db);
-                return internal_error(op, "saving the approval", k);
-        }
-
-        char fbuf[JIT_USER_MAX + 32];
-        snprintf(fbuf, sizeof(fbuf), "JIT_APPROVER=%s", op->caller.name);
-        const char *fields[] = { fbuf, NULL };
-        log_event(JIT_EVENT_APPROVAL, LOG_NOTICE, r, op->caller.name, fields,
-                  "%s approved request %lld of %s (%zu of %u)", op->caller.name, (long long) id,
-                  r->requester, r->n_approvals + 1, r->approvals_required);
-        if (v == APPROVAL_COMPLETE) {
-                char d[DURATION_BUF_MAX];
-                log_event(JIT_EVENT_GRANTED, LOG_NOTICE, r, op->caller.name, fields,
-                          "%s granted to %s for %s (request %lld)", r->service, r->requester,
-                          duration_format(r->duration, d, sizeof(d)), (long long) id);
-        }
-        broker_state_changed(b);
+        if ((k = grant_approve(&op->b->grants, &op->caller, id, comment, &e)) < 0)
+                return grant_error_reply(op, k, &e);
         return reply_request(op, id);
 }
 
 /* ---- deny, cancel, revoke: a request leaves pending/active early ---- */
 
-enum {
-        MAY_REQUESTER = 1 << 0,
-        MAY_APPROVER = 1 << 1,
-        MAY_ROOT = 1 << 2,
-};
-
-static json_object *end_request(Op *op, RequestEvent event, unsigned who, const char *verb,
-                                const char *reason) {
-        Broker *b = op->b;
-        _cleanup_(request_freep) Request *r = NULL;
+static json_object *end_request(Op *op, RequestEvent event, const char *reason) {
+        GrantError e;
         int64_t id;
         int k;
 
         if (get_id(op->msg, &id) < 0)
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "id must be a positive integer");
-
-        json_object *err = begin_on_request(op, id, &r);
-        if (err)
-                return err;
-
-        bool allowed = ((who & MAY_REQUESTER) && r->requester_uid == op->caller.uid) ||
-                       ((who & MAY_APPROVER) && caller_approves(op, r) &&
-                        r->requester_uid != op->caller.uid) ||
-                       ((who & MAY_ROOT) && is_root(op));
-        if (!allowed) {
-                db_rollback(b->db);
-                return refuse(op, r, "%s may not %s request %lld", op->caller.name, verb,
-                              (long long) id);
-        }
-
-        RequestState next;
-        if (request_transition(r->state, event, &next) < 0) {
-                db_rollback(b->db);
-                return jit_reply_error(JIT_ERROR_CONFLICT, "request %lld is %s and cannot be %s",
-                                       (long long) id, request_state_to_string(r->state),
-                                       event == EVENT_REVOKE ? "revoked"
-                                       : event == EVENT_DENY ? "denied"
-                                                             : "cancelled");
-        }
-        r->state = next;
-        r->ended_at = now_usec(CLOCK_REALTIME);
-        free(r->ended_by);
-        r->ended_by = strdup(op->caller.name);
-        free(r->end_reason);
-        r->end_reason = reason ? strdup(reason) : NULL;
-        if (!r->ended_by || (reason && !r->end_reason)) {
-                db_rollback(b->db);
-                return internal_error(op, verb, -ENOMEM);
-        }
-        JitEvent ev = event == EVENT_DENY     ? JIT_EVENT_DENIED
-                      : event == EVENT_REVOKE ? JIT_EVENT_REVOKED
-                                              : JIT_EVENT_CANCELLED;
-        if ((k = db_update_request(b->db, r)) < 0 ||
-            (k = audit_append(b, ev, op->caller.name, op->caller.uid, id,
-                              audit_request_details(r))) < 0 ||
-            (k = db_commit(b->db)) < 0) {
-                db_rollback(b->db);
-                return internal_error(op, "saving the change", k);
-        }
-        log_event(ev, LOG_NOTICE, r, op->caller.name, NULL, "%s %s request %lld of %s%s%s",
-                  op->caller.name,
-                  event == EVENT_DENY     ? "denied"
-                  : event == EVENT_REVOKE ? "revoked"
-                                          : "cancelled",
-                  (long long) id, r->requester, reason ? ": " : "", reason ? reason : "");
-        if (event == EVENT_REVOKE)
-                sessions_grant_ended(b, r);
-        broker_state_changed(b);
+        if ((k = grant_end(&op->b->grants, &op->caller, id, event, reason, &e)) < 0)
+                return grant_error_reply(op, k, &e);
         return reply_request(op, id);
 }
 
@@ -633,7 +333,7 @@ static json_object *op_deny(Op *op) {
         int k = jit_message_get_string(op->msg, "reason", JIT_REASON_MAX, true, &reason);
         if (k < 0)
                 return bad_field("reason", k, JIT_REASON_MAX);
-        return end_request(op, EVENT_DENY, MAY_APPROVER | MAY_ROOT, "deny", reason);
+        return end_request(op, EVENT_DENY, reason);
 }
 
 static json_object *op_revoke(Op *op) {
@@ -641,12 +341,11 @@ static json_object *op_revoke(Op *op) {
         int k = jit_message_get_string(op->msg, "reason", JIT_REASON_MAX, false, &reason);
         if (k < 0)
                 return bad_field("reason", k, JIT_REASON_MAX);
-        return end_request(op, EVENT_REVOKE, MAY_REQUESTER | MAY_APPROVER | MAY_ROOT, "revoke",
-                           reason);
+        return end_request(op, EVENT_REVOKE, reason);
 }
 
 static json_object *op_cancel(Op *op) {
-        return end_request(op, EVENT_CANCEL, MAY_REQUESTER | MAY_ROOT, "cancel", NULL);
+        return end_request(op, EVENT_CANCEL, NULL);
 }
 
 /* ---- list, show, status ---- */
@@ -740,7 +439,7 @@ static json_object *op_show(Op *op) {
         json_object_object_add(o, "sessions", sessions_json(op->b, r->id));
         json_object_object_add(o, "current_policy_version",
                                json_object_new_string(op->b->policy->hash));
-        const PolicyRule *rule = request_rule(op, r);
+        const PolicyRule *rule = policy_find_rule(op->b->policy, r->rule);
         json_object *approvers = json_object_new_array();
         for (size_t i = 0; rule && approvers && i < rule->approvers.n; i++)
                 json_object_array_add(approvers, json_object_new_string(rule->approvers.items[i]));
@@ -792,11 +491,9 @@ static json_object *op_status(Op *op) {
 /* ---- break-glass and its acknowledgement ---- */
 
 static json_object *op_break_glass(Op *op) {
-        Broker *b = op->b;
         const char *service, *reason;
         int64_t duration = 0;
         bool has_duration;
-        char dbuf[DURATION_BUF_MAX];
         int r;
 
         if ((r = jit_message_get_string(op->msg, "service", JIT_SERVICE_MAX, true, &service)) < 0)
@@ -811,94 +508,25 @@ static json_object *op_break_glass(Op *op) {
                                      &duration, &has_duration)) < 0)
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "duration must be whole seconds");
 
-        _cleanup_(policy_decision_done) PolicyDecision d = {};
-        if ((r = policy_break_glass_decide(b->policy, &op->caller, service,
-                                           has_duration ? (uint64_t) duration : 0, &d)) < 0)
-                return internal_error(op, "applying the policy", r);
-        if (d.verdict == VERDICT_REFUSED)
-                return refuse(op, NULL, "%s",
-                              d.message ? d.message : "break-glass refused by policy");
-
-        uint64_t now_real = now_usec(CLOCK_REALTIME), now_boot = now_usec(CLOCK_BOOTTIME);
-        Request req = {
-                .requester = op->caller.name,
-                .requester_uid = op->caller.uid,
-                .service = (char *) service,
-                .duration = d.duration,
-                .reason = (char *) reason,
-                .rule = (char *) "break-glass",
-                .state = REQUEST_PENDING,
-                .created_at = now_real,
-                .policy_version = b->policy->hash,
-                .break_glass = true,
-        };
-        if ((r = db_begin(b->db)) < 0)
-                return internal_error(op, "starting a transaction", r);
-        if ((r = request_activate(b, &req, now_real, now_boot)) < 0 ||
-            (r = db_insert_request(b->db, &req)) < 0 ||
-            (r = audit_append(b, JIT_EVENT_BREAK_GLASS, op->caller.name, op->caller.uid, req.id,
-                              audit_request_details(&req))) < 0 ||
-            (r = db_commit(b->db)) < 0) {
-                db_rollback(b->db);
-                return internal_error(op, "saving the break-glass grant", r);
-        }
-
-        log_event(JIT_EVENT_BREAK_GLASS, LOG_ALERT, &req, op->caller.name, NULL,
-                  "BREAK-GLASS: %s took %s for %s without approval (request %lld): %s",
-                  req.requester, req.service, duration_format(req.duration, dbuf, sizeof(dbuf)),
-                  (long long) req.id, req.reason);
-        broker_state_changed(b);
-        return reply_request(op, req.id);
+        GrantAsk ask = { .service = service,
+                         .duration = has_duration ? (uint64_t) duration : 0,
+                         .reason = reason };
+        GrantError e;
+        int64_t id;
+        if ((r = grant_break_glass(&op->b->grants, &op->caller, &ask, &id, &e)) < 0)
+                return grant_error_reply(op, r, &e);
+        return reply_request(op, id);
 }
 
 static json_object *op_ack(Op *op) {
-        Broker *b = op->b;
-        _cleanup_(request_freep) Request *r = NULL;
+        GrantError e;
         int64_t id;
         int k;
 
         if (get_id(op->msg, &id) < 0)
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "id must be a positive integer");
-        json_object *err = begin_on_request(op, id, &r);
-        if (err)
-                return err;
-        if (!r->break_glass) {
-                db_rollback(b->db);
-                return jit_reply_error(JIT_ERROR_CONFLICT,
-                                       "request %lld is not a break-glass grant", (long long) id);
-        }
-        if (r->acknowledged_by) {
-                db_rollback(b->db);
-                return jit_reply_error(JIT_ERROR_CONFLICT,
-                                       "request %lld was already acknowledged by %s",
-                                       (long long) id, r->acknowledged_by);
-        }
-        /* A second person: never the one who broke the glass, root included. */
-        if (r->requester_uid == op->caller.uid) {
-                db_rollback(b->db);
-                return refuse(op, r, "%s cannot acknowledge their own break-glass grant %lld",
-                              op->caller.name, (long long) id);
-        }
-        if (!caller_reviews_break_glass(op, r)) {
-                db_rollback(b->db);
-                return refuse(op, r, "%s may not acknowledge break-glass grants", op->caller.name);
-        }
-        r->acknowledged_by = strdup(op->caller.name);
-        r->acknowledged_at = now_usec(CLOCK_REALTIME);
-        if (!r->acknowledged_by) {
-                db_rollback(b->db);
-                return internal_error(op, "acknowledging", -ENOMEM);
-        }
-        if ((k = db_update_request(b->db, r)) < 0 ||
-            (k = audit_append(b, JIT_EVENT_ACKNOWLEDGED, op->caller.name, op->caller.uid, id,
-                              audit_request_details(r))) < 0 ||
-            (k = db_commit(b->db)) < 0) {
-                db_rollback(b->db);
-                return internal_error(op, "saving the acknowledgement", k);
-        }
-        log_event(JIT_EVENT_ACKNOWLEDGED, LOG_NOTICE, r, op->caller.name, NULL,
-                  "%s acknowledged break-glass grant %lld of %s", op->caller.name, (long long) id,
-                  r->requester);
+        if ((k = grant_acknowledge(&op->b->grants, &op->caller, id, &e)) < 0)
+                return grant_error_reply(op, k, &e);
         return reply_request(op, id);
 }
 
@@ -1098,7 +726,7 @@ static json_object *op_session_open(Op *op) {
         r = sessions_open(op->b, pidfd, op->peer->pid, grant, tty, rhost, &session);
         if (r < 0)
                 return internal_error(op, "registering the session", r);
-        broker_state_changed(op->b); /* its expiry warning */
+        effects_changed(&op->b->effects); /* its expiry warning */
         json_object *res = json_object_new_object();
         if (res) {
                 json_object_object_add(res, "session", json_object_new_int64(session));

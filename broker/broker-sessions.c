@@ -373,7 +373,7 @@ int sessions_open(Broker *b, int pidfd, pid_t pid, const Request *grant, const c
                 close(pidfd);
                 return r;
         }
-        if ((r = db_begin(b->db)) < 0) {
+        if ((r = grants_begin(&b->grants)) < 0) {
                 close(pidfd);
                 return r;
         }
@@ -382,7 +382,7 @@ int sessions_open(Broker *b, int pidfd, pid_t pid, const Request *grant, const c
                     "INSERT INTO sessions (request_id, service, tty, rhost, pid, pid_start, boot_id, opened_at)"
                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                     -1, &st, NULL) != SQLITE_OK) {
-                db_rollback(b->db);
+                grants_rollback(&b->grants);
                 close(pidfd);
                 return -EIO;
         }
@@ -400,10 +400,10 @@ int sessions_open(Broker *b, int pidfd, pid_t pid, const Request *grant, const c
         sqlite3_finalize(st);
         int64_t id = sqlite3_last_insert_rowid(db_sqlite(b->db));
         if (rc != SQLITE_DONE ||
-            (r = audit_append(b, JIT_EVENT_SESSION_OPENED, grant->requester, grant->requester_uid,
-                              grant->id, session_details(b, id))) < 0 ||
-            (r = db_commit(b->db)) < 0) {
-                db_rollback(b->db);
+            (r = audit_append(b->db, JIT_EVENT_SESSION_OPENED, grant->requester,
+                              grant->requester_uid, grant->id, session_details(b, id))) < 0 ||
+            (r = grants_commit(&b->grants)) < 0) {
+                grants_rollback(&b->grants);
                 close(pidfd);
                 return r < 0 ? r : -EIO;
         }
@@ -430,60 +430,31 @@ int sessions_close(Broker *b, int64_t id, const char *reason) {
                         sqlite3_finalize(st);
                 }
         }
-        if ((r = db_begin(b->db)) < 0)
+        if ((r = grants_begin(&b->grants)) < 0)
                 return r;
         r = db_exec_session(
                 b,
                 "UPDATE sessions SET closed_at = ?2, end_reason = ?3 WHERE id = ?1 AND closed_at IS NULL",
                 id, reason);
         if (r <= 0) { /* unknown, or closed already (PAM close after the exit, or the reverse) */
-                db_rollback(b->db);
+                grants_rollback(&b->grants);
                 if (s)
                         session_forget(b, s);
                 return r < 0 ? r : 0;
         }
 
-        /* A one-shot grant is used up by its session. */
-        Request *grant = NULL;
-        bool consumed = false;
-        if (db_get_request(b->db, request_id, &grant) >= 0 && grant->once &&
-            grant->state == REQUEST_ACTIVE) {
-                RequestState next;
-                if (request_transition(grant->state, EVENT_CONSUME, &next) >= 0) {
-                        grant->state = next;
-                        grant->ended_at = now_usec(CLOCK_REALTIME);
-                        free(grant->ended_by);
-                        grant->ended_by = strdup("broker");
-                        free(grant->end_reason);
-                        grant->end_reason = strdup("its one session closed");
-                        consumed = grant->ended_by && grant->end_reason &&
-                                   db_update_request(b->db, grant) >= 0 &&
-                                   audit_append(b, JIT_EVENT_CONSUMED, "broker", -1, grant->id,
-                                                audit_request_details(grant)) >= 0;
-                        if (!consumed) {
-                                db_rollback(b->db);
-                                request_free(grant);
-                                return -EIO;
-                        }
-                }
-        }
-        if ((r = audit_append(b, JIT_EVENT_SESSION_CLOSED, "broker", -1, request_id,
+        /* A one-shot grant is used up by its session, in the same transaction. */
+        GrantError e;
+        if (((r = grant_consume(&b->grants, request_id, &e)) < 0 && r != -ENOENT) ||
+            (r = audit_append(b->db, JIT_EVENT_SESSION_CLOSED, "broker", -1, request_id,
                               session_details(b, id))) < 0 ||
-            (r = db_commit(b->db)) < 0) {
-                db_rollback(b->db);
-                request_free(grant);
+            (r = grants_commit(&b->grants)) < 0) {
+                grants_rollback(&b->grants);
                 return r;
         }
         char what[128];
         snprintf(what, sizeof(what), "closed: %s", reason);
         log_session(b, JIT_EVENT_SESSION_CLOSED, LOG_INFO, id, request_id, what);
-        if (consumed) {
-                log_event(JIT_EVENT_CONSUMED, LOG_NOTICE, grant, "broker", NULL,
-                          "one-shot grant %" PRId64 " of %s consumed: its session closed",
-                          grant->id, grant->requester);
-                broker_state_changed(b);
-        }
-        request_free(grant);
         /* The kill timer, if any, must not outlive the session's record. */
         if (s && !s->kill_timer)
                 session_forget(b, s);
@@ -513,8 +484,8 @@ void sessions_grant_ended(Broker *b, const Request *r) {
                         snprintf(reason, sizeof(reason),
                                  "grant %s; session left running (on_expiry=%s)", why,
                                  on_expiry_to_string(mode));
-                        (void) audit_append(b, JIT_EVENT_SESSION_TERMINATED, "broker", -1, r->id,
-                                            session_details(b, s->id));
+                        (void) audit_append(b->db, JIT_EVENT_SESSION_TERMINATED, "broker", -1,
+                                            r->id, session_details(b, s->id));
                         log_session(b, JIT_EVENT_SESSION_TERMINATED, LOG_NOTICE, s->id, r->id,
                                     reason);
                         continue;
@@ -526,21 +497,21 @@ void sessions_grant_ended(Broker *b, const Request *r) {
                 if (!told)
                         session_hangup(s);
                 if (sd_event_add_time_relative(b->event, &s->kill_timer, CLOCK_MONOTONIC,
-                                               told ? TERMINAL_FLUSH_USEC : TERMINATE_GRACE_USEC,
-                                               0, on_kill_timer, s) < 0 &&
+                                               told ? TERMINAL_FLUSH_USEC : TERMINATE_GRACE_USEC, 0,
+                                               on_kill_timer, s) < 0 &&
                     !s->hung_up)
                         session_hangup(s);
                 char reason[64];
                 snprintf(reason, sizeof(reason), "terminated: the grant %s", why);
-                if (db_begin(b->db) >= 0) {
+                if (grants_begin(&b->grants) >= 0) {
                         if (db_exec_session(b,
                                             "UPDATE sessions SET closed_at = ?2, end_reason = ?3"
                                             " WHERE id = ?1 AND closed_at IS NULL",
                                             s->id, reason) < 0 ||
-                            audit_append(b, JIT_EVENT_SESSION_TERMINATED, "broker", -1, r->id,
+                            audit_append(b->db, JIT_EVENT_SESSION_TERMINATED, "broker", -1, r->id,
                                          session_details(b, s->id)) < 0 ||
-                            db_commit(b->db) < 0)
-                                db_rollback(b->db);
+                            grants_commit(&b->grants) < 0)
+                                grants_rollback(&b->grants);
                 }
                 log_session(b, JIT_EVENT_SESSION_TERMINATED, LOG_NOTICE, s->id, r->id, reason);
         }

@@ -8,6 +8,8 @@
 #include <systemd/sd-event.h>
 
 #include "broker-db.h"
+#include "effects.h"
+#include "grant.h"
 #include "policy.h"
 
 #define BROKER_CONNECTIONS_MAX 256
@@ -37,10 +39,13 @@ typedef struct Broker {
         uint64_t flood_logged_at; /* CLOCK_MONOTONIC usec of the last "dropping" warning */
 
         sd_event_source *deadline_timer;
-        sd_event_source *warning_timer;  /* "your grant ends in N minutes" */
-        struct Session *sessions;        /* open sessions, held by pidfd (broker-sessions.c) */
+        sd_event_source *warning_timer; /* "your grant ends in N minutes" */
+        struct Session *sessions;       /* open sessions, held by pidfd (broker-sessions.c) */
         sd_event_source *audit_head_timer;
-        int64_t audit_logged_seq; /* the audit head last sent to journald */
+        Grants grants;                   /* the lifecycle core (grant.c) */
+        EffectQueue effects;             /* what follows its commits */
+        sd_event_source *effects_source; /* runs them once per loop iteration */
+        int64_t audit_logged_seq;        /* the audit head last sent to journald */
 } Broker;
 
 /* broker-server.c */
@@ -49,10 +54,9 @@ void broker_stop_listening(Broker *b);
 
 /* broker-ops.c: handles one parsed request from a peer, returns the reply. */
 struct ucred;
-json_object *broker_dispatch(Broker *b, const struct ucred *peer, int peer_fd, json_object *request);
+json_object *broker_dispatch(Broker *b, const struct ucred *peer, int peer_fd,
+                             json_object *request);
 
 /* brokerd.c */
 /* Re-arms the timer for the next deadline and refreshes the STATUS line. */
 void broker_state_changed(Broker *b);
-/* Ends open requests whose deadline has passed (expiry, pending timeout). */
-int broker_process_deadlines(Broker *b);

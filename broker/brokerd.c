@@ -18,6 +18,7 @@
 #include "cleanup.h"
 #include "config.h"
 #include "duration.h"
+#include "grant.h"
 #include "timeutil.h"
 
 /* How often the audit head goes to journald when it moved. */
@@ -48,9 +49,47 @@ static void update_status(Broker *b) {
 
 static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
         Broker *b = userdata;
-        (void) broker_process_deadlines(b);
-        broker_state_changed(b);
+        (void) grant_end_due(&b->grants);
+        effects_changed(&b->effects);
         return 0;
+}
+
+/* What follows committed changes, once per loop iteration: their journald entries, the
+ * sessions of grants that ended, then the timers and the STATUS line. */
+static void run_effects(Broker *b) {
+        size_t n;
+        Effect *due = effects_take_due(&b->effects, &n);
+        for (size_t i = 0; i < n; i++) {
+                const Effect *e = &due[i];
+                const char *fields[] = { e->field, NULL };
+                log_event(e->event, e->priority, e->request, e->actor, fields, "%s", e->message);
+                if (e->ends_grant && e->request)
+                        sessions_grant_ended(b, e->request);
+        }
+        effects_free(due, n);
+        if (b->effects.state_changed) {
+                b->effects.state_changed = false;
+                broker_state_changed(b);
+        }
+}
+
+static int on_effects(sd_event_source *s, void *userdata) {
+        run_effects(userdata);
+        return 0;
+}
+
+static void effects_wakeup(void *userdata) {
+        Broker *b = userdata;
+        (void) sd_event_source_set_enabled(b->effects_source, SD_EVENT_ONESHOT);
+}
+
+static void report_failure(void *userdata, int error, const char *what, int64_t id) {
+        Broker *b = userdata;
+        errno = -error;
+        if (id > 0)
+                log_error("%s %lld: %m (%s)", what, (long long) id, db_error(b->db));
+        else
+                log_error("%s: %m (%s)", what, db_error(b->db));
 }
 
 void broker_state_changed(Broker *b) {
@@ -86,106 +125,6 @@ static int on_warning(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static int end_due_request(Broker *b, int64_t id, uint64_t now_real, uint64_t now_boot) {
-        Request *r = NULL;
-        RequestState next;
-        int k;
-
-        if ((k = db_begin(b->db)) < 0)
-                return k;
-        if ((k = db_get_request(b->db, id, &r)) < 0) {
-                db_rollback(b->db);
-                return k;
-        }
-
-        bool other_boot = strcmp(r->boot_id, b->boot_id) != 0;
-        RequestEvent ev = r->state == REQUEST_ACTIVE ? EVENT_EXPIRE : EVENT_PENDING_TIMEOUT;
-        const char *why = ev == EVENT_EXPIRE ? "expired" : "pending too long";
-
-        if (other_boot && r->state == REQUEST_PENDING) {
-                /* A pending request waits out its time across a reboot, re-based on this boot's
-                 * clock. */
-                uint64_t left = r->deadline_at > now_real ? r->deadline_at - now_real : 0;
-                memcpy(r->boot_id, b->boot_id, sizeof(r->boot_id));
-                r->deadline_boot = now_boot + left;
-                if (left > 0) {
-                        k = db_update_request(b->db, r);
-                        if (k >= 0)
-                                k = db_commit(b->db);
-                        if (k < 0)
-                                db_rollback(b->db);
-                        request_free(r);
-                        return k;
-                }
-        } else if (other_boot)
-                /* A grant is not trusted across a reboot: its clock is gone, like sudo's
-                 * timestamps. */
-                why = "the host rebooted";
-
-        if ((k = request_transition(r->state, ev, &next)) < 0) {
-                db_rollback(b->db);
-                request_free(r);
-                return k;
-        }
-        r->state = next;
-        r->ended_at = now_real;
-        free(r->ended_by);
-        r->ended_by = strdup("broker");
-        free(r->end_reason);
-        r->end_reason = strdup(why);
-        if (!r->ended_by || !r->end_reason)
-                k = -ENOMEM;
-        if (k >= 0)
-                k = db_update_request(b->db, r);
-        if (k >= 0)
-                k = audit_append(b, ev == EVENT_EXPIRE ? JIT_EVENT_EXPIRED : JIT_EVENT_TIMED_OUT,
-                                 "broker", -1, r->id, audit_request_details(r));
-        if (k >= 0)
-                k = db_commit(b->db);
-        if (k < 0) {
-                db_rollback(b->db);
-                request_free(r);
-                return k;
-        }
-
-        if (ev == EVENT_EXPIRE) {
-                log_event(JIT_EVENT_EXPIRED, LOG_NOTICE, r, "broker", NULL,
-                          "grant %lld (%s for %s) ended: %s", (long long) r->id, r->service,
-                          r->requester, why);
-                sessions_grant_ended(b, r);
-        } else
-                log_event(JIT_EVENT_TIMED_OUT, LOG_NOTICE, r, "broker", NULL,
-                          "request %lld (%s for %s) timed out without enough approvals",
-                          (long long) r->id, r->service, r->requester);
-        request_free(r);
-        return 0;
-}
-
-int broker_process_deadlines(Broker *b) {
-        uint64_t now_real = now_usec(CLOCK_REALTIME), now_boot = now_usec(CLOCK_BOOTTIME);
-        _cleanup_free_ int64_t *ids = NULL;
-        size_t n = 0;
-
-        int r = db_due_requests(b->db, b->boot_id, now_boot, now_real, &ids, &n);
-        if (r < 0) {
-                errno = -r;
-                log_error("finding expired grants: %m (%s)", db_error(b->db));
-                return r;
-        }
-        for (size_t i = 0; i < n; i++) {
-                int k = end_due_request(b, ids[i], now_real, now_boot);
-                if (k < 0) {
-                        /* The check refuses it anyway (it compares deadlines); retry on the next
-                         * tick. */
-                        errno = -k;
-                        log_error("ending request %lld: %m (%s)", (long long) ids[i],
-                                  db_error(b->db));
-                        r = k;
-                }
-        }
-        return r;
-}
-
 /* Policy loads and broker start/stop are events of their own in the audit log. */
 static void audit_policy(Broker *b, JitEvent ev, const char *error) {
         json_object *d = json_object_new_object();
@@ -197,7 +136,7 @@ static void audit_policy(Broker *b, JitEvent ev, const char *error) {
                 if (error)
                         json_object_object_add(d, "error", json_object_new_string(error));
         }
-        int r = audit_append(b, ev, "broker", -1, 0, d);
+        int r = audit_append(b->db, ev, "broker", -1, 0, d);
         if (r < 0) {
                 errno = -r;
                 log_error("writing the audit record for %s: %m", jit_event_name(ev));
@@ -213,88 +152,6 @@ static int on_audit_head_timer(sd_event_source *s, uint64_t usec, void *userdata
         (void) sd_event_source_set_time_relative(s, AUDIT_HEAD_INTERVAL_USEC);
         (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
         return 0;
-}
-
-/* Whether the rule a pending request was filed under still exists and still lets its
- * requester ask for its service and duration. */
-static const char *still_allowed(const Broker *b, const Request *r, char *buf, size_t len) {
-        const PolicyRule *rule = policy_find_rule(b->policy, r->rule);
-        Identity id = { .uid = (uid_t) -1 };
-        bool requester_ok = false;
-        char d1[DURATION_BUF_MAX], d2[DURATION_BUF_MAX];
-
-        if (!rule)
-                return snprintf(buf, len, "rule \"%s\" is gone", r->rule), buf;
-        if (!policy_rule_has_service(rule, r->service))
-                return snprintf(buf, len, "rule \"%s\" no longer covers %s", r->rule, r->service),
-                       buf;
-        if (identity_from_uid(r->requester_uid, &id) >= 0) {
-                for (size_t i = 0; i < rule->requesters.n && !requester_ok; i++)
-                        requester_ok = identity_matches(&id, rule->requesters.items[i]);
-                identity_done(&id);
-        }
-        if (!requester_ok)
-                return snprintf(buf, len, "rule \"%s\" no longer lists %s as a requester", r->rule,
-                                r->requester),
-                       buf;
-        uint64_t cap = policy_rule_cap(b->policy, rule);
-        if (r->duration > cap)
-                return snprintf(buf, len, "%s is longer than the %s rule \"%s\" now allows",
-                                duration_format(r->duration, d1, sizeof(d1)),
-                                duration_format(cap, d2, sizeof(d2)), r->rule),
-                       buf;
-        return NULL;
-}
-
-/* After a reload, pending requests keep the rule they were filed under unless the new
- * policy no longer allows them: those are refused, with the reason. */
-static void withdraw_pending(Broker *b) {
-        static const RequestState open_states[] = { REQUEST_PENDING, REQUEST_ACTIVE };
-        Request **list = NULL;
-        size_t n = 0;
-        char why[512], reason[640];
-
-        int k = db_list_requests(b->db, open_states, 2, 0, false, (uid_t) -1, &list, &n);
-        if (k < 0) {
-                errno = -k;
-                log_error("re-checking pending requests after the reload: %m");
-                return;
-        }
-        for (size_t i = 0; i < n; i++) {
-                Request *r = list[i];
-                RequestState next;
-                bool active = r->state == REQUEST_ACTIVE;
-                /* Break-glass grants answer to break_glass, not to a rule: they run out. */
-                if (r->break_glass || !still_allowed(b, r, why, sizeof(why)) ||
-                    request_transition(r->state, active ? EVENT_REVOKE : EVENT_DENY, &next) < 0)
-                        continue;
-                snprintf(reason, sizeof(reason),
-                         "the new policy (version %.12s) no longer allows it: %s", b->policy->hash,
-                         why);
-                r->state = next;
-                r->ended_at = now_usec(CLOCK_REALTIME);
-                free(r->ended_by);
-                free(r->end_reason);
-                r->ended_by = strdup("broker");
-                r->end_reason = strdup(reason);
-                if (!r->ended_by || !r->end_reason || (k = db_begin(b->db)) < 0 ||
-                    (k = db_update_request(b->db, r)) < 0 ||
-                    (k = audit_append(b, JIT_EVENT_WITHDRAWN, "broker", -1, r->id,
-                                      audit_request_details(r))) < 0 ||
-                    (k = db_commit(b->db)) < 0) {
-                        db_rollback(b->db);
-                        log_error("withdrawing request %lld after the reload failed",
-                                  (long long) r->id);
-                        continue;
-                }
-                log_event(JIT_EVENT_WITHDRAWN, LOG_NOTICE, r, "broker", NULL,
-                          "%s %lld of %s %s: %s", active ? "grant" : "request", (long long) r->id,
-                          r->requester, active ? "withdrawn" : "refused", reason);
-                if (active)
-                        sessions_grant_ended(b, r);
-        }
-        request_free_many(list, n);
-        broker_state_changed(b);
 }
 
 static int load_policy(Broker *b, bool initial) {
@@ -324,6 +181,7 @@ static int load_policy(Broker *b, bool initial) {
         }
         policy_free(b->policy);
         b->policy = p;
+        b->grants.policy = p;
         char version_field[128];
         snprintf(version_field, sizeof(version_field), "JIT_POLICY_VERSION=%s", p->hash);
         const char *loaded_fields[] = { path_field, version_field, NULL };
@@ -335,7 +193,7 @@ static int load_policy(Broker *b, bool initial) {
         if (b->db)
                 audit_policy(b, JIT_EVENT_POLICY_LOADED, NULL);
         if (!initial)
-                withdraw_pending(b);
+                grant_withdraw_disallowed(&b->grants);
         return 0;
 }
 
@@ -486,11 +344,23 @@ int main(int argc, char *argv[]) {
             (r = sd_event_add_time_relative(b.event, &b.audit_head_timer, CLOCK_MONOTONIC,
                                             AUDIT_HEAD_INTERVAL_USEC, 0, on_audit_head_timer, &b)) <
                     0 ||
+            (r = sd_event_add_defer(b.event, &b.effects_source, on_effects, &b)) < 0 ||
             (r = sd_event_set_watchdog(b.event, true)) < 0) {
                 errno = -r;
                 log_error("setting up the event loop: %m");
                 return 1;
         }
+        (void) sd_event_source_set_enabled(b.effects_source, SD_EVENT_OFF);
+        b.effects = (EffectQueue){ .wakeup = effects_wakeup, .userdata = &b };
+        b.grants = (Grants){
+                .db = b.db,
+                .policy = b.policy,
+                .boot_id = b.boot_id,
+                .effects = &b.effects,
+                .now = now_usec,
+                .report = report_failure,
+                .report_userdata = &b,
+        };
         /* Deadlines are ours to keep to the second, not the default 250 ms window. */
         (void) sd_event_source_set_time_accuracy(b.deadline_timer, 1);
 
@@ -502,7 +372,8 @@ int main(int argc, char *argv[]) {
 
         /* Whatever expired while no broker ran ends now, before the first check is answered;
          * then the sessions still running are held again, and those of ended grants end. */
-        (void) broker_process_deadlines(&b);
+        (void) grant_end_due(&b.grants);
+        run_effects(&b);
         sessions_restore(&b);
 
         if ((r = broker_listen(&b)) < 0)
@@ -528,6 +399,9 @@ int main(int argc, char *argv[]) {
         sd_event_source_disable_unref(b.warning_timer);
         sessions_free_all(&b);
         sd_event_source_disable_unref(b.deadline_timer);
+        run_effects(&b); /* what the last changes owe the journal */
+        sd_event_source_disable_unref(b.effects_source);
+        effect_queue_done(&b.effects);
         sd_event_unref(b.event);
         db_close(b.db);
         policy_free(b.policy);

@@ -38,7 +38,7 @@ static double run(Broker *b, bool audit) {
         for (int i = 0; i < ROUNDS; i++) {
                 Request r = sample();
                 if (db_begin(b->db) < 0 || db_insert_request(b->db, &r) < 0 ||
-                    (audit && audit_append(b, JIT_EVENT_REQUESTED, "alice", 1000, r.id,
+                    (audit && audit_append(b->db, JIT_EVENT_REQUESTED, "alice", 1000, r.id,
                                            audit_request_details(&r)) < 0) ||
                     db_commit(b->db) < 0) {
                         fprintf(stderr, "bench-audit: database error: %s\n", db_error(b->db));
