@@ -2,6 +2,7 @@
 #include "protocol.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,7 +12,11 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "json-strict.h"
 #include "timeutil.h"
+
+_Static_assert(JIT_JSON_DEPTH_MAX <= JSON_STRICT_DEPTH_MAX,
+               "the strict check cannot follow the protocol's depth");
 
 static const char *const error_names[_JIT_ERROR_MAX] = {
         [JIT_ERROR_BAD_REQUEST] = "bad-request", [JIT_ERROR_REFUSED] = "refused",
@@ -179,66 +184,14 @@ int jit_frame_recv(int fd, size_t max, uint64_t deadline_usec, char **ret_buf, s
         return 0;
 }
 
-/* Decodes one strictly valid UTF-8 sequence at p[*i]; false for overlong forms,
- * surrogates, values beyond U+10FFFF and truncated sequences. */
-static bool utf8_next(const unsigned char *p, size_t len, size_t *i, uint32_t *ret) {
-        unsigned char c = p[*i];
-        size_t n;
-        uint32_t cp;
-
-        if (c < 0x80) {
-                *ret = c;
-                (*i)++;
-                return true;
-        }
-        if ((c & 0xe0) == 0xc0) {
-                n = 2;
-                cp = c & 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-                n = 3;
-                cp = c & 0x0f;
-        } else if ((c & 0xf8) == 0xf0) {
-                n = 4;
-                cp = c & 0x07;
-        } else
-                return false;
-        if (*i + n > len)
-                return false;
-        for (size_t k = 1; k < n; k++) {
-                if ((p[*i + k] & 0xc0) != 0x80)
-                        return false;
-                cp = (cp << 6) | (p[*i + k] & 0x3f);
-        }
-        if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-            (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-                return false;
-        *i += n;
-        *ret = cp;
-        return true;
-}
-
 bool jit_text_is_safe(const char *s, size_t len) {
         const unsigned char *p = (const unsigned char *) s;
         uint32_t cp;
 
         for (size_t i = 0; i < len;) {
-                if (!utf8_next(p, len, &i, &cp))
+                if (!utf8_next_strict(p, len, &i, &cp))
                         return false;
                 if (cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f))
-                        return false;
-        }
-        return true;
-}
-
-/* A whole message: strict UTF-8, and no raw control byte but JSON's own whitespace. */
-static bool message_bytes_valid(const char *s, size_t len) {
-        const unsigned char *p = (const unsigned char *) s;
-        uint32_t cp;
-
-        for (size_t i = 0; i < len;) {
-                if (!utf8_next(p, len, &i, &cp))
-                        return false;
-                if (cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r')
                         return false;
         }
         return true;
@@ -248,7 +201,11 @@ int jit_message_parse(const char *buf, size_t len, json_object **ret) {
         json_tokener *tok;
         json_object *o;
 
-        if (!buf || len == 0 || !message_bytes_valid(buf, len))
+        /* The strict check is the gate: json-c alone would take duplicate names (the last
+         * one winning), NaN, raw control characters in strings and lone surrogates. What
+         * passes it is plain RFC 8259 JSON, which json-c then reads into objects. */
+        if (!buf || len == 0 || len > INT_MAX ||
+            json_strict_validate(buf, len, JIT_JSON_DEPTH_MAX) < 0)
                 return -EBADMSG;
 
         /* json-c counts the innermost value as a level of its own. */

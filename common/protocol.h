@@ -73,7 +73,8 @@ void jit_frame_header(size_t len, uint8_t out[JIT_FRAME_HEADER_SIZE]);
 int jit_frame_send(int fd, const char *buf, size_t len, uint64_t deadline_usec);
 int jit_frame_recv(int fd, size_t max, uint64_t deadline_usec, char **ret_buf, size_t *ret_len);
 
-/* Parses one message: exactly one JSON object, strict, valid UTF-8, bounded depth, no
+/* Parses one message: exactly one JSON object, strict (RFC 8259 and no more, no duplicate
+ * member names: json_strict_validate() in json-strict.h), valid UTF-8, bounded depth, no
  * NUL bytes, with "version" equal to JIT_PROTOCOL_VERSION. -EBADMSG on malformed input,
  * -EPROTONOSUPPORT for another version. */
 int jit_message_parse(const char *buf, size_t len, json_object **ret);

@@ -72,6 +72,36 @@ class Robustness(BrokerTestCase):
                 self.assertBadRequest(frame(body))
         self.assertStillServing()
 
+    def test_strict_json(self):
+        """JSON that json-c alone would take is refused as malformed before any field is
+        read: duplicate names (json-c keeps the last), NaN and the infinities, raw control
+        characters inside strings, lone surrogate escapes (json-c makes them U+FFFD). Each
+        frame is a check that would be answered if read leniently ("note" is a field the
+        broker ignores); its well-formed twin is answered."""
+        check = b'{"version":1,"op":"check","user":"jit-alice","service":"sudo"'
+        cases = [
+            (b'{"version":1,"op":"check","user":"jit-bob","service":"sudo","user":"jit-alice"}',
+             check + b'}'),
+            (b'{"version":1,"op":"check","user":"jit-bob","service":"sudo","\\u0075ser":"jit-alice"}',
+             check + b'}'),
+            (b'{"version":1,"op":"check","user":"jit-bob","service":"sudo","user\\u0000x":"jit-alice"}',
+             check + b'}'),
+            (check + b',"note":NaN}', check + b',"note":1}'),
+            (check + b',"note":Infinity}', check + b',"note":1e308}'),
+            (check + b',"note":-Infinity}', check + b',"note":-1e308}'),
+            (check + b',"note":"a\tb"}', check + b',"note":"a\\tb"}'),
+            (check + b',"note":"a\x01b"}', check + b',"note":"a\\u0001b"}'),
+            (check + b',"note":"\\ud800"}', check + b',"note":"\\ud83d\\ude00"}'),
+            (check + b',"note":"\\udc00"}', check + b',"note":"\\ud800\\udc00"}'),
+            (check + b',"note":"\\ud800\\u0041"}', check + b',"note":"\\u0041"}'),
+        ]
+        for bad, good in cases:
+            with self.subTest(body=bad[-45:]):
+                reply = self.assertBadRequest(frame(bad))
+                self.assertTrue(reply["message"].startswith("malformed message"), reply["message"])
+                self.assertEqual(self.broker.call_raw(frame(good))["ok"], True)
+        self.assertStillServing()
+
     def test_other_version(self):
         reply = self.assertBadRequest(frame(b'{"version":2,"op":"check"}'))
         self.assertIn("version", reply["message"])

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* Known bugs in the code under test. Each case asserts what the contract promises
- * (PROTOCOL.md, DESIGN.md, the headers) and fails today; meson registers each one with
- * should_fail, selected by name on the command line:
+ * (PROTOCOL.md, DESIGN.md, the headers), selected by name on the command line:
  *
  *     test-known-bugs parse_accepts_depth_8
  *
- * When a fix makes a case pass, meson reports it as an unexpected pass: move the case to
- * the test file it belongs to and drop it from tests/unit/meson.build. */
+ * An open bug fails today and tests/unit/meson.build registers it with should_fail. When
+ * a fix makes it pass, meson reports an unexpected pass: the case then moves into the
+ * regression list there (as every case below has: none is open at the moment). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -44,13 +44,12 @@ static void parse_accepts_depth_8(void **state) {
 /* PROTOCOL.md: "strict JSON, valid UTF-8". json-c 0.16's JSON_TOKENER_VALIDATE_UTF8 only
  * checks the shape of sequences: overlong forms and UTF-8-encoded surrogates pass, and
  * JSON_TOKENER_STRICT still lets NaN/Infinity, single-quoted keys and raw control
- * characters inside strings through. Text fields are re-checked by jit_message_get_string
- * (so the reachable impact is small: keys and fields no accessor reads), but the parser
- * does not hold the promise by itself. Fix: validate buf before tokenizing (well-formed,
- * shortest-form UTF-8 without surrogates, and no byte < 0x20 other than \t \n \r, which
- * strict JSON allows only as whitespace between tokens): that makes the first two cases
- * below pass. NaN/Infinity, single quotes and a raw tab or newline inside a string need
- * the tokenizer itself (a json-c whose STRICT mode refuses them, or another parser). */
+ * characters inside strings through; it also takes duplicate member names (the last one
+ * wins: {"user":"alice","user":"root"} read as root) and turns lone surrogate escapes into
+ * U+FFFD. Text fields are re-checked by jit_message_get_string, but the parser did not
+ * hold the promise by itself. Fixed: jit_message_parse() first runs the strict RFC 8259
+ * check of common/json-strict.c (UTF-8, controls, grammar, duplicate names, surrogate
+ * escapes, depth), and only what passes reaches json-c. */
 static void parse_refuses_overlong_utf8(void **state) {
         assert_int_equal(parse_rc("{\"version\":1,\"a\":\"\xc0\xaf\"}"),
                          -EBADMSG); /* overlong '/' */
@@ -76,6 +75,11 @@ static void parse_is_strict_json(void **state) {
         assert_int_equal(parse_rc("{\"version\":1,\"a\":\"x\ty\"}"),
                          -EBADMSG); /* raw tab in a string */
         assert_int_equal(parse_rc("{\"version\":1,\"a\":\"x\ny\"}"), -EBADMSG); /* raw newline */
+        assert_int_equal(parse_rc("{\"version\":1,\"user\":\"alice\",\"user\":\"root\"}"),
+                         -EBADMSG); /* duplicate name */
+        assert_int_equal(parse_rc("{\"version\":1,\"a\":\"\\ud800\"}"),
+                         -EBADMSG);                                       /* lone surrogate */
+        assert_int_equal(parse_rc("{\"version\":1,\"a\":00}"), -EBADMSG); /* leading zero */
 }
 
 /* PROTOCOL.md: "id: a positive 63-bit integer". json-c clamps integers that do not fit in

@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "json-strict.h"
 #include "protocol.h"
 #include "timeutil.h"
 
@@ -688,6 +689,330 @@ static void test_serialize(void **state) {
 }
 
 /* ---------------------------------------------------------------------------------------
+ * Strict JSON: what json-c alone lets through is refused before it builds anything
+ * (json-strict.h, PROTOCOL.md "Messages"). */
+
+/* The string member "a" of a message that must parse, compared with expect (len bytes). */
+static void assert_parses_a_to(const char *msg, const char *expect, size_t len) {
+        json_object *o = parse_ok(msg), *v;
+
+        assert_true(json_object_object_get_ex(o, "a", &v));
+        assert_true(json_object_is_type(v, json_type_string));
+        assert_int_equal(json_object_get_string_len(v), len);
+        assert_memory_equal(json_object_get_string(v), expect, len);
+        json_object_put(o);
+}
+
+static void test_strict_duplicate_names(void **state) {
+        /* Last-wins would read this as root. */
+        assert_parse_fails("{\"version\":1,\"user\":\"alice\",\"user\":\"root\"}", -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"version\":1}", -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"op\":\"check\",\"op\":\"check\"}", -EBADMSG);
+        assert_parse_fails("{\"\":1,\"version\":1,\"\":2}", -EBADMSG); /* the empty name too */
+        /* Equal once unescaped. */
+        assert_parse_fails("{\"version\":1,\"a\":1,\"\\u0061\":2}", -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"\\u0075ser\":\"alice\",\"user\":\"root\"}", -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"us\\u0065r\":\"alice\",\"\\u0075\\u0073er\":\"root\"}",
+                           -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"\\u0041\":1,\"A\":2}", -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"a/b\":1,\"a\\/b\":2}", -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"\\n\":1,\"\\u000a\":2}", -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"\xc3\xa9\":1,\"\\u00e9\":2}", -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"\xf0\x9f\x98\x80\":1,\"\\ud83d\\ude00\":2}", -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"\\u00E9\":1,\"\\u00e9\":2}", -EBADMSG); /* hex case */
+        assert_parse_fails("{\"\\u0076ersion\":1,\"version\":2}", -EBADMSG);
+        /* In nested objects, at any depth, and after a nested value in between. */
+        assert_parse_fails("{\"version\":1,\"o\":{\"x\":1,\"x\":2}}", -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"a\":[{\"k\":1,\"k\":1}]}", -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"a\":[[[[[[{\"k\":1,\"\\u006b\":1}]]]]]]}", -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"a\":{\"b\":{\"c\":1}},\"a\":2}", -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"a\":{\"x\":1,\"y\":{\"z\":1},\"x\":3}}", -EBADMSG);
+        /* Not next to each other. */
+        assert_parse_fails(
+                "{\"user\":\"alice\",\"version\":1,\"op\":\"check\",\"service\":\"sudo\","
+                "\"user\":\"root\"}",
+                -EBADMSG);
+        /* json-c cuts names at a NUL: "user\u0000x" would be a second "user". */
+        assert_parse_fails("{\"version\":1,\"user\":\"alice\",\"user\\u0000x\":\"root\"}",
+                           -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"\\u0000\":1}", -EBADMSG);
+}
+
+static void test_strict_distinct_names(void **state) {
+        json_object *o, *v, *w;
+
+        /* The same name in sibling or nested objects is no duplicate. */
+        o = parse_ok("{\"version\":1,\"a\":{\"x\":1},\"b\":{\"x\":2},\"c\":[{\"x\":1},{\"x\":1}]}");
+        json_object_put(o);
+        o = parse_ok("{\"version\":1,\"o\":{\"version\":2,\"o\":{\"version\":3}}}");
+        assert_true(json_object_object_get_ex(o, "version", &v));
+        assert_int_equal(json_object_get_int64(v), 1);
+        assert_true(json_object_object_get_ex(o, "o", &v));
+        assert_true(json_object_object_get_ex(v, "version", &w));
+        assert_int_equal(json_object_get_int64(w), 2);
+        json_object_put(o);
+        /* After a nested object closes, its names are forgotten, the outer ones are not. */
+        json_object_put(
+                parse_ok("{\"version\":1,\"a\":{\"b\":1,\"c\":2},\"b\":3,\"c\":{\"a\":1}}"));
+        /* Names that differ only a little. */
+        json_object_put(parse_ok("{\"version\":1,\"a\":1,\"A\":2,\"a \":3,\"ab\":4,\"\":5,"
+                                 "\"\\u0062\":6,\"\xc3\xa9\":7,\"e\\u0301\":8}"));
+        /* Arrays may repeat anything. */
+        json_object_put(parse_ok("{\"version\":1,\"a\":[\"x\",\"x\",{},{},[],[]]}"));
+}
+
+static void test_strict_key_limit(void **state) {
+        size_t cap = 64 + 16 * (JSON_STRICT_KEYS_MAX + 1);
+        char *s = malloc(cap);
+        size_t off;
+
+        assert_non_null(s);
+        /* "version" plus 255 more: exactly the limit. */
+        off = (size_t) snprintf(s, cap, "{\"version\":1");
+        for (unsigned k = 1; k < JSON_STRICT_KEYS_MAX; k++)
+                off += (size_t) snprintf(s + off, cap - off, ",\"k%u\":%u", k, k);
+        snprintf(s + off, cap - off, "}");
+        json_object *o = parse_ok(s);
+        assert_int_equal(json_object_object_length(o), JSON_STRICT_KEYS_MAX);
+        json_object_put(o);
+        /* One more is refused, even though every name is distinct. */
+        off += (size_t) snprintf(s + off, cap - off, ",\"one-more\":0}");
+        assert_parse_fails(s, -EBADMSG);
+        free(s);
+}
+
+static void test_strict_non_finite_numbers(void **state) {
+        static const char *const bad[] = {
+                "NaN", "-NaN", "Infinity", "-Infinity", "+Infinity", "nan", "inf", "-inf", "Inf",
+                "1e",  "1e+",  "1E-",      ".5",        "1.",        "-",   "-.5", "1.e5",
+        };
+        char msg[64];
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                snprintf(msg, sizeof(msg), "{\"version\":1,\"a\":%s}", bad[i]);
+                assert_parse_fails(msg, -EBADMSG);
+                snprintf(msg, sizeof(msg), "{\"version\":1,\"a\":[%s]}", bad[i]);
+                assert_parse_fails(msg, -EBADMSG);
+        }
+}
+
+static void test_strict_number_grammar(void **state) {
+        static const char *const bad[] = {
+                "01",    "00",   "-01",   "-00",   "007", "+1",
+                "+0",    "0x10", "0X1f",  "1_000", "1,5", "--1",
+                "1e5.5", "1ee5", "0.5.5", "1 2",   "- 1", "\xef\xbc\x91" /* fullwidth 1 */,
+        };
+        static const char *const good[] = {
+                "0",     "-0",        "1",    "-1",        "10",       "1e10",
+                "1E10",  "1e+2",      "1E-2", "1.5E-3",    "-0.0",     "0.0e0",
+                "-0e-0", "123456789", "1.25", "-1.5e+300", "0.000001", "9223372036854775807",
+        };
+        char msg[64];
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                snprintf(msg, sizeof(msg), "{\"version\":1,\"a\":%s}", bad[i]);
+                assert_parse_fails(msg, -EBADMSG);
+        }
+        for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+                snprintf(msg, sizeof(msg), "{\"version\":1,\"a\":%s}", good[i]);
+                json_object_put(parse_ok(msg));
+                snprintf(msg, sizeof(msg), "{\"version\":1,\"a\":[%s,%s]}", good[i], good[i]);
+                json_object_put(parse_ok(msg));
+        }
+        /* -0 is still an integer for the accessors. */
+        json_object *o = parse_ok("{\"version\":1,\"a\":-0}");
+        int64_t n = 99;
+        assert_int_equal(jit_message_get_int(o, "a", -1, 1, true, &n, NULL), 0);
+        assert_int_equal(n, 0);
+        json_object_put(o);
+}
+
+static void test_strict_raw_controls_in_strings(void **state) {
+        char msg[64];
+
+        /* Every C0 control byte, raw, in a value and in a name. */
+        for (unsigned c = 1; c < 0x20; c++) {
+                snprintf(msg, sizeof(msg), "{\"version\":1,\"a\":\"x%cy\"}", (char) c);
+                assert_parse_fails(msg, -EBADMSG);
+                snprintf(msg, sizeof(msg), "{\"version\":1,\"a%c\":\"x\"}", (char) c);
+                assert_parse_fails(msg, -EBADMSG);
+        }
+        assert_parse_fails("{\"version\":1,\"a\":\"x\ty\"}", -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"a\":\"x\ny\"}", -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"a\":\"x\x01y\"}", -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"a\":\"\t\"}", -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"a\":\"\r\n\"}", -EBADMSG);
+        /* The same characters escaped are fine (the text accessors judge them). */
+        assert_parses_a_to("{\"version\":1,\"a\":\"x\\ty\\n\\u0001\"}", "x\ty\n\x01", 5);
+        /* DEL is not a JSON control character. */
+        assert_parses_a_to("{\"version\":1,\"a\":\"\x7f\"}", "\x7f", 1);
+}
+
+static void test_strict_surrogates(void **state) {
+        static const char *const bad[] = {
+                "\\ud800",        "\\udc00",         "\\udfff",        "\\udbff",
+                "\\ud800\\u0041", "\\ud800x",        "\\ud800\\ud800", "\\ude00\\ud83d",
+                "x\\ud83d",       "\\ud83d \\ude00", "\\ud83d\\n",     "\\ud83d\\",
+                "\\ud83d\\u",     "\\ud83d\\ude0",   "\\ud83d\\Ude00", "\\udc00\\udc00",
+                "\\uD800",        "\\uDFFF",
+        };
+        char msg[64];
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                snprintf(msg, sizeof(msg), "{\"version\":1,\"a\":\"%s\"}", bad[i]);
+                assert_parse_fails(msg, -EBADMSG);
+                snprintf(msg, sizeof(msg), "{\"version\":1,\"%s\":1}", bad[i]);
+                assert_parse_fails(msg, -EBADMSG);
+        }
+        /* Pairs, in either hex case, at the ends of the plane. */
+        assert_parses_a_to("{\"version\":1,\"a\":\"\\ud83d\\ude00\"}", "\xf0\x9f\x98\x80", 4);
+        assert_parses_a_to("{\"version\":1,\"a\":\"\\uD83D\\uDE00\"}", "\xf0\x9f\x98\x80", 4);
+        assert_parses_a_to("{\"version\":1,\"a\":\"\\ud800\\udc00\"}", "\xf0\x90\x80\x80", 4);
+        assert_parses_a_to("{\"version\":1,\"a\":\"\\udbff\\udfff\"}", "\xf4\x8f\xbf\xbf", 4);
+        assert_parses_a_to("{\"version\":1,\"a\":\"x\\ud83d\\ude00y\"}", "x\xf0\x9f\x98\x80y", 6);
+        /* Right next to the surrogates. */
+        assert_parses_a_to("{\"version\":1,\"a\":\"\\ud7ff\\ue000\"}", "\xed\x9f\xbf\xee\x80\x80",
+                           6);
+}
+
+static void test_strict_escapes(void **state) {
+        assert_parses_a_to("{\"version\":1,\"a\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"}",
+                           "\"\\/\b\f\n\r\t", 8);
+        assert_parses_a_to("{\"version\":1,\"a\":\"\\u0041\\u00e9\\u00E9\\u20ac\\uffff\"}",
+                           "A\xc3\xa9\xc3\xa9\xe2\x82\xac\xef\xbf\xbf", 11);
+        /* "\u0000" in a value parses; the text accessors refuse it (test_get_string_unsafe). */
+        assert_parses_a_to("{\"version\":1,\"a\":\"\\u0000\"}", "", 1);
+
+        static const char *const bad[] = {
+                "\\a", "\\x41", "\\U0041", "\\u41", "\\u004", "\\u00g1", "\\'",
+                "\\0", "\\v",   "\\ ",     "\\",    "\\u",    "\\e",
+        };
+        char msg[64];
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                snprintf(msg, sizeof(msg), "{\"version\":1,\"a\":\"%s\"}", bad[i]);
+                assert_parse_fails(msg, -EBADMSG);
+        }
+}
+
+static void test_strict_structure(void **state) {
+        /* Trailing commas, missing ones, stray separators. */
+        assert_parse_fails("{\"version\":1,}", -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"a\":[1,2,]}", -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"a\":{\"b\":1,}}", -EBADMSG);
+        assert_parse_fails("{,\"version\":1}", -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"a\":[,1]}", -EBADMSG);
+        assert_parse_fails("{\"version\":1,,\"a\":1}", -EBADMSG);
+        assert_parse_fails("{\"version\":1 \"a\":1}", -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"a\":[1 2]}", -EBADMSG);
+        assert_parse_fails("{\"version\"1}", -EBADMSG);
+        assert_parse_fails("{\"version\"::1}", -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"a\"}", -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"a\":}", -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"a\":[}", -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"a\":{]}", -EBADMSG);
+        assert_parse_fails("{\"version\":1,1:2}", -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"a\":tru}", -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"a\":truex}", -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"a\":True}", -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"a\":undefined}", -EBADMSG);
+        /* Trailing garbage, of any kind. */
+        assert_parse_fails("{\"version\":1}garbage", -EBADMSG);
+        assert_parse_fails("{\"version\":1},", -EBADMSG);
+        assert_parse_fails("{\"version\":1}]", -EBADMSG);
+        assert_parse_fails("{\"version\":1} \"x\"", -EBADMSG);
+        assert_parse_fails("{\"version\":1}\t\n\r x", -EBADMSG);
+        assert_parse_fails("{\"version\":1}\xc2\xa0", -EBADMSG); /* NBSP is no JSON whitespace */
+        assert_parse_fails("\xef\xbb\xbf{\"version\":1}", -EBADMSG); /* nor is a BOM */
+        /* Whitespace is space, tab, LF and CR, anywhere between tokens. */
+        json_object_put(parse_ok("\t{\t\"version\"\t:\t1\t,\t\"a\"\t:\t[\t1\t,\t{\t}\t]\t}\t"));
+        json_object_put(parse_ok("\r\n{\r\n\"version\"\r\n:\r\n1\r\n}\r\n"));
+        assert_parse_fails("{\"version\":1,\"a\":\f1}", -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"a\":\v1}", -EBADMSG);
+}
+
+static void test_strict_depth(void **state) {
+        char *s;
+
+        /* Exactly JIT_JSON_DEPTH_MAX: arrays under the top-level object, or objects only. */
+        s = nested(JIT_JSON_DEPTH_MAX);
+        json_object_put(parse_ok(s));
+        free(s);
+        json_object_put(parse_ok(
+                "{\"version\":1,\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{}}}}}}}}"));
+        json_object_put(parse_ok("{\"version\":1,\"a\":[[[[[[[]]]]]]]}"));
+        /* One deeper. */
+        s = nested(JIT_JSON_DEPTH_MAX + 1);
+        assert_parse_fails(s, -EBADMSG);
+        free(s);
+        assert_parse_fails(
+                "{\"version\":1,\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{}}}}}}}}}",
+                -EBADMSG);
+        assert_parse_fails("{\"version\":1,\"a\":[[[[[[[[]]]]]]]]}", -EBADMSG);
+        /* Depth is nesting, not the number of containers. */
+        json_object_put(parse_ok("{\"version\":1,\"a\":[[[[[[[1]]]]]]],\"b\":[[[[[[[2]]]]]]]}"));
+}
+
+/* The checker itself, below jit_message_parse(). */
+static void test_json_strict_validate(void **state) {
+#define V(lit, depth) json_strict_validate(lit, sizeof(lit) - 1, depth)
+        /* Any JSON value at the top; the protocol's "an object" is jit_message_parse()'s. */
+        assert_int_equal(V("1", 1), 0);
+        assert_int_equal(V(" \"x\" ", 1), 0);
+        assert_int_equal(V("null", 1), 0);
+        assert_int_equal(V("[]", 1), 0);
+        assert_int_equal(V("{}", 1), 0);
+        assert_int_equal(V("", 1), -EBADMSG);
+        assert_int_equal(V(" \t", 1), -EBADMSG);
+        assert_int_equal(V("1 2", 1), -EBADMSG);
+        /* Depth as asked, within what the checker can follow. */
+        assert_int_equal(V("[[1]]", 2), 0);
+        assert_int_equal(V("[[1]]", 1), -EBADMSG);
+        assert_int_equal(V("[{\"a\":[]}]", 3), 0);
+        assert_int_equal(V("[{\"a\":[]}]", 2), -EBADMSG);
+        assert_int_equal(V("1", 0), -EINVAL);
+        assert_int_equal(V("1", JSON_STRICT_DEPTH_MAX + 1), -EINVAL);
+        assert_int_equal(json_strict_validate(NULL, 0, 1), -EBADMSG);
+        /* Only len bytes are read: a cut-off value is incomplete, whatever follows. */
+        assert_int_equal(json_strict_validate("{\"a\":1}", 6, 1), -EBADMSG);
+        assert_int_equal(json_strict_validate("\"ab\"", 3, 1), -EBADMSG);
+        assert_int_equal(json_strict_validate("\"\\u0041\"", 6, 1), -EBADMSG);
+        assert_int_equal(json_strict_validate("\"\\ud83d\\ude00\"", 13, 1), -EBADMSG);
+        assert_int_equal(json_strict_validate("\"\xc3\xa9\"", 2, 1), -EBADMSG);
+        assert_int_equal(json_strict_validate("true", 3, 1), -EBADMSG);
+        assert_int_equal(json_strict_validate("12", 1, 1), 0);
+        assert_int_equal(json_strict_validate("1.5", 2, 1), -EBADMSG);
+        /* Raw NUL anywhere. */
+        assert_int_equal(json_strict_validate("\"a\0b\"", 5, 1), -EBADMSG);
+        assert_int_equal(json_strict_validate("1\0", 2, 1), -EBADMSG);
+#undef V
+}
+
+/* A message at the size limit made of many objects with many names each is checked in
+ * bounded time (the duplicate check is per object, capped at JSON_STRICT_KEYS_MAX). */
+static void test_strict_many_names_bounded(void **state) {
+        char *s = malloc(JIT_REQUEST_MAX + 1);
+        size_t off = 0;
+        uint64_t start = now_usec(CLOCK_MONOTONIC);
+
+        assert_non_null(s);
+        off += (size_t) snprintf(s, JIT_REQUEST_MAX, "{\"version\":1,\"a\":[");
+        for (unsigned obj = 0; off < JIT_REQUEST_MAX - 4096; obj++) {
+                s[off++] = obj ? ',' : '{';
+                if (obj)
+                        s[off++] = '{';
+                for (unsigned k = 0; k < 200; k++)
+                        off += (size_t) snprintf(s + off, JIT_REQUEST_MAX - off, "%s\"%u\":0",
+                                                 k ? "," : "", k);
+                s[off++] = '}';
+        }
+        off += (size_t) snprintf(s + off, JIT_REQUEST_MAX - off, "]}");
+        assert_true(off <= JIT_REQUEST_MAX);
+        json_object_put(parse_ok(s));
+        assert_true(now_usec(CLOCK_MONOTONIC) - start < 5 * USEC_PER_SEC);
+        free(s);
+}
+
+/* ---------------------------------------------------------------------------------------
  * Text safety */
 
 #define SAFE(lit) jit_text_is_safe(lit, sizeof(lit) - 1)
@@ -1048,6 +1373,18 @@ int main(void) {
                 cmocka_unit_test(test_parse_nul),
                 cmocka_unit_test(test_parse_version),
                 cmocka_unit_test(test_serialize),
+                cmocka_unit_test(test_strict_duplicate_names),
+                cmocka_unit_test(test_strict_distinct_names),
+                cmocka_unit_test(test_strict_key_limit),
+                cmocka_unit_test(test_strict_non_finite_numbers),
+                cmocka_unit_test(test_strict_number_grammar),
+                cmocka_unit_test(test_strict_raw_controls_in_strings),
+                cmocka_unit_test(test_strict_surrogates),
+                cmocka_unit_test(test_strict_escapes),
+                cmocka_unit_test(test_strict_structure),
+                cmocka_unit_test(test_strict_depth),
+                cmocka_unit_test(test_json_strict_validate),
+                cmocka_unit_test(test_strict_many_names_bounded),
                 cmocka_unit_test(test_text_safe_accepts),
                 cmocka_unit_test(test_text_safe_refuses_controls),
                 cmocka_unit_test(test_text_safe_refuses_bad_utf8),
