@@ -9,7 +9,7 @@
 #include <sys/types.h>
 
 #include "audit-record.h"
-#include "broker-db.h"
+#include "store.h"
 #include "broker-journal.h"
 
 typedef struct Broker Broker;

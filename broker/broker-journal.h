@@ -8,7 +8,7 @@
 #include <stdarg.h>
 #include <syslog.h>
 
-#include "broker-db.h"
+#include "store.h"
 
 typedef enum JitEvent {
         JIT_EVENT_REQUESTED,

@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,65 +207,41 @@ static bool tell_tty(const Session *s, const char *text) {
         return n > 0 && write(fd, line, (size_t) n) == n;
 }
 
-static int db_exec_session(Broker *b, const char *sql, int64_t id, const char *text) {
-        sqlite3_stmt *st;
-        if (sqlite3_prepare_v2(db_sqlite(b->db), sql, -1, &st, NULL) != SQLITE_OK)
-                return -EIO;
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64) now_usec(CLOCK_REALTIME));
-        if (text)
-                sqlite3_bind_text(st, 3, text, -1, SQLITE_STATIC);
-        int rc = sqlite3_step(st);
-        sqlite3_finalize(st);
-        return rc == SQLITE_DONE ? sqlite3_changes(db_sqlite(b->db)) : -EIO;
+static json_object *session_row_to_json(const SessionRow *row) {
+        json_object *o = json_object_new_object();
+        char t[RFC3339_BUF_MAX];
+        if (!o)
+                return NULL;
+        json_object_object_add(o, "session", json_object_new_int64(row->id));
+        json_object_object_add(o, "request_id", json_object_new_int64(row->request_id));
+        json_object_object_add(o, "service", json_object_new_string(row->service));
+        if (row->tty)
+                json_object_object_add(o, "tty", json_object_new_string(row->tty));
+        if (row->rhost)
+                json_object_object_add(o, "rhost", json_object_new_string(row->rhost));
+        json_object_object_add(o, "pid", json_object_new_int64(row->pid));
+        json_object_object_add(
+                o, "opened_at",
+                json_object_new_string(format_rfc3339(row->opened_at, t, sizeof(t))));
+        bool open = row->closed_at == 0;
+        json_object_object_add(o, "running", json_object_new_boolean(open));
+        if (!open) {
+                json_object_object_add(
+                        o, "closed_at",
+                        json_object_new_string(format_rfc3339(row->closed_at, t, sizeof(t))));
+                json_object_object_add(o, "end_reason",
+                                       json_object_new_string(row->end_reason ?: ""));
+        }
+        return o;
 }
 
+/* The session as its audit records and show/status describe it. */
 static json_object *session_details(Broker *b, int64_t id) {
-        sqlite3_stmt *st;
-        json_object *o = json_object_new_object();
-        if (!o ||
-            sqlite3_prepare_v2(
-                    db_sqlite(b->db),
-                    "SELECT request_id, service, tty, rhost, pid, opened_at, closed_at, end_reason"
-                    " FROM sessions WHERE id = ?1",
-                    -1, &st, NULL) != SQLITE_OK)
-                return o;
-        sqlite3_bind_int64(st, 1, id);
-        if (sqlite3_step(st) == SQLITE_ROW) {
-                char t[RFC3339_BUF_MAX];
-                json_object_object_add(o, "session", json_object_new_int64(id));
-                json_object_object_add(o, "request_id",
-                                       json_object_new_int64(sqlite3_column_int64(st, 0)));
-                json_object_object_add(
-                        o, "service",
-                        json_object_new_string((const char *) sqlite3_column_text(st, 1)));
-                if (sqlite3_column_type(st, 2) != SQLITE_NULL)
-                        json_object_object_add(
-                                o, "tty",
-                                json_object_new_string((const char *) sqlite3_column_text(st, 2)));
-                if (sqlite3_column_type(st, 3) != SQLITE_NULL)
-                        json_object_object_add(
-                                o, "rhost",
-                                json_object_new_string((const char *) sqlite3_column_text(st, 3)));
-                json_object_object_add(o, "pid",
-                                       json_object_new_int64(sqlite3_column_int64(st, 4)));
-                json_object_object_add(
-                        o, "opened_at",
-                        json_object_new_string(format_rfc3339(
-                                (uint64_t) sqlite3_column_int64(st, 5), t, sizeof(t))));
-                bool open = sqlite3_column_type(st, 6) == SQLITE_NULL;
-                json_object_object_add(o, "running", json_object_new_boolean(open));
-                if (!open) {
-                        json_object_object_add(
-                                o, "closed_at",
-                                json_object_new_string(format_rfc3339(
-                                        (uint64_t) sqlite3_column_int64(st, 6), t, sizeof(t))));
-                        json_object_object_add(
-                                o, "end_reason",
-                                json_object_new_string((const char *) sqlite3_column_text(st, 7)));
-                }
-        }
-        sqlite3_finalize(st);
+        SessionRow row;
+        if (db_get_session(b->db, id, &row) < 0)
+                return json_object_new_object();
+        json_object *o = session_row_to_json(&row);
+        session_row_done(&row);
         return o;
 }
 
@@ -366,7 +341,6 @@ static int session_attach(Broker *b, int64_t id, int64_t request_id, pid_t pid, 
 int sessions_open(Broker *b, int pidfd, pid_t pid, const Request *grant, const char *tty,
                   const char *rhost, int64_t *ret_id) {
         uint64_t start;
-        sqlite3_stmt *st;
         int r;
 
         if ((r = process_start_time(pid, &start)) < 0) {
@@ -377,35 +351,24 @@ int sessions_open(Broker *b, int pidfd, pid_t pid, const Request *grant, const c
                 close(pidfd);
                 return r;
         }
-        if (sqlite3_prepare_v2(
-                    db_sqlite(b->db),
-                    "INSERT INTO sessions (request_id, service, tty, rhost, pid, pid_start, boot_id, opened_at)"
-                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    -1, &st, NULL) != SQLITE_OK) {
-                grants_rollback(&b->grants);
-                close(pidfd);
-                return -EIO;
-        }
-        sqlite3_bind_int64(st, 1, grant->id);
-        sqlite3_bind_text(st, 2, grant->service, -1, SQLITE_STATIC);
-        if (tty)
-                sqlite3_bind_text(st, 3, tty, -1, SQLITE_STATIC);
-        if (rhost)
-                sqlite3_bind_text(st, 4, rhost, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 5, pid);
-        sqlite3_bind_int64(st, 6, (sqlite3_int64) start);
-        sqlite3_bind_text(st, 7, b->boot_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 8, (sqlite3_int64) now_usec(CLOCK_REALTIME));
-        int rc = sqlite3_step(st);
-        sqlite3_finalize(st);
-        int64_t id = sqlite3_last_insert_rowid(db_sqlite(b->db));
-        if (rc != SQLITE_DONE ||
+        SessionRow row = {
+                .request_id = grant->id,
+                .service = grant->service,
+                .tty = (char *) tty,
+                .rhost = (char *) rhost,
+                .pid = pid,
+                .pid_start = start,
+                .opened_at = now_usec(CLOCK_REALTIME),
+        };
+        snprintf(row.boot_id, sizeof(row.boot_id), "%s", b->boot_id);
+        int64_t id;
+        if ((r = db_insert_session(b->db, &row, &id)) < 0 ||
             (r = audit_append(b->db, JIT_EVENT_SESSION_OPENED, grant->requester,
                               grant->requester_uid, grant->id, session_details(b, id))) < 0 ||
             (r = grants_commit(&b->grants)) < 0) {
                 grants_rollback(&b->grants);
                 close(pidfd);
-                return r < 0 ? r : -EIO;
+                return r;
         }
         char what[96];
         snprintf(what, sizeof(what), "opened (%s)", tty ?: "no tty");
@@ -420,22 +383,15 @@ int sessions_close(Broker *b, int64_t id, const char *reason) {
         int r;
 
         if (!request_id) {
-                sqlite3_stmt *st;
-                if (sqlite3_prepare_v2(db_sqlite(b->db),
-                                       "SELECT request_id FROM sessions WHERE id = ?1", -1, &st,
-                                       NULL) == SQLITE_OK) {
-                        sqlite3_bind_int64(st, 1, id);
-                        if (sqlite3_step(st) == SQLITE_ROW)
-                                request_id = sqlite3_column_int64(st, 0);
-                        sqlite3_finalize(st);
+                SessionRow row;
+                if (db_get_session(b->db, id, &row) >= 0) {
+                        request_id = row.request_id;
+                        session_row_done(&row);
                 }
         }
         if ((r = grants_begin(&b->grants)) < 0)
                 return r;
-        r = db_exec_session(
-                b,
-                "UPDATE sessions SET closed_at = ?2, end_reason = ?3 WHERE id = ?1 AND closed_at IS NULL",
-                id, reason);
+        r = db_close_session(b->db, id, now_usec(CLOCK_REALTIME), reason);
         if (r <= 0) { /* unknown, or closed already (PAM close after the exit, or the reverse) */
                 grants_rollback(&b->grants);
                 if (s)
@@ -504,10 +460,7 @@ void sessions_grant_ended(Broker *b, const Request *r) {
                 char reason[64];
                 snprintf(reason, sizeof(reason), "terminated: the grant %s", why);
                 if (grants_begin(&b->grants) >= 0) {
-                        if (db_exec_session(b,
-                                            "UPDATE sessions SET closed_at = ?2, end_reason = ?3"
-                                            " WHERE id = ?1 AND closed_at IS NULL",
-                                            s->id, reason) < 0 ||
+                        if (db_close_session(b->db, s->id, now_usec(CLOCK_REALTIME), reason) < 0 ||
                             audit_append(b->db, JIT_EVENT_SESSION_TERMINATED, "broker", -1, r->id,
                                          session_details(b, s->id)) < 0 ||
                             grants_commit(&b->grants) < 0)
@@ -519,59 +472,58 @@ void sessions_grant_ended(Broker *b, const Request *r) {
 
 json_object *sessions_json(Broker *b, int64_t request_id) {
         json_object *arr = json_object_new_array();
-        sqlite3_stmt *st;
-        if (!arr || sqlite3_prepare_v2(db_sqlite(b->db),
-                                       "SELECT id FROM sessions WHERE request_id = ?1 ORDER BY id",
-                                       -1, &st, NULL) != SQLITE_OK)
+        SessionRow *rows = NULL;
+        size_t n = 0;
+        if (!arr || db_list_sessions(b->db, request_id, &rows, &n) < 0)
                 return arr;
-        sqlite3_bind_int64(st, 1, request_id);
-        while (sqlite3_step(st) == SQLITE_ROW)
-                json_object_array_add(arr, session_details(b, sqlite3_column_int64(st, 0)));
-        sqlite3_finalize(st);
+        for (size_t i = 0; i < n; i++) {
+                json_object *o = session_row_to_json(&rows[i]);
+                if (o)
+                        json_object_array_add(arr, o);
+        }
+        session_rows_free(rows, n);
         return arr;
 }
 
 void sessions_restore(Broker *b) {
-        sqlite3_stmt *st;
-        if (sqlite3_prepare_v2(
-                    db_sqlite(b->db),
-                    "SELECT s.id, s.request_id, s.pid, s.pid_start, s.tty, s.boot_id = ?1,"
-                    " r.state = 'active' FROM sessions s JOIN requests r ON r.id = s.request_id"
-                    " WHERE s.closed_at IS NULL",
-                    -1, &st, NULL) != SQLITE_OK)
+        SessionRow *rows = NULL;
+        size_t n = 0;
+        int r = db_open_sessions(b->db, &rows, &n);
+        if (r < 0) {
+                errno = -r;
+                log_error("reading the open sessions: %m (%s)", db_error(b->db));
                 return;
-        sqlite3_bind_text(st, 1, b->boot_id, -1, SQLITE_STATIC);
+        }
         int64_t gone[256], ended[256];
         size_t n_gone = 0, n_ended = 0;
-        while (sqlite3_step(st) == SQLITE_ROW) {
-                int64_t id = sqlite3_column_int64(st, 0), rid = sqlite3_column_int64(st, 1);
-                pid_t pid = (pid_t) sqlite3_column_int64(st, 2);
-                uint64_t start = (uint64_t) sqlite3_column_int64(st, 3), now_start;
-                const char *tty = (const char *) sqlite3_column_text(st, 4);
-                bool same_boot = sqlite3_column_int(st, 5), active = sqlite3_column_int(st, 6);
+        for (size_t i = 0; i < n; i++) {
+                const SessionRow *row = &rows[i];
+                uint64_t now_start;
+                bool same_boot = STREQ(row->boot_id, b->boot_id);
                 /* pidfd first, then the start time: if they match, the pidfd is that process. */
-                int pidfd = same_boot ? pidfd_open(pid, 0) : -1;
-                if (pidfd < 0 || process_start_time(pid, &now_start) < 0 || now_start != start) {
+                int pidfd = same_boot ? pidfd_open(row->pid, 0) : -1;
+                if (pidfd < 0 || process_start_time(row->pid, &now_start) < 0 ||
+                    now_start != row->pid_start) {
                         if (pidfd >= 0)
                                 close(pidfd);
                         if (n_gone < ELEMENTSOF(gone))
-                                gone[n_gone++] = id;
+                                gone[n_gone++] = row->id;
                         continue;
                 }
-                if (session_attach(b, id, rid, pid, pidfd, tty) < 0)
+                if (session_attach(b, row->id, row->request_id, row->pid, pidfd, row->tty) < 0)
                         continue;
-                if (!active && n_ended < ELEMENTSOF(ended))
-                        ended[n_ended++] = rid;
+                if (!row->grant_active && n_ended < ELEMENTSOF(ended))
+                        ended[n_ended++] = row->request_id;
         }
-        sqlite3_finalize(st);
+        session_rows_free(rows, n);
         for (size_t i = 0; i < n_gone; i++)
                 (void) sessions_close(b, gone[i], "process gone while the broker was down");
         /* A broker restart must not let a session outlive its grant. */
         for (size_t i = 0; i < n_ended; i++) {
-                Request *r = NULL;
-                if (db_get_request(b->db, ended[i], &r) >= 0) {
-                        sessions_grant_ended(b, r);
-                        request_free(r);
+                Request *grant = NULL;
+                if (db_get_request(b->db, ended[i], &grant) >= 0) {
+                        sessions_grant_ended(b, grant);
+                        request_free(grant);
                 }
         }
 }
@@ -579,30 +531,24 @@ void sessions_restore(Broker *b) {
 void sessions_warn(Broker *b, uint64_t *ret_next) {
         uint64_t warning = b->policy->expiry_warning * USEC_PER_SEC, now = now_usec(CLOCK_BOOTTIME),
                  next = 0;
-        sqlite3_stmt *st;
 
         *ret_next = 0;
         if (warning == 0 || !b->sessions)
                 return;
-        if (sqlite3_prepare_v2(
-                    db_sqlite(b->db),
-                    "SELECT s.id, r.id, r.service, r.deadline_boot, s.tty FROM sessions s"
-                    " JOIN requests r ON r.id = s.request_id WHERE s.closed_at IS NULL AND s.warned = 0"
-                    " AND r.state = 'active' AND r.boot_id = ?1",
-                    -1, &st, NULL) != SQLITE_OK)
+        SessionRow *rows = NULL;
+        size_t n_rows = 0;
+        if (db_sessions_to_warn(b->db, b->boot_id, &rows, &n_rows) < 0)
                 return;
-        sqlite3_bind_text(st, 1, b->boot_id, -1, SQLITE_STATIC);
-        int64_t warned[256];
-        size_t n = 0;
-        while (sqlite3_step(st) == SQLITE_ROW) {
-                uint64_t deadline = (uint64_t) sqlite3_column_int64(st, 3);
+        for (size_t i = 0; i < n_rows; i++) {
+                const SessionRow *row = &rows[i];
+                uint64_t deadline = row->grant_deadline_boot;
                 uint64_t due = deadline > warning ? deadline - warning : 0;
                 if (due > now) {
                         if (!next || due < next)
                                 next = due;
                         continue;
                 }
-                const Session *s = session_find(b, sqlite3_column_int64(st, 0));
+                const Session *s = session_find(b, row->id);
                 char tty[sizeof(s->tty)];
                 if (s && !session_terminal(s, tty, sizeof(tty)) &&
                     now < s->attached_at + TERMINAL_WAIT_USEC) {
@@ -617,17 +563,11 @@ void sessions_warn(Broker *b, uint64_t *ret_next) {
                 uint64_t secs =
                         deadline > now ? (deadline - now + USEC_PER_SEC - 1) / USEC_PER_SEC : 0;
                 snprintf(text, sizeof(text), "jit: your %s grant %" PRId64 " ends in %s",
-                         (const char *) sqlite3_column_text(st, 2),
-                         (int64_t) sqlite3_column_int64(st, 1),
-                         duration_format(secs, left, sizeof(left)));
+                         row->service, row->request_id, duration_format(secs, left, sizeof(left)));
                 if (s)
                         tell_tty(s, text);
-                if (n < ELEMENTSOF(warned))
-                        warned[n++] = sqlite3_column_int64(st, 0);
+                (void) db_mark_session_warned(b->db, row->id);
         }
-        sqlite3_finalize(st);
-        for (size_t i = 0; i < n; i++)
-                (void) db_exec_session(b, "UPDATE sessions SET warned = 1 WHERE id = ?1 AND ?2 > 0",
-                                       warned[i], NULL);
+        session_rows_free(rows, n_rows);
         *ret_next = next;
 }

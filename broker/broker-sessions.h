@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "broker-db.h"
+#include "store.h"
 
 typedef struct Broker Broker;
 

@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <systemd/sd-event.h>
 
-#include "broker-db.h"
+#include "store.h"
 #include "effects.h"
 #include "grant.h"
 #include "policy.h"

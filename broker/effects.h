@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "broker-db.h"
+#include "store.h"
 #include "broker-journal.h"
 
 typedef struct Effect {

@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "broker-db.h"
+#include "store.h"
 #include "effects.h"
 #include "policy.h"
 #include "protocol.h"

@@ -89,8 +89,13 @@ def main():
         for f in faults:
             print(f"{f['id']:32} {f['file']:28} {f['why']}")
         return 0
-    stale = [(f["id"], n) for f in faults
-             for n in [open(os.path.join(SRC, f["file"])).read().count(f["find"])] if n != 1]
+    def matches(f):
+        try:
+            with open(os.path.join(SRC, f["file"])) as fh:
+                return fh.read().count(f["find"])
+        except FileNotFoundError:
+            return 0
+    stale = [(f["id"], n) for f in faults for n in [matches(f)] if n != 1]
     for fid, n in stale:
         print(f"run-mutations: fault {fid} is STALE: its text occurs {n} times in the code", file=sys.stderr)
     if opts.check:
@@ -126,8 +131,11 @@ def main():
         for f in faults:
             t0 = time.monotonic()
             path = os.path.join(tree, f["file"])
-            with open(path) as fh:
-                original = fh.read()
+            try:
+                with open(path) as fh:
+                    original = fh.read()
+            except FileNotFoundError:
+                original = ""
             count = original.count(f["find"])
             if count != 1:
                 results.append((f, "STALE", f"its text occurs {count} times in {f['file']}"))

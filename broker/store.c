@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "broker-db.h"
+#include "store.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -95,3 +95,37 @@ void request_free(Request *r);
 /* A deep copy, or NULL (ENOMEM). */
 Request *request_dup(const Request *r);
 void request_free_many(Request **r, size_t n);
+
+/* Sessions opened under grants (store-sessions.c). */
+typedef struct SessionRow {
+        int64_t id;
+        int64_t request_id;
+        char *service;
+        char *tty;   /* NULL when none */
+        char *rhost; /* NULL when none */
+        pid_t pid;
+        uint64_t pid_start; /* clock ticks since boot: with the pid, names one process */
+        char boot_id[BOOT_ID_MAX];
+        uint64_t opened_at; /* realtime usec */
+        uint64_t closed_at; /* 0 while open */
+        char *end_reason;
+        bool warned;
+        /* Joined from the grant (db_open_sessions, db_sessions_to_warn). */
+        bool grant_active;
+        uint64_t grant_deadline_boot;
+} SessionRow;
+
+int db_insert_session(BrokerDb *db, const SessionRow *s, int64_t *ret_id);
+/* 1 when it closed now, 0 when it was closed already or unknown. */
+int db_close_session(BrokerDb *db, int64_t id, uint64_t at, const char *reason);
+int db_mark_session_warned(BrokerDb *db, int64_t id);
+/* -ENOENT when there is no such session. */
+int db_get_session(BrokerDb *db, int64_t id, SessionRow *ret);
+/* The sessions of a request, oldest first; at most DB_LIST_MAX. */
+int db_list_sessions(BrokerDb *db, int64_t request_id, SessionRow **ret, size_t *ret_n);
+/* Sessions still open (any boot), with whether their grant is active. */
+int db_open_sessions(BrokerDb *db, SessionRow **ret, size_t *ret_n);
+/* Open sessions of this boot not warned yet, under active grants of this boot. */
+int db_sessions_to_warn(BrokerDb *db, const char *boot_id, SessionRow **ret, size_t *ret_n);
+void session_row_done(SessionRow *s);
+void session_rows_free(SessionRow *rows, size_t n);
