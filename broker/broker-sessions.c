@@ -93,6 +93,7 @@ static void session_forget(Broker *b, Session *s) {
 void sessions_free_all(Broker *b) {
         while (b->sessions)
                 session_forget(b, b->sessions);
+        b->bus = sd_bus_flush_close_unref(b->bus);
 }
 
 /* A recorded PAM_TTY that names a terminal device: "pts/N" or "ttyN", never a path. */
@@ -259,25 +260,51 @@ static void log_session(Broker *b, JitEvent ev, int priority, int64_t id, int64_
 /* The logind session of the process, terminated through logind: what a login's children
  * (a shell, its jobs) belong to. Nothing to do where logind does not run, or the process
  * is in no session (sudo's stack has no pam_systemd); the signals below still go. */
-static void terminate_logind_session(const Session *s) {
-        _cleanup_free_ char *session = NULL;
+static int on_terminate_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        const sd_bus_error *e = sd_bus_message_get_error(m);
+        if (e)
+                log_warning("logind refused to terminate a session: %s",
+                            e->message ?: e->name ?: "unknown error");
+        return 0;
+}
+
+/* The system bus, attached to the event loop on first use: logind calls never block the
+ * loop (and so never a PAM check). */
+static sd_bus *system_bus(Broker *b) {
+        if (b->bus)
+                return b->bus;
         sd_bus *bus = NULL;
-        sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r = sd_bus_open_system(&bus);
+        if (r >= 0)
+                r = sd_bus_attach_event(bus, b->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0) {
+                errno = -r;
+                log_warning("connecting to the system bus: %m");
+                sd_bus_flush_close_unref(bus);
+                return NULL;
+        }
+        return b->bus = bus;
+}
+
+static void terminate_logind_session(Broker *b, const Session *s) {
+        _cleanup_free_ char *session = NULL;
 
         /* Only while the pidfd still names the process (its /proc entry could be reused). */
         if (sd_booted() <= 0 || pidfd_send_signal(s->pidfd, 0, NULL, 0) < 0 ||
             sd_pid_get_session(s->pid, &session) < 0)
                 return;
-        if (sd_bus_open_system(&bus) < 0)
+        sd_bus *bus = system_bus(b);
+        if (!bus)
                 return;
-        int r = sd_bus_call_method(bus, "org.freedesktop.login1", "/org/freedesktop/login1",
-                                   "org.freedesktop.login1.Manager", "TerminateSession", &error,
-                                   NULL, "s", session);
-        if (r < 0)
-                log_warning("terminating logind session %s of session %" PRId64 ": %s", session,
-                            s->id, error.message ?: strerror(-r));
-        sd_bus_error_free(&error);
-        sd_bus_flush_close_unref(bus);
+        int r = sd_bus_call_method_async(bus, NULL, "org.freedesktop.login1",
+                                         "/org/freedesktop/login1",
+                                         "org.freedesktop.login1.Manager", "TerminateSession",
+                                         on_terminate_reply, NULL, "s", session);
+        if (r < 0) {
+                errno = -r;
+                log_warning("terminating logind session %s of session %" PRId64 ": %m", session,
+                            s->id);
+        }
 }
 
 static void session_hangup(Session *s) {
@@ -447,7 +474,7 @@ void sessions_grant_ended(Broker *b, const Request *r) {
                         continue;
                 }
                 /* Where logind runs, ending its session takes the whole process tree with it. */
-                terminate_logind_session(s);
+                terminate_logind_session(b, s);
                 /* A line just written to the terminal is still on its way through the
                  * pty to the user (sshd relays it): it gets a moment before the hangup. */
                 if (!told)

@@ -7,10 +7,10 @@
 #include <stdbool.h>
 #include <systemd/sd-event.h>
 
-#include "store.h"
 #include "effects.h"
 #include "grant.h"
 #include "policy.h"
+#include "store.h"
 
 #define BROKER_CONNECTIONS_MAX 256
 /* Per non-root uid; root (the PAM stack) is never turned away. */
@@ -41,6 +41,7 @@ typedef struct Broker {
         sd_event_source *deadline_timer;
         sd_event_source *warning_timer; /* "your grant ends in N minutes" */
         struct Session *sessions;       /* open sessions, held by pidfd (broker-sessions.c) */
+        struct sd_bus *bus;             /* the system bus for logind, attached when first needed */
         sd_event_source *audit_head_timer;
         Grants grants;                   /* the lifecycle core (grant.c) */
         EffectQueue effects;             /* what follows its commits */
