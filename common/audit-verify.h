@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Checking the audit log's hash chain against its anchor and against the chain heads the
- * broker sent to journald (SECURITY.md item 14: an anchor outside the database is what
+ * broker sent to journald (docs/security.md, rule 14: an anchor outside the database is what
  * proves that nothing was cut off its end). Pure: no I/O, for jitctl audit --verify. */
 #pragma once
 

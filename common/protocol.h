@@ -23,7 +23,7 @@
 #define JIT_REASON_MAX 1024
 #define JIT_TICKET_MAX 128
 
-/* Exit status of jitctl, fixed by DESIGN.md. */
+/* Exit status of jitctl: an interface scripts rely on (README.md, "jitctl"). */
 enum {
         JIT_EXIT_OK = 0,
         JIT_EXIT_FAILURE = 1,

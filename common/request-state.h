@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The request lifecycle of DESIGN.md as one pure state machine: every transition the
+/* The request lifecycle (docs/lifecycle.md) as one pure state machine: every transition the
  * broker makes goes through request_transition(), so none can happen twice or out of
  * order. */
 #pragma once

@@ -246,7 +246,7 @@ else
                 [ "$(pam_block "$file")" = "$expected" ] || die "$file was not updated as expected; the original is in $backup"
                 did "added pam_jit to $file (backup: $backup)"
         done
-        # sudo skips the whole account stack under "Defaults !pam_acct_mgmt" (SECURITY.md 3).
+        # sudo skips the whole account stack under "Defaults !pam_acct_mgmt" (docs/security.md, rule 3).
         acct=$(grep -sHnE '^[[:space:]]*Defaults.*!+[[:space:]]*pam_acct_mgmt' /etc/sudoers /etc/sudoers.d/* || true)
         if [ -n "$acct" ]; then
                 warn "sudoers turns off PAM account management, so pam_jit is NEVER asked and gated users keep full sudo:"

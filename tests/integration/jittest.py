@@ -35,7 +35,7 @@ SSH_KEYGEN = shutil.which("ssh-keygen") or "/usr/bin/ssh-keygen"
 # Helpers that run as test users need an interpreter they may execute (not one under /root).
 SYSTEM_PYTHON = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
 
-# Exit codes of jitctl (DESIGN.md).
+# Exit codes of jitctl (README.md, "jitctl").
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_NOT_FOUND = range(6)
 
 PAM_TIMEOUT_MS = 1500

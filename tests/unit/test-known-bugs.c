@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Known bugs in the code under test. Each case asserts what the contract promises
- * (PROTOCOL.md, DESIGN.md, the headers), selected by name on the command line:
+ * (common/PROTOCOL.md, README.md, docs/, the headers), selected by name on the command line:
  *
  *     test-known-bugs parse_accepts_depth_8
  *

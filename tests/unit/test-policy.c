@@ -464,7 +464,7 @@ static void test_rule_name_length(void **state) {
         assert_policy_error(text, NAME ":1: rule name: longer than 256 bytes");
 }
 
-/* Every key of DESIGN.md's rules is accepted (each one's values and errors are in
+/* Every rule key listed in docs/policy.md is accepted (each one's values and errors are in
  * test-policy-decide.c). */
 static void test_rule_all_keys(void **state) {
         static const char text[] =

@@ -156,7 +156,7 @@ static void test_error_strings(void **state) {
 }
 
 static void test_exit_status_constants(void **state) {
-        /* Fixed by DESIGN.md. */
+        /* Part of jitctl's interface (README.md, "jitctl"). */
         assert_int_equal(JIT_EXIT_OK, 0);
         assert_int_equal(JIT_EXIT_FAILURE, 1);
         assert_int_equal(JIT_EXIT_USAGE, 2);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* common/request-state.[ch]: the lifecycle table of DESIGN.md, and what an approval means. */
+/* common/request-state.[ch]: the lifecycle table of docs/lifecycle.md, and what an approval means. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>

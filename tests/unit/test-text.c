@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* jitctl/jitctl-text.[ch]: what jitctl puts on a terminal from broker text (SECURITY.md
- * item 12). Proves, with exact expected bytes, that C0 controls, DEL and invalid UTF-8
+/* jitctl/jitctl-text.[ch]: what jitctl puts on a terminal from broker text (docs/security.md,
+ * rules 13 and 17). Proves, with exact expected bytes, that C0 controls, DEL and invalid UTF-8
  * come out as \xNN, C1 controls and bidi/invisible characters as \uNNNN, ordinary text
  * unchanged; that a width cut ends in an ellipsis within max_width and never splits an
  * escape or a character; that fputs_escaped writes what escape_text returns; and that
