@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* jitctl policy check / explain / test: the policy read from a file, without the broker
- * (explain also asks the live broker: jitctl.c sends that request, this prints it). */
+ * (explain also asks the live broker: jitctl-policy-command.c sends that request, this
+ * prints it). */
 #pragma once
 
 #include <json-c/json.h>

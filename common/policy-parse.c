@@ -1,0 +1,796 @@
+/* SPDX-License-Identifier: MIT */
+/* Reading the policy file (libconfig) into a Policy: every setting checked, the first
+ * error as "FILE:LINE: what was expected", warnings for what is valid but probably not
+ * meant (unknown users and groups, unanchored ticket patterns). */
+#include "policy.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libconfig.h>
+#include <openssl/evp.h>
+#include <search.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "duration.h"
+#include "policy-internal.h"
+
+/* Warnings kept, and names looked up in NSS, per policy: a huge generated policy must not
+ * turn a reload into thousands of directory lookups or a wall of text. */
+#define POLICY_WARNINGS_MAX 100
+#define POLICY_NSS_CHECKS_MAX 1000
+
+typedef struct Parser {
+        const char *name;
+        char *error; /* first error only: later ones are often consequences */
+        Policy *p;   /* warnings go here */
+        void *seen;  /* tsearch tree of user and %group entries already looked up */
+        size_t n_seen;
+        size_t n_warnings_dropped;
+} Parser;
+
+static int fail(Parser *ps, const config_setting_t *s, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+char *config_message_at(const char *file, const config_setting_t *s, const char *fmt, va_list ap) {
+        _cleanup_free_ char *msg = NULL;
+        char *ret = NULL;
+
+        if (vasprintf(&msg, fmt, ap) < 0)
+                msg = NULL;
+        unsigned line = s ? config_setting_source_line(s) : 0;
+        int k = line > 0 ? asprintf(&ret, "%s:%u: %s", file, line, msg ?: "out of memory")
+                         : asprintf(&ret, "%s: %s", file, msg ?: "out of memory");
+        return k < 0 ? NULL : ret;
+}
+
+static int fail(Parser *ps, const config_setting_t *s, const char *fmt, ...) {
+        va_list ap;
+
+        if (ps->error)
+                return -EINVAL; /* the first error only: later ones are often consequences */
+        va_start(ap, fmt);
+        ps->error = config_message_at(ps->name, s, fmt, ap);
+        va_end(ap);
+        return -EINVAL;
+}
+
+static void warn(Parser *ps, const config_setting_t *s, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+/* Adds "FILE:LINE: text" to the policy's warnings. Warnings are advice: running out of
+ * memory for one drops it rather than failing the policy. */
+static void warn(Parser *ps, const config_setting_t *s, const char *fmt, ...) {
+        _cleanup_free_ char *msg = NULL, *line = NULL;
+        va_list ap;
+
+        if (ps->p->n_warnings >= POLICY_WARNINGS_MAX) {
+                ps->n_warnings_dropped++;
+                return;
+        }
+        va_start(ap, fmt);
+        if (vasprintf(&msg, fmt, ap) < 0)
+                msg = NULL;
+        va_end(ap);
+        if (!msg)
+                return;
+        unsigned n = s ? config_setting_source_line(s) : 0;
+        if ((n > 0 ? asprintf(&line, "%s:%u: %s", ps->name, n, msg)
+                   : asprintf(&line, "%s: %s", ps->name, msg)) < 0)
+                return;
+        char **w = reallocarray(ps->p->warnings, ps->p->n_warnings + 1, sizeof(char *));
+        if (!w)
+                return;
+        ps->p->warnings = w;
+        w[ps->p->n_warnings++] = TAKE_PTR(line);
+}
+
+static int compare_strings(const void *a, const void *b) {
+        return strcmp(a, b);
+}
+
+/* Warns once per name about requesters and approvers that NSS does not know: a typo in a
+ * group name is otherwise a rule that silently never matches. */
+static int check_principals(Parser *ps, const config_setting_t *list) {
+        for (int i = 0; i < config_setting_length(list); i++) {
+                const config_setting_t *e = config_setting_get_elem(list, (unsigned) i);
+                const char *v = config_setting_get_string(e);
+
+                if (!v)
+                        continue;
+                if (ps->n_seen >= POLICY_NSS_CHECKS_MAX) {
+                        if (ps->n_seen++ == POLICY_NSS_CHECKS_MAX)
+                                warn(ps, e,
+                                     "more than %u distinct users and groups: "
+                                     "the rest were not checked against the system",
+                                     POLICY_NSS_CHECKS_MAX);
+                        return 0;
+                }
+                char *copy = strdup(v);
+                if (!copy)
+                        return -ENOMEM;
+                void **node = tsearch(copy, &ps->seen, compare_strings);
+                if (!node) {
+                        free(copy);
+                        return -ENOMEM;
+                }
+                if (*node != copy) { /* looked up already */
+                        free(copy);
+                        continue;
+                }
+                ps->n_seen++;
+
+                bool group = v[0] == '%';
+                int r = account_exists(v);
+                if (r == -ENOMEM)
+                        return r;
+                if (r == 0)
+                        warn(ps, e, "%s \"%s\" does not exist", group ? "group" : "user",
+                             group ? v + 1 : v);
+                else if (r < 0)
+                        warn(ps, e, "cannot look up %s \"%s\": %s", group ? "group" : "user",
+                             group ? v + 1 : v, strerror(-r));
+        }
+        return 0;
+}
+
+bool valid_service_name(const char *s) {
+        size_t n = 0;
+
+        if (!s || !*s)
+                return false;
+        for (; *s; s++)
+                if (++n > 64 || !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+                                  (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' || *s == '-'))
+                        return false;
+        return true;
+}
+
+static bool valid_short_text(const char *s) {
+        return strlen(s) <= POLICY_TEXT_MAX;
+}
+
+static bool valid_principal(const char *s) {
+        return s[0] == '%' ? valid_account_name(s + 1) : valid_account_name(s);
+}
+
+/* Checks that every member of group s is one of the known keys. */
+static int check_keys(Parser *ps, const config_setting_t *s, const char *what,
+                      const char *const *known) {
+        for (int i = 0; i < config_setting_length(s); i++) {
+                const config_setting_t *m = config_setting_get_elem(s, (unsigned) i);
+                const char *key = config_setting_name(m);
+                bool ok = false;
+
+                for (const char *const *k = known; *k; k++)
+                        if (STREQ(*k, key))
+                                ok = true;
+                if (ok)
+                        continue;
+
+                char expected[512] = "";
+                for (const char *const *k = known; *k; k++) {
+                        if (expected[0])
+                                strncat(expected, ", ", sizeof(expected) - strlen(expected) - 1);
+                        strncat(expected, *k, sizeof(expected) - strlen(expected) - 1);
+                }
+                return fail(ps, m, "%s: unknown key '%s' (expected one of: %s)", what, key,
+                            expected);
+        }
+        return 0;
+}
+
+static int get_string(Parser *ps, const config_setting_t *s, const char *what, char **ret) {
+        if (config_setting_type(s) != CONFIG_TYPE_STRING)
+                return fail(ps, s, "%s: expected a string", what);
+        const char *v = config_setting_get_string(s);
+        if (strlen(v) > POLICY_TEXT_MAX)
+                return fail(ps, s, "%s: longer than %u bytes", what, POLICY_TEXT_MAX);
+        free(*ret);
+        *ret = strdup(v);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int get_duration(Parser *ps, const config_setting_t *s, const char *what, uint64_t *ret) {
+        if (config_setting_type(s) != CONFIG_TYPE_STRING)
+                return fail(ps, s, "%s: expected a duration string such as \"30m\" or \"1h30m\"",
+                            what);
+        const char *v = config_setting_get_string(s);
+        int r = duration_parse(v, ret);
+        if (r == -ERANGE)
+                return fail(ps, s, "%s: \"%s\" is longer than the maximum of 366d", what, v);
+        if (r < 0)
+                return fail(
+                        ps, s,
+                        "%s: \"%s\" is not a duration (expected e.g. \"90s\", \"30m\", \"1h30m\", \"2h\", \"1d\")",
+                        what, v);
+        return 0;
+}
+
+static int get_uint(Parser *ps, const config_setting_t *s, const char *what, unsigned min,
+                    unsigned max, unsigned *ret) {
+        if (config_setting_type(s) != CONFIG_TYPE_INT &&
+            config_setting_type(s) != CONFIG_TYPE_INT64)
+                return fail(ps, s, "%s: expected an integer", what);
+        long long v = config_setting_get_int64(s);
+        if (config_setting_type(s) == CONFIG_TYPE_INT)
+                v = config_setting_get_int(s);
+        if (v < (long long) min || v > (long long) max)
+                return fail(ps, s, "%s: %lld is out of range (expected %u..%u)", what, v, min, max);
+        *ret = (unsigned) v;
+        return 0;
+}
+
+static int get_bool(Parser *ps, const config_setting_t *s, const char *what, bool *ret) {
+        if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+                return fail(ps, s, "%s: expected true or false", what);
+        *ret = config_setting_get_bool(s);
+        return 0;
+}
+
+static int get_string_list(Parser *ps, const config_setting_t *s, const char *what,
+                           bool (*valid)(const char *), const char *valid_desc, StringList *ret) {
+        if (config_setting_type(s) != CONFIG_TYPE_ARRAY &&
+            config_setting_type(s) != CONFIG_TYPE_LIST)
+                return fail(ps, s, "%s: expected a list of strings like [\"a\", \"b\"]", what);
+        int n = config_setting_length(s);
+        if (n == 0)
+                return fail(ps, s, "%s: must not be empty", what);
+        if (n > POLICY_LIST_MAX)
+                return fail(ps, s, "%s: more than %u entries", what, POLICY_LIST_MAX);
+
+        string_list_done(ret);
+        ret->items = calloc((size_t) n, sizeof(char *));
+        if (!ret->items)
+                return -ENOMEM;
+        for (int i = 0; i < n; i++) {
+                const config_setting_t *e = config_setting_get_elem(s, (unsigned) i);
+                if (config_setting_type(e) != CONFIG_TYPE_STRING)
+                        return fail(ps, e, "%s: entry %d is not a string", what, i + 1);
+                const char *v = config_setting_get_string(e);
+                if (!valid(v))
+                        return fail(ps, e, "%s: \"%s\" is not %s", what, v, valid_desc);
+                if (string_list_contains(ret, v))
+                        return fail(ps, e, "%s: \"%s\" is listed twice", what, v);
+                ret->items[ret->n] = strdup(v);
+                if (!ret->items[ret->n])
+                        return -ENOMEM;
+                ret->n++;
+        }
+        return 0;
+}
+
+static const char *const settings_keys[] = {
+        "default_duration",     "max_duration",   "pending_ttl",
+        "max_pending_per_user", "on_expiry",      "audit_retention",
+        "audit_group",          "expiry_warning", NULL,
+};
+static const char *const profile_keys[] = { "owner", "environment", "classification", "description",
+                                            NULL };
+static const char *const rule_keys[] = {
+        "name",           "services",          "requesters",          "approvers",
+        "approvals",      "max_duration",      "auto_approve",        "when",
+        "ticket_pattern", "reason_min_length", "allow_self_approval", NULL,
+};
+static const char *const break_glass_keys[] = { "requesters", "services", "max_duration", NULL };
+static const char *const top_keys[] = { "settings", "profile", "rules", "break_glass", NULL };
+
+static int parse_settings(Parser *ps, const config_setting_t *s, Policy *p) {
+        const config_setting_t *m;
+        int r;
+
+        if (!config_setting_is_group(s))
+                return fail(ps, s, "settings: expected a group { ... }");
+        r = check_keys(ps, s, "settings", settings_keys);
+        if (r < 0)
+                return r;
+        if ((m = config_setting_get_member(s, "default_duration")) &&
+            (r = get_duration(ps, m, "settings.default_duration", &p->default_duration)) < 0)
+                return r;
+        if ((m = config_setting_get_member(s, "max_duration")) &&
+            (r = get_duration(ps, m, "settings.max_duration", &p->max_duration)) < 0)
+                return r;
+        if ((m = config_setting_get_member(s, "pending_ttl")) &&
+            (r = get_duration(ps, m, "settings.pending_ttl", &p->pending_ttl)) < 0)
+                return r;
+        if ((m = config_setting_get_member(s, "max_pending_per_user")) &&
+            (r = get_uint(ps, m, "settings.max_pending_per_user", 1, 1000,
+                          &p->max_pending_per_user)) < 0)
+                return r;
+        if ((m = config_setting_get_member(s, "expiry_warning")) &&
+            (r = get_duration(ps, m, "settings.expiry_warning", &p->expiry_warning)) < 0)
+                return r;
+        if ((m = config_setting_get_member(s, "audit_retention")) &&
+            (r = get_duration(ps, m, "settings.audit_retention", &p->audit_retention)) < 0)
+                return r;
+        if ((m = config_setting_get_member(s, "audit_group"))) {
+                if ((r = get_string(ps, m, "settings.audit_group", &p->audit_group)) < 0)
+                        return r;
+                if (!valid_account_name(p->audit_group))
+                        return fail(ps, m, "settings.audit_group: \"%s\" is not a group name",
+                                    p->audit_group);
+        }
+        if ((m = config_setting_get_member(s, "on_expiry"))) {
+                const char *v = config_setting_type(m) == CONFIG_TYPE_STRING
+                                        ? config_setting_get_string(m)
+                                        : NULL;
+                if (v && STREQ(v, "terminate"))
+                        p->on_expiry = ON_EXPIRY_TERMINATE;
+                else if (v && STREQ(v, "warn"))
+                        p->on_expiry = ON_EXPIRY_WARN;
+                else if (v && STREQ(v, "none"))
+                        p->on_expiry = ON_EXPIRY_NONE;
+                else
+                        return fail(
+                                ps, m,
+                                "settings.on_expiry: expected \"terminate\", \"warn\" or \"none\"");
+        }
+        if (p->default_duration > p->max_duration)
+                return fail(ps, s, "settings: default_duration is longer than max_duration");
+        return 0;
+}
+
+static int parse_profile(Parser *ps, const config_setting_t *s, Policy *p) {
+        const config_setting_t *m;
+        int r;
+
+        if (!config_setting_is_group(s))
+                return fail(ps, s, "profile: expected a group { ... }");
+        r = check_keys(ps, s, "profile", profile_keys);
+        if (r < 0)
+                return r;
+        struct {
+                const char *key;
+                char **field;
+        } fields[] = {
+                { "owner", &p->profile.owner },
+                { "environment", &p->profile.environment },
+                { "classification", &p->profile.classification },
+                { "description", &p->profile.description },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(fields); i++)
+                if ((m = config_setting_get_member(s, fields[i].key))) {
+                        char what[64];
+                        snprintf(what, sizeof(what), "profile.%s", fields[i].key);
+                        if ((r = get_string(ps, m, what, fields[i].field)) < 0)
+                                return r;
+                }
+        return 0;
+}
+
+static bool valid_rule_name(const char *s) {
+        return valid_service_name(s); /* same shape: short, portable, no spaces */
+}
+
+static int parse_when(Parser *ps, const config_setting_t *s, PolicyRule *rule) {
+        char what[128];
+        int r;
+
+        snprintf(what, sizeof(what), "rule \"%s\": when", rule->name);
+        if (config_setting_type(s) != CONFIG_TYPE_ARRAY &&
+            config_setting_type(s) != CONFIG_TYPE_LIST)
+                return fail(ps, s, "%s: expected a list of strings like [\"Mon-Fri 08:00-20:00\"]",
+                            what);
+        if (config_setting_length(s) > POLICY_WINDOWS_MAX)
+                return fail(ps, s, "%s: more than %u entries", what, POLICY_WINDOWS_MAX);
+        /* Entry syntax is checked below, with a message that says what is wrong. */
+        r = get_string_list(ps, s, what, valid_short_text, "at most 256 bytes", &rule->when);
+        if (r < 0)
+                return r;
+        rule->windows = calloc(rule->when.n, sizeof(PolicyWindow));
+        if (!rule->windows)
+                return -ENOMEM;
+        for (size_t i = 0; i < rule->when.n; i++) {
+                _cleanup_free_ char *error = NULL;
+                if (policy_window_parse(rule->when.items[i], &rule->windows[i], &error) < 0)
+                        return error ? fail(ps, config_setting_get_elem(s, (unsigned) i),
+                                            "%s: \"%s\": %s", what, rule->when.items[i], error)
+                                     : -ENOMEM;
+        }
+        return 0;
+}
+
+static int parse_ticket_pattern(Parser *ps, const config_setting_t *s, PolicyRule *rule) {
+        char what[128];
+        int r;
+
+        snprintf(what, sizeof(what), "rule \"%s\": ticket_pattern", rule->name);
+        if ((r = get_string(ps, s, what, &rule->ticket_pattern)) < 0)
+                return r;
+        if (!*rule->ticket_pattern)
+                return fail(ps, s, "%s: must not be empty", what);
+        rule->ticket_regex = calloc(1, sizeof(regex_t));
+        if (!rule->ticket_regex)
+                return -ENOMEM;
+        r = regcomp(rule->ticket_regex, rule->ticket_pattern, REG_EXTENDED | REG_NOSUB);
+        if (r != 0) {
+                char error[256];
+                regerror(r, rule->ticket_regex, error, sizeof(error));
+                free(rule->ticket_regex); /* regcomp failed: nothing to regfree */
+                rule->ticket_regex = NULL;
+                if (r == REG_ESPACE)
+                        return -ENOMEM;
+                return fail(ps, s, "%s: \"%s\" is not a valid extended regular expression: %s",
+                            what, rule->ticket_pattern, error);
+        }
+        size_t n = strlen(rule->ticket_pattern);
+        if (rule->ticket_pattern[0] != '^' || rule->ticket_pattern[n - 1] != '$')
+                warn(ps, s,
+                     "%s \"%s\" is not anchored: it accepts any ticket that merely contains a "
+                     "match; write \"^...$\" to match the whole ticket",
+                     what, rule->ticket_pattern);
+        return 0;
+}
+
+static int parse_rule(Parser *ps, const config_setting_t *s, size_t index, const Policy *p,
+                      PolicyRule *rule) {
+        const config_setting_t *m, *approvals = NULL;
+        char what[128];
+        int r;
+
+        if (!config_setting_is_group(s))
+                return fail(ps, s, "rules: entry %zu: expected a group { name = ...; ... }",
+                            index + 1);
+        rule->line = config_setting_source_line(s);
+        rule->approvals = 1;
+
+        m = config_setting_get_member(s, "name");
+        if (!m)
+                return fail(ps, s, "rules: entry %zu has no name", index + 1);
+        if ((r = get_string(ps, m, "rule name", &rule->name)) < 0)
+                return r;
+        if (STREQ(rule->name, "break-glass"))
+                return fail(ps, m, "rule name \"break-glass\" is reserved for break_glass grants");
+        if (!valid_rule_name(rule->name))
+                return fail(
+                        ps, m,
+                        "rule name \"%s\": use letters, digits, '.', '_' and '-' only (at most 64)",
+                        rule->name);
+        for (size_t i = 0; i < index; i++)
+                if (STREQ(p->rules[i].name, rule->name))
+                        return fail(ps, m, "rule \"%s\" is defined twice (first at line %u)",
+                                    rule->name, p->rules[i].line);
+
+        snprintf(what, sizeof(what), "rule \"%s\"", rule->name);
+        if ((r = check_keys(ps, s, what, rule_keys)) < 0)
+                return r;
+
+        /* First: it decides whether approvers are needed. */
+        if ((m = config_setting_get_member(s, "auto_approve"))) {
+                snprintf(what, sizeof(what), "rule \"%s\": auto_approve", rule->name);
+                if ((r = get_bool(ps, m, what, &rule->auto_approve)) < 0)
+                        return r;
+        }
+
+        static const struct {
+                const char *key;
+                size_t offset;
+                bool (*valid)(const char *);
+                const char *desc;
+        } lists[] = {
+                { "services", offsetof(PolicyRule, services), valid_service_name,
+                  "a PAM service name" },
+                { "requesters", offsetof(PolicyRule, requesters), valid_principal,
+                  "a user or %group" },
+                { "approvers", offsetof(PolicyRule, approvers), valid_principal,
+                  "a user or %group" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(lists); i++) {
+                bool optional = rule->auto_approve && STREQ(lists[i].key, "approvers");
+
+                snprintf(what, sizeof(what), "rule \"%s\": %s", rule->name, lists[i].key);
+                m = config_setting_get_member(s, lists[i].key);
+                if (!m && optional)
+                        continue;
+                if (!m)
+                        return fail(ps, s, "rule \"%s\": missing '%s'%s", rule->name, lists[i].key,
+                                    STREQ(lists[i].key, "approvers") ? " (or auto_approve = true)"
+                                                                     : "");
+                if ((r = get_string_list(ps, m, what, lists[i].valid, lists[i].desc,
+                                         (StringList *) ((char *) rule + lists[i].offset))) < 0)
+                        return r;
+                if (lists[i].valid == valid_principal && (r = check_principals(ps, m)) < 0)
+                        return r;
+        }
+
+        if ((approvals = config_setting_get_member(s, "approvals"))) {
+                snprintf(what, sizeof(what), "rule \"%s\": approvals", rule->name);
+                if (rule->auto_approve)
+                        return fail(ps, approvals,
+                                    "%s: has no effect with auto_approve = true (nobody approves)",
+                                    what);
+                if ((r = get_uint(ps, approvals, what, 1, POLICY_APPROVALS_MAX, &rule->approvals)) <
+                    0)
+                        return r;
+        }
+        if ((m = config_setting_get_member(s, "max_duration"))) {
+                snprintf(what, sizeof(what), "rule \"%s\": max_duration", rule->name);
+                if ((r = get_duration(ps, m, what, &rule->max_duration)) < 0)
+                        return r;
+        }
+        if ((m = config_setting_get_member(s, "when")) && (r = parse_when(ps, m, rule)) < 0)
+                return r;
+        if ((m = config_setting_get_member(s, "ticket_pattern")) &&
+            (r = parse_ticket_pattern(ps, m, rule)) < 0)
+                return r;
+        if ((m = config_setting_get_member(s, "reason_min_length"))) {
+                snprintf(what, sizeof(what), "rule \"%s\": reason_min_length", rule->name);
+                if ((r = get_uint(ps, m, what, 0, POLICY_REASON_MIN_MAX,
+                                  &rule->reason_min_length)) < 0)
+                        return r;
+        }
+        if ((m = config_setting_get_member(s, "allow_self_approval"))) {
+                snprintf(what, sizeof(what), "rule \"%s\": allow_self_approval", rule->name);
+                if ((r = get_bool(ps, m, what, &rule->allow_self_approval)) < 0)
+                        return r;
+                if (rule->allow_self_approval && rule->auto_approve)
+                        return fail(ps, m,
+                                    "%s: has no effect with auto_approve = true (nobody approves)",
+                                    what);
+        }
+
+        /* Only named users can be counted ahead; a group may have any number of members. */
+        bool any_group = false;
+        for (size_t i = 0; i < rule->approvers.n; i++)
+                any_group = any_group || rule->approvers.items[i][0] == '%';
+        if (!rule->auto_approve && !any_group && rule->approvals > rule->approvers.n)
+                warn(ps, approvals ?: s,
+                     "rule \"%s\": approvals = %u can never be met: only %zu approver%s listed",
+                     rule->name, rule->approvals, rule->approvers.n,
+                     rule->approvers.n == 1 ? " is" : "s are");
+        return 0;
+}
+
+static int parse_break_glass(Parser *ps, const config_setting_t *s, Policy *p) {
+        PolicyBreakGlass *bg = &p->break_glass;
+        const config_setting_t *m;
+        int r;
+
+        if (!config_setting_is_group(s))
+                return fail(ps, s, "break_glass: expected a group { ... }");
+        if ((r = check_keys(ps, s, "break_glass", break_glass_keys)) < 0)
+                return r;
+        bg->line = config_setting_source_line(s);
+        for (const char *const *k = break_glass_keys; *k; k++)
+                if (!config_setting_get_member(s, *k))
+                        return fail(ps, s, "break_glass: missing '%s'", *k);
+
+        m = config_setting_get_member(s, "requesters");
+        if ((r = get_string_list(ps, m, "break_glass: requesters", valid_principal,
+                                 "a user or %group", &bg->requesters)) < 0 ||
+            (r = check_principals(ps, m)) < 0)
+                return r;
+        m = config_setting_get_member(s, "services");
+        if ((r = get_string_list(ps, m, "break_glass: services", valid_service_name,
+                                 "a PAM service name", &bg->services)) < 0)
+                return r;
+        m = config_setting_get_member(s, "max_duration");
+        if ((r = get_duration(ps, m, "break_glass: max_duration", &bg->max_duration)) < 0)
+                return r;
+        if (bg->max_duration > p->max_duration)
+                return fail(ps, m,
+                            "break_glass: max_duration is longer than settings.max_duration");
+        bg->enabled = true;
+        return 0;
+}
+
+/* The policy version: what the audit log and approvals name, so that "which policy said
+ * yes" has an answer that survives edits of the file. */
+static int policy_hash(const char *text, size_t len, char ret[static POLICY_HASH_LEN + 1]) {
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned n = 0;
+
+        if (EVP_Digest(text, len, md, &n, EVP_sha256(), NULL) != 1 || n * 2 != POLICY_HASH_LEN)
+                return -EIO;
+        for (unsigned i = 0; i < n; i++)
+                snprintf(ret + 2 * i, 3, "%02x", md[i]);
+        return 0;
+}
+
+/* The last warning says how many did not fit. */
+static void warn_dropped(Parser *ps) {
+        char *line = NULL;
+        char **w = reallocarray(ps->p->warnings, ps->p->n_warnings + 1, sizeof(char *));
+
+        if (!w)
+                return;
+        ps->p->warnings = w;
+        if (asprintf(&line, "%s: %zu more warnings not shown", ps->name, ps->n_warnings_dropped) <
+            0)
+                return;
+        w[ps->p->n_warnings++] = line;
+}
+
+int policy_parse(const char *text, size_t len, const char *name, Policy **ret, char **ret_error) {
+        Parser ps = { .name = name };
+        _cleanup_free_ char *copy = NULL;
+        config_t cfg;
+        const config_setting_t *root, *m;
+        Policy *p = NULL;
+        const char *original = text;
+        int r = 0;
+
+        if (ret_error)
+                *ret_error = NULL;
+        if (memchr(text, '\0', len)) {
+                fail(&ps, NULL, "the file contains a NUL byte");
+                r = -EINVAL;
+                goto out;
+        }
+        /* libconfig reads up to a NUL, not up to len. */
+        copy = strndup(text, len);
+        if (!copy) {
+                r = -ENOMEM;
+                goto out;
+        }
+        text = copy;
+
+        /* @include would let the policy pull in files nobody reviews with it. */
+        unsigned line = 1;
+        for (const char *l = text; l && *l; line++) {
+                const char *c = l + strspn(l, " \t");
+                if (strncmp(c, "@include", 8) == 0) {
+                        if (asprintf(&ps.error, "%s:%u: @include is not allowed in a policy file",
+                                     name, line) < 0)
+                                ps.error = NULL;
+                        r = -EINVAL;
+                        goto out;
+                }
+                l = strchr(l, '\n');
+                if (l)
+                        l++;
+        }
+
+        config_init(&cfg);
+        if (config_read_string(&cfg, text) != CONFIG_TRUE) {
+                if (asprintf(&ps.error, "%s:%d: %s", name, config_error_line(&cfg),
+                             config_error_text(&cfg)) < 0)
+                        ps.error = NULL;
+                config_destroy(&cfg);
+                r = -EINVAL;
+                goto out;
+        }
+
+        p = calloc(1, sizeof(*p));
+        if (!p) {
+                r = -ENOMEM;
+                goto done;
+        }
+        p->default_duration = 3600;
+        p->max_duration = 8 * 3600;
+        p->pending_ttl = 3600;
+        p->expiry_warning = 300; /* "your grant ends in 5m" */
+        p->max_pending_per_user = 5;
+        p->on_expiry = ON_EXPIRY_TERMINATE;
+        ps.p = p;
+        p->path = strdup(name);
+        if (!p->path) {
+                r = -ENOMEM;
+                goto done;
+        }
+        if ((r = policy_hash(original, len, p->hash)) < 0) {
+                if (asprintf(&ps.error,
+                             "%s: cannot compute the policy's SHA-256 (libcrypto failed)",
+                             name) < 0)
+                        ps.error = NULL;
+                goto done;
+        }
+
+        root = config_root_setting(&cfg);
+        if ((r = check_keys(&ps, root, "policy", top_keys)) < 0)
+                goto done;
+        if ((m = config_setting_get_member(root, "settings")) &&
+            (r = parse_settings(&ps, m, p)) < 0)
+                goto done;
+        if ((m = config_setting_get_member(root, "profile")) && (r = parse_profile(&ps, m, p)) < 0)
+                goto done;
+
+        m = config_setting_get_member(root, "rules");
+        if (!m) {
+                r = fail(&ps, NULL,
+                         "no 'rules' list: a policy without rules refuses every request; "
+                         "write rules = ( ); to say so");
+                goto done;
+        }
+        if (config_setting_type(m) != CONFIG_TYPE_LIST) {
+                r = fail(&ps, m, "rules: expected a list ( { ... }, { ... } )");
+                goto done;
+        }
+        int n = config_setting_length(m);
+        if (n > POLICY_RULES_MAX) {
+                r = fail(&ps, m, "rules: more than %d rules", POLICY_RULES_MAX);
+                goto done;
+        }
+        p->rules = calloc((size_t) n + 1, sizeof(PolicyRule));
+        if (!p->rules) {
+                r = -ENOMEM;
+                goto done;
+        }
+        for (int i = 0; i < n; i++) {
+                p->n_rules = (size_t) i + 1;
+                r = parse_rule(&ps, config_setting_get_elem(m, (unsigned) i), (size_t) i, p,
+                               &p->rules[i]);
+                if (r < 0)
+                        goto done;
+                if (p->rules[i].max_duration > p->max_duration) {
+                        r = fail(&ps, config_setting_get_elem(m, (unsigned) i),
+                                 "rule \"%s\": max_duration is longer than settings.max_duration",
+                                 p->rules[i].name);
+                        goto done;
+                }
+        }
+        if ((m = config_setting_get_member(root, "break_glass")) &&
+            (r = parse_break_glass(&ps, m, p)) < 0)
+                goto done;
+        if (ps.n_warnings_dropped > 0)
+                warn_dropped(&ps);
+
+done:
+        config_destroy(&cfg);
+out:
+        tdestroy(ps.seen, free);
+        if (r < 0) {
+                policy_free(p);
+                if (ret_error)
+                        *ret_error = TAKE_PTR(ps.error);
+                free(ps.error);
+                return r;
+        }
+        *ret = p;
+        return 0;
+}
+
+int policy_load(const char *path, Policy **ret, char **ret_error) {
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *buf = NULL;
+        struct stat st;
+        size_t got = 0;
+
+        if (ret_error)
+                *ret_error = NULL;
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0 || fstat(fd, &st) < 0) {
+                int e = errno;
+                if (ret_error && asprintf(ret_error, "%s: %s", path, strerror(e)) < 0)
+                        *ret_error = NULL;
+                return -e;
+        }
+        const char *problem = NULL;
+        if (!S_ISREG(st.st_mode))
+                problem = "not a regular file";
+        else if (st.st_uid != 0)
+                problem = "not owned by root";
+        else if (st.st_mode & (S_IWGRP | S_IWOTH))
+                problem = "writable by group or others";
+        else if ((uint64_t) st.st_size > POLICY_FILE_MAX)
+                problem = "larger than 4 MiB";
+        if (problem) {
+                if (ret_error &&
+                    asprintf(ret_error, "%s: refusing a policy file that is %s", path, problem) < 0)
+                        *ret_error = NULL;
+                return -EPERM;
+        }
+
+        buf = malloc((size_t) st.st_size + 1);
+        if (!buf)
+                return -ENOMEM;
+        /* Read at most the size fstat saw: a file growing under us is not read past it. */
+        while (got < (size_t) st.st_size) {
+                ssize_t n = read(fd, buf + got, (size_t) st.st_size - got);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        break;
+                got += (size_t) n;
+        }
+        buf[got] = '\0';
+        return policy_parse(buf, got, path, ret, ret_error);
+}

@@ -1,0 +1,549 @@
+/* SPDX-License-Identifier: MIT */
+/* The commands on requests: request, list, show, approve, deny, revoke, cancel, status,
+ * break-glass and ack. Each is one exchange with the broker (common/PROTOCOL.md), but
+ * request --wait, which polls until the request is decided. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "client.h"
+#include "jitctl-command.h"
+#include "jitctl-exit.h"
+#include "jitctl-format.h"
+#include "jitctl-text.h"
+#include "protocol.h"
+
+/* clang-format off */
+const char request_help[] =
+        "Usage: jitctl request --reason TEXT [--service S] [--for DUR] [--ticket T]\n"
+        "                      [--once] [--wait]\n"
+        "\n"
+        "Ask for a time-limited grant for yourself. The broker's policy decides who has to\n"
+        "approve it and how long it may last.\n"
+        "\n"
+        "Options:\n"
+        "  --reason TEXT   Why you need access; approvers read it (required)\n"
+        "  --service S     PAM service the grant is for: sudo (default), sshd, ...\n"
+        "  --for DUR       How long the grant lasts once approved: 30m, 2h, 1h30m, ...\n"
+        "                  (default: the policy's)\n"
+        "  --ticket T      Ticket or change id, where the policy asks for one\n"
+        "  --once          One-shot: the grant ends when its first session closes\n"
+        "  --wait          Wait until the request is decided; exit 0 when it is approved,\n"
+        "                  3 when it is denied, cancelled or times out, 1 when the grant\n"
+        "                  ended already\n"
+        "  --json          Print the request as JSON\n"
+        "  -h, --help      Show this help\n";
+
+const char list_help[] =
+        "Usage: jitctl list [--pending|--active|--all] [--mine]\n"
+        "\n"
+        "List the requests you may see: your own, those you may approve, all for root.\n"
+        "\n"
+        "Options:\n"
+        "  --pending       Only requests waiting for approval\n"
+        "  --active        Only active grants\n"
+        "  --all           Also requests that have ended\n"
+        "                  (default: pending requests and active grants)\n"
+        "  --mine          Only your own requests\n"
+        "  --json          Print a JSON array of requests\n"
+        "  -h, --help      Show this help\n";
+
+const char show_help[] =
+        "Usage: jitctl show ID\n"
+        "\n"
+        "Show one request: every field, its approvals, the rule's approvers and this host's\n"
+        "resource profile.\n"
+        "\n"
+        "Options:\n"
+        "  --json          Print the request as JSON\n"
+        "  -h, --help      Show this help\n";
+
+const char approve_help[] =
+        "Usage: jitctl approve ID [--comment TEXT]\n"
+        "\n"
+        "Approve a pending request. You must be an approver of its rule, and you cannot\n"
+        "approve your own request.\n"
+        "\n"
+        "Options:\n"
+        "  --comment TEXT  A note kept with your approval\n"
+        "  --json          Print the request as JSON\n"
+        "  -h, --help      Show this help\n";
+
+const char deny_help[] =
+        "Usage: jitctl deny ID --reason TEXT\n"
+        "\n"
+        "Turn a pending request down.\n"
+        "\n"
+        "Options:\n"
+        "  --reason TEXT   Why, for the requester and the audit log (required)\n"
+        "  --json          Print the request as JSON\n"
+        "  -h, --help      Show this help\n";
+
+const char revoke_help[] =
+        "Usage: jitctl revoke ID [--reason TEXT]\n"
+        "\n"
+        "End a grant before it expires; the broker ends its sessions as the policy says.\n"
+        "\n"
+        "Options:\n"
+        "  --reason TEXT   Why, for the audit log\n"
+        "  --json          Print the request as JSON\n"
+        "  -h, --help      Show this help\n";
+
+const char cancel_help[] =
+        "Usage: jitctl cancel ID\n"
+        "\n"
+        "Withdraw your own pending request.\n"
+        "\n"
+        "Options:\n"
+        "  --json          Print the request as JSON\n"
+        "  -h, --help      Show this help\n";
+
+const char status_help[] =
+        "Usage: jitctl status\n"
+        "\n"
+        "Show your active grants with the time they have left, your pending requests, and\n"
+        "the broker's version and counts.\n"
+        "\n"
+        "Options:\n"
+        "  --json          Print the status as JSON\n"
+        "  -h, --help      Show this help\n";
+/* clang-format on */
+
+const char break_glass_help[] =
+        "Usage: jitctl break-glass [--service S] [--for DUR] --reason TEXT [--json]\n"
+        "\n"
+        "Takes an emergency grant at once, without approval, where the policy's break_glass\n"
+        "group lists you. It is logged at journald priority alert and stays in every\n"
+        "reviewer's 'jitctl list' until a second person acknowledges it (jitctl ack ID).\n"
+        "\n"
+        "Options:\n"
+        "  --service S     PAM service (default sudo)\n"
+        "  --for DUR       at most break_glass.max_duration (the default)\n"
+        "  --reason TEXT   what is on fire (required)\n"
+        "  --json          Print the grant as JSON\n"
+        "  -h, --help      Show this help\n";
+
+const char ack_help[] =
+        "Usage: jitctl ack ID [--json]\n"
+        "\n"
+        "Acknowledges a break-glass grant after reviewing it: root or another member of the\n"
+        "policy's break_glass requesters, never the person who took it.\n"
+        "\n"
+        "Options:\n"
+        "  --json          Print the request as JSON\n"
+        "  -h, --help      Show this help\n";
+
+typedef struct RequestArgs {
+        const char *service;
+        const char *reason;
+        const char *ticket;
+        uint64_t duration; /* 0: the policy's default */
+        bool once;
+        bool wait;
+} RequestArgs;
+
+static int parse_request_args(Context *c, int argc, char *argv[], RequestArgs *a) {
+        static const struct option options[] = {
+                COMMON_OPTIONS,
+                { "service", required_argument, NULL, ARG_SERVICE },
+                { "for", required_argument, NULL, ARG_FOR },
+                { "reason", required_argument, NULL, ARG_REASON },
+                { "ticket", required_argument, NULL, ARG_TICKET },
+                { "once", no_argument, NULL, ARG_ONCE },
+                { "wait", no_argument, NULL, ARG_WAIT },
+                {},
+        };
+        const char *duration = NULL;
+        int opt, r;
+
+        *a = (RequestArgs){ .service = "sudo" };
+        begin_options();
+        while ((opt = next_option(c, argc, argv, options)) >= 0)
+                switch (opt) {
+                case 'h':
+                        return print_help(c);
+                case ARG_SERVICE:
+                        a->service = optarg;
+                        break;
+                case ARG_FOR:
+                        duration = optarg;
+                        break;
+                case ARG_REASON:
+                        a->reason = optarg;
+                        break;
+                case ARG_TICKET:
+                        a->ticket = optarg;
+                        break;
+                case ARG_ONCE:
+                        a->once = true;
+                        break;
+                case ARG_WAIT:
+                        a->wait = true;
+                        break;
+                default:
+                        return option_error(c);
+                }
+
+        if ((r = check_no_more_args(c, argc, argv, 0)) != CONTINUE ||
+            (r = check_service(c, a->service)) != CONTINUE)
+                return r;
+        if (duration && (r = check_duration(c, duration, &a->duration)) != CONTINUE)
+                return r;
+        if (!a->reason)
+                return usage_error(c, "missing --reason (say why you need access)");
+        if ((r = check_text(c, "--reason", a->reason, JIT_REASON_MAX)) != CONTINUE)
+                return r;
+        if (a->ticket && (r = check_text(c, "--ticket", a->ticket, JIT_TICKET_MAX)) != CONTINUE)
+                return r;
+        return CONTINUE;
+}
+
+static json_object *build_request(const RequestArgs *a) {
+        _cleanup_(json_object_putp) json_object *o = jit_request_new("request");
+
+        if (!o || add_string(o, "service", a->service) < 0 ||
+            add_string(o, "reason", a->reason) < 0 ||
+            (a->duration > 0 && add_int(o, "duration", (int64_t) a->duration) < 0) ||
+            (a->ticket && add_string(o, "ticket", a->ticket) < 0) ||
+            (a->once && add_bool(o, "once", true) < 0))
+                return NULL;
+        return TAKE_PTR(o);
+}
+
+/* Polls `show` once a second until the request is no longer pending. Returns like
+ * broker_call(), with the decided request. */
+static int wait_for_decision(const Context *c, int64_t id, json_object **ret_reply,
+                             json_object **ret_result) {
+        if (!c->json)
+                fprintf(stderr,
+                        "Waiting for approval of request %" PRIi64 "%s "
+                        "(Ctrl+C stops waiting; the request stays pending)\n",
+                        id, glyph_ellipsis());
+        for (;;) {
+                _cleanup_(json_object_putp) json_object *request = NULL, *reply = NULL;
+                json_object *result;
+
+                (void) sleep(1);
+                request = request_with_id("show", id);
+                if (!request)
+                        return fail_oom(c);
+                int r = broker_call(c, request, &reply, &result);
+                if (r != JIT_EXIT_OK)
+                        return r;
+                const char *state = json_get_string(result, "state");
+                if (!state)
+                        return fail_bad_reply(c);
+                if (!STREQ(state, "pending")) {
+                        *ret_result = result;
+                        *ret_reply = TAKE_PTR(reply);
+                        return JIT_EXIT_OK;
+                }
+        }
+}
+
+/* Exit status of request --wait: approved, turned down, or approved but over already. */
+static int decision_exit_status(const char *state) {
+        if (STREQ(state, "active"))
+                return JIT_EXIT_OK;
+        if (STREQ(state, "denied") || STREQ(state, "cancelled") || STREQ(state, "timed_out"))
+                return JIT_EXIT_REFUSED;
+        return JIT_EXIT_FAILURE;
+}
+
+int cmd_request(Context *c, int argc, char *argv[]) {
+        _cleanup_(json_object_putp) json_object *request = NULL, *reply = NULL;
+        _cleanup_(request_view_done) RequestView v = {};
+        json_object *result;
+        RequestArgs a;
+        int r;
+
+        r = parse_request_args(c, argc, argv, &a);
+        if (r != CONTINUE)
+                return r;
+        request = build_request(&a);
+        if (!request)
+                return fail_oom(c);
+        r = broker_call(c, request, &reply, &result);
+        if (r != JIT_EXIT_OK)
+                return r;
+        r = request_view_init(&v, result);
+        if (r == -ENOMEM)
+                return fail_oom(c);
+        if (r < 0)
+                return fail_bad_reply(c);
+
+        /* With --json and --wait, the one document is the request as it was decided. */
+        if (!(c->json && a.wait)) {
+                if (c->json)
+                        return print_json(result, stdout) < 0 ? fail_oom(c) : JIT_EXIT_OK;
+                print_filed(&v, stdout);
+        }
+        if (!a.wait)
+                return JIT_EXIT_OK;
+        if (STREQ(v.state, "pending")) {
+                fflush(stdout);
+                int64_t id = v.id;
+                request_view_done(&v);
+                json_object_put(TAKE_PTR(reply));
+                r = wait_for_decision(c, id, &reply, &result);
+                if (r != JIT_EXIT_OK)
+                        return r;
+                r = request_view_init(&v, result);
+                if (r == -ENOMEM)
+                        return fail_oom(c);
+                if (r < 0)
+                        return fail_bad_reply(c);
+                if (!c->json)
+                        print_outcome(&v, stdout);
+        }
+        if (c->json && print_json(result, stdout) < 0)
+                return fail_oom(c);
+        return decision_exit_status(v.state);
+}
+
+typedef struct ListArgs {
+        const char *filter;
+        bool mine;
+} ListArgs;
+
+static int parse_list_args(Context *c, int argc, char *argv[], ListArgs *a) {
+        static const struct option options[] = {
+                COMMON_OPTIONS,
+                { "pending", no_argument, NULL, ARG_PENDING },
+                { "active", no_argument, NULL, ARG_ACTIVE },
+                { "all", no_argument, NULL, ARG_ALL },
+                { "mine", no_argument, NULL, ARG_MINE },
+                {},
+        };
+        int opt;
+
+        *a = (ListArgs){};
+        begin_options();
+        while ((opt = next_option(c, argc, argv, options)) >= 0) {
+                const char *filter = NULL;
+
+                switch (opt) {
+                case 'h':
+                        return print_help(c);
+                case ARG_PENDING:
+                        filter = "pending";
+                        break;
+                case ARG_ACTIVE:
+                        filter = "active";
+                        break;
+                case ARG_ALL:
+                        filter = "all";
+                        break;
+                case ARG_MINE:
+                        a->mine = true;
+                        break;
+                default:
+                        return option_error(c);
+                }
+                if (filter && a->filter && !STREQ(filter, a->filter))
+                        return usage_error(c, "--pending, --active and --all exclude each other");
+                if (filter)
+                        a->filter = filter;
+        }
+        if (!a->filter)
+                a->filter = "open";
+        return check_no_more_args(c, argc, argv, 0);
+}
+
+/* The common end of a command that shows one reply: the JSON document with --json,
+ * else print() for people. request is consumed. */
+static int call_and_print(Context *c, json_object *request,
+                          int (*print)(json_object *result, FILE *f)) {
+        _cleanup_(json_object_putp) json_object *owned = request;
+        _cleanup_(json_object_putp) json_object *reply = NULL;
+        json_object *result;
+
+        if (!request)
+                return fail_oom(c);
+        int r = broker_call(c, request, &reply, &result);
+        if (r != JIT_EXIT_OK)
+                return r;
+        if (c->json)
+                return print_json(result, stdout) < 0 ? fail_oom(c) : JIT_EXIT_OK;
+        r = print(result, stdout);
+        if (r == -ENOMEM)
+                return fail_oom(c);
+        if (r < 0)
+                return fail_bad_reply(c);
+        return JIT_EXIT_OK;
+}
+
+int cmd_list(Context *c, int argc, char *argv[]) {
+        _cleanup_(json_object_putp) json_object *request = NULL;
+        ListArgs a;
+        int r;
+
+        r = parse_list_args(c, argc, argv, &a);
+        if (r != CONTINUE)
+                return r;
+        request = jit_request_new("list");
+        if (!request || add_string(request, "filter", a.filter) < 0 ||
+            (a.mine && add_bool(request, "mine", true) < 0))
+                return fail_oom(c);
+        return call_and_print(c, TAKE_PTR(request), print_request_table);
+}
+
+/* Options and the ID of a command that names one request. text_option is the name of
+ * its optional or required text option ("comment", "reason"), or NULL. */
+static int parse_id_command_args(Context *c, int argc, char *argv[], const char *text_option,
+                                 bool text_required, int64_t *ret_id, const char **ret_text) {
+        const struct option options[] = {
+                COMMON_OPTIONS,
+                { text_option, required_argument, NULL, ARG_TEXT }, /* the end when NULL */
+                {},
+        };
+        char option_name[32];
+        int opt, r;
+
+        *ret_text = NULL;
+        begin_options();
+        while ((opt = next_option(c, argc, argv, options)) >= 0)
+                switch (opt) {
+                case 'h':
+                        return print_help(c);
+                case ARG_TEXT:
+                        *ret_text = optarg;
+                        break;
+                default:
+                        return option_error(c);
+                }
+
+        r = parse_id_arg(c, argc, argv, ret_id);
+        if (r != CONTINUE || !text_option)
+                return r;
+        snprintf(option_name, sizeof(option_name), "--%s", text_option);
+        if (!*ret_text)
+                return text_required ? usage_error(c, "missing %s", option_name) : CONTINUE;
+        return check_text(c, option_name, *ret_text, JIT_REASON_MAX);
+}
+
+/* show, approve, deny, revoke, cancel: op with the request id and maybe a text field,
+ * which has the same name in the protocol as the option. */
+static int run_id_command(Context *c, int argc, char *argv[], const char *text_option,
+                          bool text_required) {
+        _cleanup_(json_object_putp) json_object *request = NULL, *reply = NULL;
+        _cleanup_(request_view_done) RequestView v = {};
+        const char *op = c->command->name, *text;
+        json_object *result;
+        int64_t id = 0;
+        int r;
+
+        r = parse_id_command_args(c, argc, argv, text_option, text_required, &id, &text);
+        if (r != CONTINUE)
+                return r;
+        request = request_with_id(op, id);
+        if (!request || (text && add_string(request, text_option, text) < 0))
+                return fail_oom(c);
+        r = broker_call(c, request, &reply, &result);
+        if (r != JIT_EXIT_OK)
+                return r;
+        if (c->json)
+                return print_json(result, stdout) < 0 ? fail_oom(c) : JIT_EXIT_OK;
+
+        if (STREQ(op, "show"))
+                r = print_request_details(result, stdout);
+        else if (STREQ(op, "ack"))
+                printf("Break-glass grant %" PRIi64 " acknowledged.\n", id);
+        else {
+                r = request_view_init(&v, result);
+                if (r >= 0 && STREQ(op, "approve"))
+                        print_approval(&v, stdout);
+                else if (r >= 0)
+                        print_outcome(&v, stdout);
+        }
+        if (r == -ENOMEM)
+                return fail_oom(c);
+        if (r < 0)
+                return fail_bad_reply(c);
+        return JIT_EXIT_OK;
+}
+
+int cmd_show(Context *c, int argc, char *argv[]) {
+        return run_id_command(c, argc, argv, NULL, false);
+}
+
+int cmd_approve(Context *c, int argc, char *argv[]) {
+        return run_id_command(c, argc, argv, "comment", false);
+}
+
+int cmd_deny(Context *c, int argc, char *argv[]) {
+        return run_id_command(c, argc, argv, "reason", true);
+}
+
+int cmd_revoke(Context *c, int argc, char *argv[]) {
+        return run_id_command(c, argc, argv, "reason", false);
+}
+
+int cmd_ack(Context *c, int argc, char *argv[]) {
+        return run_id_command(c, argc, argv, NULL, false);
+}
+
+int cmd_break_glass(Context *c, int argc, char *argv[]) {
+        _cleanup_(json_object_putp) json_object *request = NULL, *reply = NULL;
+        _cleanup_(request_view_done) RequestView v = {};
+        json_object *result;
+        RequestArgs a;
+        int r;
+
+        r = parse_request_args(c, argc, argv, &a);
+        if (r != CONTINUE)
+                return r;
+        if (a.ticket || a.once || a.wait)
+                return usage_error(c, "--ticket, --once and --wait do not apply to break-glass");
+        request = jit_request_new("break-glass");
+        if (!request || add_string(request, "service", a.service) < 0 ||
+            add_string(request, "reason", a.reason) < 0 ||
+            (a.duration > 0 && add_int(request, "duration", (int64_t) a.duration) < 0))
+                return fail_oom(c);
+        r = broker_call(c, request, &reply, &result);
+        if (r != JIT_EXIT_OK)
+                return r;
+        if (c->json)
+                return print_json(result, stdout) < 0 ? fail_oom(c) : JIT_EXIT_OK;
+        r = request_view_init(&v, result);
+        if (r == -ENOMEM)
+                return fail_oom(c);
+        if (r < 0)
+                return fail_bad_reply(c);
+        print_outcome(&v, stdout);
+        printf("This break-glass grant is logged as an alert and must be acknowledged by a second "
+               "person: jitctl ack %" PRIi64 "\n",
+               v.id);
+        return JIT_EXIT_OK;
+}
+
+int cmd_cancel(Context *c, int argc, char *argv[]) {
+        return run_id_command(c, argc, argv, NULL, false);
+}
+
+int cmd_status(Context *c, int argc, char *argv[]) {
+        static const struct option options[] = {
+                COMMON_OPTIONS,
+                {},
+        };
+        int opt, r;
+
+        begin_options();
+        while ((opt = next_option(c, argc, argv, options)) >= 0)
+                switch (opt) {
+                case 'h':
+                        return print_help(c);
+                default:
+                        return option_error(c);
+                }
+        r = check_no_more_args(c, argc, argv, 0);
+        if (r != CONTINUE)
+                return r;
+
+        return call_and_print(c, jit_request_new("status"), print_status);
+}
