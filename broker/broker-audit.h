@@ -9,18 +9,10 @@
 #include <sys/types.h>
 
 #include "audit-record.h"
-#include "store.h"
 #include "broker-journal.h"
+#include "store.h"
 
 typedef struct Broker Broker;
-
-/* Appends one record. Call inside the transaction of the change it records (or alone,
- * for events that change nothing else). details is consumed; may be NULL. */
-int audit_append(BrokerDb *db, JitEvent event, const char *actor, int64_t actor_uid,
-                 int64_t request_id, json_object *details);
-
-/* A details object describing r, for audit_append. */
-json_object *audit_request_details(const Request *r);
 
 /* Sends the chain's head (chain id, seq, hash) to journald if it moved since the last
  * time, or always when force. */

@@ -14,8 +14,8 @@ typedef struct Broker Broker;
 
 /* Registers the session of the peer process (held by pidfd, which is consumed) under the
  * active grant request_id. */
-int sessions_open(Broker *b, int pidfd, pid_t pid, const Request *grant, const char *tty, const char *rhost,
-                  int64_t *ret_id);
+int sessions_open(Broker *b, int pidfd, pid_t pid, const Request *grant, const char *tty,
+                  const char *rhost, int64_t *ret_id);
 /* The session ended (PAM close_session, or its process exited). A one-shot grant is
  * consumed by it. */
 int sessions_close(Broker *b, int64_t id, const char *reason);

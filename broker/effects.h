@@ -9,8 +9,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "events.h"
 #include "store.h"
-#include "broker-journal.h"
 
 typedef struct Effect {
         JitEvent event;

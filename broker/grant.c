@@ -10,10 +10,10 @@
 #include <string.h>
 #include <syslog.h>
 
-#include "broker-audit.h"
 #include "cleanup.h"
 #include "duration.h"
 #include "protocol.h"
+#include "store.h"
 #include "timeutil.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(Request *, request_free)

@@ -14,10 +14,10 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "store.h"
 #include "effects.h"
 #include "policy.h"
 #include "protocol.h"
+#include "store.h"
 #include "users.h"
 
 typedef struct Grants {

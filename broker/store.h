@@ -7,6 +7,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <json-c/json.h>
+
+#include "events.h"
 #include "request-state.h"
 
 #define BOOT_ID_MAX 37
@@ -69,6 +72,17 @@ int db_begin(BrokerDb *db);
 int db_commit(BrokerDb *db);
 void db_rollback(BrokerDb *db);
 
+/* A transaction that is rolled back when it goes out of scope uncommitted (set db once it
+ * is open, NULL once committed). Changes to requests use the core's (grant.h), which also
+ * stages their effects. */
+typedef struct StoreTx {
+        BrokerDb *db;
+} StoreTx;
+static inline void store_tx_release(StoreTx *t) {
+        if (t->db)
+                db_rollback(t->db);
+}
+
 int db_insert_request(BrokerDb *db, Request *r);
 int db_get_request(BrokerDb *db, int64_t id, Request **ret);
 /* Newest first, at most DB_LIST_MAX; states NULL means all. uid (uid_t)-1 means anyone. */
@@ -129,3 +143,12 @@ int db_open_sessions(BrokerDb *db, SessionRow **ret, size_t *ret_n);
 int db_sessions_to_warn(BrokerDb *db, const char *boot_id, SessionRow **ret, size_t *ret_n);
 void session_row_done(SessionRow *s);
 void session_rows_free(SessionRow *rows, size_t n);
+
+/* The audit log (store-audit.c). */
+/* Appends one record. Call inside the transaction of the change it records (or alone,
+ * for events that change nothing else). details is consumed; may be NULL. */
+int audit_append(BrokerDb *db, JitEvent event, const char *actor, int64_t actor_uid,
+                 int64_t request_id, json_object *details);
+
+/* A details object describing r, for audit_append. */
+json_object *audit_request_details(const Request *r);

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # The journal catalog has an entry, with its Subject, for every MESSAGE_ID jit-brokerd
 # sends, none for an ID it does not send, and journalctl compiles it without complaint.
-#   check-journal-catalog.sh CATALOG broker/broker-journal.c common/audit-record.h
+#   check-journal-catalog.sh CATALOG broker/events.c common/audit-record.h
 # journalctl --root=DIR honours DIR for both --update-catalog (it reads
 # DIR/usr/lib/systemd/catalog/*.catalog and writes DIR/var/lib/systemd/catalog/database)
 # and --list-catalog (systemd 252), so the machine's own catalog is never touched.
@@ -30,7 +30,7 @@ journalctl --root="$T" --update-catalog 2>"$T/update.err" || fail "journalctl --
 [ -s "$T/var/lib/systemd/catalog/database" ] || fail "no catalog database was written under $T"
 journalctl --root="$T" --list-catalog >"$T/list" || fail "journalctl --list-catalog failed"
 
-# The IDs in the code: the events table of broker-journal.c and the audit head.
+# The IDs in the code: the events table of broker/events.c and the audit head.
 {
         sed -n '/^} events\[/,/^};/p' "$journal_c" | grep -o '"[0-9a-f]\{32\}"' | tr -d '"'
         sed -n 's/^#define AUDIT_HEAD_MESSAGE_ID "\([0-9a-f]\{32\}\)".*/\1/p' "$record_h"
