@@ -37,6 +37,14 @@ int audit_store_open_readonly(const char *path, sqlite3 **ret) {
         return 0;
 }
 
+int audit_store_read_begin(sqlite3 *db) {
+        return sqlite_errno(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL));
+}
+
+void audit_store_read_end(sqlite3 *db) {
+        (void) sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+}
+
 static int query_int(sqlite3 *db, const char *sql, int64_t *ret) {
         sqlite3_stmt *st;
         int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);

@@ -20,6 +20,11 @@
  * put some there). -errno as open(2) saw it, so that the caller can say why. */
 int audit_store_open_readonly(const char *path, sqlite3 **ret);
 
+/* One snapshot for several reads (the anchor and the records), even while the broker
+ * appends or an archive moves the anchor. */
+int audit_store_read_begin(sqlite3 *db);
+void audit_store_read_end(sqlite3 *db);
+
 int audit_store_schema_version(sqlite3 *db, int64_t *ret);
 int audit_store_count(sqlite3 *db, int64_t *ret);
 

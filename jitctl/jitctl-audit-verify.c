@@ -15,6 +15,7 @@
 
 #include "config.h"
 
+#include "audit-store.h"
 #include "audit-verify.h"
 #include "cleanup.h"
 #include "jitctl-audit-internal.h"
@@ -26,9 +27,6 @@
  * so 10 million records is a few GiB. Beyond that, archive first. */
 #define VERIFY_RECORDS_MAX 10000000
 #define VERIFY_HEADS_MAX 10000000
-/* The schema version of jit.db that brought the audit log. */
-#define AUDIT_SCHEMA_VERSION 3
-#define CHAIN_ID_LEN 32
 
 /* ---- --verify, from the database and the journal ---- */
 
@@ -73,7 +71,7 @@ static char *arena_strndup(Arena *ar, const char *s, size_t len) {
 
 typedef struct AuditLog {
         sqlite3 *db;
-        char chain_id[CHAIN_ID_LEN + 1];
+        char chain_id[AUDIT_CHAIN_ID_LEN + 1];
         AuditHead anchor;
         AuditRecord *records;
         size_t n;
@@ -96,104 +94,42 @@ static bool is_lower_hex(const char *s, size_t len, size_t want) {
         return s && len == want && strspn(s, "0123456789abcdef") == want;
 }
 
-/* A stored hash as it must look; anything else becomes a marker that equals nothing the
- * walk computes or compares with (the two markers differ from each other too). */
-static void copy_hash(char dst[AUDIT_HASH_LEN + 1], const unsigned char *s, int len,
-                      const char *marker) {
-        if (is_lower_hex((const char *) s, len < 0 ? 0 : (size_t) len, AUDIT_HASH_LEN))
-                memcpy(dst, s, AUDIT_HASH_LEN + 1);
-        else
-                snprintf(dst, AUDIT_HASH_LEN + 1, "%s", marker);
-}
-
-/* The text of column i; an embedded NUL or NULL (the schema forbids it, a tamperer need
- * not) clears *ok: the hash covers the text only up to the first NUL. */
-static const char *column_text(sqlite3_stmt *st, int i, size_t *ret_len, bool *ok) {
-        const char *s = (const char *) sqlite3_column_text(st, i);
-        int len = sqlite3_column_bytes(st, i);
-
-        if (!s) {
-                *ok = false;
-                *ret_len = 0;
-                return "";
-        }
-        if (strlen(s) != (size_t) len)
-                *ok = false;
-        *ret_len = strlen(s);
-        return s;
-}
-
-static int db_fail(const AuditArgs *a, const AuditLog *l, const char *what) {
+static int db_fail(const AuditArgs *a, const AuditLog *l, const char *what, int r) {
         return audit_fail(a, JIT_EXIT_FAILURE, "unreadable", "%s: %s: %s", a->db, what,
-                          sqlite3_errmsg(l->db));
-}
-
-static int query_int(sqlite3 *db, const char *sql, int64_t *ret) {
-        sqlite3_stmt *st;
-        int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-        if (rc != SQLITE_OK)
-                return rc;
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-                *ret = sqlite3_column_int64(st, 0);
-                rc = SQLITE_OK;
-        }
-        sqlite3_finalize(st);
-        return rc;
+                          l->db ? sqlite3_errmsg(l->db) : strerror(-r));
 }
 
 static int open_db(const AuditArgs *a, AuditLog *l) {
-        /* Opened by hand first for an errno worth showing: sqlite says only "unable to open
-         * database file". The directory is root's alone (0700). */
-        /* O_NONBLOCK: a FIFO in its place must not hang us. */
-        _cleanup_close_ int fd = open(a->db, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        struct stat st;
-        if (fd < 0) {
-                int e = errno;
+        int r = audit_store_open_readonly(a->db, &l->db);
+        if (r == -EBADMSG)
+                return audit_fail(a, JIT_EXIT_FAILURE, "unreadable", "%s is not a database file",
+                                  a->db);
+        if (r < 0)
                 return audit_fail(a, JIT_EXIT_FAILURE, "unreadable", "cannot open %s: %s%s", a->db,
-                                  strerror(e),
-                                  e == EACCES || e == EPERM
+                                  strerror(-r),
+                                  r == -EACCES || r == -EPERM
                                           ? " (run as root: jitctl audit --verify "
                                             "reads the database itself)"
                                           : "");
-        }
-        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-                return audit_fail(a, JIT_EXIT_FAILURE, "unreadable", "%s is not a database file",
-                                  a->db);
-
-        int rc = sqlite3_open_v2(a->db, &l->db, SQLITE_OPEN_READONLY, NULL);
-        if (rc != SQLITE_OK)
-                return db_fail(a, l, "cannot open the database");
-        sqlite3_extended_result_codes(l->db, 1);
-        sqlite3_busy_timeout(l->db, 5000);
-        /* Whoever could edit the log could edit the schema: run none of its code. */
-        sqlite3_db_config(l->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
-        sqlite3_db_config(l->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
         return CONTINUE;
 }
 
 /* The chain's id, which names its heads in the journal. It never changes. */
 static int read_chain_id(const AuditArgs *a, AuditLog *l) {
-        sqlite3_stmt *st;
+        AuditHead anchor;
         int64_t version = 0;
+        int rows = 0, r;
 
-        if (query_int(l->db, "PRAGMA user_version", &version) != SQLITE_OK)
-                return db_fail(a, l, "cannot read the schema version");
+        if ((r = audit_store_schema_version(l->db, &version)) < 0)
+                return db_fail(a, l, "cannot read the schema version", r);
         if (version < AUDIT_SCHEMA_VERSION)
                 return audit_fail(a, JIT_EXIT_FAILURE, "unreadable",
                                   "%s has no audit log yet (schema version %" PRId64
                                   "; the log came with version %d)",
                                   a->db, version, AUDIT_SCHEMA_VERSION);
-        if (sqlite3_prepare_v2(l->db, "SELECT chain_id FROM audit_anchor WHERE id = 1", -1, &st,
-                               NULL) != SQLITE_OK)
-                return db_fail(a, l, "cannot read the audit anchor");
-        if (sqlite3_step(st) == SQLITE_ROW) {
-                const char *chain = (const char *) sqlite3_column_text(st, 0);
-                if (is_lower_hex(chain, chain ? strlen(chain) : 0, CHAIN_ID_LEN))
-                        memcpy(l->chain_id, chain, CHAIN_ID_LEN + 1);
-        }
-        sqlite3_finalize(st);
-        if (!l->chain_id[0])
+        if ((r = audit_store_anchor(l->db, l->chain_id, &anchor, &rows)) < 0)
+                return db_fail(a, l, "cannot read the audit anchor", r);
+        if (rows < 1 || !l->chain_id[0])
                 return audit_fail(
                         a, JIT_EXIT_FAILURE, "unreadable",
                         "%s: the audit anchor is missing or has no valid chain id: the log "
@@ -202,25 +138,13 @@ static int read_chain_id(const AuditArgs *a, AuditLog *l) {
         return CONTINUE;
 }
 
+/* The anchor the chain starts from, inside the read transaction: one row, of this chain. */
 static int read_anchor(const AuditArgs *a, AuditLog *l) {
-        char chain_id[CHAIN_ID_LEN + 2] = "";
-        sqlite3_stmt *st;
+        char chain_id[AUDIT_CHAIN_ID_LEN + 1] = "";
+        int rows = 0, r;
 
-        if (sqlite3_prepare_v2(l->db, "SELECT chain_id, seq, hash FROM audit_anchor", -1, &st,
-                               NULL) != SQLITE_OK)
-                return db_fail(a, l, "cannot read the audit anchor");
-        int rows = 0, rc;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW && ++rows == 1) {
-                const char *chain = (const char *) sqlite3_column_text(st, 0);
-                snprintf(chain_id, sizeof(chain_id), "%s", chain ?: "");
-                l->anchor.seq = sqlite3_column_int64(st, 1);
-                copy_hash(l->anchor.hash, sqlite3_column_text(st, 2), sqlite3_column_bytes(st, 2),
-                          "malformed-anchor-hash");
-        }
-        sqlite3_finalize(st);
-        if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-                return db_fail(a, l, "cannot read the audit anchor");
-        /* Without its one anchor row the chain cannot be placed, nor its heads found. */
+        if ((r = audit_store_anchor(l->db, chain_id, &l->anchor, &rows)) < 0)
+                return db_fail(a, l, "cannot read the audit anchor", r);
         if (rows != 1 || !STREQ(chain_id, l->chain_id) || l->anchor.seq < 0)
                 return audit_fail(a, JIT_EXIT_FAILURE, "unreadable",
                                   "%s: the audit anchor is missing or malformed (%d rows): the log "
@@ -229,13 +153,34 @@ static int read_anchor(const AuditArgs *a, AuditLog *l) {
         return CONTINUE;
 }
 
-static int read_records(const AuditArgs *a, AuditLog *l) {
-        sqlite3_stmt *st;
-        int64_t count = 0;
-        int rc;
+typedef struct RecordReader {
+        AuditLog *log;
+        size_t max;
+} RecordReader;
 
-        if (query_int(l->db, "SELECT count(*) FROM audit", &count) != SQLITE_OK)
-                return db_fail(a, l, "cannot count the audit records");
+static int keep_record(const AuditRecord *rec, void *userdata) {
+        RecordReader *rr = userdata;
+        AuditLog *l = rr->log;
+        /* Within one read transaction the count cannot change; be safe anyway. */
+        if (l->n == rr->max)
+                return -EOVERFLOW;
+        AuditRecord *r = &l->records[l->n];
+        *r = *rec;
+        r->event = arena_strndup(&l->strings, rec->event, strlen(rec->event));
+        r->actor = arena_strndup(&l->strings, rec->actor, strlen(rec->actor));
+        r->details = arena_strndup(&l->strings, rec->details, strlen(rec->details));
+        if (!r->event || !r->actor || !r->details)
+                return -ENOMEM;
+        l->n++;
+        return 0;
+}
+
+static int read_records(const AuditArgs *a, AuditLog *l) {
+        int64_t count = 0;
+        int r;
+
+        if ((r = audit_store_count(l->db, &count)) < 0)
+                return db_fail(a, l, "cannot count the audit records", r);
         if (count > VERIFY_RECORDS_MAX)
                 return audit_fail(a, JIT_EXIT_FAILURE, "too-large",
                                   "%s holds %" PRId64 " audit records; --verify reads at most %d",
@@ -243,50 +188,15 @@ static int read_records(const AuditArgs *a, AuditLog *l) {
         l->records = calloc(count > 0 ? (size_t) count : 1, sizeof(AuditRecord));
         if (!l->records)
                 return audit_fail_oom(a);
-
-        rc = sqlite3_prepare_v2(l->db,
-                                "SELECT seq, at, event, actor, actor_uid, request_id, details, "
-                                "prev_hash, hash FROM audit ORDER BY seq",
-                                -1, &st, NULL);
-        if (rc != SQLITE_OK)
-                return db_fail(a, l, "cannot read the audit log");
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                /* Within one read transaction the count cannot change; be safe anyway. */
-                if (l->n == (size_t) count) {
-                        sqlite3_finalize(st);
-                        return audit_fail(a, JIT_EXIT_FAILURE, "unreadable",
-                                          "%s: the audit log grew while it was read", a->db);
-                }
-                AuditRecord *r = &l->records[l->n];
-                bool ok = true;
-                size_t len;
-                const char *s;
-
-                r->seq = sqlite3_column_int64(st, 0);
-                r->at = (uint64_t) sqlite3_column_int64(st, 1);
-                r->actor_uid = sqlite3_column_int64(st, 4);
-                r->request_id = sqlite3_column_int64(st, 5);
-                s = column_text(st, 2, &len, &ok);
-                r->event = arena_strndup(&l->strings, s, len);
-                s = column_text(st, 3, &len, &ok);
-                r->actor = arena_strndup(&l->strings, s, len);
-                s = column_text(st, 6, &len, &ok);
-                r->details = arena_strndup(&l->strings, s, len);
-                if (!r->event || !r->actor || !r->details) {
-                        sqlite3_finalize(st);
-                        return audit_fail_oom(a);
-                }
-                copy_hash(r->prev_hash, sqlite3_column_text(st, 7), sqlite3_column_bytes(st, 7),
-                          "malformed-prev-hash");
-                copy_hash(r->hash, sqlite3_column_text(st, 8), sqlite3_column_bytes(st, 8),
-                          "malformed-hash");
-                if (!ok) /* text the hash does not cover: the record is not what was written */
-                        snprintf(r->hash, sizeof(r->hash), "text-with-nul-or-null");
-                l->n++;
-        }
-        sqlite3_finalize(st);
-        if (rc != SQLITE_DONE)
-                return db_fail(a, l, "cannot read the audit log");
+        RecordReader rr = { .log = l, .max = (size_t) count };
+        r = audit_store_foreach(l->db, NULL, keep_record, &rr);
+        if (r == -ENOMEM)
+                return audit_fail_oom(a);
+        if (r == -EOVERFLOW)
+                return audit_fail(a, JIT_EXIT_FAILURE, "unreadable",
+                                  "%s: the audit log grew while it was read", a->db);
+        if (r < 0)
+                return db_fail(a, l, "cannot read the audit log", r);
         return CONTINUE;
 }
 
@@ -578,11 +488,11 @@ int audit_verify_db(AuditArgs *a) {
 
         /* One read transaction: the anchor and the records from the same snapshot, even
          * while the broker appends or an export moves the anchor. */
-        if (sqlite3_exec(l.db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
-                return db_fail(a, &l, "cannot begin a read transaction");
+        if ((r = audit_store_read_begin(l.db)) < 0)
+                return db_fail(a, &l, "cannot begin a read transaction", r);
         if ((r = read_anchor(a, &l)) != CONTINUE || (r = read_records(a, &l)) != CONTINUE)
                 return r;
-        (void) sqlite3_exec(l.db, "COMMIT", NULL, NULL, NULL);
+        audit_store_read_end(l.db);
 
         r = audit_verify(l.records, l.n, &l.anchor, l.heads, l.n_heads, &v);
         if (r < 0) {
@@ -645,7 +555,7 @@ int audit_verify_archive(AuditArgs *a) {
                         const char *chain = json_get_string(o, "chain_id"),
                                    *ah = json_get_string(o, "anchor_hash");
                         if (json_get_int(o, "jit_audit_archive", 0) != 1 || !chain || !ah ||
-                            !is_lower_hex(chain, strlen(chain), CHAIN_ID_LEN) ||
+                            !is_lower_hex(chain, strlen(chain), AUDIT_CHAIN_ID_LEN) ||
                             !is_lower_hex(ah, strlen(ah), AUDIT_HASH_LEN)) {
                                 r = audit_fail(a, JIT_EXIT_FAILURE, "malformed",
                                                "%s: no archive header", a->archive);
