@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include "store.h"
 
+#include "sqlite-errno.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -114,33 +116,6 @@ static const char *const migrations[] = {
         "CREATE INDEX sessions_open ON sessions(request_id) WHERE closed_at IS NULL;",
 };
 
-static int sqlite_to_errno(int rc) {
-        switch (rc & 0xff) {
-        case SQLITE_OK:
-        case SQLITE_DONE:
-        case SQLITE_ROW:
-                return 0;
-        case SQLITE_NOMEM:
-                return -ENOMEM;
-        case SQLITE_BUSY:
-        case SQLITE_LOCKED:
-                return -EBUSY;
-        case SQLITE_CONSTRAINT:
-                return -EEXIST;
-        case SQLITE_READONLY:
-        case SQLITE_PERM:
-        case SQLITE_AUTH:
-                return -EACCES;
-        case SQLITE_FULL:
-                return -ENOSPC;
-        case SQLITE_CORRUPT:
-        case SQLITE_NOTADB:
-                return -EBADMSG;
-        default:
-                return -EIO;
-        }
-}
-
 sqlite3 *db_sqlite(BrokerDb *db) {
         return db->db;
 }
@@ -150,19 +125,19 @@ const char *db_error(BrokerDb *db) {
 }
 
 static int exec(BrokerDb *db, const char *sql) {
-        return sqlite_to_errno(sqlite3_exec(db->db, sql, NULL, NULL, NULL));
+        return sqlite_errno(sqlite3_exec(db->db, sql, NULL, NULL, NULL));
 }
 
 static int query_int(BrokerDb *db, const char *sql, int64_t *ret) {
         sqlite3_stmt *st;
         int rc = sqlite3_prepare_v2(db->db, sql, -1, &st, NULL);
         if (rc != SQLITE_OK)
-                return sqlite_to_errno(rc);
+                return sqlite_errno(rc);
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW)
                 *ret = sqlite3_column_int64(st, 0);
         sqlite3_finalize(st);
-        return rc == SQLITE_ROW ? 0 : (rc == SQLITE_DONE ? -ENODATA : sqlite_to_errno(rc));
+        return rc == SQLITE_ROW ? 0 : (rc == SQLITE_DONE ? -ENODATA : sqlite_errno(rc));
 }
 
 static int migrate(BrokerDb *db, char **ret_error) {
@@ -219,7 +194,7 @@ int db_open(const char *path, BrokerDb **ret, char **ret_error) {
                 path, &db->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_EXRESCODE,
                 NULL);
         if (rc != SQLITE_OK) {
-                r = sqlite_to_errno(rc);
+                r = sqlite_errno(rc);
                 if (asprintf(&error, "%s: %s", path,
                              db->db ? sqlite3_errmsg(db->db) : sqlite3_errstr(rc)) < 0)
                         error = NULL;
@@ -279,7 +254,7 @@ int db_open(const char *path, BrokerDb **ret, char **ret_error) {
                                 " ORDER BY expires_at DESC LIMIT 1",
                                 -1, SQLITE_PREPARE_PERSISTENT, &db->find_grant, NULL);
         if (rc != SQLITE_OK) {
-                r = sqlite_to_errno(rc);
+                r = sqlite_errno(rc);
                 if (asprintf(&error, "%s: %s", path, db_error(db)) < 0)
                         error = NULL;
                 goto fail;
@@ -334,7 +309,7 @@ static void bind_time_or_null(sqlite3_stmt *st, int i, uint64_t t) {
 
 static int step_done(sqlite3_stmt *st) {
         int rc = sqlite3_step(st);
-        int r = rc == SQLITE_DONE ? 0 : (sqlite_to_errno(rc) ?: -EIO);
+        int r = rc == SQLITE_DONE ? 0 : (sqlite_errno(rc) ?: -EIO);
         sqlite3_finalize(st);
         return r;
 }
@@ -350,7 +325,7 @@ int db_insert_request(BrokerDb *db, Request *r) {
                 " ?18)",
                 -1, &st, NULL);
         if (rc != SQLITE_OK)
-                return sqlite_to_errno(rc);
+                return sqlite_errno(rc);
         sqlite3_bind_text(st, 1, r->requester, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, r->requester_uid);
         sqlite3_bind_text(st, 3, r->service, -1, SQLITE_STATIC);
@@ -386,7 +361,7 @@ int db_update_request(BrokerDb *db, const Request *r) {
                 " WHERE id = ?1",
                 -1, &st, NULL);
         if (rc != SQLITE_OK)
-                return sqlite_to_errno(rc);
+                return sqlite_errno(rc);
         sqlite3_bind_int64(st, 1, r->id);
         sqlite3_bind_text(st, 2, request_state_to_string(r->state), -1, SQLITE_STATIC);
         bind_time_or_null(st, 3, r->activated_at);
@@ -413,7 +388,7 @@ int db_add_approval(BrokerDb *db, int64_t id, const Approval *a) {
                 " policy_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 -1, &st, NULL);
         if (rc != SQLITE_OK)
-                return sqlite_to_errno(rc);
+                return sqlite_errno(rc);
         sqlite3_bind_int64(st, 1, id);
         sqlite3_bind_text(st, 2, a->approver, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, a->approver_uid);
@@ -484,7 +459,7 @@ static int load_approvals(BrokerDb *db, Request *r) {
                 " WHERE request_id = ?1 ORDER BY at, approver_uid",
                 -1, &st, NULL);
         if (rc != SQLITE_OK)
-                return sqlite_to_errno(rc);
+                return sqlite_errno(rc);
         sqlite3_bind_int64(st, 1, r->id);
         int k = 0;
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -509,7 +484,7 @@ static int load_approvals(BrokerDb *db, Request *r) {
                 }
         }
         if (k == 0 && rc != SQLITE_DONE)
-                k = sqlite_to_errno(rc) ?: -EIO;
+                k = sqlite_errno(rc) ?: -EIO;
         sqlite3_finalize(st);
         return k;
 }
@@ -520,11 +495,11 @@ int db_get_request(BrokerDb *db, int64_t id, Request **ret) {
         int rc = sqlite3_prepare_v2(
                 db->db, "SELECT " REQUEST_COLUMNS " FROM requests WHERE id = ?1", -1, &st, NULL);
         if (rc != SQLITE_OK)
-                return sqlite_to_errno(rc);
+                return sqlite_errno(rc);
         sqlite3_bind_int64(st, 1, id);
         rc = sqlite3_step(st);
         int k = rc == SQLITE_ROW ? request_from_row(st, &r)
-                                 : (rc == SQLITE_DONE ? -ENOENT : sqlite_to_errno(rc));
+                                 : (rc == SQLITE_DONE ? -ENOENT : sqlite_errno(rc));
         sqlite3_finalize(st);
         if (k < 0)
                 return k;
@@ -563,7 +538,7 @@ int db_list_requests(BrokerDb *db, const RequestState *states, size_t n_states, 
 
         int rc = sqlite3_prepare_v2(db->db, sql, -1, &st, NULL);
         if (rc != SQLITE_OK)
-                return sqlite_to_errno(rc);
+                return sqlite_errno(rc);
         sqlite3_bind_int64(st, 1, uid == (uid_t) -1 ? -1 : (sqlite3_int64) uid);
         sqlite3_bind_int(st, 2, with_unacknowledged);
         sqlite3_bind_int64(st, 3, limit == 0 ? -1 : (sqlite3_int64) limit);
@@ -580,7 +555,7 @@ int db_list_requests(BrokerDb *db, const RequestState *states, size_t n_states, 
                 n++;
         }
         if (k == 0 && rc != SQLITE_DONE)
-                k = sqlite_to_errno(rc) ?: -EIO;
+                k = sqlite_errno(rc) ?: -EIO;
         sqlite3_finalize(st);
         for (size_t i = 0; k == 0 && i < n; i++)
                 k = load_approvals(db, list[i]);
@@ -612,7 +587,7 @@ int db_find_grant(BrokerDb *db, uid_t uid, const char *service, const char *boot
         } else if (rc == SQLITE_DONE)
                 r = 0;
         else
-                r = sqlite_to_errno(rc) ?: -EIO;
+                r = sqlite_errno(rc) ?: -EIO;
         sqlite3_reset(st);
         return r;
 }
@@ -624,7 +599,7 @@ int db_next_deadline(BrokerDb *db, const char *boot_id, uint64_t *ret) {
                                     " WHERE state IN ('pending', 'active') AND boot_id = ?1",
                                     -1, &st, NULL);
         if (rc != SQLITE_OK)
-                return sqlite_to_errno(rc);
+                return sqlite_errno(rc);
         sqlite3_bind_text(st, 1, boot_id, -1, SQLITE_STATIC);
         rc = sqlite3_step(st);
         int r;
@@ -632,7 +607,7 @@ int db_next_deadline(BrokerDb *db, const char *boot_id, uint64_t *ret) {
                 *ret = (uint64_t) sqlite3_column_int64(st, 0);
                 r = 1;
         } else
-                r = rc == SQLITE_ROW ? 0 : (sqlite_to_errno(rc) ?: -EIO);
+                r = rc == SQLITE_ROW ? 0 : (sqlite_errno(rc) ?: -EIO);
         sqlite3_finalize(st);
         return r;
 }
@@ -650,7 +625,7 @@ int db_due_requests(BrokerDb *db, const char *boot_id, uint64_t now_boot, uint64
                 " ORDER BY deadline_boot",
                 -1, &st, NULL);
         if (rc != SQLITE_OK)
-                return sqlite_to_errno(rc);
+                return sqlite_errno(rc);
         sqlite3_bind_text(st, 1, boot_id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, (sqlite3_int64) now_boot);
         sqlite3_bind_int64(st, 3, (sqlite3_int64) now_real);
@@ -664,7 +639,7 @@ int db_due_requests(BrokerDb *db, const char *boot_id, uint64_t now_boot, uint64
                 ids[n++] = sqlite3_column_int64(st, 0);
         }
         if (k == 0 && rc != SQLITE_DONE)
-                k = sqlite_to_errno(rc) ?: -EIO;
+                k = sqlite_errno(rc) ?: -EIO;
         sqlite3_finalize(st);
         if (k < 0) {
                 free(ids);
@@ -684,7 +659,7 @@ int db_count_open(BrokerDb *db, uid_t uid, unsigned *ret_active, unsigned *ret_p
                 " AND (?1 < 0 OR requester_uid = ?1)",
                 -1, &st, NULL);
         if (rc != SQLITE_OK)
-                return sqlite_to_errno(rc);
+                return sqlite_errno(rc);
         sqlite3_bind_int64(st, 1, uid == (uid_t) -1 ? -1 : (sqlite3_int64) uid);
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW) {
@@ -692,7 +667,7 @@ int db_count_open(BrokerDb *db, uid_t uid, unsigned *ret_active, unsigned *ret_p
                 *ret_pending = (unsigned) sqlite3_column_int64(st, 1);
         }
         sqlite3_finalize(st);
-        return rc == SQLITE_ROW ? 0 : (sqlite_to_errno(rc) ?: -EIO);
+        return rc == SQLITE_ROW ? 0 : (sqlite_errno(rc) ?: -EIO);
 }
 
 void request_free(Request *r) {
