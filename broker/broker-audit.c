@@ -25,8 +25,7 @@ void audit_log_head(Broker *b, bool force) {
 
         int r = audit_store_head(db_sqlite(b->db), &head, chain);
         if (r < 0) {
-                errno = -r;
-                log_error("reading the audit log's head failed: %m (%s)", db_error(b->db));
+                log_error_errno(r, "reading the audit log's head failed: %m (%s)", db_error(b->db));
                 return;
         }
         int64_t seq = head.seq;
@@ -293,8 +292,6 @@ void audit_apply_retention(Broker *b) {
                 return;
         dir = audit_archive_dir(b->db_path);
         int r = dir ? audit_archive(b, now - retention, dir, "broker", -1, &info) : -ENOMEM;
-        if (r < 0) {
-                errno = -r;
-                log_error("archiving audit records past settings.audit_retention: %m");
-        }
+        if (r < 0)
+                log_error_errno(r, "archiving audit records past settings.audit_retention: %m");
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "broker-journal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -81,19 +82,68 @@ void log_event(JitEvent e, int priority, const Request *r, const char *actor,
                 free(fields[i]);
 }
 
-void log_full(int priority, const char *fmt, ...) {
+static int log_max_level = LOG_INFO;
+
+void log_set_max_level(int level) {
+        assert(level >= LOG_EMERG && level <= LOG_DEBUG);
+        log_max_level = level;
+}
+
+int log_get_max_level(void) {
+        return log_max_level;
+}
+
+int log_level_from_string(const char *s) {
+        static const char *const names[] = {
+                [LOG_EMERG] = "emerg", [LOG_ALERT] = "alert",     [LOG_CRIT] = "crit",
+                [LOG_ERR] = "err",     [LOG_WARNING] = "warning", [LOG_NOTICE] = "notice",
+                [LOG_INFO] = "info",   [LOG_DEBUG] = "debug",
+        };
+
+        if (!s)
+                return -EINVAL;
+        for (int i = 0; i < (int) (sizeof(names) / sizeof(names[0])); i++)
+                if (STREQ(s, names[i]))
+                        return i;
+        if (s[0] >= '0' && s[0] <= '7' && s[1] == '\0')
+                return s[0] - '0';
+        return -EINVAL;
+}
+
+/* Formats with errno as the caller left it (for %m) and sends the message on; errno is
+ * restored afterwards. */
+static void log_fullv(int priority, const char *fmt, va_list ap) {
         int saved = errno;
         char buf[1024];
-        va_list ap;
 
-        va_start(ap, fmt);
-        errno = saved; /* so %m still works */
+        if (priority > log_max_level)
+                return;
         vsnprintf(buf, sizeof(buf), fmt, ap);
-        va_end(ap);
 
         (void) sd_journal_send("MESSAGE=%s", buf, "PRIORITY=%d", priority,
                                "SYSLOG_IDENTIFIER=jit-brokerd", NULL);
-        if (!stderr_is_journal() && priority <= LOG_INFO)
+        if (!stderr_is_journal())
                 fprintf(stderr, "jit-brokerd: %s\n", buf);
         errno = saved;
+}
+
+void log_full(int priority, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        log_fullv(priority, fmt, ap);
+        va_end(ap);
+}
+
+int log_full_errno(int priority, int error, const char *fmt, ...) {
+        int saved = errno;
+        va_list ap;
+
+        error = error < 0 ? -error : error;
+        errno = error;
+        va_start(ap, fmt);
+        log_fullv(priority, fmt, ap);
+        va_end(ap);
+        errno = saved;
+        return -error;
 }

@@ -18,6 +18,7 @@
 #include "config.h"
 #include "duration.h"
 #include "grant.h"
+#include "names.h"
 #include "policy-json.h"
 #include "protocol.h"
 #include "timeutil.h"
@@ -114,8 +115,7 @@ static json_object *reply_request(Op *op, int64_t id) {
         _cleanup_(request_freep) Request *r = NULL;
         int k = db_get_request(op->b->db, id, &r);
         if (k < 0) {
-                errno = -k;
-                log_error("reading request %lld back: %m", (long long) id);
+                log_error_errno(k, "reading request %lld back: %m", (long long) id);
                 return jit_reply_error(JIT_ERROR_INTERNAL,
                                        "the change was saved but could not be read back");
         }
@@ -123,9 +123,8 @@ static json_object *reply_request(Op *op, int64_t id) {
 }
 
 static json_object *internal_error(Op *op, const char *what, int r) {
-        errno = -r;
-        log_error("%s (for uid %u): %m; sqlite: %s", what, (unsigned) op->peer->uid,
-                  db_error(op->b->db));
+        log_error_errno(r, "%s (for uid %u): %m; sqlite: %s", what, (unsigned) op->peer->uid,
+                        db_error(op->b->db));
         return jit_reply_error(JIT_ERROR_INTERNAL,
                                "the broker failed while %s; nothing was changed", what);
 }
@@ -149,11 +148,9 @@ static json_object *refuse(Op *op, const Request *r, const char *fmt, ...) {
 /* The reply for a change the core refused or could not make; failures are logged here,
  * refusals were recorded by the core. */
 static json_object *grant_error_reply(Op *op, int r, const GrantError *e) {
-        if (e->doing) {
-                errno = -r;
-                log_error("%s (for uid %u): %m; sqlite: %s", e->doing, (unsigned) op->peer->uid,
-                          db_error(op->b->db));
-        }
+        if (e->doing)
+                log_error_errno(r, "%s (for uid %u): %m; sqlite: %s", e->doing,
+                                (unsigned) op->peer->uid, db_error(op->b->db));
         return jit_reply_error(e->code, "%s", e->message);
 }
 
@@ -194,7 +191,7 @@ static json_object *get_user_service(Op *op, const char *what, const char **ret_
         if ((r = jit_message_get_string(op->msg, "service", JIT_SERVICE_MAX, true, ret_service)) <
             0)
                 return bad_field("service", r, JIT_SERVICE_MAX);
-        if (!valid_service_name(*ret_service))
+        if (!jit_service_name_is_valid(*ret_service))
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "service must be a PAM service name");
         return NULL;
 }
@@ -264,7 +261,7 @@ static json_object *op_request(Op *op) {
                 return bad_field("service", r, JIT_SERVICE_MAX);
         if (!service)
                 service = "sudo";
-        if (!valid_service_name(service))
+        if (!jit_service_name_is_valid(service))
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "service must be a PAM service name "
                                                               "(letters, digits, '.', '_', '-')");
         if ((r = jit_message_get_string(op->msg, "reason", JIT_REASON_MAX, true, &reason)) < 0)
@@ -498,7 +495,7 @@ static json_object *op_break_glass(Op *op) {
 
         if ((r = jit_message_get_string(op->msg, "service", JIT_SERVICE_MAX, true, &service)) < 0)
                 return bad_field("service", r, JIT_SERVICE_MAX);
-        if (!valid_service_name(service))
+        if (!jit_service_name_is_valid(service))
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "service must be a PAM service name");
         if ((r = jit_message_get_string(op->msg, "reason", JIT_REASON_MAX, true, &reason)) < 0)
                 return bad_field("reason", r, JIT_REASON_MAX);
@@ -532,19 +529,16 @@ static json_object *op_ack(Op *op) {
 
 /* ---- explain: a dry run of the live policy ---- */
 
-static int parse_rfc3339(const char *s, time_t *ret) {
-        struct tm tm = {};
-        const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-        if (!end)
-                return -EINVAL;
-        if (STREQ(end, "Z"))
-                *ret = timegm(&tm);
-        else if (*end == '\0') {
-                tm.tm_isdst = -1;
-                *ret = mktime(&tm);
-        } else
-                return -EINVAL;
-        return *ret == (time_t) -1 ? -EINVAL : 0;
+/* A time in a message, in seconds: RFC 3339 as clients send it, or anything else
+ * timestamp_parse() reads (relative to the broker's clock, local time its time zone). */
+static int parse_time(const char *s, time_t *ret) {
+        uint64_t usec;
+        int r = timestamp_parse(s, now_usec(CLOCK_REALTIME), &usec);
+
+        if (r < 0)
+                return r;
+        *ret = (time_t) (usec / USEC_PER_SEC);
+        return 0;
 }
 
 static json_object *op_explain(Op *op) {
@@ -563,7 +557,7 @@ static json_object *op_explain(Op *op) {
                 return bad_field("ticket", r, JIT_TICKET_MAX);
         if ((r = jit_message_get_string(op->msg, "at", 64, false, &at_text)) < 0)
                 return bad_field("at", r, 64);
-        if (at_text && parse_rfc3339(at_text, &at) < 0)
+        if (at_text && parse_time(at_text, &at) < 0)
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "at must be an RFC 3339 time");
         if (jit_message_get_int(op->msg, "duration", 1, (int64_t) JIT_DURATION_MAX_SEC, false,
                                 &duration, &has_duration) < 0)
@@ -618,12 +612,10 @@ static json_object *op_explain(Op *op) {
 /* ---- audit: the record, for auditors in full, for others their own requests ---- */
 
 #define AUDIT_GROUP "jit-auditors"
-/* A record is up to ~2 KiB as JSON: this many stay under the 4 MiB reply. */
-#define AUDIT_QUERY_MAX 2000
 
 static json_object *op_audit(Op *op) {
         const char *since_text, *until_text, *user;
-        int64_t request_id = 0, limit = 1000;
+        int64_t request_id = 0, limit = JIT_AUDIT_LIMIT_DEFAULT;
         time_t since = 0, until = 0;
         int r;
 
@@ -631,17 +623,17 @@ static json_object *op_audit(Op *op) {
                 return bad_field("since", r, 64);
         if ((r = jit_message_get_string(op->msg, "until", 64, false, &until_text)) < 0)
                 return bad_field("until", r, 64);
-        if ((since_text && parse_rfc3339(since_text, &since) < 0) ||
-            (until_text && parse_rfc3339(until_text, &until) < 0))
+        if ((since_text && parse_time(since_text, &since) < 0) ||
+            (until_text && parse_time(until_text, &until) < 0))
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST,
                                        "since and until must be RFC 3339 times");
         if ((r = jit_message_get_string(op->msg, "user", JIT_USER_MAX, false, &user)) < 0)
                 return bad_field("user", r, JIT_USER_MAX);
         if (jit_message_get_int(op->msg, "request", 1, INT64_MAX, false, &request_id, NULL) < 0)
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "request must be a positive id");
-        if (jit_message_get_int(op->msg, "limit", 1, AUDIT_QUERY_MAX, false, &limit, NULL) < 0)
+        if (jit_message_get_int(op->msg, "limit", 1, JIT_AUDIT_LIMIT_MAX, false, &limit, NULL) < 0)
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "limit must be 1..%d",
-                                       AUDIT_QUERY_MAX);
+                                       JIT_AUDIT_LIMIT_MAX);
 
         /* Root and auditors read everything; everyone else the records of their own requests. */
         bool auditor = is_root(op) ||
@@ -665,7 +657,7 @@ static json_object *op_audit_archive(Op *op) {
                 return refuse(op, NULL, "only root may archive the audit log");
         if ((r = jit_message_get_string(op->msg, "until", 64, true, &until_text)) < 0)
                 return bad_field("until", r, 64);
-        if (parse_rfc3339(until_text, &until) < 0)
+        if (parse_time(until_text, &until) < 0)
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "until must be an RFC 3339 time");
 
         _cleanup_free_ char *dir = audit_archive_dir(op->b->db_path);
@@ -692,10 +684,10 @@ static json_object *op_session_open(Op *op) {
 
         if (bad)
                 return bad;
-        if ((r = jit_message_get_string(op->msg, "tty", 64, false, &tty)) < 0)
-                return bad_field("tty", r, 64);
-        if ((r = jit_message_get_string(op->msg, "rhost", 256, false, &rhost)) < 0)
-                return bad_field("rhost", r, 256);
+        if ((r = jit_message_get_string(op->msg, "tty", JIT_TTY_MAX, false, &tty)) < 0)
+                return bad_field("tty", r, JIT_TTY_MAX);
+        if ((r = jit_message_get_string(op->msg, "rhost", JIT_RHOST_MAX, false, &rhost)) < 0)
+                return bad_field("rhost", r, JIT_RHOST_MAX);
 
         int64_t id = 0, session = 0;
         uint64_t expires_at;
@@ -782,7 +774,7 @@ json_object *broker_dispatch(Broker *b, const struct ucred *peer, int peer_fd, j
         const char *name;
         json_object *reply;
 
-        if (jit_message_get_string(msg, "op", 32, true, &name) < 0)
+        if (jit_message_get_string(msg, "op", JIT_OP_MAX, true, &name) < 0)
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "missing \"op\"");
 
         for (size_t i = 0; i < ELEMENTSOF(ops); i++) {
@@ -791,9 +783,8 @@ json_object *broker_dispatch(Broker *b, const struct ucred *peer, int peer_fd, j
                 /* Who is asking comes from the kernel, resolved here; never from the message. */
                 int r = ops[i].needs_caller ? identity_from_uid(peer->uid, &op.caller) : 0;
                 if (r < 0) {
-                        errno = -r;
-                        log_warning("request from uid %u that has no user entry: %m",
-                                    (unsigned) peer->uid);
+                        log_warning_errno(r, "request from uid %u that has no user entry: %m",
+                                          (unsigned) peer->uid);
                         return jit_reply_error(JIT_ERROR_REFUSED, "uid %u is not a known user",
                                                (unsigned) peer->uid);
                 }
@@ -802,5 +793,5 @@ json_object *broker_dispatch(Broker *b, const struct ucred *peer, int peer_fd, j
                         identity_done(&op.caller);
                 return reply;
         }
-        return jit_reply_error(JIT_ERROR_BAD_REQUEST, "unknown op \"%.32s\"", name);
+        return jit_reply_error(JIT_ERROR_BAD_REQUEST, "unknown op \"%.*s\"", JIT_OP_MAX, name);
 }

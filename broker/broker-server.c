@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The listening socket and its connections: one request, one reply, then close. */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -44,6 +45,7 @@ static unsigned *uid_slots(Broker *b, uid_t uid) {
 static void uid_release(Broker *b, uid_t uid) {
         for (size_t i = 0; i < b->n_conn_uids; i++)
                 if (b->conn_uids[i].uid == uid) {
+                        assert(b->conn_uids[i].n > 0); /* released once per counted connection */
                         if (--b->conn_uids[i].n == 0)
                                 b->conn_uids[i] = b->conn_uids[--b->n_conn_uids];
                         return;
@@ -69,6 +71,7 @@ static void connection_free(Connection *c) {
         if (c->fd >= 0)
                 close(c->fd);
         if (c->peer.uid != 0) {
+                assert(c->broker->n_connections > 0);
                 c->broker->n_connections--;
                 uid_release(c->broker, c->peer.uid);
         }
@@ -152,10 +155,8 @@ static int on_connection_io(sd_event_source *s, int fd, uint32_t revents, void *
                 return 0;
         }
         if (r < 0) {
-                if (r != -ECONNRESET) {
-                        errno = -r;
-                        log_debug("reading from pid %d: %m", (int) c->peer.pid);
-                }
+                if (r != -ECONNRESET)
+                        log_debug_errno(r, "reading from pid %d: %m", (int) c->peer.pid);
                 connection_free(c);
                 return 0;
         }
@@ -231,8 +232,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                                                        BROKER_CONNECTION_TIMEOUT_USEC, 0,
                                                        on_connection_timeout, c);
                 if (r < 0) {
-                        errno = -r;
-                        log_error("watching a connection: %m");
+                        log_error_errno(r, "watching a connection: %m");
                         connection_free(c);
                 }
         }
@@ -309,11 +309,8 @@ int broker_listen(Broker *b) {
         int n = sd_listen_fds(true);
         int fd;
 
-        if (n < 0) {
-                errno = -n;
-                log_error("reading the sockets passed by systemd: %m");
-                return n;
-        }
+        if (n < 0)
+                return log_error_errno(n, "reading the sockets passed by systemd: %m");
         if (n > 1) {
                 log_error("systemd passed %d sockets, expected one", n);
                 return -EINVAL;
@@ -337,10 +334,8 @@ int broker_listen(Broker *b) {
         b->listen_fd = fd;
 
         int r = sd_event_add_io(b->event, &b->listen_source, fd, EPOLLIN, on_accept, b);
-        if (r < 0) {
-                errno = -r;
-                log_error("watching the listening socket: %m");
-        }
+        if (r < 0)
+                return log_error_errno(r, "watching the listening socket: %m");
         return r;
 }
 

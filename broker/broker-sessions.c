@@ -278,8 +278,7 @@ static sd_bus *system_bus(Broker *b) {
         if (r >= 0)
                 r = sd_bus_attach_event(bus, b->event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0) {
-                errno = -r;
-                log_warning("connecting to the system bus: %m");
+                log_warning_errno(r, "connecting to the system bus: %m");
                 sd_bus_flush_close_unref(bus);
                 return NULL;
         }
@@ -300,11 +299,9 @@ static void terminate_logind_session(Broker *b, const Session *s) {
                                          "/org/freedesktop/login1",
                                          "org.freedesktop.login1.Manager", "TerminateSession",
                                          on_terminate_reply, NULL, "s", session);
-        if (r < 0) {
-                errno = -r;
-                log_warning("terminating logind session %s of session %" PRId64 ": %m", session,
-                            s->id);
-        }
+        if (r < 0)
+                log_warning_errno(r, "terminating logind session %s of session %" PRId64 ": %m",
+                                  session, s->id);
 }
 
 static void session_hangup(Session *s) {
@@ -517,8 +514,7 @@ void sessions_restore(Broker *b) {
         size_t n = 0;
         int r = db_open_sessions(b->db, &rows, &n);
         if (r < 0) {
-                errno = -r;
-                log_error("reading the open sessions: %m (%s)", db_error(b->db));
+                log_error_errno(r, "reading the open sessions: %m (%s)", db_error(b->db));
                 return;
         }
         int64_t gone[256], ended[256];

@@ -85,11 +85,10 @@ static void effects_wakeup(void *userdata) {
 
 static void report_failure(void *userdata, int error, const char *what, int64_t id) {
         Broker *b = userdata;
-        errno = -error;
         if (id > 0)
-                log_error("%s %lld: %m (%s)", what, (long long) id, db_error(b->db));
+                log_error_errno(error, "%s %lld: %m (%s)", what, (long long) id, db_error(b->db));
         else
-                log_error("%s: %m (%s)", what, db_error(b->db));
+                log_error_errno(error, "%s: %m (%s)", what, db_error(b->db));
 }
 
 void broker_state_changed(Broker *b) {
@@ -97,8 +96,7 @@ void broker_state_changed(Broker *b) {
         int r = db_next_deadline(b->db, b->boot_id, &next);
 
         if (r < 0) {
-                errno = -r;
-                log_error("finding the next deadline: %m; retrying in 1 s");
+                log_error_errno(r, "finding the next deadline: %m; retrying in 1 s");
                 next = now_usec(CLOCK_BOOTTIME) + USEC_PER_SEC;
         }
         if (r == 0) {
@@ -137,10 +135,8 @@ static void audit_policy(Broker *b, JitEvent ev, const char *error) {
                         json_object_object_add(d, "error", json_object_new_string(error));
         }
         int r = audit_append(b->db, ev, "broker", -1, 0, d);
-        if (r < 0) {
-                errno = -r;
-                log_error("writing the audit record for %s: %m", jit_event_name(ev));
-        }
+        if (r < 0)
+                log_error_errno(r, "writing the audit record for %s: %m", jit_event_name(ev));
         audit_log_head(b, false);
 }
 
@@ -212,24 +208,32 @@ static void help(void) {
                "  -s --socket PATH   listening socket (default %s; ignored under socket activation)\n"
                "  -d --db PATH       state database (default %s)\n"
                "  -p --policy PATH   policy file (default %s)\n"
+               "     --log-level LEVEL\n"
+               "                     diagnostics up to LEVEL: emerg, alert, crit, err, warning,\n"
+               "                     notice, info (default; also $SYSTEMD_LOG_LEVEL), debug, or\n"
+               "                     0-7; events (the audit trail) are always logged\n"
                "  -h --help          show this help\n"
                "     --version       show the version\n",
                JIT_SOCKET_PATH, JIT_DB_PATH, JIT_POLICY_PATH);
 }
 
+#define LOG_LEVEL_NAMES "emerg, alert, crit, err, warning, notice, info, debug or 0-7"
+
 static int parse_argv(int argc, char *argv[], Broker *b) {
         enum {
-                ARG_VERSION = 0x100
+                ARG_VERSION = 0x100,
+                ARG_LOG_LEVEL,
         };
         static const struct option options[] = {
                 { "socket", required_argument, NULL, 's' },
                 { "db", required_argument, NULL, 'd' },
                 { "policy", required_argument, NULL, 'p' },
+                { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
         };
-        int c;
+        int c, level = -1;
 
         while ((c = getopt_long(argc, argv, "s:d:p:h", options, NULL)) >= 0)
                 switch (c) {
@@ -254,6 +258,16 @@ static int parse_argv(int argc, char *argv[], Broker *b) {
                                 return -ENOMEM;
                         break;
                 }
+                case ARG_LOG_LEVEL:
+                        level = log_level_from_string(optarg);
+                        if (level < 0) {
+                                fprintf(stderr,
+                                        "jit-brokerd: invalid --log-level '%s' (" LOG_LEVEL_NAMES
+                                        ")\n",
+                                        optarg);
+                                return -EINVAL;
+                        }
+                        break;
                 case 'h':
                         help();
                         return 0;
@@ -270,6 +284,20 @@ static int parse_argv(int argc, char *argv[], Broker *b) {
                         argv[optind]);
                 return -EINVAL;
         }
+        /* The option wins over the environment, as in systemd's own programs. */
+        const char *e = level < 0 ? secure_getenv("SYSTEMD_LOG_LEVEL") : NULL;
+        if (e && *e) {
+                level = log_level_from_string(e);
+                if (level < 0) {
+                        fprintf(stderr,
+                                "jit-brokerd: invalid log level '%s' in $SYSTEMD_LOG_LEVEL "
+                                "(" LOG_LEVEL_NAMES ")\n",
+                                e);
+                        return -EINVAL;
+                }
+        }
+        if (level >= 0)
+                log_set_max_level(level);
         return 1;
 }
 
@@ -305,8 +333,7 @@ int main(int argc, char *argv[]) {
                 return 1;
 
         if ((r = read_boot_id(b.boot_id)) < 0) {
-                errno = -r;
-                log_error("reading the boot id: %m");
+                log_error_errno(r, "reading the boot id: %m");
                 return 1;
         }
 
@@ -314,14 +341,13 @@ int main(int argc, char *argv[]) {
                 return 1;
 
         if ((r = ensure_parent_dir(b.db_path)) < 0) {
-                errno = -r;
-                log_error("creating the directory of %s: %m", b.db_path);
+                log_error_errno(r, "creating the directory of %s: %m", b.db_path);
                 return 1;
         }
         r = db_open(b.db_path, &b.db, &db_error_msg);
         if (r < 0) {
-                errno = -r;
-                log_error("opening the database: %s", db_error_msg ? db_error_msg : strerror(-r));
+                log_error_errno(r, "opening the database: %s",
+                                db_error_msg ? db_error_msg : strerror(-r));
                 return 1;
         }
 
@@ -346,8 +372,7 @@ int main(int argc, char *argv[]) {
                     0 ||
             (r = sd_event_add_defer(b.event, &b.effects_source, on_effects, &b)) < 0 ||
             (r = sd_event_set_watchdog(b.event, true)) < 0) {
-                errno = -r;
-                log_error("setting up the event loop: %m");
+                log_error_errno(r, "setting up the event loop: %m");
                 return 1;
         }
         (void) sd_event_source_set_enabled(b.effects_source, SD_EVENT_OFF);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "effects.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -66,6 +67,7 @@ int effect_post(EffectQueue *q, JitEvent event, int priority, const Request *r, 
         va_end(ap);
         if (k < 0)
                 return k;
+        assert(q->n_due < q->n);
         /* Ahead of the staged ones: swap it into the due part. */
         Effect posted = q->items[q->n - 1];
         q->items[q->n - 1] = q->items[q->n_due];
@@ -92,6 +94,7 @@ void effects_commit(EffectQueue *q) {
 }
 
 void effects_rollback(EffectQueue *q) {
+        assert(q->n_due <= q->n);
         while (q->n > q->n_due)
                 effect_clear(&q->items[--q->n]);
 }
@@ -100,6 +103,7 @@ Effect *effects_take_due(EffectQueue *q, size_t *ret_n) {
         size_t n = q->n_due;
         Effect *due = NULL;
 
+        assert(n <= q->n); /* the due ones are a prefix of the queue */
         *ret_n = 0;
         if (n == 0)
                 return NULL;

@@ -53,6 +53,7 @@ void grants_rollback(Grants *g) {
 }
 
 static int tx_begin(Grants *g, GrantTx *t) {
+        assert(!t->g); /* one guard per transaction level: its rollback undoes one begin */
         int k = grants_begin(g);
         if (k >= 0)
                 t->g = g;
@@ -60,6 +61,7 @@ static int tx_begin(Grants *g, GrantTx *t) {
 }
 
 static int tx_commit(GrantTx *t) {
+        assert(t->g && t->g->tx_depth > 0);
         int k = grants_commit(t->g);
         if (k >= 0)
                 t->g = NULL;
@@ -160,6 +162,7 @@ static int request_end(Grants *g, Request *r, RequestEvent event, const char *en
                        const char *reason, JitEvent audit_event, const char *actor,
                        int64_t actor_uid) {
         RequestState next;
+        assert(event >= 0 && event < _REQUEST_EVENT_MAX); /* chosen by the code, not read */
         int k = request_transition(r->state, event, &next);
         if (k < 0)
                 return k;

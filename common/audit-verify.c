@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cleanup.h"
+#include "string-table.h"
 
 static const char *const fault_names[_AUDIT_FAULT_MAX] = {
         [AUDIT_INTACT] = "intact",       [AUDIT_EDITED] = "edited",
@@ -15,11 +16,7 @@ static const char *const fault_names[_AUDIT_FAULT_MAX] = {
         [AUDIT_TRUNCATED] = "truncated",
 };
 
-const char *audit_fault_to_string(AuditFault f) {
-        if ((int) f < 0 || f >= _AUDIT_FAULT_MAX)
-                return NULL;
-        return fault_names[f];
-}
+DEFINE_STRING_TABLE(audit_fault, AuditFault, fault_names, _AUDIT_FAULT_MAX);
 
 static void set_fault(AuditVerdict *v, AuditFault f, int64_t seq, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));

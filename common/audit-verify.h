@@ -23,6 +23,7 @@ typedef enum AuditFault {
         AUDIT_REORDERED, /* records are there but not in the order they were written */
         AUDIT_TRUNCATED, /* records at the end are gone: the journal saw a later head */
         _AUDIT_FAULT_MAX,
+        _AUDIT_FAULT_INVALID = -1,
 } AuditFault;
 
 typedef struct AuditVerdict {
@@ -44,5 +45,7 @@ typedef struct AuditVerdict {
 int audit_verify(const AuditRecord *records, size_t n, const AuditHead *anchor,
                  const AuditHead *heads, size_t n_heads, AuditVerdict *ret);
 
-/* "intact", "edited", "deleted", "reordered", "truncated"; NULL out of range. */
+/* "intact", "edited", "deleted", "reordered", "truncated"; NULL out of range. And back:
+ * _AUDIT_FAULT_INVALID for anything else. */
 const char *audit_fault_to_string(AuditFault f);
+AuditFault audit_fault_from_string(const char *s);

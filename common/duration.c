@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cleanup.h"
+
+/* What duration_format writes, largest first. */
 static const struct {
         char unit;
         uint64_t sec;
@@ -14,6 +17,30 @@ static const struct {
         { 'm', 60 },
         { 's', 1 },
 };
+
+/* What duration_parse reads, largest first: the systemd.time(7) names of these units.
+ * Months and years (not a whole number of days) and units below a second are not here. */
+static const struct {
+        const char *const names[5];
+        uint64_t sec;
+} parse_units[] = {
+        { { "w", "week", "weeks" }, 7 * 86400 },    { { "d", "day", "days" }, 86400 },
+        { { "h", "hr", "hour", "hours" }, 3600 },   { { "m", "min", "minute", "minutes" }, 60 },
+        { { "s", "sec", "second", "seconds" }, 1 },
+};
+
+/* The unit named by the n letters at s, searched from index first on; ELEMENTSOF when none. */
+static size_t parse_unit(const char *s, size_t n, size_t first) {
+        size_t i;
+
+        for (i = first; i < ELEMENTSOF(parse_units); i++)
+                for (size_t k = 0; k < ELEMENTSOF(parse_units[i].names) && parse_units[i].names[k];
+                     k++)
+                        if (strlen(parse_units[i].names[k]) == n &&
+                            memcmp(parse_units[i].names[k], s, n) == 0)
+                                return i;
+        return i;
+}
 
 int duration_parse(const char *s, uint64_t *ret_sec) {
         uint64_t total = 0;
@@ -35,18 +62,26 @@ int duration_parse(const char *s, uint64_t *ret_sec) {
                 if (digits == 0)
                         return -EINVAL;
 
-                size_t i;
-                for (i = next_unit; i < sizeof(units) / sizeof(units[0]); i++)
-                        if (*s == units[i].unit)
-                                break;
-                if (i == sizeof(units) / sizeof(units[0]))
+                size_t letters = 0;
+                while ((s[letters] >= 'a' && s[letters] <= 'z') ||
+                       (s[letters] >= 'A' && s[letters] <= 'Z'))
+                        letters++;
+                size_t i = parse_unit(s, letters, next_unit);
+                if (letters == 0 || i == ELEMENTSOF(parse_units))
                         return -EINVAL; /* missing, unknown, repeated or out-of-order unit */
-                s++;
+                s += letters;
                 next_unit = i + 1;
 
-                total += n * units[i].sec;
+                total += n * parse_units[i].sec;
                 if (total > JIT_DURATION_MAX_SEC)
                         return -ERANGE;
+
+                /* Spaces may separate two parts ("1h 30m"), never end the text. */
+                if (*s == ' ') {
+                        s += strspn(s, " ");
+                        if (!*s)
+                                return -EINVAL;
+                }
         }
 
         if (total == 0)

@@ -14,6 +14,7 @@
 #include "cleanup.h"
 #include "duration.h"
 #include "policy-internal.h"
+#include "string-table.h"
 
 static bool list_matches(const StringList *l, const Identity *id) {
         for (size_t i = 0; i < l->n; i++)
@@ -227,26 +228,10 @@ void policy_decision_done(PolicyDecision *d) {
         *d = (PolicyDecision){ .verdict = VERDICT_REFUSED };
 }
 
-const char *policy_verdict_to_string(PolicyVerdict v) {
-        switch (v) {
-        case VERDICT_NEEDS_APPROVAL:
-                return "approval";
-        case VERDICT_AUTO_APPROVE:
-                return "auto";
-        case VERDICT_REFUSED:
-                break;
-        }
-        return "refused";
-}
+static const char *const verdict_names[_POLICY_VERDICT_MAX] = {
+        [VERDICT_REFUSED] = "refused",
+        [VERDICT_NEEDS_APPROVAL] = "approval",
+        [VERDICT_AUTO_APPROVE] = "auto",
+};
 
-int policy_verdict_from_string(const char *s, PolicyVerdict *ret) {
-        static const PolicyVerdict all[] = { VERDICT_REFUSED, VERDICT_NEEDS_APPROVAL,
-                                             VERDICT_AUTO_APPROVE };
-
-        for (size_t i = 0; s && i < ELEMENTSOF(all); i++)
-                if (STREQ(s, policy_verdict_to_string(all[i]))) {
-                        *ret = all[i];
-                        return 0;
-                }
-        return -EINVAL;
-}
+DEFINE_STRING_TABLE(policy_verdict, PolicyVerdict, verdict_names, _POLICY_VERDICT_MAX);

@@ -18,6 +18,7 @@
 
 #include "cleanup.h"
 #include "duration.h"
+#include "names.h"
 #include "policy-internal.h"
 
 /* Warnings kept, and names looked up in NSS, per policy: a huge generated policy must not
@@ -137,18 +138,6 @@ static int check_principals(Parser *ps, const config_setting_t *list) {
                              group ? v + 1 : v, strerror(-r));
         }
         return 0;
-}
-
-bool valid_service_name(const char *s) {
-        size_t n = 0;
-
-        if (!s || !*s)
-                return false;
-        for (; *s; s++)
-                if (++n > 64 || !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-                                  (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' || *s == '-'))
-                        return false;
-        return true;
 }
 
 static bool valid_short_text(const char *s) {
@@ -319,13 +308,8 @@ static int parse_settings(Parser *ps, const config_setting_t *s, Policy *p) {
                 const char *v = config_setting_type(m) == CONFIG_TYPE_STRING
                                         ? config_setting_get_string(m)
                                         : NULL;
-                if (v && STREQ(v, "terminate"))
-                        p->on_expiry = ON_EXPIRY_TERMINATE;
-                else if (v && STREQ(v, "warn"))
-                        p->on_expiry = ON_EXPIRY_WARN;
-                else if (v && STREQ(v, "none"))
-                        p->on_expiry = ON_EXPIRY_NONE;
-                else
+                p->on_expiry = on_expiry_from_string(v);
+                if (p->on_expiry == _ON_EXPIRY_INVALID)
                         return fail(
                                 ps, m,
                                 "settings.on_expiry: expected \"terminate\", \"warn\" or \"none\"");
@@ -364,7 +348,7 @@ static int parse_profile(Parser *ps, const config_setting_t *s, Policy *p) {
 }
 
 static bool valid_rule_name(const char *s) {
-        return valid_service_name(s); /* same shape: short, portable, no spaces */
+        return jit_service_name_is_valid(s); /* same shape: short, portable, no spaces */
 }
 
 static int parse_when(Parser *ps, const config_setting_t *s, PolicyRule *rule) {
@@ -473,7 +457,7 @@ static int parse_rule(Parser *ps, const config_setting_t *s, size_t index, const
                 bool (*valid)(const char *);
                 const char *desc;
         } lists[] = {
-                { "services", offsetof(PolicyRule, services), valid_service_name,
+                { "services", offsetof(PolicyRule, services), jit_service_name_is_valid,
                   "a PAM service name" },
                 { "requesters", offsetof(PolicyRule, requesters), valid_principal,
                   "a user or %group" },
@@ -566,7 +550,7 @@ static int parse_break_glass(Parser *ps, const config_setting_t *s, Policy *p) {
             (r = check_principals(ps, m)) < 0)
                 return r;
         m = config_setting_get_member(s, "services");
-        if ((r = get_string_list(ps, m, "break_glass: services", valid_service_name,
+        if ((r = get_string_list(ps, m, "break_glass: services", jit_service_name_is_valid,
                                  "a PAM service name", &bg->services)) < 0)
                 return r;
         m = config_setting_get_member(s, "max_duration");

@@ -13,6 +13,7 @@
 
 #include "cleanup.h"
 #include "policy-internal.h"
+#include "timeutil.h"
 
 /* Day names as `when` and --at write them; index 0 is Monday. */
 static const char *const day_names[7] = { "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun" };
@@ -213,58 +214,38 @@ static bool parse_clock(const char **s, struct tm *tm) {
 int policy_time_parse(const char *s, time_t now, time_t *ret) {
         struct tm tm = { .tm_isdst = -1 }, check;
         const char *p = s;
-        bool utc = false;
-        time_t t;
+        uint64_t usec;
+        int r;
 
         if (!s)
                 return -EINVAL;
-        if (STREQ(s, "now")) {
-                *ret = now;
+        int day = parse_day(&p);
+        if (day < 0) {
+                /* Not in the reference week: a timestamp as timeutil.h reads them. */
+                r = timestamp_parse(s, now > 0 ? (uint64_t) now * USEC_PER_SEC : 0, &usec);
+                if (r < 0)
+                        return r;
+                *ret = (time_t) (usec / USEC_PER_SEC);
                 return 0;
         }
-        int day = parse_day(&p);
-        if (day >= 0) {
-                /* The reference week: Monday 2024-01-01 to Sunday 2024-01-07. */
-                if (*p != ' ' && *p != '\t')
-                        return -EINVAL;
-                p += strspn(p, " \t");
-                if (!parse_clock(&p, &tm) || *p)
-                        return -EINVAL;
-                tm.tm_year = 2024 - 1900;
-                tm.tm_mon = 0;
-                tm.tm_mday = 1 + day;
-        } else {
-                int y, mon, mday;
-                if (!parse_digits(&p, 4, &y) || *p++ != '-' || !parse_digits(&p, 2, &mon) ||
-                    *p++ != '-' || !parse_digits(&p, 2, &mday) || *p++ != 'T' ||
-                    !parse_clock(&p, &tm))
-                        return -EINVAL;
-                if (*p == 'Z') {
-                        utc = true;
-                        p++;
-                }
-                if (*p || y < 1970 || mon < 1 || mon > 12 || mday < 1 || mday > 31)
-                        return -EINVAL;
-                tm.tm_year = y - 1900;
-                tm.tm_mon = mon - 1;
-                tm.tm_mday = mday;
-        }
+
+        /* The reference week: Monday 2024-01-01 to Sunday 2024-01-07. */
+        if (*p != ' ' && *p != '\t')
+                return -EINVAL;
+        p += strspn(p, " \t");
+        if (!parse_clock(&p, &tm) || *p)
+                return -EINVAL;
+        tm.tm_year = 2024 - 1900;
+        tm.tm_mon = 0;
+        tm.tm_mday = 1 + day;
 
         struct tm want = tm;
-        if (utc) {
-                tm.tm_isdst = 0;
-                t = timegm(&tm);
-                if (t == (time_t) -1 || !gmtime_r(&t, &check))
-                        return -EINVAL;
-        } else {
-                t = mktime(&tm);
-                if (t == (time_t) -1 || !localtime_r(&t, &check))
-                        return -EINVAL;
-        }
-        /* mktime and timegm normalise: 2024-02-30 or a time skipped by a DST change would
-         * come back as another time. Such a time does not exist. */
-        if (check.tm_year != want.tm_year || check.tm_mon != want.tm_mon ||
-            check.tm_mday != want.tm_mday || check.tm_hour != want.tm_hour ||
+        time_t t = mktime(&tm);
+        if (t == (time_t) -1 || !localtime_r(&t, &check))
+                return -EINVAL;
+        /* mktime normalises: a time skipped by a DST change would come back as another
+         * time. Such a time does not exist. */
+        if (check.tm_mday != want.tm_mday || check.tm_hour != want.tm_hour ||
             check.tm_min != want.tm_min || check.tm_sec != want.tm_sec)
                 return -EINVAL;
         *ret = t;

@@ -10,6 +10,7 @@
 
 #include "cleanup.h"
 #include "policy-internal.h"
+#include "string-table.h"
 
 void string_list_done(StringList *l) {
         for (size_t i = 0; i < l->n; i++)
@@ -72,14 +73,10 @@ uint64_t policy_rule_cap(const Policy *p, const PolicyRule *r) {
         return p->max_duration;
 }
 
-const char *on_expiry_to_string(OnExpiry e) {
-        switch (e) {
-        case ON_EXPIRY_TERMINATE:
-                return "terminate";
-        case ON_EXPIRY_WARN:
-                return "warn";
-        case ON_EXPIRY_NONE:
-                return "none";
-        }
-        return "terminate";
-}
+static const char *const on_expiry_names[_ON_EXPIRY_MAX] = {
+        [ON_EXPIRY_TERMINATE] = "terminate",
+        [ON_EXPIRY_WARN] = "warn",
+        [ON_EXPIRY_NONE] = "none",
+};
+
+DEFINE_STRING_TABLE(on_expiry, OnExpiry, on_expiry_names, _ON_EXPIRY_MAX);

@@ -25,6 +25,8 @@ typedef enum OnExpiry {
         ON_EXPIRY_TERMINATE,
         ON_EXPIRY_WARN,
         ON_EXPIRY_NONE,
+        _ON_EXPIRY_MAX,
+        _ON_EXPIRY_INVALID = -1,
 } OnExpiry;
 
 typedef struct StringList {
@@ -128,7 +130,10 @@ bool policy_rule_has_service(const PolicyRule *r, const char *service);
 /* The longest grant the rule allows, in seconds. */
 uint64_t policy_rule_cap(const Policy *p, const PolicyRule *r);
 
+/* "terminate", "warn", "none"; NULL out of range. And back: _ON_EXPIRY_INVALID for
+ * anything else. */
 const char *on_expiry_to_string(OnExpiry e);
+OnExpiry on_expiry_from_string(const char *s);
 
 /* Parses one `when` entry. On failure returns -EINVAL and, when ret_error is given, a
  * malloc'd explanation naming the bad part. */
@@ -136,11 +141,13 @@ int policy_window_parse(const char *s, PolicyWindow *ret, char **ret_error);
 /* Whether at falls in w, in local time. */
 bool policy_window_contains(const PolicyWindow *w, time_t at);
 
-/* A point in time as written in `jitctl policy explain --at` and in case files: "now",
- * "YYYY-MM-DDTHH:MM[:SS]" (local time), the same ending in "Z" (UTC), or "Mon 10:00": that
- * weekday and time in the reference week that starts on Monday 2024-01-01, local time (so
- * that case files mean the same every week). now is used for "now". -EINVAL when s is
- * none of these or names a time that does not exist. */
+/* A point in time as written in `jitctl policy explain --at` and in case files: a
+ * timestamp as timestamp_parse() in timeutil.h reads it ("now", "2024-05-06 10:00" in
+ * local time, "2024-05-06T10:00:00Z", "today", "-1h", ...), or "Mon 10:00": that weekday
+ * and time in the reference week that starts on Monday 2024-01-01, local time (so that
+ * case files mean the same every week). now is used for "now" and relative times. -EINVAL
+ * (or -ERANGE, as timestamp_parse()) when s is none of these or names a time that does
+ * not exist. */
 int policy_time_parse(const char *s, time_t now, time_t *ret);
 
 /* Deciding a request. */
@@ -158,6 +165,8 @@ typedef enum PolicyVerdict {
         VERDICT_REFUSED,
         VERDICT_NEEDS_APPROVAL,
         VERDICT_AUTO_APPROVE,
+        _POLICY_VERDICT_MAX,
+        _POLICY_VERDICT_INVALID = -1,
 } PolicyVerdict;
 
 typedef struct PolicyDecision {
@@ -187,8 +196,7 @@ int policy_break_glass_decide(const Policy *p, const Identity *requester, const 
 
 void policy_decision_done(PolicyDecision *d);
 
-/* "refused", "approval", "auto"; and back (-EINVAL for anything else). */
+/* "refused", "approval", "auto"; NULL out of range. And back: _POLICY_VERDICT_INVALID for
+ * anything else. */
 const char *policy_verdict_to_string(PolicyVerdict v);
-int policy_verdict_from_string(const char *s, PolicyVerdict *ret);
-
-bool valid_service_name(const char *s);
+PolicyVerdict policy_verdict_from_string(const char *s);

@@ -39,17 +39,6 @@ JitError jit_error_from_string(const char *s) {
         return _JIT_ERROR_INVALID;
 }
 
-int jit_error_to_exit_status(JitError e) {
-        switch (e) {
-        case JIT_ERROR_REFUSED:
-                return JIT_EXIT_REFUSED;
-        case JIT_ERROR_NOT_FOUND:
-                return JIT_EXIT_NOT_FOUND;
-        default:
-                return JIT_EXIT_FAILURE;
-        }
-}
-
 void jit_frame_header(size_t len, uint8_t out[JIT_FRAME_HEADER_SIZE]) {
         out[0] = (uint8_t) (len >> 24);
         out[1] = (uint8_t) (len >> 16);

@@ -22,16 +22,17 @@
 #define JIT_SERVICE_MAX 64
 #define JIT_REASON_MAX 1024
 #define JIT_TICKET_MAX 128
+/* The terminal and remote host of a session (session-open), from PAM_TTY and PAM_RHOST. */
+#define JIT_TTY_MAX 64
+#define JIT_RHOST_MAX 256
+/* The name of an operation ("op"). */
+#define JIT_OP_MAX 32
 
-/* Exit status of jitctl: an interface scripts rely on (README.md, "jitctl"). */
-enum {
-        JIT_EXIT_OK = 0,
-        JIT_EXIT_FAILURE = 1,
-        JIT_EXIT_USAGE = 2,
-        JIT_EXIT_REFUSED = 3,
-        JIT_EXIT_UNREACHABLE = 4,
-        JIT_EXIT_NOT_FOUND = 5,
-};
+/* Records in one answer to "audit": a record is up to ~2 KiB as JSON, so this many stay
+ * under JIT_REPLY_MAX. The default when the request names no "limit". */
+#define JIT_AUDIT_LIMIT_MAX 2000
+#define JIT_AUDIT_LIMIT_DEFAULT 1000
+_Static_assert(JIT_AUDIT_LIMIT_MAX * 2048ULL < JIT_REPLY_MAX, "audit answers must fit a reply");
 
 /* Error codes carried in a reply's "error" field. */
 typedef enum JitError {
@@ -46,7 +47,6 @@ typedef enum JitError {
 
 const char *jit_error_to_string(JitError e);
 JitError jit_error_from_string(const char *s);
-int jit_error_to_exit_status(JitError e);
 
 /* Incremental reader for non-blocking sockets (the broker side). */
 typedef struct JitFrameReader {

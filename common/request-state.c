@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cleanup.h"
+#include "string-table.h"
 
 static const char *const state_names[_REQUEST_STATE_MAX] = {
         [REQUEST_PENDING] = "pending",     [REQUEST_ACTIVE] = "active",
@@ -20,20 +21,8 @@ static const char *const event_names[_REQUEST_EVENT_MAX] = {
         [EVENT_CONSUME] = "consume",
 };
 
-const char *request_state_to_string(RequestState s) {
-        return s >= 0 && s < _REQUEST_STATE_MAX ? state_names[s] : NULL;
-}
-
-RequestState request_state_from_string(const char *s) {
-        for (int i = 0; s && i < _REQUEST_STATE_MAX; i++)
-                if (STREQ(s, state_names[i]))
-                        return (RequestState) i;
-        return _REQUEST_STATE_INVALID;
-}
-
-const char *request_event_to_string(RequestEvent e) {
-        return e >= 0 && e < _REQUEST_EVENT_MAX ? event_names[e] : NULL;
-}
+DEFINE_STRING_TABLE(request_state, RequestState, state_names, _REQUEST_STATE_MAX);
+DEFINE_STRING_TABLE(request_event, RequestEvent, event_names, _REQUEST_EVENT_MAX);
 
 bool request_state_is_final(RequestState s) {
         return s != REQUEST_PENDING && s != REQUEST_ACTIVE;

@@ -30,11 +30,16 @@ typedef enum RequestEvent {
         EVENT_REVOKE,
         EVENT_CONSUME,
         _REQUEST_EVENT_MAX,
+        _REQUEST_EVENT_INVALID = -1,
 } RequestEvent;
 
+/* "pending", "active", ...; NULL out of range. And back: _REQUEST_STATE_INVALID for
+ * anything else. */
 const char *request_state_to_string(RequestState s);
 RequestState request_state_from_string(const char *s);
+/* "approved", "deny", ...; NULL out of range. And back: _REQUEST_EVENT_INVALID. */
 const char *request_event_to_string(RequestEvent e);
+RequestEvent request_event_from_string(const char *s);
 
 /* Whether the state is final (nothing can happen to the request any more). */
 bool request_state_is_final(RequestState s);

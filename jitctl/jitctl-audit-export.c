@@ -54,7 +54,7 @@ int audit_export(AuditArgs *a, int argc, char *argv[]) {
                 {},
         };
         const char *until_text = NULL;
-        time_t until = 0;
+        uint64_t until = 0;
         int opt;
 
         optind = 0;
@@ -67,7 +67,7 @@ int audit_export(AuditArgs *a, int argc, char *argv[]) {
                         a->json = true;
                         break;
                 case ARG_UNTIL:
-                        if (audit_time_parse(optarg, time(NULL), &until) < 0)
+                        if (timestamp_parse(optarg, now_usec(CLOCK_REALTIME), &until) < 0)
                                 return audit_usage_error("invalid time '%s' for --until", optarg);
                         until_text = optarg;
                         break;
@@ -95,10 +95,9 @@ int audit_export(AuditArgs *a, int argc, char *argv[]) {
         _cleanup_(json_object_putp) json_object *request = jit_request_new("audit-archive"),
                                                 *reply = NULL;
         json_object *result;
-        if (!request ||
-            audit_add(request, "until",
-                      json_object_new_string(format_rfc3339((uint64_t) until * USEC_PER_SEC,
-                                                            until_rfc, sizeof(until_rfc)))) < 0)
+        if (!request || audit_add(request, "until",
+                                  json_object_new_string(
+                                          format_rfc3339(until, until_rfc, sizeof(until_rfc)))) < 0)
                 return audit_fail_oom(a);
         int r = audit_broker_call(a, request, &reply, &result);
         if (r != JIT_EXIT_OK) {

@@ -15,7 +15,6 @@
 
 #include "cleanup.h"
 #include "client.h"
-#include "duration.h"
 #include "jitctl-audit-internal.h"
 #include "jitctl-exit.h"
 #include "jitctl-format.h"
@@ -24,8 +23,9 @@
 #include "timeutil.h"
 #include "users.h"
 
-/* The broker's own cap on one answer (AUDIT_QUERY_MAX in broker-ops.c). */
-#define AUDIT_LIMIT_MAX 10000
+/* For the protocol's limits (JIT_AUDIT_LIMIT_*) in the help text. */
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
 /* Width of the DETAILS column: enough to recognise an event, one line on a terminal. */
 #define DETAILS_COLUMNS 60
 
@@ -59,7 +59,8 @@ const char jitctl_audit_help[] =
         "  --until TIME    Records at or before TIME\n"
         "  --user U        Records U caused or that concern U's requests\n"
         "  --request ID    Records of one request\n"
-        "  --limit N       At most N records (default: the broker's, 1000; at most 10000)\n"
+        "  --limit N       At most N records (default: the broker's, "
+                STRINGIFY(JIT_AUDIT_LIMIT_DEFAULT) "; at most " STRINGIFY(JIT_AUDIT_LIMIT_MAX) ")\n"
         "  --verify        Check the hash chain instead of listing\n"
         "  --db PATH       The database to verify (default " JIT_DB_PATH ")\n"
         "  --archive FILE  Verify an exported archive instead of the database\n"
@@ -70,7 +71,9 @@ const char jitctl_audit_help[] =
         "  -h, --help      Show this help\n"
         "\n"
         "TIME is 2026-11-23T10:00:00Z (or with an offset such as +02:00; without one, local\n"
-        "time), 2026-11-23 (local midnight), -30m, -1h, -2d (that long ago) or now.\n";
+        "time; a space may replace the T, seconds may be left out), 2026-11-23 (local\n"
+        "midnight), today, yesterday, -30m, -1h, -2d, -1h 30m (that long ago), +1h (that\n"
+        "far ahead) or now, with durations as jitctl request --for reads them.\n";
 /* clang-format on */
 
 /* ---- output ---- */
@@ -169,96 +172,6 @@ int audit_fail_bad_reply(const AuditArgs *a) {
 
 /* ---- arguments ---- */
 
-/* Exactly n decimal digits. */
-static bool take_digits(const char **p, int n, int *ret) {
-        int v = 0;
-
-        for (int i = 0; i < n; i++, (*p)++) {
-                if (**p < '0' || **p > '9')
-                        return false;
-                v = v * 10 + (**p - '0');
-        }
-        *ret = v;
-        return true;
-}
-
-static bool take_char(const char **p, char c) {
-        if (**p != c)
-                return false;
-        (*p)++;
-        return true;
-}
-
-int audit_time_parse(const char *s, time_t now, time_t *ret) {
-        struct tm tm = {}, check;
-        int year, mon, mday, hour = 0, min = 0, sec = 0;
-        const char *p = s;
-        time_t t;
-
-        if (!s)
-                return -EINVAL;
-        if (STREQ(s, "now")) {
-                *ret = now;
-                return 0;
-        }
-        if (*s == '-') {
-                uint64_t d;
-                if (duration_parse(s + 1, &d) < 0 || (uint64_t) now < d)
-                        return -EINVAL;
-                *ret = now - (time_t) d;
-                return 0;
-        }
-
-        if (!take_digits(&p, 4, &year) || !take_char(&p, '-') || !take_digits(&p, 2, &mon) ||
-            !take_char(&p, '-') || !take_digits(&p, 2, &mday))
-                return -EINVAL;
-        bool has_time = take_char(&p, 'T') || take_char(&p, 't');
-        if (has_time) {
-                if (!take_digits(&p, 2, &hour) || !take_char(&p, ':') || !take_digits(&p, 2, &min))
-                        return -EINVAL;
-                if (take_char(&p, ':') && !take_digits(&p, 2, &sec))
-                        return -EINVAL;
-                if (take_char(&p, '.')) /* fractions: the log is searched by the second */
-                        for (int digits = 0; *p >= '0' && *p <= '9'; p++)
-                                if (++digits > 9)
-                                        return -EINVAL;
-        }
-        tm = (struct tm){ .tm_year = year - 1900,
-                          .tm_mon = mon - 1,
-                          .tm_mday = mday,
-                          .tm_hour = hour,
-                          .tm_min = min,
-                          .tm_sec = sec,
-                          .tm_isdst = -1 };
-
-        long offset = 0; /* seconds east of UTC */
-        bool utc = false;
-        if (has_time && (take_char(&p, 'Z') || take_char(&p, 'z')))
-                utc = true;
-        else if (has_time && (*p == '+' || *p == '-')) {
-                int sign = *p++ == '+' ? 1 : -1, oh, om;
-                if (!take_digits(&p, 2, &oh) || !take_char(&p, ':') || !take_digits(&p, 2, &om) ||
-                    oh > 23 || om > 59)
-                        return -EINVAL;
-                offset = sign * (oh * 3600L + om * 60L);
-                utc = true;
-        }
-        if (*p != '\0' || mon < 1 || mon > 12 || mday < 1 || mday > 31 || hour > 23 || min > 59 ||
-            sec > 60)
-                return -EINVAL;
-
-        check = tm;
-        t = utc ? timegm(&tm) : mktime(&tm);
-        /* mktime and timegm normalise: 2026-02-30 would become March 2nd. */
-        if (t == (time_t) -1 || tm.tm_mday != check.tm_mday || tm.tm_mon != check.tm_mon)
-                return -EINVAL;
-        t -= offset;
-        if (t < 0)
-                return -EINVAL;
-        *ret = t;
-        return 0;
-}
-
 int audit_parse_positive(const char *s, int64_t max, int64_t *ret) {
         char *end;
 
@@ -288,7 +201,7 @@ static int parse_args(AuditArgs *a, int argc, char *argv[]) {
                 {},
         };
         const char *listing_only = NULL; /* the first option only the listing takes */
-        time_t now = time(NULL);
+        uint64_t now = now_usec(CLOCK_REALTIME), t;
         int opt;
 
         optind = 0; /* fully reinitialise getopt for a new argument vector */
@@ -302,12 +215,12 @@ static int parse_args(AuditArgs *a, int argc, char *argv[]) {
                         continue;
                 case ARG_SINCE:
                 case ARG_UNTIL:
-                        if (audit_time_parse(optarg, now,
-                                             opt == ARG_SINCE ? &a->since : &a->until) < 0)
+                        if (timestamp_parse(optarg, now, &t) < 0)
                                 return audit_usage_error(
                                         "invalid time '%s' (write 2026-11-23T10:00:00Z, "
                                         "2026-11-23, -1h, -30m or -2d)",
                                         optarg);
+                        *(opt == ARG_SINCE ? &a->since : &a->until) = (time_t) (t / USEC_PER_SEC);
                         *(opt == ARG_SINCE ? &a->since_text : &a->until_text) = optarg;
                         break;
                 case ARG_USER:
@@ -321,9 +234,9 @@ static int parse_args(AuditArgs *a, int argc, char *argv[]) {
                                         "invalid request id '%s' (a positive integer)", optarg);
                         break;
                 case ARG_LIMIT:
-                        if (audit_parse_positive(optarg, AUDIT_LIMIT_MAX, &a->limit) < 0)
+                        if (audit_parse_positive(optarg, JIT_AUDIT_LIMIT_MAX, &a->limit) < 0)
                                 return audit_usage_error("invalid limit '%s' (1 to %d)", optarg,
-                                                         AUDIT_LIMIT_MAX);
+                                                         JIT_AUDIT_LIMIT_MAX);
                         break;
                 case ARG_VERIFY:
                         a->verify = true;

@@ -13,8 +13,3 @@ extern const char jitctl_audit_help[];
  * argv). argv[0] is the program name getopt shows in its messages. Returns a jitctl exit
  * status. */
 int jitctl_audit(const char *socket_path, unsigned timeout_ms, bool json, int argc, char *argv[]);
-
-/* A --since/--until TIME: "2026-11-23T10:00:00Z" (or with an offset, +02:00), the same
- * without a zone or "2026-11-23" (local time, midnight), "-1h", "-30m", "-1h30m", "-2d"
- * (that long before now), or "now". Returns 0 with seconds since the epoch, or -EINVAL. */
-int audit_time_parse(const char *s, time_t now, time_t *ret);

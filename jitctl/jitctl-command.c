@@ -16,6 +16,7 @@
 #include "jitctl-exit.h"
 #include "jitctl-format.h"
 #include "jitctl-text.h"
+#include "names.h"
 #include "policy.h"
 #include "protocol.h"
 
@@ -176,10 +177,7 @@ int check_text(const Context *c, const char *option, const char *s, size_t max) 
 }
 
 int check_service(const Context *c, const char *s) {
-        size_t len = strlen(s);
-
-        if (len == 0 || len > JIT_SERVICE_MAX ||
-            strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != len)
+        if (!jit_service_name_is_valid(s))
                 return usage_error(
                         c, "invalid service '%s' (letters, digits, '.', '_', '-'; at most %d)", s,
                         JIT_SERVICE_MAX);

@@ -20,6 +20,7 @@
 #include "jitctl-format.h"
 #include "jitctl-policy-internal.h"
 #include "jitctl-text.h"
+#include "names.h"
 #include "policy-json.h"
 #include "policy.h"
 
@@ -179,7 +180,7 @@ static int parse_case(CaseFile *f, const config_setting_t *s, size_t index, Case
                 return r;
         if (!c->service)
                 c->service = "sudo";
-        else if (!valid_service_name(c->service))
+        else if (!jit_service_name_is_valid(c->service))
                 return case_error(f, config_setting_get_member(s, "service"),
                                   "%s: service: \"%s\" is not a PAM service name", what,
                                   c->service);
@@ -218,7 +219,8 @@ static int parse_case(CaseFile *f, const config_setting_t *s, size_t index, Case
         if (!v)
                 return case_error(
                         f, s, "%s: missing 'expect' (\"auto\", \"approval\" or \"refused\")", what);
-        if (policy_verdict_from_string(v, &c->expect) < 0)
+        c->expect = policy_verdict_from_string(v);
+        if (c->expect == _POLICY_VERDICT_INVALID)
                 return case_error(f, config_setting_get_member(s, "expect"),
                                   "%s: expect: \"%s\" is not \"auto\", \"approval\" or \"refused\"",
                                   what, v);

@@ -261,10 +261,13 @@ int policy_check_file(const char *path, bool json) {
 /* "Mon 2024-01-01 10:00 CET" for an RFC 3339 UTC time from a decision. */
 static const char *local_time_text(const char *rfc3339, char *buf, size_t len) {
         struct tm tm;
+        uint64_t usec;
         time_t t;
 
-        if (!rfc3339 || policy_time_parse(rfc3339, 0, &t) < 0 || !localtime_r(&t, &tm) ||
-            strftime(buf, len, "%a %Y-%m-%d %H:%M %Z", &tm) == 0)
+        if (!rfc3339 || timestamp_parse(rfc3339, 0, &usec) < 0)
+                return NULL;
+        t = (time_t) (usec / USEC_PER_SEC);
+        if (!localtime_r(&t, &tm) || strftime(buf, len, "%a %Y-%m-%d %H:%M %Z", &tm) == 0)
                 return NULL;
         return buf;
 }
@@ -279,7 +282,7 @@ int policy_print_explanation(json_object *o, bool json) {
         PolicyVerdict v;
 
         if (!json_object_is_type(o, json_type_object) ||
-            policy_verdict_from_string(verdict, &v) < 0)
+            (v = policy_verdict_from_string(verdict)) == _POLICY_VERDICT_INVALID)
                 return report("explain", json, JIT_EXIT_FAILURE, "bad-reply",
                               "the broker's explanation is not a decision");
         if (json) {

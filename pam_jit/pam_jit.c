@@ -20,6 +20,7 @@
 
 #include "cleanup.h"
 #include "client.h"
+#include "names.h"
 #include "protocol.h"
 #include "timeutil.h"
 
@@ -145,20 +146,6 @@ static int parse_unsigned(const char *s, unsigned min, unsigned max, unsigned *r
         return 0;
 }
 
-static bool service_name_is_valid(const char *s) {
-        size_t n = strnlen(s, JIT_SERVICE_MAX + 1);
-
-        if (n == 0 || n > JIT_SERVICE_MAX)
-                return false;
-        for (size_t i = 0; i < n; i++) {
-                char c = s[i];
-                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                      c == '.' || c == '_' || c == '-'))
-                        return false;
-        }
-        return true;
-}
-
 /* Returns 0, or -EINVAL after logging what is wrong with the arguments. */
 static int parse_options(const pam_handle_t *pamh, int argc, const char **argv, Options *o) {
         bool have_socket = false, have_timeout = false, have_fail = false;
@@ -254,7 +241,7 @@ static int parse_options(const pam_handle_t *pamh, int argc, const char **argv, 
                                 pam_syslog(pamh, LOG_ERR, "service= given twice; denying");
                                 return -EINVAL;
                         }
-                        if (!service_name_is_valid(v)) {
+                        if (!jit_service_name_is_valid(v)) {
                                 pam_syslog(
                                         pamh, LOG_ERR,
                                         "service= must be 1-%u characters of [A-Za-z0-9._-]; denying",
@@ -290,7 +277,7 @@ static int get_items(pam_handle_t *pamh, Check *c, Outcome *ret) {
                 return -EINVAL;
         }
         c->service = item;
-        if (!service_name_is_valid(c->service)) {
+        if (!jit_service_name_is_valid(c->service)) {
                 pam_syslog(pamh, LOG_ERR,
                            "PAM service name is not 1-%u characters of [A-Za-z0-9._-]; denying",
                            (unsigned) JIT_SERVICE_MAX);
@@ -607,9 +594,9 @@ PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, cons
         json_object_object_add(request, "user", json_object_new_string(c.user));
         json_object_object_add(request, "service", json_object_new_string(c.service));
         /* Optional and informational: sent only when they are printable and short. */
-        if (t && strlen(t) <= 64 && jit_text_is_safe(t, strlen(t)))
+        if (t && strlen(t) <= JIT_TTY_MAX && jit_text_is_safe(t, strlen(t)))
                 json_object_object_add(request, "tty", json_object_new_string(t));
-        if (rhost && strlen(rhost) <= 256 && jit_text_is_safe(rhost, strlen(rhost)))
+        if (rhost && strlen(rhost) <= JIT_RHOST_MAX && jit_text_is_safe(rhost, strlen(rhost)))
                 json_object_object_add(request, "rhost", json_object_new_string(rhost));
 
         int r = session_call(pamh, &o, request, &result);

@@ -264,16 +264,17 @@ class Broker:
         os.chmod(tmp, 0o644)
         os.rename(tmp, self.policy)
 
-    def start(self, expect_ready=True):
+    def start(self, expect_ready=True, args=(), env=None):
+        """Starts jit-brokerd with the sandbox's paths, and args and env (a dict) added."""
         notify_path = self.sb.path("notify.sock")
         if os.path.exists(notify_path):
             os.unlink(notify_path)
         notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         notify.bind(notify_path)
-        env = dict(os.environ, NOTIFY_SOCKET=notify_path)
+        env = dict(os.environ, NOTIFY_SOCKET=notify_path, **(env or {}))
         env.pop("JOURNAL_STREAM", None)
-        self.proc = subprocess.Popen([BROKERD, "--socket", self.socket, "--db", self.db, "--policy", self.policy],
-                                     stdout=self.log, stderr=self.log, env=env)
+        self.proc = subprocess.Popen([BROKERD, "--socket", self.socket, "--db", self.db, "--policy", self.policy,
+                                      *args], stdout=self.log, stderr=self.log, env=env)
         if not expect_ready:
             notify.close()
             return

@@ -115,6 +115,17 @@ class Audit(BrokerTestCase):
         self.assertExit(p, EXIT_OK)
         return [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
 
+    def test_limit_is_the_brokers(self):
+        """jitctl's --limit has the broker's maximum (one constant, JIT_AUDIT_LIMIT_MAX):
+        what jitctl accepts the broker answers, and more is refused before it is sent."""
+        audrey = self.u["jit-audrey"]
+        p = audrey.jitctl("audit", "--limit", "5000")
+        self.assertExit(p, jittest.EXIT_USAGE)
+        self.assertIn("invalid limit '5000' (1 to 2000)", p.stderr)
+        self.assertEqual(p.stdout, "")
+        self.assertExit(audrey.jitctl("audit", "--json", "--limit", "2000"), EXIT_OK)
+        self.assertIn("at most 2000", audrey.jitctl("audit", "--help").stdout)
+
     def test_04_crash_keeps_state_and_audit_consistent(self):
         alice = self.u["jit-alice"]
 

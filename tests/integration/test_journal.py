@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: MIT
 """journald (a real systemd-journald) receives every transition as a structured entry."""
 
+import os
+
 import jittest
 from jittest import BrokerTestCase, wait_for
 
@@ -66,6 +68,77 @@ class Journal(BrokerTestCase):
                                                              "JIT_USER=jit-alice")],
                           timeout=10, what="the access-denied entry")
         self.assertEqual(denied[-1]["JIT_SERVICE"], "sudo")
+
+    # ---- --log-level (or SYSTEMD_LOG_LEVEL) sets how much of the broker's plain
+    # diagnostics is logged; its events are the audit trail and reach the journal at every
+    # level.
+
+    # The approvers' group does not exist: the policy loads, with a warning (a diagnostic).
+    WARNING_POLICY = POLICY.replace("}\n);", """},
+  { name = "odd"; services = ["sudo"]; requesters = ["%jit-dev"]; approvers = ["%jit-no-such-group"]; }
+);""")
+    LOADED = "9ff86b74c8a54bbb8fd39af3e363fa4a"  # policy loaded
+    STARTED = "7f1180e72bce4309bd17104ef7537ddc"
+
+    def run_broker(self, *args, **env):
+        """Restarts the broker with args and env; returns its journal entries up to its
+        start event, and what it wrote on stderr meanwhile."""
+        self.broker.stop()
+        self.broker.log.flush()
+        offset = os.path.getsize(self.broker.log.name)
+        self.broker.start(args=args, env=env)
+        pid = str(self.broker.proc.pid)
+        entries = wait_for(lambda: (lambda e: e if any(x.get("MESSAGE_ID") == self.STARTED for x in e) else None)(
+            self.sb.journal(f"_PID={pid}")), timeout=10, what="the broker's start in the journal")
+        with open(self.broker.log.name) as f:
+            f.seek(offset)
+            stderr = f.read()
+        return entries, stderr
+
+    def warned(self, entries, stderr):
+        in_journal = any("policy warning:" in str(e.get("MESSAGE")) and "jit-no-such-group" in str(e.get("MESSAGE"))
+                         for e in entries)
+        self.assertEqual(in_journal, "policy warning:" in stderr, stderr)
+        return in_journal
+
+    def test_level_filters_diagnostics_not_events(self):
+        self.assertNotEqual(self.WARNING_POLICY, POLICY)
+        self.broker.write_policy(self.WARNING_POLICY)
+        try:
+            entries, stderr = self.run_broker()
+            self.assertTrue(self.warned(entries, stderr), "info, the default, logs warnings")
+            for args, env in ((["--log-level", "err"], {}), ([], {"SYSTEMD_LOG_LEVEL": "3"}),
+                              (["--log-level", "0"], {"SYSTEMD_LOG_LEVEL": "debug"})):
+                entries, stderr = self.run_broker(*args, **env)
+                self.assertFalse(self.warned(entries, stderr), f"{args} {env}")
+                # Events are never filtered: the policy load is there at every level.
+                self.assertIn(self.LOADED, {e.get("MESSAGE_ID") for e in entries}, f"{args} {env}")
+                self.assertIn("policy " + self.broker.policy + " loaded", stderr)
+            # The option wins over the environment.
+            entries, stderr = self.run_broker("--log-level", "warning", SYSTEMD_LOG_LEVEL="err")
+            self.assertTrue(self.warned(entries, stderr))
+        finally:
+            self.broker.stop()
+            self.broker.write_policy(POLICY)
+            self.broker.start()
+
+    def test_bad_level_is_a_usage_error(self):
+        levels = "(emerg, alert, crit, err, warning, notice, info, debug or 0-7)"
+        p = jittest.run([jittest.BROKERD, "--log-level", "nonsense"], check=False, timeout=10)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertEqual(p.stderr, f"jit-brokerd: invalid --log-level 'nonsense' {levels}\n")
+        self.assertEqual(p.stdout, "")
+        for bad in ("8", "-1", "INFO", "warn", ""):
+            p = jittest.run([jittest.BROKERD, f"--log-level={bad}"], check=False, timeout=10)
+            self.assertEqual(p.returncode, 2, f"{bad!r}: {p.stderr}")
+        p = jittest.run([jittest.BROKERD], check=False, timeout=10, env=dict(os.environ, SYSTEMD_LOG_LEVEL="loud"))
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertEqual(p.stderr, f"jit-brokerd: invalid log level 'loud' in $SYSTEMD_LOG_LEVEL {levels}\n")
+
+    def test_help_lists_log_level(self):
+        p = jittest.run([jittest.BROKERD, "--help"], timeout=10)
+        self.assertIn("--log-level LEVEL", p.stdout)
+        self.assertIn("SYSTEMD_LOG_LEVEL", p.stdout)
 
 
 if __name__ == "__main__":

@@ -98,6 +98,12 @@ static void test_fault_names(void **state) {
         assert_string_equal(audit_fault_to_string(AUDIT_TRUNCATED), "truncated");
         assert_null(audit_fault_to_string(_AUDIT_FAULT_MAX));
         assert_null(audit_fault_to_string((AuditFault) -1));
+        assert_null(audit_fault_to_string((AuditFault) 1000));
+        assert_int_equal(audit_fault_from_string("intact"), AUDIT_INTACT);
+        assert_int_equal(audit_fault_from_string("truncated"), AUDIT_TRUNCATED);
+        assert_int_equal(audit_fault_from_string("Edited"), _AUDIT_FAULT_INVALID);
+        assert_int_equal(audit_fault_from_string(""), _AUDIT_FAULT_INVALID);
+        assert_int_equal(audit_fault_from_string(NULL), _AUDIT_FAULT_INVALID);
 }
 
 static void test_intact(void **state) {

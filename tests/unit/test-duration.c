@@ -62,6 +62,36 @@ static void test_parse_combined_units(void **state) {
         check_parse("000000001s", 0, 1); /* nine digits, leading zeros */
 }
 
+/* The systemd.time(7) spellings and spaces between parts. */
+static void test_parse_systemd_spans(void **state) {
+        check_parse("1h 30m", 0, 5400);
+        check_parse("1h  30m", 0, 5400);
+        check_parse("1d 1h 1m 1s", 0, 90061);
+        check_parse("1d1h 1m1s", 0, 90061);
+        check_parse("1w", 0, 7 * 86400);
+        check_parse("2weeks", 0, 14 * 86400);
+        check_parse("1week 2days", 0, 9 * 86400);
+        check_parse("1w1d", 0, 8 * 86400);
+        check_parse("52w", 0, 364 * 86400);
+        check_parse("1day", 0, 86400);
+        check_parse("3days", 0, 3 * 86400);
+        check_parse("1hour", 0, 3600);
+        check_parse("2hours", 0, 7200);
+        check_parse("2hr", 0, 7200);
+        check_parse("1hours 30min", 0, 5400);
+        check_parse("1hour30minutes", 0, 5400);
+        check_parse("45min", 0, 2700);
+        check_parse("1minute", 0, 60);
+        check_parse("5minutes", 0, 300);
+        check_parse("10sec", 0, 10);
+        check_parse("1second", 0, 1);
+        check_parse("30seconds", 0, 30);
+        check_parse("1min 30sec", 0, 90);
+        check_parse("1w 1d 1h 1m 1s", 0, 8 * 86400 + 3661);
+        check_parse("0w 1s", 0, 1);
+        check_parse("0w 0days", -EINVAL, 0);
+}
+
 static void test_parse_zero_refused(void **state) {
         check_parse("0s", -EINVAL, 0);
         check_parse("0m", -EINVAL, 0);
@@ -73,14 +103,26 @@ static void test_parse_zero_refused(void **state) {
 
 static void test_parse_malformed(void **state) {
         static const char *const bad[] = {
-                "",     "h",     "s",     "1x",   "1",       "90",     "1h30",  "1m1h", "1s1d",
-                "1h1h", "1d1d",  "1s1s",  "1hh",  " 1h",     "1h ",    "1 h",   "-1h",  "+1h",
-                "1H",   "1D",    "1.5h",  "1,5h", "1w",      "1y",     "1ms",   "h1",   "1h\n",
-                "\t1h", "1h-1m", "0x10s", "1e3s", "1h30m\n", "1h 30m", "1hour", "1d-",
+                "",     "h",    "s",    "1x",    "1",     "90",   "1h30",    "1m1h",
+                "1s1d", "1h1h", "1d1d", "1s1s",  "1hh",   " 1h",  "1h ",     "1 h",
+                "-1h",  "+1h",  "1H",   "1D",    "1.5h",  "1,5h", "1y",      "1ms",
+                "h1",   "1h\n", "\t1h", "1h-1m", "0x10s", "1e3s", "1h30m\n", "1d-",
+        };
+        /* systemd reads some of these; jit does not (see duration.h). */
+        static const char *const not_jit[] = {
+                "1M",      "1month",  "1months", "1year",         "1years",       "1usec",
+                "1us",     "1msec",   "1W",      "1Hour",         "1HOURS",       "1 hour",
+                "1h\t30m", "1h\n30m", "1h  ",    " 1h 30m",       "1h 30m ",      "1h 30",
+                "1h 30 m", "1h  h",   "1min 1m", "1minute1s1sec", "1hours1hr",    "30m 1h",
+                "1s 1m",   "1 ",      "1hourss", "1mins",         "1secs",        "1 d",
+                "1d,1h",   "1d, 1h",  "1d_1h",   "1w1w",          "1week1d1days", "1m1minutes",
+                "1μs",     "1 w",
         };
 
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
                 check_parse(bad[i], -EINVAL, 0);
+        for (size_t i = 0; i < sizeof(not_jit) / sizeof(not_jit[0]); i++)
+                check_parse(not_jit[i], -EINVAL, 0);
         check_parse(NULL, -EINVAL, 0);
 }
 
@@ -101,6 +143,11 @@ static void test_parse_range(void **state) {
         check_parse("18446744073709551616s", -ERANGE, 0); /* 2^64: must not wrap to 0 */
         check_parse("18446744073709551617s", -ERANGE, 0); /* 2^64+1: must not wrap to 1 */
         check_parse("99999999999999999999999999999999999999d", -ERANGE, 0);
+        check_parse("52w2d", 0, 366ULL * 86400);
+        check_parse("52weeks 2days", 0, 366ULL * 86400);
+        check_parse("53w", -ERANGE, 0);
+        check_parse("52w 2d 1s", -ERANGE, 0);
+        check_parse("999999999weeks", -ERANGE, 0);
 }
 
 static void test_format_exact(void **state) {
@@ -178,6 +225,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse_single_units),
                 cmocka_unit_test(test_parse_combined_units),
+                cmocka_unit_test(test_parse_systemd_spans),
                 cmocka_unit_test(test_parse_zero_refused),
                 cmocka_unit_test(test_parse_malformed),
                 cmocka_unit_test(test_parse_range),

@@ -16,7 +16,9 @@
 #include <cmocka.h>
 
 #include "fake-identity-resolver.h"
+#include "names.h"
 #include "policy.h"
+#include "protocol.h"
 
 #define NAME "t.conf"
 
@@ -836,32 +838,51 @@ static void test_on_expiry_to_string(void **state) {
         assert_string_equal(on_expiry_to_string(ON_EXPIRY_TERMINATE), "terminate");
         assert_string_equal(on_expiry_to_string(ON_EXPIRY_WARN), "warn");
         assert_string_equal(on_expiry_to_string(ON_EXPIRY_NONE), "none");
-        assert_string_equal(on_expiry_to_string((OnExpiry) 99), "terminate"); /* fail safe */
+        /* Out of range has no name (common/string-table.h). */
+        assert_null(on_expiry_to_string((OnExpiry) 99));
+        assert_null(on_expiry_to_string(_ON_EXPIRY_MAX));
+        assert_null(on_expiry_to_string(_ON_EXPIRY_INVALID));
+        assert_int_equal(on_expiry_from_string("terminate"), ON_EXPIRY_TERMINATE);
+        assert_int_equal(on_expiry_from_string("warn"), ON_EXPIRY_WARN);
+        assert_int_equal(on_expiry_from_string("none"), ON_EXPIRY_NONE);
+        assert_int_equal(on_expiry_from_string("Warn"), _ON_EXPIRY_INVALID);
+        assert_int_equal(on_expiry_from_string(""), _ON_EXPIRY_INVALID);
+        assert_int_equal(on_expiry_from_string(NULL), _ON_EXPIRY_INVALID);
 }
 
 static void test_valid_service_name(void **state) {
         char s[80];
 
-        assert_true(valid_service_name("sudo"));
-        assert_true(valid_service_name("sshd"));
-        assert_true(valid_service_name("su-l"));
-        assert_true(valid_service_name("sudo-i"));
-        assert_true(valid_service_name("a.b_c-D9"));
+        assert_true(jit_service_name_is_valid("sudo"));
+        assert_true(jit_service_name_is_valid("sshd"));
+        assert_true(jit_service_name_is_valid("su-l"));
+        assert_true(jit_service_name_is_valid("sudo-i"));
+        assert_true(jit_service_name_is_valid("a.b_c-D9"));
         memset(s, 's', 64);
         s[64] = '\0';
-        assert_true(valid_service_name(s));
+        assert_true(jit_service_name_is_valid(s));
         s[64] = 's';
         s[65] = '\0';
-        assert_false(valid_service_name(s));
+        assert_false(jit_service_name_is_valid(s));
 
-        assert_false(valid_service_name(NULL));
-        assert_false(valid_service_name(""));
-        assert_false(valid_service_name("su do"));
-        assert_false(valid_service_name("sudo/../x"));
-        assert_false(valid_service_name("sudo\n"));
-        assert_false(valid_service_name("s\xc3\xbc"));
-        assert_false(valid_service_name("%sudo"));
-        assert_false(valid_service_name("sudo;"));
+        assert_false(jit_service_name_is_valid(NULL));
+        assert_false(jit_service_name_is_valid(""));
+        assert_false(jit_service_name_is_valid("su do"));
+        assert_false(jit_service_name_is_valid("sudo/../x"));
+        assert_false(jit_service_name_is_valid("sudo\n"));
+        assert_false(jit_service_name_is_valid("s\xc3\xbc"));
+        assert_false(jit_service_name_is_valid("%sudo"));
+        assert_false(jit_service_name_is_valid("sudo;"));
+        assert_false(jit_service_name_is_valid("sudo\x7f"));
+        assert_false(jit_service_name_is_valid("\tsudo"));
+        assert_false(jit_service_name_is_valid("sudo:x"));
+        assert_true(jit_service_name_is_valid("."));
+        assert_true(jit_service_name_is_valid("-"));
+        assert_true(jit_service_name_is_valid("_"));
+
+        /* The one rule for pam_jit's service=, the policy's services and rule names, the
+         * broker and jitctl: the wire's limit. */
+        assert_int_equal(JIT_SERVICE_MAX, 64);
 }
 
 /* ---------------------------------------------------------------------------------------

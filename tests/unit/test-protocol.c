@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* common/protocol.[ch]: framing over a socketpair, message parsing and field accessors,
- * replies, error codes. */
+ * replies, error codes. (jitctl's exit status for those codes: test-jitctl-exit.c.) */
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -128,18 +128,16 @@ static void test_error_strings(void **state) {
         static const struct {
                 JitError e;
                 const char *s;
-                int exit_status;
         } table[] = {
-                { JIT_ERROR_BAD_REQUEST, "bad-request", 1 }, { JIT_ERROR_REFUSED, "refused", 3 },
-                { JIT_ERROR_NOT_FOUND, "not-found", 5 },     { JIT_ERROR_CONFLICT, "conflict", 1 },
-                { JIT_ERROR_INTERNAL, "internal", 1 },
+                { JIT_ERROR_BAD_REQUEST, "bad-request" }, { JIT_ERROR_REFUSED, "refused" },
+                { JIT_ERROR_NOT_FOUND, "not-found" },     { JIT_ERROR_CONFLICT, "conflict" },
+                { JIT_ERROR_INTERNAL, "internal" },
         };
 
         assert_int_equal(_JIT_ERROR_MAX, 5);
         for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
                 assert_string_equal(jit_error_to_string(table[i].e), table[i].s);
                 assert_int_equal(jit_error_from_string(table[i].s), table[i].e);
-                assert_int_equal(jit_error_to_exit_status(table[i].e), table[i].exit_status);
         }
         assert_null(jit_error_to_string(_JIT_ERROR_MAX));
         assert_null(jit_error_to_string(_JIT_ERROR_INVALID));
@@ -151,20 +149,15 @@ static void test_error_strings(void **state) {
         assert_int_equal(jit_error_from_string("refused "), _JIT_ERROR_INVALID);
         assert_int_equal(jit_error_from_string("bad_request"), _JIT_ERROR_INVALID);
         assert_int_equal(jit_error_from_string("not-found\n"), _JIT_ERROR_INVALID);
-        /* An unknown code from a newer broker is a plain failure for jitctl. */
-        assert_int_equal(jit_error_to_exit_status(_JIT_ERROR_INVALID), 1);
 }
 
-static void test_exit_status_constants(void **state) {
-        /* Part of jitctl's interface (README.md, "jitctl"). */
-        assert_int_equal(JIT_EXIT_OK, 0);
-        assert_int_equal(JIT_EXIT_FAILURE, 1);
-        assert_int_equal(JIT_EXIT_USAGE, 2);
-        assert_int_equal(JIT_EXIT_REFUSED, 3);
-        assert_int_equal(JIT_EXIT_UNREACHABLE, 4);
-        assert_int_equal(JIT_EXIT_NOT_FOUND, 5);
+static void test_limit_constants(void **state) {
+        /* Part of the protocol (common/PROTOCOL.md). */
         assert_int_equal(JIT_REQUEST_MAX, 65536);
         assert_int_equal(JIT_REPLY_MAX, 4194304);
+        assert_int_equal(JIT_AUDIT_LIMIT_MAX, 2000);
+        assert_int_equal(JIT_AUDIT_LIMIT_DEFAULT, 1000);
+        assert_true(JIT_AUDIT_LIMIT_DEFAULT <= JIT_AUDIT_LIMIT_MAX);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -1329,7 +1322,7 @@ static void test_reply_error(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_error_strings),
-                cmocka_unit_test(test_exit_status_constants),
+                cmocka_unit_test(test_limit_constants),
                 cmocka_unit_test(test_frame_header_big_endian),
                 cmocka_unit_test_setup_teardown(test_reader_whole_frame, pair_setup, pair_teardown),
                 cmocka_unit_test_setup_teardown(test_reader_byte_by_byte, pair_setup,

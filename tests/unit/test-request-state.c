@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* common/request-state.[ch]: the lifecycle table of docs/lifecycle.md, and what an approval means. */
+/* common/request-state.[ch]: the lifecycle table of docs/lifecycle.md, and what an approval
+ * means. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -61,10 +62,18 @@ static void test_event_names(void **state) {
         };
 
         assert_int_equal(_REQUEST_EVENT_MAX, 7);
-        for (int e = 0; e < _REQUEST_EVENT_MAX; e++)
+        for (int e = 0; e < _REQUEST_EVENT_MAX; e++) {
                 assert_string_equal(request_event_to_string((RequestEvent) e), names[e]);
+                assert_int_equal(request_event_from_string(names[e]), e);
+        }
         assert_null(request_event_to_string(_REQUEST_EVENT_MAX));
         assert_null(request_event_to_string((RequestEvent) -1));
+        assert_null(request_event_to_string((RequestEvent) 1000));
+        assert_int_equal(request_event_from_string(NULL), _REQUEST_EVENT_INVALID);
+        assert_int_equal(request_event_from_string(""), _REQUEST_EVENT_INVALID);
+        assert_int_equal(request_event_from_string("Deny"), _REQUEST_EVENT_INVALID);
+        assert_int_equal(request_event_from_string("pending_timeout"), _REQUEST_EVENT_INVALID);
+        assert_int_equal(request_event_from_string("pending"), _REQUEST_EVENT_INVALID);
 }
 
 static void test_final_states(void **state) {
