@@ -44,9 +44,16 @@ typedef struct Session {
         bool hung_up;
 } Session;
 
-/* The process's start time in clock ticks since boot (field 22 of /proc/PID/stat): with
- * the pid, what tells this process from a later one that reuses the pid. */
-static int process_start_time(pid_t pid, uint64_t *ret) {
+/* What the broker reads of /proc/PID/stat: the parent (field 4), the controlling terminal
+ * (field 7, a dev_t) and the start time in clock ticks since boot (field 22), which with
+ * the pid tells this process from a later one that reuses the pid. */
+typedef struct ProcessStat {
+        pid_t ppid;
+        unsigned tty;
+        uint64_t start;
+} ProcessStat;
+
+static int process_stat(pid_t pid, ProcessStat *ret) {
         char path[64], buf[1024];
         snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -57,17 +64,25 @@ static int process_start_time(pid_t pid, uint64_t *ret) {
                 return n < 0 ? -errno : -EIO;
         buf[n] = '\0';
         /* The command name may hold spaces and parentheses: fields start after the last ')'. */
-        char *p = strrchr(buf, ')');
-        if (!p)
+        const char *p = strrchr(buf, ')');
+        int ppid;
+        unsigned long long start;
+        if (!p || sscanf(p + 1,
+                         " %*c %d %*d %*d %u %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d"
+                         " %*d %llu",
+                         &ppid, &ret->tty, &start) != 3)
                 return -EIO;
-        p++;
-        for (int field = 2; field < 22; field++) {
-                p = strchr(p + 1, ' ');
-                if (!p)
-                        return -EIO;
-        }
-        *ret = strtoull(p + 1, NULL, 10);
+        ret->ppid = ppid;
+        ret->start = start;
         return 0;
+}
+
+static int process_start_time(pid_t pid, uint64_t *ret) {
+        ProcessStat st;
+        int r = process_stat(pid, &st);
+        if (r >= 0)
+                *ret = st.start;
+        return r;
 }
 
 static Session *session_find(Broker *b, int64_t id) {
@@ -102,27 +117,6 @@ static bool tty_is_device(const char *tty) {
                (strncmp(tty, "pts/", 4) == 0 || (strncmp(tty, "tty", 3) == 0 && !strchr(tty, '/')));
 }
 
-/* Fields 4 (ppid) and 7 (tty_nr) of /proc/PID/stat. */
-static int process_parent_and_tty(pid_t pid, pid_t *ret_ppid, unsigned *ret_tty) {
-        char path[64], buf[1024];
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return -errno;
-        ssize_t n = read(fd, buf, sizeof(buf) - 1);
-        if (n <= 0)
-                return n < 0 ? -errno : -EIO;
-        buf[n] = '\0';
-        const char *p = strrchr(buf, ')');
-        int ppid;
-        unsigned tty;
-        if (!p || sscanf(p + 1, " %*c %d %*d %*d %u", &ppid, &tty) != 2)
-                return -EIO;
-        *ret_ppid = ppid;
-        *ret_tty = tty;
-        return 0;
-}
-
 /* The controlling terminal of the session's process or of one of its descendants, as
  * "pts/N" or "ttyN". sshd opens the PAM session before it allocates the pty, so its PAM_TTY
  * is "ssh"; the user's shell below it holds the pty. The walk over /proc is bounded. */
@@ -148,13 +142,14 @@ static bool session_find_terminal(pid_t leader, char *buf, size_t size) {
                 for (struct dirent *e; (e = readdir(d)) && seen < PROCESSES_MAX;) {
                         char *end;
                         long pid = strtol(e->d_name, &end, 10);
-                        pid_t ppid;
-                        unsigned tty;
+                        ProcessStat st;
                         if (*end || pid <= 0)
                                 continue;
                         seen++;
-                        if (process_parent_and_tty((pid_t) pid, &ppid, &tty) < 0)
+                        if (process_stat((pid_t) pid, &st) < 0)
                                 continue;
+                        pid_t ppid = st.ppid;
+                        unsigned tty = st.tty;
                         bool in_tree = false, parent_in_tree = false;
                         for (size_t i = 0; i < n_tree; i++) {
                                 in_tree |= tree[i] == pid;
