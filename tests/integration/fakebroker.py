@@ -29,6 +29,20 @@ def reply(mode):
     return struct.pack(">I", len(body)) + body
 
 
+def read_frame(c):
+    """Reads one whole frame (4-byte big-endian length, then the body), or what arrives."""
+    data = b""
+    try:
+        while len(data) < 4 or len(data) < 4 + struct.unpack(">I", data[:4])[0]:
+            chunk = c.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except OSError:
+        pass
+    return data
+
+
 def serve(path, mode):
     if os.path.exists(path):
         os.unlink(path)
@@ -42,10 +56,7 @@ def serve(path, mode):
         try:
             if mode != "close":
                 c.settimeout(2)
-                try:
-                    c.recv(65536)
-                except OSError:
-                    pass
+                read_frame(c)  # all of it: a reply before the client finished sending is EPIPE
                 c.sendall(reply(mode))
         except OSError:
             pass
