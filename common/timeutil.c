@@ -43,7 +43,8 @@ char *format_time_left(uint64_t usec, char *buf, size_t len) {
         return buf;
 }
 
-bool take_digits(const char **s, int n, int *ret) {
+/* Exactly n decimal digits at *s, advancing past them. */
+static bool take_digits(const char **s, int n, int *ret) {
         int v = 0;
 
         for (int i = 0; i < n; i++) {
