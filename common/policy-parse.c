@@ -379,6 +379,64 @@ static int parse_when(Parser *ps, const config_setting_t *s, PolicyRule *rule) {
         return 0;
 }
 
+/* glibc's regcomp() doubles its work and memory for each repetition stacked on another
+ * ("a++++..." took 11 GB and a minute at 29 characters): a ticket pattern is small, so
+ * it may not stack repetitions, nor hold many of them or large bounds. NULL when it is
+ * within bounds, else why not. */
+#define TICKET_PATTERN_MAX 128
+#define TICKET_PATTERN_REPEATS_MAX 16
+#define TICKET_PATTERN_BOUND_MAX 64
+static const char *ticket_pattern_too_complex(const char *p) {
+        unsigned repeats = 0;
+        bool after_repeat = false; /* the previous token was a repetition */
+
+        if (strlen(p) > TICKET_PATTERN_MAX)
+                return "longer than 128 characters";
+        for (size_t i = 0; p[i];) {
+                char c = p[i];
+                bool repeat = c == '*' || c == '+' || c == '?' || c == '{';
+                if (repeat) {
+                        if (after_repeat)
+                                return "a repetition stacked on another (as in \"++\")";
+                        if (++repeats > TICKET_PATTERN_REPEATS_MAX)
+                                return "more than 16 repetition operators";
+                        if (c == '{') {
+                                char *end;
+                                for (size_t j = i + 1; p[j] && p[j] != '}'; j = end - p) {
+                                        unsigned long v = strtoul(p + j, &end, 10);
+                                        if (end == p + j) {
+                                                end = (char *) p + j + 1;
+                                                continue;
+                                        }
+                                        if (v > TICKET_PATTERN_BOUND_MAX)
+                                                return "a repetition bound above 64";
+                                }
+                                const char *close = strchr(p + i, '}');
+                                i = close ? (size_t) (close - p) + 1 : strlen(p);
+                        } else
+                                i++;
+                        after_repeat = true;
+                        continue;
+                }
+                after_repeat = false;
+                if (c == '\\' && p[i + 1])
+                        i += 2;
+                else if (c == '[') {
+                        /* A bracket expression: "]" first is a member, not the end. */
+                        size_t j = i + 1;
+                        if (p[j] == '^')
+                                j++;
+                        if (p[j] == ']')
+                                j++;
+                        while (p[j] && p[j] != ']')
+                                j++;
+                        i = p[j] ? j + 1 : j;
+                } else
+                        i++;
+        }
+        return NULL;
+}
+
 static int parse_ticket_pattern(Parser *ps, const config_setting_t *s, PolicyRule *rule) {
         char what[128];
         int r;
@@ -388,6 +446,10 @@ static int parse_ticket_pattern(Parser *ps, const config_setting_t *s, PolicyRul
                 return r;
         if (!*rule->ticket_pattern)
                 return fail(ps, s, "%s: must not be empty", what);
+        const char *why = ticket_pattern_too_complex(rule->ticket_pattern);
+        if (why)
+                return fail(ps, s, "%s: \"%s\" is too complex for a ticket pattern: %s", what,
+                            rule->ticket_pattern, why);
         rule->ticket_regex = calloc(1, sizeof(regex_t));
         if (!rule->ticket_regex)
                 return -ENOMEM;

@@ -81,6 +81,31 @@ static const Identity *const known_users[] = { &alice, &bob, &carol, &dave, NULL
 /* ---------------------------------------------------------------------------------------
  * Parsing: values */
 
+/* Found by the policy fuzz target: glibc's regcomp() doubles its work for every stacked
+ * repetition; such patterns are refused before regcomp() sees them. */
+static void test_ticket_pattern_complexity_bounded(void **state) {
+#define RULE(pat)                                                                                  \
+        "rules = ( { name = \"r\"; services = [\"sudo\"]; requesters = [\"alice\"];\n"             \
+        "approvers = [\"bob\"]; ticket_pattern = \"" pat "\"; } );\n"
+        assert_policy_error(
+                RULE("^INC-++++++++++++++++++++++++$"),
+                "t.conf:2: rule \"r\": ticket_pattern: \"^INC-++++++++++++++++++++++++$\" "
+                "is too complex for a ticket pattern: a repetition stacked on another "
+                "(as in \"++\")");
+        assert_policy_error(
+                RULE("^a*{2}$"),
+                "t.conf:2: rule \"r\": ticket_pattern: \"^a*{2}$\" is too complex for a "
+                "ticket pattern: a repetition stacked on another (as in \"++\")");
+        assert_policy_error(
+                RULE("^[0-9]{1,100}$"),
+                "t.conf:2: rule \"r\": ticket_pattern: \"^[0-9]{1,100}$\" is too complex "
+                "for a ticket pattern: a repetition bound above 64");
+        /* Escaped and bracketed "+" are literals, not repetitions. */
+        policy_free(parse_ok(RULE("^OPS-[0-9+*]{1,12}\\\\+x?$")));
+        policy_free(parse_ok(RULE("^(CHG|INC)-[0-9]+$")));
+#undef RULE
+}
+
 static void test_minimal_policy_defaults(void **state) {
         Policy *p = parse_ok("rules = ();");
 
@@ -1077,6 +1102,7 @@ static void test_load_size_limit(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_minimal_policy_defaults),
+                cmocka_unit_test(test_ticket_pattern_complexity_bounded),
                 cmocka_unit_test(test_full_policy),
                 cmocka_unit_test(test_settings_values),
                 cmocka_unit_test(test_settings_errors),
