@@ -11,6 +11,7 @@
 #include <systemd/sd-journal.h>
 
 #include "cleanup.h"
+#include "text-escape.h"
 #include "timeutil.h"
 
 static bool stderr_is_journal(void) {
@@ -25,13 +26,19 @@ void log_event(JitEvent e, int priority, const Request *r, const char *actor,
         char *fields[EVENT_FIELDS_MAX] = {};
         struct iovec iov[EVENT_FIELDS_MAX];
         size_t n = 0;
-        _cleanup_free_ char *message = NULL;
+        _cleanup_free_ char *raw = NULL, *message = NULL;
         va_list ap;
 
         va_start(ap, fmt);
-        if (vasprintf(&message, fmt, ap) < 0)
-                message = NULL;
+        if (vasprintf(&raw, fmt, ap) < 0)
+                raw = NULL;
         va_end(ap);
+        /* MESSAGE is what journalctl shows as the line: user text in it (a reason, a name)
+         * must not hide or reorder it (bidi controls, tags, controls), so it is escaped as
+         * jitctl escapes it. The JIT_* fields keep the exact text: journald stores them as
+         * data, and jitctl escapes them when it shows them. */
+        if (raw)
+                message = jit_text_escape(raw, strlen(raw));
 
 #define ADD(...)                                                                                   \
         do {                                                                                       \

@@ -52,6 +52,96 @@ static uint64_t grant_usec_left(const Broker *b, const Request *r) {
         return by_boot < by_real ? by_boot : by_real;
 }
 
+/* Whether a name stored with a request (its requester's, an approver's) still names the
+ * uid stored beside it, and what that uid is called now. Accounts are renamed and names
+ * reused: the grant is bound to the uid, and what people are shown must not let the name
+ * mislead them. */
+typedef struct NameCheck {
+        char *name; /* as stored */
+        uid_t uid;
+        int renamed; /* 1: the name no longer maps to the uid; 0: it does; -1: unknown */
+        char *now;   /* the uid's name now; NULL when it has none (or NSS failed) */
+} NameCheck;
+
+static void name_check_done(NameCheck *c) {
+        free(c->name);
+        free(c->now);
+        *c = (NameCheck){ .uid = (uid_t) -1, .renamed = -1 };
+}
+
+static void name_check_fill(NameCheck *c, const char *name, uid_t uid) {
+        uid_t by_name;
+
+        name_check_done(c);
+        c->name = strdup(name);
+        c->uid = uid;
+        /* The usual case costs one lookup: the name still maps to the uid. */
+        int r = user_uid_from_name(name, &by_name);
+        if (r >= 0 && by_name == uid) {
+                c->renamed = 0;
+                c->now = strdup(name);
+                return;
+        }
+        if (r < 0 && r != -ENOENT && r != -EINVAL)
+                return; /* NSS failed: unknown, not flagged */
+        c->renamed = 1;
+        Identity id = { .uid = (uid_t) -1 };
+        if (identity_from_uid(uid, &id) >= 0)
+                c->now = TAKE_PTR(id.name);
+        identity_done(&id);
+}
+
+/* A list of many requests by a few people asks NSS once per person: answers are kept for
+ * one iteration of the event loop (one reply), never longer, so a rename shows at once. */
+#define NAME_MEMO_MAX 64
+static struct {
+        uint64_t iteration; /* sd_event_now() of the iteration the entries belong to */
+        NameCheck entries[NAME_MEMO_MAX];
+        size_t n;
+        NameCheck scratch; /* when the memo cannot be used */
+} name_memo;
+
+/* The answer for (name, uid); valid until the next call. */
+static const NameCheck *name_check(const Broker *b, const char *name, uid_t uid) {
+        uint64_t iteration;
+
+        /* sd_event_now() returns 0 with the time of the current iteration, 1 before the
+         * first one (a time that is no iteration's). */
+        if (!b->event || sd_event_now(b->event, CLOCK_MONOTONIC, &iteration) != 0) {
+                name_check_fill(&name_memo.scratch, name, uid);
+                return &name_memo.scratch;
+        }
+        if (iteration != name_memo.iteration) {
+                for (size_t i = 0; i < name_memo.n; i++)
+                        name_check_done(&name_memo.entries[i]);
+                name_memo.n = 0;
+                name_memo.iteration = iteration;
+        }
+        for (size_t i = 0; i < name_memo.n; i++) {
+                NameCheck *c = &name_memo.entries[i];
+                if (c->uid == uid && c->name && STREQ(c->name, name))
+                        return c;
+        }
+        NameCheck *c = name_memo.n < NAME_MEMO_MAX ? &name_memo.entries[name_memo.n++]
+                                                   : &name_memo.scratch;
+        name_check_fill(c, name, uid);
+        return c;
+}
+
+/* PREFIX_renamed (true, false, or null when NSS could not say) and PREFIX_now (the uid's
+ * name now, or null) for the name and uid stored in a request. */
+static void add_name_check(const Broker *b, json_object *o, const char *prefix, const char *name,
+                           uid_t uid) {
+        const NameCheck *c = name_check(b, name, uid);
+        char key[32];
+
+        snprintf(key, sizeof(key), "%s_renamed", prefix);
+        json_object_object_add(o, key,
+                               c->renamed < 0 ? NULL : json_object_new_boolean(c->renamed > 0));
+        snprintf(key, sizeof(key), "%s_now", prefix);
+        json_object_object_add(o, key, json_string_or_null(c->now));
+}
+
 static json_object *request_to_json(const Broker *b, const Request *r) {
         json_object *o = json_object_new_object();
         if (!o)
@@ -61,6 +151,7 @@ static json_object *request_to_json(const Broker *b, const Request *r) {
                                json_object_new_string(request_state_to_string(r->state)));
         json_object_object_add(o, "requester", json_object_new_string(r->requester));
         json_object_object_add(o, "requester_uid", json_object_new_int64(r->requester_uid));
+        add_name_check(b, o, "requester", r->requester, r->requester_uid);
         json_object_object_add(o, "service", json_object_new_string(r->service));
         json_object_object_add(o, "duration", json_object_new_int64((int64_t) r->duration));
         json_object_object_add(o, "reason", json_object_new_string(r->reason));
@@ -85,6 +176,9 @@ static json_object *request_to_json(const Broker *b, const Request *r) {
                         r->approvals[i].by_rule
                                 ? NULL
                                 : json_object_new_int64(r->approvals[i].approver_uid));
+                if (!r->approvals[i].by_rule)
+                        add_name_check(b, a, "approver", r->approvals[i].approver,
+                                       r->approvals[i].approver_uid);
                 json_object_object_add(a, "policy_version",
                                        json_string_or_null(r->approvals[i].policy_version));
                 json_object_object_add(a, "comment", json_string_or_null(r->approvals[i].comment));
@@ -140,8 +234,11 @@ static json_object *refuse(Op *op, const Request *r, const char *fmt, ...) {
         va_end(ap);
         char who[32];
         snprintf(who, sizeof(who), "uid %u", (unsigned) op->peer->uid);
-        log_event(JIT_EVENT_REFUSED, LOG_NOTICE, r, op->caller.name ?: who, NULL, "refused %s: %s",
-                  op->caller.name ?: who, msg);
+        /* At a bounded rate per uid, as the core's refusals (effects.h). */
+        if (effect_log_allowed(&op->b->effects, JIT_EVENT_REFUSED, op->peer->uid,
+                               now_usec(CLOCK_BOOTTIME)))
+                log_event(JIT_EVENT_REFUSED, LOG_NOTICE, r, op->caller.name ?: who, NULL,
+                          "refused %s: %s", op->caller.name ?: who, msg);
         return jit_reply_error(JIT_ERROR_REFUSED, "%s", msg);
 }
 
@@ -151,16 +248,22 @@ static json_object *grant_error_reply(Op *op, int r, const GrantError *e) {
         if (e->doing)
                 log_error_errno(r, "%s (for uid %u): %m; sqlite: %s", e->doing,
                                 (unsigned) op->peer->uid, db_error(op->b->db));
+        else if (e->held)
+                log_error_errno(r, "%s (for uid %u)", e->message, (unsigned) op->peer->uid);
         return jit_reply_error(e->code, "%s", e->message);
 }
 
-static json_object *bad_field(const char *field, int r, size_t max) {
+static json_object *bad_field(json_object *msg, const char *field, int r, size_t max) {
         if (r == -E2BIG)
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "%s is longer than %zu bytes", field,
                                        max);
-        if (r == -EBADMSG)
-                return jit_reply_error(JIT_ERROR_BAD_REQUEST,
-                                       "%s contains control characters or invalid UTF-8", field);
+        if (r == -EBADMSG) {
+                /* Names the character: "reason contains an invisible or reordering
+                 * character (U+202E); remove it". */
+                char why[256];
+                jit_message_string_problem(msg, field, why, sizeof(why));
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "%s", why);
+        }
         return jit_reply_error(JIT_ERROR_BAD_REQUEST, "%s is missing or of the wrong type", field);
 }
 
@@ -187,10 +290,10 @@ static json_object *get_user_service(Op *op, const char *what, const char **ret_
         if (!is_root(op))
                 return refuse(op, NULL, "only root may %s", what);
         if ((r = jit_message_get_string(op->msg, "user", JIT_USER_MAX, true, ret_user)) < 0)
-                return bad_field("user", r, JIT_USER_MAX);
+                return bad_field(op->msg, "user", r, JIT_USER_MAX);
         if ((r = jit_message_get_string(op->msg, "service", JIT_SERVICE_MAX, true, ret_service)) <
             0)
-                return bad_field("service", r, JIT_SERVICE_MAX);
+                return bad_field(op->msg, "service", r, JIT_SERVICE_MAX);
         if (!jit_service_name_is_valid(*ret_service))
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "service must be a PAM service name");
         return NULL;
@@ -198,16 +301,41 @@ static json_object *get_user_service(Op *op, const char *what, const char **ret_
 
 /* The active grant of the named user for service, now: 1 with *ret_id, 0 for none (an
  * unknown user has none), or -errno. */
-static int find_grant(Op *op, const char *user, const char *service, int64_t *ret_id,
-                      uint64_t *ret_expires_at) {
+/* The broker whose core and journal limits the check consults wherever it is answered:
+ * the front thread answers root's checks with a view of the broker that has only a database
+ * connection and the boot id (broker-server.c). Both are safe from another thread. */
+static Broker *shared_broker;
+
+void broker_ops_share(Broker *b) {
+        shared_broker = b;
+}
+
+static Broker *core_of(Op *op) {
+        return shared_broker ?: op->b;
+}
+
+/* The active grant of the named user for service, now: 1 with *ret_id, 0 for none (an
+ * unknown user has none), or -errno. *ret_uid is the user's uid ((uid_t) -1 when unknown).
+ * A grant the core has ended in memory, its end not saved yet, is none: *ret_held names it.
+ * So is a one-shot grant whose one session is held without a record. */
+static int find_grant(Op *op, const char *user, const char *service, uid_t *ret_uid,
+                      int64_t *ret_id, uint64_t *ret_expires_at, int64_t *ret_held) {
         uid_t uid;
+        *ret_uid = (uid_t) -1;
+        *ret_held = 0;
         int r = user_uid_from_name(user, &uid);
         if (r == -ENOENT || r == -EINVAL)
                 return 0;
         if (r < 0)
                 return r;
-        return db_find_grant(op->b->db, uid, service, op->b->boot_id, now_usec(CLOCK_BOOTTIME),
-                             now_usec(CLOCK_REALTIME), ret_id, ret_expires_at);
+        *ret_uid = uid;
+        r = db_find_grant(op->b->db, uid, service, op->b->boot_id, now_usec(CLOCK_BOOTTIME),
+                          now_usec(CLOCK_REALTIME), ret_id, ret_expires_at);
+        if (r > 0 && grants_ended_in_memory(&core_of(op)->grants, *ret_id)) {
+                *ret_held = *ret_id;
+                return 0;
+        }
+        return r;
 }
 
 static json_object *op_check(Op *op) {
@@ -222,9 +350,10 @@ static json_object *op_check(Op *op) {
         if (!res)
                 return jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
 
-        int64_t id = 0;
+        int64_t id = 0, held = 0;
         uint64_t expires_at = 0;
-        r = find_grant(op, user, service, &id, &expires_at);
+        uid_t uid;
+        r = find_grant(op, user, service, &uid, &id, &expires_at, &held);
         if (r < 0) {
                 json_object_put(res);
                 return internal_error(op, "looking up a grant", r);
@@ -232,16 +361,26 @@ static json_object *op_check(Op *op) {
 
         bool allowed = r > 0;
         char id_field[64], user_field[JIT_USER_MAX + 16], service_field[JIT_SERVICE_MAX + 16];
-        snprintf(id_field, sizeof(id_field), "JIT_REQUEST_ID=%lld", (long long) id);
+        snprintf(id_field, sizeof(id_field), "JIT_REQUEST_ID=%lld",
+                 (long long) (allowed ? id : held));
         snprintf(user_field, sizeof(user_field), "JIT_USER=%s", user);
         snprintf(service_field, sizeof(service_field), "JIT_SERVICE=%s", service);
-        const char *fields[] = { user_field, service_field, allowed ? id_field : NULL, NULL };
+        const char *fields[] = { user_field, service_field, allowed || held ? id_field : NULL,
+                                 NULL };
         if (allowed)
                 log_event(JIT_EVENT_ACCESS_ALLOWED, LOG_INFO, NULL, NULL, fields,
                           "%s allowed for %s under grant %lld", service, user, (long long) id);
-        else
-                log_event(JIT_EVENT_ACCESS_DENIED, LOG_NOTICE, NULL, NULL, fields,
-                          "%s denied for %s: no active grant", service, user);
+        /* Anyone can make sudo ask at will: denials are logged at a bounded rate per user. */
+        else if (effect_log_allowed(&core_of(op)->effects, JIT_EVENT_ACCESS_DENIED, uid,
+                                    now_usec(CLOCK_BOOTTIME))) {
+                if (held)
+                        log_event(JIT_EVENT_ACCESS_DENIED, LOG_NOTICE, NULL, NULL, fields,
+                                  "%s denied for %s: grant %lld has ended (not saved yet)", service,
+                                  user, (long long) held);
+                else
+                        log_event(JIT_EVENT_ACCESS_DENIED, LOG_NOTICE, NULL, NULL, fields,
+                                  "%s denied for %s: no active grant", service, user);
+        }
 
         json_object_object_add(res, "allowed", json_object_new_boolean(allowed));
         json_object_object_add(res, "request_id", allowed ? json_object_new_int64(id) : NULL);
@@ -258,18 +397,18 @@ static json_object *op_request(Op *op) {
         int r;
 
         if ((r = jit_message_get_string(op->msg, "service", JIT_SERVICE_MAX, false, &service)) < 0)
-                return bad_field("service", r, JIT_SERVICE_MAX);
+                return bad_field(op->msg, "service", r, JIT_SERVICE_MAX);
         if (!service)
                 service = "sudo";
         if (!jit_service_name_is_valid(service))
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "service must be a PAM service name "
                                                               "(letters, digits, '.', '_', '-')");
         if ((r = jit_message_get_string(op->msg, "reason", JIT_REASON_MAX, true, &reason)) < 0)
-                return bad_field("reason", r, JIT_REASON_MAX);
+                return bad_field(op->msg, "reason", r, JIT_REASON_MAX);
         if (strspn(reason, " ") == strlen(reason))
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "reason must not be empty");
         if ((r = jit_message_get_string(op->msg, "ticket", JIT_TICKET_MAX, false, &ticket)) < 0)
-                return bad_field("ticket", r, JIT_TICKET_MAX);
+                return bad_field(op->msg, "ticket", r, JIT_TICKET_MAX);
         if (ticket && !*ticket)
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "ticket must not be empty");
         if ((r = jit_message_get_int(op->msg, "duration", 1, (int64_t) JIT_DURATION_MAX_SEC, false,
@@ -278,7 +417,7 @@ static json_object *op_request(Op *op) {
                                        "duration must be whole seconds between 1 and %llu",
                                        (unsigned long long) JIT_DURATION_MAX_SEC);
         if (jit_message_get_bool(op->msg, "once", &once) < 0)
-                return bad_field("once", -EINVAL, 0);
+                return bad_field(op->msg, "once", -EINVAL, 0);
 
         GrantAsk ask = {
                 .service = service,
@@ -305,7 +444,7 @@ static json_object *op_approve(Op *op) {
         if (get_id(op->msg, &id) < 0)
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "id must be a positive integer");
         if ((k = jit_message_get_string(op->msg, "comment", JIT_REASON_MAX, false, &comment)) < 0)
-                return bad_field("comment", k, JIT_REASON_MAX);
+                return bad_field(op->msg, "comment", k, JIT_REASON_MAX);
         if ((k = grant_approve(&op->b->grants, &op->caller, id, comment, &e)) < 0)
                 return grant_error_reply(op, k, &e);
         return reply_request(op, id);
@@ -329,7 +468,7 @@ static json_object *op_deny(Op *op) {
         const char *reason;
         int k = jit_message_get_string(op->msg, "reason", JIT_REASON_MAX, true, &reason);
         if (k < 0)
-                return bad_field("reason", k, JIT_REASON_MAX);
+                return bad_field(op->msg, "reason", k, JIT_REASON_MAX);
         return end_request(op, EVENT_DENY, reason);
 }
 
@@ -337,7 +476,7 @@ static json_object *op_revoke(Op *op) {
         const char *reason;
         int k = jit_message_get_string(op->msg, "reason", JIT_REASON_MAX, false, &reason);
         if (k < 0)
-                return bad_field("reason", k, JIT_REASON_MAX);
+                return bad_field(op->msg, "reason", k, JIT_REASON_MAX);
         return end_request(op, EVENT_REVOKE, reason);
 }
 
@@ -346,6 +485,34 @@ static json_object *op_cancel(Op *op) {
 }
 
 /* ---- list, show, status ---- */
+
+/* The rate limit of the expensive operations (broker_rate_limit()): NULL when the caller
+ * may go on, else the reply. */
+static json_object *rate_limit(Op *op) {
+        uint64_t retry;
+        if (broker_rate_limit(op->b, op->peer->uid, &retry) >= 0)
+                return NULL;
+        return jit_reply_error(JIT_ERROR_REFUSED, "too many requests, retry in %llu s",
+                               (unsigned long long) ((retry + USEC_PER_SEC - 1) / USEC_PER_SEC));
+}
+
+/* A non-root read that ran past its budget (db_set_budget()), or another failure. */
+static json_object *read_error(Op *op, const char *what, int r, const char *narrow) {
+        if (!db_over_budget(op->b->db))
+                return internal_error(op, what, r);
+        log_debug("uid %u: %s ran past its budget", (unsigned) op->peer->uid, what);
+        return jit_reply_error(JIT_ERROR_REFUSED, "the query is too broad; narrow it with %s",
+                               narrow);
+}
+
+/* Whether the caller reviews break-glass grants: the SQL side of grant_may_see(). */
+static bool reviews_break_glass(const Op *op) {
+        const StringList *l = &op->b->policy->break_glass.requesters;
+        for (size_t i = 0; i < l->n; i++)
+                if (identity_matches(&op->caller, l->items[i]))
+                        return true;
+        return false;
+}
 
 static json_object *requests_to_array(Op *op, Request **list, size_t n, bool only_visible) {
         json_object *arr = json_object_new_array();
@@ -370,9 +537,9 @@ static json_object *op_list(Op *op) {
         int k;
 
         if ((k = jit_message_get_string(op->msg, "filter", 16, false, &filter)) < 0)
-                return bad_field("filter", k, 16);
+                return bad_field(op->msg, "filter", k, 16);
         if (jit_message_get_bool(op->msg, "mine", &mine) < 0)
-                return bad_field("mine", -EINVAL, 0);
+                return bad_field(op->msg, "mine", -EINVAL, 0);
         if (!filter || STREQ(filter, "open"))
                 ;
         else if (STREQ(filter, "pending"))
@@ -384,13 +551,33 @@ static json_object *op_list(Op *op) {
         else
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST,
                                        "filter must be open, pending, active or all");
+        /* Every state is the expensive kind; open ones are few. */
+        json_object *limited = states ? NULL : rate_limit(op);
+        if (limited)
+                return limited;
+
+        /* Only rows the caller may see count towards the limit: their own, those of the rules
+         * they approve, break-glass grants they review (may_see() still has the last word). */
+        RequestView view = { .uid = op->caller.uid };
+        _cleanup_free_ const char **rules = NULL;
+        if (!mine && !is_root(op)) {
+                const Policy *p = op->b->policy;
+                rules = calloc(p->n_rules + 1, sizeof(char *));
+                if (!rules)
+                        return jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
+                for (size_t i = 0; i < p->n_rules; i++)
+                        if (policy_rule_is_approver(&p->rules[i], &op->caller))
+                                rules[view.n_rules++] = p->rules[i].name;
+                view.rules = rules;
+                view.break_glass = reviews_break_glass(op);
+        }
 
         Request **list = NULL;
         size_t n = 0;
-        k = db_list_requests(op->b->db, states, n_states, DB_LIST_MAX, true,
-                             mine ? op->caller.uid : (uid_t) -1, &list, &n);
+        k = db_list_visible_requests(op->b->db, states, n_states, DB_LIST_MAX, true,
+                                     is_root(op) && !mine ? NULL : &view, &list, &n);
         if (k < 0)
-                return internal_error(op, "listing requests", k);
+                return read_error(op, "listing requests", k, "--mine, --pending or --active");
         json_object *arr = requests_to_array(op, list, n, true);
         request_free_many(list, n);
         return arr ? jit_reply_ok(arr) : jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
@@ -459,7 +646,7 @@ static json_object *op_status(Op *op) {
             (k = db_count_open(op->b->db, (uid_t) -1, &all_active, &all_pending)) < 0) {
                 request_free_many(la, na);
                 request_free_many(lp, np);
-                return internal_error(op, "reading status", k);
+                return read_error(op, "reading status", k, "jitctl list --mine");
         }
 
         json_object *res = json_object_new_object();
@@ -494,11 +681,11 @@ static json_object *op_break_glass(Op *op) {
         int r;
 
         if ((r = jit_message_get_string(op->msg, "service", JIT_SERVICE_MAX, true, &service)) < 0)
-                return bad_field("service", r, JIT_SERVICE_MAX);
+                return bad_field(op->msg, "service", r, JIT_SERVICE_MAX);
         if (!jit_service_name_is_valid(service))
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "service must be a PAM service name");
         if ((r = jit_message_get_string(op->msg, "reason", JIT_REASON_MAX, true, &reason)) < 0)
-                return bad_field("reason", r, JIT_REASON_MAX);
+                return bad_field(op->msg, "reason", r, JIT_REASON_MAX);
         if (strspn(reason, " ") == strlen(reason))
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "reason must not be empty");
         if ((r = jit_message_get_int(op->msg, "duration", 1, (int64_t) JIT_DURATION_MAX_SEC, false,
@@ -550,13 +737,13 @@ static json_object *op_explain(Op *op) {
         int r;
 
         if ((r = jit_message_get_string(op->msg, "user", JIT_USER_MAX, true, &user)) < 0)
-                return bad_field("user", r, JIT_USER_MAX);
+                return bad_field(op->msg, "user", r, JIT_USER_MAX);
         if ((r = jit_message_get_string(op->msg, "service", JIT_SERVICE_MAX, true, &service)) < 0)
-                return bad_field("service", r, JIT_SERVICE_MAX);
+                return bad_field(op->msg, "service", r, JIT_SERVICE_MAX);
         if ((r = jit_message_get_string(op->msg, "ticket", JIT_TICKET_MAX, false, &ticket)) < 0)
-                return bad_field("ticket", r, JIT_TICKET_MAX);
+                return bad_field(op->msg, "ticket", r, JIT_TICKET_MAX);
         if ((r = jit_message_get_string(op->msg, "at", 64, false, &at_text)) < 0)
-                return bad_field("at", r, 64);
+                return bad_field(op->msg, "at", r, 64);
         if (at_text && parse_time(at_text, &at) < 0)
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "at must be an RFC 3339 time");
         if (jit_message_get_int(op->msg, "duration", 1, (int64_t) JIT_DURATION_MAX_SEC, false,
@@ -620,15 +807,15 @@ static json_object *op_audit(Op *op) {
         int r;
 
         if ((r = jit_message_get_string(op->msg, "since", 64, false, &since_text)) < 0)
-                return bad_field("since", r, 64);
+                return bad_field(op->msg, "since", r, 64);
         if ((r = jit_message_get_string(op->msg, "until", 64, false, &until_text)) < 0)
-                return bad_field("until", r, 64);
+                return bad_field(op->msg, "until", r, 64);
         if ((since_text && parse_time(since_text, &since) < 0) ||
             (until_text && parse_time(until_text, &until) < 0))
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST,
                                        "since and until must be RFC 3339 times");
         if ((r = jit_message_get_string(op->msg, "user", JIT_USER_MAX, false, &user)) < 0)
-                return bad_field("user", r, JIT_USER_MAX);
+                return bad_field(op->msg, "user", r, JIT_USER_MAX);
         if (jit_message_get_int(op->msg, "request", 1, INT64_MAX, false, &request_id, NULL) < 0)
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "request must be a positive id");
         if (jit_message_get_int(op->msg, "limit", 1, JIT_AUDIT_LIMIT_MAX, false, &limit, NULL) < 0)
@@ -643,7 +830,7 @@ static json_object *op_audit(Op *op) {
                         user, request_id, auditor ? (uid_t) -1 : op->caller.uid, (unsigned) limit,
                         &records);
         if (r < 0)
-                return internal_error(op, "reading the audit log", r);
+                return read_error(op, "reading the audit log", r, "--since/--until/--limit");
         return jit_reply_ok(records);
 }
 
@@ -656,7 +843,7 @@ static json_object *op_audit_archive(Op *op) {
         if (!is_root(op))
                 return refuse(op, NULL, "only root may archive the audit log");
         if ((r = jit_message_get_string(op->msg, "until", 64, true, &until_text)) < 0)
-                return bad_field("until", r, 64);
+                return bad_field(op->msg, "until", r, 64);
         if (parse_time(until_text, &until) < 0)
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "until must be an RFC 3339 time");
 
@@ -685,15 +872,17 @@ static json_object *op_session_open(Op *op) {
         if (bad)
                 return bad;
         if ((r = jit_message_get_string(op->msg, "tty", JIT_TTY_MAX, false, &tty)) < 0)
-                return bad_field("tty", r, JIT_TTY_MAX);
+                return bad_field(op->msg, "tty", r, JIT_TTY_MAX);
         if ((r = jit_message_get_string(op->msg, "rhost", JIT_RHOST_MAX, false, &rhost)) < 0)
-                return bad_field("rhost", r, JIT_RHOST_MAX);
+                return bad_field(op->msg, "rhost", r, JIT_RHOST_MAX);
 
-        int64_t id = 0, session = 0;
+        int64_t id = 0, session = 0, held = 0;
         uint64_t expires_at;
-        r = find_grant(op, user, service, &id, &expires_at);
+        uid_t uid;
+        r = find_grant(op, user, service, &uid, &id, &expires_at, &held);
         if (r == 0)
-                /* The account stack decided; a session without a grant has nothing to end. */
+                /* The account stack decided; a session without a grant (or under one that has
+                 * ended, saved or not) has nothing to end. */
                 return jit_reply_ok(json_object_new_object());
         if (r < 0)
                 return internal_error(op, "looking up the grant", r);
@@ -715,7 +904,17 @@ static json_object *op_session_open(Op *op) {
                 close(pidfd);
                 return internal_error(op, "reading the grant", r);
         }
-        r = sessions_open(op->b, pidfd, op->peer->pid, grant, tty, rhost, &session);
+        bool unrecorded;
+        r = sessions_open(op->b, pidfd, op->peer->pid, grant, tty, rhost, &session, &unrecorded);
+        if (r < 0 && unrecorded) {
+                /* Not in the database, but held: it still ends with its grant. */
+                log_error_errno(r, "recording a session under grant %lld: %m (%s)", (long long) id,
+                                grant_store_failure(r));
+                return jit_reply_error(JIT_ERROR_INTERNAL,
+                                       "the session is not recorded: %s; the broker holds it "
+                                       "and ends it with grant %lld",
+                                       grant_store_failure(r), (long long) id);
+        }
         if (r < 0)
                 return internal_error(op, "registering the session", r);
         effects_changed(&op->b->effects); /* its expiry warning */
@@ -745,24 +944,27 @@ static const struct {
         const char *name;
         json_object *(*handler)(Op *op);
         bool needs_caller; /* resolve the caller's name and groups first */
+        bool limited;      /* expensive: rate-limited per non-root uid (list --all: op_list) */
+        bool read_only;    /* for non-root callers, under a budget of sqlite time */
 } ops[] = {
-        /* check is the PAM hot path and only needs the peer's uid. */
-        { "check", op_check, false },
-        { "request", op_request, true },
-        { "approve", op_approve, true },
-        { "deny", op_deny, true },
-        { "revoke", op_revoke, true },
-        { "cancel", op_cancel, true },
-        { "list", op_list, true },
-        { "show", op_show, true },
-        { "status", op_status, true },
-        { "break-glass", op_break_glass, true },
-        { "ack", op_ack, true },
-        { "explain", op_explain, false },
-        { "audit", op_audit, true },
-        { "audit-archive", op_audit_archive, true },
-        { "session-open", op_session_open, false },
-        { "session-close", op_session_close, false },
+        /* check is the PAM hot path and only needs the peer's uid (root is never limited;
+         * anyone else is refused, and logged, at most at the rate limit). */
+        { "check", op_check, false, true, false },
+        { "request", op_request, true, false, false },
+        { "approve", op_approve, true, false, false },
+        { "deny", op_deny, true, false, false },
+        { "revoke", op_revoke, true, false, false },
+        { "cancel", op_cancel, true, false, false },
+        { "list", op_list, true, false, true },
+        { "show", op_show, true, false, true },
+        { "status", op_status, true, true, true },
+        { "break-glass", op_break_glass, true, false, false },
+        { "ack", op_ack, true, false, false },
+        { "explain", op_explain, false, true, false },
+        { "audit", op_audit, true, true, true },
+        { "audit-archive", op_audit_archive, true, false, false },
+        { "session-open", op_session_open, false, false, false },
+        { "session-close", op_session_close, false, false, false },
 };
 
 json_object *broker_dispatch(Broker *b, const struct ucred *peer, int peer_fd, json_object *msg) {
@@ -780,6 +982,8 @@ json_object *broker_dispatch(Broker *b, const struct ucred *peer, int peer_fd, j
         for (size_t i = 0; i < ELEMENTSOF(ops); i++) {
                 if (!STREQ(ops[i].name, name))
                         continue;
+                if (ops[i].limited && (reply = rate_limit(&op)))
+                        return reply;
                 /* Who is asking comes from the kernel, resolved here; never from the message. */
                 int r = ops[i].needs_caller ? identity_from_uid(peer->uid, &op.caller) : 0;
                 if (r < 0) {
@@ -788,7 +992,13 @@ json_object *broker_dispatch(Broker *b, const struct ucred *peer, int peer_fd, j
                         return jit_reply_error(JIT_ERROR_REFUSED, "uid %u is not a known user",
                                                (unsigned) peer->uid);
                 }
+                /* No read of another user may hold up the loop for long; root's may. */
+                bool budget = ops[i].read_only && peer->uid != 0;
+                if (budget)
+                        db_set_budget(b->db, BROKER_READ_BUDGET_USEC);
                 reply = ops[i].handler(&op);
+                if (budget)
+                        db_set_budget(b->db, 0);
                 if (ops[i].needs_caller)
                         identity_done(&op.caller);
                 return reply;

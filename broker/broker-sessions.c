@@ -20,6 +20,7 @@
 #include "broker.h"
 #include "cleanup.h"
 #include "duration.h"
+#include "store-retention.h"
 #include "timeutil.h"
 
 /* After SIGHUP, a session has this long to go by itself before SIGKILL. */
@@ -326,7 +327,19 @@ static int on_kill_timer(sd_event_source *src, uint64_t usec, void *userdata) {
 
 static int on_session_exit(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
         Session *s = userdata;
-        (void) sessions_close(s->broker, s->id, "process exited");
+        Broker *b = s->broker;
+        int64_t id = s->id;
+        int r = sessions_close(b, id, "process exited");
+        if (r < 0 && (s = session_find(b, id))) {
+                /* Not written (the disk is full, say), but the process is gone: the pidfd stays
+                 * readable, so it is let go rather than looked at in a loop. Its row stays open
+                 * until the broker next starts (sessions_restore() closes it then). */
+                log_warning_errno(r, "recording the end of session %" PRId64 ": %m", id);
+                if (!s->kill_timer)
+                        session_forget(b, s);
+                else
+                        s->exit_watch = sd_event_source_disable_unref(s->exit_watch);
+        }
         return 0;
 }
 
@@ -357,19 +370,40 @@ static int session_attach(Broker *b, int64_t id, int64_t request_id, pid_t pid, 
         return 0;
 }
 
+/* The session could not be recorded (error): it is held by pidfd all the same, under an id
+ * of its own below 0 that no table has, so that it ends with its grant. Ending it writes
+ * nothing of it; its exit forgets it. */
+static int session_hold_unrecorded(Broker *b, int pidfd, pid_t pid, const Request *grant,
+                                   const char *tty, int error, bool *ret_held) {
+        static int64_t unrecorded;
+        int64_t id = --unrecorded;
+
+        if (session_attach(b, id, grant->id, pid, pidfd, tty) < 0)
+                return error; /* session_attach() closed the pidfd */
+        if (grant->once)
+                (void) grants_mark_used(&b->grants, grant->id);
+        *ret_held = true;
+        char what[160];
+        snprintf(what, sizeof(what),
+                 "opened (%s) but not recorded (%s): held, and ended with its grant",
+                 tty ?: "no tty", grant_store_failure(error));
+        log_session(b, JIT_EVENT_SESSION_OPENED, LOG_WARNING, id, grant->id, what);
+        return error;
+}
+
 int sessions_open(Broker *b, int pidfd, pid_t pid, const Request *grant, const char *tty,
-                  const char *rhost, int64_t *ret_id) {
+                  const char *rhost, int64_t *ret_id, bool *ret_held) {
         uint64_t start;
         int r;
 
+        *ret_held = false;
         if ((r = process_start_time(pid, &start)) < 0) {
                 close(pidfd);
                 return r;
         }
-        if ((r = grants_begin(&b->grants)) < 0) {
-                close(pidfd);
-                return r;
-        }
+        if ((r = grants_begin(&b->grants)) < 0)
+                return session_hold_unrecorded(b, pidfd, pid, grant, tty,
+                                               db_failure_errno(b->db, r), ret_held);
         SessionRow row = {
                 .request_id = grant->id,
                 .service = grant->service,
@@ -385,9 +419,9 @@ int sessions_open(Broker *b, int pidfd, pid_t pid, const Request *grant, const c
             (r = audit_append(b->db, JIT_EVENT_SESSION_OPENED, grant->requester,
                               grant->requester_uid, grant->id, session_details(b, id))) < 0 ||
             (r = grants_commit(&b->grants)) < 0) {
+                r = db_failure_errno(b->db, r);
                 grants_rollback(&b->grants);
-                close(pidfd);
-                return r;
+                return session_hold_unrecorded(b, pidfd, pid, grant, tty, r, ret_held);
         }
         char what[96];
         snprintf(what, sizeof(what), "opened (%s)", tty ?: "no tty");
@@ -400,6 +434,18 @@ int sessions_close(Broker *b, int64_t id, const char *reason) {
         Session *s = session_find(b, id);
         int64_t request_id = s ? s->request_id : 0;
         int r;
+
+        if (id < 0) {
+                /* Held unrecorded (session_hold_unrecorded()): nothing to write. */
+                char what[128];
+                snprintf(what, sizeof(what), "closed: %s (never recorded)", reason);
+                log_session(b, JIT_EVENT_SESSION_CLOSED, LOG_INFO, id, request_id, what);
+                if (s && !s->kill_timer)
+                        session_forget(b, s);
+                else if (s)
+                        s->exit_watch = sd_event_source_disable_unref(s->exit_watch);
+                return 0;
+        }
 
         if (!request_id) {
                 SessionRow row;
@@ -459,8 +505,9 @@ void sessions_grant_ended(Broker *b, const Request *r) {
                         snprintf(reason, sizeof(reason),
                                  "grant %s; session left running (on_expiry=%s)", why,
                                  on_expiry_to_string(mode));
-                        (void) audit_append(b->db, JIT_EVENT_SESSION_TERMINATED, "broker", -1,
-                                            r->id, session_details(b, s->id));
+                        if (s->id > 0)
+                                (void) audit_append(b->db, JIT_EVENT_SESSION_TERMINATED, "broker",
+                                                    -1, r->id, session_details(b, s->id));
                         log_session(b, JIT_EVENT_SESSION_TERMINATED, LOG_NOTICE, s->id, r->id,
                                     reason);
                         continue;
@@ -478,7 +525,7 @@ void sessions_grant_ended(Broker *b, const Request *r) {
                         session_hangup(s);
                 char reason[64];
                 snprintf(reason, sizeof(reason), "terminated: the grant %s", why);
-                if (grants_begin(&b->grants) >= 0) {
+                if (s->id > 0 && grants_begin(&b->grants) >= 0) {
                         if (db_close_session(b->db, s->id, now_usec(CLOCK_REALTIME), reason) < 0 ||
                             audit_append(b->db, JIT_EVENT_SESSION_TERMINATED, "broker", -1, r->id,
                                          session_details(b, s->id)) < 0 ||

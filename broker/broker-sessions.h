@@ -5,6 +5,7 @@
 #pragma once
 
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -13,9 +14,12 @@
 typedef struct Broker Broker;
 
 /* Registers the session of the peer process (held by pidfd, which is consumed) under the
- * active grant request_id. */
+ * active grant request_id. When it cannot be recorded (the disk is full, the database is
+ * read-only or locked) it is held all the same, unrecorded, so that it still ends with its
+ * grant (and a one-shot grant serves no second one): the store's error is returned with
+ * *ret_id 0 and *ret_held true. */
 int sessions_open(Broker *b, int pidfd, pid_t pid, const Request *grant, const char *tty,
-                  const char *rhost, int64_t *ret_id);
+                  const char *rhost, int64_t *ret_id, bool *ret_held);
 /* The session ended (PAM close_session, or its process exited). A one-shot grant is
  * consumed by it. */
 int sessions_close(Broker *b, int64_t id, const char *reason);

@@ -12,10 +12,24 @@
 #include "policy.h"
 #include "store.h"
 
+/* Non-root uids share BROKER_CONNECTIONS_MAX connections, BROKER_CONNECTIONS_PER_UID at
+ * most each. Past the shared ones, a uid with none open still gets one (for up to
+ * BROKER_UIDS_RESERVED uids): a few users holding every shared slot lock nobody else out.
+ * Root (the PAM stack) is never turned away. */
 #define BROKER_CONNECTIONS_MAX 256
-/* Per non-root uid; root (the PAM stack) is never turned away. */
 #define BROKER_CONNECTIONS_PER_UID 8
+#define BROKER_UIDS_RESERVED 256
+/* A connection that has sent nothing for this long is closed; its whole request must be in
+ * within BROKER_CONNECTION_TIMEOUT_USEC. */
+#define BROKER_IDLE_TIMEOUT_USEC (1 * 1000000ULL)
 #define BROKER_CONNECTION_TIMEOUT_USEC (5 * 1000000ULL)
+/* Operations that read much (audit, list --all, status, explain; and check, which only root
+ * may ask), per non-root uid: a burst of BROKER_RATE_BURST, then BROKER_RATE_PER_SEC a
+ * second. */
+#define BROKER_RATE_BURST 20
+#define BROKER_RATE_PER_SEC 2
+/* The CPU time the statements of one non-root read may take (db_set_budget()). */
+#define BROKER_READ_BUDGET_USEC (25 * 1000ULL)
 
 typedef struct Broker {
         sd_event *event;
@@ -28,35 +42,38 @@ typedef struct Broker {
 
         int listen_fd;
         bool bound_socket; /* we created the socket file (no socket activation) */
-        sd_event_source *listen_source;
-        unsigned n_connections;
-        /* Open connections per non-root uid, so that one user cannot take every slot. */
-        struct {
-                uid_t uid;
-                unsigned n;
-        } conn_uids[BROKER_CONNECTIONS_MAX];
-        size_t n_conn_uids;
-        uint64_t flood_logged_at; /* CLOCK_MONOTONIC usec of the last "dropping" warning */
+        /* Connection slots per uid, rate limits, and the thread that answers root's checks
+         * (broker-server.c). */
+        struct BrokerFront *front;
 
         sd_event_source *deadline_timer;
         sd_event_source *warning_timer; /* "your grant ends in N minutes" */
         struct Session *sessions;       /* open sessions, held by pidfd (broker-sessions.c) */
         struct sd_bus *bus;             /* the system bus for logind, attached when first needed */
         sd_event_source *audit_head_timer;
-        Grants grants;                   /* the lifecycle core (grant.c) */
-        EffectQueue effects;             /* what follows its commits */
-        sd_event_source *effects_source; /* runs them once per loop iteration */
-        int64_t audit_logged_seq;        /* the audit head last sent to journald */
+        Grants grants;                    /* the lifecycle core (grant.c) */
+        EffectQueue effects;              /* what follows its commits */
+        sd_event_source *effects_source;  /* runs them once per loop iteration */
+        int64_t audit_logged_seq;         /* the audit head last sent to journald */
+        sd_event_source *retry_timer;     /* writes the ends the core holds (grant.h) */
+        unsigned held_kept;               /* grants.held_changes as last kept in a file */
+        sd_event_source *log_flush_timer; /* summaries of refusals held back (effects.h) */
 } Broker;
 
 /* broker-server.c */
 int broker_listen(Broker *b);
 void broker_stop_listening(Broker *b);
+/* Takes one of uid's tokens for an expensive operation: 0, or -EAGAIN and in
+ * *ret_retry_usec how long until the next one. Root is never limited. */
+int broker_rate_limit(Broker *b, uid_t uid, uint64_t *ret_retry_usec);
 
 /* broker-ops.c: handles one parsed request from a peer, returns the reply. */
 struct ucred;
 json_object *broker_dispatch(Broker *b, const struct ucred *peer, int peer_fd,
                              json_object *request);
+/* The broker whose core (ends held in memory) and journal rate limits the check consults,
+ * also where it is answered on another thread with a view of the broker. Set once, at start. */
+void broker_ops_share(Broker *b);
 
 /* brokerd.c */
 /* Re-arms the timer for the next deadline and refreshes the STATUS line. */

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,10 +20,15 @@
 #include "config.h"
 #include "duration.h"
 #include "grant.h"
+#include "store-retention.h"
 #include "timeutil.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
 
 /* How often the audit head goes to journald when it moved. */
 #define AUDIT_HEAD_INTERVAL_USEC (60 * USEC_PER_SEC)
+/* Ended requests archived per beat of settings.request_retention. */
+#define REQUEST_ARCHIVE_BATCH 1000
 
 static int read_boot_id(char buf[BOOT_ID_MAX]) {
         _cleanup_close_ int fd =
@@ -47,10 +53,248 @@ static void update_status(Broker *b) {
                    pending);
 }
 
+/* The last pass over due requests failed to end one: a deadline still in the table after
+ * it passed is looked at again in a second, not in a loop. */
+static bool ends_failing;
+
 static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
         Broker *b = userdata;
-        (void) grant_end_due(&b->grants);
+        ends_failing = grant_end_due(&b->grants) < 0;
         effects_changed(&b->effects);
+        return 0;
+}
+
+/* Ends the core holds in memory (grant.h) are written every GRANT_RETRY_USEC until the
+ * database takes them. */
+static void arm_retry(Broker *b) {
+        int enabled = SD_EVENT_OFF;
+        if (b->grants.n_held == 0 ||
+            (sd_event_source_get_enabled(b->retry_timer, &enabled) >= 0 && enabled != SD_EVENT_OFF))
+                return;
+        (void) sd_event_source_set_time_relative(b->retry_timer, GRANT_RETRY_USEC);
+        (void) sd_event_source_set_enabled(b->retry_timer, SD_EVENT_ONESHOT);
+}
+
+static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        Broker *b = userdata;
+        size_t left = grants_retry_held(&b->grants);
+        if (left > 0) {
+                const HeldEnd *h = &b->grants.held[0];
+                log_warning("%zu end%s still not saved (request %" PRId64 ": %s, %u attempts); "
+                            "retrying in %llu s",
+                            left, left == 1 ? "" : "s", h->id, grant_store_failure(h->error),
+                            h->attempts, (unsigned long long) (GRANT_RETRY_USEC / USEC_PER_SEC));
+                arm_retry(b);
+        } else
+                log_notice("every held end is saved now");
+        return 0;
+}
+
+/* ---- held ends outlive the process ----
+ * What the core holds in memory is also kept in a file beside the socket: /run/jit, kept
+ * across restarts of the service (RuntimeDirectoryPreserve=yes) and on another file system
+ * than the database. A broker started after one that stopped (or crashed) with ends not
+ * saved holds them again, so that a revoke that never reached the disk is not undone by a
+ * restart. The file can only end grants, never open one. A reboot clears it; grants do not
+ * outlive a reboot anyway. */
+
+static int write_json_line(int fd, json_object *o);
+
+#define HELD_FILE "held-ends.json"
+#define HELD_FILE_MAX (4U * 1024U * 1024U)
+
+static char *held_path(const Broker *b) {
+        char *p = NULL;
+        const char *slash = strrchr(b->socket_path, '/');
+        if (asprintf(&p, "%.*s/" HELD_FILE, (int) (slash ? slash - b->socket_path : 1),
+                     slash ? b->socket_path : ".") < 0)
+                return NULL;
+        return p;
+}
+
+static json_object *held_to_json(const Broker *b, const HeldEnd *h) {
+        json_object *o = json_object_new_object();
+        if (!o)
+                return NULL;
+        json_object_object_add(o, "id", json_object_new_int64(h->id));
+        json_object_object_add(o, "event",
+                               json_object_new_string(request_event_to_string(h->event)));
+        json_object_object_add(o, "state",
+                               json_object_new_string(request_state_to_string(h->state)));
+        json_object_object_add(o, "audit_event",
+                               json_object_new_string(jit_event_name(h->audit_event)));
+        json_object_object_add(o, "at", json_object_new_int64((int64_t) h->at));
+        json_object_object_add(o, "ended_by", json_object_new_string(h->ended_by));
+        json_object_object_add(o, "reason", h->reason ? json_object_new_string(h->reason) : NULL);
+        json_object_object_add(o, "actor", json_object_new_string(h->actor));
+        json_object_object_add(o, "actor_uid", json_object_new_int64(h->actor_uid));
+        json_object_object_add(o, "message", json_object_new_string(h->message));
+        json_object_object_add(o, "error", json_object_new_int(h->error));
+        json_object_object_add(o, "attempts", json_object_new_int((int) h->attempts));
+        json_object_object_add(o, "boot_id", json_object_new_string(b->boot_id));
+        return o;
+}
+
+/* Writes the held ends to the file (or removes it when there are none), when they changed. */
+static void keep_held(Broker *b) {
+        _cleanup_free_ char *path = NULL, *tmp = NULL;
+        _cleanup_(json_object_putp) json_object *arr = NULL;
+        unsigned changes = b->grants.held_changes;
+        int r;
+
+        if (changes == b->held_kept)
+                return;
+        if (!(path = held_path(b)) || asprintf(&tmp, "%s.tmp", path) < 0) {
+                log_error("keeping the held ends: out of memory");
+                return;
+        }
+        if (b->grants.n_held == 0) {
+                if (unlink(path) < 0 && errno != ENOENT)
+                        log_error_errno(-errno, "removing %s: %m", path);
+                b->held_kept = changes;
+                return;
+        }
+        arr = json_object_new_array();
+        r = arr ? 0 : -ENOMEM;
+        for (size_t i = 0; r >= 0 && i < b->grants.n_held; i++) {
+                json_object *o = held_to_json(b, &b->grants.held[i]);
+                if (!o || json_object_array_add(arr, o) < 0) {
+                        json_object_put(o);
+                        r = -ENOMEM;
+                }
+        }
+        _cleanup_close_ int fd = -EBADF;
+        if (r >= 0 &&
+            (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
+                r = -errno;
+        if (r >= 0)
+                r = write_json_line(fd, arr);
+        if (r >= 0 && fsync(fd) < 0)
+                r = -errno;
+        if (r >= 0 && rename(tmp, path) < 0)
+                r = -errno;
+        if (r < 0) {
+                log_error_errno(r, "keeping the held ends in %s: %m", path);
+                if (fd >= 0)
+                        (void) unlink(tmp);
+                return;
+        }
+        b->held_kept = changes;
+}
+
+/* One entry of the file; its strings point into o. */
+static int held_from_json(json_object *o, HeldEnd *h) {
+        json_object *id, *event, *state, *audit, *at, *by, *actor, *uid, *message, *v;
+
+#define GET(key, var, type)                                                                        \
+        (json_object_object_get_ex(o, key, &var) && json_object_is_type(var, type))
+        if (!GET("id", id, json_type_int) || !GET("event", event, json_type_string) ||
+            !GET("state", state, json_type_string) ||
+            !GET("audit_event", audit, json_type_string) || !GET("at", at, json_type_int) ||
+            !GET("ended_by", by, json_type_string) || !GET("actor", actor, json_type_string) ||
+            !GET("actor_uid", uid, json_type_int) || !GET("message", message, json_type_string))
+                return -EBADMSG;
+        *h = (HeldEnd){
+                .id = json_object_get_int64(id),
+                .event = request_event_from_string(json_object_get_string(event)),
+                .state = request_state_from_string(json_object_get_string(state)),
+                .audit_event = _JIT_EVENT_MAX,
+                .at = (uint64_t) json_object_get_int64(at),
+                .ended_by = (char *) json_object_get_string(by),
+                .reason = GET("reason", v, json_type_string) ? (char *) json_object_get_string(v)
+                                                             : NULL,
+                .actor = (char *) json_object_get_string(actor),
+                .actor_uid = json_object_get_int64(uid),
+                .message = (char *) json_object_get_string(message),
+                .error = GET("error", v, json_type_int) ? json_object_get_int(v) : -EIO,
+                .attempts =
+                        GET("attempts", v, json_type_int) ? (unsigned) json_object_get_int(v) : 1,
+        };
+#undef GET
+        for (int e = 0; e < _JIT_EVENT_MAX; e++)
+                if (STREQ(jit_event_name(e), json_object_get_string(audit)))
+                        h->audit_event = e;
+        /* Only what ends a request; grants_hold_again() checks the move against the stored
+         * request through the state machine. */
+        static const RequestEvent ends[] = { EVENT_DENY, EVENT_CANCEL, EVENT_PENDING_TIMEOUT,
+                                             EVENT_EXPIRE, EVENT_REVOKE };
+        bool ok = false;
+        for (size_t i = 0; i < ELEMENTSOF(ends); i++)
+                ok |= h->event == ends[i];
+        return ok && h->id > 0 && h->at > 0 && h->audit_event < _JIT_EVENT_MAX && h->state >= 0 &&
+                               request_state_is_final(h->state)
+                       ? 0
+                       : -EBADMSG;
+}
+
+/* At start: holds again what a broker before this one held and never wrote. */
+static void restore_held(Broker *b) {
+        _cleanup_free_ char *path = held_path(b), *text = NULL;
+        _cleanup_(json_object_putp) json_object *arr = NULL;
+        size_t n_restored = 0;
+
+        if (!path)
+                return;
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+        if (fd < 0) {
+                if (errno != ENOENT)
+                        log_error_errno(-errno, "reading %s: %m", path);
+                return;
+        }
+        struct stat st;
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 ||
+            st.st_size > HELD_FILE_MAX || !(text = calloc(1, (size_t) st.st_size + 1)) ||
+            read(fd, text, (size_t) st.st_size) != st.st_size ||
+            !(arr = json_tokener_parse(text)) || !json_object_is_type(arr, json_type_array)) {
+                log_error("%s is not a list of held ends written by jit-brokerd; ignored", path);
+                return;
+        }
+        for (size_t i = 0; i < json_object_array_length(arr); i++) {
+                json_object *o = json_object_array_get_idx(arr, i), *boot;
+                HeldEnd h = {};
+                if (held_from_json(o, &h) < 0) {
+                        log_error("%s: entry %zu is not a held end; ignored", path, i + 1);
+                        continue;
+                }
+                if (!json_object_object_get_ex(o, "boot_id", &boot) ||
+                    !STREQ(json_object_get_string(boot) ?: "", b->boot_id))
+                        continue; /* an earlier boot: its grants ended with it */
+                int r = grants_hold_again(&b->grants, &h);
+                if (r < 0)
+                        log_error_errno(r, "holding the end of request %" PRId64 " again: %m",
+                                        h.id);
+                n_restored += r > 0;
+        }
+        if (n_restored > 0)
+                log_warning("%zu end%s not saved by the broker before this one %s held again "
+                            "from %s",
+                            n_restored, n_restored == 1 ? "" : "s", n_restored == 1 ? "is" : "are",
+                            path);
+        b->held_kept = b->grants.held_changes - 1; /* rewritten (or removed) at the next look */
+}
+
+/* The sessions of grants held ended, once sessions_restore() holds them again. */
+static void end_sessions_of_held(Broker *b) {
+        for (size_t i = 0; i < b->grants.n_held; i++) {
+                Request *r = NULL;
+                if (db_get_request(b->db, b->grants.held[i].id, &r) < 0)
+                        continue;
+                if (r->state == REQUEST_ACTIVE) {
+                        r->state = b->grants.held[i].state;
+                        sessions_grant_ended(b, r);
+                }
+                request_free(r);
+        }
+}
+
+/* The summaries of refusals and denied checks held back (effects.h), posted on a beat of
+ * their own: the check thread counts without waking the main loop. */
+#define LOG_FLUSH_INTERVAL_USEC (LOG_LIMIT_INTERVAL_USEC / 2)
+
+static int on_log_flush(sd_event_source *s, uint64_t usec, void *userdata) {
+        Broker *b = userdata;
+        (void) effects_flush_suppressed(&b->effects, now_usec(CLOCK_BOOTTIME));
+        (void) sd_event_source_set_time_relative(s, LOG_FLUSH_INTERVAL_USEC);
         return 0;
 }
 
@@ -61,12 +305,14 @@ static void run_effects(Broker *b) {
         Effect *due = effects_take_due(&b->effects, &n);
         for (size_t i = 0; i < n; i++) {
                 const Effect *e = &due[i];
-                const char *fields[] = { e->field, NULL };
-                log_event(e->event, e->priority, e->request, e->actor, fields, "%s", e->message);
+                log_event(e->event, e->priority, e->request, e->actor,
+                          (const char *const *) e->fields, "%s", e->message);
                 if (e->ends_grant && e->request)
                         sessions_grant_ended(b, e->request);
         }
         effects_free(due, n);
+        arm_retry(b);
+        keep_held(b);
         if (b->effects.state_changed) {
                 b->effects.state_changed = false;
                 broker_state_changed(b);
@@ -99,6 +345,12 @@ void broker_state_changed(Broker *b) {
                 log_error_errno(r, "finding the next deadline: %m; retrying in 1 s");
                 next = now_usec(CLOCK_BOOTTIME) + USEC_PER_SEC;
         }
+        /* A deadline still in the table after it passed, when ends failed or are held, is
+         * one of those (the check refuses it by its deadlines anyway): looked at again in a
+         * second, not in a loop. */
+        uint64_t soonest = now_usec(CLOCK_BOOTTIME);
+        if (r > 0 && next <= soonest && (ends_failing || b->grants.n_held > 0))
+                next = soonest + USEC_PER_SEC;
         if (r == 0) {
                 (void) sd_event_source_set_enabled(b->deadline_timer, SD_EVENT_OFF);
         } else {
@@ -140,11 +392,154 @@ static void audit_policy(Broker *b, JitEvent ev, const char *error) {
         audit_log_head(b, false);
 }
 
+static int write_all(int fd, const char *s, size_t len) {
+        while (len > 0) {
+                ssize_t n = write(fd, s, len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                s += n;
+                len -= (size_t) n;
+        }
+        return 0;
+}
+
+static int write_json_line(int fd, json_object *o) {
+        size_t len;
+        const char *s = json_object_to_json_string_length(
+                o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+        if (!s)
+                return -ENOMEM;
+        int r = write_all(fd, s, len);
+        return r < 0 ? r : write_all(fd, "\n", 1);
+}
+
+/* Ended requests that ended before `before` (realtime usec), with their approvals and
+ * closed sessions, leave the live tables for an archive file beside the audit archives: the
+ * file is written, synced and renamed into place (and the directory synced) before the rows
+ * are deleted, in one transaction with a "requests-archived" audit record. Their own audit
+ * records stay in the audit log. Returns the number archived. */
+static int archive_requests(Broker *b, uint64_t before, json_object **ret_info) {
+        _cleanup_(store_tx_release) StoreTx tx = {};
+        _cleanup_(json_object_putp) json_object *requests = NULL, *info = NULL;
+        _cleanup_free_ int64_t *ids = NULL;
+        _cleanup_free_ char *dir = NULL, *tmp = NULL, *path = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        size_t n = 0;
+        int r;
+
+        if ((r = db_begin(b->db)) < 0)
+                return r;
+        tx.db = b->db;
+        if ((r = db_ended_requests(b->db, before, REQUEST_ARCHIVE_BATCH, &requests, &ids, &n)) < 0)
+                return r;
+        if (n == 0)
+                return 0; /* the guard ends the read */
+
+        int64_t first = ids[0], last = ids[n - 1];
+        dir = audit_archive_dir(b->db_path);
+        if (!dir || asprintf(&tmp, "%s/.requests-%" PRId64 ".tmp", dir, first) < 0 ||
+            asprintf(&path, "%s/requests-%08" PRId64 "-%08" PRId64 ".jsonl", dir, first, last) < 0)
+                return -ENOMEM;
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                return -errno;
+        (void) unlink(tmp);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return -errno;
+
+        info = json_object_new_object();
+        json_object *header = json_object_new_object();
+        if (!info || !header) {
+                json_object_put(header);
+                r = -ENOMEM;
+                goto fail;
+        }
+        json_object_object_add(header, "jit_requests_archive", json_object_new_int(1));
+        json_object_object_add(header, "archived_at",
+                               json_object_new_int64((int64_t) now_usec(CLOCK_REALTIME)));
+        json_object_object_add(header, "ended_before", json_object_new_int64((int64_t) before));
+        json_object_object_add(header, "requests", json_object_new_int64((int64_t) n));
+        r = write_json_line(fd, header);
+        json_object_put(header);
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = write_json_line(fd, json_object_array_get_idx(requests, i));
+        if (r < 0)
+                goto fail;
+        if (fsync(fd) < 0 || renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) < 0) {
+                r = -errno;
+                goto fail;
+        }
+        {
+                /* The name must be on disk before the rows leave the database. */
+                _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (dfd < 0 || fsync(dfd) < 0) {
+                        r = -errno;
+                        goto fail_renamed;
+                }
+        }
+
+        json_object_object_add(info, "file", json_object_new_string(path));
+        json_object_object_add(info, "requests", json_object_new_int64((int64_t) n));
+        json_object_object_add(info, "first_id", json_object_new_int64(first));
+        json_object_object_add(info, "last_id", json_object_new_int64(last));
+        if ((r = db_delete_requests(b->db, ids, n)) < 0 ||
+            (r = audit_append(b->db, JIT_EVENT_REQUESTS_ARCHIVED, "broker", -1, 0,
+                              json_object_get(info))) < 0 ||
+            (r = db_commit(b->db)) < 0)
+                goto fail_renamed;
+        tx.db = NULL;
+        *ret_info = TAKE_PTR(info);
+        return (int) n;
+
+fail_renamed:
+        (void) unlink(path);
+        return r;
+fail:
+        (void) unlink(tmp);
+        return r;
+}
+
+/* settings.request_retention, on the audit head's beat and at start. */
+static void apply_request_retention(Broker *b) {
+        uint64_t retention = b->policy->request_retention * USEC_PER_SEC,
+                 now = now_usec(CLOCK_REALTIME);
+        _cleanup_(json_object_putp) json_object *info = NULL;
+
+        if (retention == 0 || retention >= now)
+                return;
+        int r = archive_requests(b, now - retention, &info);
+        if (r < 0) {
+                log_error_errno(r, "archiving requests past settings.request_retention: %m (%s)",
+                                db_error(b->db));
+                return;
+        }
+        if (r == 0)
+                return;
+        char file[4200], count[64], first[64], last[64];
+        json_object *o;
+        const char *path =
+                json_object_object_get_ex(info, "file", &o) ? json_object_get_string(o) : "";
+        snprintf(file, sizeof(file), "JIT_ARCHIVE_FILE=%s", path);
+        snprintf(count, sizeof(count), "JIT_ARCHIVED_REQUESTS=%d", r);
+        snprintf(first, sizeof(first), "JIT_ARCHIVE_FIRST_ID=%" PRId64,
+                 json_object_object_get_ex(info, "first_id", &o) ? json_object_get_int64(o) : 0);
+        snprintf(last, sizeof(last), "JIT_ARCHIVE_LAST_ID=%" PRId64,
+                 json_object_object_get_ex(info, "last_id", &o) ? json_object_get_int64(o) : 0);
+        const char *fields[] = { file, count, first, last, NULL };
+        log_event(JIT_EVENT_REQUESTS_ARCHIVED, LOG_NOTICE, NULL, "broker", fields,
+                  "%d ended request%s archived to %s", r, r == 1 ? "" : "s", path);
+        audit_log_head(b, false);
+        effects_changed(&b->effects);
+}
+
 static int on_audit_head_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Broker *b = userdata;
         audit_log_head(b, false);
         /* Retention is checked on the same beat; a day's records move at most once a minute. */
         audit_apply_retention(b);
+        apply_request_retention(b);
         (void) sd_event_source_set_time_relative(s, AUDIT_HEAD_INTERVAL_USEC);
         (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
         return 0;
@@ -370,12 +765,18 @@ int main(int argc, char *argv[]) {
             (r = sd_event_add_time_relative(b.event, &b.audit_head_timer, CLOCK_MONOTONIC,
                                             AUDIT_HEAD_INTERVAL_USEC, 0, on_audit_head_timer, &b)) <
                     0 ||
+            (r = sd_event_add_time(b.event, &b.retry_timer, CLOCK_MONOTONIC, UINT64_MAX, 0,
+                                   on_retry, &b)) < 0 ||
+            (r = sd_event_add_time_relative(b.event, &b.log_flush_timer, CLOCK_BOOTTIME,
+                                            LOG_FLUSH_INTERVAL_USEC, 0, on_log_flush, &b)) < 0 ||
             (r = sd_event_add_defer(b.event, &b.effects_source, on_effects, &b)) < 0 ||
             (r = sd_event_set_watchdog(b.event, true)) < 0) {
                 log_error_errno(r, "setting up the event loop: %m");
                 return 1;
         }
         (void) sd_event_source_set_enabled(b.effects_source, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(b.retry_timer, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(b.log_flush_timer, SD_EVENT_ON);
         b.effects = (EffectQueue){ .wakeup = effects_wakeup, .userdata = &b };
         b.grants = (Grants){
                 .db = b.db,
@@ -393,14 +794,19 @@ int main(int argc, char *argv[]) {
         audit_policy(&b, JIT_EVENT_STARTED, NULL);
         audit_policy(&b, JIT_EVENT_POLICY_LOADED, NULL);
         audit_apply_retention(&b);
+        apply_request_retention(&b);
         audit_log_head(&b, true);
 
-        /* Whatever expired while no broker ran ends now, before the first check is answered;
-         * then the sessions still running are held again, and those of ended grants end. */
+        /* Ends an earlier broker held and never wrote are held again first; whatever expired
+         * while no broker ran ends now, before the first check is answered; then the
+         * sessions still running are held again, and those of ended grants end. */
+        restore_held(&b);
         (void) grant_end_due(&b.grants);
         run_effects(&b);
         sessions_restore(&b);
+        end_sessions_of_held(&b);
 
+        broker_ops_share(&b); /* before the front thread answers a check */
         if ((r = broker_listen(&b)) < 0)
                 return 1;
 
@@ -422,11 +828,28 @@ int main(int argc, char *argv[]) {
         audit_log_head(&b, true);
         sd_event_source_disable_unref(b.audit_head_timer);
         sd_event_source_disable_unref(b.warning_timer);
+        /* A last try for the ends held in memory; what still fails stays in the file for
+         * the next start. */
+        if (grants_retry_held(&b.grants) > 0) {
+                _cleanup_free_ char *kept = held_path(&b);
+                for (size_t i = 0; i < b.grants.n_held; i++) {
+                        const HeldEnd *h = &b.grants.held[i];
+                        log_error("request %" PRId64 " was %s by %s but the change is not saved "
+                                  "(%s): kept in %s for the next start",
+                                  h->id, request_state_to_string(h->state), h->actor,
+                                  grant_store_failure(h->error), kept ?: HELD_FILE);
+                }
+        }
+        keep_held(&b);
         sessions_free_all(&b);
         sd_event_source_disable_unref(b.deadline_timer);
+        b.retry_timer = sd_event_source_disable_unref(b.retry_timer);
+        (void) effects_flush_suppressed(&b.effects, UINT64_MAX);
+        b.log_flush_timer = sd_event_source_disable_unref(b.log_flush_timer);
         run_effects(&b); /* what the last changes owe the journal */
         sd_event_source_disable_unref(b.effects_source);
         effect_queue_done(&b.effects);
+        grants_done(&b.grants);
         sd_event_unref(b.event);
         db_close(b.db);
         policy_free(b.policy);

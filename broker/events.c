@@ -34,6 +34,7 @@ static const struct {
         [JIT_EVENT_SESSION_TERMINATED] = { "5ff16c65834e4a2d9b39c3636c22ee2f",
                                            "session-terminated" },
         [JIT_EVENT_CONSUMED] = { "26936a170d064182a5b8f3e5c6c702d4", "consumed" },
+        [JIT_EVENT_REQUESTS_ARCHIVED] = { "62a59c9bd235444ba7a30c7835b997e3", "requests-archived" },
 };
 
 const char *jit_event_message_id(JitEvent e) {

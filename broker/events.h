@@ -28,6 +28,7 @@ typedef enum JitEvent {
         JIT_EVENT_SESSION_CLOSED,
         JIT_EVENT_SESSION_TERMINATED,
         JIT_EVENT_CONSUMED,
+        JIT_EVENT_REQUESTS_ARCHIVED,
         _JIT_EVENT_MAX,
 } JitEvent;
 

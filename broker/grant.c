@@ -13,10 +13,12 @@
 #include "cleanup.h"
 #include "duration.h"
 #include "protocol.h"
+#include "store-retention.h"
 #include "store.h"
 #include "timeutil.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(Request *, request_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
 
 /* ---- transactions ---- */
 
@@ -70,12 +72,39 @@ static int tx_commit(GrantTx *t) {
 
 /* ---- results ---- */
 
-static int fail(GrantError *e, int error, const char *doing) {
+const char *grant_store_failure(int error) {
+        switch (error) {
+        case -ENOSPC:
+        case -EDQUOT:
+                return "the disk is full";
+        case -EROFS:
+        case -EACCES:
+                return "the database is read-only";
+        case -EBUSY:
+                return "the database is locked by another process";
+        default:
+                return strerror(error < 0 ? -error : error);
+        }
+}
+
+/* A failure of the store says why, read from sqlite before the guard rolls back. */
+static int store_error(Grants *g, int error) {
+        return error == -EIO || error == -EACCES ? db_failure_errno(g->db, error) : error;
+}
+
+static int fail(Grants *g, GrantError *e, int error, const char *doing) {
         assert(error < 0);
+        error = store_error(g, error);
         e->code = JIT_ERROR_INTERNAL;
         e->doing = doing;
-        snprintf(e->message, sizeof(e->message), "the broker failed while %s; nothing was changed",
-                 doing);
+        e->held = false;
+        if (error == -ENOSPC || error == -EROFS || error == -EBUSY)
+                snprintf(e->message, sizeof(e->message),
+                         "the broker failed while %s: %s; nothing was changed", doing,
+                         grant_store_failure(error));
+        else
+                snprintf(e->message, sizeof(e->message),
+                         "the broker failed while %s; nothing was changed", doing);
         return error;
 }
 
@@ -87,6 +116,7 @@ static int conflict(GrantError *e, const char *fmt, ...) {
         va_end(ap);
         e->code = JIT_ERROR_CONFLICT;
         e->doing = NULL;
+        e->held = false;
         return -EBUSY;
 }
 
@@ -101,11 +131,15 @@ static int refuse(Grants *g, GrantError *e, const Identity *caller, const Reques
         va_end(ap);
         e->code = JIT_ERROR_REFUSED;
         e->doing = NULL;
+        e->held = false;
         char who[32];
         snprintf(who, sizeof(who), "uid %u", (unsigned) caller->uid);
         const char *name = caller->name ?: who;
-        (void) effect_post(g->effects, JIT_EVENT_REFUSED, LOG_NOTICE, r, name, "refused %s: %s",
-                           name, e->message);
+        /* Anyone can be refused at will, with their own text in the entry: at a bounded rate
+         * per uid, the rest summed up later. The reply says it all the same. */
+        if (effect_log_allowed(g->effects, JIT_EVENT_REFUSED, caller->uid, g->now(CLOCK_BOOTTIME)))
+                (void) effect_post(g->effects, JIT_EVENT_REFUSED, LOG_NOTICE, r, name,
+                                   "refused %s: %s", name, e->message);
         return -EPERM;
 }
 
@@ -156,48 +190,308 @@ static int request_activate(const Grants *g, Request *r) {
         return 0;
 }
 
-/* Every way a request ends: the state machine, the end fields, the row and its audit
- * record, inside the caller's transaction. */
-static int request_end(Grants *g, Request *r, RequestEvent event, const char *ended_by,
-                       const char *reason, JitEvent audit_event, const char *actor,
-                       int64_t actor_uid) {
-        RequestState next;
-        assert(event >= 0 && event < _REQUEST_EVENT_MAX); /* chosen by the code, not read */
-        int k = request_transition(r->state, event, &next);
-        if (k < 0)
-                return k;
+/* The end fields of r, as an end says them. */
+static int request_mark_ended(Request *r, RequestState state, uint64_t at, const char *ended_by,
+                              const char *reason) {
         char *by = strdup(ended_by), *why = reason ? strdup(reason) : NULL;
         if (!by || (reason && !why)) {
                 free(by);
                 free(why);
                 return -ENOMEM;
         }
-        r->state = next;
-        r->ended_at = g->now(CLOCK_REALTIME);
+        r->state = state;
+        r->ended_at = at;
         free(r->ended_by);
         r->ended_by = by;
         free(r->end_reason);
         r->end_reason = why;
-        if ((k = db_update_request(g->db, r)) < 0)
+        return 0;
+}
+
+/* Every way a request ends: the state machine, the end fields, the row and its audit
+ * record (with details added, which is consumed), inside the caller's transaction. */
+static int request_end(Grants *g, Request *r, const HeldEnd *end, json_object *added) {
+        _cleanup_(json_object_putp) json_object *extra = added;
+        RequestState next;
+        assert(end->event >= 0 && end->event < _REQUEST_EVENT_MAX); /* chosen by the code */
+        int k = request_transition(r->state, end->event, &next);
+        if (k < 0)
                 return k;
-        return audit_append(g->db, audit_event, actor, actor_uid, r->id, audit_request_details(r));
+        assert(next == end->state);
+        if ((k = request_mark_ended(r, next, end->at, end->ended_by, end->reason)) < 0 ||
+            (k = db_update_request(g->db, r)) < 0)
+                return k;
+        json_object *details = audit_request_details(r);
+        if (details && extra)
+                json_object_object_add(details, "held", TAKE_PTR(extra));
+        return audit_append(g->db, end->audit_event, end->actor, end->actor_uid, r->id, details);
+}
+
+/* Reads request id for a change of the core. */
+static int read_request(Grants *g, int64_t id, Request **ret, GrantError *e) {
+        int k = db_get_request(g->db, id, ret);
+        if (k == -ENOENT) {
+                snprintf(e->message, sizeof(e->message), "no request %lld", (long long) id);
+                e->code = JIT_ERROR_NOT_FOUND;
+                e->doing = NULL;
+                e->held = false;
+                return k;
+        }
+        if (k < 0)
+                return fail(g, e, k, "reading the request");
+        return 0;
 }
 
 /* Opens the transaction of a change to request id and reads it inside. */
 static int begin_on_request(Grants *g, GrantTx *tx, int64_t id, Request **ret, GrantError *e) {
         int k = tx_begin(g, tx);
         if (k < 0)
-                return fail(e, k, "starting a transaction");
-        k = db_get_request(g->db, id, ret);
-        if (k == -ENOENT) {
-                snprintf(e->message, sizeof(e->message), "no request %lld", (long long) id);
-                e->code = JIT_ERROR_NOT_FOUND;
-                e->doing = NULL;
+                return fail(g, e, k, "starting a transaction");
+        return read_request(g, id, ret, e);
+}
+
+/* begin_on_request() for an end, which must not be lost because the database cannot be
+ * written: when the transaction cannot even start (locked, read-only), the request is read
+ * without one and *ret_write_error says why, so that the end is held instead. */
+static int begin_for_end(Grants *g, GrantTx *tx, int64_t id, Request **ret, int *ret_write_error,
+                         GrantError *e) {
+        int k = tx_begin(g, tx);
+        *ret_write_error = k < 0 ? store_error(g, k) : 0;
+        return read_request(g, id, ret, e);
+}
+
+/* ---- ends that cannot be saved: enforced from memory, written later ---- */
+
+const HeldEnd *grants_held_find(const Grants *g, int64_t id) {
+        for (size_t i = 0; i < g->n_held; i++)
+                if (g->held[i].id == id)
+                        return &g->held[i];
+        return NULL;
+}
+
+bool grants_ended_in_memory(Grants *g, int64_t id) {
+        pthread_mutex_lock(&g->held_lock);
+        bool ended = grants_held_find(g, id);
+        for (size_t i = 0; !ended && i < g->n_used; i++)
+                ended = g->used[i] == id;
+        pthread_mutex_unlock(&g->held_lock);
+        return ended;
+}
+
+int grants_mark_used(Grants *g, int64_t id) {
+        int r = 0;
+        pthread_mutex_lock(&g->held_lock);
+        int64_t *l = reallocarray(g->used, g->n_used + 1, sizeof(int64_t));
+        if (l) {
+                g->used = l;
+                g->used[g->n_used++] = id;
+        } else
+                r = -ENOMEM;
+        pthread_mutex_unlock(&g->held_lock);
+        return r;
+}
+
+/* A request read from the store, as the held end of it (if any) makes it: what decisions
+ * see. Never written back as is: the end is written by the retry, with its audit record. */
+static void apply_held(const Grants *g, Request *r) {
+        const HeldEnd *h = grants_held_find(g, r->id);
+        if (h && request_mark_ended(r, h->state, h->at, h->ended_by, h->reason) < 0)
+                r->state = h->state; /* without the texts, but ended all the same */
+}
+
+static void held_end_done(HeldEnd *h) {
+        free(h->ended_by);
+        free(h->reason);
+        free(h->actor);
+        free(h->message);
+        *h = (HeldEnd){};
+}
+
+void grants_done(Grants *g) {
+        pthread_mutex_lock(&g->held_lock);
+        for (size_t i = 0; i < g->n_held; i++)
+                held_end_done(&g->held[i]);
+        free(g->held);
+        g->held = NULL;
+        g->n_held = 0;
+        free(g->used);
+        g->used = NULL;
+        g->n_used = 0;
+        g->held_changes++;
+        pthread_mutex_unlock(&g->held_lock);
+}
+
+/* Keeps end (which the write of r failed with error) in memory and enforces it now: the
+ * journal entry says so and the grant's sessions are acted on. 1, or -ENOMEM when not even
+ * that was possible. */
+static int hold_end(Grants *g, Request *r, const HeldEnd *end, bool ends_grant, int error) {
+        HeldEnd h = *end;
+        h.ended_by = strdup(end->ended_by);
+        h.reason = end->reason ? strdup(end->reason) : NULL;
+        h.actor = strdup(end->actor);
+        h.message = strdup(end->message);
+        h.error = error;
+        h.attempts = end->attempts ?: 1;
+        pthread_mutex_lock(&g->held_lock);
+        HeldEnd *l = reallocarray(g->held, g->n_held + 1, sizeof(HeldEnd));
+        if (l)
+                g->held = l;
+        bool ok = l && h.ended_by && (!end->reason || h.reason) && h.actor && h.message;
+        if (ok) {
+                g->held[g->n_held++] = h;
+                g->held_changes++;
+        }
+        pthread_mutex_unlock(&g->held_lock);
+        if (!ok) {
+                held_end_done(&h);
+                return -ENOMEM;
+        }
+
+        /* The request as it stands now, for the journal and for its sessions. */
+        apply_held(g, r);
+        int k;
+        if (ends_grant)
+                k = effect_post_end(
+                        g->effects, end->audit_event, LOG_WARNING, r, end->actor,
+                        "%s; enforced now but not saved yet (%s), retried " GRANT_RETRY_TEXT,
+                        end->message, grant_store_failure(error));
+        else
+                k = effect_post(
+                        g->effects, end->audit_event, LOG_WARNING, r, end->actor,
+                        "%s; enforced now but not saved yet (%s), retried " GRANT_RETRY_TEXT,
+                        end->message, grant_store_failure(error));
+        if (k < 0 && g->report)
+                g->report(g->report_userdata, k, "announcing the held end of request", r->id);
+        effects_changed(g->effects);
+        return 1;
+}
+
+int grants_hold_again(Grants *g, const HeldEnd *h) {
+        _cleanup_(request_freep) Request *r = NULL;
+        RequestState next;
+
+        if (grants_held_find(g, h->id))
+                return 0;
+        int k = db_get_request(g->db, h->id, &r);
+        if (k == -ENOENT)
+                return 0;
+        if (k < 0)
                 return k;
+        if (request_transition(r->state, h->event, &next) < 0 || next != h->state)
+                return 0; /* written after all, or ended otherwise */
+        k = hold_end(g, r, h, false, h->error);
+        return k < 0 ? k : 1;
+}
+
+/* Ends r, which the caller read inside tx, or outside when write_error says the transaction
+ * could not start: written and committed (0), or when the store fails, held (1, *ret_error
+ * says why). Negative: neither, the end is lost (-ENOMEM), or r cannot move so (-EBUSY).
+ * tx is closed either way. */
+static int end_or_hold(Grants *g, GrantTx *tx, Request *r, HeldEnd *end, int write_error,
+                       int *ret_error) {
+        RequestState next;
+        bool ends_grant = r->state == REQUEST_ACTIVE;
+        int k = write_error;
+
+        if (request_transition(r->state, end->event, &next) < 0)
+                return -EBUSY;
+        end->id = r->id;
+        end->state = next;
+        end->at = g->now(CLOCK_REALTIME);
+        if (k >= 0) {
+                if ((k = request_end(g, r, end, NULL)) >= 0 &&
+                    (k = effect_stage(g->effects, end->audit_event, LOG_NOTICE, r, end->actor, NULL,
+                                      "%s", end->message)) >= 0) {
+                        if (ends_grant)
+                                effect_ends_grant(g->effects);
+                        k = tx_commit(tx);
+                }
+                if (k >= 0)
+                        return 0;
+                k = store_error(g, k);
+                grant_tx_release(tx); /* now: what is held must not be rolled back later */
+                tx->g = NULL;
+        }
+        *ret_error = k;
+        return hold_end(g, r, end, ends_grant, k);
+}
+
+/* The held end of h->id, written now with its original time and actor. 0 when it is
+ * saved (or there is nothing left to save), else why not. */
+static int write_held(Grants *g, HeldEnd *h) {
+        _cleanup_tx_ GrantTx tx = {};
+        _cleanup_(request_freep) Request *r = NULL;
+        char at[RFC3339_BUF_MAX];
+        RequestState next;
+        int k;
+
+        if ((k = tx_begin(g, &tx)) < 0)
+                return store_error(g, k);
+        k = db_get_request(g->db, h->id, &r);
+        if (k == -ENOENT || (k >= 0 && request_transition(r->state, h->event, &next) < 0)) {
+                /* Gone, or ended by something else meanwhile: nothing left to write. */
+                if (g->report)
+                        g->report(g->report_userdata, -ESTALE, "dropping the held end of request",
+                                  h->id);
+                return 0;
         }
         if (k < 0)
-                return fail(e, k, "reading the request");
+                return store_error(g, k);
+        json_object *held = json_object_new_object();
+        if (held) {
+                json_object_object_add(
+                        held, "ended_at",
+                        json_object_new_string(format_rfc3339(h->at, at, sizeof(at))));
+                json_object_object_add(held, "attempts", json_object_new_int((int) h->attempts));
+                json_object_object_add(held, "error",
+                                       json_object_new_string(grant_store_failure(h->error)));
+        }
+        if ((k = request_end(g, r, h, held)) < 0 ||
+            (k = effect_stage(g->effects, h->audit_event, LOG_NOTICE, r, h->actor, NULL,
+                              "%s (saved now; %u attempt%s failed before)", h->message, h->attempts,
+                              h->attempts == 1 ? "" : "s")) < 0 ||
+            (k = tx_commit(&tx)) < 0)
+                return store_error(g, k);
         return 0;
+}
+
+size_t grants_retry_held(Grants *g) {
+        size_t saved = 0;
+        while (g->n_held > 0) {
+                HeldEnd *h = &g->held[0];
+                int k = write_held(g, h);
+                if (k < 0) {
+                        /* The first failure ends this round: the others would fail the same way,
+                         * each after the busy timeout when the database is locked. */
+                        h->error = k;
+                        h->attempts++;
+                        g->held_changes++;
+                        break;
+                }
+                pthread_mutex_lock(&g->held_lock);
+                held_end_done(h);
+                memmove(g->held, g->held + 1, --g->n_held * sizeof(HeldEnd));
+                g->held_changes++;
+                pthread_mutex_unlock(&g->held_lock);
+                saved++;
+        }
+        if (saved > 0)
+                effects_changed(g->effects);
+        return g->n_held;
+}
+
+/* What a caller is told about an end that is enforced but not saved. */
+static int held_reply(GrantError *e, const HeldEnd *end, bool was_active, const char *done,
+                      int error) {
+        e->code = JIT_ERROR_INTERNAL;
+        e->doing = NULL;
+        e->held = true;
+        snprintf(e->message, sizeof(e->message),
+                 "request %lld is %s%s now, but the change is not saved yet: %s (the broker "
+                 "retries " GRANT_RETRY_TEXT ")",
+                 (long long) end->id, done, was_active ? " and its access ended" : "",
+                 grant_store_failure(error));
+        return error < 0 ? error : -EIO;
 }
 
 static Request request_new(const Grants *g, const Identity *caller, const GrantAsk *ask,
@@ -222,6 +516,70 @@ static Request request_new(const Grants *g, const Identity *caller, const GrantA
         return r;
 }
 
+/* settings.max_filings_per_hour: every request filed counts, cancelled or refused later
+ * ones included, since each is a row and audit records for good. Root is not counted: it
+ * can write the database itself. */
+static int check_filing_rate(Grants *g, const Identity *caller, GrantError *e) {
+        const uint64_t hour = 3600 * USEC_PER_SEC;
+        unsigned limit = g->policy->max_filings_per_hour, filed;
+        uint64_t now = g->now(CLOCK_REALTIME);
+        int k;
+
+        if (is_root(caller))
+                return 0;
+        if ((k = db_count_filings(g->db, caller->uid, now > hour ? now - hour : 0, limit, &filed)) <
+            0)
+                return fail(g, e, k, "counting recent requests");
+        if (filed >= limit)
+                return refuse(g, e, caller, NULL,
+                              "%s filed %u requests in the last hour, the most "
+                              "settings.max_filings_per_hour allows (cancelled ones count); "
+                              "try again later",
+                              caller->name, filed);
+        return 0;
+}
+
+static const char *format_bytes(uint64_t n, char *buf, size_t len) {
+        static const char units[] = "KMGT";
+        if (n < 1024) {
+                snprintf(buf, len, "%" PRIu64 "B", n);
+                return buf;
+        }
+        double v = (double) n / 1024;
+        size_t u = 0;
+        while (v >= 1024 && u + 1 < sizeof(units) - 1)
+                v /= 1024, u++;
+        snprintf(buf, len, "%.1f%c", v, units[u]);
+        return buf;
+}
+
+/* settings.disk_reserve: below it new requests are refused, so that what ends grants (a
+ * row update and an audit record each) still has room to be written. */
+static int check_disk_reserve(Grants *g, const Identity *caller, GrantError *e) {
+        const Policy *p = g->policy;
+        uint64_t available, total, reserve;
+        char a[16], rb[16];
+
+        if (p->disk_reserve == 0 && p->disk_reserve_percent == 0)
+                return 0;
+        int k = g->disk_space ? g->disk_space(g->disk_space_userdata, &available, &total)
+                              : db_disk_space(g->db, &available, &total);
+        if (k < 0) {
+                /* Cannot tell: the write itself will say when the disk is full. */
+                if (g->report)
+                        g->report(g->report_userdata, k, "reading the free space", 0);
+                return 0;
+        }
+        reserve = p->disk_reserve_percent > 0 ? total / 100 * p->disk_reserve_percent
+                                              : p->disk_reserve;
+        if (available >= reserve)
+                return 0;
+        return refuse(g, e, caller, NULL,
+                      "disk nearly full: new requests are refused until space is freed; ending "
+                      "grants still works (%s free, settings.disk_reserve keeps %s)",
+                      format_bytes(available, a, sizeof(a)), format_bytes(reserve, rb, sizeof(rb)));
+}
+
 int grant_file(Grants *g, const Identity *caller, const GrantAsk *ask, int64_t *ret_id,
                GrantError *e) {
         _cleanup_tx_ GrantTx tx = {};
@@ -238,7 +596,7 @@ int grant_file(Grants *g, const Identity *caller, const GrantAsk *ask, int64_t *
                 .reason = ask->reason,
         };
         if ((k = policy_decide(g->policy, &q, &d)) < 0)
-                return fail(e, k, "applying the policy");
+                return fail(g, e, k, "applying the policy");
         if (d.verdict == VERDICT_REFUSED)
                 return refuse(g, e, caller, NULL, "%s",
                               d.message ? d.message : "refused by policy");
@@ -247,13 +605,15 @@ int grant_file(Grants *g, const Identity *caller, const GrantAsk *ask, int64_t *
         if (!automatic) {
                 unsigned active, pending;
                 if ((k = db_count_open(g->db, caller->uid, &active, &pending)) < 0)
-                        return fail(e, k, "counting pending requests");
+                        return fail(g, e, k, "counting pending requests");
                 if (pending >= g->policy->max_pending_per_user)
                         return refuse(g, e, caller, NULL,
                                       "%s already has %u pending requests (the limit is %u); "
                                       "cancel one first",
                                       caller->name, pending, g->policy->max_pending_per_user);
         }
+        if ((k = check_filing_rate(g, caller, e)) < 0 || (k = check_disk_reserve(g, caller, e)) < 0)
+                return k;
 
         Request req = request_new(g, caller, ask, d.duration, d.rule->name);
         req.approvals_required = automatic ? 0 : d.rule->approvals;
@@ -261,11 +621,11 @@ int grant_file(Grants *g, const Identity *caller, const GrantAsk *ask, int64_t *
         Request filed = req;
 
         if ((k = tx_begin(g, &tx)) < 0)
-                return fail(e, k, "starting a transaction");
+                return fail(g, e, k, "starting a transaction");
         if (automatic && (k = request_activate(g, &req)) < 0)
-                return fail(e, k, "activating the grant");
+                return fail(g, e, k, "activating the grant");
         if ((k = db_insert_request(g->db, &req)) < 0)
-                return fail(e, k, "saving the request");
+                return fail(g, e, k, "saving the request");
         filed.id = req.id;
         if (automatic) {
                 /* Recorded as approved by the rule itself, never by a person. */
@@ -277,7 +637,7 @@ int grant_file(Grants *g, const Identity *caller, const GrantAsk *ask, int64_t *
                         .policy_version = (char *) g->policy->hash,
                 };
                 if ((k = db_add_approval(g->db, req.id, &a)) < 0)
-                        return fail(e, k, "recording the auto-approval");
+                        return fail(g, e, k, "recording the auto-approval");
         }
         char rule_actor[POLICY_TEXT_MAX + 8];
         snprintf(rule_actor, sizeof(rule_actor), "rule:%s", req.rule);
@@ -285,7 +645,7 @@ int grant_file(Grants *g, const Identity *caller, const GrantAsk *ask, int64_t *
                               audit_request_details(&filed))) < 0 ||
             (automatic && (k = audit_append(g->db, JIT_EVENT_AUTO_APPROVED, rule_actor, -1, req.id,
                                             audit_request_details(&req))) < 0))
-                return fail(e, k, "writing the audit record");
+                return fail(g, e, k, "writing the audit record");
         if ((k = effect_stage(g->effects, JIT_EVENT_REQUESTED, LOG_NOTICE, &req, caller->name, NULL,
                               "%s requested %s for %s (request %lld, rule %s): %s", req.requester,
                               req.service, duration_format(req.duration, want, sizeof(want)),
@@ -296,9 +656,9 @@ int grant_file(Grants *g, const Identity *caller, const GrantAsk *ask, int64_t *
                                req.service, req.requester,
                                duration_format(req.duration, cap, sizeof(cap)), req.rule,
                                (long long) req.id)) < 0))
-                return fail(e, k, "saving the request");
+                return fail(g, e, k, "saving the request");
         if ((k = tx_commit(&tx)) < 0)
-                return fail(e, k, "saving the request");
+                return fail(g, e, k, "saving the request");
         *ret_id = req.id;
         return 0;
 }
@@ -311,7 +671,7 @@ int grant_break_glass(Grants *g, const Identity *caller, const GrantAsk *ask, in
         int k;
 
         if ((k = policy_break_glass_decide(g->policy, caller, ask->service, ask->duration, &d)) < 0)
-                return fail(e, k, "applying the policy");
+                return fail(g, e, k, "applying the policy");
         if (d.verdict == VERDICT_REFUSED)
                 return refuse(g, e, caller, NULL, "%s",
                               d.message ? d.message : "break-glass refused by policy");
@@ -330,7 +690,7 @@ int grant_break_glass(Grants *g, const Identity *caller, const GrantAsk *ask, in
                      req.requester, req.service, duration_format(req.duration, dbuf, sizeof(dbuf)),
                      (long long) req.id, req.reason)) < 0 ||
             (k = tx_commit(&tx)) < 0)
-                return fail(e, k, "saving the break-glass grant");
+                return fail(g, e, k, "saving the break-glass grant");
         *ret_id = req.id;
         return 0;
 }
@@ -343,12 +703,13 @@ int grant_approve(Grants *g, const Identity *caller, int64_t id, const char *com
 
         if ((k = begin_on_request(g, &tx, id, &r, e)) < 0)
                 return k;
+        apply_held(g, r); /* a deny or cancel not saved yet has ended it all the same */
 
         /* The rule is judged as the policy stands now, not as it stood at filing. */
         const PolicyRule *rule = policy_find_rule(g->policy, r->rule);
         _cleanup_free_ uid_t *prior = calloc(r->n_approvals + 1, sizeof(uid_t));
         if (!prior)
-                return fail(e, -ENOMEM, "approving");
+                return fail(g, e, -ENOMEM, "approving");
         for (size_t i = 0; i < r->n_approvals; i++)
                 prior[i] = r->approvals[i].approver_uid;
 
@@ -401,10 +762,10 @@ int grant_approve(Grants *g, const Identity *caller, int64_t id, const char *com
                 .policy_version = (char *) g->policy->hash,
         };
         if ((k = db_add_approval(g->db, id, &a)) < 0)
-                return fail(e, k, "recording the approval");
+                return fail(g, e, k, "recording the approval");
         if (v == APPROVAL_COMPLETE &&
             ((k = request_activate(g, r)) < 0 || (k = db_update_request(g->db, r)) < 0))
-                return fail(e, k, "activating the grant");
+                return fail(g, e, k, "activating the grant");
         json_object *details = audit_request_details(r);
         if (details) {
                 json_object_object_add(details, "approver", json_object_new_string(caller->name));
@@ -416,7 +777,7 @@ int grant_approve(Grants *g, const Identity *caller, int64_t id, const char *com
             (v == APPROVAL_COMPLETE &&
              (k = audit_append(g->db, JIT_EVENT_GRANTED, caller->name, caller->uid, id,
                                audit_request_details(r))) < 0))
-                return fail(e, k, "writing the audit record");
+                return fail(g, e, k, "writing the audit record");
 
         char field[JIT_USER_MAX + 32], d[DURATION_BUF_MAX];
         snprintf(field, sizeof(field), "JIT_APPROVER=%s", caller->name);
@@ -429,7 +790,7 @@ int grant_approve(Grants *g, const Identity *caller, int64_t id, const char *com
                                "%s granted to %s for %s (request %lld)", r->service, r->requester,
                                duration_format(r->duration, d, sizeof(d)), (long long) id)) < 0) ||
             (k = tx_commit(&tx)) < 0)
-                return fail(e, k, "saving the approval");
+                return fail(g, e, k, "saving the approval");
         return 0;
 }
 
@@ -462,11 +823,13 @@ int grant_end(Grants *g, const Identity *caller, int64_t id, RequestEvent event,
                 ev = JIT_EVENT_REVOKED;
                 break;
         default:
-                return fail(e, -EINVAL, "ending the request");
+                return fail(g, e, -EINVAL, "ending the request");
         }
 
-        if ((k = begin_on_request(g, &tx, id, &r, e)) < 0)
+        int write_error;
+        if ((k = begin_for_end(g, &tx, id, &r, &write_error, e)) < 0)
                 return k;
+        apply_held(g, r); /* ended already, if not saved yet: a conflict like any other */
         /* An approver never reviews their own request: they cancel it like anyone. */
         bool allowed = ((who & MAY_REQUESTER) && r->requester_uid == caller->uid) ||
                        ((who & MAY_APPROVER) && caller_approves(g, caller, r) &&
@@ -477,19 +840,28 @@ int grant_end(Grants *g, const Identity *caller, int64_t id, RequestEvent event,
                               (long long) id);
         RequestState next;
         if (request_transition(r->state, event, &next) < 0)
-                return conflict(e, "request %lld is %s and cannot be %s", (long long) id,
-                                request_state_to_string(r->state), done);
+                return conflict(e, "request %lld is %s%s and cannot be %s", (long long) id,
+                                request_state_to_string(r->state),
+                                grants_held_find(g, id) ? " (not saved yet)" : "", done);
         bool was_active = r->state == REQUEST_ACTIVE;
-        if ((k = request_end(g, r, event, caller->name, reason, ev, caller->name, caller->uid)) <
-                    0 ||
-            (k = effect_stage(g->effects, ev, LOG_NOTICE, r, caller->name, NULL,
-                              "%s %s request %lld of %s%s%s", caller->name, done, (long long) id,
-                              r->requester, reason ? ": " : "", reason ? reason : "")) < 0)
-                return fail(e, k, "saving the change");
-        if (was_active)
-                effect_ends_grant(g->effects);
-        if ((k = tx_commit(&tx)) < 0)
-                return fail(e, k, "saving the change");
+        char message[2048];
+        snprintf(message, sizeof(message), "%s %s request %lld of %s%s%s", caller->name, done,
+                 (long long) id, r->requester, reason ? ": " : "", reason ? reason : "");
+        HeldEnd end = {
+                .event = event,
+                .audit_event = ev,
+                .ended_by = caller->name,
+                .reason = (char *) reason,
+                .actor = caller->name,
+                .actor_uid = caller->uid,
+                .message = message,
+        };
+        int error = 0;
+        k = end_or_hold(g, &tx, r, &end, write_error, &error);
+        if (k > 0)
+                return held_reply(e, &end, was_active, done, error);
+        if (k < 0)
+                return fail(g, e, error < 0 ? error : k, "saving the change");
         return 0;
 }
 
@@ -516,7 +888,7 @@ int grant_acknowledge(Grants *g, const Identity *caller, int64_t id, GrantError 
         r->acknowledged_by = strdup(caller->name);
         r->acknowledged_at = g->now(CLOCK_REALTIME);
         if (!r->acknowledged_by)
-                return fail(e, -ENOMEM, "acknowledging");
+                return fail(g, e, -ENOMEM, "acknowledging");
         if ((k = db_update_request(g->db, r)) < 0 ||
             (k = audit_append(g->db, JIT_EVENT_ACKNOWLEDGED, caller->name, caller->uid, id,
                               audit_request_details(r))) < 0 ||
@@ -524,7 +896,7 @@ int grant_acknowledge(Grants *g, const Identity *caller, int64_t id, GrantError 
                               "%s acknowledged break-glass grant %lld of %s", caller->name,
                               (long long) id, r->requester)) < 0 ||
             (k = tx_commit(&tx)) < 0)
-                return fail(e, k, "saving the acknowledgement");
+                return fail(g, e, k, "saving the acknowledgement");
         return 0;
 }
 
@@ -534,9 +906,9 @@ static int end_due_request(Grants *g, int64_t id) {
         _cleanup_tx_ GrantTx tx = {};
         _cleanup_(request_freep) Request *r = NULL;
         GrantError e;
-        int k;
+        int k, write_error;
 
-        if ((k = begin_on_request(g, &tx, id, &r, &e)) < 0)
+        if ((k = begin_for_end(g, &tx, id, &r, &write_error, &e)) < 0)
                 return k;
         uint64_t now_real = g->now(CLOCK_REALTIME), now_boot = g->now(CLOCK_BOOTTIME);
         bool other_boot = !STREQ(r->boot_id, g->boot_id);
@@ -548,6 +920,8 @@ static int end_due_request(Grants *g, int64_t id) {
                  * clock. */
                 uint64_t left = r->deadline_at > now_real ? r->deadline_at - now_real : 0;
                 if (left > 0) {
+                        if (write_error < 0)
+                                return write_error; /* nothing ends: retried on the next tick */
                         snprintf(r->boot_id, sizeof(r->boot_id), "%s", g->boot_id);
                         r->deadline_boot = now_boot + left;
                         if ((k = db_update_request(g->db, r)) < 0)
@@ -559,21 +933,27 @@ static int end_due_request(Grants *g, int64_t id) {
                  * timestamps. */
                 why = "the host rebooted";
 
-        if (event == EVENT_EXPIRE) {
-                if ((k = request_end(g, r, event, "broker", why, JIT_EVENT_EXPIRED, "broker", -1)) <
-                            0 ||
-                    (k = effect_stage(g->effects, JIT_EVENT_EXPIRED, LOG_NOTICE, r, "broker", NULL,
-                                      "grant %lld (%s for %s) ended: %s", (long long) r->id,
-                                      r->service, r->requester, why)) < 0)
-                        return k;
-                effect_ends_grant(g->effects);
-        } else if ((k = request_end(g, r, event, "broker", why, JIT_EVENT_TIMED_OUT, "broker",
-                                    -1)) < 0 ||
-                   (k = effect_stage(g->effects, JIT_EVENT_TIMED_OUT, LOG_NOTICE, r, "broker", NULL,
-                                     "request %lld (%s for %s) timed out without enough approvals",
-                                     (long long) r->id, r->service, r->requester)) < 0)
-                return k;
-        return tx_commit(&tx);
+        char message[1024];
+        if (event == EVENT_EXPIRE)
+                snprintf(message, sizeof(message), "grant %lld (%s for %s) ended: %s",
+                         (long long) r->id, r->service, r->requester, why);
+        else
+                snprintf(message, sizeof(message),
+                         "request %lld (%s for %s) timed out without enough approvals",
+                         (long long) r->id, r->service, r->requester);
+        HeldEnd end = {
+                .event = event,
+                .audit_event = event == EVENT_EXPIRE ? JIT_EVENT_EXPIRED : JIT_EVENT_TIMED_OUT,
+                .ended_by = (char *) "broker",
+                .reason = (char *) why,
+                .actor = (char *) "broker",
+                .actor_uid = -1,
+                .message = message,
+        };
+        int error = 0;
+        k = end_or_hold(g, &tx, r, &end, write_error, &error);
+        /* Held (1): the check refuses it anyway, by its deadlines; the retry writes it. */
+        return k < 0 ? (error < 0 ? error : k) : 0;
 }
 
 int grant_end_due(Grants *g) {
@@ -587,6 +967,8 @@ int grant_end_due(Grants *g) {
                 return r;
         }
         for (size_t i = 0; i < n; i++) {
+                if (grants_held_find(g, ids[i]))
+                        continue; /* ended in memory; the retry writes it */
                 int k = end_due_request(g, ids[i]);
                 if (k < 0) {
                         /* The check refuses it anyway (it compares deadlines); retried on the
@@ -631,23 +1013,26 @@ static const char *still_allowed(const Grants *g, const Request *r, char *buf, s
 
 static int withdraw(Grants *g, Request *r, const char *why) {
         _cleanup_tx_ GrantTx tx = {};
-        char reason[640];
+        char reason[640], message[1024];
         bool active = r->state == REQUEST_ACTIVE;
-        int k;
+        int k, error = 0;
 
         snprintf(reason, sizeof(reason), "the new policy (version %.12s) no longer allows it: %s",
                  g->policy->hash, why);
-        if ((k = tx_begin(g, &tx)) < 0 ||
-            (k = request_end(g, r, active ? EVENT_REVOKE : EVENT_DENY, "broker", reason,
-                             JIT_EVENT_WITHDRAWN, "broker", -1)) < 0 ||
-            (k = effect_stage(g->effects, JIT_EVENT_WITHDRAWN, LOG_NOTICE, r, "broker", NULL,
-                              "%s %lld of %s %s: %s", active ? "grant" : "request",
-                              (long long) r->id, r->requester, active ? "withdrawn" : "refused",
-                              reason)) < 0)
-                return k;
-        if (active)
-                effect_ends_grant(g->effects);
-        return tx_commit(&tx);
+        snprintf(message, sizeof(message), "%s %lld of %s %s: %s", active ? "grant" : "request",
+                 (long long) r->id, r->requester, active ? "withdrawn" : "refused", reason);
+        HeldEnd end = {
+                .event = active ? EVENT_REVOKE : EVENT_DENY,
+                .audit_event = JIT_EVENT_WITHDRAWN,
+                .ended_by = (char *) "broker",
+                .reason = reason,
+                .actor = (char *) "broker",
+                .actor_uid = -1,
+                .message = message,
+        };
+        k = tx_begin(g, &tx);
+        k = end_or_hold(g, &tx, r, &end, k < 0 ? store_error(g, k) : 0, &error);
+        return k < 0 ? (error < 0 ? error : k) : 0;
 }
 
 void grant_withdraw_disallowed(Grants *g) {
@@ -665,8 +1050,10 @@ void grant_withdraw_disallowed(Grants *g) {
         }
         for (size_t i = 0; i < n; i++) {
                 Request *r = list[i];
-                /* Break-glass grants answer to break_glass, not to a rule: they run out. */
-                if (r->break_glass || !still_allowed(g, r, why, sizeof(why)))
+                /* Break-glass grants answer to break_glass, not to a rule: they run out. Ends
+                 * held in memory are ended already. */
+                if (r->break_glass || grants_held_find(g, r->id) ||
+                    !still_allowed(g, r, why, sizeof(why)))
                         continue;
                 k = withdraw(g, r, why);
                 if (k < 0 && g->report)
@@ -683,14 +1070,24 @@ int grant_consume(Grants *g, int64_t id, GrantError *e) {
 
         if ((k = begin_on_request(g, &tx, id, &r, e)) < 0)
                 return k;
+        apply_held(g, r); /* a grant ended in memory is not used up: its end is written */
         if (!r->once || r->state != REQUEST_ACTIVE)
                 return tx_commit(&tx); /* nothing to use up */
-        if ((k = request_end(g, r, EVENT_CONSUME, "broker", "its one session closed",
-                             JIT_EVENT_CONSUMED, "broker", -1)) < 0 ||
+        HeldEnd end = {
+                .event = EVENT_CONSUME,
+                .state = REQUEST_CONSUMED,
+                .audit_event = JIT_EVENT_CONSUMED,
+                .at = g->now(CLOCK_REALTIME),
+                .ended_by = (char *) "broker",
+                .reason = (char *) "its one session closed",
+                .actor = (char *) "broker",
+                .actor_uid = -1,
+        };
+        if ((k = request_end(g, r, &end, NULL)) < 0 ||
             (k = effect_stage(g->effects, JIT_EVENT_CONSUMED, LOG_NOTICE, r, "broker", NULL,
                               "one-shot grant %" PRId64 " of %s consumed: its session closed",
                               r->id, r->requester)) < 0 ||
             (k = tx_commit(&tx)) < 0)
-                return fail(e, k, "using up the one-shot grant");
+                return fail(g, e, k, "using up the one-shot grant");
         return 0;
 }

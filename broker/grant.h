@@ -10,6 +10,7 @@
  * -ENOENT no such request, anything else an internal failure (e->doing says of what). */
 #pragma once
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -19,6 +20,30 @@
 #include "protocol.h"
 #include "store.h"
 #include "users.h"
+
+/* How often the broker tries again to write an end it holds (brokerd.c), as the replies
+ * that tell of one say. */
+#define GRANT_RETRY_USEC (5ULL * 1000000ULL)
+#define GRANT_RETRY_TEXT "every 5 s"
+
+/* An end (revoke, deny, cancel, withdrawal, expiry, timeout) that could not be saved: it is
+ * enforced from memory at once (the check, session-open and every change of the core treat
+ * the request as ended) and written, with its original time and actor, as soon as the
+ * database takes it (grants_retry_held()). */
+typedef struct HeldEnd {
+        int64_t id;
+        RequestEvent event;   /* the state machine's move */
+        RequestState state;   /* where it ends */
+        JitEvent audit_event; /* its audit record and journal entry */
+        uint64_t at;          /* realtime usec of the end: the request's ended_at */
+        char *ended_by;
+        char *reason;
+        char *actor;
+        int64_t actor_uid;
+        char *message; /* the journal entry's text */
+        int error;     /* why the last write failed */
+        unsigned attempts;
+} HeldEnd;
 
 typedef struct Grants {
         BrokerDb *db;
@@ -31,12 +56,25 @@ typedef struct Grants {
          * daemon logs them. id 0 when the failure is not about one request. */
         void (*report)(void *userdata, int error, const char *what, int64_t id);
         void *report_userdata;
+        /* Bytes available and total where the database lives (settings.disk_reserve);
+         * db_disk_space() unless a test injects it. */
+        int (*disk_space)(void *userdata, uint64_t *ret_available, uint64_t *ret_total);
+        void *disk_space_userdata;
         unsigned tx_depth; /* nested transactions join the outermost */
+        HeldEnd *held;     /* ends enforced but not saved yet, oldest first */
+        size_t n_held;
+        /* Taken by the core when it changes held, and by grants_end_is_held(), so that a
+         * check answered on another thread sees them too (zero-initialized is unlocked). */
+        pthread_mutex_t held_lock;
+        unsigned held_changes; /* counts changes of held, for the daemon's copy of them */
+        int64_t *used;         /* one-shot grants used up in memory (grants_mark_used()) */
+        size_t n_used;
 } Grants;
 
 typedef struct GrantError {
         JitError code;     /* for the reply */
         const char *doing; /* internal failures: "saving the approval" */
+        bool held;         /* an end that is enforced but not saved yet (HeldEnd) */
         char message[512];
 } GrantError;
 
@@ -59,7 +97,10 @@ int grant_break_glass(Grants *g, const Identity *caller, const GrantAsk *ask, in
 /* One approval; the last one required activates the grant. */
 int grant_approve(Grants *g, const Identity *caller, int64_t id, const char *comment,
                   GrantError *e);
-/* deny (approvers, root), cancel (requester, root) or revoke (requester, approvers, root). */
+/* deny (approvers, root), cancel (requester, root) or revoke (requester, approvers, root).
+ * When the change cannot be saved it is held (HeldEnd): enforced at once and retried; the
+ * result is then the store's error with e->held set and e->message saying exactly that
+ * (code internal). */
 int grant_end(Grants *g, const Identity *caller, int64_t id, RequestEvent event, const char *reason,
               GrantError *e);
 /* A second person reviews a break-glass grant. */
@@ -74,6 +115,30 @@ int grant_end_due(Grants *g);
 void grant_withdraw_disallowed(Grants *g);
 /* A one-shot grant whose session closed is used up. Joins an open transaction. */
 int grant_consume(Grants *g, int64_t id, GrantError *e);
+
+/* Ends held in memory because writing them failed (HeldEnd). */
+/* The held end of request id, or NULL (the core's own thread only). */
+const HeldEnd *grants_held_find(const Grants *g, int64_t id);
+/* Whether request id has ended in memory (a held end), or is a one-shot grant used up in
+ * memory (its one session could not be recorded: grants_mark_used()). Every answer that
+ * lets a user in (the check, session-open), from any thread, must refuse such a grant. */
+bool grants_ended_in_memory(Grants *g, int64_t id);
+/* One-shot grant id has a session the store could not record: it serves no second one. */
+int grants_mark_used(Grants *g, int64_t id);
+/* Writes the held ends; each that is saved gets its audit record and journal entry then.
+ * Returns how many are still held. */
+size_t grants_retry_held(Grants *g);
+/* Holds h again (a copy), as a broker that stopped before it was written kept it (the
+ * daemon keeps the held ends in its runtime directory): 1 when it is held, 0 when the
+ * request has moved on meanwhile (it was saved after all, or is gone). Journal entry only;
+ * the daemon ends the grant's sessions once it holds them again. */
+int grants_hold_again(Grants *g, const HeldEnd *h);
+/* Frees the held ends (the daemon stops, a test ends). */
+void grants_done(Grants *g);
+/* "the disk is full", "the database is read-only", "the database is locked by another
+ * process", or strerror(): why a write of the store failed (error as db_failure_errno()
+ * gives it). */
+const char *grant_store_failure(int error);
 
 /* Transactions of the core, also for callers that record something in the same
  * transaction as a change of the core (sessions). Nested calls join the outermost. */

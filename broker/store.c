@@ -13,10 +13,15 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "timeutil.h"
 
 struct BrokerDb {
         sqlite3 *db;
         sqlite3_stmt *find_grant; /* the PAM hot path keeps its statement prepared */
+        /* db_set_budget(): when the statements of one operation must stop (0: never). */
+        uint64_t budget_cpu_end;  /* CLOCK_THREAD_CPUTIME_ID usec */
+        uint64_t budget_wall_end; /* CLOCK_MONOTONIC usec */
+        bool over_budget;
 };
 
 /* Each entry migrates the schema from version i to i+1; never edit one that shipped. */
@@ -114,6 +119,17 @@ static const char *const migrations[] = {
         ");"
         "CREATE INDEX sessions_request ON sessions(request_id);"
         "CREATE INDEX sessions_open ON sessions(request_id) WHERE closed_at IS NULL;",
+        /* 4 -> 5: what the queries of non-root callers filter on, so that none of them walks
+         * a table (db_list_visible_requests(), audit_store_foreach()). requester_uid and
+         * rule alone also keep each one's rows in id order, for a LIMIT without a sort. */
+        "CREATE INDEX requests_uid ON requests(requester_uid);"
+        "CREATE INDEX requests_uid_state ON requests(requester_uid, state);"
+        "CREATE INDEX requests_rule ON requests(rule);"
+        "CREATE INDEX requests_rule_state ON requests(rule, state);"
+        "CREATE INDEX requests_state ON requests(state);"
+        "CREATE INDEX requests_break_glass ON requests(id) WHERE break_glass = 1;"
+        "CREATE INDEX requests_requester ON requests(requester);"
+        "CREATE INDEX audit_actor ON audit(actor);",
 };
 
 sqlite3 *db_sqlite(BrokerDb *db) {
@@ -168,6 +184,19 @@ static int migrate(BrokerDb *db, char **ret_error) {
                         return r;
         }
         return 0;
+}
+
+static int prepare_find_grant(BrokerDb *db) {
+        return sqlite_errno(
+                sqlite3_prepare_v3(db->db,
+                                   "SELECT id, expires_at FROM requests INDEXED BY requests_active"
+                                   " WHERE state = 'active' AND requester_uid = ?1 AND service = ?2"
+                                   " AND boot_id = ?3 AND deadline_boot > ?4 AND expires_at > ?5"
+                                   /* a one-shot grant opens one session, never a second */
+                                   " AND NOT (once AND EXISTS (SELECT 1 FROM sessions s"
+                                   " WHERE s.request_id = requests.id))"
+                                   " ORDER BY expires_at DESC LIMIT 1",
+                                   -1, SQLITE_PREPARE_PERSISTENT, &db->find_grant, NULL));
 }
 
 int db_open(const char *path, BrokerDb **ret, char **ret_error) {
@@ -244,17 +273,7 @@ int db_open(const char *path, BrokerDb **ret, char **ret_error) {
                 goto fail;
         }
 
-        rc = sqlite3_prepare_v3(db->db,
-                                "SELECT id, expires_at FROM requests INDEXED BY requests_active"
-                                " WHERE state = 'active' AND requester_uid = ?1 AND service = ?2"
-                                " AND boot_id = ?3 AND deadline_boot > ?4 AND expires_at > ?5"
-                                /* a one-shot grant opens one session, never a second */
-                                " AND NOT (once AND EXISTS (SELECT 1 FROM sessions s"
-                                " WHERE s.request_id = requests.id))"
-                                " ORDER BY expires_at DESC LIMIT 1",
-                                -1, SQLITE_PREPARE_PERSISTENT, &db->find_grant, NULL);
-        if (rc != SQLITE_OK) {
-                r = sqlite_errno(rc);
+        if ((r = prepare_find_grant(db)) < 0) {
                 if (asprintf(&error, "%s: %s", path, db_error(db)) < 0)
                         error = NULL;
                 goto fail;
@@ -272,12 +291,71 @@ fail:
         return r < 0 ? r : -EIO;
 }
 
+int db_open_reader(const char *path, BrokerDb **ret) {
+        _cleanup_free_ BrokerDb *db = calloc(1, sizeof(BrokerDb));
+        int r;
+
+        if (!db)
+                return -ENOMEM;
+        /* Read-write for sqlite (a WAL reader writes the -shm index), query_only for us. One
+         * thread uses it: no mutex. No CREATE: db_open() made and migrated the file. */
+        int rc = sqlite3_open_v2(path, &db->db,
+                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW |
+                                         SQLITE_OPEN_EXRESCODE | SQLITE_OPEN_NOMUTEX,
+                                 NULL);
+        if (rc != SQLITE_OK) {
+                r = sqlite_errno(rc) ?: -EIO;
+                goto fail;
+        }
+        sqlite3_extended_result_codes(db->db, 1);
+        sqlite3_busy_timeout(db->db, DB_BUSY_TIMEOUT_MS);
+        sqlite3_db_config(db->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+        sqlite3_db_config(db->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
+        if ((r = exec(db, "PRAGMA query_only = ON")) < 0 ||
+            (r = exec(db, "PRAGMA trusted_schema = OFF")) < 0 || (r = prepare_find_grant(db)) < 0)
+                goto fail;
+        *ret = TAKE_PTR(db);
+        return 0;
+
+fail:
+        sqlite3_close_v2(db->db);
+        return r;
+}
+
 void db_close(BrokerDb *db) {
         if (!db)
                 return;
         sqlite3_finalize(db->find_grant);
         sqlite3_close_v2(db->db);
         free(db);
+}
+
+/* Called every DB_PROGRESS_STEPS virtual machine steps of a budgeted statement. CPU time,
+ * so that a busy machine does not cut short what would be cheap; wall time as well, for a
+ * statement that waits on the disk instead. */
+static int on_progress(void *userdata) {
+        BrokerDb *db = userdata;
+
+        if (now_usec(CLOCK_THREAD_CPUTIME_ID) < db->budget_cpu_end &&
+            now_usec(CLOCK_MONOTONIC) < db->budget_wall_end)
+                return 0;
+        db->over_budget = true;
+        return 1; /* SQLITE_INTERRUPT */
+}
+
+void db_set_budget(BrokerDb *db, uint64_t usec) {
+        db->over_budget = false;
+        if (usec == 0) {
+                sqlite3_progress_handler(db->db, 0, NULL, NULL);
+                return;
+        }
+        db->budget_cpu_end = now_usec(CLOCK_THREAD_CPUTIME_ID) + usec;
+        db->budget_wall_end = now_usec(CLOCK_MONOTONIC) + usec * DB_BUDGET_WALL_FACTOR;
+        sqlite3_progress_handler(db->db, DB_PROGRESS_STEPS, on_progress, db);
+}
+
+bool db_over_budget(const BrokerDb *db) {
+        return db->over_budget;
 }
 
 int db_begin(BrokerDb *db) {
@@ -451,17 +529,15 @@ static int request_from_row(sqlite3_stmt *st, Request **ret) {
         return 0;
 }
 
-static int load_approvals(BrokerDb *db, Request *r) {
-        sqlite3_stmt *st;
-        int rc = sqlite3_prepare_v2(
-                db->db,
-                "SELECT approver, approver_uid, comment, at, by_rule, policy_version FROM approvals"
-                " WHERE request_id = ?1 ORDER BY at, approver_uid",
-                -1, &st, NULL);
-        if (rc != SQLITE_OK)
-                return sqlite_errno(rc);
+#define APPROVALS_SQL                                                                              \
+        "SELECT approver, approver_uid, comment, at, by_rule, policy_version FROM approvals"       \
+        " WHERE request_id = ?1 ORDER BY at, approver_uid"
+
+/* r's approvals through st (APPROVALS_SQL), which is left reset for the next request. */
+static int load_approvals_with(sqlite3_stmt *st, Request *r) {
+        int rc, k = 0;
+
         sqlite3_bind_int64(st, 1, r->id);
-        int k = 0;
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                 Approval *a = reallocarray(r->approvals, r->n_approvals + 1, sizeof(Approval));
                 if (!a) {
@@ -485,6 +561,16 @@ static int load_approvals(BrokerDb *db, Request *r) {
         }
         if (k == 0 && rc != SQLITE_DONE)
                 k = sqlite_errno(rc) ?: -EIO;
+        sqlite3_reset(st);
+        return k;
+}
+
+static int load_approvals(BrokerDb *db, Request *r) {
+        sqlite3_stmt *st;
+        int rc = sqlite3_prepare_v2(db->db, APPROVALS_SQL, -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return sqlite_errno(rc);
+        int k = load_approvals_with(st, r);
         sqlite3_finalize(st);
         return k;
 }
@@ -512,36 +598,147 @@ int db_get_request(BrokerDb *db, int64_t id, Request **ret) {
         return 0;
 }
 
-int db_list_requests(BrokerDb *db, const RequestState *states, size_t n_states, unsigned limit,
-                     bool with_unacknowledged, uid_t uid, Request ***ret, size_t *ret_n) {
-        char sql[1024] =
-                "SELECT " REQUEST_COLUMNS " FROM requests WHERE (?1 < 0 OR requester_uid = ?1)";
-        sqlite3_stmt *st;
+/* Rules with an arm of their own in a list of all states; more share one, and a sort. */
+#define RULE_ARMS_MAX 8
+
+typedef enum ListWho {
+        WHO_ANY,
+        WHO_UID,
+        WHO_RULE,
+        WHO_RULES,
+        WHO_BREAK_GLASS
+} ListWho;
+typedef enum ListWhat {
+        WHAT_ALL,
+        WHAT_STATES,
+        WHAT_UNACKNOWLEDGED
+} ListWhat;
+
+/* The index that answers an arm. requester_uid or rule alone keep the rows in id order, so
+ * that sqlite merges the arms and stops at the LIMIT; rows in a given state are few (the
+ * open ones) and sorted. */
+static const char *arm_index(ListWho who, ListWhat what) {
+        if (what == WHAT_UNACKNOWLEDGED)
+                return "requests_unacknowledged";
+        switch (who) {
+        case WHO_ANY:
+                return what == WHAT_STATES ? "requests_state" : NULL;
+        case WHO_UID:
+                return what == WHAT_STATES ? "requests_uid_state" : "requests_uid";
+        case WHO_RULE:
+        case WHO_RULES:
+                return what == WHAT_STATES ? "requests_rule_state" : "requests_rule";
+        case WHO_BREAK_GLASS:
+                return what == WHAT_STATES ? "requests_state" : "requests_break_glass";
+        }
+        return NULL;
+}
+
+/* One SELECT of the UNION. Parameters: ?1 the caller's uid, ?2 the limit, ?3... the rules. */
+static void add_arm(FILE *f, bool *first, ListWho who, size_t rule, size_t n_rules, ListWhat what,
+                    const char *states) {
+        const char *index = arm_index(who, what);
+
+        fprintf(f, "%sSELECT " REQUEST_COLUMNS " FROM requests%s%s WHERE 1",
+                *first ? "" : " UNION ", index ? " INDEXED BY " : "", index ?: "");
+        *first = false;
+        switch (who) {
+        case WHO_ANY:
+                break;
+        case WHO_UID:
+                fputs(" AND requester_uid = ?1", f);
+                break;
+        case WHO_RULE:
+                fprintf(f, " AND rule = ?%zu", 3 + rule);
+                break;
+        case WHO_RULES:
+                fputs(" AND rule IN (", f);
+                for (size_t i = 0; i < n_rules; i++)
+                        fprintf(f, "%s?%zu", i ? ", " : "", 3 + i);
+                fputs(")", f);
+                break;
+        case WHO_BREAK_GLASS:
+                fputs(" AND break_glass = 1", f);
+                break;
+        }
+        if (what == WHAT_STATES)
+                fprintf(f, " AND state IN (%s)", states);
+        else if (what == WHAT_UNACKNOWLEDGED)
+                fputs(" AND break_glass = 1 AND acknowledged_by IS NULL", f);
+}
+
+/* The whole statement; NULL when out of memory. */
+static char *list_sql(const RequestState *states, size_t n_states, bool with_unacknowledged,
+                      const RequestView *view) {
+        char state_list[256] = "";
+        char *sql = NULL;
+        size_t len = 0;
+        bool first = true;
+
+        for (size_t i = 0; states && i < n_states && i < _REQUEST_STATE_MAX; i++) {
+                /* fixed names, never input */
+                size_t l = strlen(state_list);
+                snprintf(state_list + l, sizeof(state_list) - l, "%s'%s'", i ? ", " : "",
+                         request_state_to_string(states[i]));
+        }
+        bool by_state = states && n_states > 0;
+
+        ListWho whos[3 + RULE_ARMS_MAX];
+        size_t n_whos = 0;
+        size_t n_rules = view ? view->n_rules : 0;
+        if (!view)
+                whos[n_whos++] = WHO_ANY;
+        else {
+                whos[n_whos++] = WHO_UID;
+                if (n_rules > 0 && (by_state || n_rules > RULE_ARMS_MAX))
+                        whos[n_whos++] = WHO_RULES;
+                else
+                        for (size_t i = 0; i < n_rules; i++)
+                                whos[n_whos++] = WHO_RULE;
+                if (view->break_glass)
+                        whos[n_whos++] = WHO_BREAK_GLASS;
+        }
+
+        FILE *f = open_memstream(&sql, &len);
+        if (!f)
+                return NULL;
+        for (size_t i = 0, rule = 0; i < n_whos; i++) {
+                size_t r = whos[i] == WHO_RULE ? rule++ : 0;
+                add_arm(f, &first, whos[i], r, n_rules, by_state ? WHAT_STATES : WHAT_ALL,
+                        state_list);
+                /* Break-glass grants stay in view until someone acknowledges them. */
+                if (by_state && with_unacknowledged)
+                        add_arm(f, &first, whos[i], r, n_rules, WHAT_UNACKNOWLEDGED, NULL);
+        }
+        /* LIMIT -1 is sqlite's "no limit", for the broker's own sweeps. */
+        fputs(" ORDER BY id DESC LIMIT ?2", f);
+        if (fclose(f) != 0) {
+                free(sql);
+                return NULL;
+        }
+        return sql;
+}
+
+int db_list_visible_requests(BrokerDb *db, const RequestState *states, size_t n_states,
+                             unsigned limit, bool with_unacknowledged, const RequestView *view,
+                             Request ***ret, size_t *ret_n) {
+        _cleanup_free_ char *sql = list_sql(states, n_states, with_unacknowledged, view);
+        sqlite3_stmt *st, *approvals = NULL;
         Request **list = NULL;
         size_t n = 0;
         int k = 0;
 
-        if (states && n_states > 0) {
-                /* Break-glass grants stay in view until someone acknowledges them. */
-                strcat(sql,
-                       " AND ((?2 AND break_glass = 1 AND acknowledged_by IS NULL) OR state IN (");
-                for (size_t i = 0; i < n_states && i < _REQUEST_STATE_MAX; i++) {
-                        strcat(sql, i ? ", '" : "'");
-                        strcat(sql,
-                               request_state_to_string(states[i])); /* fixed names, never input */
-                        strcat(sql, "'");
-                }
-                strcat(sql, "))");
-        }
-        /* LIMIT -1 is sqlite's "no limit", for the broker's own sweeps. */
-        strcat(sql, " ORDER BY id DESC LIMIT ?3");
-
+        if (!sql)
+                return -ENOMEM;
         int rc = sqlite3_prepare_v2(db->db, sql, -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return sqlite_errno(rc);
-        sqlite3_bind_int64(st, 1, uid == (uid_t) -1 ? -1 : (sqlite3_int64) uid);
-        sqlite3_bind_int(st, 2, with_unacknowledged);
-        sqlite3_bind_int64(st, 3, limit == 0 ? -1 : (sqlite3_int64) limit);
+        if (view) {
+                sqlite3_bind_int64(st, 1, (sqlite3_int64) view->uid);
+                for (size_t i = 0; i < view->n_rules; i++)
+                        sqlite3_bind_text(st, (int) (3 + i), view->rules[i], -1, SQLITE_STATIC);
+        }
+        sqlite3_bind_int64(st, 2, limit == 0 ? -1 : (sqlite3_int64) limit);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                 Request **l = reallocarray(list, n + 1, sizeof(Request *));
                 if (!l) {
@@ -557,8 +754,14 @@ int db_list_requests(BrokerDb *db, const RequestState *states, size_t n_states, 
         if (k == 0 && rc != SQLITE_DONE)
                 k = sqlite_errno(rc) ?: -EIO;
         sqlite3_finalize(st);
+        /* One statement for all the approvals: a thousand prepares would cost more than the
+         * list. */
+        if (k == 0 && n > 0 &&
+            (rc = sqlite3_prepare_v2(db->db, APPROVALS_SQL, -1, &approvals, NULL)) != SQLITE_OK)
+                k = sqlite_errno(rc);
         for (size_t i = 0; k == 0 && i < n; i++)
-                k = load_approvals(db, list[i]);
+                k = load_approvals_with(approvals, list[i]);
+        sqlite3_finalize(approvals);
         if (k < 0) {
                 request_free_many(list, n);
                 return k;
@@ -566,6 +769,13 @@ int db_list_requests(BrokerDb *db, const RequestState *states, size_t n_states, 
         *ret = list;
         *ret_n = n;
         return 0;
+}
+
+int db_list_requests(BrokerDb *db, const RequestState *states, size_t n_states, unsigned limit,
+                     bool with_unacknowledged, uid_t uid, Request ***ret, size_t *ret_n) {
+        RequestView own = { .uid = uid };
+        return db_list_visible_requests(db, states, n_states, limit, with_unacknowledged,
+                                        uid == (uid_t) -1 ? NULL : &own, ret, ret_n);
 }
 
 int db_find_grant(BrokerDb *db, uid_t uid, const char *service, const char *boot_id,

@@ -16,6 +16,10 @@
 #define DB_LIST_MAX 1000
 /* Shorter than pam_jit's default timeout (3 s), so a busy database denies, not hangs. */
 #define DB_BUSY_TIMEOUT_MS 1000
+/* How often a budgeted statement looks at the clock: some tens of microseconds of work. */
+#define DB_PROGRESS_STEPS 2000
+/* A budget in CPU time also ends at this many times it in wall time (disk waits). */
+#define DB_BUDGET_WALL_FACTOR 10
 
 typedef struct Approval {
         char *approver;
@@ -62,11 +66,19 @@ typedef struct BrokerDb BrokerDb;
 /* Opens (creating if needed, mode 0600) and migrates the database, checks its integrity.
  * On failure *ret_error (when given) says why. */
 int db_open(const char *path, BrokerDb **ret, char **ret_error);
+/* Another connection to the database db_open() made, for reading on another thread: it
+ * answers db_find_grant() and writes nothing. */
+int db_open_reader(const char *path, BrokerDb **ret);
 void db_close(BrokerDb *db);
 const char *db_error(BrokerDb *db);
 /* For the audit log (broker-audit.c), which keeps its own statements. */
 struct sqlite3;
 struct sqlite3 *db_sqlite(BrokerDb *db);
+
+/* Bounds the statements that follow to usec of CPU time in all (0 lifts the bound): past it
+ * sqlite stops the one running, which fails, and db_over_budget() says why. */
+void db_set_budget(BrokerDb *db, uint64_t usec);
+bool db_over_budget(const BrokerDb *db);
 
 int db_begin(BrokerDb *db);
 int db_commit(BrokerDb *db);
@@ -89,6 +101,18 @@ int db_get_request(BrokerDb *db, int64_t id, Request **ret);
 /* limit 0: all of them (the broker's own sweeps); clients get at most DB_LIST_MAX. */
 int db_list_requests(BrokerDb *db, const RequestState *states, size_t n_states, unsigned limit,
                      bool with_unacknowledged, uid_t uid, Request ***ret, size_t *ret_n);
+/* The requests someone other than root may see (grant_may_see()), chosen in SQL before the
+ * limit, so that others' requests cannot push theirs out of it. */
+typedef struct RequestView {
+        uid_t uid;                /* their own */
+        const char *const *rules; /* those under rules they approve */
+        size_t n_rules;
+        bool break_glass; /* every break-glass request: they review them */
+} RequestView;
+/* As db_list_requests(); view NULL means every request. */
+int db_list_visible_requests(BrokerDb *db, const RequestState *states, size_t n_states,
+                             unsigned limit, bool with_unacknowledged, const RequestView *view,
+                             Request ***ret, size_t *ret_n);
 int db_add_approval(BrokerDb *db, int64_t id, const Approval *a);
 int db_update_request(BrokerDb *db, const Request *r);
 

@@ -155,21 +155,37 @@ static const char *column_text(sqlite3_stmt *st, int i, bool *ok) {
 int audit_store_foreach(sqlite3 *db, const AuditFilter *f, AuditRecordFn fn, void *userdata) {
         static const AuditFilter all = { .uid_only = -1 };
         sqlite3_stmt *st;
+        char sql[1024];
 
         if (!f)
                 f = &all;
-        int rc = sqlite3_prepare_v2(
-                db,
-                /* the newest `limit` matches, shown oldest first */
-                "SELECT * FROM (SELECT seq, at, event, actor, actor_uid, request_id, details, prev_hash, hash"
-                " FROM audit WHERE (?1 = 0 OR at >= ?1) AND (?2 = 0 OR at <= ?2) AND (?3 = 0 OR request_id = ?3)"
-                " AND (?4 IS NULL OR actor = ?4 OR request_id IN (SELECT id FROM requests WHERE requester = ?4))"
-                " AND (?5 < 0 OR request_id IN (SELECT id FROM requests WHERE requester_uid = ?5))"
-                /* up to the newest record old enough: a clock stepped back must not leave a
-                 * hole in what is archived */
-                " AND (?7 = 0 OR seq <= (SELECT MAX(seq) FROM audit WHERE at <= ?7))"
-                " ORDER BY seq DESC LIMIT ?6) ORDER BY seq",
-                -1, &st, NULL);
+        /* Only the filters asked for, each a plain term: "?1 = 0 OR at >= ?1" would keep
+         * sqlite from any index and walk the whole log for every query. A since with a
+         * person's filter reads by time, each record's request looked up by its key: else
+         * sqlite reads all of that person's records, or requests, whatever the window, and
+         * narrowing the window would not help a person with a long history. */
+        bool by_time = f->since && !f->request_id && (f->user || f->uid_only >= 0);
+        const char *user_filter = by_time ? " AND (actor = ?4 OR EXISTS (SELECT 1 FROM requests r"
+                                            " WHERE r.id = audit.request_id AND r.requester = ?4))"
+                                          : " AND (actor = ?4 OR request_id IN"
+                                            " (SELECT id FROM requests WHERE requester = ?4))";
+        const char *uid_filter =
+                by_time ? " AND EXISTS (SELECT 1 FROM requests r"
+                          " WHERE r.id = audit.request_id AND r.requester_uid = ?5)"
+                        : " AND request_id IN"
+                          " (SELECT id FROM requests WHERE requester_uid = ?5)";
+        snprintf(sql, sizeof(sql),
+                 /* the newest `limit` matches, shown oldest first */
+                 "SELECT * FROM (SELECT seq, at, event, actor, actor_uid, request_id, details,"
+                 " prev_hash, hash FROM audit%s WHERE 1%s%s%s%s%s%s ORDER BY seq DESC LIMIT ?6)"
+                 " ORDER BY seq",
+                 by_time ? " INDEXED BY audit_at" : "", f->since ? " AND at >= ?1" : "",
+                 f->until ? " AND at <= ?2" : "", f->request_id ? " AND request_id = ?3" : "",
+                 f->user ? user_filter : "", f->uid_only >= 0 ? uid_filter : "",
+                 /* up to the newest record old enough: a clock stepped back must not leave a
+                  * hole in what is archived */
+                 f->upto_at ? " AND seq <= (SELECT MAX(seq) FROM audit WHERE at <= ?7)" : "");
+        int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return sqlite_errno(rc);
         sqlite3_bind_int64(st, 1, (sqlite3_int64) f->since);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "audit-verify.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -85,17 +86,29 @@ static void classify_broken_link(const AuditRecord *records, size_t n, size_t i,
  * when a hash could not be computed. */
 static int verify_records(const AuditRecord *records, size_t n, const AuditHead *anchor,
                           AuditVerdict *v) {
-        int64_t expected = anchor->seq + 1;
         const char *prev_hash = anchor->hash;
 
+        /* Seqs come from files anyone can write (archives): no arithmetic on them may
+         * overflow. The anchor is at least 0 (audit_verify()), and every record that gets
+         * past the first check below is above the one before it, so "before" only grows. */
         for (size_t i = 0; i < n; i++) {
                 const AuditRecord *r = &records[i];
-                int64_t before = i == 0 ? anchor->seq : records[i - 1].seq;
+                int64_t before = i == 0 ? anchor->seq : records[i - 1].seq, expected;
                 char hash[AUDIT_HASH_LEN + 1];
                 char pred[64];
 
                 predecessor_name(anchor, before, i == 0, pred, sizeof(pred));
+                if (r->seq <= before || __builtin_add_overflow(before, 1, &expected)) {
+                        /* Cannot come from "ORDER BY seq" on a primary key, but the
+                         * function does not rely on how it was called. Nothing can follow
+                         * INT64_MAX. */
+                        set_fault(v, AUDIT_REORDERED, r->seq,
+                                  "record %" PRId64 " is out of place: it is stored after %s",
+                                  r->seq, pred);
+                        return 0;
+                }
                 if (r->seq > expected) {
+                        /* before < expected < r->seq: r->seq - 1 cannot overflow. */
                         char what[64], where[96];
 
                         if (r->seq - 1 > expected)
@@ -114,14 +127,6 @@ static int verify_records(const AuditRecord *records, size_t n, const AuditHead 
                         set_fault(v, AUDIT_DELETED, expected, "%s (deleted): %s", what, where);
                         return 0;
                 }
-                if (r->seq < expected) {
-                        /* Cannot come from "ORDER BY seq" on a primary key, but the
-                         * function does not rely on how it was called. */
-                        set_fault(v, AUDIT_REORDERED, r->seq,
-                                  "record %" PRId64 " is out of place: it is stored after %s",
-                                  r->seq, pred);
-                        return 0;
-                }
 
                 int k = audit_record_hash(r, hash);
                 if (k < 0)
@@ -138,7 +143,6 @@ static int verify_records(const AuditRecord *records, size_t n, const AuditHead 
                         return 0;
                 }
                 prev_hash = r->hash;
-                expected = r->seq + 1;
         }
         return 0;
 }
@@ -162,9 +166,15 @@ static void verify_heads(const AuditRecord *records, size_t n, const AuditHead *
                 }
                 if (h->seq == anchor->seq)
                         expected = anchor->hash;
-                else if (h->seq > anchor->seq) /* the walk proved seqs contiguous */
-                        expected = records[h->seq - anchor->seq - 1].hash;
-                else
+                else if (h->seq > anchor->seq) {
+                        /* The walk proved seqs contiguous from anchor + 1 to tail, and
+                         * anchor <= h->seq - 1 < tail, so neither subtraction overflows (the
+                         * anchor is at least 0) and the index is below n. */
+                        uint64_t k = (uint64_t) (h->seq - anchor->seq - 1);
+                        if (k >= n)
+                                continue; /* cannot happen after an intact walk */
+                        expected = records[k].hash;
+                } else
                         continue; /* archived before the anchor: nothing to compare with */
                 if (!STREQ(h->hash, expected) && (!mismatch || h->seq < mismatch->seq)) {
                         mismatch = h;
@@ -188,7 +198,7 @@ static void verify_heads(const AuditRecord *records, size_t n, const AuditHead *
                           "the log was truncated: it is empty, but the journal saw record %" PRId64
                           " (hash %s)",
                           beyond->seq, beyond->hash);
-        else if (beyond)
+        else if (beyond) /* tail < beyond->seq <= INT64_MAX: tail + 1 cannot overflow */
                 set_fault(v, AUDIT_TRUNCATED, tail + 1,
                           "the log was truncated after record %" PRId64
                           ": the journal saw record %" PRId64 " (hash %s)",
@@ -200,6 +210,9 @@ int audit_verify(const AuditRecord *records, size_t n, const AuditHead *anchor,
         AuditVerdict v = { .fault = AUDIT_INTACT, .n_records = (int64_t) n };
         int r;
 
+        /* Seq 0 is the start of the log; nothing is before it. */
+        if (!anchor || anchor->seq < 0 || n > INT64_MAX)
+                return -EINVAL;
         if (n > 0) {
                 v.first_seq = records[0].seq;
                 v.last_seq = records[n - 1].seq;

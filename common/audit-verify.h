@@ -38,10 +38,13 @@ typedef struct AuditVerdict {
 /* Verifies records, in ascending seq order as stored, from anchor on. heads are the
  * journal's heads of this chain, in any order. The first problem wins: the walk in stored
  * order (a gap, a record whose hash is not its content's, a record that does not chain to
- * the one before it), then the heads (one whose hash differs from the record's, then one
- * beyond the last record). A head before the anchor cannot be checked and is skipped.
- * Returns 0 with the verdict in *ret, or -ENOMEM/-EIO when libcrypto failed (no verdict:
- * a failure to hash must not read as tampering). */
+ * the one before it, a record at or below the one before it), then the heads (one whose
+ * hash differs from the record's, then one beyond the last record). A head before the
+ * anchor cannot be checked and is skipped. Any seq is taken, INT64_MAX and negative ones
+ * included, without overflow. No records after the anchor is intact (a live log that was
+ * just archived); an archive must refuse that itself. Returns 0 with the verdict in *ret,
+ * -EINVAL for an anchor below 0 (no verdict: the input is not a log), or -ENOMEM/-EIO
+ * when libcrypto failed (no verdict: a failure to hash must not read as tampering). */
 int audit_verify(const AuditRecord *records, size_t n, const AuditHead *anchor,
                  const AuditHead *heads, size_t n_heads, AuditVerdict *ret);
 

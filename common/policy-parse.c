@@ -215,6 +215,56 @@ static int get_uint(Parser *ps, const config_setting_t *s, const char *what, uns
         return 0;
 }
 
+/* settings.disk_reserve: "0" (none), a size with a binary unit ("512K", "64M", "1G",
+ * "1T") or a share of the file system ("5%", 1-50). */
+static int get_disk_reserve(Parser *ps, const config_setting_t *s, const char *what,
+                            uint64_t *ret_bytes, unsigned *ret_percent) {
+        static const struct {
+                char unit;
+                unsigned shift;
+        } units[] = { { 'K', 10 }, { 'M', 20 }, { 'G', 30 }, { 'T', 40 } };
+        const char *v =
+                config_setting_type(s) == CONFIG_TYPE_STRING ? config_setting_get_string(s) : NULL;
+        char *end;
+
+        if (!v)
+                return fail(ps, s, "%s: expected a size string such as \"64M\", \"1G\" or \"5%%\"",
+                            what);
+        if (STREQ(v, "0")) {
+                *ret_bytes = 0;
+                *ret_percent = 0;
+                return 0;
+        }
+        errno = 0;
+        unsigned long long n = v[0] >= '0' && v[0] <= '9' ? strtoull(v, &end, 10) : 0;
+        if (n == 0 || errno != 0 || end[0] == '\0' || end[1] != '\0')
+                return fail(ps, s,
+                            "%s: \"%s\" is not a size (expected \"0\", a whole number with K, M, G "
+                            "or T, e.g. \"64M\", or a percentage such as \"5%%\")",
+                            what, v);
+        if (end[0] == '%') {
+                if (n > 50)
+                        return fail(ps, s, "%s: \"%s\" is more than 50%% of the file system", what,
+                                    v);
+                *ret_bytes = 0;
+                *ret_percent = (unsigned) n;
+                return 0;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(units); i++) {
+                if (end[0] != units[i].unit)
+                        continue;
+                if (n > (16ULL << 40) >> units[i].shift)
+                        return fail(ps, s, "%s: \"%s\" is larger than the maximum of 16T", what, v);
+                *ret_bytes = (uint64_t) n << units[i].shift;
+                *ret_percent = 0;
+                return 0;
+        }
+        return fail(ps, s,
+                    "%s: \"%s\" is not a size (expected \"0\", a whole number with K, M, G or T, "
+                    "e.g. \"64M\", or a percentage such as \"5%%\")",
+                    what, v);
+}
+
 static int get_bool(Parser *ps, const config_setting_t *s, const char *what, bool *ret) {
         if (config_setting_type(s) != CONFIG_TYPE_BOOL)
                 return fail(ps, s, "%s: expected true or false", what);
@@ -255,9 +305,10 @@ static int get_string_list(Parser *ps, const config_setting_t *s, const char *wh
 }
 
 static const char *const settings_keys[] = {
-        "default_duration",     "max_duration",   "pending_ttl",
-        "max_pending_per_user", "on_expiry",      "audit_retention",
-        "audit_group",          "expiry_warning", NULL,
+        "default_duration",     "max_duration",      "pending_ttl",
+        "max_pending_per_user", "on_expiry",         "audit_retention",
+        "audit_group",          "expiry_warning",    "max_filings_per_hour",
+        "disk_reserve",         "request_retention", NULL,
 };
 static const char *const profile_keys[] = { "owner", "environment", "classification", "description",
                                             NULL };
@@ -297,6 +348,26 @@ static int parse_settings(Parser *ps, const config_setting_t *s, Policy *p) {
         if ((m = config_setting_get_member(s, "audit_retention")) &&
             (r = get_duration(ps, m, "settings.audit_retention", &p->audit_retention)) < 0)
                 return r;
+        if ((m = config_setting_get_member(s, "max_filings_per_hour")) &&
+            (r = get_uint(ps, m, "settings.max_filings_per_hour", 1, 10000,
+                          &p->max_filings_per_hour)) < 0)
+                return r;
+        if ((m = config_setting_get_member(s, "disk_reserve")) &&
+            (r = get_disk_reserve(ps, m, "settings.disk_reserve", &p->disk_reserve,
+                                  &p->disk_reserve_percent)) < 0)
+                return r;
+        if ((m = config_setting_get_member(s, "request_retention"))) {
+                /* A duration, or "forever": ended requests stay in the live tables. */
+                const char *v = config_setting_type(m) == CONFIG_TYPE_STRING
+                                        ? config_setting_get_string(m)
+                                        : NULL;
+                if (v && STREQ(v, "forever"))
+                        p->request_retention = 0;
+                else if (!v || duration_parse(v, &p->request_retention) < 0)
+                        return fail(ps, m,
+                                    "settings.request_retention: expected a duration such as "
+                                    "\"30d\" or \"90d\" (at most 366d), or \"forever\"");
+        }
         if ((m = config_setting_get_member(s, "audit_group"))) {
                 if ((r = get_string(ps, m, "settings.audit_group", &p->audit_group)) < 0)
                         return r;
@@ -712,6 +783,9 @@ int policy_parse(const char *text, size_t len, const char *name, Policy **ret, c
         p->pending_ttl = 3600;
         p->expiry_warning = 300; /* "your grant ends in 5m" */
         p->max_pending_per_user = 5;
+        p->max_filings_per_hour = 30;
+        p->disk_reserve = 64ULL << 20;     /* room to end every grant when the disk fills */
+        p->request_retention = 90 * 86400; /* ended requests move to an archive */
         p->on_expiry = ON_EXPIRY_TERMINATE;
         ps.p = p;
         p->path = strdup(name);

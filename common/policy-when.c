@@ -179,28 +179,15 @@ bool policy_rule_in_window(const PolicyRule *r, time_t at) {
 
 /* Times for explain and case files */
 
-static bool parse_digits(const char **s, int n, int *ret) {
-        int v = 0;
-
-        for (int i = 0; i < n; i++) {
-                if ((*s)[i] < '0' || (*s)[i] > '9')
-                        return false;
-                v = v * 10 + ((*s)[i] - '0');
-        }
-        *s += n;
-        *ret = v;
-        return true;
-}
-
 /* [H]H:MM[:SS] at *s into tm, advancing past it. */
 static bool parse_clock(const char **s, struct tm *tm) {
         const char *p = *s;
         int h, m, sec = 0;
 
-        if (!(parse_digits(&p, 2, &h) || parse_digits(&p, 1, &h)) || *p++ != ':' ||
-            !parse_digits(&p, 2, &m))
+        if (!(take_digits(&p, 2, &h) || take_digits(&p, 1, &h)) || *p++ != ':' ||
+            !take_digits(&p, 2, &m))
                 return false;
-        if (*p == ':' && (p++, !parse_digits(&p, 2, &sec)))
+        if (*p == ':' && (p++, !take_digits(&p, 2, &sec)))
                 return false;
         if (h > 23 || m > 59 || sec > 59)
                 return false;

@@ -86,6 +86,17 @@ typedef struct Policy {
                                   */
         char *audit_group;       /* may read the whole audit log; NULL: "jit-auditors" */
         unsigned max_pending_per_user;
+        /* Requests one user may file in any hour, cancelled ones included (root and
+         * break-glass are not counted). */
+        unsigned max_filings_per_hour;
+        /* Free space kept on the database's file system for ending grants: new requests are
+         * refused below it. Bytes, or (when disk_reserve_percent > 0) that share of the file
+         * system; both 0: no reserve. */
+        uint64_t disk_reserve;
+        unsigned disk_reserve_percent;
+        /* Seconds after which ended requests are archived and leave the live tables; 0 keeps
+         * them forever. */
+        uint64_t request_retention;
         OnExpiry on_expiry;
         PolicyProfile profile;
         PolicyRule *rules;

@@ -13,6 +13,7 @@
 
 #include "cleanup.h"
 #include "json-strict.h"
+#include "text-escape.h"
 #include "timeutil.h"
 
 _Static_assert(JIT_JSON_DEPTH_MAX <= JSON_STRICT_DEPTH_MAX,
@@ -173,17 +174,63 @@ int jit_frame_recv(int fd, size_t max, uint64_t deadline_usec, char **ret_buf, s
         return 0;
 }
 
-bool jit_text_is_safe(const char *s, size_t len) {
+JitTextProblem jit_text_check(const char *s, size_t len, uint32_t *ret_cp) {
         const unsigned char *p = (const unsigned char *) s;
-        uint32_t cp;
+        JitTextProblem problem = JIT_TEXT_OK;
+        unsigned run = 0;
+        uint32_t cp = 0;
 
-        for (size_t i = 0; i < len;) {
-                if (!utf8_next_strict(p, len, &i, &cp))
-                        return false;
-                if (cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f))
-                        return false;
+        for (size_t i = 0; i < len && problem == JIT_TEXT_OK;) {
+                size_t at = i;
+                if (!utf8_next_strict(p, len, &i, &cp)) {
+                        cp = p[at];
+                        problem = JIT_TEXT_NOT_UTF8;
+                } else if (jit_codepoint_is_control(cp))
+                        problem = JIT_TEXT_CONTROL;
+                else if (jit_codepoint_is_invisible(cp))
+                        problem = JIT_TEXT_INVISIBLE;
+                else if (!jit_codepoint_is_combining(cp))
+                        run = 0;
+                else if (++run > JIT_COMBINING_RUN_MAX)
+                        problem = JIT_TEXT_COMBINING;
         }
-        return true;
+        if (problem != JIT_TEXT_OK && ret_cp)
+                *ret_cp = cp;
+        return problem;
+}
+
+bool jit_text_is_safe(const char *s, size_t len) {
+        return jit_text_check(s, len, NULL) == JIT_TEXT_OK;
+}
+
+void jit_text_problem_message(const char *field, JitTextProblem p, uint32_t cp, char *buf,
+                              size_t size) {
+        switch (p) {
+        case JIT_TEXT_OK:
+                snprintf(buf, size, "%s is valid text", field);
+                break;
+        case JIT_TEXT_NOT_UTF8:
+                snprintf(buf, size, "%s is not valid UTF-8 (byte 0x%02X)", field, (unsigned) cp);
+                break;
+        case JIT_TEXT_CONTROL:
+                snprintf(buf, size,
+                         "%s contains a control character (U+%04X); remove it (no newlines or "
+                         "tabs)",
+                         field, (unsigned) cp);
+                break;
+        case JIT_TEXT_INVISIBLE:
+                snprintf(buf, size,
+                         "%s contains an invisible or reordering character (U+%04X); remove it",
+                         field, (unsigned) cp);
+                break;
+        case JIT_TEXT_COMBINING:
+                snprintf(buf, size,
+                         "%s has more than %d combining marks in a row (U+%04X); remove some",
+                         field, JIT_COMBINING_RUN_MAX, (unsigned) cp);
+                break;
+        default:
+                snprintf(buf, size, "%s is not valid text", field);
+        }
 }
 
 int jit_message_parse(const char *buf, size_t len, json_object **ret) {
@@ -265,6 +312,20 @@ int jit_message_get_string(json_object *msg, const char *key, size_t max, bool r
                 return -EBADMSG;
         *ret = s;
         return 0;
+}
+
+void jit_message_string_problem(json_object *msg, const char *key, char *buf, size_t size) {
+        json_object *v;
+        uint32_t cp = 0;
+
+        if (!json_object_object_get_ex(msg, key, &v) || !json_object_is_type(v, json_type_string)) {
+                snprintf(buf, size, "%s is missing or of the wrong type", key);
+                return;
+        }
+        /* The length from json-c: a NUL inside the string is a control like any other. */
+        JitTextProblem p = jit_text_check(json_object_get_string(v),
+                                          (size_t) json_object_get_string_len(v), &cp);
+        jit_text_problem_message(key, p, cp, buf, size);
 }
 
 int jit_message_get_int(json_object *msg, const char *key, int64_t min, int64_t max, bool required,

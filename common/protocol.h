@@ -82,15 +82,40 @@ int jit_message_parse(const char *buf, size_t len, json_object **ret);
 /* Serializes o compactly; returns a malloc'd string or NULL (ENOMEM). */
 char *jit_message_serialize(json_object *o, size_t *ret_len);
 
-/* Text a person typed (reasons, comments, tickets): valid UTF-8 without C0/C1 control
- * characters or DEL, so it is safe on a terminal and in a log. */
+/* What makes text unsafe for a person to read, first found first. */
+typedef enum JitTextProblem {
+        JIT_TEXT_OK,
+        JIT_TEXT_NOT_UTF8,  /* not valid, shortest-form UTF-8 */
+        JIT_TEXT_CONTROL,   /* a C0 or C1 control, DEL or NUL */
+        JIT_TEXT_INVISIBLE, /* jit_codepoint_is_invisible() (text-escape.h): bidi controls,
+                             * zero-width and format characters, tags, variation selectors,
+                             * fillers, soft hyphen, line and paragraph separators */
+        JIT_TEXT_COMBINING, /* more than JIT_COMBINING_RUN_MAX combining marks in a row */
+} JitTextProblem;
+
+/* Checks the len bytes at s; on a problem stores the code point it is about (the byte, for
+ * JIT_TEXT_NOT_UTF8; the first mark past the limit, for JIT_TEXT_COMBINING) in *ret_cp when
+ * not NULL. */
+JitTextProblem jit_text_check(const char *s, size_t len, uint32_t *ret_cp);
+
+/* Text a person reads (reasons, comments, tickets, names, every string field): what
+ * jit_text_check() finds no problem in, so that it shows on a terminal and in a log as
+ * what it is, in the order it was written. */
 bool jit_text_is_safe(const char *s, size_t len);
+
+/* One line for a person about what jit_text_check() found in field, e.g. "reason contains
+ * an invisible or reordering character (U+202E); remove it". */
+void jit_text_problem_message(const char *field, JitTextProblem p, uint32_t cp, char *buf,
+                              size_t size);
 
 /* Reads an optional string field. Returns 0 with *ret = NULL when absent and !required,
  * -EINVAL for a missing required field or another type, -E2BIG over max bytes,
- * -EBADMSG for unsafe text. */
+ * -EBADMSG for unsafe text (not jit_text_is_safe(), or a NUL byte). */
 int jit_message_get_string(json_object *msg, const char *key, size_t max, bool required,
                            const char **ret);
+/* Why jit_message_get_string() refused key with -EBADMSG, as jit_text_problem_message()
+ * words it. */
+void jit_message_string_problem(json_object *msg, const char *key, char *buf, size_t size);
 /* Reads an integer field; -EINVAL when missing (and required), of another type or
  * outside [min, max]. Returns 0 with *present = false when absent and !required. */
 int jit_message_get_int(json_object *msg, const char *key, int64_t min, int64_t max, bool required,

@@ -43,8 +43,7 @@ char *format_time_left(uint64_t usec, char *buf, size_t len) {
         return buf;
 }
 
-/* Exactly n decimal digits at *s, advancing past them. */
-static bool take_digits(const char **s, int n, int *ret) {
+bool take_digits(const char **s, int n, int *ret) {
         int v = 0;
 
         for (int i = 0; i < n; i++) {

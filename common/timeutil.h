@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -34,6 +35,11 @@ char *format_rfc3339(uint64_t realtime_usec, char *buf, size_t len);
  * skipped by a change to daylight saving time); -ERANGE when it falls before 1970 or the
  * duration is too long. */
 int timestamp_parse(const char *s, uint64_t now, uint64_t *ret_usec);
+
+/* Exactly n decimal digits at *s, advancing past them; false, with *s as it was, when the
+ * next n characters are not all digits. For the parsers of times (timestamp_parse(), the
+ * policy's). */
+bool take_digits(const char **s, int n, int *ret);
 
 /* "in 1h 5m" style remaining-time text for terminals: the two largest units. */
 char *format_time_left(uint64_t usec, char *buf, size_t len);

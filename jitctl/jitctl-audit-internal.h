@@ -1,7 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* What the files of `jitctl audit` share (the listing in jitctl-audit.c, --verify in
  * jitctl-audit-verify.c, export in jitctl-audit-export.c): the parsed command line and
- * how a failure is reported. The rest of jitctl uses jitctl-audit.h. */
+ * how a failure is reported. The rest of jitctl uses jitctl-audit.h.
+ *
+ * These files stand without jitctl.c and jitctl-command.c: the fuzz-audit-verify target
+ * (tests/fuzz/meson.build) links them without those. So the failures, usage errors and
+ * broker exchange here repeat usage_error(), fail() and broker_call() of jitctl-command.h
+ * (and must read the same), but print a failure on one JSON line while listing. */
 #pragma once
 
 #include <json-c/json.h>

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -521,15 +522,81 @@ int audit_verify_db(AuditArgs *a) {
 
 /* ---- --verify --archive FILE: an exported archive on its own ---- */
 
+/* The last line of an archive: its own head, written after its last record. */
+typedef struct ArchiveSeal {
+        bool present;
+        int64_t first_seq, last_seq, records;
+        char last_hash[AUDIT_HASH_LEN + 2]; /* "" when it is not a hash */
+} ArchiveSeal;
+
+/* The seq after seq, saturating at INT64_MAX: where a fault is, for messages only. */
+static int64_t seq_after(int64_t seq) {
+        int64_t next;
+        return __builtin_add_overflow(seq, 1, &next) ? INT64_MAX : next;
+}
+
+static void archive_fault(AuditVerdict *v, AuditFault fault, int64_t seq, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+static void archive_fault(AuditVerdict *v, AuditFault fault, int64_t seq, const char *fmt, ...) {
+        va_list ap;
+
+        v->fault = fault;
+        v->seq = seq;
+        va_start(ap, fmt);
+        vsnprintf(v->message, sizeof(v->message), fmt, ap);
+        va_end(ap);
+}
+
+/* An archive the walk found intact (its records chain from the anchor, seqs contiguous)
+ * must also be one the broker could have written: at least one record (it writes no empty
+ * archive), and a seal that agrees with the anchor and the records in every field. Sets a
+ * fault in v when not. All seq arithmetic is checked: the file may hold any numbers. */
+static void check_seal(const AuditLog *l, const ArchiveSeal *seal, AuditVerdict *v) {
+        if (l->n == 0) {
+                archive_fault(v, AUDIT_TRUNCATED, seq_after(l->anchor.seq),
+                              "the archive holds no records after its anchor (record %" PRId64
+                              "): the broker never writes an empty archive",
+                              l->anchor.seq);
+                return;
+        }
+
+        const AuditRecord *first = &l->records[0], *last = &l->records[l->n - 1];
+        int64_t expected_first, span;
+        if (!seal->present) {
+                archive_fault(v, AUDIT_TRUNCATED, seq_after(last->seq), "%s",
+                              "the archive has no seal: it was cut short");
+                return;
+        }
+        if (seal->last_seq > last->seq) {
+                archive_fault(v, AUDIT_TRUNCATED, seq_after(last->seq),
+                              "the archive was cut short after record %" PRId64
+                              ": its seal ends at record %" PRId64,
+                              last->seq, seal->last_seq);
+                return;
+        }
+        if (__builtin_add_overflow(l->anchor.seq, 1, &expected_first) ||
+            first->seq != expected_first || seal->first_seq != first->seq ||
+            seal->last_seq != last->seq || seal->records != (int64_t) l->n ||
+            __builtin_sub_overflow(seal->last_seq, seal->first_seq, &span) ||
+            span != seal->records - 1 || !STREQ(seal->last_hash, last->hash))
+                archive_fault(v, AUDIT_EDITED, last->seq,
+                              "the seal does not match the anchor and the records: it says %" PRId64
+                              " records (%" PRId64 "-%" PRId64 ") ending at hash %.12s, the file "
+                              "holds %zu (%" PRId64 "-%" PRId64 ") after anchor %" PRId64
+                              ", ending at hash %.12s",
+                              seal->records, seal->first_seq, seal->last_seq,
+                              seal->last_hash[0] ? seal->last_hash : "(none)", l->n, first->seq,
+                              last->seq, l->anchor.seq, last->hash);
+}
+
 int audit_verify_archive(AuditArgs *a) {
         _cleanup_fclose_ FILE *f = fopen(a->archive, "re");
         _cleanup_(audit_log_done) AuditLog l = {};
         size_t allocated = 0;
         _cleanup_free_ char *line = malloc(ARCHIVE_LINE_MAX + 2);
         ssize_t len;
-        bool sealed = false, header = false;
-        int64_t seal_last = 0, seal_n = -1;
-        char seal_hash[AUDIT_HASH_LEN + 2] = "";
+        bool header = false;
+        ArchiveSeal seal = {};
         int r = CONTINUE;
 
         if (!f)
@@ -544,8 +611,7 @@ int audit_verify_archive(AuditArgs *a) {
                         break;
                 }
                 _cleanup_(json_object_putp) json_object *o = json_tokener_parse(line);
-                json_object *seal;
-                if (!o || !json_object_is_type(o, json_type_object) || sealed) {
+                if (!o || !json_object_is_type(o, json_type_object) || seal.present) {
                         r = audit_fail(a, JIT_EXIT_FAILURE, "malformed",
                                        "%s: line %zu is not part of an archive", a->archive,
                                        l.n + 1 + header);
@@ -562,19 +628,31 @@ int audit_verify_archive(AuditArgs *a) {
                                 break;
                         }
                         snprintf(l.chain_id, sizeof(l.chain_id), "%s", chain);
+                        /* Seq 0 is the start of the log; any other number, INT64_MAX
+                         * included, is verified without overflow. */
                         l.anchor.seq = json_get_int(o, "anchor_seq", -1);
+                        if (l.anchor.seq < 0) {
+                                r = audit_fail(a, JIT_EXIT_FAILURE, "malformed",
+                                               "%s: the header's anchor_seq is not an integer "
+                                               "from 0 up",
+                                               a->archive);
+                                break;
+                        }
                         memcpy(l.anchor.hash, ah, AUDIT_HASH_LEN + 1);
                         header = true;
                         continue;
                 }
-                if (json_object_object_get_ex(o, "seal", &seal)) {
-                        const char *h = json_get_string(seal, "last_hash");
-                        seal_last = json_get_int(seal, "last_seq", 0);
-                        seal_n = json_get_int(seal, "records", -1);
-                        snprintf(seal_hash, sizeof(seal_hash), "%s", h ?: "");
-                        if (!is_lower_hex(seal_hash, strlen(seal_hash), AUDIT_HASH_LEN))
-                                seal_hash[0] = '\0'; /* not a hash: the seal cannot match */
-                        sealed = true;
+                json_object *s;
+                if (json_object_object_get_ex(o, "seal", &s)) {
+                        const char *h = json_get_string(s, "last_hash");
+                        /* A missing field reads as -1, which no real seal holds. */
+                        seal.first_seq = json_get_int(s, "first_seq", -1);
+                        seal.last_seq = json_get_int(s, "last_seq", -1);
+                        seal.records = json_get_int(s, "records", -1);
+                        snprintf(seal.last_hash, sizeof(seal.last_hash), "%s", h ?: "");
+                        if (!is_lower_hex(seal.last_hash, strlen(seal.last_hash), AUDIT_HASH_LEN))
+                                seal.last_hash[0] = '\0'; /* not a hash: the seal cannot match */
+                        seal.present = true;
                         continue;
                 }
                 if (l.n == allocated) {
@@ -614,21 +692,19 @@ int audit_verify_archive(AuditArgs *a) {
                 return audit_fail(a, JIT_EXIT_FAILURE, "malformed", "%s: empty, not an archive",
                                   a->archive);
 
-        /* The seal is the archive's own head: a file cut short has lost it. */
-        AuditHead seal_head = { .seq = seal_last };
-        memcpy(seal_head.hash, seal_hash, sizeof(seal_head.hash) - 1);
+        /* The records first (an edit or a gap is named at its record), then the seal, the
+         * archive's own head: a file cut short has lost it, an edited one disagrees. */
         AuditVerdict v;
-        r = audit_verify(l.records, l.n, &l.anchor, sealed ? &seal_head : NULL, sealed ? 1 : 0, &v);
+        r = audit_verify(l.records, l.n, &l.anchor, NULL, 0, &v);
+        if (r == -EINVAL)
+                return audit_fail(a, JIT_EXIT_FAILURE, "malformed", "%s: not a valid anchor",
+                                  a->archive);
         if (r < 0)
                 return audit_fail(a, JIT_EXIT_FAILURE, "internal", "cannot compute record hashes");
-        if (v.fault == AUDIT_INTACT && (!sealed || seal_n != (int64_t) l.n ||
-                                        (l.n > 0 && l.records[l.n - 1].seq != seal_last))) {
-                v.fault = AUDIT_TRUNCATED;
-                v.seq = l.n > 0 ? l.records[l.n - 1].seq + 1 : l.anchor.seq + 1;
-                snprintf(v.message, sizeof(v.message), "%s",
-                         sealed ? "the seal does not match the records"
-                                : "the archive has no seal: it was cut short");
-        }
+        if (v.fault == AUDIT_INTACT)
+                check_seal(&l, &seal, &v);
+        AuditHead seal_head = { .seq = seal.last_seq };
+        memcpy(seal_head.hash, seal.last_hash, sizeof(seal_head.hash) - 1);
         /* Anyone can write a self-consistent file; only root's journal entry for this
          * archive, sent when it was made, says it is the one the broker sealed. */
         bool anchored = true;
@@ -667,7 +743,7 @@ int audit_verify_archive(AuditArgs *a) {
                 printf("archive intact: %zu records (%" PRId64 "-%" PRId64
                        ") of chain %s, sealed at %.12s%s\n",
                        l.n, l.n ? l.records[0].seq : 0, l.n ? l.records[l.n - 1].seq : 0,
-                       l.chain_id, seal_hash, glyph_ellipsis());
+                       l.chain_id, seal.last_hash, glyph_ellipsis());
         else {
                 fputs(v.fault == AUDIT_INTACT ? "archive NOT anchored: " : "archive NOT intact: ",
                       stdout);

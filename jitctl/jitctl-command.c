@@ -22,16 +22,14 @@
 
 /* Reports a failure after the command line was accepted: on stderr, and in JSON mode as
  * the one document on stdout. Returns status. */
-int fail(const Context *c, int status, const char *code, const char *fmt, ...) {
+int vfail(const Context *c, const char *prefix, int status, const char *code, const char *fmt,
+          va_list ap) {
         _cleanup_free_ char *msg = NULL;
-        va_list ap;
 
-        va_start(ap, fmt);
         if (vasprintf(&msg, fmt, ap) < 0)
                 msg = NULL; /* undefined after a failure */
-        va_end(ap);
 
-        fputs("jitctl: ", stderr);
+        fputs(prefix, stderr);
         fputs_escaped(msg ?: "out of memory", stderr);
         fputc('\n', stderr);
 
@@ -47,6 +45,15 @@ int fail(const Context *c, int status, const char *code, const char *fmt, ...) {
         return status;
 }
 
+int fail(const Context *c, int status, const char *code, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        int r = vfail(c, "jitctl: ", status, code, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
 int fail_oom(const Context *c) {
         return fail(c, JIT_EXIT_FAILURE, "internal", "out of memory");
 }
@@ -54,6 +61,10 @@ int fail_oom(const Context *c) {
 int fail_bad_reply(const Context *c) {
         return fail(c, JIT_EXIT_FAILURE, "bad-reply", "unexpected reply from the broker at %s",
                     c->socket_path);
+}
+
+int fail_reply(const Context *c, int r) {
+        return r == -ENOMEM ? fail_oom(c) : fail_bad_reply(c);
 }
 
 /* Maps what jit_client_call() returned to a message and an exit status. */
@@ -146,15 +157,15 @@ json_object *request_with_id(const char *op, int64_t id) {
         return TAKE_PTR(o);
 }
 
-/* Ids are positive 63-bit integers written in decimal: no sign, no blanks, no suffix. */
-static int parse_id(const char *s, int64_t *ret) {
+/* Request ids and --timeout: written in decimal, no sign, no blanks, no suffix. */
+int parse_positive(const char *s, int64_t max, int64_t *ret) {
         char *end;
 
         if (!s || *s < '0' || *s > '9')
                 return -EINVAL;
         errno = 0;
         unsigned long long v = strtoull(s, &end, 10);
-        if (errno != 0 || *end != '\0' || v == 0 || v > INT64_MAX)
+        if (errno != 0 || *end != '\0' || v == 0 || v > (unsigned long long) max)
                 return -EINVAL;
         *ret = (int64_t) v;
         return 0;
@@ -169,10 +180,14 @@ int check_text(const Context *c, const char *option, const char *s, size_t max) 
                 return usage_error(c, "%s must not be empty", option);
         if (len > max)
                 return usage_error(c, "%s is too long (%zu bytes, at most %zu)", option, len, max);
-        if (!jit_text_is_safe(s, len))
-                return usage_error(
-                        c, "%s must be UTF-8 text without control characters (no newlines or tabs)",
-                        option);
+        uint32_t cp = 0;
+        JitTextProblem p = jit_text_check(s, len, &cp);
+        if (p != JIT_TEXT_OK) {
+                /* The broker's words for the same refusal, naming the character. */
+                char why[256];
+                jit_text_problem_message(option, p, cp, why, sizeof(why));
+                return usage_error(c, "%s", why);
+        }
         return CONTINUE;
 }
 
@@ -208,7 +223,8 @@ int check_no_more_args(const Context *c, int argc, char *argv[], int n) {
 int parse_id_arg(const Context *c, int argc, char *argv[], int64_t *ret) {
         if (optind >= argc)
                 return usage_error(c, "missing request id");
-        if (parse_id(argv[optind], ret) < 0)
+        /* Ids are positive 63-bit integers. */
+        if (parse_positive(argv[optind], INT64_MAX, ret) < 0)
                 return usage_error(c, "invalid request id '%s' (a positive integer)", argv[optind]);
         return check_no_more_args(c, argc, argv, 1);
 }

@@ -8,6 +8,7 @@
 
 #include <getopt.h>
 #include <json-c/json.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -66,14 +67,21 @@ enum {
 int usage_error(const Context *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The help of the command, or jitctl's own before the command; returns JIT_EXIT_OK. */
 int print_help(const Context *c);
+/* The hint to --help alone, after getopt_long's own message; returns JIT_EXIT_USAGE. */
 int option_error(const Context *c);
 
 /* Failures and the broker (jitctl-command.c) */
 
 int fail(const Context *c, int status, const char *code, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
+/* fail() with what comes before the message on stderr given ("jitctl: " for fail()). */
+int vfail(const Context *c, const char *prefix, int status, const char *code, const char *fmt,
+          va_list ap) __attribute__((format(printf, 5, 0)));
 int fail_oom(const Context *c);
 int fail_bad_reply(const Context *c);
+/* A reply that could not be read or shown (r < 0): out of memory for -ENOMEM, else a bad
+ * reply. */
+int fail_reply(const Context *c, int r);
 int broker_call(const Context *c, json_object *request, json_object **ret_reply,
                 json_object **ret_result);
 
@@ -82,6 +90,9 @@ int add_string(json_object *o, const char *key, const char *value);
 int add_int(json_object *o, const char *key, int64_t value);
 int add_bool(json_object *o, const char *key, bool value);
 json_object *request_with_id(const char *op, int64_t id);
+
+/* A decimal integer from 1 to max, without sign, blanks or suffix: 0 or -EINVAL. */
+int parse_positive(const char *s, int64_t max, int64_t *ret);
 
 /* Arguments: each returns CONTINUE when fine, else the usage error reported. */
 int check_text(const Context *c, const char *option, const char *s, size_t max);

@@ -31,6 +31,15 @@ int64_t json_get_int(json_object *o, const char *key, int64_t fallback) {
         return json_object_get_int64(v);
 }
 
+/* A *_renamed flag: 1 or 0, -1 when absent or null (the broker could not tell). */
+static int json_get_renamed(json_object *o, const char *key) {
+        json_object *v;
+
+        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_boolean))
+                return -1;
+        return json_object_get_boolean(v);
+}
+
 /* The escaped value of a string field, NULL when it is absent or null. The length comes
  * from json-c so that an embedded NUL is shown rather than hiding what follows it. */
 static int get_escaped(json_object *o, const char *key, size_t max_width, char **ret) {
@@ -46,9 +55,9 @@ static int get_escaped(json_object *o, const char *key, size_t max_width, char *
 
 void request_view_done(RequestView *v) {
         char **strings[] = {
-                &v->state,      &v->requester, &v->service,    &v->reason,
-                &v->ticket,     &v->rule,      &v->created_at, &v->activated_at,
-                &v->expires_at, &v->ended_at,  &v->ended_by,   &v->end_reason,
+                &v->state,    &v->requester,  &v->service,       &v->reason,     &v->ticket,
+                &v->rule,     &v->created_at, &v->activated_at,  &v->expires_at, &v->ended_at,
+                &v->ended_by, &v->end_reason, &v->requester_now,
         };
         for (size_t i = 0; i < ELEMENTSOF(strings); i++) {
                 free(*strings[i]);
@@ -73,6 +82,7 @@ int request_view_init(RequestView *v, json_object *o) {
                 { "ended_at", offsetof(RequestView, ended_at) },
                 { "ended_by", offsetof(RequestView, ended_by) },
                 { "end_reason", offsetof(RequestView, end_reason) },
+                { "requester_now", offsetof(RequestView, requester_now) },
         };
         json_object *b, *a;
 
@@ -96,6 +106,7 @@ int request_view_init(RequestView *v, json_object *o) {
         }
 
         v->requester_uid = json_get_int(o, "requester_uid", -1);
+        v->requester_renamed = json_get_renamed(o, "requester_renamed");
         v->duration = json_get_int(o, "duration", -1);
         v->seconds_left = json_get_int(o, "seconds_left", -1);
         v->approvals_required = json_get_int(o, "approvals_required", -1);
@@ -134,6 +145,36 @@ static const char *or_dash(const char *s) {
         return s ?: "-";
 }
 
+/* A person as stored with a request, name and uid, e.g. "alice (uid 1001)". An account can
+ * be renamed and its old name given to someone else; the broker binds grants to the uid
+ * and says when the stored name no longer maps to it: then "alice (uid 1001, renamed: now
+ * alice-old)", or "alice (uid 1001, account removed)" when the uid has no name now. The uid
+ * is shown only when flagged unless always_uid. name and now are escaped already. NULL:
+ * out of memory. */
+static char *person_label(const char *name, int64_t uid, int renamed, const char *now,
+                          bool always_uid) {
+        const char *who = or_dash(name);
+        char *s = NULL, uid_text[40] = "";
+        int k;
+
+        if (uid >= 0)
+                snprintf(uid_text, sizeof(uid_text), "uid %" PRIi64 ", ", uid);
+        if (renamed > 0 && now)
+                k = asprintf(&s, "%s (%srenamed: now %s)", who, uid_text, now);
+        else if (renamed > 0)
+                k = asprintf(&s, "%s (%saccount removed)", who, uid_text);
+        else if (always_uid && uid >= 0)
+                k = asprintf(&s, "%s (uid %" PRIi64 ")", who, uid);
+        else
+                return strdup(who);
+        return k < 0 ? NULL : s;
+}
+
+static char *requester_label(const RequestView *v, bool always_uid) {
+        return person_label(v->requester, v->requester_uid, v->requester_renamed, v->requester_now,
+                            always_uid);
+}
+
 /* " by X" and ": reason" as far as the broker recorded them. */
 static void print_ended_by(const RequestView *v, FILE *f) {
         if (v->ended_by)
@@ -145,7 +186,8 @@ static void print_ended_by(const RequestView *v, FILE *f) {
 static void print_active_until(const RequestView *v, FILE *f) {
         char left[64];
 
-        fprintf(f, "%s for %s active", or_dash(v->service), or_dash(v->requester));
+        _cleanup_free_ char *who = requester_label(v, false);
+        fprintf(f, "%s for %s active", or_dash(v->service), who ?: or_dash(v->requester));
         if (v->expires_at)
                 fprintf(f, " until %s", v->expires_at);
         if (request_time_left(v, left, sizeof(left)))
@@ -224,14 +266,21 @@ static void print_field(FILE *f, const char *label, const char *value) {
 static int print_approvals(const RequestView *v, FILE *f) {
         for (size_t i = 0; i < v->n_approvals; i++) {
                 json_object *a = json_object_array_get_idx(v->approvals, i);
-                _cleanup_free_ char *who = NULL, *at = NULL, *comment = NULL;
+                _cleanup_free_ char *who = NULL, *now = NULL, *at = NULL, *comment = NULL,
+                                    *label = NULL;
                 int r;
 
                 if ((r = get_escaped(a, "approver", 0, &who)) < 0 ||
+                    (r = get_escaped(a, "approver_now", 0, &now)) < 0 ||
                     (r = get_escaped(a, "at", 0, &at)) < 0 ||
                     (r = get_escaped(a, "comment", 0, &comment)) < 0)
                         return r;
-                fprintf(f, "%*s  %s", LABEL_WIDTH, "", or_dash(who));
+                /* A person with their uid; a rule's approval has none. */
+                label = person_label(who, json_get_int(a, "approver_uid", -1),
+                                     json_get_renamed(a, "approver_renamed"), now, true);
+                if (!label)
+                        return -ENOMEM;
+                fprintf(f, "%*s  %s", LABEL_WIDTH, "", label);
                 if (at)
                         fprintf(f, " at %s", at);
                 if (comment)
@@ -351,11 +400,12 @@ int print_request_details(json_object *result, FILE *f) {
 
         fprintf(f, "%*s: %" PRIi64 "\n", LABEL_WIDTH, "Request", v.id);
         print_field(f, "State", v.state);
-        if (v.requester && v.requester_uid >= 0)
-                fprintf(f, "%*s: %s (uid %" PRIi64 ")\n", LABEL_WIDTH, "Requester", v.requester,
-                        v.requester_uid);
-        else
-                print_field(f, "Requester", v.requester);
+        if (v.requester) {
+                _cleanup_free_ char *who = requester_label(&v, true);
+                if (!who)
+                        return -ENOMEM;
+                print_field(f, "Requester", who);
+        }
         print_field(f, "Service", v.service);
         print_field(f, "Duration", request_duration(&v, dur, sizeof(dur)));
         print_field(f, "One-shot", v.once ? "yes" : "no");
@@ -512,7 +562,7 @@ static int table_add_request(Table *t, json_object *o, const Column *columns, si
                 return r;
 
         for (size_t i = 0; i < n; i++) {
-                _cleanup_free_ char *reason = NULL;
+                _cleanup_free_ char *reason = NULL, *label = NULL;
                 const char *text = NULL;
 
                 switch (columns[i]) {
@@ -524,7 +574,10 @@ static int table_add_request(Table *t, json_object *o, const Column *columns, si
                         text = v.state;
                         break;
                 case COL_REQUESTER:
-                        text = v.requester;
+                        /* The uid only where the name may mislead. */
+                        text = label = requester_label(&v, false);
+                        if (!text)
+                                return -ENOMEM;
                         break;
                 case COL_SERVICE:
                         text = v.service;

@@ -26,7 +26,11 @@ typedef struct RequestView {
         char *ended_at;
         char *ended_by;
         char *end_reason;
+        char *requester_now; /* the requester's uid's name now, as the broker resolved it */
         int64_t requester_uid;
+        /* 1 when the stored name no longer maps to requester_uid (renamed, reused, removed),
+         * 0 when it does, -1 when the broker did not say. */
+        int requester_renamed;
         int64_t duration;
         int64_t seconds_left;
         int64_t approvals_required;

@@ -18,6 +18,7 @@
 
 #include "cleanup.h"
 #include "duration.h"
+#include "jitctl-command.h"
 #include "jitctl-exit.h"
 #include "jitctl-format.h"
 #include "jitctl-policy-internal.h"
@@ -83,26 +84,15 @@ int load_policy(const char *path, Policy **ret, char **ret_error, const char **r
 
 /* A failure of a policy subcommand: on stderr, and with json as the one document. */
 int report(const char *what, bool json, int status, const char *code, const char *fmt, ...) {
-        _cleanup_free_ char *msg = NULL;
+        const Context c = { .json = json };
+        char prefix[64];
         va_list ap;
 
+        snprintf(prefix, sizeof(prefix), "jitctl: policy %s: ", what);
         va_start(ap, fmt);
-        if (vasprintf(&msg, fmt, ap) < 0)
-                msg = NULL;
+        int r = vfail(&c, prefix, status, code, fmt, ap);
         va_end(ap);
-        fprintf(stderr, "jitctl: policy %s: ", what);
-        fputs_escaped(msg ?: "out of memory", stderr);
-        fputc('\n', stderr);
-        if (json) {
-                _cleanup_(json_object_putp) json_object *o = json_object_new_object();
-                if (o) {
-                        json_object_object_add(o, "error", json_object_new_string(code));
-                        json_object_object_add(o, "message",
-                                               json_object_new_string(msg ?: "out of memory"));
-                        (void) print_json(o, stdout);
-                }
-        }
-        return status;
+        return r;
 }
 
 static json_object *list_json(const StringList *l) {
@@ -221,11 +211,10 @@ int policy_check_file(const char *path, bool json) {
                         check_json(path, r >= 0 ? p : NULL, error, warning);
                 if (!o || print_json(o, stdout) < 0)
                         return JIT_EXIT_FAILURE;
-        } else if (r < 0) {
-                fputs("jitctl: policy check: ", stderr);
-                fputs_escaped(error ? error : strerror(-r), stderr);
-                fputc('\n', stderr);
-        } else {
+        } else if (r < 0)
+                (void) report("check", false, JIT_EXIT_FAILURE, "invalid-policy", "%s",
+                              error ?: strerror(-r));
+        else {
                 printf("%s: valid, %zu rule%s; grants %s by default, at most %s.\n", path,
                        p->n_rules, p->n_rules == 1 ? "" : "s",
                        duration_format(p->default_duration, d1, sizeof(d1)),

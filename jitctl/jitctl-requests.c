@@ -2,7 +2,6 @@
 /* The commands on requests: request, list, show, approve, deny, revoke, cancel, status,
  * break-glass and ack. Each is one exchange with the broker (common/PROTOCOL.md), but
  * request --wait, which polls until the request is decided. */
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -203,8 +202,9 @@ static int parse_request_args(Context *c, int argc, char *argv[], RequestArgs *a
         return CONTINUE;
 }
 
-static json_object *build_request(const RequestArgs *a) {
-        _cleanup_(json_object_putp) json_object *o = jit_request_new("request");
+/* op "request", or "break-glass", which takes neither a ticket nor --once. */
+static json_object *build_request(const char *op, const RequestArgs *a) {
+        _cleanup_(json_object_putp) json_object *o = jit_request_new(op);
 
         if (!o || add_string(o, "service", a->service) < 0 ||
             add_string(o, "reason", a->reason) < 0 ||
@@ -265,17 +265,15 @@ int cmd_request(Context *c, int argc, char *argv[]) {
         r = parse_request_args(c, argc, argv, &a);
         if (r != CONTINUE)
                 return r;
-        request = build_request(&a);
+        request = build_request("request", &a);
         if (!request)
                 return fail_oom(c);
         r = broker_call(c, request, &reply, &result);
         if (r != JIT_EXIT_OK)
                 return r;
         r = request_view_init(&v, result);
-        if (r == -ENOMEM)
-                return fail_oom(c);
         if (r < 0)
-                return fail_bad_reply(c);
+                return fail_reply(c, r);
 
         /* With --json and --wait, the one document is the request as it was decided. */
         if (!(c->json && a.wait)) {
@@ -294,10 +292,8 @@ int cmd_request(Context *c, int argc, char *argv[]) {
                 if (r != JIT_EXIT_OK)
                         return r;
                 r = request_view_init(&v, result);
-                if (r == -ENOMEM)
-                        return fail_oom(c);
                 if (r < 0)
-                        return fail_bad_reply(c);
+                        return fail_reply(c, r);
                 if (!c->json)
                         print_outcome(&v, stdout);
         }
@@ -371,11 +367,7 @@ static int call_and_print(Context *c, json_object *request,
         if (c->json)
                 return print_json(result, stdout) < 0 ? fail_oom(c) : JIT_EXIT_OK;
         r = print(result, stdout);
-        if (r == -ENOMEM)
-                return fail_oom(c);
-        if (r < 0)
-                return fail_bad_reply(c);
-        return JIT_EXIT_OK;
+        return r < 0 ? fail_reply(c, r) : JIT_EXIT_OK;
 }
 
 int cmd_list(Context *c, int argc, char *argv[]) {
@@ -461,11 +453,7 @@ static int run_id_command(Context *c, int argc, char *argv[], const char *text_o
                 else if (r >= 0)
                         print_outcome(&v, stdout);
         }
-        if (r == -ENOMEM)
-                return fail_oom(c);
-        if (r < 0)
-                return fail_bad_reply(c);
-        return JIT_EXIT_OK;
+        return r < 0 ? fail_reply(c, r) : JIT_EXIT_OK;
 }
 
 int cmd_show(Context *c, int argc, char *argv[]) {
@@ -500,10 +488,8 @@ int cmd_break_glass(Context *c, int argc, char *argv[]) {
                 return r;
         if (a.ticket || a.once || a.wait)
                 return usage_error(c, "--ticket, --once and --wait do not apply to break-glass");
-        request = jit_request_new("break-glass");
-        if (!request || add_string(request, "service", a.service) < 0 ||
-            add_string(request, "reason", a.reason) < 0 ||
-            (a.duration > 0 && add_int(request, "duration", (int64_t) a.duration) < 0))
+        request = build_request("break-glass", &a);
+        if (!request)
                 return fail_oom(c);
         r = broker_call(c, request, &reply, &result);
         if (r != JIT_EXIT_OK)
@@ -511,10 +497,8 @@ int cmd_break_glass(Context *c, int argc, char *argv[]) {
         if (c->json)
                 return print_json(result, stdout) < 0 ? fail_oom(c) : JIT_EXIT_OK;
         r = request_view_init(&v, result);
-        if (r == -ENOMEM)
-                return fail_oom(c);
         if (r < 0)
-                return fail_bad_reply(c);
+                return fail_reply(c, r);
         print_outcome(&v, stdout);
         printf("This break-glass grant is logged as an alert and must be acknowledged by a second "
                "person: jitctl ack %" PRIi64 "\n",

@@ -87,9 +87,8 @@ int usage_error(const Context *c, const char *fmt, ...) {
                 fprintf(stderr, "%s: ", c->command->name);
         /* The message may quote what was typed; show it as harmlessly as broker text. */
         fputs_escaped(msg ?: "invalid usage", stderr);
-        fprintf(stderr, "\nTry 'jitctl%s%s --help'.\n", c->command ? " " : "",
-                c->command ? c->command->name : "");
-        return JIT_EXIT_USAGE;
+        fputc('\n', stderr);
+        return option_error(c);
 }
 
 int print_help(const Context *c) {
@@ -105,13 +104,9 @@ int option_error(const Context *c) {
 }
 
 static int parse_timeout(const char *s, unsigned *ret_ms) {
-        char *end;
+        int64_t v;
 
-        if (!s || *s < '0' || *s > '9')
-                return -EINVAL;
-        errno = 0;
-        unsigned long v = strtoul(s, &end, 10);
-        if (errno != 0 || *end != '\0' || v == 0 || v > TIMEOUT_MAX_SEC)
+        if (parse_positive(s, TIMEOUT_MAX_SEC, &v) < 0)
                 return -EINVAL;
         *ret_ms = (unsigned) v * 1000U;
         return 0;

@@ -1,23 +1,28 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # Installs the Debian 12 packages jit needs to build and run; with --tests, also what its
-# test suite needs. Runs apt-get only when something is missing, so it is quick to re-run
-# and works offline once everything is there.
+# test suite needs; with --fuzz, that and clang's libFuzzer (tests/fuzz/). Runs apt-get only
+# when something is missing, so it is quick to re-run and works offline once everything is
+# there.
 #
-#   packaging/install-deps.sh [--tests]
+#   packaging/install-deps.sh [--tests] [--fuzz]
 set -euo pipefail
 
 BUILD_PKGS=(meson ninja-build pkg-config gcc libpam0g-dev libsystemd-dev libsqlite3-dev
-            libconfig-dev libjson-c-dev libssl-dev sudo)
+            libconfig-dev libjson-c-dev libssl-dev sudo scdoc)
 TEST_PKGS=(libcmocka-dev libpam-wrapper libpamtest0-dev python3 systemd openssh-server
            openssh-client sqlite3 util-linux)
+# libFuzzer and the sanitizer runtimes are in libclang-rt-14-dev, which clang only
+# recommends; llvm-symbolizer (llvm-14) puts file:line in the reports.
+FUZZ_PKGS=(clang libclang-rt-14-dev llvm-14)
 
 usage() {
         cat <<EOF
-Usage: $0 [--tests]
+Usage: $0 [--tests] [--fuzz]
 
 Installs jit's build and runtime dependencies with apt-get (Debian 12).
   --tests   also install what the test suite needs
+  --fuzz    also install what the test suite and the fuzz targets need (clang, libFuzzer)
   -h, --help  show this help
 EOF
 }
@@ -26,6 +31,7 @@ want=("${BUILD_PKGS[@]}")
 while [ $# -gt 0 ]; do
         case "$1" in
         --tests) want+=("${TEST_PKGS[@]}") ;;
+        --fuzz) want+=("${TEST_PKGS[@]}" "${FUZZ_PKGS[@]}") ;;
         -h | --help) usage; exit 0 ;;
         *) echo "install-deps: unknown argument: $1" >&2; usage >&2; exit 2 ;;
         esac

@@ -11,7 +11,9 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <syslog.h>
 
@@ -74,6 +76,8 @@ typedef struct Check {
         const char *expires_at;     /* NULL when absent */
         const char *broker_error;   /* error replies: the code, NULL if unusable */
         const char *broker_message; /* error replies: the text, NULL if unusable */
+
+        char fail_open_refused[SUN_PATH_SIZE + 96]; /* why fail=open did not apply; "" */
 } Check;
 
 static void check_done(Check *c) {
@@ -113,6 +117,70 @@ static int outcome_to_pam(Outcome outcome, int error, FailMode fail) {
         case OUTCOME_BAD_USER:
         default:
                 return PAM_PERM_DENIED;
+        }
+}
+
+/* fail=open believes "the broker is not there" (ENOENT, ECONNREFUSED) only when no user
+ * could have made it so: a user who may write to a directory on the socket's path can
+ * delete the socket, or bind one of their own there and exit. So every component, from /
+ * down, must be root's and not writable by group or others (a sticky /tmp too: its
+ * owner-only deletion does not stop a user from binding the name first), and none may be a
+ * symbolic link (lstat(), nothing followed). The socket itself, when it is there, must be
+ * root's socket; its own mode only says who may connect (0666 by design). A directory that
+ * is missing ends the walk: only root could create it under root's directories. Returns 0,
+ * or -EPERM with the reason in why. */
+static int socket_path_root_only(const char *socket, char *why, size_t size) {
+        char path[SUN_PATH_SIZE];
+        size_t len = strlen(socket), end = 1;
+        struct stat st;
+
+        if (socket[0] != '/' || len >= sizeof(path)) {
+                snprintf(why, size, "the socket path is not absolute or too long");
+                return -EPERM;
+        }
+        memcpy(path, socket, len + 1);
+
+        for (;;) {
+                /* path[0..end) is "/" or a prefix ending at a component. */
+                char saved = path[end];
+                bool last = strspn(path + end, "/") == len - end;
+                path[end] = '\0';
+
+                if (lstat(path, &st) < 0) {
+                        int error = errno;
+                        if (error == ENOENT)
+                                return 0;
+                        snprintf(why, size, "cannot check %s: %s", path, strerror(error));
+                        return -EPERM;
+                }
+                if (S_ISLNK(st.st_mode)) {
+                        snprintf(why, size, "%s is a symbolic link", path);
+                        return -EPERM;
+                }
+                if (st.st_uid != 0) {
+                        snprintf(why, size, "%s is owned by uid %u, not root", path,
+                                 (unsigned) st.st_uid);
+                        return -EPERM;
+                }
+                if (last && !S_ISSOCK(st.st_mode)) {
+                        snprintf(why, size, "%s is not a socket", path);
+                        return -EPERM;
+                }
+                if (!last && !S_ISDIR(st.st_mode)) {
+                        snprintf(why, size, "%s is not a directory", path);
+                        return -EPERM;
+                }
+                if (!last && (st.st_mode & (S_IWGRP | S_IWOTH))) {
+                        snprintf(why, size, "%s is writable by group/others", path);
+                        return -EPERM;
+                }
+                path[end] = saved;
+                if (last)
+                        return 0;
+
+                /* The next component: past the slashes, up to the next one. */
+                end += strspn(path + end, "/");
+                end += strcspn(path + end, "/");
         }
 }
 
@@ -464,6 +532,11 @@ static void report(pam_handle_t *pamh, int flags, const Options *o, const Check 
                                         "jit: access broker unavailable (%s); access allowed by fail=open.",
                                         why);
                 } else {
+                        if (c->fail_open_refused[0])
+                                pam_syslog(
+                                        pamh, LOG_ERR,
+                                        "fail=open refused: %s (a user could remove or replace the broker socket %s)",
+                                        c->fail_open_refused, o->socket);
                         pam_syslog(pamh, LOG_ERR,
                                    "broker at %s unusable (%s); denying user %s for %s", o->socket,
                                    why, user, service);
@@ -535,7 +608,14 @@ PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const c
                 c.outcome = account_check(pamh, &o, &c);
         }
 
-        pam_code = outcome_to_pam(c.outcome, c.error, o.fail);
+        /* fail=open is for a broker that is not there; that is believed only when no user
+         * could have arranged it (socket_path_root_only()). */
+        FailMode fail = o.fail;
+        if (fail == FAIL_OPEN && c.outcome == OUTCOME_BROKER_ERROR &&
+            (c.error == -ENOENT || c.error == -ECONNREFUSED) &&
+            socket_path_root_only(o.socket, c.fail_open_refused, sizeof(c.fail_open_refused)) < 0)
+                fail = FAIL_CLOSED;
+        pam_code = outcome_to_pam(c.outcome, c.error, fail);
         report(pamh, flags, &o, &c, pam_code);
         return pam_code;
 }

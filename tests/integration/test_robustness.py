@@ -161,12 +161,17 @@ class Robustness(BrokerTestCase):
                 self.assertLess(len(p.stderr.splitlines()), 4, "a specific error, not the whole help")
 
     def test_user_flood_cannot_crowd_out_root(self):
-        # A user holds as many idle connections as they can; the PAM stack (root) is
-        # still answered at once, and the user gets only a few slots.
+        # A user holds as many connections as they can, each with a request begun (an idle
+        # one would be closed after a second); the PAM stack (root) is still answered at
+        # once, and the user gets only a few slots.
         code = ("import socket,sys,time\n"
                 "held=[]\n"
                 "for i in range(300):\n"
                 "    s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); held.append(s)\n"
+                "    try:\n"
+                "        s.send(b'\\0')\n"
+                "    except OSError:\n"
+                "        pass\n"
                 "print('ready', flush=True)\n"
                 "sys.stdin.read()\n")
         flood = subprocess.Popen(self.u["jit-alice"]._as_user(["python3", "-c", code, self.broker.socket]),

@@ -4,18 +4,23 @@ clients believe only a broker running as root; who is asking comes from the kern
 from the message; a grant past its deadline, or from another boot, opens nothing even
 before the expiry runs; only root ends a session; fail=open opens only for an absent
 broker; only a boolean "allowed": true allows; a reload that asks for more approvals holds
-pending requests to it; an unprintable PAM user is refused and never logged raw; an
-approver sees invisible characters escaped; the duration cap is judged again at approval."""
+pending requests to it; an unprintable PAM user is refused and never logged raw; invisible,
+reordering and stacked characters are refused in text, escaped for an approver and in
+journald's MESSAGE; fail=open is refused where a user could have removed the socket; a
+crafted audit archive is refused; the duration cap is judged again at approval."""
 
+import json
 import os
 import pwd
 import signal
+import socket
+import stat
 import subprocess
 import time
 import unittest
 
 import jittest
-from jittest import EXIT_REFUSED, EXIT_UNREACHABLE, SANITIZED, BrokerTestCase, run, wait_for
+from jittest import EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE, SANITIZED, BrokerTestCase, run, wait_for
 
 RULES = """
 rules = (
@@ -132,13 +137,35 @@ class Trust(BrokerTestCase):
 
     # -- fail=open: only an absent broker lets users in --
 
+    def root_only_dir(self):
+        """A directory whose every component, from / down, is root's and writable by root
+        alone: a tmpfs (mode 0755) on a fresh directory of /run, in this test's mount
+        namespace. (The sandbox itself is under /tmp, which everyone may write to.)"""
+        d = "/run/jit-test-fail-open"
+        os.makedirs(d, mode=0o755, exist_ok=True)
+        run(["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", d])
+        self.addCleanup(run, ["umount", "-l", d], check=False)
+        for part in ("/", "/run", d):
+            st = os.lstat(part)
+            self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode) & 0o022), (0, 0), part)
+        return d
+
     def test_fail_open_allows_only_an_absent_broker(self):
         alice = self.u["jit-alice"]
-        absent = self.sb.path("absent", "broker.sock")
-        os.makedirs(os.path.dirname(absent), mode=0o755, exist_ok=True)
+        d = self.root_only_dir()
+        absent = os.path.join(d, "absent", "broker.sock")
+        os.makedirs(os.path.dirname(absent), mode=0o755)
         self.assertGate(alice, "deny", absent, "fail=closed")
         self.assertGate(alice, "allow", absent, "fail=open",
                         log="ALLOWING user jit-alice for sudo WITHOUT A GRANT because of fail=open")
+        # A dead socket (the broker died and left it): connection refused, root's file.
+        dead = os.path.join(d, "dead.sock")
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(dead)
+        s.close()
+        os.chmod(dead, 0o666)  # as systemd's socket unit makes it: the mode says who may connect
+        self.assertGate(alice, "allow", dead, "fail=open",
+                        log=f"broker at {dead} unusable (Connection refused); ALLOWING user jit-alice")
         for what, sock in (("dropped connection", self.fake("close")),
                            ("garbage", self.fake("garbage")),
                            ("socket held by a user", self.fake("allow", user="jit-dave"))):
@@ -150,6 +177,70 @@ class Trust(BrokerTestCase):
             self.assertGate(alice, "deny", None, "fail=open", log="denying user jit-alice")
         finally:
             self.broker.proc.send_signal(signal.SIGCONT)
+
+    def test_fail_open_refused_where_a_user_could_remove_the_socket(self):
+        """A missing socket, or a dead one, proves nothing when a user may write to a
+        directory on its path: they could have deleted it, or bound their own and exited.
+        fail=open then denies, and says which component is to blame."""
+        alice = self.u["jit-alice"]
+        d = self.root_only_dir()
+        dave_uid = pwd.getpwnam("jit-dave").pw_uid
+        owned = os.path.join(d, "dave")
+        os.makedirs(owned, mode=0o755)
+        os.chown(owned, dave_uid, -1)
+        writable = os.path.join(d, "open")
+        os.makedirs(writable)
+        os.chmod(writable, 0o777)
+        sticky = os.path.join(d, "sticky")
+        os.makedirs(sticky)
+        os.chmod(sticky, 0o1777)  # like /tmp: a user can still bind the name first
+        group = os.path.join(d, "group")
+        os.makedirs(group)
+        os.chmod(group, 0o775)
+        real = os.path.join(d, "real")
+        os.makedirs(real, mode=0o755)
+        link = os.path.join(d, "link")
+        os.symlink(real, link)
+        # A dead socket that is not root's, in a directory that is.
+        users_sock = os.path.join(real, "users.sock")
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(users_sock)
+        s.close()
+        os.chown(users_sock, dave_uid, -1)
+        not_socket = os.path.join(real, "file.sock")
+        open(not_socket, "w").close()
+        # The sandbox: under /tmp (or wherever tempfile put it), writable by all.
+        tmp = next(p for p in self.ancestors(self.sb.root)
+                   if os.lstat(p).st_mode & 0o022 or os.lstat(p).st_uid != 0)
+        cases = (
+            (os.path.join(owned, "broker.sock"), f"{owned} is owned by uid {dave_uid}, not root"),
+            (os.path.join(writable, "broker.sock"), f"{writable} is writable by group/others"),
+            (os.path.join(sticky, "broker.sock"), f"{sticky} is writable by group/others"),
+            (os.path.join(group, "broker.sock"), f"{group} is writable by group/others"),
+            (os.path.join(link, "broker.sock"), f"{link} is a symbolic link"),
+            (users_sock, f"{users_sock} is owned by uid {dave_uid}, not root"),
+            (not_socket, f"{not_socket} is not a socket"),
+            (self.sb.path("absent", "broker.sock"), f"{tmp} is writable by group/others"
+             if os.lstat(tmp).st_uid == 0 else f"{tmp} is owned by uid {os.lstat(tmp).st_uid}, not root"),
+        )
+        for sock, why in cases:
+            with self.subTest(sock):
+                self.assertGate(alice, "deny", sock, "fail=open",
+                                log=f"fail=open refused: {why} (a user could remove or replace the "
+                                    f"broker socket {sock})")
+        # The same paths without fail=open deny as they always did, and say nothing of it.
+        before = len(self.sb.journal("SYSLOG_IDENTIFIER=sudo"))
+        self.assertGate(alice, "deny", cases[0][0], "fail=closed", log="denying user jit-alice")
+        if not SANITIZED:
+            self.assertFalse([m for m in self.pam_log(before) if "fail=open refused" in m])
+
+    @staticmethod
+    def ancestors(path):
+        """path's components from / down: /, /tmp, /tmp/x, ..."""
+        parts, out = path.strip("/").split("/"), ["/"]
+        for i in range(len(parts)):
+            out.append("/" + "/".join(parts[:i + 1]))
+        return out
 
     # -- identity from SO_PEERCRED only --
 
@@ -292,30 +383,176 @@ class Trust(BrokerTestCase):
     # -- text from users reaches logs and approvers harmless --
 
     def test_unprintable_pam_user_is_refused_and_never_logged_raw(self):
-        evil = jittest.User(self.sb, self.broker, "jit-\x1b[31malice")
-        p = evil.pam_account("sudo", "deny")
-        self.assertEqual(p.returncode, 0, f"{p.stdout!r} {p.stderr!r}")
-        out = p.said
-        self.assertIn("user name is not printable UTF-8; denying", out)
-        self.assertIn("jit: this user name cannot be checked; access denied.", out)
-        self.assertNotIn("\x1b", out)
+        for name, raw in (("jit-\x1b[31malice", "\x1b"), ("jit-\u00adalice", "\u00ad"),
+                          ("jit-alice\u202e", "\u202e"), ("jit-alice\U000e0041", "\U000e0041")):
+            with self.subTest(name=ascii(name)):
+                evil = jittest.User(self.sb, self.broker, name)
+                p = evil.pam_account("sudo", "deny")
+                self.assertEqual(p.returncode, 0, f"{p.stdout!r} {p.stderr!r}")
+                out = p.said
+                self.assertIn("user name is not printable UTF-8; denying", out)
+                self.assertIn("jit: this user name cannot be checked; access denied.", out)
+                self.assertNotIn(raw, out)
+
+    def test_invisible_characters_are_refused_and_nothing_filed(self):
+        """Text a person will read may not hide or reorder itself: the broker refuses it,
+        naming the character, and jitctl says the same before asking."""
+        alice, bob = self.u["jit-alice"], self.u["jit-bob"]
+        ids = sorted(r["id"] for r in self.root.ok("list", "--all"))
+        base = {"version": 1, "op": "request", "service": "sudo", "reason": "rotate the certificates"}
+        cases = (("reason", "rotate the certificates\U000e0041", "U+E0041"),  # a tag: hidden text
+                 ("reason", "rotate the\u00adcertificates", "U+00AD"),  # soft hyphen
+                 ("reason", "rotate \u202etxt.exe", "U+202E"),  # right-to-left override
+                 ("reason", "rotate\u3164the certificates", "U+3164"),  # Hangul filler
+                 ("ticket", "OPS-1\u200b", "U+200B"))  # zero width space
+        for field, text, cp in cases:
+            with self.subTest(field=field, cp=cp):
+                reply = alice.call(dict(base, **{field: text}))
+                self.assertEqual((reply["ok"], reply["error"], reply["message"]),
+                                 (False, "bad-request",
+                                  f"{field} contains an invisible or reordering character ({cp}); remove it"))
+                args = ("--reason", text) if field == "reason" else ("--reason", "rotate", "--ticket", text)
+                p = alice.jitctl("request", *args)
+                self.assertExit(p, EXIT_USAGE)
+                self.assertIn(f"jitctl: request: --{field} contains an invisible or reordering character ({cp}); "
+                              f"remove it\n", p.stderr)
+        # Marks stacked on one letter: four are text, five are refused.
+        reply = alice.call(dict(base, reason="cafe" + "\u0301" * 5))
+        self.assertEqual((reply["ok"], reply["message"]),
+                         (False, "reason has more than 4 combining marks in a row (U+0301); remove some"))
+        self.assertEqual(sorted(r["id"] for r in self.root.ok("list", "--all")), ids)
+
+        rid = alice.ok("request", "--reason", "cafe" + "\u0301" * 4)["id"]
+        self.addCleanup(alice.jitctl, "cancel", str(rid))
+        self.assertEqual(alice.ok("show", str(rid))["reason"], "cafe" + "\u0301" * 4)
+        # An approval's comment is text an auditor reads: refused, and nothing counted.
+        reply = bob.call({"version": 1, "op": "approve", "id": rid, "comment": "fine\U000e0020"})
+        self.assertEqual((reply["ok"], reply["error"], reply["message"]),
+                         (False, "bad-request",
+                          "comment contains an invisible or reordering character (U+E0020); remove it"))
+        shown = alice.ok("show", str(rid))
+        self.assertEqual((shown["state"], shown["approvals"]), ("pending", []))
 
     def test_approver_sees_invisible_characters_escaped(self):
+        """The broker refuses these characters now, but text stored before (or names from
+        NSS) still reaches an approver's terminal escaped."""
         alice, bob = self.u["jit-alice"], self.u["jit-bob"]
-        reason = "update \u202etxt.exe\u202c and \u200bnothing else"
-        rid = str(alice.ok("request", "--reason", reason)["id"])
+        rid = str(alice.ok("request", "--reason", "placeholder")["id"])
         self.addCleanup(alice.jitctl, "cancel", rid)
-        for args in (("show", rid), ("list", "--pending")):
-            with self.subTest(args[0]):
-                p = bob.jitctl(*args)
-                self.assertExit(p, 0)
-                for raw, shown in (("\u202e", "\\u202e"), ("\u202c", "\\u202c"), ("\u200b", "\\u200b")):
-                    self.assertNotIn(raw, p.stdout)
-                    self.assertIn(shown, p.stdout)
+        reason = ("update \u202etxt.exe\u202c and \u200bnothing\U000e0041 else\u00ad\u3164 "
+                  "e" + "\u0301" * 6)
+        self.sql(f"UPDATE requests SET reason = '{reason}' WHERE id = {rid}")
+        shown = {"\u202e": "\\u202e", "\u202c": "\\u202c", "\u200b": "\\u200b", "\U000e0041": "\\U000e0041",
+                 "\u00ad": "\\u00ad", "\u3164": "\\u3164"}
+        p = bob.jitctl("show", rid)
+        self.assertExit(p, 0)
+        for raw, escaped in shown.items():
+            self.assertNotIn(raw, p.stdout)
+            self.assertIn(escaped, p.stdout)
+        # Four marks shown on the letter, the fifth and sixth escaped.
+        self.assertIn("e" + "\u0301" * 4 + "\\u0301\\u0301", p.stdout)
+        p = bob.jitctl("list", "--pending")
+        self.assertExit(p, 0)
+        self.assertIn("update \\u202etxt.exe", p.stdout)
+        for raw in shown:
+            self.assertNotIn(raw, p.stdout)
         # JSON keeps the exact text (escaped as JSON, which changes nothing).
         self.assertEqual(bob.ok("show", rid)["reason"], reason)
-        self.assertNotIn("\u202e", bob.jitctl("show", rid, json_out=True).stdout)
+        out = bob.jitctl("show", rid, json_out=True).stdout
+        for raw in shown:
+            self.assertNotIn(raw, out)
+        self.assertIn("\\udb40\\udc41", out)
 
+    def test_journal_message_escapes_what_it_quotes(self):
+        """journalctl shows MESSAGE as the line: a name from NSS (which the broker does not
+        choose) may carry a right-to-left override, and MESSAGE shows it escaped, on stderr
+        too; the JIT_* fields keep the exact text."""
+        name = "jit-\u202eevil"
+        uid = max(p.pw_uid for p in pwd.getpwall() if p.pw_uid < 60000) + 1
+        with open("/etc/passwd", "a") as f:  # the test's private /etc
+            f.write(f"{name}:x:{uid}:{pwd.getpwnam('jit-alice').pw_gid}::/nonexistent:/bin/sh\n")
+        evil = jittest.User(self.sb, self.broker, name)
+        reply = evil.call({"version": 1, "op": "request", "service": "sudo", "reason": "let me in"})
+        self.assertFalse(reply["ok"], reply)
+        self.assertEqual(reply["error"], "refused")
+        entries = wait_for(lambda: [e for e in self.sb.journal("SYSLOG_IDENTIFIER=jit-brokerd")
+                                    if e.get("JIT_ACTOR") == name], what="the refusal in the journal")
+        for e in entries:
+            self.assertIn("jit-\\u202eevil", e["MESSAGE"])
+            self.assertNotIn("\u202e", e["MESSAGE"])
+        with open(self.sb.path("broker.log"), encoding="utf-8", errors="replace") as f:
+            log = f.read()
+        self.assertIn("jit-\\u202eevil", log)
+        self.assertNotIn("\u202e", log)
+
+
+    # -- an audit archive is verified with checked arithmetic and a seal that must agree --
+
+    def verify_archive(self, lines):
+        path = self.sb.path(f"crafted-{len(os.listdir(self.sb.root))}.jsonl")
+        with open(path, "w") as f:
+            f.writelines(line if isinstance(line, str) else json.dumps(line) + "\n" for line in lines)
+        p = run([jittest.JITCTL, "--json", "audit", "--verify", "--archive", path], check=False)
+        self.assertExit(p, 1)
+        return json.loads(p.stdout)
+
+    def test_crafted_audit_archive_is_refused(self):
+        chain, h = "b" * 32, "a" * 64
+        top = 2 ** 63 - 1
+        # An empty archive, anchored at INT64_MAX or at the start: the broker writes none.
+        for anchor in (top, 0):
+            with self.subTest(anchor=anchor):
+                v = self.verify_archive([
+                    {"jit_audit_archive": 1, "chain_id": chain, "anchor_seq": anchor, "anchor_hash": h},
+                    {"seal": {"first_seq": anchor, "last_seq": anchor, "last_hash": h, "records": 0}}])
+                self.assertEqual((v["intact"], v["fault"], v["records"], v["anchor_seq"]),
+                                 (False, "truncated", 0, anchor))
+                self.assertEqual(v["message"], f"the archive holds no records after its anchor (record {anchor}): "
+                                               "the broker never writes an empty archive")
+        # No anchor at all, or one below the start of the log.
+        for anchor in (-1, -(2 ** 63), "1"):
+            with self.subTest(anchor=anchor):
+                v = self.verify_archive([
+                    {"jit_audit_archive": 1, "chain_id": chain, "anchor_seq": anchor, "anchor_hash": h}])
+                self.assertEqual(v["error"], "malformed")
+                self.assertTrue(v["message"].endswith(": the header's anchor_seq is not an integer from 0 up"),
+                                v["message"])
+
+        # A real archive, then its seal and anchor made to disagree. (A request first, so
+        # that there is something to archive when this test runs alone.)
+        rid = str(self.u["jit-alice"].ok("request", "--reason", "rotate the certificates")["id"])
+        self.u["jit-alice"].ok("cancel", rid)
+        out = self.sb.path("archive-real.jsonl")
+        p = run([jittest.JITCTL, "--socket", self.broker.socket, "--json", "audit", "export", "--until", "tomorrow",
+                 out], check=False)  # "now" is whole seconds: it would leave out this second's records
+        self.assertExit(p, 0)
+        info = json.loads(p.stdout)
+        self.assertGreaterEqual(info["records"], 2)
+        with open(out) as f:
+            header, *records, seal = [json.loads(line) for line in f]
+        p = run([jittest.JITCTL, "--json", "audit", "--verify", "--archive", out], check=False)
+        self.assertExit(p, 0)
+        first, last, n = info["first_seq"], info["last_seq"], info["records"]
+
+        def with_seal(**change):
+            return [header] + records + [{"seal": dict(seal["seal"], **change)}]
+        mismatch = "the seal does not match the anchor and the records: "
+        cases = (
+            ("records", with_seal(records=n + 1), "edited", last, mismatch),
+            ("first_seq", with_seal(first_seq=first + 1), "edited", last, mismatch),
+            ("first_seq far", with_seal(first_seq=-(2 ** 63)), "edited", last, mismatch),
+            ("last_hash", with_seal(last_hash=h), "edited", last, mismatch),
+            ("last_seq beyond", with_seal(last_seq=top), "truncated", last + 1,
+             f"the archive was cut short after record {last}: its seal ends at record {top}"),
+            ("no seal", [header] + records, "truncated", last + 1, "the archive has no seal: it was cut short"),
+            ("anchor INT64_MAX", [dict(header, anchor_seq=top)] + records + [seal], "reordered", first,
+             f"record {first} is out of place: it is stored after record {top} (the anchor)"),
+        )
+        for what, lines, fault, seq, message in cases:
+            with self.subTest(what):
+                v = self.verify_archive(lines)
+                self.assertEqual((v["intact"], v["fault"], v["seq"]), (False, fault, seq))
+                self.assertTrue(v["message"].startswith(message), v["message"])
 
 if __name__ == "__main__":
     jittest.main()

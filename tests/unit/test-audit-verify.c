@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* common/audit-verify.[ch]: every way a hash-chained log can be tampered with is told
  * apart, at the right record. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -443,6 +444,88 @@ static void test_first_record_rewritten(void **state) {
         assert_non_null(strstr(v.message, "record 1 does not chain to the start of the log"));
 }
 
+/* Seqs from a file anyone can write: the extremes verify without overflow (UBSan in the
+ * sanitized build), and a chain cannot wrap around past INT64_MAX. */
+static void test_seq_extremes(void **state) {
+        Chain c;
+        AuditVerdict v;
+
+        /* Nothing follows INT64_MAX: an anchor there is a log with no records, and a record
+         * stored after it is out of place. */
+        chain_build(&c, INT64_MAX, AUDIT_GENESIS_HASH, 0);
+        v = verify(&c, NULL, 0);
+        assert_verdict(&v, AUDIT_INTACT, 0);
+        assert_string_equal(v.message, "no records after record 9223372036854775807");
+        AuditHead at_anchor = { .seq = INT64_MAX, .hash = AUDIT_GENESIS_HASH };
+        v = verify(&c, &at_anchor, 1);
+        assert_verdict(&v, AUDIT_INTACT, 0);
+        at_anchor.hash[0] = 'f';
+        v = verify(&c, &at_anchor, 1);
+        assert_verdict(&v, AUDIT_EDITED, INT64_MAX);
+
+        chain_build(&c, INT64_MAX - 1, AUDIT_GENESIS_HASH, 1);
+        assert_int_equal(c.r[0].seq, INT64_MAX);
+        AuditHead end = head_of(&c, 0);
+        v = verify(&c, &end, 1);
+        assert_verdict(&v, AUDIT_INTACT, 0);
+        assert_int_equal(v.first_seq, INT64_MAX);
+        assert_int_equal(v.last_seq, INT64_MAX);
+        assert_int_equal(v.journal_seq, INT64_MAX);
+        end.hash[0] = end.hash[0] == 'a' ? 'b' : 'a';
+        v = verify(&c, &end, 1);
+        assert_verdict(&v, AUDIT_EDITED, INT64_MAX);
+
+        /* A record at INT64_MAX, then one that would wrap to INT64_MIN. */
+        c.anchor.seq = INT64_MAX;
+        v = verify(&c, NULL, 0);
+        assert_verdict(&v, AUDIT_REORDERED, INT64_MAX);
+        assert_string_equal(v.message, "record 9223372036854775807 is out of place: it is stored "
+                                       "after record 9223372036854775807 (the anchor)");
+        chain_build(&c, 0, AUDIT_GENESIS_HASH, 3);
+        c.r[1].seq = INT64_MAX;
+        c.r[2].seq = INT64_MIN;
+        rechain(&c, 0);
+        v = verify(&c, NULL, 0);
+        assert_verdict(&v, AUDIT_DELETED, 2);
+        assert_string_equal(v.message, "records 2-9223372036854775806 are missing (deleted): "
+                                       "record 9223372036854775807 follows record 1");
+        c.r[1].seq = 2;
+        rechain(&c, 0);
+        v = verify(&c, NULL, 0);
+        assert_verdict(&v, AUDIT_REORDERED, INT64_MIN);
+
+        /* The first record far from the anchor, and heads at both ends of the range. */
+        chain_build(&c, 0, AUDIT_GENESIS_HASH, 1);
+        c.r[0].seq = INT64_MAX;
+        rechain(&c, 0);
+        v = verify(&c, NULL, 0);
+        assert_verdict(&v, AUDIT_DELETED, 1);
+        chain_build(&c, 5, AUDIT_GENESIS_HASH, 3);
+        AuditHead heads[] = { { .seq = INT64_MIN, .hash = AUDIT_GENESIS_HASH },
+                              { .seq = -1, .hash = AUDIT_GENESIS_HASH },
+                              { .seq = INT64_MAX, .hash = AUDIT_GENESIS_HASH } };
+        v = verify(&c, heads, ELEMENTSOF(heads));
+        assert_verdict(&v, AUDIT_TRUNCATED, 9);
+        assert_int_equal(v.journal_seq, INT64_MAX);
+        v = verify(&c, heads, 2); /* before the anchor: nothing to compare with */
+        assert_verdict(&v, AUDIT_INTACT, 0);
+}
+
+/* An anchor below 0 is not a log: no verdict at all, rather than one computed from it. */
+static void test_negative_anchor(void **state) {
+        Chain c;
+        AuditVerdict v;
+
+        for (int64_t seq = -1; seq != 0; seq = seq == -1 ? INT64_MIN : 0) {
+                chain_build(&c, 0, AUDIT_GENESIS_HASH, 2);
+                c.anchor.seq = seq;
+                assert_int_equal(audit_verify(c.r, c.n, &c.anchor, NULL, 0, &v), -EINVAL);
+                c.n = 0;
+                assert_int_equal(audit_verify(c.r, c.n, &c.anchor, NULL, 0, &v), -EINVAL);
+        }
+        assert_int_equal(audit_verify(c.r, 0, NULL, NULL, 0, &v), -EINVAL);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_fault_names),
@@ -460,6 +543,8 @@ int main(void) {
                 cmocka_unit_test(test_empty),
                 cmocka_unit_test(test_anchor),
                 cmocka_unit_test(test_first_record_rewritten),
+                cmocka_unit_test(test_seq_extremes),
+                cmocka_unit_test(test_negative_anchor),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

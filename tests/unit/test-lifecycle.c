@@ -2,8 +2,10 @@
 /* broker/grant.[ch], the lifecycle core, against a real sqlite database in a temporary
  * directory, with users from a table and clocks the test steps: every transition and every
  * refusal of the lifecycle, the audit chain verified after each test, approvals racing on
- * two connections, expiry racing a revoke, and effects that exist only once committed. No
- * root, no journald, no daemon. */
+ * two connections, expiry racing a revoke, and effects that exist only once committed; the
+ * limits on filings, free space and refusal logging; and ends that cannot be saved (a VFS
+ * that fails writes on demand, sqlite's query_only, a second connection holding the lock)
+ * enforced at once and written later. No root, no journald, no daemon. */
 
 #include <errno.h>
 #include <pthread.h>
@@ -62,6 +64,127 @@ static const char POLICY[] =
         ");\n"
         "break_glass = { requesters = [\"%lead\"]; services = [\"sudo\"]; max_duration = \"15m\"; };\n";
 
+/* ---- a store that fails on demand ----
+ * A VFS over sqlite's default one, registered as the default before the database opens:
+ * while fault_errno is set its writes and syncs fail as a full disk (SQLITE_FULL) or a file
+ * system gone read-only (an I/O error whose errno is EROFS) make them fail, between two
+ * calls of the core. Reads always work, as they do on a full disk. */
+static int fault_errno;
+static sqlite3_vfs fault_vfs, *base_vfs;
+
+typedef struct FaultFile {
+        sqlite3_file base;
+        sqlite3_file *real; /* the default VFS's file, right after this struct */
+} FaultFile;
+
+static sqlite3_file *real_of(sqlite3_file *f) {
+        return ((FaultFile *) f)->real;
+}
+
+static int fault_now(void) {
+        return fault_errno == ENOSPC ? SQLITE_FULL : fault_errno ? SQLITE_IOERR_WRITE : SQLITE_OK;
+}
+
+static int fault_close(sqlite3_file *f) {
+        return real_of(f)->pMethods->xClose(real_of(f));
+}
+static int fault_read(sqlite3_file *f, void *buf, int n, sqlite3_int64 off) {
+        return real_of(f)->pMethods->xRead(real_of(f), buf, n, off);
+}
+static int fault_write(sqlite3_file *f, const void *buf, int n, sqlite3_int64 off) {
+        return fault_now() ?: real_of(f)->pMethods->xWrite(real_of(f), buf, n, off);
+}
+static int fault_truncate(sqlite3_file *f, sqlite3_int64 size) {
+        return fault_now() ?: real_of(f)->pMethods->xTruncate(real_of(f), size);
+}
+static int fault_sync(sqlite3_file *f, int flags) {
+        return fault_now() ?: real_of(f)->pMethods->xSync(real_of(f), flags);
+}
+static int fault_file_size(sqlite3_file *f, sqlite3_int64 *ret) {
+        return real_of(f)->pMethods->xFileSize(real_of(f), ret);
+}
+static int fault_lock(sqlite3_file *f, int l) {
+        return real_of(f)->pMethods->xLock(real_of(f), l);
+}
+static int fault_unlock(sqlite3_file *f, int l) {
+        return real_of(f)->pMethods->xUnlock(real_of(f), l);
+}
+static int fault_check_reserved(sqlite3_file *f, int *ret) {
+        return real_of(f)->pMethods->xCheckReservedLock(real_of(f), ret);
+}
+static int fault_file_control(sqlite3_file *f, int op, void *arg) {
+        if (op == SQLITE_FCNTL_LAST_ERRNO && fault_errno) {
+                *(int *) arg = fault_errno; /* as the unix VFS keeps it of a failed write */
+                return SQLITE_OK;
+        }
+        return real_of(f)->pMethods->xFileControl(real_of(f), op, arg);
+}
+static int fault_sector_size(sqlite3_file *f) {
+        return real_of(f)->pMethods->xSectorSize(real_of(f));
+}
+static int fault_device(sqlite3_file *f) {
+        return real_of(f)->pMethods->xDeviceCharacteristics(real_of(f));
+}
+static int fault_shm_map(sqlite3_file *f, int region, int size, int extend, void volatile **ret) {
+        return real_of(f)->pMethods->xShmMap(real_of(f), region, size, extend, ret);
+}
+static int fault_shm_lock(sqlite3_file *f, int offset, int n, int flags) {
+        return real_of(f)->pMethods->xShmLock(real_of(f), offset, n, flags);
+}
+static void fault_shm_barrier(sqlite3_file *f) {
+        real_of(f)->pMethods->xShmBarrier(real_of(f));
+}
+static int fault_shm_unmap(sqlite3_file *f, int delete_flag) {
+        return real_of(f)->pMethods->xShmUnmap(real_of(f), delete_flag);
+}
+
+static const sqlite3_io_methods fault_io = {
+        .iVersion = 2, /* WAL's shared memory; no memory-mapped I/O */
+        .xClose = fault_close,
+        .xRead = fault_read,
+        .xWrite = fault_write,
+        .xTruncate = fault_truncate,
+        .xSync = fault_sync,
+        .xFileSize = fault_file_size,
+        .xLock = fault_lock,
+        .xUnlock = fault_unlock,
+        .xCheckReservedLock = fault_check_reserved,
+        .xFileControl = fault_file_control,
+        .xSectorSize = fault_sector_size,
+        .xDeviceCharacteristics = fault_device,
+        .xShmMap = fault_shm_map,
+        .xShmLock = fault_shm_lock,
+        .xShmBarrier = fault_shm_barrier,
+        .xShmUnmap = fault_shm_unmap,
+};
+
+static int fault_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags,
+                      int *ret_flags) {
+        FaultFile *ff = (FaultFile *) f;
+        ff->real = (sqlite3_file *) &ff[1];
+        int rc = base_vfs->xOpen(base_vfs, name, ff->real, flags, ret_flags);
+        ff->base.pMethods = rc == SQLITE_OK ? &fault_io : NULL;
+        return rc;
+}
+
+/* What sqlite3_system_errno() reports after a failed write. */
+static int fault_last_error(sqlite3_vfs *vfs, int n, char *buf) {
+        return fault_errno ?: base_vfs->xGetLastError(base_vfs, n, buf);
+}
+
+static void fault_vfs_install(void) {
+        if (base_vfs)
+                return;
+        base_vfs = sqlite3_vfs_find(NULL);
+        assert_non_null(base_vfs);
+        fault_vfs = *base_vfs;
+        fault_vfs.zName = "jit-fault";
+        fault_vfs.szOsFile = (int) sizeof(FaultFile) + base_vfs->szOsFile;
+        fault_vfs.xOpen = fault_open;
+        fault_vfs.xGetLastError = fault_last_error;
+        assert_int_equal(sqlite3_vfs_register(&fault_vfs, 1), SQLITE_OK);
+}
+
 /* The clocks the core reads: stepped by the tests. */
 static uint64_t clock_real, clock_boot;
 
@@ -81,7 +204,15 @@ typedef struct World {
         EffectQueue effects;
         Grants g;
         unsigned reported;
+        uint64_t space_available, space_total; /* the file system, as the core sees it */
 } World;
+
+static int fake_disk_space(void *userdata, uint64_t *ret_available, uint64_t *ret_total) {
+        World *w = userdata;
+        *ret_available = w->space_available;
+        *ret_total = w->space_total;
+        return 0;
+}
 
 static void count_report(void *userdata, int error, const char *what, int64_t id) {
         print_message("reported: %s %lld: %s\n", what, (long long) id, strerror(-error));
@@ -93,6 +224,8 @@ static int setup(void **state) {
         char *error = NULL;
 
         assert_non_null(w);
+        fault_vfs_install();
+        fault_errno = 0;
         fake_resolver_install(users);
         clock_real = 1767225600ULL * USEC_PER_SEC; /* 2026-01-01 00:00 UTC */
         clock_boot = 1000 * USEC_PER_SEC;
@@ -110,7 +243,11 @@ static int setup(void **state) {
                 .now = fake_now,
                 .report = count_report,
                 .report_userdata = w,
+                .disk_space = fake_disk_space,
+                .disk_space_userdata = w,
         };
+        w->space_available = 10ULL << 30;
+        w->space_total = 100ULL << 30;
         *state = w;
         return 0;
 }
@@ -180,8 +317,10 @@ static int audit_count(BrokerDb *db, int64_t id, const char *event) {
 
 static int teardown(void **state) {
         World *w = *state;
+        fault_errno = 0;
         assert_audit_intact(w->db);
         assert_int_equal(w->g.tx_depth, 0);
+        grants_done(&w->g);
         effect_queue_done(&w->effects);
         db_close(w->db);
         policy_free(w->policy);
@@ -566,6 +705,357 @@ static void test_concurrent_approvals(void **state) {
         assert_int_equal(audit_count(w->db, id, "granted"), 1);
 }
 
+/* Drops the due effects; returns how many of them were of event (and the last one's
+ * ends_grant). */
+static size_t drain(World *w, JitEvent event, bool *ret_ends_grant) {
+        size_t n, found = 0;
+        Effect *due = effects_take_due(&w->effects, &n);
+        for (size_t i = 0; i < n; i++)
+                if (due[i].event == event) {
+                        found++;
+                        if (ret_ends_grant)
+                                *ret_ends_grant = due[i].ends_grant;
+                }
+        effects_free(due, n);
+        return found;
+}
+
+static size_t count_requests(World *w) {
+        Request **list = NULL;
+        size_t n = 0;
+        assert_int_equal(db_list_requests(w->db, NULL, 0, 0, false, (uid_t) -1, &list, &n), 0);
+        request_free_many(list, n);
+        return n;
+}
+
+/* The details of the request's only audit record of event, as stored. */
+static char *audit_details(BrokerDb *db, int64_t id, const char *event) {
+        sqlite3_stmt *st;
+        assert_int_equal(sqlite3_prepare_v2(db_sqlite(db),
+                                            "SELECT details FROM audit WHERE request_id = ?1"
+                                            " AND event = ?2",
+                                            -1, &st, NULL),
+                         SQLITE_OK);
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_text(st, 2, event, -1, SQLITE_STATIC);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        char *d = strdup((const char *) sqlite3_column_text(st, 0));
+        sqlite3_finalize(st);
+        return d;
+}
+
+static void test_filing_rate_counts_cancelled(void **state) {
+        World *w = *state;
+        GrantError e;
+        GrantAsk ask = { .service = "sudo", .reason = "again" };
+        int64_t id;
+
+        w->policy->max_filings_per_hour = 3;
+        for (int i = 0; i < 3; i++) {
+                id = file(w, &alice, "sudo", 0);
+                assert_int_equal(grant_end(&w->g, &alice, id, EVENT_CANCEL, NULL, &e), 0);
+                step(60 * USEC_PER_SEC);
+        }
+        /* Cancelled ones count: nothing is pending, yet the fourth is refused. */
+        assert_int_equal(grant_file(&w->g, &alice, &ask, &id, &e), -EPERM);
+        assert_int_equal(e.code, JIT_ERROR_REFUSED);
+        assert_string_equal(e.message,
+                            "alice filed 3 requests in the last hour, the most "
+                            "settings.max_filings_per_hour allows (cancelled ones count); try "
+                            "again later");
+        assert_int_equal(count_requests(w), 3);
+        /* Another user has a count of their own; break-glass is neither counted nor limited. */
+        id = file(w, &erin, "sudo", 0);
+        for (int i = 0; i < 4; i++)
+                assert_int_equal(grant_break_glass(&w->g, &bob, &ask, &id, &e), 0);
+        /* An hour after the first filing, one is free again. */
+        step(3600 * USEC_PER_SEC - 3 * 60 * USEC_PER_SEC);
+        assert_int_equal(grant_file(&w->g, &alice, &ask, &id, &e), -EPERM);
+        step(USEC_PER_SEC);
+        assert_int_equal(grant_file(&w->g, &alice, &ask, &id, &e), 0);
+        assert_int_equal(grant_file(&w->g, &alice, &ask, &id, &e), -EPERM);
+}
+
+static void test_disk_reserve_refuses_filing_not_ending(void **state) {
+        World *w = *state;
+        GrantError e;
+        GrantAsk ask = { .service = "sudo", .reason = "more" };
+        int64_t granted = file(w, &alice, "sudo", 0), waiting = file(w, &alice, "sshd", 0), id;
+        assert_int_equal(grant_approve(&w->g, &bob, granted, NULL, &e), 0);
+
+        /* The default reserve is 64M. */
+        w->space_available = 1 << 20;
+        assert_int_equal(grant_file(&w->g, &alice, &ask, &id, &e), -EPERM);
+        assert_int_equal(e.code, JIT_ERROR_REFUSED);
+        assert_string_equal(e.message,
+                            "disk nearly full: new requests are refused until space is freed; "
+                            "ending grants still works (1.0M free, settings.disk_reserve keeps "
+                            "64.0M)");
+        assert_int_equal(count_requests(w), 2);
+        /* What is under way goes on: an approval, a revoke, a deny; and break-glass. */
+        assert_int_equal(grant_approve(&w->g, &bob, waiting, NULL, &e), 0);
+        assert_int_equal(grant_end(&w->g, &bob, granted, EVENT_REVOKE, "disk", &e), 0);
+        assert_int_equal(grant_break_glass(&w->g, &bob, &ask, &id, &e), 0);
+
+        /* A share of the file system: 5% of 100G is 5G. */
+        w->policy->disk_reserve_percent = 5;
+        w->space_available = 4ULL << 30;
+        assert_int_equal(grant_file(&w->g, &alice, &ask, &id, &e), -EPERM);
+        assert_non_null(strstr(e.message, "(4.0G free, settings.disk_reserve keeps 5.0G)"));
+        w->space_available = 6ULL << 30;
+        assert_int_equal(grant_file(&w->g, &alice, &ask, &id, &e), 0);
+        /* No reserve at all. */
+        w->policy->disk_reserve_percent = 0;
+        w->policy->disk_reserve = 0;
+        w->space_available = 0;
+        assert_int_equal(grant_file(&w->g, &alice, &ask, &id, &e), 0);
+}
+
+static void test_revoke_held_while_the_disk_is_full(void **state) {
+        World *w = *state;
+        GrantError e;
+        int64_t id = file(w, &alice, "sudo", 0);
+        assert_int_equal(grant_approve(&w->g, &bob, id, NULL, &e), 0);
+        (void) drain(w, JIT_EVENT_GRANTED, NULL);
+        uint64_t ended_at = clock_real;
+
+        fault_errno = ENOSPC;
+        assert_int_equal(grant_end(&w->g, &bob, id, EVENT_REVOKE, "leaving", &e), -ENOSPC);
+        assert_true(e.held);
+        assert_int_equal(e.code, JIT_ERROR_INTERNAL);
+        assert_string_equal(e.message,
+                            "request 1 is revoked and its access ended now, but the change is "
+                            "not saved yet: the disk is full (the broker retries every 5 s)");
+        /* Enforced: held, and the grant's sessions are acted on at once. */
+        assert_true(grants_ended_in_memory(&w->g, id));
+        assert_int_equal(grants_held_find(&w->g, id)->state, REQUEST_REVOKED);
+        bool ends = false;
+        assert_int_equal(drain(w, JIT_EVENT_REVOKED, &ends), 1);
+        assert_true(ends);
+        /* Not saved: the row still says active, and no record was written. */
+        assert_int_equal(state_of(w, id), REQUEST_ACTIVE);
+        assert_int_equal(audit_count(w->db, id, "revoked"), 0);
+        /* It is ended all the same for every change of the core. */
+        assert_int_equal(grant_end(&w->g, &root, id, EVENT_REVOKE, NULL, &e), -EBUSY);
+        assert_string_equal(e.message,
+                            "request 1 is revoked (not saved yet) and cannot be revoked");
+        assert_false(e.held);
+
+        /* Still full: nothing written, tried again later. */
+        step(5 * USEC_PER_SEC);
+        assert_int_equal(grants_retry_held(&w->g), 1);
+        assert_int_equal(grants_held_find(&w->g, id)->attempts, 2);
+        assert_int_equal(state_of(w, id), REQUEST_ACTIVE);
+
+        /* Space again: written once, with its own time and actor. */
+        fault_errno = 0;
+        step(5 * USEC_PER_SEC);
+        assert_int_equal(grants_retry_held(&w->g), 0);
+        assert_false(grants_ended_in_memory(&w->g, id));
+        Request *r = NULL;
+        assert_int_equal(db_get_request(w->db, id, &r), 0);
+        assert_int_equal(r->state, REQUEST_REVOKED);
+        assert_int_equal(r->ended_at, ended_at);
+        assert_string_equal(r->ended_by, "bob");
+        assert_string_equal(r->end_reason, "leaving");
+        request_free(r);
+        assert_int_equal(audit_count(w->db, id, "revoked"), 1);
+        char *details = audit_details(w->db, id, "revoked");
+        assert_non_null(strstr(details, "\"held\":{\"ended_at\":\"2026-01-01T00:00:00Z\""));
+        assert_non_null(strstr(details, "\"attempts\":2,\"error\":\"the disk is full\""));
+        free(details);
+        ends = true;
+        assert_int_equal(drain(w, JIT_EVENT_REVOKED, &ends), 1);
+        assert_false(ends); /* the sessions were ended when it was held */
+        assert_int_equal(grants_retry_held(&w->g), 0);
+        assert_int_equal(audit_count(w->db, id, "revoked"), 1);
+}
+
+static void test_filing_and_approval_fail_cleanly_when_full(void **state) {
+        World *w = *state;
+        GrantError e;
+        GrantAsk ask = { .service = "sudo", .reason = "full" };
+        int64_t id = file(w, &alice, "sudo", 0), other;
+
+        fault_errno = ENOSPC;
+        assert_int_equal(grant_file(&w->g, &alice, &ask, &other, &e), -ENOSPC);
+        assert_int_equal(e.code, JIT_ERROR_INTERNAL);
+        assert_false(e.held);
+        assert_string_equal(e.message, "the broker failed while saving the request: the disk is "
+                                       "full; nothing was changed");
+        assert_int_equal(grant_approve(&w->g, &bob, id, NULL, &e), -ENOSPC);
+        assert_string_equal(e.message, "the broker failed while saving the approval: the disk "
+                                       "is full; nothing was changed");
+        assert_int_equal(drain(w, JIT_EVENT_GRANTED, NULL), 0);
+        fault_errno = 0;
+        assert_int_equal(count_requests(w), 1);
+        assert_int_equal(state_of(w, id), REQUEST_PENDING);
+        assert_false(has_grant(w, &alice, "sudo"));
+        assert_int_equal(audit_count(w->db, id, "approval"), 0);
+
+        /* A file system gone read-only says so. */
+        fault_errno = EROFS;
+        assert_int_equal(grant_approve(&w->g, &bob, id, NULL, &e), -EROFS);
+        assert_string_equal(e.message, "the broker failed while saving the approval: the "
+                                       "database is read-only; nothing was changed");
+        fault_errno = 0;
+        assert_int_equal(state_of(w, id), REQUEST_PENDING);
+}
+
+static void test_deny_held_when_read_only(void **state) {
+        World *w = *state;
+        GrantError e;
+        int64_t id = file(w, &alice, "sudo", 0);
+
+        /* sqlite's own read-only state: not even the transaction starts. */
+        assert_int_equal(sqlite3_exec(db_sqlite(w->db), "PRAGMA query_only = 1", NULL, NULL, NULL),
+                         SQLITE_OK);
+        assert_int_equal(grant_end(&w->g, &bob, id, EVENT_DENY, "no", &e), -EROFS);
+        assert_true(e.held);
+        assert_string_equal(e.message, "request 1 is denied now, but the change is not saved "
+                                       "yet: the database is read-only (the broker retries "
+                                       "every 5 s)");
+        /* Nothing else is written meanwhile, and says why. */
+        assert_int_equal(grant_approve(&w->g, &carol, id, NULL, &e), -EROFS);
+        assert_string_equal(e.message, "the broker failed while starting a transaction: the "
+                                       "database is read-only; nothing was changed");
+        assert_int_equal(grant_end(&w->g, &alice, id, EVENT_CANCEL, NULL, &e), -EBUSY);
+        assert_string_equal(e.message,
+                            "request 1 is denied (not saved yet) and cannot be cancelled");
+        step(2 * 3600 * USEC_PER_SEC);
+        (void) grant_end_due(&w->g);
+        assert_int_equal(state_of(w, id), REQUEST_PENDING);
+
+        /* Writable again, before the retry came: denied for every decision all the same. */
+        assert_int_equal(sqlite3_exec(db_sqlite(w->db), "PRAGMA query_only = 0", NULL, NULL, NULL),
+                         SQLITE_OK);
+        assert_int_equal(grant_approve(&w->g, &carol, id, NULL, &e), -EBUSY);
+        assert_string_equal(e.message,
+                            "request 1 is denied; only pending requests can be approved");
+        assert_int_equal(state_of(w, id), REQUEST_PENDING);
+        assert_int_equal(grant_end_due(&w->g), 0);
+        assert_int_equal(state_of(w, id), REQUEST_PENDING);
+        assert_int_equal(grants_retry_held(&w->g), 0);
+        assert_int_equal(state_of(w, id), REQUEST_DENIED);
+        assert_int_equal(audit_count(w->db, id, "denied"), 1);
+        assert_int_equal(audit_count(w->db, id, "timed-out"), 0);
+        assert_int_equal(grant_end_due(&w->g), 0);
+        assert_int_equal(audit_count(w->db, id, "timed-out"), 0);
+}
+
+static void test_revoke_held_when_locked(void **state) {
+        World *w = *state;
+        GrantError e;
+        GrantAsk ask = { .service = "sudo", .reason = "locked" };
+        int64_t id = file(w, &alice, "sudo", 0), other;
+        assert_int_equal(grant_approve(&w->g, &bob, id, NULL, &e), 0);
+
+        /* Another process holds the write lock past the busy timeout. */
+        sqlite3 *holder = NULL;
+        assert_int_equal(sqlite3_open(w->path, &holder), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(holder, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+        assert_int_equal(grant_end(&w->g, &alice, id, EVENT_REVOKE, NULL, &e), -EBUSY);
+        assert_true(e.held);
+        assert_string_equal(e.message,
+                            "request 1 is revoked and its access ended now, but the change is "
+                            "not saved yet: the database is locked by another process (the "
+                            "broker retries every 5 s)");
+        assert_true(grants_ended_in_memory(&w->g, id));
+        assert_int_equal(grant_file(&w->g, &alice, &ask, &other, &e), -EBUSY);
+        assert_int_equal(e.code, JIT_ERROR_INTERNAL);
+        assert_string_equal(e.message, "the broker failed while starting a transaction: the "
+                                       "database is locked by another process; nothing was "
+                                       "changed");
+        assert_int_equal(grants_retry_held(&w->g), 1);
+
+        assert_int_equal(sqlite3_exec(holder, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(holder);
+        assert_int_equal(grants_retry_held(&w->g), 0);
+        assert_int_equal(state_of(w, id), REQUEST_REVOKED);
+        assert_int_equal(audit_count(w->db, id, "revoked"), 1);
+}
+
+static void test_expiry_and_withdrawal_held(void **state) {
+        World *w = *state;
+        GrantError e;
+        int64_t expiring = file(w, &alice, "sudo", 600), withdrawn = file(w, &alice, "sudo", 7200);
+        assert_int_equal(grant_approve(&w->g, &bob, expiring, NULL, &e), 0);
+        assert_int_equal(grant_approve(&w->g, &bob, withdrawn, NULL, &e), 0);
+        (void) drain(w, JIT_EVENT_GRANTED, NULL);
+
+        fault_errno = ENOSPC;
+        step(601 * USEC_PER_SEC);
+        assert_int_equal(grant_end_due(&w->g), 0); /* held is not a failure */
+        assert_true(grants_ended_in_memory(&w->g, expiring));
+        bool ends = false;
+        assert_int_equal(drain(w, JIT_EVENT_EXPIRED, &ends), 1);
+        assert_true(ends);
+        /* The timer finds it due again: it is held already, nothing more happens. */
+        assert_int_equal(grant_end_due(&w->g), 0);
+        assert_int_equal(drain(w, JIT_EVENT_EXPIRED, NULL), 0);
+
+        /* A reload that no longer allows the other grant: withdrawn, held as well. */
+        static const char tighter[] =
+                "rules = ( { name = \"one\"; services = [\"sudo\"]; requesters = [\"%dev\"];\n"
+                "    approvers = [\"%lead\"]; max_duration = \"1h\"; } );\n";
+        Policy *p = NULL;
+        char *error = NULL;
+        assert_int_equal(policy_parse(tighter, strlen(tighter), "policy.conf", &p, &error), 0);
+        w->g.policy = p;
+        grant_withdraw_disallowed(&w->g);
+        assert_true(grants_ended_in_memory(&w->g, withdrawn));
+        assert_int_equal(drain(w, JIT_EVENT_WITHDRAWN, &ends), 1);
+        assert_true(ends);
+        /* Again: held already, not withdrawn twice. */
+        grant_withdraw_disallowed(&w->g);
+        assert_int_equal(drain(w, JIT_EVENT_WITHDRAWN, NULL), 0);
+
+        fault_errno = 0;
+        assert_int_equal(grants_retry_held(&w->g), 0);
+        assert_int_equal(state_of(w, expiring), REQUEST_EXPIRED);
+        assert_int_equal(state_of(w, withdrawn), REQUEST_REVOKED);
+        assert_int_equal(audit_count(w->db, expiring, "expired"), 1);
+        assert_int_equal(audit_count(w->db, withdrawn, "withdrawn-by-policy"), 1);
+        assert_int_equal(grant_end_due(&w->g), 0);
+        assert_int_equal(audit_count(w->db, expiring, "expired"), 1);
+        w->g.policy = w->policy;
+        policy_free(p);
+}
+
+static void test_refusals_logged_at_a_bounded_rate(void **state) {
+        World *w = *state;
+        GrantError e;
+        int64_t id = file(w, &alice, "sudo", 0);
+        (void) drain(w, JIT_EVENT_REQUESTED, NULL);
+
+        for (int i = 0; i < 50; i++)
+                assert_int_equal(grant_approve(&w->g, &alice, id, NULL, &e), -EPERM);
+        /* The reply is the same every time; the journal gets the first LOG_LIMIT_BURST. */
+        assert_string_equal(e.message, "alice cannot approve their own request 1");
+        assert_int_equal(drain(w, JIT_EVENT_REFUSED, NULL), LOG_LIMIT_BURST);
+        /* Someone else is not held back by alice. */
+        assert_int_equal(grant_approve(&w->g, &root, id, NULL, &e), -EPERM);
+        assert_int_equal(drain(w, JIT_EVENT_REFUSED, NULL), 1);
+
+        /* The window ends: one summary of what was held back. */
+        uint64_t next = effects_flush_suppressed(&w->effects, clock_boot);
+        assert_int_equal(next, clock_boot + LOG_LIMIT_INTERVAL_USEC);
+        step(LOG_LIMIT_INTERVAL_USEC);
+        assert_int_equal(effects_flush_suppressed(&w->effects, clock_boot), 0);
+        size_t n;
+        Effect *due = effects_take_due(&w->effects, &n);
+        assert_int_equal(n, 1);
+        assert_int_equal(due[0].event, JIT_EVENT_REFUSED);
+        assert_string_equal(due[0].message, "suppressed 40 refusals of uid 1001");
+        assert_string_equal(due[0].fields[0], "JIT_SUPPRESSED=40");
+        assert_string_equal(due[0].fields[1], "JIT_UID=1001");
+        assert_null(due[0].fields[2]);
+        effects_free(due, n);
+        /* A new window logs again. */
+        assert_int_equal(grant_approve(&w->g, &alice, id, NULL, &e), -EPERM);
+        assert_int_equal(drain(w, JIT_EVENT_REFUSED, NULL), 1);
+}
+
 static void test_effect_queue(void **state) {
         EffectQueue q = {};
         Request r = { .id = 7, .requester = (char *) "alice", .service = (char *) "sudo" };
@@ -608,6 +1098,18 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_one_shot_consumed_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rollback_drops_effects, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_concurrent_approvals, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_filing_rate_counts_cancelled, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_disk_reserve_refuses_filing_not_ending, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_revoke_held_while_the_disk_is_full, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_filing_and_approval_fail_cleanly_when_full,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_deny_held_when_read_only, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_revoke_held_when_locked, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_expiry_and_withdrawal_held, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_refusals_logged_at_a_bounded_rate, setup,
+                                                teardown),
                 cmocka_unit_test(test_effect_queue),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

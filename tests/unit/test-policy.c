@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "cleanup.h"
 #include "fake-identity-resolver.h"
 #include "names.h"
 #include "policy.h"
@@ -114,6 +115,10 @@ static void test_minimal_policy_defaults(void **state) {
         assert_int_equal(p->max_duration, 8 * 3600);
         assert_int_equal(p->pending_ttl, 3600);
         assert_int_equal(p->max_pending_per_user, 5);
+        assert_int_equal(p->max_filings_per_hour, 30);
+        assert_int_equal(p->disk_reserve, 64 << 20);
+        assert_int_equal(p->disk_reserve_percent, 0);
+        assert_int_equal(p->request_retention, 90 * 86400);
         assert_int_equal(p->on_expiry, ON_EXPIRY_TERMINATE);
         assert_null(p->profile.owner);
         assert_null(p->profile.environment);
@@ -264,6 +269,87 @@ static void test_audit_settings(void **state) {
                             ":1: settings.audit_group: \"no such group!\" is not a group name");
 }
 
+/* What keeps the database bounded: filings per hour, the free-space reserve, how long
+ * ended requests stay live. */
+static void test_bounds_settings(void **state) {
+        Policy *p = parse_ok("settings = { max_filings_per_hour = 1; disk_reserve = \"512K\";\n"
+                             "  request_retention = \"30d\"; };\nrules = ();");
+        assert_int_equal(p->max_filings_per_hour, 1);
+        assert_int_equal(p->disk_reserve, 512 * 1024);
+        assert_int_equal(p->disk_reserve_percent, 0);
+        assert_int_equal(p->request_retention, 30 * 86400);
+        policy_free(p);
+
+        p = parse_ok("settings = { max_filings_per_hour = 10000; disk_reserve = \"5%\";\n"
+                     "  request_retention = \"forever\"; };\nrules = ();");
+        assert_int_equal(p->max_filings_per_hour, 10000);
+        assert_int_equal(p->disk_reserve, 0);
+        assert_int_equal(p->disk_reserve_percent, 5);
+        assert_int_equal(p->request_retention, 0);
+        policy_free(p);
+
+        static const struct {
+                const char *value;
+                uint64_t bytes;
+        } sizes[] = { { "0", 0 },
+                      { "64M", 64ULL << 20 },
+                      { "1G", 1ULL << 30 },
+                      { "2T", 2ULL << 40 },
+                      { "16T", 16ULL << 40 } };
+        for (size_t i = 0; i < ELEMENTSOF(sizes); i++) {
+                char text[128];
+                snprintf(text, sizeof(text), "settings = { disk_reserve = \"%s\"; };\nrules = ();",
+                         sizes[i].value);
+                p = parse_ok(text);
+                assert_int_equal(p->disk_reserve, sizes[i].bytes);
+                assert_int_equal(p->disk_reserve_percent, 0);
+                policy_free(p);
+        }
+
+        assert_policy_error("settings = {\n  max_filings_per_hour = 0; };\nrules = ();",
+                            NAME ":2: settings.max_filings_per_hour: 0 is out of range (expected "
+                                 "1..10000)");
+        assert_policy_error("settings = { max_filings_per_hour = 10001; };\nrules = ();",
+                            NAME ":1: settings.max_filings_per_hour: 10001 is out of range "
+                                 "(expected 1..10000)");
+        assert_policy_error("settings = { max_filings_per_hour = \"30\"; };\nrules = ();",
+                            NAME ":1: settings.max_filings_per_hour: expected an integer");
+
+        static const char *const bad_sizes[] = { "64MB", "64m",  "64", "M", "-1M",
+                                                 "1.5G", " 64M", "0M", "" };
+        for (size_t i = 0; i < ELEMENTSOF(bad_sizes); i++) {
+                char text[128], want[512];
+                snprintf(text, sizeof(text),
+                         "settings = {\n  disk_reserve = \"%s\"; };\nrules = ();", bad_sizes[i]);
+                snprintf(want, sizeof(want),
+                         NAME ":2: settings.disk_reserve: \"%s\" is not a size (expected \"0\", a "
+                              "whole number with K, M, G or T, e.g. \"64M\", or a percentage "
+                              "such as \"5%%\")",
+                         bad_sizes[i]);
+                assert_policy_error(text, want);
+        }
+        assert_policy_error("settings = { disk_reserve = \"51%\"; };\nrules = ();",
+                            NAME ":1: settings.disk_reserve: \"51%\" is more than 50% of the "
+                                 "file system");
+        assert_policy_error("settings = { disk_reserve = \"17T\"; };\nrules = ();",
+                            NAME ":1: settings.disk_reserve: \"17T\" is larger than the maximum "
+                                 "of 16T");
+        assert_policy_error("settings = { disk_reserve = 64; };\nrules = ();",
+                            NAME ":1: settings.disk_reserve: expected a size string such as "
+                                 "\"64M\", \"1G\" or \"5%\"");
+
+        static const char *const bad_retention[] = { "\"never\"", "\"0s\"", "\"367d\"", "90" };
+        for (size_t i = 0; i < ELEMENTSOF(bad_retention); i++) {
+                char text[128];
+                snprintf(text, sizeof(text),
+                         "settings = {\n\n  request_retention = %s; };\nrules = ();",
+                         bad_retention[i]);
+                assert_policy_error(text, NAME ":3: settings.request_retention: expected a "
+                                               "duration such as \"30d\" or \"90d\" (at most "
+                                               "366d), or \"forever\"");
+        }
+}
+
 static void test_settings_errors(void **state) {
         assert_policy_error("settings = 5;\nrules = ();",
                             NAME ":1: settings: expected a group { ... }");
@@ -273,7 +359,8 @@ static void test_settings_errors(void **state) {
                 "settings = {\n  max_durration = \"1h\";\n};\nrules = ();", NAME
                 ":2: settings: unknown key 'max_durration' (expected one of: default_duration, "
                 "max_duration, pending_ttl, max_pending_per_user, on_expiry, audit_retention, "
-                "audit_group, expiry_warning)");
+                "audit_group, expiry_warning, max_filings_per_hour, disk_reserve, "
+                "request_retention)");
 
         assert_policy_error(
                 "settings = {\n  default_duration = \"1x\";\n};\nrules = ();", NAME
@@ -1107,6 +1194,7 @@ int main(void) {
                 cmocka_unit_test(test_settings_values),
                 cmocka_unit_test(test_settings_errors),
                 cmocka_unit_test(test_audit_settings),
+                cmocka_unit_test(test_bounds_settings),
                 cmocka_unit_test(test_profile),
                 cmocka_unit_test(test_syntax_errors),
                 cmocka_unit_test(test_top_level_errors),

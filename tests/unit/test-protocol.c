@@ -15,8 +15,10 @@
 
 #include <cmocka.h>
 
+#include "cleanup.h"
 #include "json-strict.h"
 #include "protocol.h"
+#include "text-escape.h"
 #include "timeutil.h"
 
 /* ---------------------------------------------------------------------------------------
@@ -1090,6 +1092,361 @@ static void test_text_safe_refuses_bad_utf8(void **state) {
 }
 
 /* ---------------------------------------------------------------------------------------
+ * Text a person reads: invisible, reordering and stacking characters (text-escape.h) */
+
+/* The UTF-8 form of cp (cp is a valid scalar value). */
+static size_t utf8_encode(uint32_t cp, char out[4]) {
+        if (cp < 0x80) {
+                out[0] = (char) cp;
+                return 1;
+        }
+        if (cp < 0x800) {
+                out[0] = (char) (0xc0 | (cp >> 6));
+                out[1] = (char) (0x80 | (cp & 0x3f));
+                return 2;
+        }
+        if (cp < 0x10000) {
+                out[0] = (char) (0xe0 | (cp >> 12));
+                out[1] = (char) (0x80 | ((cp >> 6) & 0x3f));
+                out[2] = (char) (0x80 | (cp & 0x3f));
+                return 3;
+        }
+        out[0] = (char) (0xf0 | (cp >> 18));
+        out[1] = (char) (0x80 | ((cp >> 12) & 0x3f));
+        out[2] = (char) (0x80 | ((cp >> 6) & 0x3f));
+        out[3] = (char) (0x80 | (cp & 0x3f));
+        return 4;
+}
+
+/* "ok " + cp + " text": what jit_text_check() says, and the code point it names. */
+static JitTextProblem check_cp(uint32_t cp, uint32_t *ret_cp) {
+        char s[16] = "ok ";
+        size_t n = 3 + utf8_encode(cp, s + 3);
+        memcpy(s + n, " text", 5);
+        *ret_cp = 0xdeadbeef;
+        return jit_text_check(s, n + 5, ret_cp);
+}
+
+/* Every class the issue names, by a code point of each range and its ends. */
+static const uint32_t invisible_samples[] = {
+        0x00ad,                                      /* soft hyphen */
+        0x034f,                                      /* combining grapheme joiner */
+        0x061c,  0x200e,  0x200f,                    /* ALM, LRM, RLM */
+        0x202a,  0x202b,  0x202c,  0x202d,  0x202e,  /* embeddings, overrides */
+        0x2066,  0x2067,  0x2068,  0x2069,           /* isolates */
+        0x200b,  0x200c,  0x200d,                    /* ZWSP, ZWNJ, ZWJ */
+        0x2060,  0x2061,  0x2062,  0x2063,  0x2064,  /* word joiner, invisible operators */
+        0x2065,  0x206a,  0x206f,                    /* reserved, deprecated format */
+        0xfeff,                                      /* BOM */
+        0x2028,  0x2029,                             /* line and paragraph separators */
+        0x115f,  0x1160,  0x3164,  0xffa0,           /* Hangul fillers */
+        0x17b4,  0x17b5,                             /* Khmer inherent vowels */
+        0x180b,  0x180c,  0x180d,  0x180e,  0x180f,  /* Mongolian FVS, MVS */
+        0xfe00,  0xfe0e,  0xfe0f,                    /* variation selectors 1-16 */
+        0xe0100, 0xe01ef,                            /* variation selectors 17-256 */
+        0xe0000, 0xe0001, 0xe0020, 0xe0041, 0xe007f, /* tags */
+        0xe0080, 0xe0fff,                            /* reserved ignorables */
+        0xfff0,  0xfff9,  0xfffa,  0xfffb,           /* interlinear annotation */
+        0x1bca0, 0x1bca3,                            /* shorthand format controls */
+        0x1d173, 0x1d17a,                            /* musical format controls */
+        0x0600,  0x0605,  0x06dd,  0x070f,  0x0890,  0x0891, 0x08e2, /* other Cf */
+        0x110bd, 0x110cd, 0x13430, 0x1343f,
+};
+
+/* Their neighbours and look-alikes a person can see. */
+static const uint32_t visible_samples[] = {
+        0x00ac,  0x00ae,  0x034e,  0x0350,  0x0606,   0x061b,  0x061d,  0x06de,  0x08e3,
+        0x115e,  0x1161,  0x17b3,  0x17b6,  0x180a,   0x1810,  0x200a,  0x2010,  0x2027,
+        0x202f,  0x205f,  0x2070,  0x3163,  0x3165,   0xfdff,  0xfe10,  0xfefe,  0xff9f,
+        0xffa1,  0xffef,  0xfffc,  0xfffd,  0x110be,  0x1342f, 0x13440, 0x1bc9f, 0x1bca4,
+        0x1d172, 0x1d17b, 0xdffff, 0xe1000, 0x10ffff, 0x00a0,  0x3000,  0x1f600,
+};
+
+static void test_text_refuses_invisible(void **state) {
+        uint32_t cp;
+
+        for (size_t i = 0; i < ELEMENTSOF(invisible_samples); i++) {
+                JitTextProblem p = check_cp(invisible_samples[i], &cp);
+                if (p != JIT_TEXT_INVISIBLE || cp != invisible_samples[i])
+                        fail_msg("U+%04X: problem %d at U+%04X, expected invisible",
+                                 invisible_samples[i], p, cp);
+                assert_true(jit_codepoint_is_invisible(invisible_samples[i]));
+        }
+        for (size_t i = 0; i < ELEMENTSOF(visible_samples); i++) {
+                JitTextProblem p = check_cp(visible_samples[i], &cp);
+                if (p != JIT_TEXT_OK)
+                        fail_msg("U+%04X refused (problem %d)", visible_samples[i], p);
+                assert_false(jit_codepoint_is_invisible(visible_samples[i]));
+        }
+        /* Controls keep their own problem, and come first. */
+        assert_int_equal(check_cp(0x1b, &cp), JIT_TEXT_CONTROL);
+        assert_int_equal(cp, 0x1b);
+        assert_int_equal(check_cp(0x85, &cp), JIT_TEXT_CONTROL);
+        assert_int_equal(jit_text_check("a\0b", 3, &cp), JIT_TEXT_CONTROL);
+        assert_int_equal(cp, 0);
+        assert_int_equal(jit_text_check("a\xff", 2, &cp), JIT_TEXT_NOT_UTF8);
+        assert_int_equal(cp, 0xff);
+        /* The first problem is the one named. */
+        assert_int_equal(jit_text_check("x\xe2\x80\xae y\x1b", 7, &cp), JIT_TEXT_INVISIBLE);
+        assert_int_equal(cp, 0x202e);
+        assert_int_equal(jit_text_check("ok", 2, NULL), JIT_TEXT_OK);
+        assert_int_equal(jit_text_check("\xe2\x80\x8b", 3, NULL), JIT_TEXT_INVISIBLE);
+        /* A name with one of them is no name a person can check (PAM_USER, NSS names). */
+        assert_false(SAFE("jit-\xc2\xad"
+                          "alice"));
+        assert_false(SAFE("jit-alice\xe2\x80\x8b"));
+        assert_false(SAFE("root\xf3\xa0\x81\x81"));
+        assert_true(SAFE("jit-alice"));
+}
+
+/* e followed by n copies of the mark cp. */
+static size_t stack_marks(char *s, size_t size, uint32_t cp, unsigned n) {
+        size_t len = 0;
+        s[len++] = 'e';
+        for (unsigned i = 0; i < n; i++) {
+                assert_true(len + 4 < size);
+                len += utf8_encode(cp, s + len);
+        }
+        return len;
+}
+
+static void test_text_combining_runs(void **state) {
+        /* The main blocks, and marks outside them (Hebrew, Thai, Me, musical symbols). */
+        static const uint32_t marks[] = { 0x0300, 0x036f, 0x1ab0,  0x1ace, 0x1dc0, 0x1dff,
+                                          0x20d0, 0x20dd, 0x20f0,  0xfe20, 0xfe2f, 0x0591,
+                                          0x0e31, 0x0489, 0x1d167, 0x101fd };
+        char s[64];
+        uint32_t cp;
+
+        assert_int_equal(JIT_COMBINING_RUN_MAX, 4);
+        for (size_t i = 0; i < ELEMENTSOF(marks); i++) {
+                assert_true(jit_codepoint_is_combining(marks[i]));
+                size_t len = stack_marks(s, sizeof(s), marks[i], 4);
+                if (jit_text_check(s, len, &cp) != JIT_TEXT_OK)
+                        fail_msg("4 x U+%04X refused", marks[i]);
+                len = stack_marks(s, sizeof(s), marks[i], 5);
+                if (jit_text_check(s, len, &cp) != JIT_TEXT_COMBINING || cp != marks[i])
+                        fail_msg("5 x U+%04X accepted", marks[i]);
+        }
+        assert_false(jit_codepoint_is_combining('e'));
+        assert_false(jit_codepoint_is_combining(0x02ff));
+        assert_false(jit_codepoint_is_combining(0x0370));
+        assert_false(jit_codepoint_is_combining(0x0903)); /* Mc: spacing, not stacked */
+
+        /* A base character ends a run; different marks count together. */
+        assert_true(SAFE("e\xcc\x81\xcc\x81\xcc\x81\xcc\x81"
+                         "a\xcc\x81\xcc\x81\xcc\x81\xcc\x81"));
+        assert_int_equal(
+                jit_text_check("e\xcc\x81\xcc\x80\xe1\xaa\xb0\xe2\x83\x90\xef\xb8\xa0", 15, &cp),
+                JIT_TEXT_COMBINING);
+        assert_int_equal(cp, 0xfe20);
+        /* A mark with no base at all is still text; five are not. */
+        assert_true(SAFE("\xcc\x81"));
+        assert_false(SAFE("\xcc\x81\xcc\x81\xcc\x81\xcc\x81\xcc\x81"));
+        /* Hundreds on one letter ("Zalgo") are refused at the fifth. */
+        char zalgo[1 + 300 * 2 + 8];
+        size_t len = stack_marks(zalgo, sizeof(zalgo), 0x0334, 300);
+        assert_int_equal(jit_text_check(zalgo, len, &cp), JIT_TEXT_COMBINING);
+}
+
+static void test_text_problem_message(void **state) {
+        char buf[160];
+
+        jit_text_problem_message("reason", JIT_TEXT_INVISIBLE, 0x202e, buf, sizeof(buf));
+        assert_string_equal(
+                buf, "reason contains an invisible or reordering character (U+202E); remove it");
+        jit_text_problem_message("ticket", JIT_TEXT_INVISIBLE, 0xe0041, buf, sizeof(buf));
+        assert_string_equal(
+                buf, "ticket contains an invisible or reordering character (U+E0041); remove it");
+        jit_text_problem_message("reason", JIT_TEXT_INVISIBLE, 0xad, buf, sizeof(buf));
+        assert_string_equal(
+                buf, "reason contains an invisible or reordering character (U+00AD); remove it");
+        jit_text_problem_message("comment", JIT_TEXT_CONTROL, 0x1b, buf, sizeof(buf));
+        assert_string_equal(
+                buf,
+                "comment contains a control character (U+001B); remove it (no newlines or tabs)");
+        jit_text_problem_message("reason", JIT_TEXT_COMBINING, 0x301, buf, sizeof(buf));
+        assert_string_equal(
+                buf, "reason has more than 4 combining marks in a row (U+0301); remove some");
+        jit_text_problem_message("user", JIT_TEXT_NOT_UTF8, 0xff, buf, sizeof(buf));
+        assert_string_equal(buf, "user is not valid UTF-8 (byte 0xFF)");
+        /* Cut, never overrun. */
+        char small[8];
+        jit_text_problem_message("reason", JIT_TEXT_INVISIBLE, 0x202e, small, sizeof(small));
+        assert_string_equal(small, "reason ");
+}
+
+static void test_get_string_invisible(void **state) {
+        json_object *o = parse_ok(
+                "{\"version\":1,\"reason\":\"update \\u202etxt.exe\",\"ticket\":\"OPS-1\\udb40\\udc41\","
+                "\"comment\":\"ok\\u00ad\",\"user\":\"jit-\\u200balice\",\"zalgo\":"
+                "\"e\\u0301\\u0301\\u0301\\u0301\\u0301\",\"four\":\"e\\u0301\\u0301\\u0301\\u0301\","
+                "\"nul\":\"a\\u0000b\",\"n\":1}");
+        static const struct {
+                const char *key, *why;
+        } cases[] = {
+                { "reason",
+                  "reason contains an invisible or reordering character (U+202E); remove it" },
+                { "ticket",
+                  "ticket contains an invisible or reordering character (U+E0041); remove it" },
+                { "comment",
+                  "comment contains an invisible or reordering character (U+00AD); remove it" },
+                { "user",
+                  "user contains an invisible or reordering character (U+200B); remove it" },
+                { "zalgo", "zalgo has more than 4 combining marks in a row (U+0301); remove some" },
+                { "nul",
+                  "nul contains a control character (U+0000); remove it (no newlines or tabs)" },
+        };
+        const char *s;
+        char buf[160];
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                s = "sentinel";
+                assert_int_equal(jit_message_get_string(o, cases[i].key, 1024, true, &s), -EBADMSG);
+                assert_null(s);
+                jit_message_string_problem(o, cases[i].key, buf, sizeof(buf));
+                assert_string_equal(buf, cases[i].why);
+        }
+        assert_int_equal(jit_message_get_string(o, "four", 1024, true, &s), 0);
+        assert_string_equal(s, "e\xcc\x81\xcc\x81\xcc\x81\xcc\x81");
+        jit_message_string_problem(o, "n", buf, sizeof(buf));
+        assert_string_equal(buf, "n is missing or of the wrong type");
+        jit_message_string_problem(o, "absent", buf, sizeof(buf));
+        assert_string_equal(buf, "absent is missing or of the wrong type");
+        json_object_put(o);
+}
+
+/* jit_text_escape(): what the broker writes as journald's MESSAGE, and jitctl on a
+ * terminal (test-text.c checks jitctl's side with widths and cuts). */
+static void assert_escapes(const char *in, size_t len, const char *expect) {
+        char *r = jit_text_escape(in, len);
+        assert_non_null(r);
+        if (!STREQ(r, expect))
+                fail_msg("jit_text_escape(\"%s\") = \"%s\", expected \"%s\"", in, r, expect);
+        /* What comes out is safe text itself. */
+        assert_true(jit_text_is_safe(r, strlen(r)));
+        free(r);
+}
+#define ESCAPES(lit, expect) assert_escapes(lit, sizeof(lit) - 1, expect)
+
+static void test_text_escape(void **state) {
+        ESCAPES("", "");
+        ESCAPES("plain text, caf\xc3\xa9 \xe6\x97\xa5\xf0\x9f\x98\x80",
+                "plain text, caf\xc3\xa9 \xe6\x97\xa5\xf0\x9f\x98\x80");
+        ESCAPES("a\x1b[31mb\x7f\n", "a\\x1b[31mb\\x7f\\x0a");
+        ESCAPES("a\0b", "a\\x00b");
+        ESCAPES("\xff\xc3", "\\xff\\xc3");
+        ESCAPES("\xc2\x85\xc2\x9b", "\\u0085\\u009b");
+        /* Trojan Source: the override and its pop shown, the order kept. */
+        ESCAPES("user \xe2\x80\xae"
+                "exe.txt\xe2\x80\xac",
+                "user \\u202eexe.txt\\u202c");
+        ESCAPES("\xe2\x81\xa6x\xe2\x81\xa9", "\\u2066x\\u2069");
+        ESCAPES("\xe2\x80\x8b\xe2\x80\x8c\xe2\x80\x8d\xef\xbb\xbf", "\\u200b\\u200c\\u200d\\ufeff");
+        ESCAPES("\xc2\xad\xcd\x8f\xe3\x85\xa4\xef\xbe\xa0", "\\u00ad\\u034f\\u3164\\uffa0");
+        ESCAPES("\xe2\x80\xa8\xe2\x80\xa9", "\\u2028\\u2029");
+        ESCAPES("ok\xef\xb8\x8f", "ok\\ufe0f");
+        ESCAPES("\xef\xbf\xb9\xef\xbf\xbb", "\\ufff9\\ufffb");
+        /* Tags hide text ("ok" + tag "A"): shown as the 8-digit escape. */
+        ESCAPES("ok\xf3\xa0\x81\x81", "ok\\U000e0041");
+        ESCAPES("\xf3\xa0\x84\x80", "\\U000e0100");
+        /* Four marks in a row are shown, the fifth and later escaped; a base resets. */
+        ESCAPES("e\xcc\x81\xcc\x81\xcc\x81\xcc\x81", "e\xcc\x81\xcc\x81\xcc\x81\xcc\x81");
+        ESCAPES("e\xcc\x81\xcc\x81\xcc\x81\xcc\x81\xcc\x81\xcc\x80",
+                "e\xcc\x81\xcc\x81\xcc\x81\xcc\x81\\u0301\\u0300");
+        ESCAPES("e\xcc\x81\xcc\x81\xcc\x81\xcc\x81"
+                "a\xcc\x81",
+                "e\xcc\x81\xcc\x81\xcc\x81\xcc\x81"
+                "a\xcc\x81");
+        /* Only len bytes are read. */
+        char *r = jit_text_escape("ab\x1b", 2);
+        assert_string_equal(r, "ab");
+        free(r);
+
+        /* Any bytes at all come out as safe text, within 4 bytes per byte. */
+        unsigned seed = 1;
+        for (int round = 0; round < 2000; round++) {
+                unsigned char in[32];
+                size_t len = (size_t) (rand_r(&seed) % sizeof(in));
+                for (size_t i = 0; i < len; i++)
+                        in[i] = (unsigned char) rand_r(&seed);
+                r = jit_text_escape((const char *) in, len);
+                assert_non_null(r);
+                assert_true(strlen(r) <= len * 4);
+                assert_true(jit_text_is_safe(r, strlen(r)));
+                free(r);
+        }
+}
+
+/* The tables against the Unicode data files they were made from, when they are installed
+ * (Debian: unicode-data). Skipped otherwise, or for another Unicode version. */
+static bool read_property_file(const char *path, const char *version, const char *const *names,
+                               uint8_t *set) {
+        FILE *f = fopen(path, "re");
+        char line[512];
+
+        if (!f)
+                return false;
+        if (!fgets(line, sizeof(line), f) || !strstr(line, version)) {
+                fclose(f);
+                return false;
+        }
+        while (fgets(line, sizeof(line), f)) {
+                unsigned first, last;
+                char name[64];
+                if (sscanf(line, "%x..%x ; %63[A-Za-z_]", &first, &last, name) == 3)
+                        ;
+                else if (sscanf(line, "%x ; %63[A-Za-z_]", &first, name) == 2)
+                        last = first;
+                else
+                        continue;
+                if (last > 0x10ffff || first > last)
+                        continue;
+                for (const char *const *n = names; *n; n++)
+                        if (STREQ(name, *n))
+                                memset(set + first, 1, last - first + 1);
+        }
+        fclose(f);
+        return true;
+}
+
+static void test_text_tables_match_unicode_data(void **state) {
+        static const char *const ignorable[] = { "Default_Ignorable_Code_Point", NULL };
+        static const char *const format[] = { "Cf", "Zl", "Zp", NULL };
+        static const char *const marks[] = { "Mn", "Me", NULL };
+        uint8_t *invisible = calloc(0x110000, 1), *combining = calloc(0x110000, 1);
+
+        assert_non_null(invisible);
+        assert_non_null(combining);
+        if (!read_property_file("/usr/share/unicode/DerivedCoreProperties.txt",
+                                "DerivedCoreProperties-15.0.0.txt", ignorable, invisible) ||
+            !read_property_file("/usr/share/unicode/extracted/DerivedGeneralCategory.txt",
+                                "DerivedGeneralCategory-15.0.0.txt", format, invisible) ||
+            !read_property_file("/usr/share/unicode/extracted/DerivedGeneralCategory.txt",
+                                "DerivedGeneralCategory-15.0.0.txt", marks, combining)) {
+                free(invisible);
+                free(combining);
+                skip();
+        }
+        size_t n_invisible = 0, n_combining = 0;
+        for (uint32_t cp = 0; cp <= 0x10ffff; cp++) {
+                if (jit_codepoint_is_invisible(cp) != (bool) invisible[cp])
+                        fail_msg("U+%04X: invisible is %d, the Unicode data says %d", cp,
+                                 jit_codepoint_is_invisible(cp), invisible[cp]);
+                if (jit_codepoint_is_combining(cp) != (bool) combining[cp])
+                        fail_msg("U+%04X: combining is %d, the Unicode data says %d", cp,
+                                 jit_codepoint_is_combining(cp), combining[cp]);
+                n_invisible += invisible[cp];
+                n_combining += combining[cp];
+        }
+        /* The files were read, not found empty. */
+        assert_true(n_invisible > 4000);
+        assert_true(n_combining > 1900);
+        free(invisible);
+        free(combining);
+}
+
+/* ---------------------------------------------------------------------------------------
  * Field accessors */
 
 static void test_get_string(void **state) {
@@ -1381,6 +1738,12 @@ int main(void) {
                 cmocka_unit_test(test_text_safe_accepts),
                 cmocka_unit_test(test_text_safe_refuses_controls),
                 cmocka_unit_test(test_text_safe_refuses_bad_utf8),
+                cmocka_unit_test(test_text_refuses_invisible),
+                cmocka_unit_test(test_text_combining_runs),
+                cmocka_unit_test(test_text_problem_message),
+                cmocka_unit_test(test_get_string_invisible),
+                cmocka_unit_test(test_text_escape),
+                cmocka_unit_test(test_text_tables_match_unicode_data),
                 cmocka_unit_test(test_get_string),
                 cmocka_unit_test(test_get_string_length),
                 cmocka_unit_test(test_get_string_unsafe),

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* jitctl/jitctl-text.[ch]: what jitctl puts on a terminal from broker text (docs/security.md,
  * rules 13 and 17). Proves, with exact expected bytes, that C0 controls, DEL and invalid UTF-8
- * come out as \xNN, C1 controls and bidi/invisible characters as \uNNNN, ordinary text
- * unchanged; that a width cut ends in an ellipsis within max_width and never splits an
- * escape or a character; that fputs_escaped writes what escape_text returns; and that
- * print_json writes the dangerous characters of a string as \u escapes while the JSON
+ * come out as \xNN, C1 controls, bidi/invisible/format characters, tags, variation
+ * selectors, fillers and combining marks past the fourth in a row as \uNNNN (\UNNNNNNNN
+ * beyond U+FFFF), ordinary text unchanged; that a width cut ends in an ellipsis within max_width
+ * and never splits an escape or a character; that fputs_escaped writes what escape_text returns;
+ * and that print_json writes the dangerous characters of a string as \u escapes while the JSON
  * still parses back to the same value. Runs in C.UTF-8. */
 #include <locale.h>
 #include <setjmp.h>
@@ -218,6 +219,93 @@ static void test_bidi_and_invisible(void **state) {
               "user\\u202enimda", 15);
 }
 
+/* What the broker now refuses in new text, escaped anyway: text stored before, names from
+ * NSS. One code point of each class the issue names. */
+static void test_hidden_and_filler_characters(void **state) {
+        static const struct {
+                const char *in;
+                const char *expect;
+        } cases[] = {
+                { "\xc2\xad", "\\u00ad" },             /* SOFT HYPHEN */
+                { "\xcd\x8f", "\\u034f" },             /* COMBINING GRAPHEME JOINER */
+                { "\xe1\x85\x9f", "\\u115f" },         /* HANGUL CHOSEONG FILLER */
+                { "\xe1\x85\xa0", "\\u1160" },         /* HANGUL JUNGSEONG FILLER */
+                { "\xe3\x85\xa4", "\\u3164" },         /* HANGUL FILLER */
+                { "\xef\xbe\xa0", "\\uffa0" },         /* HALFWIDTH HANGUL FILLER */
+                { "\xe1\x9e\xb4", "\\u17b4" },         /* KHMER VOWEL INHERENT AQ */
+                { "\xe1\xa0\x8b", "\\u180b" },         /* MONGOLIAN FVS ONE */
+                { "\xe1\xa0\x8e", "\\u180e" },         /* MONGOLIAN VOWEL SEPARATOR */
+                { "\xef\xb8\x80", "\\ufe00" },         /* VARIATION SELECTOR-1 */
+                { "\xef\xb8\x8f", "\\ufe0f" },         /* VARIATION SELECTOR-16 */
+                { "\xe2\x81\xa0", "\\u2060" },         /* WORD JOINER */
+                { "\xe2\x81\xa4", "\\u2064" },         /* INVISIBLE PLUS */
+                { "\xef\xbf\xb9", "\\ufff9" },         /* INTERLINEAR ANNOTATION ANCHOR */
+                { "\xef\xbf\xbb", "\\ufffb" },         /* INTERLINEAR ANNOTATION TERMINATOR */
+                { "\xd8\x80", "\\u0600" },             /* ARABIC NUMBER SIGN */
+                { "\xdb\x9d", "\\u06dd" },             /* ARABIC END OF AYAH */
+                { "\xdc\x8f", "\\u070f" },             /* SYRIAC ABBREVIATION MARK */
+                { "\xe0\xa3\xa2", "\\u08e2" },         /* ARABIC DISPUTED END OF AYAH */
+                { "\xe2\x80\xa9", "\\u2029" },         /* PARAGRAPH SEPARATOR */
+                { "\xf3\xa0\x80\x81", "\\U000e0001" }, /* LANGUAGE TAG */
+                { "\xf3\xa0\x81\x81", "\\U000e0041" }, /* TAG LATIN CAPITAL LETTER A */
+                { "\xf3\xa0\x81\xbf", "\\U000e007f" }, /* CANCEL TAG */
+                { "\xf3\xa0\x84\x80", "\\U000e0100" }, /* VARIATION SELECTOR-17 */
+                { "\xf3\xa0\x87\xaf", "\\U000e01ef" }, /* VARIATION SELECTOR-256 */
+                { "\xf0\x9b\xb2\xa0", "\\U0001bca0" }, /* SHORTHAND FORMAT LETTER OVERLAP */
+                { "\xf0\x9d\x85\xb3", "\\U0001d173" }, /* MUSICAL SYMBOL BEGIN BEAM */
+                { "\xf0\x91\x82\xbd", "\\U000110bd" }, /* KAITHI NUMBER SIGN */
+                { "\xf0\x93\x90\xb0", "\\U00013430" }, /* EGYPTIAN HIEROGLYPH VERTICAL JOINER */
+        };
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+                check(cases[i].in, cases[i].expect, strlen(cases[i].expect));
+
+        /* Text hidden in tags ("approve" + tags spelling "rm"): every tag shown. */
+        check("approve\xf3\xa0\x81\xb2\xf3\xa0\x81\xad", "approve\\U000e0072\\U000e006d", 27);
+        /* A name padded with a filler and a soft hyphen looks like another name. */
+        check("jit-\xc2\xad"
+              "alice\xe3\x85\xa4",
+              "jit-\\u00adalice\\u3164", 21);
+}
+
+/* Marks stacked on one letter draw over the rows around it: four are shown as they are
+ * (width 0 each), the fifth and every later one of the run escaped. */
+static void test_combining_runs(void **state) {
+        check("e\xcc\x81\xcc\x81\xcc\x81\xcc\x81", "e\xcc\x81\xcc\x81\xcc\x81\xcc\x81", 1);
+        check("e\xcc\x81\xcc\x81\xcc\x81\xcc\x81\xcc\x81",
+              "e\xcc\x81\xcc\x81\xcc\x81\xcc\x81\\u0301", 7);
+        check("e\xcc\x81\xcc\x81\xcc\x81\xcc\x81\xcc\x81\xcc\x81",
+              "e\xcc\x81\xcc\x81\xcc\x81\xcc\x81\\u0301\\u0301", 13);
+        /* A base character starts a new run. */
+        check("e\xcc\x81\xcc\x81\xcc\x81\xcc\x81"
+              "a\xcc\x81",
+              "e\xcc\x81\xcc\x81\xcc\x81\xcc\x81"
+              "a\xcc\x81",
+              2);
+        /* Marks of other blocks count in the same run: U+1AB0, U+1DC0, U+20DD (Me),
+         * U+FE20, then U+0483 (Cyrillic) as the fifth. */
+        check("o\xe1\xaa\xb0\xe1\xb7\x80\xe2\x83\x9d\xef\xb8\xa0\xd2\x83",
+              "o\xe1\xaa\xb0\xe1\xb7\x80\xe2\x83\x9d\xef\xb8\xa0\\u0483", 7);
+        /* An escape in between (a control) ends the run too. */
+        check("e\xcc\x81\xcc\x81\xcc\x81\xcc\x81\x1b\xcc\x81",
+              "e\xcc\x81\xcc\x81\xcc\x81\xcc\x81\\x1b\xcc\x81", 5);
+        /* Hundreds of marks on one letter: one column for the letter, the rest escapes. */
+        char zalgo[1 + 200 * 2 + 1];
+        zalgo[0] = 'Z';
+        for (size_t i = 0; i < 200; i++)
+                memcpy(zalgo + 1 + 2 * i, "\xcc\xb4", 2);
+        zalgo[sizeof(zalgo) - 1] = '\0';
+        size_t w;
+        char *r = escape_text(zalgo, 0, &w);
+        assert_non_null(r);
+        assert_int_equal(w, 1 + 196 * 6);
+        assert_non_null(strstr(r, "Z\xcc\xb4\xcc\xb4\xcc\xb4\xcc\xb4\\u0334\\u0334"));
+        free(r);
+        /* A cut never keeps more than the four marks it would show uncut. */
+        check_cut("e\xcc\x81\xcc\x81\xcc\x81\xcc\x81\xcc\x81xyz", 8,
+                  "e\xcc\x81\xcc\x81\xcc\x81\xcc\x81\\u0301" ELLIPSIS, 8);
+}
+
 static void test_ordinary_text_unchanged(void **state) {
         check("hello", "hello", 5);
         check("caf\xc3\xa9", "caf\xc3\xa9", 4);
@@ -391,6 +479,35 @@ static void test_print_json(void **state) {
         free(buf);
 }
 
+/* Beyond U+FFFF, print_json writes the surrogate pair JSON needs; long runs of marks are
+ * escaped after the fourth; the value reads back unchanged. */
+static void test_print_json_tags_and_marks(void **state) {
+        static const char reason[] = "ok\xf3\xa0\x81\x81\xc2\xad"
+                                     "e\xcc\x81\xcc\x81\xcc\x81\xcc\x81\xcc\x81"
+                                     "\xf0\x9f\x98\x80";
+        json_object *o = json_object_new_object();
+        char *buf = NULL;
+        size_t size = 0;
+
+        assert_non_null(o);
+        assert_int_equal(json_object_object_add(o, "reason", json_object_new_string(reason)), 0);
+        FILE *f = open_memstream(&buf, &size);
+        assert_non_null(f);
+        assert_int_equal(print_json(o, f), 0);
+        assert_int_equal(fclose(f), 0);
+        json_object_put(o);
+
+        assert_non_null(strstr(buf, "ok\\udb40\\udc41\\u00ade\xcc\x81\xcc\x81\xcc\x81\xcc\x81"
+                                    "\\u0301\xf0\x9f\x98\x80"));
+        json_object *back = json_tokener_parse(buf);
+        assert_non_null(back);
+        json_object *v;
+        assert_true(json_object_object_get_ex(back, "reason", &v));
+        assert_string_equal(json_object_get_string(v), reason);
+        json_object_put(back);
+        free(buf);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_null_input),
@@ -398,11 +515,14 @@ int main(void) {
                 cmocka_unit_test(test_invalid_utf8),
                 cmocka_unit_test(test_c1_controls),
                 cmocka_unit_test(test_bidi_and_invisible),
+                cmocka_unit_test(test_hidden_and_filler_characters),
+                cmocka_unit_test(test_combining_runs),
                 cmocka_unit_test(test_ordinary_text_unchanged),
                 cmocka_unit_test(test_width_cut),
                 cmocka_unit_test(test_ret_width_counts_escapes),
                 cmocka_unit_test(test_fputs_escaped_matches_escape_text),
                 cmocka_unit_test(test_print_json),
+                cmocka_unit_test(test_print_json_tags_and_marks),
         };
 
         /* Widths and the ellipsis depend on the locale. */
