@@ -6,7 +6,7 @@
  * These files stand without jitctl.c and jitctl-command.c: the fuzz-audit-verify target
  * (tests/fuzz/meson.build) links them without those. So the failures, usage errors and
  * broker exchange here repeat usage_error(), fail() and broker_call() of jitctl-command.h
- * (and must read the same), but print a failure on one JSON line while listing. */
+ * (and must read the same); outside --verify, a failure's JSON goes on one line. */
 #pragma once
 
 #include <json-c/json.h>
