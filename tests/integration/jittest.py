@@ -11,6 +11,7 @@ with SSHD = True also gets a real sshd on 127.0.0.1 (class Sshd), logged into wi
 user's own key (User.ssh).
 """
 
+import fcntl
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ JITCTL = os.environ.get("JITCTL", "")
 PAM_JIT = os.environ.get("PAM_JIT", "")
 PAMTEST = os.environ.get("PAMTEST_JIT", "")
 LIBPAM_WRAPPER = os.environ.get("LIBPAM_WRAPPER", "libpam_wrapper.so")
+PAM_WRAPPER_LOCK = "/tmp/jit-tests-pam-wrapper.lock"
 SANITIZED = os.environ.get("JIT_SANITIZED", "0") == "1"
 SSHD_BIN = os.environ.get("JIT_TEST_SSHD", "/usr/sbin/sshd")  # absolute: sshd re-executes itself
 SSH_BIN = shutil.which("ssh") or "/usr/bin/ssh"
@@ -667,7 +669,13 @@ class User:
                    UID_WRAPPER_DISABLE_DEEPBIND="1", PAM_WRAPPER_DISABLE_DEEPBIND="1",
                    JIT_TEST_SERVICE=service, JIT_TEST_USER=self.name, JIT_TEST_EXPECT=expect,
                    ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0", **extra_env)
-        p = run([PAMTEST], check=False, env=env, timeout=30)
+        # pam_wrapper copies the service files into a directory /tmp/pam.X that it picks with
+        # a check-then-create race: two test programs running pamtest_jit at once could run
+        # each other's stack (seen: a test's "deny" answered by another test's config). /tmp
+        # is shared by the programs, so a lock there lets one pamtest_jit run at a time.
+        with open(PAM_WRAPPER_LOCK, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            p = run([PAMTEST], check=False, env=env, timeout=30)
         # What the module said: its syslog lines (pam_wrapper's own traces left out) and
         # its conversation messages.
         p.said = "\n".join(line for line in (p.stdout + p.stderr).splitlines()
