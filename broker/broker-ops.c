@@ -940,6 +940,34 @@ static json_object *op_session_close(Op *op) {
         return jit_reply_ok(NULL);
 }
 
+/* ---- reload ---- */
+
+/* What SIGHUP does, answered: ExecReload= runs `jitctl reload`, so `systemctl reload` fails
+ * with the parser's file:line message when the new policy is refused. */
+static json_object *op_reload(Op *op) {
+        _cleanup_free_ char *error = NULL;
+
+        if (!is_root(op))
+                return refuse(op, NULL, "only root may reload the policy");
+        int r = broker_reload(op->b, &error);
+        if (r < 0)
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST,
+                                       "policy refused, the old one stays: %s",
+                                       error ?: strerror(-r));
+        json_object *res = json_object_new_object();
+        if (!res)
+                return jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
+        const Policy *p = op->b->policy;
+        json_object_object_add(res, "policy", json_object_new_string(op->b->policy_path));
+        json_object_object_add(res, "version", json_object_new_string(p->hash));
+        json_object_object_add(res, "rules", json_object_new_int64((int64_t) p->n_rules));
+        json_object *warnings = json_object_new_array();
+        for (size_t i = 0; warnings && i < p->n_warnings; i++)
+                json_object_array_add(warnings, json_object_new_string(p->warnings[i]));
+        json_object_object_add(res, "warnings", warnings);
+        return jit_reply_ok(res);
+}
+
 static const struct {
         const char *name;
         json_object *(*handler)(Op *op);
@@ -965,6 +993,7 @@ static const struct {
         { "audit-archive", op_audit_archive, true, false, false },
         { "session-open", op_session_open, false, false, false },
         { "session-close", op_session_close, false, false, false },
+        { "reload", op_reload, false, false, false },
 };
 
 json_object *broker_dispatch(Broker *b, const struct ucred *peer, int peer_fd, json_object *msg) {

@@ -78,3 +78,6 @@ void broker_ops_share(Broker *b);
 /* brokerd.c */
 /* Re-arms the timer for the next deadline and refreshes the STATUS line. */
 void broker_state_changed(Broker *b);
+/* Re-reads the policy file (SIGHUP, the reload op): 0, or -errno with the old policy kept
+ * and *ret_error (if given) the reason, file:line when the parser gave one. */
+int broker_reload(Broker *b, char **ret_error);

@@ -545,7 +545,9 @@ static int on_audit_head_timer(sd_event_source *s, uint64_t usec, void *userdata
         return 0;
 }
 
-static int load_policy(Broker *b, bool initial) {
+/* Loads the policy file: at start (initial), or in place of the loaded one. A refused file
+ * leaves the old policy; *ret_error (if given) gets the parser's file:line message. */
+static int load_policy_reporting(Broker *b, bool initial, char **ret_error) {
         Policy *p = NULL;
         _cleanup_free_ char *error = NULL;
         char path_field[4200];
@@ -568,6 +570,11 @@ static int load_policy(Broker *b, bool initial) {
                                   b->policy_path, strerror(-r));
                 if (b->db)
                         audit_policy(b, JIT_EVENT_POLICY_REJECTED, error);
+                if (ret_error) {
+                        if (!error && asprintf(&error, "%s: %s", b->policy_path, strerror(-r)) < 0)
+                                error = NULL;
+                        *ret_error = TAKE_PTR(error);
+                }
                 return r;
         }
         policy_free(b->policy);
@@ -588,12 +595,20 @@ static int load_policy(Broker *b, bool initial) {
         return 0;
 }
 
-static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
-        Broker *b = userdata;
+static int load_policy(Broker *b, bool initial) {
+        return load_policy_reporting(b, initial, NULL);
+}
+
+int broker_reload(Broker *b, char **ret_error) {
         sd_notify(false, "RELOADING=1");
-        (void) load_policy(b, false);
+        int r = load_policy_reporting(b, false, ret_error);
         sd_notify(false, "READY=1");
         update_status(b);
+        return r;
+}
+
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        (void) broker_reload(userdata, NULL);
         return 0;
 }
 

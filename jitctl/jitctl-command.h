@@ -116,6 +116,7 @@ int cmd_status(Context *c, int argc, char *argv[]);
 int cmd_break_glass(Context *c, int argc, char *argv[]);
 int cmd_ack(Context *c, int argc, char *argv[]);
 int cmd_policy(Context *c, int argc, char *argv[]);
+int cmd_reload(Context *c, int argc, char *argv[]);
 
 extern const char request_help[];
 extern const char list_help[];
@@ -128,3 +129,4 @@ extern const char status_help[];
 extern const char break_glass_help[];
 extern const char ack_help[];
 extern const char policy_help[];
+extern const char reload_help[];

@@ -47,11 +47,18 @@ static const char global_help[] =
         "  status               Your active grants and pending requests\n"
         "  audit [--since TIME] [--until TIME] [--user U] [--request ID] [--limit N]\n"
         "                       The audit log (with --json: JSON lines, one record each)\n"
-        "  audit --verify [--db PATH]\n"
-        "                       Check that the audit log is intact (as root, without the broker)\n"
+        "  audit --verify [--db PATH | --archive FILE]\n"
+        "                       Check that the audit log, or an archive of it, is intact\n"
+        "  audit export --until TIME FILE\n"
+        "                       Root: seal older records into an archive file\n"
+        "  break-glass --reason TEXT [--service S] [--for DUR]\n"
+        "                       Take an emergency grant where the policy allows you to\n"
+        "  ack ID               Acknowledge someone else's break-glass grant\n"
         "  policy check [FILE] | policy explain [--policy FILE] --user U ... |\n"
         "  policy test CASES [--policy FILE]\n"
         "                       Validate a policy, dry-run a decision, run expected decisions\n"
+        "  reload               Root: make the broker re-read its policy now\n"
+        "  help [COMMAND]       Show this help, or one command's\n"
         "\n"
         "Options:\n"
         "  --socket PATH        Broker socket (default: $JIT_SOCKET, else " JIT_SOCKET_DEFAULT ")\n"
@@ -116,6 +123,33 @@ static int cmd_audit(Context *c, int argc, char *argv[]) {
         return jitctl_audit(c->socket_path, c->timeout_ms, c->json, argc, argv);
 }
 
+static const Command *find_command(const char *name);
+
+/* clang-format off */
+static const char help_help[] =
+        "Usage: jitctl help [COMMAND]\n"
+        "\n"
+        "Show jitctl's help, or COMMAND's (the same as 'jitctl COMMAND --help').\n"
+        "\n"
+        "Options:\n"
+        "  -h, --help      Show this help\n";
+/* clang-format on */
+
+static int cmd_help(Context *c, int argc, char *argv[]) {
+        if (argc > 2)
+                return usage_error(c, "one command at most");
+        if (argc == 2 && (STREQ(argv[1], "-h") || STREQ(argv[1], "--help")))
+                return print_help(c);
+        Context shown = *c;
+        shown.command = NULL;
+        if (argc == 2) {
+                shown.command = find_command(argv[1]);
+                if (!shown.command || !shown.command->help)
+                        return usage_error(c, "unknown command '%s'", argv[1]);
+        }
+        return print_help(&shown);
+}
+
 static const Command commands[] = {
         { "request", cmd_request, request_help },
         { "list", cmd_list, list_help },
@@ -131,6 +165,8 @@ static const Command commands[] = {
         /* Named by DESIGN.md, not served by the broker yet. */
         { "watch", NULL, NULL },
         { "ack", cmd_ack, ack_help },
+        { "reload", cmd_reload, reload_help },
+        { "help", cmd_help, help_help },
 };
 
 static const Command *find_command(const char *name) {

@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: MIT
-"""SIGHUP reloads the policy; a broken file keeps the old policy and says why."""
+"""SIGHUP and `jitctl reload` reload the policy; a broken file keeps the old policy and says why."""
+
+import json
 
 import jittest
-from jittest import EXIT_REFUSED, BrokerTestCase, wait_for
+from jittest import EXIT_FAILURE, EXIT_OK, EXIT_REFUSED, BrokerTestCase, wait_for
 
 POLICY = """
 settings = { default_duration = "1h"; max_duration = "8h"; };
@@ -69,6 +71,39 @@ class Reload(BrokerTestCase):
             self.assertIn("writable by group or others", entry["MESSAGE"])
         finally:
             os.chmod(self.broker.policy, 0o644)
+
+    def test_04_jitctl_reload_answers_for_the_reload(self):
+        """`jitctl reload` (ExecReload=): exit 0 with what was loaded; a refused policy
+        exits 1 with the parser's file:line and changes nothing; only root may."""
+        p = self.u["jit-alice"].jitctl("reload")
+        self.assertExit(p, EXIT_REFUSED)
+        self.assertEqual(p.stderr, "jitctl: only root may reload the policy\n")
+
+        self.broker.write_policy(POLICY.replace('max_duration = "2h";', 'max_duration = "3h";'))
+        before = self.count(LOADED)
+        loaded = self.root.ok("reload")
+        self.assertEqual((loaded["policy"], loaded["rules"], loaded["warnings"]), (self.broker.policy, 1, []))
+        self.assertRegex(loaded["version"], "^[0-9a-f]{64}$")
+        self.assertEqual(self.count(LOADED), before + 1)  # the reply comes after the load
+        p = self.root.jitctl("reload")
+        self.assertExit(p, EXIT_OK)
+        self.assertEqual(p.stdout, f"policy {self.broker.policy} loaded: 1 rule, version {loaded['version'][:12]}\n")
+
+        self.broker.write_policy(POLICY.replace('max_duration = "2h";', 'max_duration = "2 hours";'))
+        p = self.root.jitctl("reload")
+        self.assertExit(p, EXIT_FAILURE)
+        self.assertEqual(p.stdout, "")
+        self.assertRegex(p.stderr, r'^jitctl: policy refused, the old one stays: \S*policy.conf:4: rule "dev": '
+                                   r'max_duration: "2 hours" is not a duration \(expected')
+        p = self.root.jitctl("reload", json_out=True)
+        self.assertExit(p, EXIT_FAILURE)
+        self.assertEqual(json.loads(p.stdout)["error"], "bad-request")
+        # The last policy taken (3h) still decides.
+        p = self.u["jit-alice"].jitctl("request", "--for", "3h", "--reason", "the 3h cap stays", json_out=True)
+        self.assertExit(p, EXIT_OK)
+        self.u["jit-alice"].ok("cancel", str(p.json["id"]))
+        self.broker.write_policy(POLICY)
+        self.root.ok("reload")
 
 
 if __name__ == "__main__":
