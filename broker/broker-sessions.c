@@ -78,7 +78,7 @@ static int process_stat(pid_t pid, ProcessStat *ret) {
         return 0;
 }
 
-static int process_start_time(pid_t pid, uint64_t *ret) {
+int process_start_time(pid_t pid, uint64_t *ret) {
         ProcessStat st;
         int r = process_stat(pid, &st);
         if (r >= 0)

@@ -13,6 +13,9 @@
 
 typedef struct Broker Broker;
 
+/* The start time of process pid, in clock ticks since the kernel booted (/proc/PID/stat). */
+int process_start_time(pid_t pid, uint64_t *ret);
+
 /* Registers the session of the peer process (held by pidfd, which is consumed) under the
  * active grant request_id. When it cannot be recorded (the disk is full, the database is
  * read-only or locked) it is held all the same, unrecorded, so that it still ends with its

@@ -30,16 +30,28 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
 /* Ended requests archived per beat of settings.request_retention. */
 #define REQUEST_ARCHIVE_BATCH 1000
 
+/* This boot, as grants are bound to it: the kernel's boot id and the start time of PID 1
+ * of our PID namespace, "<boot id>/<ticks>". The kernel's id alone is not enough in a
+ * container: a container that reboots starts a new PID 1 on the same kernel, and the id a
+ * container manager puts over /proc/sys/kernel/random/boot_id (systemd-nspawn does) is
+ * hidden from a unit with ProtectKernelTunables=, which shows the kernel's. On a host,
+ * PID 1 lives exactly as long as the boot (re-executing keeps its start time). */
 static int read_boot_id(char buf[BOOT_ID_MAX]) {
+        char kernel_id[40];
         _cleanup_close_ int fd =
                 open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return -errno;
-        ssize_t n = read(fd, buf, BOOT_ID_MAX - 1);
+        ssize_t n = read(fd, kernel_id, sizeof(kernel_id) - 1);
         if (n < 32)
                 return n < 0 ? -errno : -EIO;
-        buf[n] = '\0';
-        buf[strcspn(buf, "\n")] = '\0';
+        kernel_id[n] = '\0';
+        kernel_id[strcspn(kernel_id, "\n")] = '\0';
+        uint64_t init_start;
+        int r = process_start_time(1, &init_start);
+        if (r < 0)
+                return r;
+        snprintf(buf, BOOT_ID_MAX, "%s/%" PRIu64, kernel_id, init_start);
         return 0;
 }
 

@@ -12,7 +12,8 @@
 #include "events.h"
 #include "request-state.h"
 
-#define BOOT_ID_MAX 37
+/* "<kernel boot id>/<start of PID 1 in clock ticks>" (brokerd.c), with its NUL */
+#define BOOT_ID_MAX 64
 #define DB_LIST_MAX 1000
 /* Shorter than pam_jit's default timeout (3 s), so a busy database denies, not hangs. */
 #define DB_BUSY_TIMEOUT_MS 1000

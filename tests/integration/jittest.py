@@ -266,8 +266,9 @@ class Broker:
         os.chmod(tmp, 0o644)
         os.rename(tmp, self.policy)
 
-    def start(self, expect_ready=True, args=(), env=None):
-        """Starts jit-brokerd with the sandbox's paths, and args and env (a dict) added."""
+    def start(self, expect_ready=True, args=(), env=None, wrap=()):
+        """Starts jit-brokerd with the sandbox's paths, and args and env (a dict) added;
+        under the command wrap (an argv prefix, e.g. unshare) when given."""
         notify_path = self.sb.path("notify.sock")
         if os.path.exists(notify_path):
             os.unlink(notify_path)
@@ -275,7 +276,8 @@ class Broker:
         notify.bind(notify_path)
         env = dict(os.environ, NOTIFY_SOCKET=notify_path, **(env or {}))
         env.pop("JOURNAL_STREAM", None)
-        self.proc = subprocess.Popen([BROKERD, "--socket", self.socket, "--db", self.db, "--policy", self.policy,
+        self.wrapped = bool(wrap)
+        self.proc = subprocess.Popen([*wrap, BROKERD, "--socket", self.socket, "--db", self.db, "--policy", self.policy,
                                       *args], stdout=self.log, stderr=self.log, env=env)
         if not expect_ready:
             notify.close()
@@ -300,7 +302,12 @@ class Broker:
 
     def stop(self, sig=signal.SIGTERM):
         if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
+            if self.wrapped:  # the broker is the wrapper's child (unshare --fork ignores SIGTERM)
+                with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
+                    for child in f.read().split():
+                        os.kill(int(child), sig)
+            else:
+                self.proc.send_signal(sig)
             self.proc.wait(timeout=15)
         code = self.proc.returncode if self.proc else None
         self.proc = None

@@ -301,6 +301,31 @@ class Trust(BrokerTestCase):
         self.assertEqual((shown["state"], shown["end_reason"]), ("expired", "the host rebooted"))
         self.assertFalse(self.check())
 
+    def test_container_reboot_ends_grants(self):
+        """A container that reboots keeps the host's kernel (and its boot id) but starts a
+        new PID 1: a broker run as PID 1 of a PID namespace of its own is in a new
+        "container boot" each time, and ends the grants of the last one at start."""
+        container = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child=SIGTERM"]
+
+        def restart_in_a_new_container():
+            self.broker.stop()
+            wait_for(lambda: not os.path.exists(self.broker.socket), what="the last broker to exit")
+            self.broker.start(wrap=container)
+
+        def back_to_the_host():
+            self.broker.stop()
+            wait_for(lambda: not os.path.exists(self.broker.socket), what="the container's broker to exit")
+            self.broker.start()
+        self.addCleanup(back_to_the_host)
+        restart_in_a_new_container()
+        rid = self.grant()
+        self.assertTrue(self.check())
+        restart_in_a_new_container()
+        shown = wait_for(lambda: (lambda r: r["state"] != "active" and r)(self.root.ok("show", rid)),
+                         what="the grant of the last container boot to end")
+        self.assertEqual((shown["state"], shown["end_reason"]), ("expired", "the host rebooted"))
+        self.assertFalse(self.check())
+
     # -- nobody reviews their own request --
 
     def test_requester_never_reviews_their_own_request(self):
