@@ -26,6 +26,39 @@ char *format_rfc3339(uint64_t realtime_usec, char *buf, size_t len) {
         return buf;
 }
 
+char *format_time_for_people(uint64_t realtime_usec, char *buf, size_t len) {
+        time_t t = (time_t) (realtime_usec / USEC_PER_SEC);
+        struct tm tm;
+
+        if (!localtime_r(&t, &tm) || strftime(buf, len, "%a %Y-%m-%d %H:%M:%S %Z", &tm) == 0)
+                snprintf(buf, len, "invalid");
+        return buf;
+}
+
+int rfc3339_parse(const char *s, uint64_t *ret_usec) {
+        struct tm tm = {};
+        int year, mon, day, hour, min, sec;
+
+        if (!take_digits(&s, 4, &year) || *s++ != '-' || !take_digits(&s, 2, &mon) || *s++ != '-' ||
+            !take_digits(&s, 2, &day) || *s++ != 'T' || !take_digits(&s, 2, &hour) || *s++ != ':' ||
+            !take_digits(&s, 2, &min) || *s++ != ':' || !take_digits(&s, 2, &sec) || *s++ != 'Z' ||
+            *s)
+                return -EINVAL;
+        tm.tm_year = year - 1900;
+        tm.tm_mon = mon - 1;
+        tm.tm_mday = day;
+        tm.tm_hour = hour;
+        tm.tm_min = min;
+        tm.tm_sec = sec;
+        time_t t = timegm(&tm);
+        /* timegm() normalizes: "02-30" would become March; only a real date round-trips. */
+        if (t == (time_t) -1 || t < 0 || tm.tm_year != year - 1900 || tm.tm_mon != mon - 1 ||
+            tm.tm_mday != day || tm.tm_hour != hour || tm.tm_min != min || tm.tm_sec != sec)
+                return -EINVAL;
+        *ret_usec = (uint64_t) t * USEC_PER_SEC;
+        return 0;
+}
+
 char *format_time_left(uint64_t usec, char *buf, size_t len) {
         uint64_t s = usec / USEC_PER_SEC;
 

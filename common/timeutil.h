@@ -15,6 +15,15 @@ uint64_t now_usec(clockid_t clock);
 #define RFC3339_BUF_MAX 32
 char *format_rfc3339(uint64_t realtime_usec, char *buf, size_t len);
 
+/* The rule for times: programs (--json, the protocol, the audit log) get RFC 3339 UTC;
+ * people get local time with its zone, as systemctl and journalctl show it:
+ * "Sun 2026-11-29 15:45:40 CET". */
+#define TIME_FOR_PEOPLE_BUF_MAX 64
+char *format_time_for_people(uint64_t realtime_usec, char *buf, size_t len);
+/* Exactly "YYYY-MM-DDTHH:MM:SSZ" (what format_rfc3339() writes): 0 with *ret_usec, or
+ * -EINVAL. */
+int rfc3339_parse(const char *s, uint64_t *ret_usec);
+
 /* A point in time as people and programs write it: what `journalctl --since` reads, in
  * part. One of
  *   now

@@ -444,8 +444,9 @@ static void rows_free(Row *rows, size_t n) {
 
 /* Fills a row from one record; -EBADMSG when it is not one. */
 static int row_fill(Row *row, json_object *rec) {
-        char buf[32];
+        char buf[TIME_FOR_PEOPLE_BUF_MAX];
         json_object *details = NULL;
+        uint64_t usec;
         int64_t seq = json_get_int(rec, "seq", -1), rid = json_get_int(rec, "request_id", 0);
         const char *at = json_get_string(rec, "at"), *event = json_get_string(rec, "event");
         const char *actor = json_get_string(rec, "actor");
@@ -456,7 +457,10 @@ static int row_fill(Row *row, json_object *rec) {
 
         snprintf(buf, sizeof(buf), "%" PRId64, seq);
         row->cell[0] = strdup(buf);
-        row->cell[1] = escape_text(at, 0, NULL);
+        /* Local time with its zone for people; the record itself (--json) keeps UTC. */
+        row->cell[1] = rfc3339_parse(at, &usec) >= 0
+                               ? strdup(format_time_for_people(usec, buf, sizeof(buf)))
+                               : escape_text(at, 0, NULL);
         row->cell[2] = escape_text(event, 0, NULL);
         row->cell[3] = escape_text(actor, 0, NULL);
         if (rid > 0)

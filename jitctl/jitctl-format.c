@@ -53,6 +53,21 @@ static int get_escaped(json_object *o, const char *key, size_t max_width, char *
         return *ret ? 0 : -ENOMEM;
 }
 
+/* A time field for people: local time with its zone (format_time_for_people()); escaped
+ * as it came when it is not the broker's RFC 3339 UTC. NULL when absent or null. */
+static int get_time(json_object *o, const char *key, char **ret) {
+        json_object *v;
+        uint64_t usec;
+        char buf[TIME_FOR_PEOPLE_BUF_MAX];
+
+        if (json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string) &&
+            rfc3339_parse(json_object_get_string(v), &usec) >= 0) {
+                *ret = strdup(format_time_for_people(usec, buf, sizeof(buf)));
+                return *ret ? 0 : -ENOMEM;
+        }
+        return get_escaped(o, key, 0, ret);
+}
+
 void request_view_done(RequestView *v) {
         char **strings[] = {
                 &v->state,    &v->requester,  &v->service,       &v->reason,     &v->ticket,
@@ -69,6 +84,7 @@ int request_view_init(RequestView *v, json_object *o) {
         static const struct {
                 const char *key;
                 size_t offset;
+                bool time;
         } fields[] = {
                 { "state", offsetof(RequestView, state) },
                 { "requester", offsetof(RequestView, requester) },
@@ -76,10 +92,10 @@ int request_view_init(RequestView *v, json_object *o) {
                 { "reason", offsetof(RequestView, reason) },
                 { "ticket", offsetof(RequestView, ticket) },
                 { "rule", offsetof(RequestView, rule) },
-                { "created_at", offsetof(RequestView, created_at) },
-                { "activated_at", offsetof(RequestView, activated_at) },
-                { "expires_at", offsetof(RequestView, expires_at) },
-                { "ended_at", offsetof(RequestView, ended_at) },
+                { "created_at", offsetof(RequestView, created_at), true },
+                { "activated_at", offsetof(RequestView, activated_at), true },
+                { "expires_at", offsetof(RequestView, expires_at), true },
+                { "ended_at", offsetof(RequestView, ended_at), true },
                 { "ended_by", offsetof(RequestView, ended_by) },
                 { "end_reason", offsetof(RequestView, end_reason) },
                 { "requester_now", offsetof(RequestView, requester_now) },
@@ -94,7 +110,9 @@ int request_view_init(RequestView *v, json_object *o) {
                 return -EBADMSG;
 
         for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
-                int r = get_escaped(o, fields[i].key, 0, (char **) ((char *) v + fields[i].offset));
+                char **field = (char **) ((char *) v + fields[i].offset);
+                int r = fields[i].time ? get_time(o, fields[i].key, field)
+                                       : get_escaped(o, fields[i].key, 0, field);
                 if (r < 0) {
                         request_view_done(v);
                         return r;
@@ -272,7 +290,7 @@ static int print_approvals(const RequestView *v, FILE *f) {
 
                 if ((r = get_escaped(a, "approver", 0, &who)) < 0 ||
                     (r = get_escaped(a, "approver_now", 0, &now)) < 0 ||
-                    (r = get_escaped(a, "at", 0, &at)) < 0 ||
+                    (r = get_time(a, "at", &at)) < 0 ||
                     (r = get_escaped(a, "comment", 0, &comment)) < 0)
                         return r;
                 /* A person with their uid; a rule's approval has none. */
@@ -374,7 +392,7 @@ static int print_sessions(json_object *request, const char *indent, FILE *f) {
                 if ((r = get_escaped(s, "service", 0, &service)) < 0 ||
                     (r = get_escaped(s, "tty", 0, &tty)) < 0 ||
                     (r = get_escaped(s, "rhost", 0, &rhost)) < 0 ||
-                    (r = get_escaped(s, "opened_at", 0, &opened)) < 0 ||
+                    (r = get_time(s, "opened_at", &opened)) < 0 ||
                     (r = get_escaped(s, "end_reason", 0, &why)) < 0)
                         return r;
                 bool on = json_object_object_get_ex(s, "running", &running) &&
@@ -439,7 +457,7 @@ int print_request_details(json_object *result, FILE *f) {
                 if ((r = get_escaped(result, "policy_version", 0, &version)) < 0 ||
                     (r = get_escaped(result, "current_policy_version", 0, &current)) < 0 ||
                     (r = get_escaped(result, "acknowledged_by", 0, &acked)) < 0 ||
-                    (r = get_escaped(result, "acknowledged_at", 0, &acked_at)) < 0)
+                    (r = get_time(result, "acknowledged_at", &acked_at)) < 0)
                         return r;
                 json_object *bg;
                 if (json_object_object_get_ex(result, "break_glass", &bg) &&

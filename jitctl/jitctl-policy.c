@@ -247,18 +247,13 @@ int policy_check_file(const char *path, bool json) {
 /* ---------------------------------------------------------------------------------------
  * explain */
 
-/* "Mon 2024-01-01 10:00 CET" for an RFC 3339 UTC time from a decision. */
+/* "Mon 2024-01-01 10:00:00 CET" for an RFC 3339 UTC time from a decision. */
 static const char *local_time_text(const char *rfc3339, char *buf, size_t len) {
-        struct tm tm;
         uint64_t usec;
-        time_t t;
 
         if (!rfc3339 || timestamp_parse(rfc3339, 0, &usec) < 0)
                 return NULL;
-        t = (time_t) (usec / USEC_PER_SEC);
-        if (!localtime_r(&t, &tm) || strftime(buf, len, "%a %Y-%m-%d %H:%M %Z", &tm) == 0)
-                return NULL;
-        return buf;
+        return format_time_for_people(usec, buf, len);
 }
 
 static void print_escaped(const char *s, FILE *f) {

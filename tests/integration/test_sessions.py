@@ -56,7 +56,7 @@ class Sessions(BrokerTestCase):
         rid = self.grant("--for", "1h")
         p = self.long_sudo(rid)
         shown = self.u["jit-alice"].jitctl("show", rid)
-        self.assertRegex(shown.stdout, r"Sessions:\n +#\d+ sudo no tty since \S+, running")
+        self.assertRegex(shown.stdout, r"Sessions:\n +#\d+ sudo no tty since \w{3} \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S+, running")
         status = self.u["jit-alice"].jitctl("status")
         self.assertIn(f"Sessions of grant {rid}:", status.stdout)
         start = time.monotonic()

@@ -264,6 +264,44 @@ static void test_europe_berlin(void **state) {
         use_tz("UTC");
 }
 
+/* Times for people: local time with its zone; the parser of the broker's UTC takes exactly
+ * what format_rfc3339() writes, and only real dates. A POSIX zone needs no tzdata. */
+static void test_times_for_people(void **state) {
+        char buf[TIME_FOR_PEOPLE_BUF_MAX];
+        uint64_t usec = SENTINEL;
+
+        assert_string_equal(format_time_for_people(NOW, buf, sizeof(buf)),
+                            "Mon 2026-11-23 13:28:51 UTC");
+        use_tz("CET-1CEST,M3.5.0,M10.5.0/3");
+        assert_string_equal(format_time_for_people(NOW, buf, sizeof(buf)),
+                            "Mon 2026-11-23 14:28:51 CET");
+        assert_string_equal(format_time_for_people(SEC(1782892800), buf, sizeof(buf)),
+                            "Wed 2026-07-01 10:00:00 CEST");
+        use_tz("UTC");
+
+        assert_int_equal(rfc3339_parse("2026-11-23T13:28:51Z", &usec), 0);
+        assert_true(usec == NOW);
+        char back[RFC3339_BUF_MAX];
+        assert_string_equal(format_rfc3339(usec, back, sizeof(back)), "2026-11-23T13:28:51Z");
+        static const char *const refused[] = {
+                "",
+                "2026-11-23T13:28:51",       /* no zone */
+                "2026-11-23T13:28:51+00:00", /* not the broker's spelling */
+                "2026-11-23 13:28:51Z",
+                "2026-11-23T13:28:51Zjunk",
+                "2026-02-30T00:00:00Z", /* no such day */
+                "2026-11-23T24:00:00Z",
+                "2026-13-01T00:00:00Z",
+                "1969-12-31T23:59:59Z",
+                "20261123T132851Z",
+        };
+        for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+                usec = SENTINEL;
+                if (rfc3339_parse(refused[i], &usec) != -EINVAL || usec != SENTINEL)
+                        fail_msg("rfc3339_parse(\"%s\") was not refused cleanly", refused[i]);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup(test_words, setup_utc),
@@ -272,6 +310,7 @@ int main(void) {
                 cmocka_unit_test_setup(test_refused, setup_utc),
                 cmocka_unit_test_setup(test_rfc3339_round_trip, setup_utc),
                 cmocka_unit_test_setup(test_europe_berlin, setup_utc),
+                cmocka_unit_test_setup(test_times_for_people, setup_utc),
         };
         return cmocka_run_group_tests_name("timeutil", tests, NULL, NULL);
 }
