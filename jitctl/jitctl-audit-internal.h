@@ -30,12 +30,16 @@ enum {
         ARG_DB,
         ARG_ARCHIVE,
         ARG_HEADS,
+        ARG_NO_PAGER,
+        ARG_NO_LEGEND,
 };
 
 typedef struct AuditArgs {
         const char *socket_path;
         unsigned timeout_ms;
         bool json;
+        bool no_pager;  /* --no-pager: the listing straight to the terminal */
+        bool no_legend; /* --no-legend: the listing without its header line */
         bool verify;
         const char *db;
         const char *archive;                 /* --verify --archive FILE */

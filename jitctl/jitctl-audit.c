@@ -2,6 +2,7 @@
 /* jitctl audit: its command line, and the listing of the audit log through the broker (a
  * table, or JSON lines). --verify is jitctl-audit-verify.c, export jitctl-audit-export.c. */
 #include "jitctl-audit.h"
+#include "jitctl-pager.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -68,6 +69,8 @@ const char jitctl_audit_help[] =
         "  --json          Listing: JSON lines, one record per line (for a SIEM);\n"
         "                  --verify: one JSON object {\"intact\", \"fault\", \"seq\", \"message\",\n"
         "                  \"records\", \"first_seq\", \"last_seq\", \"journal_seq\", ...}\n"
+        "  --no-pager      Listing: do not send it through a pager ($JIT_PAGER, $PAGER, less)\n"
+        "  --no-legend     Listing: leave out the header line (and \"No audit records.\")\n"
         "  -h, --help      Show this help\n"
         "\n"
         "TIME is 2026-11-23T10:00:00Z (or with an offset such as +02:00; without one, local\n"
@@ -198,6 +201,8 @@ static int parse_args(AuditArgs *a, int argc, char *argv[]) {
                 { "db", required_argument, NULL, ARG_DB },
                 { "archive", required_argument, NULL, ARG_ARCHIVE },
                 { "heads", required_argument, NULL, ARG_HEADS },
+                { "no-pager", no_argument, NULL, ARG_NO_PAGER },
+                { "no-legend", no_argument, NULL, ARG_NO_LEGEND },
                 {},
         };
         const char *listing_only = NULL; /* the first option only the listing takes */
@@ -212,6 +217,12 @@ static int parse_args(AuditArgs *a, int argc, char *argv[]) {
                         return JIT_EXIT_OK;
                 case ARG_JSON:
                         a->json = true;
+                        continue;
+                case ARG_NO_PAGER:
+                        a->no_pager = true;
+                        continue;
+                case ARG_NO_LEGEND:
+                        a->no_legend = true;
                         continue;
                 case ARG_SINCE:
                 case ARG_UNTIL:
@@ -476,7 +487,7 @@ static int row_fill(Row *row, json_object *rec) {
 }
 
 /* The table; built whole before anything is printed, so a bad reply prints nothing. */
-static int print_records_table(json_object *result, FILE *f) {
+static int print_records_table(json_object *result, bool legend, FILE *f) {
         static const char *const headers[] = {
                 "SEQ", "TIME", "EVENT", "ACTOR", "REQUEST", "DETAILS"
         };
@@ -493,7 +504,8 @@ static int print_records_table(json_object *result, FILE *f) {
                 return r;
         }
         if (n == 0) {
-                fputs("No audit records.\n", f);
+                if (legend)
+                        fputs("No audit records.\n", f);
                 rows_free(rows, n);
                 return 0;
         }
@@ -504,7 +516,7 @@ static int print_records_table(json_object *result, FILE *f) {
                         if (rows[i].width[k] > widths[k])
                                 widths[k] = rows[i].width[k];
         }
-        for (size_t k = 0; k < ELEMENTSOF(headers); k++)
+        for (size_t k = 0; legend && k < ELEMENTSOF(headers); k++)
                 if (k + 1 < ELEMENTSOF(headers))
                         fprintf(f, "%-*s  ", (int) widths[k], headers[k]);
                 else
@@ -549,7 +561,8 @@ static int audit_list(const AuditArgs *a) {
                                 return audit_fail_oom(a);
                 return JIT_EXIT_OK;
         }
-        r = print_records_table(result, stdout);
+        pager_start(a->no_pager);
+        r = print_records_table(result, !a->no_legend, stdout);
         if (r == -ENOMEM)
                 return audit_fail_oom(a);
         if (r < 0)
@@ -557,8 +570,13 @@ static int audit_list(const AuditArgs *a) {
         return JIT_EXIT_OK;
 }
 
-int jitctl_audit(const char *socket_path, unsigned timeout_ms, bool json, int argc, char *argv[]) {
-        AuditArgs a = { .socket_path = socket_path, .timeout_ms = timeout_ms, .json = json };
+int jitctl_audit(const char *socket_path, unsigned timeout_ms, bool json, bool no_pager,
+                 bool no_legend, int argc, char *argv[]) {
+        AuditArgs a = { .socket_path = socket_path,
+                        .timeout_ms = timeout_ms,
+                        .json = json,
+                        .no_pager = no_pager,
+                        .no_legend = no_legend };
 
         if (argc > 1 && STREQ(argv[1], "export"))
                 return audit_export(&a, argc - 1, argv + 1);

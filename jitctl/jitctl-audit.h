@@ -12,4 +12,5 @@ extern const char jitctl_audit_help[];
 /* Runs `jitctl audit` with the global options already parsed (--json may come again among
  * argv). argv[0] is the program name getopt shows in its messages. Returns a jitctl exit
  * status. */
-int jitctl_audit(const char *socket_path, unsigned timeout_ms, bool json, int argc, char *argv[]);
+int jitctl_audit(const char *socket_path, unsigned timeout_ms, bool json, bool no_pager,
+                 bool no_legend, int argc, char *argv[]);

@@ -234,9 +234,14 @@ int parse_id_arg(const Context *c, int argc, char *argv[], int64_t *ret) {
 int next_option(Context *c, int argc, char *argv[], const struct option *options) {
         for (;;) {
                 int opt = getopt_long(argc, argv, "h", options, NULL);
-                if (opt != ARG_JSON)
+                if (opt == ARG_JSON)
+                        c->json = true;
+                else if (opt == ARG_NO_PAGER)
+                        c->no_pager = true;
+                else if (opt == ARG_NO_LEGEND)
+                        c->no_legend = true;
+                else
                         return opt;
-                c->json = true;
         }
 }
 

@@ -25,6 +25,8 @@ typedef struct Context {
         const char *socket_path;
         unsigned timeout_ms;
         bool json;
+        bool no_pager;          /* --no-pager: list and audit print straight to the terminal */
+        bool no_legend;         /* --no-legend: tables without headers and "none" lines */
         const Command *command; /* NULL while the global options are parsed */
 } Context;
 
@@ -54,11 +56,15 @@ enum {
         ARG_USER,
         ARG_AT,
         ARG_GROUPS,
+        ARG_NO_PAGER,
+        ARG_NO_LEGEND,
 };
 
 /* clang-format off */
 #define COMMON_OPTIONS                                                                            \
-        { "help", no_argument, NULL, 'h' }, { "json", no_argument, NULL, ARG_JSON }
+        { "help", no_argument, NULL, 'h' }, { "json", no_argument, NULL, ARG_JSON },              \
+        { "no-pager", no_argument, NULL, ARG_NO_PAGER },                                          \
+        { "no-legend", no_argument, NULL, ARG_NO_LEGEND }
 /* clang-format on */
 
 /* Usage (jitctl.c) */

@@ -537,15 +537,23 @@ static int table_init(Table *t, const char *const *headers, size_t n) {
         return 0;
 }
 
+/* --no-legend: request tables without their header line or "No requests." */
+static bool legend_shown = true;
+
+void format_set_legend(bool shown) {
+        legend_shown = shown;
+}
+
 static void table_print(const Table *t, FILE *f) {
         size_t widths[16] = {};
+        size_t first = legend_shown ? 0 : t->n_columns; /* the header row is the first */
 
-        for (size_t i = 0; i < t->n_cells; i++) {
+        for (size_t i = first; i < t->n_cells; i++) {
                 size_t c = i % t->n_columns;
                 if (c < ELEMENTSOF(widths) && t->cells[i].width > widths[c])
                         widths[c] = t->cells[i].width;
         }
-        for (size_t i = 0; i < t->n_cells; i++) {
+        for (size_t i = first; i < t->n_cells; i++) {
                 size_t c = i % t->n_columns;
                 fputs(t->cells[i].text, f);
                 if (c + 1 == t->n_columns)
@@ -676,9 +684,10 @@ int print_request_table(json_object *result, FILE *f) {
         int r = table_fill(&t, result, headers, columns, ELEMENTSOF(columns));
         if (r < 0)
                 return r;
-        if (t.n_cells == 0)
-                fputs("No requests.\n", f);
-        else
+        if (t.n_cells == 0) {
+                if (legend_shown)
+                        fputs("No requests.\n", f);
+        } else
                 table_print(&t, f);
         return 0;
 }

@@ -65,6 +65,8 @@ int print_request_details(json_object *result, FILE *f);
 
 /* The `list` table, or "No requests." -EBADMSG when result is not an array of requests. */
 int print_request_table(json_object *result, FILE *f);
+/* Whether request tables print their header line and "No requests." (--no-legend). */
+void format_set_legend(bool shown);
 
 /* The `status` view. -EBADMSG when result does not look like a status. */
 int print_status(json_object *result, FILE *f);

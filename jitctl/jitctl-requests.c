@@ -14,6 +14,7 @@
 #include "jitctl-command.h"
 #include "jitctl-exit.h"
 #include "jitctl-format.h"
+#include "jitctl-pager.h"
 #include "jitctl-text.h"
 #include "protocol.h"
 
@@ -50,6 +51,8 @@ const char list_help[] =
         "                  (default: pending requests and active grants)\n"
         "  --mine          Only your own requests\n"
         "  --json          Print a JSON array of requests\n"
+        "  --no-pager      Do not send the table through a pager ($JIT_PAGER, $PAGER, less)\n"
+        "  --no-legend     Leave out the header line (and \"No requests.\")\n"
         "  -h, --help      Show this help\n";
 
 const char show_help[] =
@@ -354,7 +357,7 @@ static int parse_list_args(Context *c, int argc, char *argv[], ListArgs *a) {
 /* The common end of a command that shows one reply: the JSON document with --json,
  * else print() for people. request is consumed. */
 static int call_and_print(Context *c, json_object *request,
-                          int (*print)(json_object *result, FILE *f)) {
+                          int (*print)(json_object *result, FILE *f), bool long_listing) {
         _cleanup_(json_object_putp) json_object *owned = request;
         _cleanup_(json_object_putp) json_object *reply = NULL;
         json_object *result;
@@ -366,6 +369,8 @@ static int call_and_print(Context *c, json_object *request,
                 return r;
         if (c->json)
                 return print_json(result, stdout) < 0 ? fail_oom(c) : JIT_EXIT_OK;
+        if (long_listing)
+                pager_start(c->no_pager);
         r = print(result, stdout);
         return r < 0 ? fail_reply(c, r) : JIT_EXIT_OK;
 }
@@ -382,7 +387,8 @@ int cmd_list(Context *c, int argc, char *argv[]) {
         if (!request || add_string(request, "filter", a.filter) < 0 ||
             (a.mine && add_bool(request, "mine", true) < 0))
                 return fail_oom(c);
-        return call_and_print(c, TAKE_PTR(request), print_request_table);
+        format_set_legend(!c->no_legend);
+        return call_and_print(c, TAKE_PTR(request), print_request_table, true);
 }
 
 /* Options and the ID of a command that names one request. text_option is the name of
@@ -529,5 +535,5 @@ int cmd_status(Context *c, int argc, char *argv[]) {
         if (r != CONTINUE)
                 return r;
 
-        return call_and_print(c, jit_request_new("status"), print_status);
+        return call_and_print(c, jit_request_new("status"), print_status, false);
 }

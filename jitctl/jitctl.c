@@ -20,6 +20,7 @@
 #include "jitctl-audit.h"
 #include "jitctl-command.h"
 #include "jitctl-exit.h"
+#include "jitctl-pager.h"
 #include "jitctl-text.h"
 
 #define TIMEOUT_DEFAULT_SEC 10U
@@ -64,6 +65,8 @@ static const char global_help[] =
         "  --socket PATH        Broker socket (default: $JIT_SOCKET, else " JIT_SOCKET_DEFAULT ")\n"
         "  --json               Print one JSON document on stdout (also after COMMAND)\n"
         "  --timeout SECONDS    Give up on a broker that does not answer (default: 10)\n"
+        "  --no-pager           Do not send long listings (list, audit) through a pager\n"
+        "  --no-legend          Leave out column headers and \"No requests.\" lines\n"
         "  -h, --help           Show this help; 'jitctl COMMAND --help' for one command\n"
         "  --version            Show the version\n"
         "\n"
@@ -120,7 +123,8 @@ static int parse_timeout(const char *s, unsigned *ret_ms) {
 }
 
 static int cmd_audit(Context *c, int argc, char *argv[]) {
-        return jitctl_audit(c->socket_path, c->timeout_ms, c->json, argc, argv);
+        return jitctl_audit(c->socket_path, c->timeout_ms, c->json, c->no_pager, c->no_legend, argc,
+                            argv);
 }
 
 static const Command *find_command(const char *name);
@@ -185,6 +189,8 @@ static int parse_global_args(Context *c, int argc, char *argv[]) {
                 { "socket", required_argument, NULL, ARG_SOCKET },
                 { "json", no_argument, NULL, ARG_JSON },
                 { "timeout", required_argument, NULL, ARG_TIMEOUT },
+                { "no-pager", no_argument, NULL, ARG_NO_PAGER },
+                { "no-legend", no_argument, NULL, ARG_NO_LEGEND },
                 {},
         };
         int opt;
@@ -204,6 +210,12 @@ static int parse_global_args(Context *c, int argc, char *argv[]) {
                         break;
                 case ARG_JSON:
                         c->json = true;
+                        break;
+                case ARG_NO_PAGER:
+                        c->no_pager = true;
+                        break;
+                case ARG_NO_LEGEND:
+                        c->no_legend = true;
                         break;
                 case ARG_TIMEOUT:
                         if (parse_timeout(optarg, &c->timeout_ms) < 0)
@@ -254,7 +266,7 @@ int main(int argc, char *argv[]) {
         }
 
         /* Output that did not reach its destination is a failure, not a success. */
-        if ((fflush(stdout) != 0 || ferror(stdout)) && r == JIT_EXIT_OK) {
+        if (!pager_finish() && r == JIT_EXIT_OK) {
                 fputs("jitctl: cannot write to standard output\n", stderr);
                 r = JIT_EXIT_FAILURE;
         }
