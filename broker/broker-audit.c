@@ -15,6 +15,7 @@
 #include "audit-store.h"
 #include "broker.h"
 #include "cleanup.h"
+#include "json-lines.h"
 #include "timeutil.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
@@ -97,28 +98,6 @@ int audit_query(Broker *b, uint64_t since, uint64_t until, const char *user, int
         return 0;
 }
 
-static int write_all(int fd, const char *s, size_t len) {
-        while (len > 0) {
-                ssize_t n = write(fd, s, len);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                s += n;
-                len -= (size_t) n;
-        }
-        return 0;
-}
-
-static int write_json_line(int fd, json_object *o) {
-        size_t len;
-        const char *s = json_object_to_json_string_length(
-                o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-        if (!s)
-                return -ENOMEM;
-        int r = write_all(fd, s, len);
-        return r < 0 ? r : write_all(fd, "\n", 1);
-}
 
 /* The records going into an archive file, one JSON line each. */
 typedef struct ArchiveWriter {
@@ -137,7 +116,7 @@ static int archive_record(const AuditRecord *r, void *userdata) {
         w->last_seq = r->seq;
         memcpy(w->last_hash, r->hash, sizeof(w->last_hash));
         w->n++;
-        return write_json_line(w->fd, o);
+        return json_line_write(w->fd, o);
 }
 
 int audit_archive(Broker *b, uint64_t until, const char *dir, const char *actor, int64_t actor_uid,
@@ -183,7 +162,7 @@ int audit_archive(Broker *b, uint64_t until, const char *dir, const char *actor,
         json_object_object_add(header, "chain_id", json_object_new_string(chain));
         json_object_object_add(header, "anchor_seq", json_object_new_int64(anchor.seq));
         json_object_object_add(header, "anchor_hash", json_object_new_string(anchor.hash));
-        r = write_json_line(fd, header);
+        r = json_line_write(fd, header);
         json_object_put(header);
         if (r < 0)
                 goto fail;
@@ -211,7 +190,7 @@ int audit_archive(Broker *b, uint64_t until, const char *dir, const char *actor,
         json_object_object_add(inner, "last_hash", json_object_new_string(w.last_hash));
         json_object_object_add(inner, "records", json_object_new_int64(w.n));
         json_object_object_add(seal, "seal", inner);
-        r = write_json_line(fd, seal);
+        r = json_line_write(fd, seal);
         json_object_put(seal);
         if (r < 0 || fsync(fd) < 0) {
                 r = r < 0 ? r : -errno;

@@ -17,6 +17,7 @@
 #include "broker-sessions.h"
 #include "broker.h"
 #include "cleanup.h"
+#include "json-lines.h"
 #include "config.h"
 #include "duration.h"
 #include "grant.h"
@@ -110,7 +111,6 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
  * restart. The file can only end grants, never open one. A reboot clears it; grants do not
  * outlive a reboot anyway. */
 
-static int write_json_line(int fd, json_object *o);
 
 #define HELD_FILE "held-ends.json"
 #define HELD_FILE_MAX (4U * 1024U * 1024U)
@@ -180,7 +180,7 @@ static void keep_held(Broker *b) {
             (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
                 r = -errno;
         if (r >= 0)
-                r = write_json_line(fd, arr);
+                r = json_line_write(fd, arr);
         if (r >= 0 && fsync(fd) < 0)
                 r = -errno;
         if (r >= 0 && rename(tmp, path) < 0)
@@ -404,28 +404,6 @@ static void audit_policy(Broker *b, JitEvent ev, const char *error) {
         audit_log_head(b, false);
 }
 
-static int write_all(int fd, const char *s, size_t len) {
-        while (len > 0) {
-                ssize_t n = write(fd, s, len);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                s += n;
-                len -= (size_t) n;
-        }
-        return 0;
-}
-
-static int write_json_line(int fd, json_object *o) {
-        size_t len;
-        const char *s = json_object_to_json_string_length(
-                o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-        if (!s)
-                return -ENOMEM;
-        int r = write_all(fd, s, len);
-        return r < 0 ? r : write_all(fd, "\n", 1);
-}
 
 /* Ended requests that ended before `before` (realtime usec), with their approvals and
  * closed sessions, leave the live tables for an archive file beside the audit archives: the
@@ -473,10 +451,10 @@ static int archive_requests(Broker *b, uint64_t before, json_object **ret_info) 
                                json_object_new_int64((int64_t) now_usec(CLOCK_REALTIME)));
         json_object_object_add(header, "ended_before", json_object_new_int64((int64_t) before));
         json_object_object_add(header, "requests", json_object_new_int64((int64_t) n));
-        r = write_json_line(fd, header);
+        r = json_line_write(fd, header);
         json_object_put(header);
         for (size_t i = 0; r >= 0 && i < n; i++)
-                r = write_json_line(fd, json_object_array_get_idx(requests, i));
+                r = json_line_write(fd, json_object_array_get_idx(requests, i));
         if (r < 0)
                 goto fail;
         if (fsync(fd) < 0 || renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) < 0) {

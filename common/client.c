@@ -80,9 +80,12 @@ int jit_client_call(const char *path, unsigned timeout_ms, json_object *request,
                 return -EBADMSG;
         if (r < 0)
                 return r;
+        return jit_reply_parse(in, in_len, ret_reply);
+}
 
+int jit_reply_parse(const char *buf, size_t len, json_object **ret_reply) {
         json_object *reply;
-        r = jit_message_parse(in, in_len, &reply);
+        int r = jit_message_parse(buf, len, &reply);
         if (r == -ENOMEM)
                 return r;
         if (r < 0)

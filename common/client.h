@@ -18,5 +18,9 @@ int jit_client_connect(const char *path, uint64_t deadline_usec);
 int jit_client_call(const char *path, unsigned timeout_ms, json_object *request,
                     json_object **ret_reply);
 
+/* A reply frame's body as jit_client_call() takes it: a message with a boolean "ok";
+ * -EBADMSG for anything else, -ENOMEM. */
+int jit_reply_parse(const char *buf, size_t len, json_object **ret_reply);
+
 /* A fresh request object {"version":1,"op":op}, or NULL on ENOMEM. */
 json_object *jit_request_new(const char *op);

@@ -245,6 +245,24 @@ int next_option(Context *c, int argc, char *argv[], const struct option *options
         }
 }
 
+int parse_no_arguments(Context *c, int argc, char *argv[]) {
+        static const struct option options[] = {
+                COMMON_OPTIONS,
+                {},
+        };
+        int opt;
+
+        begin_options();
+        while ((opt = next_option(c, argc, argv, options)) >= 0)
+                switch (opt) {
+                case 'h':
+                        return print_help(c);
+                default:
+                        return option_error(c);
+                }
+        return check_no_more_args(c, argc, argv, 0);
+}
+
 void begin_options(void) {
         optind = 0; /* fully reinitialise getopt for a new argument vector */
 }

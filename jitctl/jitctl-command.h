@@ -108,6 +108,9 @@ int check_no_more_args(const Context *c, int argc, char *argv[], int n);
 int parse_id_arg(const Context *c, int argc, char *argv[], int64_t *ret);
 int next_option(Context *c, int argc, char *argv[], const struct option *options);
 void begin_options(void);
+/* The command line of a command that takes only the common options (--json, --help, ...)
+ * and no arguments: CONTINUE, or the help printed or the usage error reported. */
+int parse_no_arguments(Context *c, int argc, char *argv[]);
 
 /* The commands, with their help (jitctl-requests.c, jitctl-policy-command.c) */
 

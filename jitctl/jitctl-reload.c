@@ -53,23 +53,9 @@ static int print_reloaded(json_object *result) {
 }
 
 int cmd_reload(Context *c, int argc, char *argv[]) {
-        static const struct option options[] = {
-                COMMON_OPTIONS,
-                {},
-        };
         _cleanup_(json_object_putp) json_object *request = NULL, *reply = NULL;
         json_object *result;
-        int opt, r;
-
-        begin_options();
-        while ((opt = next_option(c, argc, argv, options)) >= 0)
-                switch (opt) {
-                case 'h':
-                        return print_help(c);
-                default:
-                        return option_error(c);
-                }
-        r = check_no_more_args(c, argc, argv, 0);
+        int r = parse_no_arguments(c, argc, argv);
         if (r != CONTINUE)
                 return r;
 

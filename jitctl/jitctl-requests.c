@@ -517,21 +517,7 @@ int cmd_cancel(Context *c, int argc, char *argv[]) {
 }
 
 int cmd_status(Context *c, int argc, char *argv[]) {
-        static const struct option options[] = {
-                COMMON_OPTIONS,
-                {},
-        };
-        int opt, r;
-
-        begin_options();
-        while ((opt = next_option(c, argc, argv, options)) >= 0)
-                switch (opt) {
-                case 'h':
-                        return print_help(c);
-                default:
-                        return option_error(c);
-                }
-        r = check_no_more_args(c, argc, argv, 0);
+        int r = parse_no_arguments(c, argc, argv);
         if (r != CONTINUE)
                 return r;
 

@@ -40,21 +40,14 @@
 #include "audit-verify.h"
 #include "jitctl-audit-internal.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                                                   \
-        do {                                                                                       \
-                if (!(x)) {                                                                        \
-                        fprintf(report, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #x);      \
-                        abort();                                                                   \
-                }                                                                                  \
-        } while (0)
+/* CHECK reports on the real stderr: jitctl's output goes to /dev/null meanwhile. */
+#define CHECK_REPORT report
+static FILE *report;
+#include "fuzz-check.h"
 
 #define RECORDS_MAX 256
 #define HEADS_MAX 64
 
-static FILE *report; /* the real stderr, while jitctl's output goes to /dev/null */
 static FILE *devnull;
 static int archive_fd = -1;
 static char archive_path[64];

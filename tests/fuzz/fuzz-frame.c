@@ -23,15 +23,7 @@
 #include "protocol.h"
 #include "timeutil.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                                                   \
-        do {                                                                                       \
-                if (!(x)) {                                                                        \
-                        fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #x);      \
-                        abort();                                                                   \
-                }                                                                                  \
-        } while (0)
+#include "fuzz-check.h"
 
 static const size_t bounds[4] = { JIT_REQUEST_MAX, JIT_REPLY_MAX, 16, 1 };
 

@@ -17,15 +17,7 @@
 #include "json-strict.h"
 #include "protocol.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                                                   \
-        do {                                                                                       \
-                if (!(x)) {                                                                        \
-                        fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #x);      \
-                        abort();                                                                   \
-                }                                                                                  \
-        } while (0)
+#include "fuzz-check.h"
 
 static const size_t string_limits[] = {
         JIT_USER_MAX, JIT_SERVICE_MAX, JIT_REASON_MAX, JIT_TICKET_MAX,

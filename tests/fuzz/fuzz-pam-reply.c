@@ -34,15 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                                                   \
-        do {                                                                                       \
-                if (!(x)) {                                                                        \
-                        fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #x);      \
-                        abort();                                                                   \
-                }                                                                                  \
-        } while (0)
+#include "fuzz-check.h"
 
 /* ---- the transport ---- */
 
@@ -76,20 +68,7 @@ int fuzz_client_call(const char *path, unsigned timeout_ms, json_object *request
                 return transport.error;
 
         /* common/client.c, once the frame is in. */
-        json_object *reply;
-        int r = jit_message_parse(transport.reply, transport.reply_len, &reply);
-        if (r == -ENOMEM)
-                return r;
-        if (r < 0)
-                return -EBADMSG;
-        json_object *ok;
-        if (!json_object_object_get_ex(reply, "ok", &ok) ||
-            !json_object_is_type(ok, json_type_boolean)) {
-                json_object_put(reply);
-                return -EBADMSG;
-        }
-        *ret_reply = reply;
-        return 0;
+        return jit_reply_parse(transport.reply, transport.reply_len, ret_reply);
 }
 
 /* ---- the PAM library ---- */

@@ -21,16 +21,7 @@
 #include "jitctl-text.h"
 #include "protocol.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                                                   \
-        do {                                                                                       \
-                if (!(x)) {                                                                        \
-                        fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #x);      \
-                        abort();                                                                   \
-                }                                                                                  \
-        } while (0)
+#include "fuzz-check.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
         /* jitctl runs with the user's LC_CTYPE; a UTF-8 one is where width and the

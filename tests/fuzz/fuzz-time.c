@@ -18,16 +18,7 @@
 #include "policy.h"
 #include "timeutil.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                                                   \
-        do {                                                                                       \
-                if (!(x)) {                                                                        \
-                        fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #x);      \
-                        abort();                                                                   \
-                }                                                                                  \
-        } while (0)
+#include "fuzz-check.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
         setenv("TZ", "Europe/Berlin", 1);
