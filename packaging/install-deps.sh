@@ -1,28 +1,39 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # Installs the Debian 12 packages jit needs to build and run; with --tests, also what its
-# test suite needs; with --fuzz, that and clang's libFuzzer (tests/fuzz/). Runs apt-get only
-# when something is missing, so it is quick to re-run and works offline once everything is
-# there.
+# test suite needs; with --fuzz, that and clang's libFuzzer (tests/fuzz/); with --package,
+# what packaging/build-deb.sh needs to build the .deb files (debhelper, dpkg-dev, fakeroot,
+# lintian and the Build-Depends of debian/control). Runs apt-get only when something is
+# missing, so it is quick to re-run and works offline once everything is there.
 #
-#   packaging/install-deps.sh [--tests] [--fuzz]
+#   packaging/install-deps.sh [--tests] [--fuzz] [--package]
 set -euo pipefail
 
 BUILD_PKGS=(meson ninja-build pkg-config gcc libpam0g-dev libsystemd-dev libsqlite3-dev
             libconfig-dev libjson-c-dev libssl-dev sudo scdoc)
+# The system test (tests/system/) builds the packages (PACKAGE_PKGS, added with --tests)
+# and boots a Debian 12 made by mmdebstrap under systemd-nspawn.
 TEST_PKGS=(libcmocka-dev libpam-wrapper libpamtest0-dev python3 systemd openssh-server
-           openssh-client sqlite3 util-linux)
+           openssh-client sqlite3 util-linux mmdebstrap systemd-container)
 # libFuzzer and the sanitizer runtimes are in libclang-rt-14-dev, which clang only
 # recommends; llvm-symbolizer (llvm-14) puts file:line in the reports.
 FUZZ_PKGS=(clang libclang-rt-14-dev llvm-14)
+# packaging/build-deb.sh: the tools, and debian/control's Build-Depends (keep them in step).
+PACKAGE_PKGS=(debhelper dpkg-dev fakeroot lintian
+              meson ninja-build pkgconf libpam0g-dev libsystemd-dev libsqlite3-dev
+              libconfig-dev libjson-c-dev libssl-dev scdoc systemd libcmocka-dev)
 
 usage() {
         cat <<EOF
-Usage: $0 [--tests] [--fuzz]
+Usage: $0 [--tests] [--fuzz] [--package]
 
 Installs jit's build and runtime dependencies with apt-get (Debian 12).
-  --tests   also install what the test suite needs
-  --fuzz    also install what the test suite and the fuzz targets need (clang, libFuzzer)
+  --tests     also install what the test suite needs (with the system test: what
+              --package installs, mmdebstrap and systemd-nspawn)
+  --fuzz      also install what the test suite and the fuzz targets need (clang, libFuzzer)
+  --package   also install what packaging/build-deb.sh needs to build and check the .deb
+              files: ${PACKAGE_PKGS[*]:0:4}
+              and the build dependencies of debian/control
   -h, --help  show this help
 EOF
 }
@@ -30,8 +41,9 @@ EOF
 want=("${BUILD_PKGS[@]}")
 while [ $# -gt 0 ]; do
         case "$1" in
-        --tests) want+=("${TEST_PKGS[@]}") ;;
-        --fuzz) want+=("${TEST_PKGS[@]}" "${FUZZ_PKGS[@]}") ;;
+        --tests) want+=("${TEST_PKGS[@]}" "${PACKAGE_PKGS[@]}") ;;
+        --fuzz) want+=("${TEST_PKGS[@]}" "${PACKAGE_PKGS[@]}" "${FUZZ_PKGS[@]}") ;;
+        --package) want+=("${PACKAGE_PKGS[@]}") ;;
         -h | --help) usage; exit 0 ;;
         *) echo "install-deps: unknown argument: $1" >&2; usage >&2; exit 2 ;;
         esac

@@ -1,38 +1,31 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# Builds and installs jit on Debian 12 and turns it on, safely:
+# Builds jit's Debian packages from this tree and installs them with apt, on Debian 12:
 #
 #   sudo ./packaging/setup.sh [--tests] [--skip-deps] [--skip-pam]
 #
-#  1. installs build/runtime packages (packaging/install-deps.sh)
-#  2. builds with meson into build/ and installs (prefix /usr, sysconfdir /etc)
-#  3. creates the groups "jit" (the gated users) and "jit-approvers"
-#  4. creates /etc/jit and /var/lib/jit, installs /etc/jit/policy.conf if there is none
-#  5. adds pam_jit to /etc/pam.d/sudo (and sudo-i), between "# jit: begin/end" markers
-#  6. with systemd running: enables and starts jit-brokerd.socket and .service
+#  1. installs what the build needs (packaging/install-deps.sh --package)
+#  2. builds the packages jit and libpam-jit into build-deb/ (packaging/build-deb.sh:
+#     dpkg-buildpackage on a copy of the tree, then lintian)
+#  3. installs them: apt-get install ./build-deb/jit_*.deb ./build-deb/libpam-jit_*.deb.
+#     The packages create the groups jit, jit-approvers and jit-auditors, install
+#     /etc/jit/policy.conf (an existing one is kept), add pam_jit to
+#     /etc/pam.d/common-account and common-session with pam-auth-update, and enable
+#     jit-brokerd.socket and jit-brokerd.service (and start them when systemd runs)
+#  4. checks the result: the PAM profile, sudoers, the broker
 #
 # Nobody is gated until you add users to the group "jit", so this cannot lock anyone
-# out. Running it again is safe: every step checks what is already there.
-# packaging/uninstall.sh undoes it.
+# out. Running it again rebuilds and reinstalls; apt keeps your policy. Undo it with
+# "apt-get remove jit libpam-jit" (packaging/uninstall.sh).
 set -euo pipefail
 
 SRCDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BUILDDIR="$SRCDIR/build"
-PREFIX=/usr
-SYSCONFDIR=/etc
-JIT_CONFDIR=/etc/jit
-JIT_STATEDIR=/var/lib/jit
-JIT_DATADIR=$PREFIX/share/jit
-POLICY=$JIT_CONFDIR/policy.conf
-BACKUPDIR=/var/backups/jit
-SNIPPET=$SRCDIR/packaging/pam.d-sudo.snippet
-SYSUSERS=$SRCDIR/packaging/jit.sysusers
-MANIFEST=$JIT_DATADIR/installed-files.txt
-# Debian's sudo uses the PAM service "sudo", and "sudo-i" for "sudo -i": gate both, or
-# "sudo -i" would walk around the gate.
-PAM_SERVICES=(sudo sudo-i)
-BEGIN_MARK='# jit: begin'
-END_MARK='# jit: end'
+OUTDIR=build-deb
+POLICY=/etc/jit/policy.conf
+SNIPPET=/usr/share/jit/pam.d-sudo.snippet
+# What an earlier setup.sh (before the packages) left: its list of the files meson
+# installed.
+OLD_MANIFEST=/usr/share/jit/installed-files.txt
 
 opt_tests=0
 opt_deps=1
@@ -51,12 +44,13 @@ usage() {
         cat <<EOF
 Usage: $0 [OPTIONS]
 
-Builds, installs and enables jit (just-in-time sudo access) on Debian 12. Run as root
-from the source tree. Safe to run again.
+Builds jit's Debian packages (jit, libpam-jit) from this tree, installs them with apt
+and checks that PAM and the broker are in place. Debian 12, as root. Safe to run again.
 
-  --tests       also install the test suite's packages and build the tests
+  --tests       also install the packages the test suite needs
   --skip-deps   do not run packaging/install-deps.sh (packages already there)
-  --skip-pam    do not touch /etc/pam.d (install only; wire up PAM yourself)
+  --skip-pam    leave pam_jit out of /etc/pam.d/common-* (pam-auth-update --disable jit),
+                to wire it up by hand from $SNIPPET
   -h, --help    show this help
 EOF
 }
@@ -73,8 +67,8 @@ while [ $# -gt 0 ]; do
 done
 
 [ "$(id -u)" -eq 0 ] || die "run as root: sudo $0 $*"
-if [ ! -f "$SRCDIR/meson.build" ] || [ ! -f "$SNIPPET" ]; then
-        die "cannot find the jit source tree at $SRCDIR"
+if [ ! -f "$SRCDIR/meson.build" ] || [ ! -f "$SRCDIR/debian/control" ]; then
+        die "cannot find the jit source tree (with debian/) at $SRCDIR"
 fi
 if [ -r /etc/os-release ]; then
         # shellcheck disable=SC1091
@@ -84,10 +78,31 @@ if [ -r /etc/os-release ]; then
         fi
 fi
 
+# The module lines of the primary block of common-account (pam-auth-update's markers).
+primary_account_lines() {
+        sed -n '/^# here are the per-package modules (the "Primary" block)$/,/^# here.s the fallback if no module succeeds$/p' \
+                /etc/pam.d/common-account 2>/dev/null | grep -v '^[[:space:]]*#' || true
+}
+
+# PAM files outside common-* that name pam_jit.so: lines added by hand, or the block an
+# earlier setup.sh put into /etc/pam.d/sudo and sudo-i.
+hand_written=()
+for f in /etc/pam.d/*; do
+        case "$f" in /etc/pam.d/common-*) continue ;; esac
+        [ -f "$f" ] && grep -qE '^[^#]*pam_jit\.so' "$f" && hand_written+=("$f")
+done
+if [ ${#hand_written[@]} -gt 0 ] && [ $opt_pam -eq 1 ]; then
+        die "PAM files name pam_jit.so (added by hand, or by an earlier setup.sh): ${hand_written[*]}
+       The package's PAM profile would ask pam_jit a second time, and an unguarded line
+       there denies everyone once the module is removed. Take those lines out, e.g. the
+       marked block: sed -i '/^# jit: begin/,/^# jit: end\$/d' FILE
+       or keep them and run: $0 --skip-pam"
+fi
+
 # ---------------------------------------------------------------------------------------
-say "1/6 Dependencies"
+say "1/4 Dependencies"
 if [ $opt_deps -eq 1 ]; then
-        deps_args=()
+        deps_args=(--package)
         [ $opt_tests -eq 1 ] && deps_args+=(--tests)
         "$SRCDIR/packaging/install-deps.sh" "${deps_args[@]}" || die "installing packages failed (see above)"
 else
@@ -95,67 +110,48 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------
-say "2/6 Build and install (meson, prefix $PREFIX)"
-tests_opt=false
-[ $opt_tests -eq 1 ] && tests_opt=true
-meson_opts=(--prefix="$PREFIX" --sysconfdir="$SYSCONFDIR" --localstatedir=/var "-Dtests=$tests_opt")
-if [ -f "$BUILDDIR/build.ninja" ]; then
-        meson setup --reconfigure "${meson_opts[@]}" "$BUILDDIR" "$SRCDIR" >/dev/null ||
-                die "meson could not configure $BUILDDIR (remove it and run again)"
-else
-        meson setup "${meson_opts[@]}" "$BUILDDIR" "$SRCDIR" >/dev/null ||
-                die "meson could not configure the build (missing packages? run without --skip-deps)"
-fi
-meson compile -C "$BUILDDIR" || die "the build failed: nothing was installed"
-meson install -C "$BUILDDIR" --no-rebuild --quiet || die "meson install failed"
-# Keep the list of installed files next to the data, so uninstall works without build/.
-install -m 0644 "$BUILDDIR/meson-logs/install-log.txt" "$MANIFEST"
-n_files=0
-while IFS= read -r f; do
-        [ -f "$f" ] && n_files=$((n_files + 1))
-done < <(grep -v '^#' "$MANIFEST")
-did "built in $BUILDDIR and installed $n_files files (list: $MANIFEST)"
-for f in /usr/sbin/jit-brokerd /usr/bin/jitctl; do
-        [ -x "$f" ] || die "$f is missing after install"
-done
-pam_module=$(grep '/pam_jit\.so$' "$MANIFEST" | head -n1 || true)
-if [ -z "$pam_module" ] || [ ! -f "$pam_module" ]; then
-        die "pam_jit.so is missing after install"
-fi
-info "PAM module: $pam_module"
-# journalctl -x explains jit's entries from the catalog meson installed, once compiled.
-if command -v journalctl >/dev/null 2>&1; then
-        if journalctl --update-catalog; then
-                did "updated the journal catalog (journalctl -x explains jit's entries)"
-        else
-                warn "journalctl --update-catalog failed: journalctl -x will not explain jit's entries"
-        fi
-fi
+say "2/4 Build the packages"
+"$SRCDIR/packaging/build-deb.sh" --out "$SRCDIR/$OUTDIR" ||
+        die "building the packages failed (see above): nothing was installed"
+shopt -s nullglob
+cd "$SRCDIR"
+debs=("./$OUTDIR"/jit_*.deb "./$OUTDIR"/libpam-jit_*.deb)
+shopt -u nullglob
+[ ${#debs[@]} -eq 2 ] || die "expected one jit and one libpam-jit package in $SRCDIR/$OUTDIR, found: ${debs[*]:-none}"
 
 # ---------------------------------------------------------------------------------------
-say "3/6 Groups"
-missing_groups=()
-for g in jit jit-approvers; do
-        if getent group "$g" >/dev/null; then
-                info "group $g exists"
-        else
-                missing_groups+=("$g")
-        fi
+say "3/4 Install with apt"
+# apt-get fetches the dependencies. --reinstall: a re-run installs the new build even
+# when its version is the one installed. An existing /etc/jit/policy.conf is kept
+# (confold), including one an earlier setup.sh wrote.
+DEBIAN_FRONTEND=noninteractive apt-get install -y --reinstall \
+        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${debs[@]}" ||
+        die "apt-get install failed (see above)"
+for p in jit libpam-jit; do
+        [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] ||
+                die "package $p is not installed after apt-get install"
 done
-if [ ${#missing_groups[@]} -gt 0 ]; then
-        if command -v systemd-sysusers >/dev/null 2>&1; then
-                # The same file meson installed as sysusers.d/jit.conf (system groups).
-                systemd-sysusers "$SYSUSERS" || die "systemd-sysusers failed"
-        else
-                for g in "${missing_groups[@]}"; do
-                        groupadd --system "$g" || die "groupadd $g failed"
-                done
-        fi
-        for g in "${missing_groups[@]}"; do
-                getent group "$g" >/dev/null || die "group $g was not created"
-                did "created group $g (gid $(getent group "$g" | cut -d: -f3))"
-        done
+did "installed $(dpkg-query -W -f='${Package} ${Version}' jit) and $(dpkg-query -W -f='${Package} ${Version}' libpam-jit)"
+
+# Files an earlier setup.sh installed that no package owns now (the packages took over the
+# rest, at the same paths).
+if [ -f "$OLD_MANIFEST" ] && ! dpkg -S "$OLD_MANIFEST" >/dev/null 2>&1; then
+        n=0
+        while IFS= read -r f; do
+                case "$f" in "$OLD_MANIFEST") continue ;; /*) ;; *) continue ;; esac
+                if { [ -f "$f" ] || [ -L "$f" ]; } && ! dpkg -S "$f" >/dev/null 2>&1; then
+                        rm -f -- "$f"
+                        info "removed $f (left by an earlier setup.sh, not in the packages)"
+                        n=$((n + 1))
+                fi
+        done < <(grep -v '^#' "$OLD_MANIFEST")
+        rm -f -- "$OLD_MANIFEST"
+        did "cleaned up after an earlier setup.sh: $n leftover files and $OLD_MANIFEST"
 fi
+
+for g in jit jit-approvers jit-auditors; do
+        getent group "$g" >/dev/null || die "group $g is missing after the install (systemd-sysusers jit.conf)"
+done
 gated=$(getent group jit | cut -d: -f4)
 if [ -n "$gated" ]; then
         info "members of jit (gated): $gated"
@@ -164,137 +160,78 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------
-say "4/6 Directories and policy"
-install -d -m 0755 -o root -g root "$JIT_CONFDIR"
-# The database is the audit trail: root only (the unit's StateDirectoryMode= agrees).
-install -d -m 0700 -o root -g root "$JIT_STATEDIR"
-if [ -e "$POLICY" ]; then
-        info "keeping existing $POLICY"
-else
-        install -m 0644 -o root -g root "$JIT_DATADIR/policy.conf.example" "$POLICY"
-        did "installed $POLICY from $JIT_DATADIR/policy.conf.example"
-fi
-# Validate with the installed jitctl (the broker refuses to start on an invalid policy).
+say "4/4 Check"
 set +e
 check_out=$(/usr/bin/jitctl policy check "$POLICY" 2>&1)
 check_rc=$?
 set -e
 if [ $check_rc -eq 0 ]; then
-        info "policy check: OK"
-elif [ $check_rc -eq 2 ] || [[ $check_out == *"not supported"* ]]; then
-        info "policy check: not available in this jitctl yet, skipped"
+        info "policy check $POLICY: OK"
 else
         warn "jitctl policy check $POLICY failed: $check_out"
 fi
 
-# ---------------------------------------------------------------------------------------
-say "5/6 PAM"
-
-# Prints the jit block of FILE (begin to end marker), nothing when there is none.
-pam_block() { sed -n "/^$BEGIN_MARK/,/^$END_MARK\$/p" "$1"; }
-
-# Inserts the snippet before the first account entry of FILE (so no earlier account line
-# can jump over it, and a later "done"/"sufficient" cannot override its failure), or at
-# the end when there is none. Writes a temporary file and renames it into place.
-pam_insert() {
-        local file=$1 tmp
-        tmp=$(mktemp "$(dirname "$file")/.$(basename "$file").jit.XXXXXX")
-        awk -v snippet="$SNIPPET" '
-                function emit(  line) {
-                        while ((getline line < snippet) > 0) print line
-                        close(snippet); inserted = 1
-                }
-                !inserted && tolower($0) ~ /^[ \t]*(-?account[ \t]|@include[ \t]+common-account)/ { emit() }
-                { print }
-                END { if (!inserted) emit() }
-        ' "$file" >"$tmp" || { rm -f "$tmp"; return 1; }
-        if ! chmod --reference="$file" "$tmp" || ! chown --reference="$file" "$tmp" ||
-                ! mv -f "$tmp" "$file"; then
-                rm -f "$tmp"
-                return 1
-        fi
-}
-
 if [ $opt_pam -eq 0 ]; then
-        info "skipped (--skip-pam); add the lines of $JIT_DATADIR/pam.d-sudo.snippet yourself"
+        if grep -q 'pam_jit\.so' /etc/pam.d/common-account; then
+                pam-auth-update --package --disable jit
+                did "took pam_jit out of /etc/pam.d/common-* (--skip-pam: pam-auth-update --disable jit)"
+        fi
+        info "PAM: add the lines of $SNIPPET yourself (pam_jit(8))"
 else
-        expected=$(cat "$SNIPPET")
-        for svc in "${PAM_SERVICES[@]}"; do
-                file=/etc/pam.d/$svc
-                if [ ! -f "$file" ]; then
-                        [ "$svc" = sudo ] && die "$file does not exist: is sudo installed?"
-                        info "$file does not exist, skipped"
-                        continue
+        if ! grep -q 'pam_jit\.so' /etc/pam.d/common-account; then
+                # The profile was turned off earlier (pam-auth-update, or --skip-pam). Turn it
+                # on, unless pam_jit would be the only primary account module: its lines hand
+                # users it does not gate on to the next one, and without one they would reach
+                # pam_deny.so.
+                others=$(primary_account_lines | grep -v -e 'pam_succeed_if\.so' -e 'pam_jit\.so' -e 'pam_permit\.so' |
+                        grep -c '[^[:space:]]' || true)
+                if [ "$others" -gt 0 ]; then
+                        pam-auth-update --package --enable jit
+                        grep -q 'pam_jit\.so' /etc/pam.d/common-account &&
+                                did "enabled the PAM profile again (pam-auth-update --enable jit)"
                 fi
-                current=$(pam_block "$file")
-                if [ -n "$current" ]; then
-                        if [ "$current" = "$expected" ]; then
-                                info "$file already has the jit lines"
-                        else
-                                warn "$file has a jit block that differs from $SNIPPET: left as it is, check it by hand"
-                        fi
-                        continue
-                fi
-                if grep -q 'pam_jit\.so' "$file"; then
-                        warn "$file already mentions pam_jit.so outside a jit block: left as it is"
-                        continue
-                fi
-                install -d -m 0700 "$BACKUPDIR"
-                backup=$BACKUPDIR/pam.d-$svc.$(date -u +%Y%m%dT%H%M%SZ)
-                cp -p "$file" "$backup"
-                pam_insert "$file" || die "could not update $file (unchanged; backup in $backup)"
-                [ "$(pam_block "$file")" = "$expected" ] || die "$file was not updated as expected; the original is in $backup"
-                did "added pam_jit to $file (backup: $backup)"
-        done
-        # sudo skips the whole account stack under "Defaults !pam_acct_mgmt" (docs/security.md, rule 3).
-        acct=$(grep -sHnE '^[[:space:]]*Defaults.*!+[[:space:]]*pam_acct_mgmt' /etc/sudoers /etc/sudoers.d/* || true)
-        if [ -n "$acct" ]; then
-                warn "sudoers turns off PAM account management, so pam_jit is NEVER asked and gated users keep full sudo:"
-                printf '         %s\n' "$acct" >&2
-                warn "remove '!pam_acct_mgmt' from those lines (visudo) for jit to have any effect"
-        elif ! sudo -V 2>/dev/null | grep -q 'PAM account validation management'; then
-                # "sudo -V" run by root prints the effective global Defaults.
-                warn "sudo -V does not report 'Perform PAM account validation management': pam_jit may never be asked; check sudoers (and sudoers in LDAP/SSSD)"
+        fi
+        if grep -q 'pam_jit\.so' /etc/pam.d/common-account && grep -q 'pam_jit\.so' /etc/pam.d/common-session; then
+                info "PAM: pam_jit is in /etc/pam.d/common-account and common-session (profile \"jit\")"
         else
-                info "sudoers: PAM account management is on (no '!pam_acct_mgmt')"
+                warn "pam_jit is NOT in /etc/pam.d/common-account and common-session, so nobody is gated:
+         pam-auth-update did not add the profile \"jit\" (local changes to those files, or no
+         other primary account module such as pam_unix). Run pam-auth-update, or add the lines
+         of $SNIPPET to /etc/pam.d/sudo and sudo-i"
         fi
 fi
 
-# ---------------------------------------------------------------------------------------
-say "6/6 Service"
+# sudo skips the whole account stack under "Defaults !pam_acct_mgmt" (docs/security.md, rule 3).
+acct=$(grep -sHnE '^[[:space:]]*Defaults.*!+[[:space:]]*pam_acct_mgmt' /etc/sudoers /etc/sudoers.d/* || true)
+if [ -n "$acct" ]; then
+        warn "sudoers turns off PAM account management, so pam_jit is NEVER asked and gated users keep full sudo:"
+        printf '         %s\n' "$acct" >&2
+        warn "remove '!pam_acct_mgmt' from those lines (visudo) for jit to have any effect"
+elif ! command -v sudo >/dev/null 2>&1; then
+        info "sudo is not installed: only what libpam-jit gates besides (sshd) applies"
+elif ! sudo -V 2>/dev/null | grep -q 'PAM account validation management'; then
+        # "sudo -V" run by root prints the effective global Defaults.
+        warn "sudo -V does not report 'Perform PAM account validation management': pam_jit may never be asked; check sudoers (and sudoers in LDAP/SSSD)"
+else
+        info "sudoers: PAM account management is on (no '!pam_acct_mgmt')"
+fi
+
+broker_running=0
 if [ -d /run/systemd/system ]; then
-        systemctl daemon-reload
-        systemctl enable --now jit-brokerd.socket
-        # Enabled, not only socket-activated: the broker must run to expire grants on time.
-        systemctl enable jit-brokerd.service
-        # restart, not start: a re-run must pick up the newly installed binary.
-        systemctl restart jit-brokerd.service ||
+        # The packages' postinst enabled and started both units (and restarted the service
+        # on a re-run); make sure they run.
+        systemctl start jit-brokerd.socket jit-brokerd.service ||
                 die "jit-brokerd did not start: see 'journalctl -u jit-brokerd -n 50'"
-        did "enabled jit-brokerd.socket and jit-brokerd.service, (re)started the broker"
         if status_out=$(/usr/bin/jitctl status 2>&1); then
-                info "jitctl status: the broker answers"
+                did "jit-brokerd.socket and jit-brokerd.service are enabled and running; jitctl status answers"
         else
                 printf '%s\n' "$status_out" >&2
                 die "jitctl status failed: see 'systemctl status jit-brokerd' and 'journalctl -u jit-brokerd -n 50'"
         fi
         broker_running=1
 else
-        broker_running=0
-        # A container or chroot: enable for the next boot with systemd (systemctl works on
-        # the unit files offline) but start nothing.
-        if command -v systemctl >/dev/null 2>&1; then
-                if systemctl is-enabled --quiet jit-brokerd.socket 2>/dev/null &&
-                        systemctl is-enabled --quiet jit-brokerd.service 2>/dev/null; then
-                        info "jit-brokerd.socket and .service are enabled for the next boot with systemd"
-                elif systemctl enable jit-brokerd.socket jit-brokerd.service >/dev/null 2>&1; then
-                        did "enabled jit-brokerd.socket and jit-brokerd.service for the next boot with systemd"
-                else
-                        warn "could not enable the units; after booting with systemd run: systemctl enable --now jit-brokerd.socket jit-brokerd.service"
-                fi
-        fi
-        # For a broker started by hand: the directory must be traversable by everyone.
-        install -d -m 0755 -o root -g root /run/jit
-        info "systemd is not running here (container or chroot): nothing was started."
+        info "systemd is not running here (container or chroot): the units are enabled for the next"
+        info "boot with systemd, and nothing was started"
 fi
 
 # ---------------------------------------------------------------------------------------
@@ -303,7 +240,6 @@ say "Done"
 for d in "${done_list[@]}"; do
         info "- $d"
 done
-[ ${#done_list[@]} -eq 0 ] && info "- nothing to change: everything was already in place"
 if [ ${#warnings[@]} -gt 0 ]; then
         echo
         say "Warnings"
@@ -342,5 +278,6 @@ cat <<EOF
      BOB reviews:           jitctl list --pending ; jitctl approve ID   (or: jitctl deny ID --reason ...)
      ALICE checks:          jitctl status      then uses sudo until the grant expires
   Audit trail:              jitctl audit ; journalctl -u jit-brokerd
-  Uninstall:                $SRCDIR/packaging/uninstall.sh [--purge]
+  More hosts:               apt install ./jit_*.deb ./libpam-jit_*.deb   (from $SRCDIR/$OUTDIR)
+  Uninstall:                apt-get remove jit libpam-jit    (purge: also the policy and the audit log)
 EOF

@@ -576,13 +576,23 @@ static void report(pam_handle_t *pamh, int flags, const Options *o, const Check 
                            service, outcome_name(c->outcome), pam_strerror(pamh, pam_code));
 }
 
+/* The grant to ask about: service= when given (validated in parse_options()), else the
+ * PAM service's name, except that "sudo-i" (Debian's "sudo -i") asks about "sudo": a
+ * pam-auth-update profile in common-account cannot give that one service its own service=. */
+static const char *grant_service(const Options *o, const char *pam_service) {
+        if (o->service)
+                return o->service;
+        if (STREQ(pam_service, "sudo-i"))
+                return "sudo";
+        return pam_service;
+}
+
 static Outcome account_check(pam_handle_t *pamh, const Options *o, Check *c) {
         Outcome outcome;
 
         if (get_items(pamh, c, &outcome) < 0)
                 return outcome;
-        if (o->service)
-                c->service = o->service; /* validated in parse_options() */
+        c->service = grant_service(o, c->service);
         return ask_broker(o, c);
 }
 
@@ -653,8 +663,7 @@ PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, cons
 
         if (!pamh || parse_options(pamh, argc, argv, &o) < 0 || get_items(pamh, &c, &outcome) < 0)
                 return PAM_SESSION_ERR;
-        if (o.service)
-                c.service = o.service;
+        c.service = grant_service(&o, c.service);
         /* sudo switches PAM_USER to the target user (root) before the session; the grant
          * holder is the invoking user, which it leaves in PAM_RUSER. */
         const void *ruser = NULL;

@@ -170,6 +170,21 @@ class CoreFlow(BrokerTestCase):
         self.assertIn("payments-team", p.stdout)
         alice.ok("cancel", rid)
 
+    def test_10_sudo_i_asks_about_the_sudo_grant(self):
+        # The pam-auth-update profile runs pam_jit.so from common-account without
+        # arguments, so for the PAM service sudo-i ("sudo -i") the module itself must ask
+        # about the sudo grant, with no service= in the stack.
+        alice, bob = self.u["jit-alice"], self.u["jit-bob"]
+        self.assertExit(alice.pam_account("sudo-i", "deny", JIT_TEST_EXPECT_MESSAGE=(
+            "jit: jit-alice has no active grant for sudo. Ask for one: "
+            "jitctl request --service sudo ")), 0)
+        rid = str(self.request("jit-alice")["id"])
+        bob.ok("approve", rid)
+        self.assertExit(alice.pam_account("sudo-i", "allow"), 0)
+        self.assertExit(self.u["jit-dave"].pam_account("sudo-i", "deny"), 0)
+        bob.ok("revoke", rid)
+        self.assertExit(alice.pam_account("sudo-i", "deny"), 0)
+
 
 if __name__ == "__main__":
     jittest.main()
