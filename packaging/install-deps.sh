@@ -19,7 +19,7 @@ TEST_PKGS=(libcmocka-dev libpam-wrapper libpamtest0-dev python3 systemd openssh-
 # recommends; llvm-symbolizer (llvm-14) puts file:line in the reports.
 FUZZ_PKGS=(clang libclang-rt-14-dev llvm-14)
 # packaging/build-deb.sh: the tools, and debian/control's Build-Depends (keep them in step).
-PACKAGE_PKGS=(debhelper dpkg-dev fakeroot lintian
+PACKAGE_PKGS=(build-essential debhelper dpkg-dev fakeroot lintian
               meson ninja-build pkgconf libpam0g-dev libsystemd-dev libsqlite3-dev
               libconfig-dev libjson-c-dev libssl-dev scdoc systemd libcmocka-dev)
 

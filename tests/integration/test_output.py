@@ -4,11 +4,16 @@ never with --no-pager or --json; as root on someone else's behalf (sudo) the pag
 alone, whatever $JIT_PAGER says; --no-legend leaves out the header line; tables show local
 time with its zone while --json keeps RFC 3339 UTC."""
 
+import fcntl
 import json
 import os
 import pty
 import re
+import select
+import struct
 import subprocess
+import termios
+import time
 
 import jittest
 from jittest import BrokerTestCase
@@ -23,14 +28,28 @@ rules = (
 MARKING_PAGER = "sed 's/^/PAGED: /'"
 
 
-def on_terminal(argv, env):
-    """Runs argv with stdout on a pseudo-terminal (stdin from /dev/null); returns what it
-    wrote there, with the terminal's \\r\\n as \\n."""
+def on_terminal(argv, env, timeout=20):
+    """Runs argv in a session of its own whose controlling terminal is a 50x200
+    pseudo-terminal (stdin from /dev/null, stdout the terminal: what a pager such as less
+    reads its keys from and sizes its screen by); returns what it wrote there, with the
+    terminal's CR LF as LF. Fails after timeout (a pager waiting for a key)."""
     master, slave = pty.openpty()
-    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.PIPE, env=env)
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
+
+    def controlling_terminal():
+        fcntl.ioctl(1, termios.TIOCSCTTY, 0)
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.DEVNULL, env=env,
+                         start_new_session=True, preexec_fn=controlling_terminal)
     os.close(slave)
     out = b""
+    deadline = time.monotonic() + timeout
     while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([master], [], [], left)[0]:
+            p.kill()
+            p.wait()
+            os.close(master)
+            raise AssertionError(f"{argv} did not finish on the terminal within {timeout}s; it wrote {out!r}")
         try:
             chunk = os.read(master, 65536)
         except OSError:  # EIO: every writer closed the terminal

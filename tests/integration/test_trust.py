@@ -140,12 +140,18 @@ class Trust(BrokerTestCase):
     def root_only_dir(self):
         """A directory whose every component, from / down, is root's and writable by root
         alone: a tmpfs (mode 0755) on a fresh directory of /run, in this test's mount
-        namespace. (The sandbox itself is under /tmp, which everyone may write to.)"""
-        d = "/run/jit-test-fail-open"
+        namespace — or of this test's private /etc where /run is writable by all (a /run
+        tmpfs mounted with its default mode 1777, as in a bare chroot). (The sandbox itself
+        is under /tmp, which everyone may write to.)"""
+        def root_only(path):
+            st = os.lstat(path)
+            return st.st_uid == 0 and not stat.S_IMODE(st.st_mode) & 0o022
+        parent = "/run" if root_only("/run") else "/etc"
+        d = os.path.join(parent, "jit-test-fail-open")
         os.makedirs(d, mode=0o755, exist_ok=True)
         run(["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", d])
         self.addCleanup(run, ["umount", "-l", d], check=False)
-        for part in ("/", "/run", d):
+        for part in ("/", parent, d):
             st = os.lstat(part)
             self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode) & 0o022), (0, 0), part)
         return d
@@ -305,7 +311,10 @@ class Trust(BrokerTestCase):
         """A container that reboots keeps the host's kernel (and its boot id) but starts a
         new PID 1: a broker run as PID 1 of a PID namespace of its own is in a new
         "container boot" each time, and ends the grants of the last one at start."""
-        container = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child=SIGTERM"]
+        # --propagation unchanged: / may not be a mount point (a chroot), and this program's
+        # mount namespace is private already.
+        container = ["unshare", "--pid", "--fork", "--mount-proc", "--propagation", "unchanged",
+                     "--kill-child=SIGTERM"]
 
         def restart_in_a_new_container():
             self.broker.stop()
