@@ -44,6 +44,10 @@ fi
 for tool in systemd-nspawn mmdebstrap nsenter dpkg-deb; do
         command -v "$tool" >/dev/null 2>&1 || skip "$tool is not installed"
 done
+# systemd-nspawn needs the machine's cgroup hierarchy (unified, or v1 with systemd's own);
+# a bare chroot has none mounted.
+[ -e /sys/fs/cgroup/cgroup.controllers ] || [ -d /sys/fs/cgroup/systemd ] ||
+        skip "no cgroup hierarchy at /sys/fs/cgroup: systemd-nspawn cannot boot a container here"
 shopt -s nullglob
 pkgs=("$debs"/*.deb)
 [ ${#pkgs[@]} -ge 2 ] || die "no packages in $debs"
