@@ -41,8 +41,15 @@ _Noreturn static void copy_through(void) {
         }
 }
 
+/* No TERM, or "dumb": a pager could not draw its screen (less would stop and ask for
+ * RETURN). */
+static bool terminal_is_dumb(void) {
+        const char *term = getenv("TERM");
+        return !term || !*term || strcmp(term, "dumb") == 0;
+}
+
 void pager_start(bool disabled) {
-        if (disabled || !isatty(STDOUT_FILENO))
+        if (disabled || !isatty(STDOUT_FILENO) || terminal_is_dumb())
                 return;
         bool secure = privileged_for_someone_else();
         const char *pager = NULL;
@@ -60,13 +67,18 @@ void pager_start(bool disabled) {
         fflush(stdout);
         pid_t pid = fork();
         if (pid < 0) {
-                close(fds[0]);
+                if (fds[0] != STDIN_FILENO)
+                        close(fds[0]);
                 close(fds[1]);
                 return;
         }
         if (pid == 0) {
                 if (dup2(fds[0], STDIN_FILENO) < 0)
                         _exit(1);
+                /* Close-on-exec does not help when no exec succeeds: the write end must go
+                 * now, or copy_through() would never see the end of its input. */
+                close(fds[0]);
+                close(fds[1]);
                 /* less: quit when it fits one screen, keep what is shown, no terminal
                  * init, chop long lines (tables), quit on ^C. The person's own LESS wins. */
                 (void) setenv("LESS", "FRSXMK", 0);

@@ -4,7 +4,8 @@
 
 #include <stdbool.h>
 
-/* Sends standard output through a pager when it is a terminal and disabled is false:
+/* Sends standard output through a pager when it is a terminal (not a dumb one: $TERM set
+ * and not "dumb") and disabled is false:
  * $JIT_PAGER, else $PAGER, else less ("" or "cat" turn it off). Run as root on someone
  * else's behalf (sudo, pkexec, a setuid bit), only less runs, with LESSSECURE=1: a pager
  * that runs shell commands would hand out a root shell. Without any pager the output

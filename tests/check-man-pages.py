@@ -393,11 +393,11 @@ class ScratchBroker:
         self.log = open(os.path.join(self.dir, "broker.log"), "w")
         # In a mount namespace of its own with an empty /run/systemd/journal, so that its
         # entries (a request filed, a grant) never reach the host's journal.
-        # Where there is no journald (a bare chroot, whose / may not even be a mount point
+        # Where no journald listens (a bare chroot, whose / may not even be a mount point
         # that unshare could make private), there is nothing to keep it from.
         script = 'mount -t tmpfs -o mode=0755 tmpfs /run/systemd/journal || exit 90; exec "$@"'
         isolate = (["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"]
-                   if os.path.isdir("/run/systemd/journal") else [])
+                   if os.path.exists("/run/systemd/journal/socket") else [])
         self.proc = subprocess.Popen(
             [*isolate, brokerd, "--socket", self.socket, "--db", os.path.join(self.dir, "db", "jit.db"),
              "--policy", policy],

@@ -74,6 +74,7 @@ class Output(BrokerTestCase):
     def env(self, **extra):
         env = {k: v for k, v in os.environ.items() if k not in ("PAGER", "JIT_PAGER", "SUDO_UID", "LESS")}
         env["TZ"] = "UTC"
+        env["TERM"] = "xterm"  # as on a person's terminal; CI may run with none
         env.update(extra)
         return env
 
@@ -100,6 +101,10 @@ class Output(BrokerTestCase):
                 out = on_terminal(argv, env)
                 self.assertNotIn("PAGED", out)
                 self.assertRegex(out, rf"(?m)^{self.rid} +pending")
+        # A dumb terminal (or none named): a pager could not draw its screen.
+        for term in ("dumb", ""):
+            with self.subTest(term=term):
+                self.assertNotIn("PAGED", on_terminal(self.list_argv(), self.env(JIT_PAGER=MARKING_PAGER, TERM=term)))
         out = on_terminal(self.list_argv("--json"), self.env(JIT_PAGER=MARKING_PAGER))
         self.assertEqual(json.loads(out)[0]["id"], int(self.rid))
         # $PAGER when $JIT_PAGER is unset.
