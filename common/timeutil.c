@@ -17,22 +17,27 @@ uint64_t now_usec(clockid_t clock) {
         return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
 }
 
-char *format_rfc3339(uint64_t realtime_usec, char *buf, size_t len) {
+/* realtime_usec in RFC 3339 UTC, or for people in local time with its zone; "invalid"
+ * when it cannot. */
+static char *format_time(uint64_t realtime_usec, bool utc, char *buf, size_t len) {
         time_t t = (time_t) (realtime_usec / USEC_PER_SEC);
         struct tm tm;
+        size_t n = 0;
 
-        if (!gmtime_r(&t, &tm) || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        if (utc ? gmtime_r(&t, &tm) != NULL : localtime_r(&t, &tm) != NULL)
+                n = utc ? strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm)
+                        : strftime(buf, len, "%a %Y-%m-%d %H:%M:%S %Z", &tm);
+        if (n == 0)
                 snprintf(buf, len, "invalid");
         return buf;
 }
 
-char *format_time_for_people(uint64_t realtime_usec, char *buf, size_t len) {
-        time_t t = (time_t) (realtime_usec / USEC_PER_SEC);
-        struct tm tm;
+char *format_rfc3339(uint64_t realtime_usec, char *buf, size_t len) {
+        return format_time(realtime_usec, true, buf, len);
+}
 
-        if (!localtime_r(&t, &tm) || strftime(buf, len, "%a %Y-%m-%d %H:%M:%S %Z", &tm) == 0)
-                snprintf(buf, len, "invalid");
-        return buf;
+char *format_time_for_people(uint64_t realtime_usec, char *buf, size_t len) {
+        return format_time(realtime_usec, false, buf, len);
 }
 
 int rfc3339_parse(const char *s, uint64_t *ret_usec) {

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "jitctl-exit.h"
 
@@ -90,6 +91,10 @@ int fail_bad_reply(const Context *c);
 int fail_reply(const Context *c, int r);
 int broker_call(const Context *c, json_object *request, json_object **ret_reply,
                 json_object **ret_result);
+/* The common end of a command that shows one reply: the JSON document with --json, else
+ * print() for people, through the pager when long_listing. request is consumed. */
+int call_and_print(Context *c, json_object *request, int (*print)(json_object *result, FILE *f),
+                   bool long_listing);
 
 /* Building requests: each adds one member; -ENOMEM when it could not. */
 int add_string(json_object *o, const char *key, const char *value);

@@ -2,7 +2,6 @@
 /* jitctl reload: the broker re-reads its policy now and says whether it took it; what
  * jit-brokerd.service's ExecReload= runs, so that `systemctl reload` fails with the
  * parser's file:line message when the new policy is refused. */
-#include <getopt.h>
 #include <stdio.h>
 
 #include "cleanup.h"
@@ -29,43 +28,31 @@ const char reload_help[] =
         "unreachable.\n";
 /* clang-format on */
 
-static int print_reloaded(json_object *result) {
+static int print_reloaded(json_object *result, FILE *f) {
         json_object *v, *warnings;
         const char *version =
                 json_object_object_get_ex(result, "version", &v) ? json_object_get_string(v) : "";
         int64_t rules =
                 json_object_object_get_ex(result, "rules", &v) ? json_object_get_int64(v) : 0;
-        fputs("policy ", stdout);
+        fputs("policy ", f);
         if (json_object_object_get_ex(result, "policy", &v))
-                fputs_escaped(json_object_get_string(v), stdout);
-        printf(" loaded: %lld rule%s, version %.12s\n", (long long) rules, rules == 1 ? "" : "s",
-               version ?: "");
+                fputs_escaped(json_object_get_string(v), f);
+        fprintf(f, " loaded: %lld rule%s, version %.12s\n", (long long) rules,
+                rules == 1 ? "" : "s", version ?: "");
         if (json_object_object_get_ex(result, "warnings", &warnings) &&
             json_object_is_type(warnings, json_type_array))
                 for (size_t i = 0; i < json_object_array_length(warnings); i++) {
-                        fputs("warning: ", stdout);
+                        fputs("warning: ", f);
                         fputs_escaped(
-                                json_object_get_string(json_object_array_get_idx(warnings, i)),
-                                stdout);
-                        fputc('\n', stdout);
+                                json_object_get_string(json_object_array_get_idx(warnings, i)), f);
+                        fputc('\n', f);
                 }
-        return JIT_EXIT_OK;
+        return 0;
 }
 
 int cmd_reload(Context *c, int argc, char *argv[]) {
-        _cleanup_(json_object_putp) json_object *request = NULL, *reply = NULL;
-        json_object *result;
         int r = parse_no_arguments(c, argc, argv);
         if (r != CONTINUE)
                 return r;
-
-        request = jit_request_new("reload");
-        if (!request)
-                return fail_oom(c);
-        r = broker_call(c, request, &reply, &result);
-        if (r != JIT_EXIT_OK)
-                return r;
-        if (c->json)
-                return print_json(result, stdout) < 0 ? fail_oom(c) : JIT_EXIT_OK;
-        return print_reloaded(result);
+        return call_and_print(c, jit_request_new("reload"), print_reloaded, false);
 }

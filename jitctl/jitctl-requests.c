@@ -354,27 +354,6 @@ static int parse_list_args(Context *c, int argc, char *argv[], ListArgs *a) {
         return check_no_more_args(c, argc, argv, 0);
 }
 
-/* The common end of a command that shows one reply: the JSON document with --json,
- * else print() for people. request is consumed. */
-static int call_and_print(Context *c, json_object *request,
-                          int (*print)(json_object *result, FILE *f), bool long_listing) {
-        _cleanup_(json_object_putp) json_object *owned = request;
-        _cleanup_(json_object_putp) json_object *reply = NULL;
-        json_object *result;
-
-        if (!request)
-                return fail_oom(c);
-        int r = broker_call(c, request, &reply, &result);
-        if (r != JIT_EXIT_OK)
-                return r;
-        if (c->json)
-                return print_json(result, stdout) < 0 ? fail_oom(c) : JIT_EXIT_OK;
-        if (long_listing)
-                pager_start(c->no_pager);
-        r = print(result, stdout);
-        return r < 0 ? fail_reply(c, r) : JIT_EXIT_OK;
-}
-
 int cmd_list(Context *c, int argc, char *argv[]) {
         _cleanup_(json_object_putp) json_object *request = NULL;
         ListArgs a;
