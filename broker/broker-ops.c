@@ -3,6 +3,7 @@
  * from SO_PEERCRED, validates every field, changes state in one transaction through the
  * state machine, logs the event, and answers. */
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "access-log.h"
 #include "broker-audit.h"
 #include "broker-journal.h"
 #include "broker-sessions.h"
@@ -20,6 +22,7 @@
 #include "grant.h"
 #include "names.h"
 #include "policy-json.h"
+#include "passwd-cache.h"
 #include "protocol.h"
 #include "timeutil.h"
 
@@ -323,7 +326,11 @@ static int find_grant(Op *op, const char *user, const char *service, uid_t *ret_
         uid_t uid;
         *ret_uid = (uid_t) -1;
         *ret_held = 0;
-        int r = user_uid_from_name(user, &uid);
+        int r = 0;
+        if (op->b->passwd_cache && valid_account_name(user))
+                r = passwd_cache_lookup(op->b->passwd_cache, user, &uid);
+        if (r == 0)
+                r = user_uid_from_name(user, &uid);
         if (r == -ENOENT || r == -EINVAL)
                 return 0;
         if (r < 0)
@@ -366,10 +373,23 @@ static json_object *op_check(Op *op) {
         snprintf(user_field, sizeof(user_field), "JIT_USER=%s", user);
         snprintf(service_field, sizeof(service_field), "JIT_SERVICE=%s", service);
         const char *fields[] = { user_field, service_field, allowed || held ? id_field : NULL,
-                                 NULL };
-        if (allowed)
-                log_event(JIT_EVENT_ACCESS_ALLOWED, LOG_INFO, NULL, NULL, fields,
-                          "%s allowed for %s under grant %lld", service, user, (long long) id);
+                                 NULL, NULL };
+        uint64_t uses = 1;
+        if (allowed && (!op->b->access_log ||
+                        access_log_use(op->b->access_log, id, now_usec(CLOCK_BOOTTIME), &uses))) {
+                char uses_field[64];
+                snprintf(uses_field, sizeof(uses_field), "JIT_USES=%" PRIu64, uses);
+                fields[3] = uses_field;
+                if (uses > 1)
+                        log_event(JIT_EVENT_ACCESS_ALLOWED, LOG_INFO, NULL, NULL, fields,
+                                  "%s allowed for %s under grant %lld (%" PRIu64
+                                  " uses since the last entry)",
+                                  service, user, (long long) id, uses);
+                else
+                        log_event(JIT_EVENT_ACCESS_ALLOWED, LOG_INFO, NULL, NULL, fields,
+                                  "%s allowed for %s under grant %lld", service, user,
+                                  (long long) id);
+        }
         /* Anyone can make sudo ask at will: denials are logged at a bounded rate per user. */
         else if (effect_log_allowed(&core_of(op)->effects, JIT_EVENT_ACCESS_DENIED, uid,
                                     now_usec(CLOCK_BOOTTIME))) {

@@ -14,9 +14,11 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "access-log.h"
 #include "broker-journal.h"
 #include "broker.h"
 #include "cleanup.h"
+#include "passwd-cache.h"
 #include "protocol.h"
 #include "timeutil.h"
 
@@ -73,7 +75,8 @@ typedef struct BrokerFront {
 
 struct Connection {
         BrokerFront *front;
-        sd_event *event; /* the loop it is on: the front thread's or the main one */
+        sd_event *event; /* the loop it is on: the front thread's, the main one, or none yet */
+        bool main_loop;  /* handed to the main loop: its ops are answered there */
         Connection *prev, *next;
         int fd;
         struct ucred peer;
@@ -225,6 +228,15 @@ static void connection_free(Connection *c) {
         free(c);
 }
 
+static int connection_attach(Connection *c, sd_event *e, int64_t priority);
+
+/* Nothing more is read from a peer that has its reply: one request per connection. */
+static int connection_watch_output(Connection *c) {
+        if (c->io)
+                return sd_event_source_set_io_events(c->io, EPOLLOUT);
+        return connection_attach(c, c->front->event, SD_EVENT_PRIORITY_NORMAL);
+}
+
 /* Sends what it can of the reply; frees the connection once all is sent or the peer is
  * gone. */
 static void connection_flush(Connection *c) {
@@ -234,9 +246,13 @@ static void connection_flush(Connection *c) {
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
-                        if (errno == EAGAIN)
-                                return; /* the rest when EPOLLOUT says so */
-                        break;          /* the peer went away; nothing to tell it */
+                        if (errno == EAGAIN) {
+                                /* The rest when EPOLLOUT says so. */
+                                if (connection_watch_output(c) < 0)
+                                        break;
+                                return;
+                        }
+                        break; /* the peer went away; nothing to tell it */
                 }
                 c->out_off += (size_t) n;
         }
@@ -266,8 +282,7 @@ static int connection_queue_reply(Connection *c, json_object *reply) {
         memcpy(c->out + JIT_FRAME_HEADER_SIZE, body, len);
         c->out_len = JIT_FRAME_HEADER_SIZE + len;
         c->out_off = 0;
-        /* Nothing more is read from this peer: one request per connection. */
-        return sd_event_source_set_io_events(c->io, EPOLLOUT);
+        return 0;
 }
 
 /* The request of a whole frame, parsed, or NULL with *ret_reply the error to answer. */
@@ -296,7 +311,7 @@ static json_object *handle_frame(Connection *c) {
 
         if (!msg)
                 return reply;
-        if (c->event != f->event)
+        if (c->main_loop)
                 reply = broker_dispatch(f->broker, &c->peer, c->fd, msg);
         else if (jit_message_get_string(msg, "op", JIT_OP_MAX, true, &op) >= 0 &&
                  STREQ(op, "check"))
@@ -312,8 +327,14 @@ static json_object *handle_frame(Connection *c) {
 /* Reads what has arrived and answers a whole request; may free c or hand it over. */
 static void connection_read(Connection *c) {
         int r = jit_frame_reader_feed(&c->reader, c->fd);
-        if (r == 0)
+        if (r == 0) {
+                /* Not all there yet: wait for the rest on the front loop (the main loop's
+                 * connections are on it already). */
+                if (!c->event &&
+                    connection_attach(c, c->front->event, SD_EVENT_PRIORITY_NORMAL) < 0)
+                        connection_free(c);
                 return;
+        }
         if (r == -EMSGSIZE)
                 r = connection_queue_reply(
                         c, jit_reply_error(JIT_ERROR_BAD_REQUEST,
@@ -413,6 +434,7 @@ static int on_handoff(sd_event_source *s, int fd, uint32_t revents, void *userda
                 list = c->next;
                 c->next = NULL;
                 bool root = c->peer.uid == 0;
+                c->main_loop = true;
                 /* Root's exchanges go first at every turn of the loop; other users' wait
                  * behind the broker's own timers too. */
                 if (connection_attach(c, f->broker->event,
@@ -497,16 +519,14 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 c->peer = peer;
                 c->accepted_at = now_usec(CLOCK_MONOTONIC);
                 jit_frame_reader_init(&c->reader, JIT_REQUEST_MAX);
+                c->reader.one_frame = true; /* one request per connection */
 
                 if (peer.uid != 0) {
                         handoff(c);
                         continue;
                 }
-                if (connection_attach(c, f->event, SD_EVENT_PRIORITY_NORMAL) < 0) {
-                        connection_free(c);
-                        continue;
-                }
-                /* The PAM stack sends its request with the connect: answer it now. */
+                /* The PAM stack sends its request with the connect: answer it now, without
+                 * watching the connection at all when it is all there (it mostly is). */
                 connection_read(c);
         }
 }
@@ -548,6 +568,8 @@ static void front_free(BrokerFront *f) {
         sd_event_source_disable_unref(f->handoff_source);
         sd_event_unref(f->event);
         db_close(f->db);
+        passwd_cache_free(f->view.passwd_cache);
+        free(f->view.access_log);
         if (f->stop_fd >= 0)
                 close(f->stop_fd);
         if (f->handoff_fd >= 0)
@@ -571,6 +593,11 @@ static int front_start(Broker *b, int listen_fd) {
         if ((r = db_open_reader(b->db_path, &f->db)) < 0)
                 return log_error_errno(r, "opening the database for checks: %m");
         f->view.db = f->db;
+        if ((r = passwd_cache_new(NULL, NULL, &f->view.passwd_cache)) < 0)
+                return log_error_errno(r, "setting up the user name cache: %m");
+        f->view.access_log = calloc(1, sizeof(AccessLog));
+        if (!f->view.access_log)
+                return log_error_errno(-ENOMEM, "setting up the access log: %m");
         memcpy(f->view.boot_id, b->boot_id, sizeof(f->view.boot_id));
 
         f->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

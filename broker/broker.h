@@ -45,6 +45,10 @@ typedef struct Broker {
         /* Connection slots per uid, rate limits, and the thread that answers root's checks
          * (broker-server.c). */
         struct BrokerFront *front;
+        /* Names to uids for check, where the front thread answers it (NULL: NSS each time). */
+        struct PasswdCache *passwd_cache;
+        /* Which allowed checks are logged there (NULL: each one). */
+        struct AccessLog *access_log;
 
         sd_event_source *deadline_timer;
         sd_event_source *warning_timer; /* "your grant ends in N minutes" */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -60,28 +61,56 @@ void jit_frame_reader_done(JitFrameReader *r) {
         r->body = NULL;
 }
 
+/* Takes the header from what a first read brought, and as much of the body as came with it. */
+static int frame_reader_take(JitFrameReader *r, const uint8_t *p, size_t n) {
+        size_t take = JIT_FRAME_HEADER_SIZE - r->header_got;
+        if (take > n)
+                take = n;
+        memcpy(r->header + r->header_got, p, take);
+        r->header_got += take;
+        if (r->header_got < JIT_FRAME_HEADER_SIZE)
+                return 0;
+        r->body_len = frame_header_decode(r->header);
+        if (r->body_len == 0 || r->body_len > r->max)
+                return -EMSGSIZE; /* before allocating anything */
+        r->body = malloc(r->body_len + 1);
+        if (!r->body)
+                return -ENOMEM;
+        /* One frame per connection: whatever follows it is not read. */
+        r->body_got = n - take < r->body_len ? n - take : r->body_len;
+        memcpy(r->body, p + take, r->body_got);
+        return 0;
+}
+
 int jit_frame_reader_feed(JitFrameReader *r, int fd) {
         for (;;) {
                 ssize_t n;
 
                 if (r->header_got < JIT_FRAME_HEADER_SIZE) {
-                        n = recv(fd, r->header + r->header_got,
-                                 JIT_FRAME_HEADER_SIZE - r->header_got, MSG_DONTWAIT);
-                } else {
-                        if (!r->body) {
-                                r->body_len = frame_header_decode(r->header);
-                                if (r->body_len == 0 || r->body_len > r->max)
-                                        return -EMSGSIZE; /* before allocating anything */
-                                r->body = malloc(r->body_len + 1);
-                                if (!r->body)
-                                        return -ENOMEM;
+                        /* Header and body in one read where the connection has one frame:
+                         * a request is a small one. */
+                        uint8_t first[JIT_FRAME_HEADER_SIZE + 1024];
+                        n = recv(fd, first,
+                                 r->one_frame ? sizeof(first)
+                                              : JIT_FRAME_HEADER_SIZE - r->header_got,
+                                 MSG_DONTWAIT);
+                        if (n > 0) {
+                                int k = frame_reader_take(r, first, (size_t) n);
+                                if (k < 0)
+                                        return k;
+                                continue;
                         }
+                } else {
                         if (r->body_got == r->body_len) {
                                 r->body[r->body_len] = '\0';
                                 return 1;
                         }
                         n = recv(fd, r->body + r->body_got, r->body_len - r->body_got,
                                  MSG_DONTWAIT);
+                        if (n > 0) {
+                                r->body_got += (size_t) n;
+                                continue;
+                        }
                 }
 
                 if (n < 0) {
@@ -91,13 +120,7 @@ int jit_frame_reader_feed(JitFrameReader *r, int fd) {
                                 continue;
                         return -errno;
                 }
-                if (n == 0)
-                        return -ECONNRESET;
-
-                if (r->header_got < JIT_FRAME_HEADER_SIZE)
-                        r->header_got += (size_t) n;
-                else
-                        r->body_got += (size_t) n;
+                return -ECONNRESET; /* the peer closed before a whole frame */
         }
 }
 
@@ -146,10 +169,26 @@ int jit_frame_send(int fd, const char *buf, size_t len, uint64_t deadline_usec) 
         if (len == 0 || len > UINT32_MAX)
                 return -EMSGSIZE;
         jit_frame_header(len, header);
-        int r = send_all(fd, header, sizeof(header), deadline_usec);
-        if (r < 0)
-                return r;
-        return send_all(fd, buf, len, deadline_usec);
+        /* Header and body in one message when it fits, so the peer reads them in one go. */
+        struct iovec iov[2] = { { header, sizeof(header) }, { (void *) buf, len } };
+        struct msghdr m = { .msg_iov = iov, .msg_iovlen = 2 };
+        ssize_t n;
+        do
+                n = sendmsg(fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+        while (n < 0 && errno == EINTR);
+        if (n < 0) {
+                if (errno != EAGAIN && errno != EWOULDBLOCK)
+                        return -errno;
+                n = 0;
+        }
+        if ((size_t) n < sizeof(header)) {
+                int r = send_all(fd, header + n, sizeof(header) - (size_t) n, deadline_usec);
+                if (r < 0)
+                        return r;
+                n = sizeof(header);
+        }
+        return send_all(fd, buf + ((size_t) n - sizeof(header)),
+                        len - ((size_t) n - sizeof(header)), deadline_usec);
 }
 
 int jit_frame_recv(int fd, size_t max, uint64_t deadline_usec, char **ret_buf, size_t *ret_len) {

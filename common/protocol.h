@@ -56,13 +56,16 @@ typedef struct JitFrameReader {
         size_t body_len;
         size_t body_got;
         size_t max;
+        /* The connection carries one frame: a first read may take more than the header, so
+         * that a small request is read in one call; whatever follows the frame is lost. */
+        bool one_frame;
 } JitFrameReader;
 
 void jit_frame_reader_init(JitFrameReader *r, size_t max);
 void jit_frame_reader_done(JitFrameReader *r);
-/* Reads what is available. Returns 1 when a whole frame is in r->body, 0 when more is
- * needed (EAGAIN), -EMSGSIZE for a zero or oversized length, -ECONNRESET on EOF, or
- * another -errno. */
+/* Reads what is available, never past the frame unless r->one_frame. Returns 1 when a whole frame
+ * is in r->body, 0 when more is needed (EAGAIN), -EMSGSIZE for a zero or oversized length,
+ * -ECONNRESET on EOF, or another -errno. */
 int jit_frame_reader_feed(JitFrameReader *r, int fd);
 
 /* Encodes a frame header for len bytes. */

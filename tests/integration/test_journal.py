@@ -57,6 +57,24 @@ class Journal(BrokerTestCase):
         self.assertEqual(by_id[MESSAGE_IDS["revoked"]]["JIT_ACTOR"], "jit-bob")
         self.assertEqual(by_id[MESSAGE_IDS["access-allowed"]]["JIT_USER"], "jit-alice")
 
+    def test_a_grant_used_again_and_again_is_logged_at_first_use(self):
+        # Every sudo asks the broker; an entry per check would flood journald. The first use
+        # of a grant is logged at once, later ones at most once a minute with their count
+        # (unit test test-access-log), each session by the session line.
+        alice, bob = self.u["jit-alice"], self.u["jit-bob"]
+        rid = str(alice.ok("request", "--for", "10m", "--reason", "many uses")["id"])
+        bob.ok("approve", rid)
+        for _ in range(5):
+            self.assertAllowed(alice)
+        bob.ok("revoke", rid, "--reason", "finished")
+        got = wait_for(lambda: (lambda e: e if MESSAGE_IDS["revoked"] in {x.get("MESSAGE_ID") for x in e}
+                                else None)(self.entries(rid)),
+                       timeout=10, what="the revoked entry")
+        allowed = [e for e in got if e.get("MESSAGE_ID") == MESSAGE_IDS["access-allowed"]]
+        self.assertEqual(len(allowed), 1, allowed)
+        self.assertEqual(allowed[0]["JIT_USES"], "1")
+        self.assertEqual(allowed[0]["MESSAGE"], f"sudo allowed for jit-alice under grant {rid}")
+
     def test_expiry_and_denied_access_reach_the_journal(self):
         alice, bob = self.u["jit-alice"], self.u["jit-bob"]
         rid = str(alice.ok("request", "--for", "1s", "--reason", "quick look")["id"])

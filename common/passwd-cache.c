@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: MIT */
+#include "passwd-cache.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+
+/* A password file larger than this is not held: NSS answers as it would without a cache. */
+#define PASSWD_CACHE_ENTRIES_MAX 100000U
+#define PASSWD_CACHE_BYTES_MAX (32U * 1024U * 1024U)
+
+typedef struct FileStamp {
+        bool present;
+        dev_t dev;
+        ino_t ino;
+        off_t size;
+        struct timespec mtime, ctime;
+} FileStamp;
+
+typedef struct PasswdEntry {
+        char *name;
+        uid_t uid;
+        size_t line; /* its place in the file */
+} PasswdEntry;
+
+struct PasswdCache {
+        char *passwd_path, *nsswitch_path;
+        FileStamp passwd_stamp, nsswitch_stamp;
+        bool loaded;
+        bool usable;          /* files first, file read whole */
+        PasswdEntry *entries; /* sorted by name; the first of duplicates, as NSS finds */
+        size_t n_entries;
+};
+
+static void stamp_of(const struct stat *st, FileStamp *ret) {
+        *ret = (FileStamp){ .present = true,
+                            .dev = st->st_dev,
+                            .ino = st->st_ino,
+                            .size = st->st_size,
+                            .mtime = st->st_mtim,
+                            .ctime = st->st_ctim };
+}
+
+static void stamp_of_path(const char *path, FileStamp *ret) {
+        struct stat st;
+        if (stat(path, &st) < 0)
+                *ret = (FileStamp){ .present = false };
+        else
+                stamp_of(&st, ret);
+}
+
+static bool stamp_equal(const FileStamp *a, const FileStamp *b) {
+        if (a->present != b->present)
+                return false;
+        return !a->present ||
+               (a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+                a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
+                a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec);
+}
+
+static void entries_free(PasswdCache *c) {
+        for (size_t i = 0; i < c->n_entries; i++)
+                free(c->entries[i].name);
+        free(c->entries);
+        c->entries = NULL;
+        c->n_entries = 0;
+}
+
+bool nsswitch_passwd_files_first(const char *text) {
+        const char *line = text;
+        while (line && *line) {
+                const char *end = strchrnul(line, '\n');
+                const char *p = line;
+                while (*p == ' ' || *p == '\t')
+                        p++;
+                if (strncmp(p, "passwd:", 7) == 0) {
+                        p += 7;
+                        while (p < end && (*p == ' ' || *p == '\t'))
+                                p++;
+                        size_t n = 0;
+                        while (p + n < end && p[n] != ' ' && p[n] != '\t' && p[n] != '#')
+                                n++;
+                        /* The first source decides: "files" answers before anything else. */
+                        return n == 5 && strncmp(p, "files", 5) == 0;
+                }
+                line = *end ? end + 1 : NULL;
+        }
+        return false; /* no passwd line: glibc's default order, not ours to assume */
+}
+
+static int entry_compare(const void *a, const void *b) {
+        const PasswdEntry *x = a, *y = b;
+        int k = strcmp(x->name, y->name);
+        /* Keep the file's order among duplicates: the first is what NSS returns. */
+        return k ?: (x->line < y->line ? -1 : x->line > y->line);
+}
+
+static bool nsswitch_allows(PasswdCache *c) {
+        _cleanup_fclose_ FILE *f = fopen(c->nsswitch_path, "re");
+        char buf[16384];
+        if (!f)
+                return false;
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        if (ferror(f) || !feof(f))
+                return false; /* unreadable, or larger than any real one */
+        buf[n] = '\0';
+        return nsswitch_passwd_files_first(buf);
+}
+
+static int load_passwd(PasswdCache *c) {
+        _cleanup_fclose_ FILE *f = fopen(c->passwd_path, "re");
+        struct stat st;
+        if (!f)
+                return -errno;
+        if (fstat(fileno(f), &st) < 0)
+                return -errno;
+        /* What was read is what the stamp says: a change after this is seen next time. */
+        stamp_of(&st, &c->passwd_stamp);
+        if (st.st_size > (off_t) PASSWD_CACHE_BYTES_MAX)
+                return -EFBIG;
+
+        size_t cap = 0;
+        struct passwd pw, *res;
+        char buf[4096];
+        for (;;) {
+                int r = fgetpwent_r(f, &pw, buf, sizeof(buf), &res);
+                if (r == ENOENT)
+                        break;
+                if (r != 0)
+                        return -r; /* ERANGE: a line longer than any account's */
+                /* NIS markers of the compat syntax are not accounts. */
+                if (pw.pw_name[0] == '+' || pw.pw_name[0] == '-' || pw.pw_name[0] == '\0')
+                        continue;
+                if (c->n_entries == PASSWD_CACHE_ENTRIES_MAX)
+                        return -EFBIG;
+                if (c->n_entries == cap) {
+                        size_t ncap = cap ? cap * 2 : 64;
+                        PasswdEntry *e = reallocarray(c->entries, ncap, sizeof(PasswdEntry));
+                        if (!e)
+                                return -ENOMEM;
+                        c->entries = e;
+                        cap = ncap;
+                }
+                c->entries[c->n_entries].name = strdup(pw.pw_name);
+                if (!c->entries[c->n_entries].name)
+                        return -ENOMEM;
+                c->entries[c->n_entries].line = c->n_entries;
+                c->entries[c->n_entries++].uid = pw.pw_uid;
+        }
+        qsort(c->entries, c->n_entries, sizeof(PasswdEntry), entry_compare);
+        return 0;
+}
+
+static void refresh(PasswdCache *c) {
+        FileStamp p, n;
+        stamp_of_path(c->passwd_path, &p);
+        stamp_of_path(c->nsswitch_path, &n);
+        if (c->loaded && stamp_equal(&p, &c->passwd_stamp) && stamp_equal(&n, &c->nsswitch_stamp))
+                return;
+        entries_free(c);
+        c->loaded = true;
+        c->nsswitch_stamp = n;
+        c->passwd_stamp = p;
+        c->usable = nsswitch_allows(c) && load_passwd(c) >= 0;
+        if (!c->usable)
+                entries_free(c);
+}
+
+int passwd_cache_lookup(PasswdCache *c, const char *name, uid_t *ret_uid) {
+        refresh(c);
+        if (!c->usable)
+                return 0;
+        size_t lo = 0, hi = c->n_entries;
+        while (lo < hi) { /* the first entry not less than name */
+                size_t mid = lo + (hi - lo) / 2;
+                if (strcmp(c->entries[mid].name, name) < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        if (lo == c->n_entries || strcmp(c->entries[lo].name, name) != 0)
+                return 0;
+        *ret_uid = c->entries[lo].uid;
+        return 1;
+}
+
+int passwd_cache_new(const char *passwd_path, const char *nsswitch_path, PasswdCache **ret) {
+        _cleanup_free_ PasswdCache *c = calloc(1, sizeof(PasswdCache));
+        if (!c)
+                return -ENOMEM;
+        c->passwd_path = strdup(passwd_path ?: "/etc/passwd");
+        c->nsswitch_path = strdup(nsswitch_path ?: "/etc/nsswitch.conf");
+        if (!c->passwd_path || !c->nsswitch_path) {
+                free(c->passwd_path);
+                free(c->nsswitch_path);
+                return -ENOMEM;
+        }
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+void passwd_cache_free(PasswdCache *c) {
+        if (!c)
+                return;
+        entries_free(c);
+        free(c->passwd_path);
+        free(c->nsswitch_path);
+        free(c);
+}
