@@ -367,33 +367,33 @@ static json_object *op_check(Op *op) {
         }
 
         bool allowed = r > 0;
-        char id_field[64], user_field[JIT_USER_MAX + 16], service_field[JIT_SERVICE_MAX + 16];
-        snprintf(id_field, sizeof(id_field), "JIT_REQUEST_ID=%lld",
-                 (long long) (allowed ? id : held));
-        snprintf(user_field, sizeof(user_field), "JIT_USER=%s", user);
-        snprintf(service_field, sizeof(service_field), "JIT_SERVICE=%s", service);
-        const char *fields[] = { user_field, service_field, allowed || held ? id_field : NULL,
-                                 NULL, NULL };
-        uint64_t uses = 1;
-        if (allowed && (!op->b->access_log ||
-                        access_log_use(op->b->access_log, id, now_usec(CLOCK_BOOTTIME), &uses))) {
-                char uses_field[64];
+        uint64_t uses = 1, now = now_usec(CLOCK_BOOTTIME);
+        bool log_allowed = allowed && (!op->b->access_log ||
+                                       access_log_use(op->b->access_log, id, now, &uses));
+        /* Anyone can make sudo ask at will: denials are logged at a bounded rate per user. */
+        bool log_denied = !allowed && effect_log_allowed(&core_of(op)->effects,
+                                                         JIT_EVENT_ACCESS_DENIED, uid, now);
+        if (log_allowed || log_denied) {
+                char id_field[64], user_field[JIT_USER_MAX + 16],
+                        service_field[JIT_SERVICE_MAX + 16], uses_field[64];
+                snprintf(id_field, sizeof(id_field), "JIT_REQUEST_ID=%lld",
+                         (long long) (allowed ? id : held));
+                snprintf(user_field, sizeof(user_field), "JIT_USER=%s", user);
+                snprintf(service_field, sizeof(service_field), "JIT_SERVICE=%s", service);
                 snprintf(uses_field, sizeof(uses_field), "JIT_USES=%" PRIu64, uses);
-                fields[3] = uses_field;
-                if (uses > 1)
+                const char *fields[] = { user_field, service_field,
+                                         allowed || held ? id_field : NULL,
+                                         allowed ? uses_field : NULL, NULL };
+                if (allowed && uses > 1)
                         log_event(JIT_EVENT_ACCESS_ALLOWED, LOG_INFO, NULL, NULL, fields,
                                   "%s allowed for %s under grant %lld (%" PRIu64
                                   " uses since the last entry)",
                                   service, user, (long long) id, uses);
-                else
+                else if (allowed)
                         log_event(JIT_EVENT_ACCESS_ALLOWED, LOG_INFO, NULL, NULL, fields,
                                   "%s allowed for %s under grant %lld", service, user,
                                   (long long) id);
-        }
-        /* Anyone can make sudo ask at will: denials are logged at a bounded rate per user. */
-        else if (effect_log_allowed(&core_of(op)->effects, JIT_EVENT_ACCESS_DENIED, uid,
-                                    now_usec(CLOCK_BOOTTIME))) {
-                if (held)
+                else if (held)
                         log_event(JIT_EVENT_ACCESS_DENIED, LOG_NOTICE, NULL, NULL, fields,
                                   "%s denied for %s: grant %lld has ended (not saved yet)", service,
                                   user, (long long) held);

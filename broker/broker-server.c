@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -538,6 +539,12 @@ static int on_stop(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 
 static void *front_thread(void *userdata) {
         BrokerFront *f = userdata;
+        /* sudo waits for this thread: it goes before the rest of the machine's work (a reload
+         * of a large policy on the main thread, a user's busy loops). The unit starts the
+         * broker at this nice value already (it has no CAP_SYS_NICE to set it here). */
+        if (setpriority(PRIO_PROCESS, (id_t) gettid(), BROKER_FRONT_NICE) < 0)
+                log_debug("cannot set the front thread's nice value to %d: %m",
+                          BROKER_FRONT_NICE);
         int r = sd_event_loop(f->event);
         if (r < 0)
                 log_error_errno(r, "the front thread's loop failed: %m");
@@ -620,6 +627,13 @@ static int front_start(Broker *b, int listen_fd) {
         if ((r = -pthread_create(&f->thread, NULL, front_thread, f)) < 0)
                 return log_error_errno(r, "starting the front thread: %m");
         f->running = true;
+        /* Only the front thread keeps a raised priority: the rest of the broker's work
+         * (other users' operations, reloads, the integrity check) takes its turn with
+         * everyone else's. */
+        errno = 0;
+        int nice_now = getpriority(PRIO_PROCESS, (id_t) gettid());
+        if (errno == 0 && nice_now < 0 && setpriority(PRIO_PROCESS, (id_t) gettid(), 0) < 0)
+                log_debug("cannot set the main thread's nice value to 0: %m");
         return 0;
 }
 

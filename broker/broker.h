@@ -28,6 +28,8 @@
  * second. */
 #define BROKER_RATE_BURST 20
 #define BROKER_RATE_PER_SEC 2
+/* The nice value of the thread that answers root's checks (the unit's Nice=). */
+#define BROKER_FRONT_NICE (-10)
 /* The CPU time the statements of one non-root read may take (db_set_budget()). */
 #define BROKER_READ_BUDGET_USEC (25 * 1000ULL)
 

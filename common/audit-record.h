@@ -32,4 +32,20 @@ typedef struct AuditRecord {
  * edited. Returns 0 or -EIO (libcrypto failed). */
 int audit_record_hash(const AuditRecord *r, char ret[AUDIT_HASH_LEN + 1]);
 
+/* The same hash for many records in a row (audit --verify walks millions): one digest
+ * context, fetched once, instead of an allocation and a digest lookup per record. Not
+ * thread-safe: one per thread. new: 0, -ENOMEM or -EIO; hash: as audit_record_hash(). */
+typedef struct AuditHasher AuditHasher;
+int audit_hasher_new(AuditHasher **ret);
+AuditHasher *audit_hasher_free(AuditHasher *h);
+int audit_hasher_hash(AuditHasher *h, const AuditRecord *r, char ret[AUDIT_HASH_LEN + 1]);
+static inline void audit_hasher_freep(AuditHasher **h) {
+        if (*h)
+                audit_hasher_free(*h);
+}
+
+/* Called for each record of a walk, oldest first; a negative return stops the walk. The
+ * record and its strings live until the call returns. */
+typedef int (*AuditRecordFn)(const AuditRecord *r, void *userdata);
+
 void audit_record_done(AuditRecord *r);

@@ -17,7 +17,8 @@
 #define AUDIT_CHAIN_ID_LEN 32
 
 /* Opens the database read-only, running none of its schema's code (a tamperer could have
- * put some there). -errno as open(2) saw it, so that the caller can say why. */
+ * put some there), for one thread. -errno as open(2) saw it, so that the caller can say
+ * why. */
 int audit_store_open_readonly(const char *path, sqlite3 **ret);
 
 /* One snapshot for several reads (the anchor and the records), even while the broker
@@ -45,12 +46,15 @@ typedef struct AuditFilter {
         uint64_t upto_at;      /* archives: records up to the newest one at or before this */
 } AuditFilter;
 
-/* Calls fn for each matching record, oldest first; the record's strings live until fn
- * returns. Text holding a NUL, or NULL, or a malformed hash, yields a hash marker that
- * matches nothing: the record is not what was written. fn's negative return stops the
- * walk and is returned. */
-typedef int (*AuditRecordFn)(const AuditRecord *r, void *userdata);
+/* Calls fn (audit-record.h) for each matching record, oldest first; the record's strings
+ * live until fn returns. Text holding a NUL, or NULL, or a malformed hash, yields a hash
+ * marker that matches nothing: the record is not what was written. fn's negative return
+ * stops the walk and is returned. */
 int audit_store_foreach(sqlite3 *db, const AuditFilter *f, AuditRecordFn fn, void *userdata);
+/* Every record, as audit_store_foreach() without a filter, in one pass over the table in
+ * seq order: memory stays at sqlite's page cache however long the log (audit --verify).
+ * Inside audit_store_read_begin(), two calls see the same records. */
+int audit_store_foreach_all(sqlite3 *db, AuditRecordFn fn, void *userdata);
 
 /* Appends the record (seq, hashes computed by the caller). */
 int audit_store_insert(sqlite3 *db, const AuditRecord *r);

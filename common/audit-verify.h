@@ -31,8 +31,9 @@ typedef struct AuditVerdict {
         int64_t seq;       /* the first bad seq (TRUNCATED: the first missing one); 0 intact */
         char message[512]; /* one line for a person */
         int64_t n_records;
-        int64_t first_seq, last_seq; /* 0 when there are no records */
-        int64_t journal_seq;         /* the highest head the journal holds; 0 none */
+        int64_t first_seq, last_seq;        /* 0 when there are no records */
+        int64_t journal_seq;                /* the highest head the journal holds; 0 none */
+        char last_hash[AUDIT_HASH_LEN + 1]; /* the last record's hash as read; "" none */
 } AuditVerdict;
 
 /* Verifies records, in ascending seq order as stored, from anchor on. heads are the
@@ -47,6 +48,20 @@ typedef struct AuditVerdict {
  * when libcrypto failed (no verdict: a failure to hash must not read as tampering). */
 int audit_verify(const AuditRecord *records, size_t n, const AuditHead *anchor,
                  const AuditHead *heads, size_t n_heads, AuditVerdict *ret);
+
+/* The records of a log for audit_verify_stream(): calls fn on each, in stored order, and
+ * returns fn's negative return (which stops it), its own negative errno, or 0. */
+typedef int (*AuditRecordSource)(void *source, AuditRecordFn fn, void *userdata);
+
+/* audit_verify() over a log read as it goes, holding one record at a time: the same
+ * verdict, whatever the log's length, in memory that does not grow with it (the heads
+ * aside). The source is read once to its end; a second time, from the start, only when a
+ * record does not chain to the one before it and no later record is the one it names.
+ * Both reads must yield the same records (one read transaction). Returns 0 with the
+ * verdict, -EINVAL (as audit_verify()), -ENOMEM, -EIO (libcrypto), or the source's
+ * failure. */
+int audit_verify_stream(AuditRecordSource source, void *source_data, const AuditHead *anchor,
+                        const AuditHead *heads, size_t n_heads, AuditVerdict *ret);
 
 /* "intact", "edited", "deleted", "reordered", "truncated"; NULL out of range. And back:
  * _AUDIT_FAULT_INVALID for anything else. */

@@ -24,15 +24,14 @@
 #include "jitctl-format.h"
 #include "jitctl-text.h"
 
-/* --verify loads the whole log: about 200 bytes of bookkeeping per record plus its text,
- * so 10 million records is a few GiB. Beyond that, archive first. */
-#define VERIFY_RECORDS_MAX 10000000
+/* The heads are kept in memory, the records are not: the broker sends a head at its start
+ * and stop and on a timer, so the journal holds few, and rotates them away. */
 #define VERIFY_HEADS_MAX 10000000
 
 /* ---- --verify, from the database and the journal ---- */
 
-/* Strings of all records in few allocations: a million records must not mean three
- * million mallocs. */
+/* Strings of an archive's records in few allocations: a million records must not mean
+ * three million mallocs. */
 typedef struct Arena {
         char **blocks;
         size_t n_blocks;
@@ -74,7 +73,7 @@ typedef struct AuditLog {
         sqlite3 *db;
         char chain_id[AUDIT_CHAIN_ID_LEN + 1];
         AuditHead anchor;
-        AuditRecord *records;
+        AuditRecord *records; /* --archive only: the live log is verified as it is read */
         size_t n;
         Arena strings;
         AuditHead *heads;
@@ -154,51 +153,34 @@ static int read_anchor(const AuditArgs *a, AuditLog *l) {
         return CONTINUE;
 }
 
-typedef struct RecordReader {
-        AuditLog *log;
-        size_t max;
-} RecordReader;
+/* The live log for audit_verify_stream(), read inside the read transaction: one record
+ * at a time, however long the log. A failure of the database is told apart from one of
+ * the walk's own (hashing), which reaches here through fn. */
+typedef struct DbSource {
+        sqlite3 *db;
+        AuditRecordFn fn;
+        void *userdata;
+        int fn_error;
+        int error; /* the database's */
+} DbSource;
 
-static int keep_record(const AuditRecord *rec, void *userdata) {
-        RecordReader *rr = userdata;
-        AuditLog *l = rr->log;
-        /* Within one read transaction the count cannot change; be safe anyway. */
-        if (l->n == rr->max)
-                return -EOVERFLOW;
-        AuditRecord *r = &l->records[l->n];
-        *r = *rec;
-        r->event = arena_strndup(&l->strings, rec->event, strlen(rec->event));
-        r->actor = arena_strndup(&l->strings, rec->actor, strlen(rec->actor));
-        r->details = arena_strndup(&l->strings, rec->details, strlen(rec->details));
-        if (!r->event || !r->actor || !r->details)
-                return -ENOMEM;
-        l->n++;
-        return 0;
+static int db_record(const AuditRecord *rec, void *userdata) {
+        DbSource *s = userdata;
+        int r = s->fn(rec, s->userdata);
+        if (r < 0)
+                s->fn_error = r;
+        return r;
 }
 
-static int read_records(const AuditArgs *a, AuditLog *l) {
-        int64_t count = 0;
-        int r;
-
-        if ((r = audit_store_count(l->db, &count)) < 0)
-                return db_fail(a, l, "cannot count the audit records", r);
-        if (count > VERIFY_RECORDS_MAX)
-                return audit_fail(a, JIT_EXIT_FAILURE, "too-large",
-                                  "%s holds %" PRId64 " audit records; --verify reads at most %d",
-                                  a->db, count, VERIFY_RECORDS_MAX);
-        l->records = calloc(count > 0 ? (size_t) count : 1, sizeof(AuditRecord));
-        if (!l->records)
-                return audit_fail_oom(a);
-        RecordReader rr = { .log = l, .max = (size_t) count };
-        r = audit_store_foreach(l->db, NULL, keep_record, &rr);
-        if (r == -ENOMEM)
-                return audit_fail_oom(a);
-        if (r == -EOVERFLOW)
-                return audit_fail(a, JIT_EXIT_FAILURE, "unreadable",
-                                  "%s: the audit log grew while it was read", a->db);
-        if (r < 0)
-                return db_fail(a, l, "cannot read the audit log", r);
-        return CONTINUE;
+static int db_source(void *source, AuditRecordFn fn, void *userdata) {
+        DbSource *s = source;
+        s->fn = fn;
+        s->userdata = userdata;
+        s->fn_error = 0;
+        int r = audit_store_foreach_all(s->db, db_record, s);
+        if (r < 0 && s->fn_error == 0)
+                s->error = r;
+        return r;
 }
 
 /* "FIELD=value" data of the current entry, NUL-terminated in buf; false when absent or
@@ -377,7 +359,7 @@ static const char *short_hash(const char *hash, char *buf, size_t size) {
 
 static int print_verdict(const AuditArgs *a, const AuditLog *l, const AuditVerdict *v,
                          int journal_error) {
-        const char *head = l->n > 0 ? l->records[l->n - 1].hash : l->anchor.hash;
+        const char *head = v->n_records > 0 ? v->last_hash : l->anchor.hash;
         bool intact = v->fault == AUDIT_INTACT;
         _cleanup_free_ char *line = NULL, *warning = NULL;
         char buf[32], range[64];
@@ -414,9 +396,9 @@ static int print_verdict(const AuditArgs *a, const AuditLog *l, const AuditVerdi
                 journal = journal_buf;
         }
 
-        if (l->n > 0)
-                snprintf(range, sizeof(range), "%zu record%s (%" PRId64 "-%" PRId64 ")", l->n,
-                         l->n == 1 ? "" : "s", v->first_seq, v->last_seq);
+        if (v->n_records > 0)
+                snprintf(range, sizeof(range), "%" PRId64 " record%s (%" PRId64 "-%" PRId64 ")",
+                         v->n_records, v->n_records == 1 ? "" : "s", v->first_seq, v->last_seq);
         else if (l->anchor.seq > 0)
                 snprintf(range, sizeof(range), "no records after record %" PRId64 " (the anchor)",
                          l->anchor.seq);
@@ -453,9 +435,9 @@ static int print_verdict(const AuditArgs *a, const AuditLog *l, const AuditVerdi
             audit_add(o, "message", json_object_new_string(intact ? line : v->message)) < 0 ||
             audit_add(o, "records", json_object_new_int64(v->n_records)) < 0 ||
             json_object_object_add(o, "first_seq",
-                                   l->n ? json_object_new_int64(v->first_seq) : none) < 0 ||
+                                   v->n_records ? json_object_new_int64(v->first_seq) : none) < 0 ||
             json_object_object_add(o, "last_seq",
-                                   l->n ? json_object_new_int64(v->last_seq) : none) < 0 ||
+                                   v->n_records ? json_object_new_int64(v->last_seq) : none) < 0 ||
             json_object_object_add(o, "journal_seq",
                                    l->n_heads ? json_object_new_int64(v->journal_seq) : none) < 0 ||
             audit_add(o, "chain_id", json_object_new_string(l->chain_id)) < 0 ||
@@ -491,16 +473,22 @@ int audit_verify_db(AuditArgs *a) {
          * while the broker appends or an export moves the anchor. */
         if ((r = audit_store_read_begin(l.db)) < 0)
                 return db_fail(a, &l, "cannot begin a read transaction", r);
-        if ((r = read_anchor(a, &l)) != CONTINUE || (r = read_records(a, &l)) != CONTINUE)
+        if ((r = read_anchor(a, &l)) != CONTINUE)
                 return r;
-        audit_store_read_end(l.db);
-
-        r = audit_verify(l.records, l.n, &l.anchor, l.heads, l.n_heads, &v);
+        /* The records are verified as they are read, none kept: memory does not grow
+         * with the log. */
+        DbSource src = { .db = l.db };
+        r = audit_verify_stream(db_source, &src, &l.anchor, l.heads, l.n_heads, &v);
+        if (src.error == -ENOMEM)
+                return audit_fail_oom(a);
+        if (src.error < 0)
+                return db_fail(a, &l, "cannot read the audit log", src.error);
         if (r < 0) {
                 errno = -r;
                 return audit_fail(a, JIT_EXIT_FAILURE, "internal",
                                   "cannot compute record hashes: %m");
         }
+        audit_store_read_end(l.db);
         /* A moved anchor without its archive entry is the start of the log cut off. */
         int archived = v.fault == AUDIT_INTACT && journal_error == 0 ? anchor_archived(&l) : 1;
         if (archived < 0) {

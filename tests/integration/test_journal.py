@@ -64,6 +64,7 @@ class Journal(BrokerTestCase):
         alice, bob = self.u["jit-alice"], self.u["jit-bob"]
         rid = str(alice.ok("request", "--for", "10m", "--reason", "many uses")["id"])
         bob.ok("approve", rid)
+        denied_before = len(self.sb.journal(f"MESSAGE_ID={MESSAGE_IDS['access-denied']}", "JIT_USER=jit-alice"))
         for _ in range(5):
             self.assertAllowed(alice)
         bob.ok("revoke", rid, "--reason", "finished")
@@ -74,6 +75,9 @@ class Journal(BrokerTestCase):
         self.assertEqual(len(allowed), 1, allowed)
         self.assertEqual(allowed[0]["JIT_USES"], "1")
         self.assertEqual(allowed[0]["MESSAGE"], f"sudo allowed for jit-alice under grant {rid}")
+        # An allowed check that is not logged is not logged as something else either.
+        self.assertEqual(len(self.sb.journal(f"MESSAGE_ID={MESSAGE_IDS['access-denied']}", "JIT_USER=jit-alice")),
+                         denied_before)
 
     def test_expiry_and_denied_access_reach_the_journal(self):
         alice, bob = self.u["jit-alice"], self.u["jit-bob"]

@@ -526,6 +526,144 @@ static void test_negative_anchor(void **state) {
         assert_int_equal(audit_verify(c.r, 0, NULL, NULL, 0, &v), -EINVAL);
 }
 
+/* audit_verify_stream() reads the log as it goes (jitctl audit --verify on the live
+ * database): a source that counts how often, and how far, it is read. */
+typedef struct CountingSource {
+        const Chain *c;
+        unsigned reads;
+        size_t records_read;
+        size_t fail_after; /* 0: never; else the source fails with -EIO after this many */
+} CountingSource;
+
+static int counting_source(void *source, AuditRecordFn fn, void *userdata) {
+        CountingSource *s = source;
+        s->reads++;
+        for (size_t i = 0; i < s->c->n; i++) {
+                if (s->fail_after > 0 && s->records_read == s->fail_after)
+                        return -EIO;
+                s->records_read++;
+                /* A copy, gone after the call: nothing may be kept of a record but what
+                 * the walk copies. */
+                AuditRecord r = s->c->r[i];
+                int k = fn(&r, userdata);
+                memset(&r, 0x5a, sizeof(r));
+                if (k < 0)
+                        return k;
+        }
+        return 0;
+}
+
+static AuditVerdict verify_stream(const Chain *c, const AuditHead *heads, size_t n_heads,
+                                  CountingSource *s) {
+        AuditVerdict v, ref;
+        *s = (CountingSource){ .c = c };
+        memset(&v, 0xa5, sizeof(v));
+        assert_int_equal(audit_verify_stream(counting_source, s, &c->anchor, heads, n_heads, &v),
+                         0);
+        /* The same verdict as over the records in memory. */
+        ref = verify(c, heads, n_heads);
+        assert_int_equal(v.fault, ref.fault);
+        assert_int_equal(v.seq, ref.seq);
+        assert_string_equal(v.message, ref.message);
+        assert_int_equal(v.n_records, ref.n_records);
+        assert_int_equal(v.first_seq, ref.first_seq);
+        assert_int_equal(v.last_seq, ref.last_seq);
+        assert_int_equal(v.journal_seq, ref.journal_seq);
+        assert_string_equal(v.last_hash, c->n ? c->r[c->n - 1].hash : "");
+        return v;
+}
+
+static void test_stream(void **state) {
+        CountingSource s;
+        Chain c;
+        AuditVerdict v;
+
+        /* Intact, with heads in any order: one read. */
+        chain_build(&c, 0, AUDIT_GENESIS_HASH, 10);
+        AuditHead heads[] = { head_of(&c, 9), head_of(&c, 2), head_of(&c, 5), head_of(&c, 2) };
+        v = verify_stream(&c, heads, ELEMENTSOF(heads), &s);
+        assert_verdict(&v, AUDIT_INTACT, 0);
+        assert_int_equal(s.reads, 1);
+
+        /* Two heads of one seq that both differ: the first given is named. */
+        heads[1].hash[0] = heads[1].hash[0] == 'a' ? 'b' : 'a';
+        heads[3].hash[0] = heads[3].hash[0] == 'c' ? 'd' : 'c';
+        v = verify_stream(&c, heads, ELEMENTSOF(heads), &s);
+        assert_verdict(&v, AUDIT_EDITED, 3);
+        assert_non_null(strstr(v.message, heads[1].hash));
+
+        /* A fault early on: the rest is still read, and counted. */
+        chain_build(&c, 0, AUDIT_GENESIS_HASH, 10);
+        c.details[1][strlen("{\"reason\":\"")] = 'D';
+        v = verify_stream(&c, NULL, 0, &s);
+        assert_verdict(&v, AUDIT_EDITED, 2);
+        assert_int_equal(v.n_records, 10);
+        assert_int_equal(s.reads, 1);
+
+        /* Swapped: the record named is found further on, in the one read. */
+        chain_build(&c, 0, AUDIT_GENESIS_HASH, 10);
+        AuditRecord t = c.r[4];
+        c.r[4] = c.r[5];
+        c.r[5] = t;
+        c.r[4].seq = 5;
+        c.r[5].seq = 6;
+        v = verify_stream(&c, NULL, 0, &s);
+        assert_verdict(&v, AUDIT_REORDERED, 5);
+        assert_int_equal(s.reads, 1);
+
+        /* Inserted: found earlier, by a second read that stops where it was found. */
+        chain_build(&c, 0, AUDIT_GENESIS_HASH, 10);
+        strcpy(c.r[5].prev_hash, c.r[3].hash);
+        rehash(&c, 5);
+        rechain(&c, 6);
+        v = verify_stream(&c, NULL, 0, &s);
+        assert_verdict(&v, AUDIT_EDITED, 6);
+        assert_int_equal(s.reads, 2);
+        assert_int_equal(s.records_read, 10 + 4);
+
+        /* Found nowhere: the second read goes up to the record before the broken one. */
+        chain_build(&c, 0, AUDIT_GENESIS_HASH, 10);
+        c.r[5].prev_hash[0] = c.r[5].prev_hash[0] == 'a' ? 'b' : 'a';
+        rehash(&c, 5);
+        rechain(&c, 6);
+        v = verify_stream(&c, NULL, 0, &s);
+        assert_verdict(&v, AUDIT_DELETED, 6);
+        assert_int_equal(s.reads, 2);
+        assert_int_equal(s.records_read, 10 + 5);
+
+        /* The first or second record broken: nothing before it to read again. */
+        chain_build(&c, 0, AUDIT_GENESIS_HASH, 3);
+        c.r[1].prev_hash[0] = c.r[1].prev_hash[0] == 'a' ? 'b' : 'a';
+        rehash(&c, 1);
+        rechain(&c, 2);
+        v = verify_stream(&c, NULL, 0, &s);
+        assert_verdict(&v, AUDIT_DELETED, 2);
+        assert_int_equal(s.reads, 1);
+}
+
+/* The source's own failure is no verdict: a log that cannot be read is not tampered with. */
+static void test_stream_source_fails(void **state) {
+        Chain c;
+        AuditVerdict v;
+
+        chain_build(&c, 0, AUDIT_GENESIS_HASH, 10);
+        CountingSource s = { .c = &c, .fail_after = 4 };
+        assert_int_equal(audit_verify_stream(counting_source, &s, &c.anchor, NULL, 0, &v), -EIO);
+
+        /* ... also when it fails in the second read. */
+        strcpy(c.r[5].prev_hash, c.r[3].hash);
+        rehash(&c, 5);
+        rechain(&c, 6);
+        s = (CountingSource){ .c = &c, .fail_after = 12 };
+        assert_int_equal(audit_verify_stream(counting_source, &s, &c.anchor, NULL, 0, &v), -EIO);
+        assert_int_equal(s.reads, 2);
+
+        c.anchor.seq = -1;
+        s = (CountingSource){ .c = &c };
+        assert_int_equal(audit_verify_stream(counting_source, &s, &c.anchor, NULL, 0, &v), -EINVAL);
+        assert_int_equal(s.reads, 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_fault_names),
@@ -545,6 +683,8 @@ int main(void) {
                 cmocka_unit_test(test_first_record_rewritten),
                 cmocka_unit_test(test_seq_extremes),
                 cmocka_unit_test(test_negative_anchor),
+                cmocka_unit_test(test_stream),
+                cmocka_unit_test(test_stream_source_fails),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

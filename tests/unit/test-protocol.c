@@ -239,6 +239,45 @@ static void test_reader_does_not_read_past_frame(void **state) {
         assert_memory_equal(rest, "NEXT", 4);
 }
 
+/* The broker's connections carry one frame: header and body come in one read, and an
+ * oversized length is refused before anything is allocated for it. */
+static void test_one_frame_reader(void **state) {
+        Pair *p = *state;
+        JitFrameReader r;
+        char big[300];
+
+        write_header(p->b, 2);
+        write_all(p->b, "{}", 2);
+        jit_frame_reader_init(&r, JIT_REQUEST_MAX);
+        r.one_frame = true;
+        assert_int_equal(jit_frame_reader_feed(&r, p->a), 1);
+        assert_string_equal(r.body, "{}");
+        jit_frame_reader_done(&r);
+
+        /* A body larger than the first read, sent in two parts. */
+        memset(big, 'x', sizeof(big));
+        big[0] = '"', big[sizeof(big) - 1] = '"';
+        jit_frame_reader_init(&r, JIT_REQUEST_MAX);
+        r.one_frame = true;
+        write_header(p->b, sizeof(big));
+        write_all(p->b, big, 100);
+        assert_int_equal(jit_frame_reader_feed(&r, p->a), 0);
+        assert_int_equal(r.body_got, 100);
+        write_all(p->b, big + 100, sizeof(big) - 100);
+        assert_int_equal(jit_frame_reader_feed(&r, p->a), 1);
+        assert_int_equal(r.body_len, sizeof(big));
+        assert_memory_equal(r.body, big, sizeof(big));
+        jit_frame_reader_done(&r);
+
+        jit_frame_reader_init(&r, 64);
+        r.one_frame = true;
+        write_header(p->b, 65);
+        write_all(p->b, "{}", 2);
+        assert_int_equal(jit_frame_reader_feed(&r, p->a), -EMSGSIZE);
+        assert_null(r.body);
+        jit_frame_reader_done(&r);
+}
+
 static void test_reader_zero_length(void **state) {
         Pair *p = *state;
         JitFrameReader r;
@@ -1684,6 +1723,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_reader_whole_frame, pair_setup, pair_teardown),
                 cmocka_unit_test_setup_teardown(test_reader_byte_by_byte, pair_setup,
                                                 pair_teardown),
+                cmocka_unit_test_setup_teardown(test_one_frame_reader, pair_setup, pair_teardown),
                 cmocka_unit_test_setup_teardown(test_reader_does_not_read_past_frame, pair_setup,
                                                 pair_teardown),
                 cmocka_unit_test_setup_teardown(test_reader_zero_length, pair_setup, pair_teardown),

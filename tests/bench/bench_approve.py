@@ -1,0 +1,131 @@
+# SPDX-License-Identifier: MIT
+"""Benchmark: what an approval costs against a bare durable sqlite commit, measured in the
+same run, alternating, on the same disk and with the broker's settings (WAL,
+synchronous = FULL).
+
+  meson test -C BUILD --benchmark --verbose bench-approve      (as root)
+
+An approver (a real user, connecting as itself) approves N pending requests one at a time
+over the protocol, each approval making a grant (1 of 1: an approval record, the grant, two
+audit records, in one transaction); between two approvals, the baseline: one INSERT of a row
+the size of an audit record and its COMMIT, in a database of its own in the same directory.
+Prints p50 and p99 of each and their ratios (goals: p99 <= 1.3x, p50 <= 2x).
+"""
+
+import json
+import os
+import pwd
+import socket
+import sqlite3
+import statistics
+import struct
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
+import jittest  # noqa: E402
+
+N = int(os.environ.get("JIT_BENCH_APPROVALS", "400"))
+
+POLICY = """
+settings = { max_pending_per_user = 1000; max_filings_per_hour = 10000; };
+rules = (
+  { name = "bench"; services = ["sudo"]; requesters = ["root", "%jit-dev"]; approvers = ["%jit-lead"]; }
+);
+"""
+
+
+def call(path, obj):
+    body = json.dumps(obj).encode()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(path)
+        s.sendall(struct.pack(">I", len(body)) + body)
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return json.loads(data[4:])
+
+
+def pct(samples, q):
+    s = sorted(samples)
+    return s[min(len(s) - 1, int(len(s) * q))]
+
+
+def approver(sock, ids, base_path, out_fd):
+    """Runs as the approver: approvals and baseline commits, alternating."""
+    db = sqlite3.connect(base_path, isolation_level=None)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = FULL")
+    db.execute("CREATE TABLE IF NOT EXISTS t (seq INTEGER PRIMARY KEY, at INTEGER, event TEXT, "
+               "details TEXT, prev TEXT, hash TEXT)")
+    row = ("x" * 200, "0" * 64, "1" * 64)
+    approve, bare = [], []
+    for rid in ids:
+        t = time.perf_counter()
+        reply = call(sock, {"version": 1, "op": "approve", "id": rid})
+        approve.append(time.perf_counter() - t)
+        if not reply.get("ok"):
+            raise SystemExit(f"approve {rid}: {reply}")
+        t = time.perf_counter()
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT INTO t (at, event, details, prev, hash) VALUES (?, 'approval', ?, ?, ?)",
+                   (time.time_ns(),) + row)
+        db.execute("COMMIT")
+        bare.append(time.perf_counter() - t)
+    os.write(out_fd, json.dumps({"approve": approve, "bare": bare}).encode())
+
+
+def main():
+    sb = jittest.Sandbox()
+    try:
+        sb.add_user("jit-bob", ["jit-lead", "jit-test"])
+        broker = jittest.Broker(sb, POLICY)
+        broker.start()
+        ids = []
+        for i in range(N):
+            reply = broker.call({"version": 1, "op": "request", "reason": f"bench {i}"})
+            ids.append(reply["result"]["id"])
+        base_path = os.path.join(os.path.dirname(broker.db), "baseline.db")
+        bob = pwd.getpwnam("jit-bob")
+        os.chown(os.path.dirname(broker.db), 0, 0)
+        os.chmod(os.path.dirname(broker.db), 0o1777)  # the baseline's database, beside the broker's
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(r)
+                os.setgroups([])
+                os.setgid(bob.pw_gid)
+                os.setuid(bob.pw_uid)
+                approver(broker.socket, ids, base_path, w)
+                os._exit(0)
+            except BaseException as e:  # noqa: BLE001
+                print(f"approver: {e}", file=sys.stderr)
+                os._exit(1)
+        os.close(w)
+        data = b""
+        while chunk := os.read(r, 1 << 20):
+            data += chunk
+        _, status = os.waitpid(pid, 0)
+        if status != 0:
+            raise SystemExit("the approver failed")
+        res = json.loads(data)
+        broker.stop()
+        a50, a99 = pct(res["approve"], 0.5), pct(res["approve"], 0.99)
+        b50, b99 = pct(res["bare"], 0.5), pct(res["bare"], 0.99)
+        print(f"approve vs a bare durable sqlite commit, {N} each, alternating")
+        print(f"   {'':20} {'p50':>9} {'p99':>9}")
+        print(f"   {'approve':20} {a50 * 1e3:7.2f}ms {a99 * 1e3:7.2f}ms")
+        print(f"   {'INSERT + COMMIT':20} {b50 * 1e3:7.2f}ms {b99 * 1e3:7.2f}ms")
+        print(f"   {'ratio':20} {a50 / b50:9.2f} {a99 / b99:9.2f}")
+        print(f"   goal: p99 <= 1.3x: {a99 / b99:.2f} {'PASS' if a99 / b99 <= 1.3 else 'MISS'}; "
+              f"p50 <= 2x: {a50 / b50:.2f} {'PASS' if a50 / b50 <= 2 else 'MISS'}")
+    finally:
+        sb.close()
+
+
+if __name__ == "__main__":
+    main()
