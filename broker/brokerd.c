@@ -4,10 +4,13 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -17,10 +20,10 @@
 #include "broker-sessions.h"
 #include "broker.h"
 #include "cleanup.h"
-#include "json-lines.h"
 #include "config.h"
 #include "duration.h"
 #include "grant.h"
+#include "json-lines.h"
 #include "store-retention.h"
 #include "timeutil.h"
 
@@ -110,7 +113,6 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
  * saved holds them again, so that a revoke that never reached the disk is not undone by a
  * restart. The file can only end grants, never open one. A reboot clears it; grants do not
  * outlive a reboot anyway. */
-
 
 #define HELD_FILE "held-ends.json"
 #define HELD_FILE_MAX (4U * 1024U * 1024U)
@@ -404,7 +406,6 @@ static void audit_policy(Broker *b, JitEvent ev, const char *error) {
         audit_log_head(b, false);
 }
 
-
 /* Ended requests that ended before `before` (realtime usec), with their approvals and
  * closed sessions, leave the live tables for an archive file beside the audit archives: the
  * file is written, synced and renamed into place (and the directory synced) before the rows
@@ -599,6 +600,99 @@ int broker_reload(Broker *b, char **ret_error) {
 
 static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         (void) broker_reload(userdata, NULL);
+        return 0;
+}
+
+/* ---- the database's integrity check ----
+ * PRAGMA quick_check reads the whole file: seconds on a database with years of history. It
+ * runs once the broker listens, on a thread of its own with a read-only connection of its
+ * own, so that a restart does not keep the PAM stack waiting for it and the main loop and
+ * the front thread answer meanwhile, from the same database that answered before the
+ * restart. A failure ends the broker as it ended the start before (pam_jit then fails
+ * closed): logged with its MESSAGE_ID, STATUS, exit status 1. */
+typedef struct IntegrityCheck {
+        pthread_t thread;
+        bool running;
+        BrokerDb *reader;
+        int efd; /* the thread's "done" */
+        sd_event_source *source;
+        int result;
+        char *error;
+} IntegrityCheck;
+
+static IntegrityCheck integrity = { .efd = -EBADF };
+/* Set when the check failed: nothing more is written to that database on the way out. */
+static bool integrity_failed;
+
+static void *integrity_thread(void *userdata) {
+        IntegrityCheck *c = userdata;
+        /* It can wait: on a small machine it yields to the loops that answer. */
+        (void) setpriority(PRIO_PROCESS, (id_t) gettid(), 10);
+        c->result = db_quick_check(c->reader, &c->error);
+        uint64_t one = 1;
+        ssize_t n = write(c->efd, &one, sizeof(one)); /* an eventfd write does not fail */
+        (void) n;
+        return NULL;
+}
+
+/* Joins the thread (interrupting it first when stop), and frees what it used. */
+static void integrity_done(bool stop) {
+        if (integrity.running) {
+                if (stop)
+                        db_interrupt(integrity.reader);
+                (void) pthread_join(integrity.thread, NULL);
+                integrity.running = false;
+        }
+        integrity.source = sd_event_source_disable_unref(integrity.source);
+        db_close(integrity.reader);
+        integrity.reader = NULL;
+        if (integrity.efd >= 0)
+                close(integrity.efd);
+        integrity.efd = -EBADF;
+}
+
+static int on_integrity_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Broker *b = userdata;
+
+        integrity_done(false); /* the join makes the thread's result ours to read */
+        if (integrity.result == 0) {
+                log_info("database %s passed its integrity check", b->db_path);
+                return 0;
+        }
+        integrity_failed = true;
+        char db_field[4200];
+        snprintf(db_field, sizeof(db_field), "JIT_DB=%s", b->db_path);
+        const char *fields[] = { db_field, NULL };
+        sd_notify(false, "STATUS=Database failed its integrity check; exiting");
+        if (integrity.error)
+                log_event(JIT_EVENT_INTEGRITY_FAILED, LOG_ERR, NULL, "broker", fields,
+                          "database integrity check failed: %s; exiting", integrity.error);
+        else
+                log_event(JIT_EVENT_INTEGRITY_FAILED, LOG_ERR, NULL, "broker", fields,
+                          "database integrity check failed: %s: %s; exiting", b->db_path,
+                          strerror(-integrity.result));
+        free(integrity.error);
+        integrity.error = NULL;
+        return sd_event_exit(b->event, -EBADMSG);
+}
+
+/* Starts the check; a check that cannot even start is a failed one (fail closed). */
+static int integrity_start(Broker *b) {
+        int r;
+
+        if ((r = db_open_reader(b->db_path, &integrity.reader)) < 0) {
+                integrity.result = r;
+                return r;
+        }
+        integrity.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (integrity.efd < 0)
+                return -errno;
+        if ((r = sd_event_add_io(b->event, &integrity.source, integrity.efd, EPOLLIN,
+                                 on_integrity_done, b)) < 0)
+                return r;
+        if ((r = -pthread_create(&integrity.thread, NULL, integrity_thread, &integrity)) < 0)
+                return r;
+        integrity.running = true;
         return 0;
 }
 
@@ -798,8 +892,6 @@ int main(int argc, char *argv[]) {
         /* The start, and the policy it starts with, open this run's part of the audit log. */
         audit_policy(&b, JIT_EVENT_STARTED, NULL);
         audit_policy(&b, JIT_EVENT_POLICY_LOADED, NULL);
-        audit_apply_retention(&b);
-        apply_request_retention(&b);
         audit_log_head(&b, true);
 
         /* Ends an earlier broker held and never wrote are held again first; whatever expired
@@ -814,6 +906,20 @@ int main(int argc, char *argv[]) {
         broker_ops_share(&b); /* before the front thread answers a check */
         if ((r = broker_listen(&b)) < 0)
                 return 1;
+        /* Nothing below stands between the start and the first check, which the front
+         * thread answers from here on: what grows with history comes after listen(). */
+        if ((r = integrity_start(&b)) < 0) {
+                integrity_done(true);
+                sd_notify(false, "STATUS=Database failed its integrity check; exiting");
+                log_event(JIT_EVENT_INTEGRITY_FAILED, LOG_ERR, NULL, "broker", NULL,
+                          "database integrity check failed: cannot start it on %s: %s; exiting",
+                          b.db_path, strerror(-r));
+                return 1;
+        }
+        /* Retention may have a backlog to move (a broker stopped for long, a shorter
+         * setting): on the main thread, before READY, as before, but after the listen. */
+        audit_apply_retention(&b);
+        apply_request_retention(&b);
 
         broker_state_changed(&b);
         char sock_field[4200];
@@ -829,8 +935,11 @@ int main(int argc, char *argv[]) {
         sd_notify(false, "STOPPING=1");
         log_event(JIT_EVENT_STOPPING, LOG_INFO, NULL, "broker", NULL, "jit-brokerd stopping");
         broker_stop_listening(&b);
-        audit_policy(&b, JIT_EVENT_STOPPING, NULL);
-        audit_log_head(&b, true);
+        integrity_done(true);
+        if (!integrity_failed) {
+                audit_policy(&b, JIT_EVENT_STOPPING, NULL);
+                audit_log_head(&b, true);
+        }
         sd_event_source_disable_unref(b.audit_head_timer);
         sd_event_source_disable_unref(b.warning_timer);
         /* A last try for the ends held in memory; what still fails stays in the file for

@@ -35,6 +35,8 @@ static const struct {
                                            "session-terminated" },
         [JIT_EVENT_CONSUMED] = { "26936a170d064182a5b8f3e5c6c702d4", "consumed" },
         [JIT_EVENT_REQUESTS_ARCHIVED] = { "62a59c9bd235444ba7a30c7835b997e3", "requests-archived" },
+        [JIT_EVENT_INTEGRITY_FAILED] = { "8d65441d95e34a9a9eb6210dbac2defc",
+                                         "database-integrity-failed" },
 };
 
 const char *jit_event_message_id(JitEvent e) {

@@ -29,6 +29,7 @@ typedef enum JitEvent {
         JIT_EVENT_SESSION_TERMINATED,
         JIT_EVENT_CONSUMED,
         JIT_EVENT_REQUESTS_ARCHIVED,
+        JIT_EVENT_INTEGRITY_FAILED,
         _JIT_EVENT_MAX,
 } JitEvent;
 

@@ -248,24 +248,6 @@ int db_open(const char *path, BrokerDb **ret, char **ret_error) {
                         goto fail;
                 }
 
-        {
-                sqlite3_stmt *st;
-                rc = sqlite3_prepare_v2(db->db, "PRAGMA quick_check", -1, &st, NULL);
-                const char *res = NULL;
-                if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-                        res = (const char *) sqlite3_column_text(st, 0);
-                bool ok = res && STREQ(res, "ok");
-                if (!ok && asprintf(&error, "%s: integrity check failed: %s", path,
-                                    res ? res : db_error(db)) < 0)
-                        error = NULL;
-                if (rc == SQLITE_OK)
-                        sqlite3_finalize(st);
-                if (!ok) {
-                        r = -EBADMSG;
-                        goto fail;
-                }
-        }
-
         r = migrate(db, &error);
         if (r < 0) {
                 if (!error && asprintf(&error, "%s: %s", path, db_error(db)) < 0)
@@ -320,6 +302,29 @@ int db_open_reader(const char *path, BrokerDb **ret) {
 fail:
         sqlite3_close_v2(db->db);
         return r;
+}
+
+int db_quick_check(BrokerDb *db, char **ret_error) {
+        sqlite3_stmt *st = NULL;
+        const char *res = NULL;
+
+        *ret_error = NULL;
+        int rc = sqlite3_prepare_v2(db->db, "PRAGMA quick_check", -1, &st, NULL);
+        if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+                res = (const char *) sqlite3_column_text(st, 0);
+        /* Interrupted (db_interrupt(), at stop) says nothing either way. Any other failure to
+         * read the database through is a failed check: it is what the check is for. */
+        int r = rc == SQLITE_INTERRUPT ? -EINTR : res && STREQ(res, "ok") ? 0 : -EBADMSG;
+        if (r == -EBADMSG &&
+            asprintf(ret_error, "%s: %s", sqlite3_db_filename(db->db, "main") ?: "database",
+                     res ?: db_error(db)) < 0)
+                *ret_error = NULL;
+        sqlite3_finalize(st);
+        return r;
+}
+
+void db_interrupt(BrokerDb *db) {
+        sqlite3_interrupt(db->db);
 }
 
 void db_close(BrokerDb *db) {

@@ -64,13 +64,20 @@ typedef struct Request {
 
 typedef struct BrokerDb BrokerDb;
 
-/* Opens (creating if needed, mode 0600) and migrates the database, checks its integrity.
- * On failure *ret_error (when given) says why. */
+/* Opens (creating if needed, mode 0600) and migrates the database. On failure *ret_error
+ * (when given) says why. Its integrity is checked apart (db_quick_check()), off the path to
+ * the first answered check: the time it takes grows with the database. */
 int db_open(const char *path, BrokerDb **ret, char **ret_error);
 /* Another connection to the database db_open() made, for reading on another thread: it
  * answers db_find_grant() and writes nothing. */
 int db_open_reader(const char *path, BrokerDb **ret);
 void db_close(BrokerDb *db);
+/* PRAGMA quick_check, on a connection of its own (db_open_reader()): 0 when the database is
+ * sound, -EBADMSG with *ret_error saying what is wrong, -EINTR when db_interrupt() cut it
+ * short. */
+int db_quick_check(BrokerDb *db, char **ret_error);
+/* Makes the statement running on db (on another thread) stop and fail: safe from any thread. */
+void db_interrupt(BrokerDb *db);
 const char *db_error(BrokerDb *db);
 /* For the audit log (broker-audit.c), which keeps its own statements. */
 struct sqlite3;
