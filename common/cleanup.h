@@ -21,6 +21,12 @@ static inline void closep(int *fd) {
         }
 }
 
+/* Closes fd if open, keeping errno; returns -EBADF for "fd = safe_close(fd);". */
+static inline int safe_close(int fd) {
+        closep(&fd);
+        return -EBADF;
+}
+
 static inline void fclosep(FILE **f) {
         if (*f)
                 fclose(*f);

@@ -75,6 +75,9 @@ class Names(BrokerTestCase):
         self.assertEqual(shown["requester_now"], "jit-alice")
         self.assertNotIn("uid", self.row_of(self.root.jitctl("list").stdout, pending))
 
+        # Checked once before, so that whatever the broker keeps of the name is warm.
+        self.assertEqual(self.check("jit-alice")["request_id"], int(granted))
+
         # The account is renamed, and a new account takes the old name (another uid).
         rename_user("jit-alice", "jit-alice-old")
         self.sb.add_user("jit-alice", ["jit-dev", "jit-test"])

@@ -144,6 +144,26 @@ static void only_when_files_answer_first(void **state) {
         passwd_cache_free(c);
 }
 
+/* A symlinked password file is outside what the directory watch sees: both files are then
+ * stat()ed at every lookup, and a change through the link is still seen. */
+static void a_symlinked_file_is_followed(void **state) {
+        Files *f = *state;
+        char target[128];
+        PasswdCache *c;
+        uid_t uid;
+        snprintf(target, sizeof(target), "%s/real-passwd", f->dir);
+        assert_int_equal(rename(f->passwd, target), 0);
+        assert_int_equal(symlink("real-passwd", f->passwd), 0);
+        assert_int_equal(passwd_cache_new(f->passwd, f->nsswitch, &c), 0);
+        assert_int_equal(passwd_cache_lookup(c, "alice", &uid), 1);
+        assert_int_equal(uid, 1001);
+        write_file(target, "alice:x:4001:100::/home/alice:/bin/sh\n");
+        assert_int_equal(passwd_cache_lookup(c, "alice", &uid), 1);
+        assert_int_equal(uid, 4001);
+        passwd_cache_free(c);
+        unlink(target);
+}
+
 static void nsswitch_lines(void **state) {
         assert_true(nsswitch_passwd_files_first("passwd: files\n"));
         assert_true(nsswitch_passwd_files_first("passwd:files systemd"));
@@ -165,6 +185,7 @@ int main(void) {
                                                 teardown),
                 cmocka_unit_test_setup_teardown(the_first_of_duplicates_wins, setup, teardown),
                 cmocka_unit_test_setup_teardown(only_when_files_answer_first, setup, teardown),
+                cmocka_unit_test_setup_teardown(a_symlinked_file_is_followed, setup, teardown),
                 cmocka_unit_test(nsswitch_lines),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
