@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "audit-store.h"
+#include "broker-sessions.h"
 #include "broker.h"
 #include "cleanup.h"
 #include "json-lines.h"
@@ -33,6 +34,16 @@ void audit_log_head(Broker *b, bool force) {
         const char *hash = head.hash;
         if (!force && seq == b->audit_logged_seq)
                 return;
+        /* The journal must not vouch for a record a power loss or a failed disk can still
+         * take back: a later broker would write another record under its number, and the log
+         * would look edited. */
+        if ((r = sessions_sync_records(b)) < 0) {
+                log_error_errno(r,
+                                "not sending the audit log's head (record %" PRId64
+                                "): session records since the last sync are not on disk",
+                                seq);
+                return;
+        }
         sd_journal_send("MESSAGE=audit log head: record %" PRId64 ", hash %s", seq, hash,
                         "MESSAGE_ID=" AUDIT_HEAD_MESSAGE_ID, "PRIORITY=%d", LOG_INFO,
                         "SYSLOG_IDENTIFIER=jit-brokerd", "JIT_EVENT=audit-head",
@@ -97,7 +108,6 @@ int audit_query(Broker *b, uint64_t since, uint64_t until, const char *user, int
         *ret = arr;
         return 0;
 }
-
 
 /* The records going into an archive file, one JSON line each. */
 typedef struct ArchiveWriter {

@@ -920,7 +920,7 @@ static json_object *op_session_open(Op *op) {
         (void) fcntl(pidfd, F_SETFD, FD_CLOEXEC);
 
         _cleanup_(request_freep) Request *grant = NULL;
-        if ((r = db_get_request(op->b->db, id, &grant)) < 0) {
+        if ((r = db_session_grant(op->b->db, id, &grant)) < 0) {
                 close(pidfd);
                 return internal_error(op, "reading the grant", r);
         }

@@ -43,6 +43,7 @@ typedef struct Session {
         sd_event_source *exit_watch;
         sd_event_source *kill_timer; /* SIGHUP after a line was written, then SIGKILL */
         bool hung_up;
+        bool reusable; /* its grant is known not to be one-shot: its close consumes nothing */
 } Session;
 
 /* What the broker reads of /proc/PID/stat: the parent (field 4), the controlling terminal
@@ -86,6 +87,81 @@ int process_start_time(pid_t pid, uint64_t *ret) {
         return r;
 }
 
+/* Session open and close are on the path of every sudo and ssh login (PAM waits for the
+ * reply), so their transactions commit with synchronous=NORMAL: in WAL mode the commit is in
+ * the WAL when the broker answers, which a crash or restart of the broker does not lose
+ * (sessions_restore() finds the session, and a one-shot grant stays consumed), and the
+ * fdatasync() follows at once, off the reply path (session_sync_wal()). Only a power loss in
+ * between can take it, and then only as the newest tail of the WAL (never a record that a
+ * later, synced one chains on), along with sessions that a power loss ends anyway under
+ * grants bound to that boot. Nested in a caller's transaction, or after the sync failed,
+ * the transaction keeps the connection's FULL. */
+static bool wal_sync_pending, wal_sync_failed;
+/* Committed with NORMAL and not synced since. */
+static bool wal_unsynced;
+
+static int on_sync_wal(sd_event_source *src, void *userdata) {
+        Broker *b = userdata;
+        wal_sync_pending = false;
+        int r = db_sync_wal(b->db);
+        if (r >= 0)
+                wal_unsynced = false;
+        if (r < 0) {
+                /* The kernel may have dropped the pages it could not write: from now on
+                 * session records wait for their own sync (an error then fails them). */
+                wal_sync_failed = true;
+                log_error_errno(r, "syncing session records to disk: %m; those since the last "
+                                   "sync may not survive a power loss");
+        }
+        return 0;
+}
+
+static void session_sync_wal(Broker *b) {
+        if (wal_sync_pending)
+                return; /* one sync covers every commit before it */
+        /* A one-shot defer, floating: the next loop turn, once this one has sent its reply,
+         * and ahead of the effects (journald, timers) so that the window stays short. */
+        sd_event_source *src = NULL;
+        int r = sd_event_add_defer(b->event, &src, on_sync_wal, b);
+        if (r >= 0 && (r = sd_event_source_set_priority(src, SD_EVENT_PRIORITY_IMPORTANT)) >= 0)
+                r = sd_event_source_set_floating(src, true);
+        sd_event_source_unref(src);
+        if (r >= 0)
+                wal_sync_pending = true;
+        else
+                on_sync_wal(NULL, b); /* now, then */
+}
+
+/* true when this session transaction commits with synchronous=NORMAL. */
+static bool session_tx_relax(Broker *b) {
+        if (wal_sync_failed || b->grants.tx_depth > 0)
+                return false;
+        return db_session_durability(b->db, true) >= 0;
+}
+
+static void session_tx_done(Broker *b, bool relaxed, bool committed) {
+        if (!relaxed)
+                return;
+        int r = db_session_durability(b->db, false);
+        if (r < 0)
+                log_error_errno(r, "restoring synchronous=FULL after a session record: %m (%s)",
+                                db_error(b->db));
+        if (committed)
+                wal_unsynced = true;
+        if (committed || r < 0)
+                session_sync_wal(b);
+}
+
+int sessions_sync_records(Broker *b) {
+        if (wal_sync_failed)
+                return -EIO; /* what the failed sync held may be gone from the page cache */
+        if (!wal_unsynced)
+                return 0;
+        wal_sync_pending = false; /* this one covers it */
+        on_sync_wal(NULL, b);
+        return wal_sync_failed ? -EIO : 0;
+}
+
 static Session *session_find(Broker *b, int64_t id) {
         for (Session *s = b->sessions; s; s = s->next)
                 if (s->id == id)
@@ -107,6 +183,8 @@ static void session_forget(Broker *b, Session *s) {
 }
 
 void sessions_free_all(Broker *b) {
+        if (wal_sync_pending) /* its defer never runs now */
+                on_sync_wal(NULL, b);
         while (b->sessions)
                 session_forget(b, b->sessions);
         b->bus = sd_bus_flush_close_unref(b->bus);
@@ -242,6 +320,13 @@ static json_object *session_details(Broker *b, int64_t id) {
         return o;
 }
 
+/* The same for a row just inserted as id, without reading it back. */
+static json_object *session_row_details(const SessionRow *row, int64_t id) {
+        SessionRow r = *row;
+        r.id = id;
+        return session_row_to_json(&r) ?: json_object_new_object();
+}
+
 /* "session 7 under grant 42 <what>", with the ids as fields of their own. */
 static void log_session(Broker *b, JitEvent ev, int priority, int64_t id, int64_t request_id,
                         const char *what) {
@@ -344,7 +429,7 @@ static int on_session_exit(sd_event_source *src, int fd, uint32_t revents, void 
 }
 
 static int session_attach(Broker *b, int64_t id, int64_t request_id, pid_t pid, int pidfd,
-                          const char *tty) {
+                          const char *tty, bool reusable) {
         Session *s = calloc(1, sizeof(Session));
         if (!s) {
                 close(pidfd);
@@ -357,6 +442,7 @@ static int session_attach(Broker *b, int64_t id, int64_t request_id, pid_t pid, 
                 .pid = pid,
                 .pidfd = pidfd,
                 .attached_at = now_usec(CLOCK_BOOTTIME),
+                .reusable = reusable,
         };
         snprintf(s->tty, sizeof(s->tty), "%s", tty ?: "");
         /* A pidfd becomes readable when its process exits. */
@@ -378,7 +464,7 @@ static int session_hold_unrecorded(Broker *b, int pidfd, pid_t pid, const Reques
         static int64_t unrecorded;
         int64_t id = --unrecorded;
 
-        if (session_attach(b, id, grant->id, pid, pidfd, tty) < 0)
+        if (session_attach(b, id, grant->id, pid, pidfd, tty, !grant->once) < 0)
                 return error; /* session_attach() closed the pidfd */
         if (grant->once)
                 (void) grants_mark_used(&b->grants, grant->id);
@@ -401,9 +487,6 @@ int sessions_open(Broker *b, int pidfd, pid_t pid, const Request *grant, const c
                 close(pidfd);
                 return r;
         }
-        if ((r = grants_begin(&b->grants)) < 0)
-                return session_hold_unrecorded(b, pidfd, pid, grant, tty,
-                                               db_failure_errno(b->db, r), ret_held);
         SessionRow row = {
                 .request_id = grant->id,
                 .service = grant->service,
@@ -414,23 +497,29 @@ int sessions_open(Broker *b, int pidfd, pid_t pid, const Request *grant, const c
                 .opened_at = now_usec(CLOCK_REALTIME),
         };
         snprintf(row.boot_id, sizeof(row.boot_id), "%s", b->boot_id);
-        int64_t id;
-        if ((r = db_insert_session(b->db, &row, &id)) < 0 ||
-            (r = audit_append(b->db, JIT_EVENT_SESSION_OPENED, grant->requester,
-                              grant->requester_uid, grant->id, session_details(b, id))) < 0 ||
-            (r = grants_commit(&b->grants)) < 0) {
+        int64_t id = 0;
+        bool relaxed = session_tx_relax(b);
+        if ((r = grants_begin(&b->grants)) < 0)
                 r = db_failure_errno(b->db, r);
+        else if ((r = db_insert_session(b->db, &row, &id)) < 0 ||
+                 (r = audit_append(b->db, JIT_EVENT_SESSION_OPENED, grant->requester,
+                                   grant->requester_uid, grant->id,
+                                   session_row_details(&row, id))) < 0 ||
+                 (r = grants_commit(&b->grants)) < 0) {
+                r = db_failure_errno(b->db, r); /* before the rollback resets it */
                 grants_rollback(&b->grants);
-                return session_hold_unrecorded(b, pidfd, pid, grant, tty, r, ret_held);
         }
+        session_tx_done(b, relaxed, r >= 0);
+        if (r < 0)
+                return session_hold_unrecorded(b, pidfd, pid, grant, tty, r, ret_held);
         char what[96];
         snprintf(what, sizeof(what), "opened (%s)", tty ?: "no tty");
         log_session(b, JIT_EVENT_SESSION_OPENED, LOG_NOTICE, id, grant->id, what);
         *ret_id = id;
-        return session_attach(b, id, grant->id, pid, pidfd, tty);
+        return session_attach(b, id, grant->id, pid, pidfd, tty, !grant->once);
 }
 
-int sessions_close(Broker *b, int64_t id, const char *reason) {
+static int session_close(Broker *b, int64_t id, const char *reason, bool *ret_committed) {
         Session *s = session_find(b, id);
         int64_t request_id = s ? s->request_id : 0;
         int r;
@@ -464,15 +553,18 @@ int sessions_close(Broker *b, int64_t id, const char *reason) {
                 return r < 0 ? r : 0;
         }
 
-        /* A one-shot grant is used up by its session, in the same transaction. */
+        /* A one-shot grant is used up by its session, in the same transaction (looked up
+         * unless the session is known to be under a grant that is not one-shot). */
         GrantError e;
-        if (((r = grant_consume(&b->grants, request_id, &e)) < 0 && r != -ENOENT) ||
+        bool reusable = s && s->reusable;
+        if ((!reusable && (r = grant_consume(&b->grants, request_id, &e)) < 0 && r != -ENOENT) ||
             (r = audit_append(b->db, JIT_EVENT_SESSION_CLOSED, "broker", -1, request_id,
                               session_details(b, id))) < 0 ||
             (r = grants_commit(&b->grants)) < 0) {
                 grants_rollback(&b->grants);
                 return r;
         }
+        *ret_committed = true;
         char what[128];
         snprintf(what, sizeof(what), "closed: %s", reason);
         log_session(b, JIT_EVENT_SESSION_CLOSED, LOG_INFO, id, request_id, what);
@@ -484,6 +576,13 @@ int sessions_close(Broker *b, int64_t id, const char *reason) {
                 s->exit_watch = NULL;
         }
         return 0;
+}
+
+int sessions_close(Broker *b, int64_t id, const char *reason) {
+        bool committed = false, relaxed = id > 0 && session_tx_relax(b);
+        int r = session_close(b, id, reason, &committed);
+        session_tx_done(b, relaxed, committed);
+        return r;
 }
 
 void sessions_grant_ended(Broker *b, const Request *r) {
@@ -575,7 +674,8 @@ void sessions_restore(Broker *b) {
                                 gone[n_gone++] = row->id;
                         continue;
                 }
-                if (session_attach(b, row->id, row->request_id, row->pid, pidfd, row->tty) < 0)
+                if (session_attach(b, row->id, row->request_id, row->pid, pidfd, row->tty, false) <
+                    0)
                         continue;
                 if (!row->grant_active && n_ended < ELEMENTSOF(ended))
                         ended[n_ended++] = row->request_id;

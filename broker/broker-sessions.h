@@ -38,3 +38,7 @@ json_object *sessions_json(Broker *b, int64_t request_id);
  * and returns (in *ret_next, CLOCK_BOOTTIME usec) when the next warning is due, 0 if none. */
 void sessions_warn(Broker *b, uint64_t *ret_next);
 void sessions_free_all(Broker *b);
+/* Makes the session records committed without a sync durable, before anything outside the
+ * database vouches for them (the audit head sent to journald): 0, or -EIO when they could
+ * not be, or a sync failed since the broker started (the kernel may have dropped them). */
+int sessions_sync_records(Broker *b);

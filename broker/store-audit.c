@@ -15,7 +15,6 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
 int audit_append(BrokerDb *store, JitEvent event, const char *actor, int64_t actor_uid,
                  int64_t request_id, json_object *details) {
         _cleanup_(json_object_putp) json_object *d = details ?: json_object_new_object();
-        sqlite3 *db = db_sqlite(store);
         AuditRecord rec = {
                 .at = now_usec(CLOCK_REALTIME),
                 .event = (char *) jit_event_name(event),
@@ -31,14 +30,25 @@ int audit_append(BrokerDb *store, JitEvent event, const char *actor, int64_t act
                 d, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
         if (!rec.details)
                 return -ENOMEM;
+        /* Both statements kept prepared: two records per approval, one per check of a
+         * session. */
         AuditHead head;
-        if ((r = audit_store_head(db, &head, NULL)) < 0)
+        sqlite3_stmt *st;
+        if ((r = db_prepare(store, AUDIT_STORE_HEAD_SQL, &st)) < 0)
+                return r;
+        r = audit_store_head_with(st, &head, NULL);
+        db_release(store, st);
+        if (r < 0)
                 return r;
         memcpy(rec.prev_hash, head.hash, sizeof(rec.prev_hash));
         rec.seq = head.seq + 1;
         if ((r = audit_record_hash(&rec, rec.hash)) < 0)
                 return r;
-        return audit_store_insert(db, &rec);
+        if ((r = db_prepare(store, AUDIT_STORE_INSERT_SQL, &st)) < 0)
+                return r;
+        r = audit_store_insert_with(st, &rec);
+        db_release(store, st);
+        return r;
 }
 
 static void add_string(json_object *o, const char *key, const char *value) {

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* The sessions table: the sessions pam_jit registered under grants. */
 #include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "sqlite-errno.h"
@@ -67,7 +69,7 @@ void session_rows_free(SessionRow *rows, size_t n) {
 }
 
 /* Runs st (bound by the caller) and collects its rows. */
-static int read_rows(sqlite3_stmt *st, SessionRow **ret, size_t *ret_n) {
+static int read_rows(BrokerDb *db, sqlite3_stmt *st, SessionRow **ret, size_t *ret_n) {
         SessionRow *rows = NULL;
         size_t n = 0, allocated = 0;
         int rc, r = 0;
@@ -91,7 +93,7 @@ static int read_rows(sqlite3_stmt *st, SessionRow **ret, size_t *ret_n) {
         }
         if (r == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
                 r = sqlite_errno(rc);
-        sqlite3_finalize(st);
+        db_release(db, st);
         if (r < 0) {
                 session_rows_free(rows, n);
                 return r;
@@ -102,7 +104,38 @@ static int read_rows(sqlite3_stmt *st, SessionRow **ret, size_t *ret_n) {
 }
 
 static int prepare(BrokerDb *db, const char *sql, sqlite3_stmt **ret) {
-        return sqlite_errno(sqlite3_prepare_v2(db_sqlite(db), sql, -1, ret, NULL));
+        return db_prepare(db, sql, ret); /* kept prepared: sudo waits for these */
+}
+
+int db_session_grant(BrokerDb *db, int64_t id, Request **ret) {
+        sqlite3_stmt *st;
+        int r = prepare(
+                db, "SELECT requester, requester_uid, service, once FROM requests WHERE id = ?1",
+                &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, id);
+        int rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW) {
+                db_release(db, st);
+                return rc == SQLITE_DONE ? -ENOENT : sqlite_errno(rc);
+        }
+        bool ok = true;
+        Request *g = calloc(1, sizeof(Request));
+        if (g) {
+                g->id = id;
+                g->requester = column_strdup(st, 0, &ok);
+                g->requester_uid = (uid_t) sqlite3_column_int64(st, 1);
+                g->service = column_strdup(st, 2, &ok);
+                g->once = sqlite3_column_int(st, 3);
+        }
+        db_release(db, st);
+        if (!g || !ok || !g->requester || !g->service) {
+                request_free(g);
+                return -ENOMEM;
+        }
+        *ret = g;
+        return 0;
 }
 
 int db_insert_session(BrokerDb *db, const SessionRow *s, int64_t *ret_id) {
@@ -124,7 +157,7 @@ int db_insert_session(BrokerDb *db, const SessionRow *s, int64_t *ret_id) {
         sqlite3_bind_text(st, 7, s->boot_id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 8, (sqlite3_int64) s->opened_at);
         int rc = sqlite3_step(st);
-        sqlite3_finalize(st);
+        db_release(db, st);
         if (rc != SQLITE_DONE)
                 return sqlite_errno(rc);
         *ret_id = sqlite3_last_insert_rowid(db_sqlite(db));
@@ -143,7 +176,7 @@ int db_close_session(BrokerDb *db, int64_t id, uint64_t at, const char *reason) 
         sqlite3_bind_int64(st, 2, (sqlite3_int64) at);
         sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
         int rc = sqlite3_step(st);
-        sqlite3_finalize(st);
+        db_release(db, st);
         return rc == SQLITE_DONE ? sqlite3_changes(db_sqlite(db)) : sqlite_errno(rc);
 }
 
@@ -154,7 +187,7 @@ int db_mark_session_warned(BrokerDb *db, int64_t id) {
                 return r;
         sqlite3_bind_int64(st, 1, id);
         int rc = sqlite3_step(st);
-        sqlite3_finalize(st);
+        db_release(db, st);
         return sqlite_errno(rc);
 }
 
@@ -166,7 +199,7 @@ int db_get_session(BrokerDb *db, int64_t id, SessionRow *ret) {
         sqlite3_bind_int64(st, 1, id);
         int rc = sqlite3_step(st);
         r = rc == SQLITE_ROW ? read_row(st, ret) : rc == SQLITE_DONE ? -ENOENT : sqlite_errno(rc);
-        sqlite3_finalize(st);
+        db_release(db, st);
         return r;
 }
 
@@ -179,7 +212,7 @@ int db_list_sessions(BrokerDb *db, int64_t request_id, SessionRow **ret, size_t 
         if (r < 0)
                 return r;
         sqlite3_bind_int64(st, 1, request_id);
-        return read_rows(st, ret, ret_n);
+        return read_rows(db, st, ret, ret_n);
 }
 
 int db_open_sessions(BrokerDb *db, SessionRow **ret, size_t *ret_n) {
@@ -191,7 +224,7 @@ int db_open_sessions(BrokerDb *db, SessionRow **ret, size_t *ret_n) {
                         &st);
         if (r < 0)
                 return r;
-        return read_rows(st, ret, ret_n);
+        return read_rows(db, st, ret, ret_n);
 }
 
 int db_sessions_to_warn(BrokerDb *db, const char *boot_id, SessionRow **ret, size_t *ret_n) {
@@ -205,5 +238,36 @@ int db_sessions_to_warn(BrokerDb *db, const char *boot_id, SessionRow **ret, siz
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, boot_id, -1, SQLITE_STATIC);
-        return read_rows(st, ret, ret_n);
+        return read_rows(db, st, ret, ret_n);
+}
+
+/* Session open/close commit with synchronous=NORMAL: in WAL mode the commit is in the WAL
+ * (the page cache) when it returns, so it survives a crash or restart of the broker, not
+ * yet a power loss; db_sync_wal() right after the reply closes that gap. Per connection,
+ * and only between transactions (sqlite applies it to the next one). */
+int db_session_durability(BrokerDb *db, bool relaxed) {
+        if (!sqlite3_get_autocommit(db_sqlite(db)))
+                return -EBUSY; /* inside a transaction: it would not apply to it alone */
+        return sqlite_errno(
+                sqlite3_exec(db_sqlite(db),
+                             relaxed ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL",
+                             NULL, NULL, NULL));
+}
+
+/* fdatasync() of the write-ahead log: every commit in it so far (NORMAL ones too) is on
+ * disk after it. The WAL is append-only between checkpoints and its frames are checksummed
+ * in a chain, so a power loss before it drops only a tail of commits, never one that a
+ * later, synced record (its hash chain) depends on. A checkpoint syncs the WAL itself. */
+int db_sync_wal(BrokerDb *db) {
+        const char *file = sqlite3_db_filename(db_sqlite(db), "main");
+        char path[4096];
+
+        if (!file || !*file)
+                return -ENOENT;
+        if (snprintf(path, sizeof(path), "%s-wal", file) >= (int) sizeof(path))
+                return -ENAMETOOLONG;
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno; /* no WAL: checkpointed and removed */
+        return fdatasync(fd) < 0 ? -errno : 0;
 }

@@ -15,9 +15,18 @@
 #include "cleanup.h"
 #include "timeutil.h"
 
+/* Statements kept prepared on the main connection: parsing and planning the broker's
+ * statements cost more than running them (a quarter of an approval's CPU time). */
+#define DB_STATEMENTS_CACHED 48
+
 struct BrokerDb {
         sqlite3 *db;
         sqlite3_stmt *find_grant; /* the PAM hot path keeps its statement prepared */
+        struct {
+                sqlite3_stmt *st;
+                bool in_use; /* handed out by db_prepare(), not given back yet */
+        } cache[DB_STATEMENTS_CACHED];
+        size_t n_cache;
         /* db_set_budget(): when the statements of one operation must stop (0: never). */
         uint64_t budget_cpu_end;  /* CLOCK_THREAD_CPUTIME_ID usec */
         uint64_t budget_wall_end; /* CLOCK_MONOTONIC usec */
@@ -140,19 +149,52 @@ const char *db_error(BrokerDb *db) {
         return db && db->db ? sqlite3_errmsg(db->db) : "no database";
 }
 
+int db_prepare(BrokerDb *db, const char *sql, sqlite3_stmt **ret) {
+        for (size_t i = 0; i < db->n_cache; i++)
+                if (!db->cache[i].in_use && STREQ(sqlite3_sql(db->cache[i].st), sql)) {
+                        db->cache[i].in_use = true;
+                        *ret = db->cache[i].st;
+                        return 0;
+                }
+        bool keep = db->n_cache < DB_STATEMENTS_CACHED;
+        int rc = sqlite3_prepare_v3(db->db, sql, -1, keep ? SQLITE_PREPARE_PERSISTENT : 0, ret,
+                                    NULL);
+        if (rc != SQLITE_OK)
+                return sqlite_errno(rc);
+        if (keep) {
+                db->cache[db->n_cache].st = *ret;
+                db->cache[db->n_cache++].in_use = true;
+        }
+        return 0;
+}
+
+void db_release(BrokerDb *db, sqlite3_stmt *st) {
+        if (!st)
+                return;
+        for (size_t i = 0; i < db->n_cache; i++)
+                if (db->cache[i].st == st) {
+                        /* Reset: no read transaction stays open, no bound pointer kept. */
+                        sqlite3_reset(st);
+                        sqlite3_clear_bindings(st);
+                        db->cache[i].in_use = false;
+                        return;
+                }
+        sqlite3_finalize(st);
+}
+
 static int exec(BrokerDb *db, const char *sql) {
         return sqlite_errno(sqlite3_exec(db->db, sql, NULL, NULL, NULL));
 }
 
 static int query_int(BrokerDb *db, const char *sql, int64_t *ret) {
         sqlite3_stmt *st;
-        int rc = sqlite3_prepare_v2(db->db, sql, -1, &st, NULL);
-        if (rc != SQLITE_OK)
-                return sqlite_errno(rc);
+        int rc = db_prepare(db, sql, &st);
+        if (rc < 0)
+                return rc;
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW)
                 *ret = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
+        db_release(db, st);
         return rc == SQLITE_ROW ? 0 : (rc == SQLITE_DONE ? -ENODATA : sqlite_errno(rc));
 }
 
@@ -331,6 +373,8 @@ void db_close(BrokerDb *db) {
         if (!db)
                 return;
         sqlite3_finalize(db->find_grant);
+        for (size_t i = 0; i < db->n_cache; i++)
+                sqlite3_finalize(db->cache[i].st);
         sqlite3_close_v2(db->db);
         free(db);
 }
@@ -390,25 +434,25 @@ static void bind_time_or_null(sqlite3_stmt *st, int i, uint64_t t) {
                 sqlite3_bind_null(st, i);
 }
 
-static int step_done(sqlite3_stmt *st) {
+static int step_done(BrokerDb *db, sqlite3_stmt *st) {
         int rc = sqlite3_step(st);
         int r = rc == SQLITE_DONE ? 0 : (sqlite_errno(rc) ?: -EIO);
-        sqlite3_finalize(st);
+        db_release(db, st);
         return r;
 }
 
 int db_insert_request(BrokerDb *db, Request *r) {
         sqlite3_stmt *st;
-        int rc = sqlite3_prepare_v2(
-                db->db,
+        int rc = db_prepare(
+                db,
                 "INSERT INTO requests (requester, requester_uid, service, duration, reason, ticket, once, rule,"
                 " approvals_required, state, created_at, boot_id, deadline_boot, deadline_at,"
                 " activated_at, expires_at, policy_version, break_glass)"
                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
                 " ?18)",
-                -1, &st, NULL);
-        if (rc != SQLITE_OK)
-                return sqlite_errno(rc);
+                &st);
+        if (rc < 0)
+                return rc;
         sqlite3_bind_text(st, 1, r->requester, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, r->requester_uid);
         sqlite3_bind_text(st, 3, r->service, -1, SQLITE_STATIC);
@@ -427,7 +471,7 @@ int db_insert_request(BrokerDb *db, Request *r) {
         bind_time_or_null(st, 16, r->expires_at);
         bind_text_or_null(st, 17, r->policy_version);
         sqlite3_bind_int(st, 18, r->break_glass);
-        int k = step_done(st);
+        int k = step_done(db, st);
         if (k < 0)
                 return k;
         r->id = sqlite3_last_insert_rowid(db->db);
@@ -436,15 +480,15 @@ int db_insert_request(BrokerDb *db, Request *r) {
 
 int db_update_request(BrokerDb *db, const Request *r) {
         sqlite3_stmt *st;
-        int rc = sqlite3_prepare_v2(
-                db->db,
+        int rc = db_prepare(
+                db,
                 "UPDATE requests SET state = ?2, activated_at = ?3, expires_at = ?4,"
                 " boot_id = ?5, deadline_boot = ?6, deadline_at = ?7, ended_at = ?8,"
                 " ended_by = ?9, end_reason = ?10, acknowledged_by = ?11, acknowledged_at = ?12"
                 " WHERE id = ?1",
-                -1, &st, NULL);
-        if (rc != SQLITE_OK)
-                return sqlite_errno(rc);
+                &st);
+        if (rc < 0)
+                return rc;
         sqlite3_bind_int64(st, 1, r->id);
         sqlite3_bind_text(st, 2, request_state_to_string(r->state), -1, SQLITE_STATIC);
         bind_time_or_null(st, 3, r->activated_at);
@@ -457,7 +501,7 @@ int db_update_request(BrokerDb *db, const Request *r) {
         bind_text_or_null(st, 10, r->end_reason);
         bind_text_or_null(st, 11, r->acknowledged_by);
         bind_time_or_null(st, 12, r->acknowledged_at);
-        int k = step_done(st);
+        int k = step_done(db, st);
         if (k < 0)
                 return k;
         return sqlite3_changes(db->db) == 1 ? 0 : -ENOENT;
@@ -465,13 +509,13 @@ int db_update_request(BrokerDb *db, const Request *r) {
 
 int db_add_approval(BrokerDb *db, int64_t id, const Approval *a) {
         sqlite3_stmt *st;
-        int rc = sqlite3_prepare_v2(
-                db->db,
+        int rc = db_prepare(
+                db,
                 "INSERT INTO approvals (request_id, approver, approver_uid, comment, at, by_rule,"
                 " policy_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                -1, &st, NULL);
-        if (rc != SQLITE_OK)
-                return sqlite_errno(rc);
+                &st);
+        if (rc < 0)
+                return rc;
         sqlite3_bind_int64(st, 1, id);
         sqlite3_bind_text(st, 2, a->approver, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, a->approver_uid);
@@ -479,7 +523,7 @@ int db_add_approval(BrokerDb *db, int64_t id, const Approval *a) {
         sqlite3_bind_int64(st, 5, (sqlite3_int64) a->at);
         sqlite3_bind_int(st, 6, a->by_rule);
         bind_text_or_null(st, 7, a->policy_version);
-        return step_done(st);
+        return step_done(db, st);
 }
 
 static char *column_strdup(sqlite3_stmt *st, int i) {
@@ -572,26 +616,25 @@ static int load_approvals_with(sqlite3_stmt *st, Request *r) {
 
 static int load_approvals(BrokerDb *db, Request *r) {
         sqlite3_stmt *st;
-        int rc = sqlite3_prepare_v2(db->db, APPROVALS_SQL, -1, &st, NULL);
-        if (rc != SQLITE_OK)
-                return sqlite_errno(rc);
+        int rc = db_prepare(db, APPROVALS_SQL, &st);
+        if (rc < 0)
+                return rc;
         int k = load_approvals_with(st, r);
-        sqlite3_finalize(st);
+        db_release(db, st);
         return k;
 }
 
 int db_get_request(BrokerDb *db, int64_t id, Request **ret) {
         sqlite3_stmt *st;
         Request *r = NULL;
-        int rc = sqlite3_prepare_v2(
-                db->db, "SELECT " REQUEST_COLUMNS " FROM requests WHERE id = ?1", -1, &st, NULL);
-        if (rc != SQLITE_OK)
-                return sqlite_errno(rc);
+        int rc = db_prepare(db, "SELECT " REQUEST_COLUMNS " FROM requests WHERE id = ?1", &st);
+        if (rc < 0)
+                return rc;
         sqlite3_bind_int64(st, 1, id);
         rc = sqlite3_step(st);
         int k = rc == SQLITE_ROW ? request_from_row(st, &r)
                                  : (rc == SQLITE_DONE ? -ENOENT : sqlite_errno(rc));
-        sqlite3_finalize(st);
+        db_release(db, st);
         if (k < 0)
                 return k;
         k = load_approvals(db, r);
@@ -735,9 +778,9 @@ int db_list_visible_requests(BrokerDb *db, const RequestState *states, size_t n_
 
         if (!sql)
                 return -ENOMEM;
-        int rc = sqlite3_prepare_v2(db->db, sql, -1, &st, NULL);
-        if (rc != SQLITE_OK)
-                return sqlite_errno(rc);
+        int rc = db_prepare(db, sql, &st);
+        if (rc < 0)
+                return rc;
         if (view) {
                 sqlite3_bind_int64(st, 1, (sqlite3_int64) view->uid);
                 for (size_t i = 0; i < view->n_rules; i++)
@@ -758,15 +801,14 @@ int db_list_visible_requests(BrokerDb *db, const RequestState *states, size_t n_
         }
         if (k == 0 && rc != SQLITE_DONE)
                 k = sqlite_errno(rc) ?: -EIO;
-        sqlite3_finalize(st);
+        db_release(db, st);
         /* One statement for all the approvals: a thousand prepares would cost more than the
          * list. */
-        if (k == 0 && n > 0 &&
-            (rc = sqlite3_prepare_v2(db->db, APPROVALS_SQL, -1, &approvals, NULL)) != SQLITE_OK)
-                k = sqlite_errno(rc);
+        if (k == 0 && n > 0 && (rc = db_prepare(db, APPROVALS_SQL, &approvals)) < 0)
+                k = rc;
         for (size_t i = 0; k == 0 && i < n; i++)
                 k = load_approvals_with(approvals, list[i]);
-        sqlite3_finalize(approvals);
+        db_release(db, approvals);
         if (k < 0) {
                 request_free_many(list, n);
                 return k;
@@ -809,12 +851,12 @@ int db_find_grant(BrokerDb *db, uid_t uid, const char *service, const char *boot
 
 int db_next_deadline(BrokerDb *db, const char *boot_id, uint64_t *ret) {
         sqlite3_stmt *st;
-        int rc = sqlite3_prepare_v2(db->db,
-                                    "SELECT MIN(deadline_boot) FROM requests"
-                                    " WHERE state IN ('pending', 'active') AND boot_id = ?1",
-                                    -1, &st, NULL);
-        if (rc != SQLITE_OK)
-                return sqlite_errno(rc);
+        int rc = db_prepare(db,
+                            "SELECT MIN(deadline_boot) FROM requests"
+                            " WHERE state IN ('pending', 'active') AND boot_id = ?1",
+                            &st);
+        if (rc < 0)
+                return rc;
         sqlite3_bind_text(st, 1, boot_id, -1, SQLITE_STATIC);
         rc = sqlite3_step(st);
         int r;
@@ -823,7 +865,7 @@ int db_next_deadline(BrokerDb *db, const char *boot_id, uint64_t *ret) {
                 r = 1;
         } else
                 r = rc == SQLITE_ROW ? 0 : (sqlite_errno(rc) ?: -EIO);
-        sqlite3_finalize(st);
+        db_release(db, st);
         return r;
 }
 
@@ -833,14 +875,13 @@ int db_due_requests(BrokerDb *db, const char *boot_id, uint64_t now_boot, uint64
         int64_t *ids = NULL;
         size_t n = 0;
         int k = 0;
-        int rc = sqlite3_prepare_v2(
-                db->db,
-                "SELECT id FROM requests WHERE state IN ('pending', 'active')"
-                " AND (boot_id != ?1 OR deadline_boot <= ?2 OR deadline_at <= ?3)"
-                " ORDER BY deadline_boot",
-                -1, &st, NULL);
-        if (rc != SQLITE_OK)
-                return sqlite_errno(rc);
+        int rc = db_prepare(db,
+                            "SELECT id FROM requests WHERE state IN ('pending', 'active')"
+                            " AND (boot_id != ?1 OR deadline_boot <= ?2 OR deadline_at <= ?3)"
+                            " ORDER BY deadline_boot",
+                            &st);
+        if (rc < 0)
+                return rc;
         sqlite3_bind_text(st, 1, boot_id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, (sqlite3_int64) now_boot);
         sqlite3_bind_int64(st, 3, (sqlite3_int64) now_real);
@@ -855,7 +896,7 @@ int db_due_requests(BrokerDb *db, const char *boot_id, uint64_t now_boot, uint64
         }
         if (k == 0 && rc != SQLITE_DONE)
                 k = sqlite_errno(rc) ?: -EIO;
-        sqlite3_finalize(st);
+        db_release(db, st);
         if (k < 0) {
                 free(ids);
                 return k;
@@ -867,21 +908,21 @@ int db_due_requests(BrokerDb *db, const char *boot_id, uint64_t now_boot, uint64
 
 int db_count_open(BrokerDb *db, uid_t uid, unsigned *ret_active, unsigned *ret_pending) {
         sqlite3_stmt *st;
-        int rc = sqlite3_prepare_v2(
-                db->db,
+        int rc = db_prepare(
+                db,
                 "SELECT COALESCE(SUM(state = 'active'), 0), COALESCE(SUM(state = 'pending'), 0)"
                 " FROM requests WHERE state IN ('pending', 'active')"
                 " AND (?1 < 0 OR requester_uid = ?1)",
-                -1, &st, NULL);
-        if (rc != SQLITE_OK)
-                return sqlite_errno(rc);
+                &st);
+        if (rc < 0)
+                return rc;
         sqlite3_bind_int64(st, 1, uid == (uid_t) -1 ? -1 : (sqlite3_int64) uid);
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW) {
                 *ret_active = (unsigned) sqlite3_column_int64(st, 0);
                 *ret_pending = (unsigned) sqlite3_column_int64(st, 1);
         }
-        sqlite3_finalize(st);
+        db_release(db, st);
         return rc == SQLITE_ROW ? 0 : (sqlite_errno(rc) ?: -EIO);
 }
 

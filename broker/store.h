@@ -79,6 +79,12 @@ int db_quick_check(BrokerDb *db, char **ret_error);
 /* Makes the statement running on db (on another thread) stop and fail: safe from any thread. */
 void db_interrupt(BrokerDb *db);
 const char *db_error(BrokerDb *db);
+/* A statement for sql: a cached one not in use, or a new one (cached while there is room).
+ * Give it back with db_release(), which resets it and clears its bindings. For the SQL of
+ * broker/store*.c. */
+struct sqlite3_stmt;
+int db_prepare(BrokerDb *db, const char *sql, struct sqlite3_stmt **ret);
+void db_release(BrokerDb *db, struct sqlite3_stmt *st);
 /* For the audit log (broker-audit.c), which keeps its own statements. */
 struct sqlite3;
 struct sqlite3 *db_sqlite(BrokerDb *db);
@@ -161,6 +167,9 @@ typedef struct SessionRow {
         uint64_t grant_deadline_boot;
 } SessionRow;
 
+/* What a session needs of its grant, and no more (a cheaper read than db_get_request()):
+ * id, requester, requester_uid, service and once; the rest zero. -ENOENT when none. */
+int db_session_grant(BrokerDb *db, int64_t id, Request **ret);
 int db_insert_session(BrokerDb *db, const SessionRow *s, int64_t *ret_id);
 /* 1 when it closed now, 0 when it was closed already or unknown. */
 int db_close_session(BrokerDb *db, int64_t id, uint64_t at, const char *reason);
@@ -175,6 +184,11 @@ int db_open_sessions(BrokerDb *db, SessionRow **ret, size_t *ret_n);
 int db_sessions_to_warn(BrokerDb *db, const char *boot_id, SessionRow **ret, size_t *ret_n);
 void session_row_done(SessionRow *s);
 void session_rows_free(SessionRow *rows, size_t n);
+/* synchronous=NORMAL (relaxed) or FULL for this connection's next transactions; -EBUSY
+ * inside one. */
+int db_session_durability(BrokerDb *db, bool relaxed);
+/* fdatasync() of the WAL: makes every commit so far durable against power loss. */
+int db_sync_wal(BrokerDb *db);
 
 /* The audit log (store-audit.c). */
 /* Appends one record. Call inside the transaction of the change it records (or alone,

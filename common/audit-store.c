@@ -120,15 +120,16 @@ int audit_store_anchor(sqlite3 *db, char chain_id[AUDIT_CHAIN_ID_LEN + 1], Audit
 
 int audit_store_head(sqlite3 *db, AuditHead *ret, char chain_id[AUDIT_CHAIN_ID_LEN + 1]) {
         sqlite3_stmt *st;
-        int rc = sqlite3_prepare_v2(
-                db,
-                "SELECT a.chain_id, COALESCE(l.seq, a.seq), COALESCE(l.hash, a.hash)"
-                " FROM audit_anchor a LEFT JOIN"
-                " (SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1) l WHERE a.id = 1",
-                -1, &st, NULL);
+        int rc = sqlite3_prepare_v2(db, AUDIT_STORE_HEAD_SQL, -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return sqlite_errno(rc);
-        int r = -EBADMSG;
+        int r = audit_store_head_with(st, ret, chain_id);
+        sqlite3_finalize(st);
+        return r;
+}
+
+int audit_store_head_with(sqlite3_stmt *st, AuditHead *ret, char chain_id[AUDIT_CHAIN_ID_LEN + 1]) {
+        int rc, r = -EBADMSG;
         if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                 const char *hash = (const char *) sqlite3_column_text(st, 2);
                 if (hash && strlen(hash) == AUDIT_HASH_LEN) {
@@ -140,7 +141,6 @@ int audit_store_head(sqlite3 *db, AuditHead *ret, char chain_id[AUDIT_CHAIN_ID_L
                 }
         } else if (rc != SQLITE_DONE)
                 r = sqlite_errno(rc);
-        sqlite3_finalize(st);
         return r;
 }
 
@@ -250,13 +250,15 @@ static int foreach_row(sqlite3_stmt *st, AuditRecordFn fn, void *userdata) {
 
 int audit_store_insert(sqlite3 *db, const AuditRecord *r) {
         sqlite3_stmt *st;
-        int rc = sqlite3_prepare_v2(
-                db,
-                "INSERT INTO audit (seq, at, event, actor, actor_uid, request_id, details, prev_hash, hash)"
-                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                -1, &st, NULL);
+        int rc = sqlite3_prepare_v2(db, AUDIT_STORE_INSERT_SQL, -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return sqlite_errno(rc);
+        int k = audit_store_insert_with(st, r);
+        sqlite3_finalize(st);
+        return k;
+}
+
+int audit_store_insert_with(sqlite3_stmt *st, const AuditRecord *r) {
         sqlite3_bind_int64(st, 1, r->seq);
         sqlite3_bind_int64(st, 2, (sqlite3_int64) r->at);
         sqlite3_bind_text(st, 3, r->event, -1, SQLITE_STATIC);
@@ -266,9 +268,7 @@ int audit_store_insert(sqlite3 *db, const AuditRecord *r) {
         sqlite3_bind_text(st, 7, r->details, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 8, r->prev_hash, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 9, r->hash, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-        sqlite3_finalize(st);
-        return sqlite_errno(rc);
+        return sqlite_errno(sqlite3_step(st));
 }
 
 int audit_store_advance_anchor(sqlite3 *db, int64_t seq, const char *hash) {

@@ -36,6 +36,13 @@ int audit_store_anchor(sqlite3 *db, char chain_id[AUDIT_CHAIN_ID_LEN + 1], Audit
                        int *ret_rows);
 /* The newest record, or the anchor when the live log is empty. */
 int audit_store_head(sqlite3 *db, AuditHead *ret, char chain_id[AUDIT_CHAIN_ID_LEN + 1]);
+/* The same with st, a statement of AUDIT_STORE_HEAD_SQL the caller keeps prepared (and
+ * resets). */
+#define AUDIT_STORE_HEAD_SQL                                                                       \
+        "SELECT a.chain_id, COALESCE(l.seq, a.seq), COALESCE(l.hash, a.hash)"                      \
+        " FROM audit_anchor a LEFT JOIN"                                                           \
+        " (SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1) l WHERE a.id = 1"
+int audit_store_head_with(sqlite3_stmt *st, AuditHead *ret, char chain_id[AUDIT_CHAIN_ID_LEN + 1]);
 
 typedef struct AuditFilter {
         uint64_t since, until; /* realtime usec, 0 = open */
@@ -58,5 +65,10 @@ int audit_store_foreach_all(sqlite3 *db, AuditRecordFn fn, void *userdata);
 
 /* Appends the record (seq, hashes computed by the caller). */
 int audit_store_insert(sqlite3 *db, const AuditRecord *r);
+/* The same with st, a statement of AUDIT_STORE_INSERT_SQL the caller keeps prepared. */
+#define AUDIT_STORE_INSERT_SQL                                                                     \
+        "INSERT INTO audit (seq, at, event, actor, actor_uid, request_id, details, prev_hash,"     \
+        " hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+int audit_store_insert_with(sqlite3_stmt *st, const AuditRecord *r);
 /* Moves the anchor forward to (seq, hash) and deletes the records at or before it. */
 int audit_store_advance_anchor(sqlite3 *db, int64_t seq, const char *hash);

@@ -3,6 +3,7 @@
 within a few seconds, also across a broker restart; on_expiry = "warn" leaves it running;
 a one-shot grant allows exactly one session."""
 
+import signal
 import subprocess
 import sys
 import time
@@ -86,6 +87,38 @@ class Sessions(BrokerTestCase):
         self.assertIsNone(p.poll())
         wait_for(lambda: self.u["jit-alice"].ok("show", rid)["state"] == "expired", timeout=15, what="expiry")
         self.ended_within(p, time.monotonic(), HANGUP_LIMIT)
+
+    def test_broker_killed_right_after_the_open_still_ends_the_session(self):
+        # The open's commit (synchronous=NORMAL, its fsync after the reply) is in the WAL
+        # before sudo hears back: a broker killed the moment sudo runs its command finds the
+        # session at its next start and ends it with its grant.
+        rid = self.grant("--for", "1h")
+        alice = self.u["jit-alice"]
+        p = subprocess.Popen(alice._as_user(["sudo", "-n", "--", "sleep", "600"]), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+        self.addCleanup(p.stderr.close)
+        self.addCleanup(lambda: p.poll() is None and p.kill())
+        wait_for(lambda: p.poll() is not None or jittest.descendants(p.pid), timeout=10,
+                 what="sudo to run its command")
+        self.broker.stop(signal.SIGKILL)
+        self.assertIsNone(p.poll(), f"sudo ended early: {p.stderr.read() if p.poll() is not None else ''}")
+        self.broker.start()
+        self.assertTrue(any(s["running"] for s in alice.ok("show", rid)["sessions"]))
+        start = time.monotonic()
+        self.u["jit-bob"].ok("revoke", rid)
+        self.ended_within(p, start, HANGUP_LIMIT)
+
+    def test_one_shot_used_up_across_a_broker_kill(self):
+        # The close (consuming the grant) commits with synchronous=NORMAL before sudo hears
+        # back: a broker killed right after keeps the grant used up.
+        alice = self.u["jit-alice"]
+        rid = self.grant("--once", "--for", "1h")
+        self.assertExit(alice.sudo("true"), 0)
+        self.broker.stop(signal.SIGKILL)
+        self.broker.start()
+        self.assertRefused(alice)
+        wait_for(lambda: alice.ok("show", rid)["state"] == "consumed", what="the grant to be consumed")
+        self.assertRefused(alice)
 
     def test_one_shot_allows_one_session(self):
         alice = self.u["jit-alice"]

@@ -350,8 +350,8 @@ FAULTS = [
          tests=["integration-trust:-k container_reboot"]),
     dict(id="unrecorded-session-escapes", file="broker/broker-sessions.c",
          why="a session that cannot be recorded (disk full) outlives its grant",
-         find="                return session_hold_unrecorded(b, pidfd, pid, grant, tty, r, ret_held);",
-         replace="                close(pidfd);\n                return r;",
+         find="        if (r < 0)\n                return session_hold_unrecorded(b, pidfd, pid, grant, tty, r, ret_held);",
+         replace="        if (r < 0) {\n                close(pidfd);\n                return r;\n        }",
          tests=["integration-ending_wins:-k test_5"]),
 
     # ---- bounded growth: filings, free space, retention, refusal logging ----

@@ -1,0 +1,120 @@
+# SPDX-License-Identifier: MIT
+"""Benchmark: what pam_jit adds to a real `sudo -n true`, account line and session line.
+
+  meson test -C BUILD --benchmark --verbose bench-sudo      (as root)
+
+Three PAM stacks for service "sudo", of the same shape, run interleaved in rounds
+(A B C A B C ...) so that drift of the machine falls on all three alike:
+
+  A  permit:          pam_permit.so in both of pam_jit's places (the baseline)
+  B  jit account:     pam_jit.so in the account line, pam_permit.so in the session line
+  C  jit acct+session: pam_jit.so in both (the session is registered with the broker,
+                      held by pidfd and closed when sudo's command returns)
+
+sudo runs directly as the grant holder (uid, gid, groups set by the spawning process, no
+setpriv in between). Prints medians and p90 of each, their ratios to A, and the goal line:
+C ≤ GOAL × A. The ratio is what to compare across machines; no assertion is made.
+"""
+
+import os
+import pwd
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
+import jittest  # noqa: E402
+
+RUNS = int(os.environ.get("JIT_BENCH_SUDO_RUNS", "300"))  # per variant
+WARMUP = int(os.environ.get("JIT_BENCH_SUDO_WARMUP", "10"))
+GOAL = 1.05
+
+POLICY = """
+rules = (
+  { name = "bench"; services = ["sudo"]; requesters = ["%jit-dev"]; approvers = ["%jit-lead"]; }
+);
+"""
+
+
+def stacks(sb):
+    jit = f"{jittest.PAM_JIT} socket={sb.path('run', 'broker.sock')} timeout={jittest.PAM_TIMEOUT_MS}"
+
+    def stack(account, session):
+        return (f"auth     required pam_permit.so\n"
+                f"account  required {account}\n"
+                f"session  required pam_permit.so\n"  # as Debian's common-session stands there
+                f"session  required {session}\n")
+
+    return [("permit", stack("pam_permit.so", "pam_permit.so")),
+            ("jit account", stack(jit, "pam_permit.so")),
+            ("jit account+session", stack(jit, jit))]
+
+
+def sudo_runner(user):
+    pw = pwd.getpwnam(user)
+    groups = os.getgrouplist(user, pw.pw_gid)
+    argv = ["sudo", "-n", "--", "true"]
+
+    def once():
+        t = time.perf_counter()
+        p = subprocess.run(argv, user=pw.pw_uid, group=pw.pw_gid, extra_groups=groups,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, env={"PATH": "/usr/bin:/bin"})
+        dt = time.perf_counter() - t
+        if p.returncode != 0:
+            raise RuntimeError(f"sudo failed ({p.returncode}): {p.stderr.decode().strip()}")
+        return dt
+
+    return once
+
+
+def p90(samples):
+    s = sorted(samples)
+    return s[min(len(s) - 1, int(0.9 * len(s)))]
+
+
+def main():
+    sb = jittest.Sandbox()
+    try:
+        sb.add_user("jit-alice", ["jit-dev", "jit-test"])
+        sb.add_user("jit-bob", ["jit-lead", "jit-test"])
+        broker = jittest.Broker(sb, POLICY)
+        broker.start()
+        alice, bob = jittest.User(sb, broker, "jit-alice"), jittest.User(sb, broker, "jit-bob")
+        rid = str(alice.ok("request", "--for", "8h", "--reason", "bench")["id"])
+        bob.ok("approve", rid)
+
+        variants = stacks(sb)
+        once = sudo_runner("jit-alice")
+        samples = {name: [] for name, _ in variants}
+        for i in range(WARMUP + RUNS):
+            for name, text in variants:
+                sb.write_pam_service("sudo", text)
+                dt = once()
+                if i >= WARMUP:
+                    samples[name].append(dt)
+
+        # Every session the benchmark opened was recorded and closed.
+        shown = alice.ok("show", rid)
+        sessions = shown.get("sessions", [])
+        running = [s for s in sessions if s.get("running")]
+        broker.stop()
+
+        base_med = statistics.median(samples["permit"])
+        base_p90 = p90(samples["permit"])
+        print(f"sudo -n true, {RUNS} runs per stack, interleaved (after {WARMUP} warm-up rounds)")
+        print(f"{'stack':<22} {'median':>9} {'p90':>9}   {'ratio':>6} {'p90 ratio':>9}")
+        for name, _ in variants:
+            med, q = statistics.median(samples[name]), p90(samples[name])
+            print(f"{name:<22} {med * 1e3:7.2f}ms {q * 1e3:7.2f}ms   {med / base_med:6.3f} {q / base_p90:9.3f}")
+        ratio = statistics.median(samples["jit account+session"]) / base_med
+        print(f"sessions recorded: {len(sessions)}, still open: {len(running)}")
+        print(f"goal: jit account+session <= {GOAL:.2f} x permit: {ratio:.3f} "
+              f"{'PASS' if ratio <= GOAL else 'MISS'}")
+    finally:
+        sb.close()
+
+
+if __name__ == "__main__":
+    main()
