@@ -732,12 +732,18 @@ int broker_listen(Broker *b) {
         }
         b->listen_fd = fd;
 
+        /* The main loop resolves names too (session registration asks for the grant). */
+        int r = passwd_cache_new(NULL, NULL, &b->passwd_cache);
+        if (r < 0)
+                return log_error_errno(r, "setting up the user name cache: %m");
         return front_start(b, fd);
 }
 
 void broker_stop_listening(Broker *b) {
         front_free(b->front);
         b->front = NULL;
+        passwd_cache_free(b->passwd_cache);
+        b->passwd_cache = NULL;
         if (b->listen_fd >= 0) {
                 close(b->listen_fd);
                 b->listen_fd = -EBADF;

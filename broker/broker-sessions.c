@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "broker-sessions.h"
+#include "wal-sync.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -91,50 +92,42 @@ int process_start_time(pid_t pid, uint64_t *ret) {
  * reply), so their transactions commit with synchronous=NORMAL: in WAL mode the commit is in
  * the WAL when the broker answers, which a crash or restart of the broker does not lose
  * (sessions_restore() finds the session, and a one-shot grant stays consumed), and the
- * fdatasync() follows at once, off the reply path (session_sync_wal()). Only a power loss in
+ * fdatasync() follows at once, on a thread of its own (wal-sync.c). Only a power loss in
  * between can take it, and then only as the newest tail of the WAL (never a record that a
  * later, synced one chains on), along with sessions that a power loss ends anyway under
  * grants bound to that boot. Nested in a caller's transaction, or after the sync failed,
  * the transaction keeps the connection's FULL. */
-static bool wal_sync_pending, wal_sync_failed;
-/* Committed with NORMAL and not synced since. */
-static bool wal_unsynced;
+static WalSync *wal_sync; /* started with the first relaxed commit */
+static bool wal_sync_unavailable;
 
-static int on_sync_wal(sd_event_source *src, void *userdata) {
-        Broker *b = userdata;
-        wal_sync_pending = false;
-        int r = db_sync_wal(b->db);
-        if (r >= 0)
-                wal_unsynced = false;
-        if (r < 0) {
-                /* The kernel may have dropped the pages it could not write: from now on
-                 * session records wait for their own sync (an error then fails them). */
-                wal_sync_failed = true;
-                log_error_errno(r, "syncing session records to disk: %m; those since the last "
-                                   "sync may not survive a power loss");
-        }
-        return 0;
-}
-
+/* The sync of what was committed, off the main loop: the next sudo's session is answered
+ * while the disk works. */
 static void session_sync_wal(Broker *b) {
-        if (wal_sync_pending)
-                return; /* one sync covers every commit before it */
-        /* A one-shot defer, floating: the next loop turn, once this one has sent its reply,
-         * and ahead of the effects (journald, timers) so that the window stays short. */
-        sd_event_source *src = NULL;
-        int r = sd_event_add_defer(b->event, &src, on_sync_wal, b);
-        if (r >= 0 && (r = sd_event_source_set_priority(src, SD_EVENT_PRIORITY_IMPORTANT)) >= 0)
-                r = sd_event_source_set_floating(src, true);
-        sd_event_source_unref(src);
-        if (r >= 0)
-                wal_sync_pending = true;
-        else
-                on_sync_wal(NULL, b); /* now, then */
+        if (!wal_sync) {
+                _cleanup_free_ char *path = NULL;
+                int r = db_wal_path(b->db, &path);
+                if (r >= 0)
+                        r = wal_sync_start(path, &wal_sync);
+                if (r < 0) {
+                        /* No thread: the commit is synced here and now (the transaction was
+                         * NORMAL), and the next ones stay FULL. */
+                        log_error_errno(r, "starting the thread that syncs session records: %m");
+                        if (path) {
+                                _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+                                if (fd >= 0)
+                                        (void) fdatasync(fd);
+                        }
+                        wal_sync_unavailable = true;
+                        return;
+                }
+        }
+        wal_sync_request(wal_sync);
 }
 
 /* true when this session transaction commits with synchronous=NORMAL. */
 static bool session_tx_relax(Broker *b) {
-        if (wal_sync_failed || b->grants.tx_depth > 0)
+        if (wal_sync_unavailable || (wal_sync && wal_sync_failed(wal_sync)) ||
+            b->grants.tx_depth > 0)
                 return false;
         return db_session_durability(b->db, true) >= 0;
 }
@@ -146,20 +139,18 @@ static void session_tx_done(Broker *b, bool relaxed, bool committed) {
         if (r < 0)
                 log_error_errno(r, "restoring synchronous=FULL after a session record: %m (%s)",
                                 db_error(b->db));
-        if (committed)
-                wal_unsynced = true;
         if (committed || r < 0)
                 session_sync_wal(b);
 }
 
 int sessions_sync_records(Broker *b) {
-        if (wal_sync_failed)
+        if (!wal_sync)
+                return 0; /* nothing committed without a sync (or synced at once) */
+        if (wal_sync_failed(wal_sync))
                 return -EIO; /* what the failed sync held may be gone from the page cache */
-        if (!wal_unsynced)
+        if (wal_sync_idle(wal_sync))
                 return 0;
-        wal_sync_pending = false; /* this one covers it */
-        on_sync_wal(NULL, b);
-        return wal_sync_failed ? -EIO : 0;
+        return wal_sync_now(wal_sync);
 }
 
 static Session *session_find(Broker *b, int64_t id) {
@@ -183,8 +174,8 @@ static void session_forget(Broker *b, Session *s) {
 }
 
 void sessions_free_all(Broker *b) {
-        if (wal_sync_pending) /* its defer never runs now */
-                on_sync_wal(NULL, b);
+        wal_sync_stop(wal_sync); /* after the syncs asked for */
+        wal_sync = NULL;
         while (b->sessions)
                 session_forget(b, b->sessions);
         b->bus = sd_bus_flush_close_unref(b->bus);

@@ -243,7 +243,7 @@ int db_sessions_to_warn(BrokerDb *db, const char *boot_id, SessionRow **ret, siz
 
 /* Session open/close commit with synchronous=NORMAL: in WAL mode the commit is in the WAL
  * (the page cache) when it returns, so it survives a crash or restart of the broker, not
- * yet a power loss; db_sync_wal() right after the reply closes that gap. Per connection,
+ * yet a power loss; the WAL's fdatasync() right after (wal-sync.c) closes that gap. Per connection,
  * and only between transactions (sqlite applies it to the next one). */
 int db_session_durability(BrokerDb *db, bool relaxed) {
         if (!sqlite3_get_autocommit(db_sqlite(db)))
@@ -254,20 +254,15 @@ int db_session_durability(BrokerDb *db, bool relaxed) {
                              NULL, NULL, NULL));
 }
 
-/* fdatasync() of the write-ahead log: every commit in it so far (NORMAL ones too) is on
- * disk after it. The WAL is append-only between checkpoints and its frames are checksummed
- * in a chain, so a power loss before it drops only a tail of commits, never one that a
- * later, synced record (its hash chain) depends on. A checkpoint syncs the WAL itself. */
-int db_sync_wal(BrokerDb *db) {
+/* The path of the write-ahead log, for its fdatasync() (wal-sync.c): every commit in it so
+ * far (NORMAL ones too) is on disk after one. The WAL is append-only between checkpoints and
+ * its frames are checksummed in a chain, so a power loss before it drops only a tail of
+ * commits, never one that a later, synced record (its hash chain) depends on. A checkpoint
+ * syncs the WAL itself. */
+int db_wal_path(BrokerDb *db, char **ret) {
         const char *file = sqlite3_db_filename(db_sqlite(db), "main");
-        char path[4096];
 
         if (!file || !*file)
                 return -ENOENT;
-        if (snprintf(path, sizeof(path), "%s-wal", file) >= (int) sizeof(path))
-                return -ENAMETOOLONG;
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
-        if (fd < 0)
-                return errno == ENOENT ? 0 : -errno; /* no WAL: checkpointed and removed */
-        return fdatasync(fd) < 0 ? -errno : 0;
+        return asprintf(ret, "%s-wal", file) < 0 ? -ENOMEM : 0;
 }

@@ -187,8 +187,9 @@ void session_rows_free(SessionRow *rows, size_t n);
 /* synchronous=NORMAL (relaxed) or FULL for this connection's next transactions; -EBUSY
  * inside one. */
 int db_session_durability(BrokerDb *db, bool relaxed);
-/* fdatasync() of the WAL: makes every commit so far durable against power loss. */
-int db_sync_wal(BrokerDb *db);
+/* The path of the write-ahead log (malloc'd), whose fdatasync() makes every commit so far
+ * durable against power loss. */
+int db_wal_path(BrokerDb *db, char **ret);
 
 /* The audit log (store-audit.c). */
 /* Appends one record. Call inside the transaction of the change it records (or alone,
