@@ -13,6 +13,7 @@
 
 #include "access-log.h"
 #include "broker-audit.h"
+#include "check-cache.h"
 #include "broker-journal.h"
 #include "broker-sessions.h"
 #include "broker.h"
@@ -321,6 +322,41 @@ static Broker *core_of(Op *op) {
  * unknown user has none), or -errno. *ret_uid is the user's uid ((uid_t) -1 when unknown).
  * A grant the core has ended in memory, its end not saved yet, is none: *ret_held names it.
  * So is a one-shot grant whose one session is held without a record. */
+/* db_find_grant(), or its answer kept from when the database was last as it is now (where
+ * the front thread answers, check-cache.h): the deadlines are compared with the clocks at
+ * every use, and a kept answer whose grant has run out is read again. */
+static int grant_of(Op *op, uid_t uid, const char *service, int64_t *ret_id,
+                    uint64_t *ret_expires_at) {
+        uint64_t now_boot = now_usec(CLOCK_BOOTTIME), now_real = now_usec(CLOCK_REALTIME);
+        uint8_t stamp[CHECK_CACHE_STAMP_SIZE];
+        CheckCache *cache = op->b->check_cache;
+        CheckAnswer a;
+
+        bool stamped = cache && check_cache_stamp(cache, stamp);
+        if (stamped && check_cache_get(cache, stamp, uid, service, &a)) {
+                if (a.id == 0)
+                        return 0; /* no change since: still none (time ends grants, never makes one)
+                                   */
+                if (a.deadline_boot > now_boot && a.expires_at > now_real) {
+                        *ret_id = a.id;
+                        *ret_expires_at = a.expires_at;
+                        return 1;
+                }
+        }
+        a = (CheckAnswer){ 0 };
+        int r = db_find_grant(op->b->db, uid, service, op->b->boot_id, now_boot, now_real, &a.id,
+                              &a.expires_at, &a.deadline_boot);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                a.id = 0;
+        if (stamped)
+                check_cache_put(cache, stamp, uid, service, &a);
+        *ret_id = a.id;
+        *ret_expires_at = a.expires_at;
+        return r;
+}
+
 static int find_grant(Op *op, const char *user, const char *service, uid_t *ret_uid,
                       int64_t *ret_id, uint64_t *ret_expires_at, int64_t *ret_held) {
         uid_t uid;
@@ -336,8 +372,7 @@ static int find_grant(Op *op, const char *user, const char *service, uid_t *ret_
         if (r < 0)
                 return r;
         *ret_uid = uid;
-        r = db_find_grant(op->b->db, uid, service, op->b->boot_id, now_usec(CLOCK_BOOTTIME),
-                          now_usec(CLOCK_REALTIME), ret_id, ret_expires_at);
+        r = grant_of(op, uid, service, ret_id, ret_expires_at);
         if (r > 0 && grants_ended_in_memory(&core_of(op)->grants, *ret_id)) {
                 *ret_held = *ret_id;
                 return 0;
@@ -345,7 +380,9 @@ static int find_grant(Op *op, const char *user, const char *service, uid_t *ret_
         return r;
 }
 
-static json_object *op_check(Op *op) {
+/* The check's answer, logged: NULL with *ret_id (0: not allowed) and *ret_expires_at, or
+ * the error reply. */
+static json_object *check_decide(Op *op, int64_t *ret_id, uint64_t *ret_expires_at) {
         const char *user, *service;
         json_object *bad = get_user_service(op, "check grants", &user, &service);
         int r;
@@ -353,18 +390,12 @@ static json_object *op_check(Op *op) {
         if (bad)
                 return bad;
 
-        json_object *res = json_object_new_object();
-        if (!res)
-                return jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
-
         int64_t id = 0, held = 0;
         uint64_t expires_at = 0;
         uid_t uid;
         r = find_grant(op, user, service, &uid, &id, &expires_at, &held);
-        if (r < 0) {
-                json_object_put(res);
+        if (r < 0)
                 return internal_error(op, "looking up a grant", r);
-        }
 
         bool allowed = r > 0;
         uint64_t uses = 1, now = now_usec(CLOCK_BOOTTIME);
@@ -402,10 +433,56 @@ static json_object *op_check(Op *op) {
                                   "%s denied for %s: no active grant", service, user);
         }
 
-        json_object_object_add(res, "allowed", json_object_new_boolean(allowed));
-        json_object_object_add(res, "request_id", allowed ? json_object_new_int64(id) : NULL);
-        json_object_object_add(res, "expires_at", allowed ? json_time(expires_at) : NULL);
+        *ret_id = allowed ? id : 0;
+        *ret_expires_at = allowed ? expires_at : 0;
+        return NULL;
+}
+
+static json_object *op_check(Op *op) {
+        int64_t id;
+        uint64_t expires_at;
+        json_object *bad = check_decide(op, &id, &expires_at);
+        if (bad)
+                return bad;
+        json_object *res = json_object_new_object();
+        if (!res)
+                return jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
+        json_object_object_add(res, "allowed", json_object_new_boolean(id > 0));
+        json_object_object_add(res, "request_id", id > 0 ? json_object_new_int64(id) : NULL);
+        json_object_object_add(res, "expires_at", id > 0 ? json_time(expires_at) : NULL);
         return jit_reply_ok(res);
+}
+
+json_object *broker_check_text(Broker *b, const struct ucred *peer, json_object *msg, char *buf,
+                               size_t size, size_t *ret_len) {
+        Op op = { .b = b, .peer = peer, .peer_fd = -EBADF, .msg = msg };
+        int64_t id;
+        uint64_t expires_at;
+        int n;
+
+        *ret_len = 0;
+        if (peer->uid != 0) /* the rate limit and the refusal: broker_dispatch() */
+                return broker_dispatch(b, peer, -EBADF, msg);
+        json_object *bad = check_decide(&op, &id, &expires_at);
+        if (bad)
+                return bad;
+        /* What op_check()'s reply serializes to, byte for byte: no string in it comes from
+         * the request. */
+        if (id > 0) {
+                char t[RFC3339_BUF_MAX];
+                n = snprintf(buf, size,
+                             "{\"version\":%d,\"ok\":true,\"result\":{\"allowed\":true,"
+                             "\"request_id\":%" PRId64 ",\"expires_at\":\"%s\"}}",
+                             JIT_PROTOCOL_VERSION, id, format_rfc3339(expires_at, t, sizeof(t)));
+        } else
+                n = snprintf(buf, size,
+                             "{\"version\":%d,\"ok\":true,\"result\":{\"allowed\":false,"
+                             "\"request_id\":null,\"expires_at\":null}}",
+                             JIT_PROTOCOL_VERSION);
+        if (n < 0 || (size_t) n >= size)
+                return jit_reply_error(JIT_ERROR_INTERNAL, "reply could not be built");
+        *ret_len = (size_t) n;
+        return NULL;
 }
 
 /* ---- request ---- */

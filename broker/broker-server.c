@@ -18,6 +18,7 @@
 #include "access-log.h"
 #include "broker-journal.h"
 #include "broker.h"
+#include "check-cache.h"
 #include "cleanup.h"
 #include "passwd-cache.h"
 #include "protocol.h"
@@ -260,6 +261,18 @@ static void connection_flush(Connection *c) {
         connection_free(c);
 }
 
+/* Queues body, a reply already serialized. */
+static int connection_queue_text(Connection *c, const char *body, size_t len) {
+        c->out = malloc(JIT_FRAME_HEADER_SIZE + len);
+        if (!c->out)
+                return -ENOMEM;
+        jit_frame_header(len, (uint8_t *) c->out);
+        memcpy(c->out + JIT_FRAME_HEADER_SIZE, body, len);
+        c->out_len = JIT_FRAME_HEADER_SIZE + len;
+        c->out_off = 0;
+        return 0;
+}
+
 static int connection_queue_reply(Connection *c, json_object *reply) {
         _cleanup_free_ char *body = NULL;
         size_t len = 0;
@@ -276,14 +289,7 @@ static int connection_queue_reply(Connection *c, json_object *reply) {
                         return -ENOMEM;
         }
 
-        c->out = malloc(JIT_FRAME_HEADER_SIZE + len);
-        if (!c->out)
-                return -ENOMEM;
-        jit_frame_header(len, (uint8_t *) c->out);
-        memcpy(c->out + JIT_FRAME_HEADER_SIZE, body, len);
-        c->out_len = JIT_FRAME_HEADER_SIZE + len;
-        c->out_off = 0;
-        return 0;
+        return connection_queue_text(c, body, len);
 }
 
 /* The request of a whole frame, parsed, or NULL with *ret_reply the error to answer. */
@@ -304,22 +310,29 @@ static json_object *parse_frame(Connection *c, json_object **ret_reply) {
 
 static void handoff(Connection *c);
 
-/* The answer to a whole frame, or NULL when it was handed to the main loop. */
-static json_object *handle_frame(Connection *c) {
+/* The answer to a whole frame, or NULL when it was handed to the main loop or (*ret_queued
+ * set: 1, or -errno) its reply is queued already. */
+static json_object *handle_frame(Connection *c, int *ret_queued) {
         BrokerFront *f = c->front;
         json_object *reply = NULL, *msg = parse_frame(c, &reply);
         const char *op;
 
+        *ret_queued = 0;
         if (!msg)
                 return reply;
         if (c->main_loop)
                 reply = broker_dispatch(f->broker, &c->peer, c->fd, msg);
         else if (jit_message_get_string(msg, "op", JIT_OP_MAX, true, &op) >= 0 &&
-                 STREQ(op, "check"))
+                 STREQ(op, "check")) {
                 /* Its own database connection and the boot id; the rest of the broker that
-                 * check consults is locked (broker_ops_share()). */
-                reply = broker_dispatch(&f->view, &c->peer, c->fd, msg);
-        else
+                 * check consults is locked (broker_ops_share()). The reply is written as text:
+                 * the PAM stack's question is the one asked most. */
+                char text[512];
+                size_t len;
+                reply = broker_check_text(&f->view, &c->peer, msg, text, sizeof(text), &len);
+                if (!reply)
+                        *ret_queued = connection_queue_text(c, text, len) ?: 1;
+        } else
                 handoff(c); /* not c's any more */
         json_object_put(msg);
         return reply;
@@ -345,10 +358,14 @@ static void connection_read(Connection *c) {
                 if (r != -ECONNRESET)
                         log_debug_errno(r, "reading from pid %d: %m", (int) c->peer.pid);
         } else {
-                json_object *reply = handle_frame(c);
-                if (!reply)
+                int queued;
+                json_object *reply = handle_frame(c, &queued);
+                if (queued != 0)
+                        r = queued < 0 ? queued : 0;
+                else if (!reply)
                         return; /* the main loop's now */
-                r = connection_queue_reply(c, reply);
+                else
+                        r = connection_queue_reply(c, reply);
         }
         if (r < 0)
                 connection_free(c);
@@ -446,7 +463,9 @@ static int on_handoff(sd_event_source *s, int fd, uint32_t revents, void *userda
                 }
                 /* Root's request was read by the front thread: answer it now. */
                 if (c->reader.body && c->reader.body_got == c->reader.body_len) {
-                        if (connection_queue_reply(c, handle_frame(c)) < 0)
+                        int queued;
+                        json_object *reply = handle_frame(c, &queued);
+                        if ((queued != 0 ? queued : connection_queue_reply(c, reply)) < 0)
                                 connection_free(c);
                         else
                                 connection_flush(c);
@@ -543,8 +562,7 @@ static void *front_thread(void *userdata) {
          * of a large policy on the main thread, a user's busy loops). The unit starts the
          * broker at this nice value already (it has no CAP_SYS_NICE to set it here). */
         if (setpriority(PRIO_PROCESS, (id_t) gettid(), BROKER_FRONT_NICE) < 0)
-                log_debug("cannot set the front thread's nice value to %d: %m",
-                          BROKER_FRONT_NICE);
+                log_debug("cannot set the front thread's nice value to %d: %m", BROKER_FRONT_NICE);
         int r = sd_event_loop(f->event);
         if (r < 0)
                 log_error_errno(r, "the front thread's loop failed: %m");
@@ -577,6 +595,7 @@ static void front_free(BrokerFront *f) {
         db_close(f->db);
         passwd_cache_free(f->view.passwd_cache);
         free(f->view.access_log);
+        check_cache_free(f->view.check_cache);
         if (f->stop_fd >= 0)
                 close(f->stop_fd);
         if (f->handoff_fd >= 0)
@@ -602,6 +621,11 @@ static int front_start(Broker *b, int listen_fd) {
         f->view.db = f->db;
         if ((r = passwd_cache_new(NULL, NULL, &f->view.passwd_cache)) < 0)
                 return log_error_errno(r, "setting up the user name cache: %m");
+        _cleanup_free_ char *shm = NULL;
+        if (asprintf(&shm, "%s-shm", db_filename(f->db)) < 0)
+                return log_error_errno(-ENOMEM, "setting up the check cache: %m");
+        if ((r = check_cache_new(shm, &f->view.check_cache)) < 0)
+                return log_error_errno(r, "setting up the check cache: %m");
         f->view.access_log = calloc(1, sizeof(AccessLog));
         if (!f->view.access_log)
                 return log_error_errno(-ENOMEM, "setting up the access log: %m");

@@ -49,6 +49,9 @@ typedef struct Broker {
         struct BrokerFront *front;
         /* Names to uids for check, where the front thread answers it (NULL: NSS each time). */
         struct PasswdCache *passwd_cache;
+        /* The answers of the checks answered there, while the database is unchanged (NULL:
+         * none kept). */
+        struct CheckCache *check_cache;
         /* Which allowed checks are logged there (NULL: each one). */
         struct AccessLog *access_log;
 
@@ -75,6 +78,10 @@ int broker_rate_limit(Broker *b, uid_t uid, uint64_t *ret_retry_usec);
 
 /* broker-ops.c: handles one parsed request from a peer, returns the reply. */
 struct ucred;
+/* The check, its reply written into buf (*ret_len bytes, NULL returned) without building it
+ * as objects: the PAM hot path. Any other reply (an error) is returned as an object. */
+json_object *broker_check_text(Broker *b, const struct ucred *peer, json_object *msg, char *buf,
+                               size_t size, size_t *ret_len);
 json_object *broker_dispatch(Broker *b, const struct ucred *peer, int peer_fd,
                              json_object *request);
 /* The broker whose core (ends held in memory) and journal rate limits the check consults,

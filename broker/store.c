@@ -139,10 +139,19 @@ static const char *const migrations[] = {
         "CREATE INDEX requests_break_glass ON requests(id) WHERE break_glass = 1;"
         "CREATE INDEX requests_requester ON requests(requester);"
         "CREATE INDEX audit_actor ON audit(actor);",
+        /* 5 -> 6: the PAM check's index in the order it wants its answer (the grant that
+         * lasts longest first), so that no check sorts. */
+        "CREATE INDEX requests_active_by_expiry ON requests(requester_uid, service, expires_at)"
+        " WHERE state = 'active';"
+        "DROP INDEX requests_active;",
 };
 
 sqlite3 *db_sqlite(BrokerDb *db) {
         return db->db;
+}
+
+const char *db_filename(BrokerDb *db) {
+        return sqlite3_db_filename(db->db, "main") ?: "";
 }
 
 const char *db_error(BrokerDb *db) {
@@ -231,7 +240,7 @@ static int migrate(BrokerDb *db, char **ret_error) {
 static int prepare_find_grant(BrokerDb *db) {
         return sqlite_errno(
                 sqlite3_prepare_v3(db->db,
-                                   "SELECT id, expires_at FROM requests INDEXED BY requests_active"
+                                   "SELECT id, expires_at, deadline_boot FROM requests INDEXED BY requests_active_by_expiry"
                                    " WHERE state = 'active' AND requester_uid = ?1 AND service = ?2"
                                    " AND boot_id = ?3 AND deadline_boot > ?4 AND expires_at > ?5"
                                    /* a one-shot grant opens one session, never a second */
@@ -826,7 +835,8 @@ int db_list_requests(BrokerDb *db, const RequestState *states, size_t n_states, 
 }
 
 int db_find_grant(BrokerDb *db, uid_t uid, const char *service, const char *boot_id,
-                  uint64_t now_boot, uint64_t now_real, int64_t *ret_id, uint64_t *ret_expires_at) {
+                  uint64_t now_boot, uint64_t now_real, int64_t *ret_id, uint64_t *ret_expires_at,
+                  uint64_t *ret_deadline_boot) {
         sqlite3_stmt *st = db->find_grant;
         sqlite3_reset(st);
         sqlite3_clear_bindings(st);
@@ -840,6 +850,7 @@ int db_find_grant(BrokerDb *db, uid_t uid, const char *service, const char *boot
         if (rc == SQLITE_ROW) {
                 *ret_id = sqlite3_column_int64(st, 0);
                 *ret_expires_at = column_time(st, 1);
+                *ret_deadline_boot = column_time(st, 2);
                 r = 1;
         } else if (rc == SQLITE_DONE)
                 r = 0;

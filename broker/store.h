@@ -79,6 +79,8 @@ int db_quick_check(BrokerDb *db, char **ret_error);
 /* Makes the statement running on db (on another thread) stop and fail: safe from any thread. */
 void db_interrupt(BrokerDb *db);
 const char *db_error(BrokerDb *db);
+/* The database file's path as sqlite resolved it. */
+const char *db_filename(BrokerDb *db);
 /* A statement for sql: a cached one not in use, or a new one (cached while there is room).
  * Give it back with db_release(), which resets it and clears its bindings. For the SQL of
  * broker/store*.c. */
@@ -134,7 +136,8 @@ int db_update_request(BrokerDb *db, const Request *r);
  * had no session), answered from the partial index
  * without writing anything. Returns 1 and fills ret_* when there is one, 0 when not. */
 int db_find_grant(BrokerDb *db, uid_t uid, const char *service, const char *boot_id,
-                  uint64_t now_boot, uint64_t now_real, int64_t *ret_id, uint64_t *ret_expires_at);
+                  uint64_t now_boot, uint64_t now_real, int64_t *ret_id, uint64_t *ret_expires_at,
+                  uint64_t *ret_deadline_boot);
 
 /* Earliest deadline_boot of an open request of this boot: 1 and *ret, or 0 for none. */
 int db_next_deadline(BrokerDb *db, const char *boot_id, uint64_t *ret);

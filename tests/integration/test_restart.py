@@ -61,6 +61,26 @@ class Restart(BrokerTestCase):
         wait_for(lambda: alice.ok("show", rid)["state"] == "expired", timeout=15, what="expiry after restart")
         self.assertRefused(alice)
 
+    def test_05_schema_5_database_is_migrated(self):
+        """A database of the last release (schema 5: the check's index without expires_at)
+        is migrated at start, and its active grant keeps working."""
+        alice = self.u["jit-alice"]
+        rid = self.grant("1h")
+        self.broker.stop()
+
+        def sql(statement):
+            return jittest.run(["sqlite3", "-cmd", ".timeout 5000", self.broker.db, statement]).stdout.strip()
+        sql("DROP INDEX requests_active_by_expiry;"
+            "CREATE INDEX requests_active ON requests(requester_uid, service) WHERE state = 'active';"
+            "PRAGMA user_version = 5;")
+        self.broker.start()
+        self.assertEqual(sql("PRAGMA user_version"), "6")
+        self.assertEqual(sql("SELECT name FROM sqlite_master WHERE name LIKE 'requests_active%'"),
+                         "requests_active_by_expiry")
+        self.assertAllowed(alice)
+        self.u["jit-bob"].ok("revoke", rid)
+        self.assertRefused(alice)
+
     def test_04_grant_that_expired_while_the_broker_was_down(self):
         alice = self.u["jit-alice"]
         rid = self.grant("2s")

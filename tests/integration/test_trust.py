@@ -297,6 +297,30 @@ class Trust(BrokerTestCase):
                     self.sql(f"UPDATE requests SET {column} = {good} WHERE id = {rid}")
                 self.assertTrue(self.check())
 
+    def test_a_kept_answer_is_judged_by_the_clocks_again(self):
+        """The check keeps its answers while the database is unchanged (check-cache.h); a
+        grant that runs out with nothing written meanwhile (its expiry timer late, or, as
+        here, armed for a later deadline than the row now says) is refused all the same."""
+        rid = self.grant()
+        row = run(["sqlite3", "-cmd", ".timeout 5000", self.broker.db,
+                   f"SELECT deadline_boot, expires_at FROM requests WHERE id = {rid}"]).stdout.strip()
+        deadline_boot, expires_at = row.split("|")
+        cases = (("deadline_boot", time.CLOCK_BOOTTIME, deadline_boot),
+                 ("expires_at", time.CLOCK_REALTIME, expires_at))
+        for column, clock, good in cases:
+            with self.subTest(column):
+                soon = time.clock_gettime_ns(clock) // 1000 + 500_000
+                self.sql(f"UPDATE requests SET {column} = {soon} WHERE id = {rid}")
+                try:
+                    self.assertTrue(self.check())  # read, and kept
+                    self.assertTrue(self.check())  # answered from what was kept
+                    wait_for(lambda: time.clock_gettime_ns(clock) // 1000 > soon + 20_000,
+                             what=f"{column} to pass")
+                    self.assertFalse(self.check())
+                finally:
+                    self.sql(f"UPDATE requests SET {column} = {good} WHERE id = {rid}")
+                self.assertTrue(self.check())
+
     def test_grant_from_another_boot_ends_at_start(self):
         rid = self.grant()
         self.broker.stop()

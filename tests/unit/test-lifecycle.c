@@ -345,9 +345,9 @@ static RequestState state_of(World *w, int64_t id) {
 
 static bool has_grant(World *w, const Identity *u, const char *service) {
         int64_t id;
-        uint64_t expires;
+        uint64_t expires, deadline;
         int k = db_find_grant(w->db, u->uid, service, w->g.boot_id, clock_boot, clock_real, &id,
-                              &expires);
+                              &expires, &deadline);
         assert_true(k >= 0);
         return k > 0;
 }
