@@ -622,6 +622,62 @@ typedef struct IntegrityCheck {
 } IntegrityCheck;
 
 static IntegrityCheck integrity = { .efd = -EBADF };
+
+/* A failed check is remembered in the runtime directory, with the database file as it was
+ * then: a broker restarted on that same file (Restart=on-failure) checks it before it
+ * answers anything or writes a record, as a start did before the check moved after the
+ * listen, rather than answering from it again until its own check fails. A file that was
+ * repaired or restored since (another inode, size or time) takes the quick path again. */
+#define INTEGRITY_FAILED_FILE "integrity-failed"
+
+static char *integrity_marker_path(const Broker *b) {
+        char *p = NULL;
+        const char *slash = strrchr(b->socket_path, '/');
+        if (asprintf(&p, "%.*s/" INTEGRITY_FAILED_FILE,
+                     (int) (slash ? slash - b->socket_path : 1),
+                     slash ? b->socket_path : ".") < 0)
+                return NULL;
+        return p;
+}
+
+static int db_file_identity(const Broker *b, char *buf, size_t size) {
+        struct stat st;
+        if (stat(b->db_path, &st) < 0)
+                return -errno;
+        snprintf(buf, size, "%llu %llu %lld %lld.%09ld\n", (unsigned long long) st.st_dev,
+                 (unsigned long long) st.st_ino, (long long) st.st_size,
+                 (long long) st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+        return 0;
+}
+
+static void integrity_remember_failure(const Broker *b) {
+        _cleanup_free_ char *path = integrity_marker_path(b);
+        char id[128];
+        if (!path || db_file_identity(b, id, sizeof(id)) < 0)
+                return;
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+                                      0600);
+        if (fd < 0 || write(fd, id, strlen(id)) != (ssize_t) strlen(id))
+                log_warning("cannot remember the failed integrity check in %s: %m", path);
+}
+
+/* 1 when the database file is the one a check found damaged, 0 when not (the mark, if
+ * any, is removed). */
+static int integrity_failed_before(const Broker *b) {
+        _cleanup_free_ char *path = integrity_marker_path(b);
+        char id[128], kept[128] = "";
+        if (!path)
+                return -ENOMEM;
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return 0;
+        ssize_t n = read(fd, kept, sizeof(kept) - 1);
+        kept[n > 0 ? n : 0] = '\0';
+        if (db_file_identity(b, id, sizeof(id)) >= 0 && STREQ(id, kept))
+                return 1;
+        (void) unlink(path);
+        return 0;
+}
 /* Set when the check failed: nothing more is written to that database on the way out. */
 static bool integrity_failed;
 
@@ -661,6 +717,8 @@ static int on_integrity_done(sd_event_source *s, int fd, uint32_t revents, void 
                 return 0;
         }
         integrity_failed = true;
+        /* Not even sqlite's checkpoint at close goes into that file. */
+        db_no_checkpoint_on_close(b->db);
         char db_field[4200];
         snprintf(db_field, sizeof(db_field), "JIT_DB=%s", b->db_path);
         const char *fields[] = { db_field, NULL };
@@ -842,6 +900,28 @@ int main(int argc, char *argv[]) {
                 log_error_errno(r, "creating the directory of %s: %m", b.db_path);
                 return 1;
         }
+        if (integrity_failed_before(&b) > 0) {
+                /* Checked before anything is answered or written, this once. */
+                _cleanup_free_ char *error = NULL;
+                BrokerDb *reader = NULL;
+                r = db_open_reader(b.db_path, &reader);
+                if (r >= 0)
+                        r = db_quick_check(reader, &error);
+                db_close(reader);
+                if (r < 0) {
+                        char db_field[4200];
+                        snprintf(db_field, sizeof(db_field), "JIT_DB=%s", b.db_path);
+                        const char *fields[] = { db_field, NULL };
+                        sd_notify(false, "STATUS=Database failed its integrity check; exiting");
+                        log_event(JIT_EVENT_INTEGRITY_FAILED, LOG_ERR, NULL, "broker", fields,
+                                  "database integrity check failed again: %s; exiting",
+                                  error ?: strerror(-r));
+                        return 1;
+                }
+                _cleanup_free_ char *mark = integrity_marker_path(&b);
+                if (mark)
+                        (void) unlink(mark);
+        }
         r = db_open(b.db_path, &b.db, &db_error_msg);
         if (r < 0) {
                 log_error_errno(r, "opening the database: %s",
@@ -947,8 +1027,8 @@ int main(int argc, char *argv[]) {
         sd_event_source_disable_unref(b.audit_head_timer);
         sd_event_source_disable_unref(b.warning_timer);
         /* A last try for the ends held in memory; what still fails stays in the file for
-         * the next start. */
-        if (grants_retry_held(&b.grants) > 0) {
+         * the next start. Not into a database that failed its check: the file keeps them. */
+        if (!integrity_failed && grants_retry_held(&b.grants) > 0) {
                 _cleanup_free_ char *kept = held_path(&b);
                 for (size_t i = 0; i < b.grants.n_held; i++) {
                         const HeldEnd *h = &b.grants.held[i];
@@ -970,6 +1050,8 @@ int main(int argc, char *argv[]) {
         grants_done(&b.grants);
         sd_event_unref(b.event);
         db_close(b.db);
+        if (integrity_failed) /* the file as the next start will find it */
+                integrity_remember_failure(&b);
         policy_free(b.policy);
         free(b.socket_path);
         free(b.db_path);

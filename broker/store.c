@@ -374,6 +374,10 @@ int db_quick_check(BrokerDb *db, char **ret_error) {
         return r;
 }
 
+void db_no_checkpoint_on_close(BrokerDb *db) {
+        (void) sqlite3_db_config(db->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+}
+
 void db_interrupt(BrokerDb *db) {
         sqlite3_interrupt(db->db);
 }

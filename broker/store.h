@@ -76,6 +76,8 @@ void db_close(BrokerDb *db);
  * sound, -EBADMSG with *ret_error saying what is wrong, -EINTR when db_interrupt() cut it
  * short. */
 int db_quick_check(BrokerDb *db, char **ret_error);
+/* No checkpoint into the database file when this, the last connection, closes. */
+void db_no_checkpoint_on_close(BrokerDb *db);
 /* Makes the statement running on db (on another thread) stop and fail: safe from any thread. */
 void db_interrupt(BrokerDb *db);
 const char *db_error(BrokerDb *db);
