@@ -6,13 +6,13 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sqlite3.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -633,8 +633,7 @@ static IntegrityCheck integrity = { .efd = -EBADF };
 static char *integrity_marker_path(const Broker *b) {
         char *p = NULL;
         const char *slash = strrchr(b->socket_path, '/');
-        if (asprintf(&p, "%.*s/" INTEGRITY_FAILED_FILE,
-                     (int) (slash ? slash - b->socket_path : 1),
+        if (asprintf(&p, "%.*s/" INTEGRITY_FAILED_FILE, (int) (slash ? slash - b->socket_path : 1),
                      slash ? b->socket_path : ".") < 0)
                 return NULL;
         return p;
@@ -655,8 +654,8 @@ static void integrity_remember_failure(const Broker *b) {
         char id[128];
         if (!path || db_file_identity(b, id, sizeof(id)) < 0)
                 return;
-        _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-                                      0600);
+        _cleanup_close_ int fd =
+                open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0 || write(fd, id, strlen(id)) != (ssize_t) strlen(id))
                 log_warning("cannot remember the failed integrity check in %s: %m", path);
 }
@@ -867,6 +866,15 @@ static int ensure_parent_dir(const char *path) {
         return 0;
 }
 
+/* A start that ends before the event loop: what it holds so far, freed (exit status 1). */
+static int start_failed(Broker *b) {
+        policy_free(b->policy);
+        free(b->socket_path);
+        free(b->db_path);
+        free(b->policy_path);
+        return 1;
+}
+
 int main(int argc, char *argv[]) {
         Broker b = { .listen_fd = -EBADF };
         _cleanup_free_ char *db_error_msg = NULL;
@@ -886,19 +894,19 @@ int main(int argc, char *argv[]) {
         if (!b.policy_path)
                 b.policy_path = strdup(JIT_POLICY_PATH);
         if (!b.socket_path || !b.db_path || !b.policy_path)
-                return 1;
+                return start_failed(&b);
 
         if ((r = read_boot_id(b.boot_id)) < 0) {
                 log_error_errno(r, "reading the boot id: %m");
-                return 1;
+                return start_failed(&b);
         }
 
         if ((r = load_policy(&b, true)) < 0)
-                return 1;
+                return start_failed(&b);
 
         if ((r = ensure_parent_dir(b.db_path)) < 0) {
                 log_error_errno(r, "creating the directory of %s: %m", b.db_path);
-                return 1;
+                return start_failed(&b);
         }
         if (integrity_failed_before(&b) > 0) {
                 /* Checked before anything is answered or written, this once. */
@@ -916,7 +924,7 @@ int main(int argc, char *argv[]) {
                         log_event(JIT_EVENT_INTEGRITY_FAILED, LOG_ERR, NULL, "broker", fields,
                                   "database integrity check failed again: %s; exiting",
                                   error ?: strerror(-r));
-                        return 1;
+                        return start_failed(&b);
                 }
                 _cleanup_free_ char *mark = integrity_marker_path(&b);
                 if (mark)
@@ -926,7 +934,7 @@ int main(int argc, char *argv[]) {
         if (r < 0) {
                 log_error_errno(r, "opening the database: %s",
                                 db_error_msg ? db_error_msg : strerror(-r));
-                return 1;
+                return start_failed(&b);
         }
 
         sigset_t mask;
