@@ -621,10 +621,11 @@ static int front_start(Broker *b, int listen_fd) {
         f->view.db = f->db;
         if ((r = passwd_cache_new(NULL, NULL, &f->view.passwd_cache)) < 0)
                 return log_error_errno(r, "setting up the user name cache: %m");
-        _cleanup_free_ char *shm = NULL;
-        if (asprintf(&shm, "%s-shm", db_filename(f->db)) < 0)
-                return log_error_errno(-ENOMEM, "setting up the check cache: %m");
-        if ((r = check_cache_new(shm, &f->view.check_cache)) < 0)
+        const volatile void *wal_index = NULL;
+        if ((r = db_wal_index(f->db, &wal_index)) < 0)
+                log_warning_errno(r, "the database's WAL index cannot be read: %m; every check "
+                                     "reads the database");
+        if ((r = check_cache_new(wal_index, &f->view.check_cache)) < 0)
                 return log_error_errno(r, "setting up the check cache: %m");
         f->view.access_log = calloc(1, sizeof(AccessLog));
         if (!f->view.access_log)

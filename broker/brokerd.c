@@ -118,13 +118,18 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
 #define HELD_FILE "held-ends.json"
 #define HELD_FILE_MAX (4U * 1024U * 1024U)
 
-static char *held_path(const Broker *b) {
+/* A file of the runtime directory: the socket's. */
+static char *runtime_file(const Broker *b, const char *name) {
         char *p = NULL;
         const char *slash = strrchr(b->socket_path, '/');
-        if (asprintf(&p, "%.*s/" HELD_FILE, (int) (slash ? slash - b->socket_path : 1),
-                     slash ? b->socket_path : ".") < 0)
+        if (asprintf(&p, "%.*s/%s", (int) (slash ? slash - b->socket_path : 1),
+                     slash ? b->socket_path : ".", name) < 0)
                 return NULL;
         return p;
+}
+
+static char *held_path(const Broker *b) {
+        return runtime_file(b, HELD_FILE);
 }
 
 static json_object *held_to_json(const Broker *b, const HeldEnd *h) {
@@ -631,12 +636,7 @@ static IntegrityCheck integrity = { .efd = -EBADF };
 #define INTEGRITY_FAILED_FILE "integrity-failed"
 
 static char *integrity_marker_path(const Broker *b) {
-        char *p = NULL;
-        const char *slash = strrchr(b->socket_path, '/');
-        if (asprintf(&p, "%.*s/" INTEGRITY_FAILED_FILE, (int) (slash ? slash - b->socket_path : 1),
-                     slash ? b->socket_path : ".") < 0)
-                return NULL;
-        return p;
+        return runtime_file(b, INTEGRITY_FAILED_FILE);
 }
 
 static int db_file_identity(const Broker *b, char *buf, size_t size) {

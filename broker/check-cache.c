@@ -2,12 +2,8 @@
 #include "check-cache.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "cleanup.h"
 #include "protocol.h"
@@ -24,36 +20,22 @@ typedef struct Entry {
 } Entry;
 
 struct CheckCache {
-        const volatile uint8_t *header; /* the mapping, NULL when there is none */
-        size_t mapped;
+        const volatile uint8_t *header;        /* sqlite's mapping, NULL when there is none */
         uint8_t stamp[CHECK_CACHE_STAMP_SIZE]; /* what the entries were read under */
         Entry entries[CHECK_CACHE_ENTRIES];
         unsigned n;
 };
 
-int check_cache_new(const char *shm_path, CheckCache **ret) {
+int check_cache_new(const volatile void *wal_index, CheckCache **ret) {
         CheckCache *c = calloc(1, sizeof(CheckCache));
         if (!c)
                 return -ENOMEM;
-        _cleanup_close_ int fd = open(shm_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
-        struct stat st;
-        if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-            st.st_size >= CHECK_CACHE_STAMP_SIZE) {
-                void *p = mmap(NULL, CHECK_CACHE_STAMP_SIZE, PROT_READ, MAP_SHARED, fd, 0);
-                if (p != MAP_FAILED) {
-                        c->header = p;
-                        c->mapped = CHECK_CACHE_STAMP_SIZE;
-                }
-        }
+        c->header = wal_index;
         *ret = c;
         return 0;
 }
 
 void check_cache_free(CheckCache *c) {
-        if (!c)
-                return;
-        if (c->header)
-                munmap((void *) c->header, c->mapped);
         free(c);
 }
 

@@ -9,9 +9,10 @@
  * read: a check that finds its answer here reads no table and takes no lock. "Not changed"
  * is the header of sqlite's WAL index (the database's -shm file, which every commit of any
  * connection or process rewrites: its change counter, frame count, checksums and salts;
- * sqlite's file format documents it), read from a read-only mapping of the file. What the
- * answer depends on besides the database is checked at every use: the deadlines against
- * the clocks, and the ends the core holds in memory (broker-ops.c). Owned by one thread. */
+ * sqlite's file format documents it), read where the front thread's own connection maps it
+ * (db_wal_index()). What the answer depends on besides the database is checked at every
+ * use: the deadlines against the clocks, and the ends the core holds in memory
+ * (broker-ops.c). Owned by one thread. */
 typedef struct CheckCache CheckCache;
 
 /* The size of the stamp: both copies of the WAL-index header. */
@@ -22,9 +23,9 @@ typedef struct CheckAnswer {
         uint64_t expires_at, deadline_boot;
 } CheckAnswer;
 
-/* For the database whose WAL index is shm_path. Never fails for want of the file: a cache
- * that cannot see the header answers nothing (every check reads the database). */
-int check_cache_new(const char *shm_path, CheckCache **ret);
+/* For the WAL index mapped at wal_index (NULL: a cache that answers nothing, every check
+ * reads the database), which must stay mapped while the cache is used. */
+int check_cache_new(const volatile void *wal_index, CheckCache **ret);
 void check_cache_free(CheckCache *c);
 
 /* The database's stamp now, into stamp; false when there is none to read. */

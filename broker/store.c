@@ -150,10 +150,6 @@ sqlite3 *db_sqlite(BrokerDb *db) {
         return db->db;
 }
 
-const char *db_filename(BrokerDb *db) {
-        return sqlite3_db_filename(db->db, "main") ?: "";
-}
-
 const char *db_error(BrokerDb *db) {
         return db && db->db ? sqlite3_errmsg(db->db) : "no database";
 }
@@ -238,16 +234,16 @@ static int migrate(BrokerDb *db, char **ret_error) {
 }
 
 static int prepare_find_grant(BrokerDb *db) {
-        return sqlite_errno(
-                sqlite3_prepare_v3(db->db,
-                                   "SELECT id, expires_at, deadline_boot FROM requests INDEXED BY requests_active_by_expiry"
-                                   " WHERE state = 'active' AND requester_uid = ?1 AND service = ?2"
-                                   " AND boot_id = ?3 AND deadline_boot > ?4 AND expires_at > ?5"
-                                   /* a one-shot grant opens one session, never a second */
-                                   " AND NOT (once AND EXISTS (SELECT 1 FROM sessions s"
-                                   " WHERE s.request_id = requests.id))"
-                                   " ORDER BY expires_at DESC LIMIT 1",
-                                   -1, SQLITE_PREPARE_PERSISTENT, &db->find_grant, NULL));
+        return sqlite_errno(sqlite3_prepare_v3(
+                db->db,
+                "SELECT id, expires_at, deadline_boot FROM requests INDEXED BY requests_active_by_expiry"
+                " WHERE state = 'active' AND requester_uid = ?1 AND service = ?2"
+                " AND boot_id = ?3 AND deadline_boot > ?4 AND expires_at > ?5"
+                /* a one-shot grant opens one session, never a second */
+                " AND NOT (once AND EXISTS (SELECT 1 FROM sessions s"
+                " WHERE s.request_id = requests.id))"
+                " ORDER BY expires_at DESC LIMIT 1",
+                -1, SQLITE_PREPARE_PERSISTENT, &db->find_grant, NULL));
 }
 
 int db_open(const char *path, BrokerDb **ret, char **ret_error) {
@@ -372,6 +368,23 @@ int db_quick_check(BrokerDb *db, char **ret_error) {
                 *ret_error = NULL;
         sqlite3_finalize(st);
         return r;
+}
+
+int db_wal_index(BrokerDb *db, const volatile void **ret) {
+        sqlite3_file *f = NULL;
+        volatile void *p = NULL;
+
+        if (sqlite3_file_control(db->db, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK ||
+            !f || !f->pMethods || f->pMethods->iVersion < 2 || !f->pMethods->xShmMap)
+                return -ENOTSUP;
+        /* A read maps the index (region 0, 32 KiB as sqlite's WAL code asks for it). */
+        int r = exec(db, "SELECT 1 FROM sqlite_master LIMIT 1");
+        if (r < 0)
+                return r;
+        if (f->pMethods->xShmMap(f, 0, 32 * 1024, 0, &p) != SQLITE_OK || !p)
+                return -ENOTSUP;
+        *ret = p;
+        return 0;
 }
 
 void db_no_checkpoint_on_close(BrokerDb *db) {

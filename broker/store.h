@@ -76,13 +76,17 @@ void db_close(BrokerDb *db);
  * sound, -EBADMSG with *ret_error saying what is wrong, -EINTR when db_interrupt() cut it
  * short. */
 int db_quick_check(BrokerDb *db, char **ret_error);
+/* The first bytes of the WAL index (the -shm file) as db's connection maps it, through
+ * sqlite's own VFS method: opening and closing the file ourselves would drop the POSIX
+ * locks sqlite holds on it (they belong to the process, not the descriptor), and another
+ * process would then take the index for unused and reset it under us. Valid while db is
+ * open. -ENOTSUP where the VFS has no shared memory. */
+int db_wal_index(BrokerDb *db, const volatile void **ret);
 /* No checkpoint into the database file when this, the last connection, closes. */
 void db_no_checkpoint_on_close(BrokerDb *db);
 /* Makes the statement running on db (on another thread) stop and fail: safe from any thread. */
 void db_interrupt(BrokerDb *db);
 const char *db_error(BrokerDb *db);
-/* The database file's path as sqlite resolved it. */
-const char *db_filename(BrokerDb *db);
 /* A statement for sql: a cached one not in use, or a new one (cached while there is room).
  * Give it back with db_release(), which resets it and clears its bindings. For the SQL of
  * broker/store*.c. */
