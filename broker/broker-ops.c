@@ -372,12 +372,24 @@ static int find_grant(Op *op, const char *user, const char *service, uid_t *ret_
         if (r < 0)
                 return r;
         *ret_uid = uid;
-        r = grant_of(op, uid, service, ret_id, ret_expires_at);
-        if (r > 0 && grants_ended_in_memory(&core_of(op)->grants, *ret_id)) {
-                *ret_held = *ret_id;
-                return 0;
+        /* An end the core held in memory while the answer was read, and saved and let go of
+         * before it is looked for, would be in neither: when one was let go of meanwhile,
+         * the answer is read again (the core saves an end before it lets go, so the next
+         * read has it). Three tries, then no. */
+        Grants *core = &core_of(op)->grants;
+        for (unsigned attempt = 0; attempt < 3; attempt++) {
+                uint64_t saved = grants_held_saved(core);
+                r = grant_of(op, uid, service, ret_id, ret_expires_at);
+                bool held = r > 0 && grants_ended_in_memory(core, *ret_id);
+                if (grants_held_saved(core) != saved)
+                        continue;
+                if (held) {
+                        *ret_held = *ret_id;
+                        return 0;
+                }
+                return r;
         }
-        return r;
+        return 0;
 }
 
 /* The check's answer, logged: NULL with *ret_id (0: not allowed) and *ret_expires_at, or

@@ -98,7 +98,7 @@ int process_start_time(pid_t pid, uint64_t *ret) {
  * grants bound to that boot. Nested in a caller's transaction, or after the sync failed,
  * the transaction keeps the connection's FULL. */
 static WalSync *wal_sync; /* started with the first relaxed commit */
-static bool wal_sync_unavailable;
+static bool wal_sync_unavailable, wal_sync_lost;
 
 /* The sync of what was committed, off the main loop: the next sudo's session is answered
  * while the disk works. */
@@ -112,10 +112,13 @@ static void session_sync_wal(Broker *b) {
                         /* No thread: the commit is synced here and now (the transaction was
                          * NORMAL), and the next ones stay FULL. */
                         log_error_errno(r, "starting the thread that syncs session records: %m");
-                        if (path) {
-                                _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-                                if (fd >= 0)
-                                        (void) fdatasync(fd);
+                        _cleanup_close_ int fd =
+                                path ? open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -EBADF;
+                        /* No WAL file: checkpointed into the database, nothing to sync. */
+                        if (fd < 0 ? !path || errno != ENOENT : fdatasync(fd) < 0) {
+                                wal_sync_lost = true;
+                                log_error("syncing session records to disk: %m; those since the "
+                                          "last sync may not survive a power loss");
                         }
                         wal_sync_unavailable = true;
                         return;
@@ -144,11 +147,15 @@ static void session_tx_done(Broker *b, bool relaxed, bool committed) {
 }
 
 int sessions_sync_records(Broker *b) {
+        if (wal_sync_lost)
+                return -EIO; /* the sync without a thread failed */
         if (!wal_sync)
                 return 0; /* nothing committed without a sync (or synced at once) */
-        if (wal_sync_failed(wal_sync))
+        bool idle, failed;
+        wal_sync_state(wal_sync, &idle, &failed);
+        if (failed)
                 return -EIO; /* what the failed sync held may be gone from the page cache */
-        if (wal_sync_idle(wal_sync))
+        if (idle)
                 return 0;
         return wal_sync_now(wal_sync);
 }

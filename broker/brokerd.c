@@ -913,10 +913,15 @@ int main(int argc, char *argv[]) {
                 _cleanup_free_ char *error = NULL;
                 BrokerDb *reader = NULL;
                 r = db_open_reader(b.db_path, &reader);
-                if (r >= 0)
+                if (r >= 0) {
+                        /* The only connection: its close must not checkpoint into the file
+                         * (that would change it, and the mark would no longer match). */
+                        db_no_checkpoint_on_close(reader);
                         r = db_quick_check(reader, &error);
+                }
                 db_close(reader);
                 if (r < 0) {
+                        integrity_remember_failure(&b);
                         char db_field[4200];
                         snprintf(db_field, sizeof(db_field), "JIT_DB=%s", b.db_path);
                         const char *fields[] = { db_field, NULL };

@@ -269,6 +269,13 @@ const HeldEnd *grants_held_find(const Grants *g, int64_t id) {
         return NULL;
 }
 
+uint64_t grants_held_saved(Grants *g) {
+        pthread_mutex_lock(&g->held_lock);
+        uint64_t n = g->held_saved;
+        pthread_mutex_unlock(&g->held_lock);
+        return n;
+}
+
 bool grants_ended_in_memory(Grants *g, int64_t id) {
         pthread_mutex_lock(&g->held_lock);
         bool ended = grants_held_find(g, id);
@@ -472,6 +479,7 @@ size_t grants_retry_held(Grants *g) {
                 held_end_done(h);
                 memmove(g->held, g->held + 1, --g->n_held * sizeof(HeldEnd));
                 g->held_changes++;
+                g->held_saved++;
                 pthread_mutex_unlock(&g->held_lock);
                 saved++;
         }

@@ -67,6 +67,7 @@ typedef struct Grants {
          * check answered on another thread sees them too (zero-initialized is unlocked). */
         pthread_mutex_t held_lock;
         unsigned held_changes; /* counts changes of held, for the daemon's copy of them */
+        uint64_t held_saved;   /* ends let go of once saved (under held_lock) */
         int64_t *used;         /* one-shot grants used up in memory (grants_mark_used()) */
         size_t n_used;
 } Grants;
@@ -123,6 +124,9 @@ const HeldEnd *grants_held_find(const Grants *g, int64_t id);
  * memory (its one session could not be recorded: grants_mark_used()). Every answer that
  * lets a user in (the check, session-open), from any thread, must refuse such a grant. */
 bool grants_ended_in_memory(Grants *g, int64_t id);
+/* How many held ends have been let go of once saved, so far. An answer read while this
+ * moved may predate an end no longer held: read it again. Any thread. */
+uint64_t grants_held_saved(Grants *g);
 /* One-shot grant id has a session the store could not record: it serves no second one. */
 int grants_mark_used(Grants *g, int64_t id);
 /* Writes the held ends; each that is saved gets its audit record and journal entry then.

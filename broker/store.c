@@ -804,9 +804,11 @@ int db_list_visible_requests(BrokerDb *db, const RequestState *states, size_t n_
 
         if (!sql)
                 return -ENOMEM;
-        int rc = db_prepare(db, sql, &st);
-        if (rc < 0)
-                return rc;
+        /* Built from what the caller asked for: not kept, so that no caller can fill the
+         * cache with variants of it. */
+        int rc = sqlite3_prepare_v2(db->db, sql, -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return sqlite_errno(rc);
         if (view) {
                 sqlite3_bind_int64(st, 1, (sqlite3_int64) view->uid);
                 for (size_t i = 0; i < view->n_rules; i++)
@@ -827,7 +829,7 @@ int db_list_visible_requests(BrokerDb *db, const RequestState *states, size_t n_
         }
         if (k == 0 && rc != SQLITE_DONE)
                 k = sqlite_errno(rc) ?: -EIO;
-        db_release(db, st);
+        sqlite3_finalize(st);
         /* One statement for all the approvals: a thousand prepares would cost more than the
          * list. */
         if (k == 0 && n > 0 && (rc = db_prepare(db, APPROVALS_SQL, &approvals)) < 0)

@@ -84,11 +84,11 @@ void wal_sync_request(WalSync *w) {
         pthread_mutex_unlock(&w->lock);
 }
 
-bool wal_sync_idle(WalSync *w) {
+void wal_sync_state(WalSync *w, bool *ret_idle, bool *ret_failed) {
         pthread_mutex_lock(&w->lock);
-        bool idle = w->requested == w->done;
+        *ret_idle = w->requested == w->done;
+        *ret_failed = w->failed;
         pthread_mutex_unlock(&w->lock);
-        return idle;
 }
 
 bool wal_sync_failed(WalSync *w) {

@@ -12,8 +12,9 @@ int wal_sync_start(const char *path, WalSync **ret);
 /* Asks for a sync that covers every commit made so far; returns at once. Several requests
  * before the thread gets to them share one sync. */
 void wal_sync_request(WalSync *w);
-/* Whether every request so far has been synced. */
-bool wal_sync_idle(WalSync *w);
+/* Whether every request so far has been synced, and whether a sync has failed: read
+ * together, so that a sync failing in between cannot pass for done. */
+void wal_sync_state(WalSync *w, bool *ret_idle, bool *ret_failed);
 /* A sync now, on the caller's thread: 0, or -EIO when it or any earlier one failed (the
  * kernel may have dropped what it could not write). */
 int wal_sync_now(WalSync *w);

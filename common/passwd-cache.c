@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -38,6 +40,7 @@ struct PasswdCache {
          * stat() both at every lookup. */
         int inotify_fd;
         bool changed; /* reported since the last refresh */
+        bool racy;    /* stat mode: a file was changed within the clock's resolution of its read */
         FileStamp passwd_stamp, nsswitch_stamp;
         bool loaded;
         bool usable;          /* files first, file read whole */
@@ -181,33 +184,62 @@ static void drain_events(PasswdCache *c) {
                                 c->inotify_fd = safe_close(c->inotify_fd);
                         return;
                 }
+                bool dead = false;
                 for (char *p = buf; p < buf + n;) {
                         const struct inotify_event *e = (const struct inotify_event *) p;
-                        /* The directory itself went, or events were lost: assume the worst. */
-                        if ((e->mask & (IN_Q_OVERFLOW | IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF |
-                                        IN_UNMOUNT)) ||
-                            (e->len > 0 && is_one_of_ours(c, e->name)))
+                        /* Events were lost, or the directory itself went (the watch with it):
+                         * read again, and stat() from now on. */
+                        if (e->mask & (IN_Q_OVERFLOW | IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF |
+                                       IN_UNMOUNT))
+                                c->changed = dead = true;
+                        else if (e->len > 0 && is_one_of_ours(c, e->name))
                                 c->changed = true;
                         p += sizeof(struct inotify_event) + e->len;
+                }
+                if (dead) {
+                        c->inotify_fd = safe_close(c->inotify_fd);
+                        return;
                 }
         }
 }
 
-static int watch_directory_of(int fd, const char *path) {
-        _cleanup_free_ char *dir = strdup(path);
-        struct stat st;
-        if (!dir)
-                return -ENOMEM;
-        /* A symlinked file changes where the watch does not look. */
-        if (lstat(path, &st) < 0 || S_ISLNK(st.st_mode))
-                return -ENOTSUP;
-        char *slash = strrchr(dir, '/');
-        if (!slash)
-                return -EINVAL;
+/* The directory of path (malloc'd), or NULL. */
+static char *directory_of(const char *path) {
+        char *dir = strdup(path);
+        char *slash = dir ? strrchr(dir, '/') : NULL;
+        if (!slash) {
+                free(dir);
+                return NULL;
+        }
         if (slash == dir)
                 slash[1] = '\0';
         else
                 *slash = '\0';
+        return dir;
+}
+
+/* Whether a change of path shows in a watch of its directory: not when the file is a
+ * symlink (its target changes elsewhere), a mount of its own (a bind-mounted file reports
+ * to its source's directory) or on another file system than the directory. */
+static bool watchable(const char *path) {
+        _cleanup_free_ char *dir = directory_of(path);
+        struct statx sx;
+        struct stat st;
+        if (!dir || statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_TYPE, &sx) < 0 ||
+            S_ISLNK(sx.stx_mode) || stat(dir, &st) < 0)
+                return false;
+        if ((sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) &&
+            (sx.stx_attributes & STATX_ATTR_MOUNT_ROOT))
+                return false;
+        return makedev(sx.stx_dev_major, sx.stx_dev_minor) == st.st_dev;
+}
+
+static int watch_directory_of(int fd, const char *path) {
+        _cleanup_free_ char *dir = directory_of(path);
+        if (!dir)
+                return -ENOMEM;
+        if (!watchable(path))
+                return -ENOTSUP;
         if (inotify_add_watch(fd, dir,
                               IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_MODIFY |
                                       IN_ATTRIB | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF |
@@ -216,18 +248,32 @@ static int watch_directory_of(int fd, const char *path) {
         return 0;
 }
 
+/* Changed within 2 s of now: a rewrite in the same clock tick, of the same size, would
+ * leave the stamp as it is. */
+static bool stamp_is_recent(const FileStamp *s, time_t now) {
+        return s->present && (s->mtime.tv_sec >= now - 2 || s->ctime.tv_sec >= now - 2);
+}
+
 static void refresh(PasswdCache *c) {
         FileStamp p, n;
+        bool reported = false;
 
         if (c->inotify_fd >= 0) {
                 drain_events(c);
                 if (c->loaded && !c->changed && c->inotify_fd >= 0)
                         return;
+                /* Reported: read again whatever the stamps say. */
+                reported = c->changed;
                 c->changed = false;
+                /* A file that became a symlink or a mount is out of the watch's sight. */
+                if (c->inotify_fd >= 0 &&
+                    (!watchable(c->passwd_path) || !watchable(c->nsswitch_path)))
+                        c->inotify_fd = safe_close(c->inotify_fd);
         }
         stamp_of_path(c->passwd_path, &p);
         stamp_of_path(c->nsswitch_path, &n);
-        if (c->loaded && stamp_equal(&p, &c->passwd_stamp) && stamp_equal(&n, &c->nsswitch_stamp))
+        if (c->loaded && !reported && !c->racy && stamp_equal(&p, &c->passwd_stamp) &&
+            stamp_equal(&n, &c->nsswitch_stamp))
                 return;
         entries_free(c);
         c->loaded = true;
@@ -236,6 +282,8 @@ static void refresh(PasswdCache *c) {
         c->usable = nsswitch_allows(c) && load_passwd(c) >= 0;
         if (!c->usable)
                 entries_free(c);
+        time_t now = time(NULL);
+        c->racy = stamp_is_recent(&c->passwd_stamp, now) || stamp_is_recent(&n, now);
 }
 
 int passwd_cache_lookup(PasswdCache *c, const char *name, uid_t *ret_uid) {

@@ -310,8 +310,8 @@ FAULTS = [
     # ---- ending a grant wins over recording it (grant.c HeldEnd, docs/security.md 16) ----
     dict(id="held-end-not-enforced", file="broker/broker-ops.c",
          why="a revoke that cannot be saved is not enforced: the check still allows the grant",
-         find="        if (r > 0 && grants_ended_in_memory(&core_of(op)->grants, *ret_id)) {",
-         replace="        if (r > 0 && false) {",
+         find="                bool held = r > 0 && grants_ended_in_memory(core, *ret_id);",
+         replace="                bool held = false;",
          tests=["integration-ending_wins:-k test_1"]),
     dict(id="held-end-rolled-back", file="broker/grant.c",
          why="an end that cannot be saved is rolled back and access continues",

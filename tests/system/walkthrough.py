@@ -236,6 +236,16 @@ def install(debs_dir):
     expect(f"grant {rid} has expired; this session is being closed." in text,
            "the ssh pty got the last line at expiry", repr(text[-500:]))
 
+    # The thread that answers the checks at the unit's nice -10, the main loop back at 0
+    # (the seccomp filter lets the broker lower its threads' priority).
+    pid = run(["systemctl", "show", "-P", "MainPID", "jit-brokerd.service"]).stdout.strip()
+    nices = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/stat") as f:
+            nices[int(tid)] = int(f.read().rsplit(")", 1)[1].split()[16])
+    expect(nices.get(int(pid)) == 0 and -10 in nices.values(),
+           "the broker's main thread runs at nice 0 and its check thread at -10", repr(nices))
+
     # The sandbox, as systemd scores it.
     out = run(["systemd-analyze", "security", "--no-pager", "jit-brokerd.service"], check=False).stdout
     m = re.search(r"Overall exposure level for jit-brokerd.service: ([0-9.]+)", out)
