@@ -256,16 +256,18 @@ class Faults(BrokerTestCase):
                         # It got as far as listening, then the check ended it.
                         self.assertIn("started on", log)
                         self.assertNotIn("passed its integrity check", log)
-                        # Started again on the same file, as Restart=on-failure does: checked
-                        # before it answers or writes anything, and it ends at once.
-                        offset = self.log_size()
-                        self.broker.start(expect_ready=False)
-                        code = self.broker.proc.wait(timeout=30)
-                        self.broker.stop()
-                        self.assertEqual(code, 1)
-                        log = self.log_since(offset)
-                        self.assertRegex(log, r"jit-brokerd: database integrity check failed again: .*; exiting")
-                        self.assertNotIn("started on", log)
+                        # Started again on the same file, as Restart=on-failure does, again
+                        # and again: checked before it answers or writes anything, and it ends
+                        # at once every time.
+                        for _ in range(2):
+                            offset = self.log_size()
+                            self.broker.start(expect_ready=False)
+                            code = self.broker.proc.wait(timeout=30)
+                            self.broker.stop()
+                            self.assertEqual(code, 1)
+                            log = self.log_since(offset)
+                            self.assertRegex(log, r"jit-brokerd: database integrity check failed again: .*; exiting")
+                            self.assertNotIn("started on", log)
                     # No broker: pam_jit denies, jitctl says the broker is unreachable.
                     self.assertRefused(alice)
                     self.assertExit(alice.jitctl("status"), EXIT_UNREACHABLE)
