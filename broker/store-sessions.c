@@ -103,13 +103,9 @@ static int read_rows(BrokerDb *db, sqlite3_stmt *st, SessionRow **ret, size_t *r
         return 0;
 }
 
-static int prepare(BrokerDb *db, const char *sql, sqlite3_stmt **ret) {
-        return db_prepare(db, sql, ret); /* kept prepared: sudo waits for these */
-}
-
 int db_session_grant(BrokerDb *db, int64_t id, Request **ret) {
         sqlite3_stmt *st;
-        int r = prepare(
+        int r = db_prepare(
                 db, "SELECT requester, requester_uid, service, once FROM requests WHERE id = ?1",
                 &st);
         if (r < 0)
@@ -140,10 +136,10 @@ int db_session_grant(BrokerDb *db, int64_t id, Request **ret) {
 
 int db_insert_session(BrokerDb *db, const SessionRow *s, int64_t *ret_id) {
         sqlite3_stmt *st;
-        int r = prepare(db,
-                        "INSERT INTO sessions (request_id, service, tty, rhost, pid, pid_start,"
-                        " boot_id, opened_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                        &st);
+        int r = db_prepare(db,
+                           "INSERT INTO sessions (request_id, service, tty, rhost, pid, pid_start,"
+                           " boot_id, opened_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                           &st);
         if (r < 0)
                 return r;
         sqlite3_bind_int64(st, 1, s->request_id);
@@ -166,10 +162,10 @@ int db_insert_session(BrokerDb *db, const SessionRow *s, int64_t *ret_id) {
 
 int db_close_session(BrokerDb *db, int64_t id, uint64_t at, const char *reason) {
         sqlite3_stmt *st;
-        int r = prepare(db,
-                        "UPDATE sessions SET closed_at = ?2, end_reason = ?3"
-                        " WHERE id = ?1 AND closed_at IS NULL",
-                        &st);
+        int r = db_prepare(db,
+                           "UPDATE sessions SET closed_at = ?2, end_reason = ?3"
+                           " WHERE id = ?1 AND closed_at IS NULL",
+                           &st);
         if (r < 0)
                 return r;
         sqlite3_bind_int64(st, 1, id);
@@ -182,7 +178,7 @@ int db_close_session(BrokerDb *db, int64_t id, uint64_t at, const char *reason) 
 
 int db_mark_session_warned(BrokerDb *db, int64_t id) {
         sqlite3_stmt *st;
-        int r = prepare(db, "UPDATE sessions SET warned = 1 WHERE id = ?1", &st);
+        int r = db_prepare(db, "UPDATE sessions SET warned = 1 WHERE id = ?1", &st);
         if (r < 0)
                 return r;
         sqlite3_bind_int64(st, 1, id);
@@ -193,7 +189,7 @@ int db_mark_session_warned(BrokerDb *db, int64_t id) {
 
 int db_get_session(BrokerDb *db, int64_t id, SessionRow *ret) {
         sqlite3_stmt *st;
-        int r = prepare(db, "SELECT " SESSION_COLUMNS " FROM sessions s WHERE s.id = ?1", &st);
+        int r = db_prepare(db, "SELECT " SESSION_COLUMNS " FROM sessions s WHERE s.id = ?1", &st);
         if (r < 0)
                 return r;
         sqlite3_bind_int64(st, 1, id);
@@ -205,10 +201,10 @@ int db_get_session(BrokerDb *db, int64_t id, SessionRow *ret) {
 
 int db_list_sessions(BrokerDb *db, int64_t request_id, SessionRow **ret, size_t *ret_n) {
         sqlite3_stmt *st;
-        int r = prepare(db,
-                        "SELECT " SESSION_COLUMNS
-                        " FROM sessions s WHERE s.request_id = ?1 ORDER BY s.id",
-                        &st);
+        int r = db_prepare(db,
+                           "SELECT " SESSION_COLUMNS
+                           " FROM sessions s WHERE s.request_id = ?1 ORDER BY s.id",
+                           &st);
         if (r < 0)
                 return r;
         sqlite3_bind_int64(st, 1, request_id);
@@ -217,11 +213,11 @@ int db_list_sessions(BrokerDb *db, int64_t request_id, SessionRow **ret, size_t 
 
 int db_open_sessions(BrokerDb *db, SessionRow **ret, size_t *ret_n) {
         sqlite3_stmt *st;
-        int r = prepare(db,
-                        "SELECT " SESSION_COLUMNS ", r.state = 'active', r.deadline_boot"
-                        " FROM sessions s JOIN requests r ON r.id = s.request_id"
-                        " WHERE s.closed_at IS NULL ORDER BY s.id",
-                        &st);
+        int r = db_prepare(db,
+                           "SELECT " SESSION_COLUMNS ", r.state = 'active', r.deadline_boot"
+                           " FROM sessions s JOIN requests r ON r.id = s.request_id"
+                           " WHERE s.closed_at IS NULL ORDER BY s.id",
+                           &st);
         if (r < 0)
                 return r;
         return read_rows(db, st, ret, ret_n);
@@ -229,12 +225,12 @@ int db_open_sessions(BrokerDb *db, SessionRow **ret, size_t *ret_n) {
 
 int db_sessions_to_warn(BrokerDb *db, const char *boot_id, SessionRow **ret, size_t *ret_n) {
         sqlite3_stmt *st;
-        int r = prepare(db,
-                        "SELECT " SESSION_COLUMNS ", r.state = 'active', r.deadline_boot"
-                        " FROM sessions s JOIN requests r ON r.id = s.request_id"
-                        " WHERE s.closed_at IS NULL AND s.warned = 0 AND r.state = 'active'"
-                        " AND r.boot_id = ?1 ORDER BY s.id",
-                        &st);
+        int r = db_prepare(db,
+                           "SELECT " SESSION_COLUMNS ", r.state = 'active', r.deadline_boot"
+                           " FROM sessions s JOIN requests r ON r.id = s.request_id"
+                           " WHERE s.closed_at IS NULL AND s.warned = 0 AND r.state = 'active'"
+                           " AND r.boot_id = ?1 ORDER BY s.id",
+                           &st);
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, boot_id, -1, SQLITE_STATIC);
