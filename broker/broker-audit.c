@@ -56,7 +56,7 @@ void audit_log_head(Broker *b, bool force) {
  * JSON. For people and SIEMs: times in RFC 3339, details as an object, null for no uid or
  * request. Raw (archives): the stored fields exactly, details as the hashed string, so the
  * chain re-verifies from the file. */
-static json_object *record_to_json(const AuditRecord *r, bool raw) {
+json_object *audit_record_to_json(const AuditRecord *r, bool raw) {
         json_object *o = json_object_new_object();
         char t[RFC3339_BUF_MAX];
         if (!o)
@@ -81,7 +81,7 @@ static json_object *record_to_json(const AuditRecord *r, bool raw) {
 }
 
 static int add_record(const AuditRecord *r, void *userdata) {
-        json_object *o = record_to_json(r, false);
+        json_object *o = audit_record_to_json(r, false);
         if (!o)
                 return -ENOMEM;
         return json_object_array_add(userdata, o) < 0 ? (json_object_put(o), -ENOMEM) : 0;
@@ -118,7 +118,7 @@ typedef struct ArchiveWriter {
 
 static int archive_record(const AuditRecord *r, void *userdata) {
         ArchiveWriter *w = userdata;
-        _cleanup_(json_object_putp) json_object *o = record_to_json(r, true);
+        _cleanup_(json_object_putp) json_object *o = audit_record_to_json(r, true);
         if (!o)
                 return -ENOMEM;
         if (!w->first_seq)

@@ -14,6 +14,9 @@
 
 typedef struct Broker Broker;
 
+/* A record as the audit op and the streams give it; raw: times and details as stored. */
+json_object *audit_record_to_json(const AuditRecord *r, bool raw);
+
 /* Sends the chain's head (chain id, seq, hash) to journald if it moved since the last
  * time, or always when force. */
 void audit_log_head(Broker *b, bool force);

@@ -17,6 +17,7 @@
 #include "broker-journal.h"
 #include "broker-sessions.h"
 #include "broker.h"
+#include "event-stream.h"
 #include "cleanup.h"
 #include "config.h"
 #include "duration.h"
@@ -36,6 +37,7 @@ typedef struct Op {
         int peer_fd; /* the connection, for SO_PEERPIDFD */
         json_object *msg;
         Identity caller;
+        bool *taken; /* a stream took the connection (watch, wait): no reply */
 } Op;
 
 static json_object *json_time(uint64_t usec) {
@@ -207,6 +209,19 @@ static json_object *request_to_json(const Broker *b, const Request *r) {
                         ? json_object_new_int64((int64_t) (grant_usec_left(b, r) / USEC_PER_SEC))
                         : NULL);
         return o;
+}
+
+json_object *broker_request_to_json(const Broker *b, const Request *r) {
+        return request_to_json(b, r);
+}
+
+/* The approver entries of the rule named so in the policy in force (none when it is gone). */
+static json_object *rule_approvers_json(const Policy *p, const char *rule_name) {
+        const PolicyRule *rule = policy_find_rule(p, rule_name);
+        json_object *approvers = json_object_new_array();
+        for (size_t i = 0; rule && approvers && i < rule->approvers.n; i++)
+                json_object_array_add(approvers, json_object_new_string(rule->approvers.items[i]));
+        return approvers;
 }
 
 static json_object *reply_request(Op *op, int64_t id) {
@@ -474,7 +489,7 @@ json_object *broker_check_text(Broker *b, const struct ucred *peer, json_object 
 
         *ret_len = 0;
         if (peer->uid != 0) /* the rate limit and the refusal: broker_dispatch() */
-                return broker_dispatch(b, peer, -EBADF, msg);
+                return broker_dispatch(b, peer, -EBADF, msg, NULL);
         json_object *bad = check_decide(&op, &id, &expires_at);
         if (bad)
                 return bad;
@@ -527,6 +542,24 @@ static json_object *op_request(Op *op) {
                                        (unsigned long long) JIT_DURATION_MAX_SEC);
         if (jit_message_get_bool(op->msg, "once", &once) < 0)
                 return bad_field(op->msg, "once", -EINVAL, 0);
+        const char *requester;
+        if ((r = jit_message_get_string(op->msg, "requester", JIT_USER_MAX, false, &requester)) <
+            0)
+                return bad_field(op->msg, "requester", r, JIT_USER_MAX);
+        _cleanup_(identity_done) Identity behalf = { .uid = (uid_t) -1 };
+        const Identity *caller = &op->caller;
+        if (requester) {
+                /* pam_jit's wait= files for the user at the prompt; only root may say who
+                 * the requester is, everyone else is the requester. */
+                if (!is_root(op))
+                        return refuse(op, NULL, "only root may file a request for another user");
+                if (!valid_account_name(requester) || identity_from_name(requester, &behalf) < 0)
+                        return jit_reply_error(JIT_ERROR_NOT_FOUND, "no user %s", requester);
+                if (behalf.uid == 0)
+                        return jit_reply_error(JIT_ERROR_REFUSED,
+                                               "root does not ask for grants");
+                caller = &behalf;
+        }
 
         GrantAsk ask = {
                 .service = service,
@@ -537,7 +570,7 @@ static json_object *op_request(Op *op) {
         };
         GrantError e;
         int64_t id;
-        if ((r = grant_file(&op->b->grants, &op->caller, &ask, &id, &e)) < 0)
+        if ((r = grant_file(&op->b->grants, caller, &ask, &id, &e)) < 0)
                 return grant_error_reply(op, r, &e);
         return reply_request(op, id);
 }
@@ -732,12 +765,55 @@ static json_object *op_show(Op *op) {
         json_object_object_add(o, "sessions", sessions_json(op->b, r->id));
         json_object_object_add(o, "current_policy_version",
                                json_object_new_string(op->b->policy->hash));
-        const PolicyRule *rule = policy_find_rule(op->b->policy, r->rule);
-        json_object *approvers = json_object_new_array();
-        for (size_t i = 0; rule && approvers && i < rule->approvers.n; i++)
-                json_object_array_add(approvers, json_object_new_string(rule->approvers.items[i]));
-        json_object_object_add(o, "approvers", approvers);
+        json_object_object_add(o, "approvers", rule_approvers_json(op->b->policy, r->rule));
         return jit_reply_ok(o);
+}
+
+/* The pending requests waiting for the caller's approval: under rules they approve, not
+ * their own, not approved by them already. Oldest first. */
+static int awaiting_approval(Op *op, json_object **ret) {
+        static const RequestState pending[] = { REQUEST_PENDING };
+        const Policy *p = op->b->policy;
+        _cleanup_free_ const char **rules = calloc(p->n_rules + 1, sizeof(char *));
+        RequestView view = { .uid = (uid_t) -1 }; /* nobody's own: matches no requester */
+        Request **list = NULL;
+        size_t n = 0;
+        int k;
+
+        if (!rules)
+                return -ENOMEM;
+        for (size_t i = 0; i < p->n_rules; i++)
+                if (!p->rules[i].auto_approve && policy_rule_is_approver(&p->rules[i], &op->caller))
+                        rules[view.n_rules++] = p->rules[i].name;
+        json_object *arr = json_object_new_array();
+        if (!arr)
+                return -ENOMEM;
+        if (view.n_rules > 0 || is_root(op)) {
+                view.rules = rules;
+                if ((k = db_list_visible_requests(op->b->db, pending, 1, DB_LIST_MAX, false,
+                                                  is_root(op) ? NULL : &view, &list, &n)) < 0) {
+                        json_object_put(arr);
+                        return k;
+                }
+        }
+        for (size_t i = 0; i < n; i++) {
+                const Request *r = list[i];
+                bool done = r->requester_uid == op->caller.uid;
+                for (size_t j = 0; j < r->n_approvals && !done; j++)
+                        done = !r->approvals[j].by_rule && r->approvals[j].approver_uid == op->caller.uid;
+                if (done || !may_see(op, r))
+                        continue;
+                json_object *o = request_to_json(op->b, r);
+                if (!o || json_object_array_add(arr, o) < 0) {
+                        json_object_put(o);
+                        json_object_put(arr);
+                        request_free_many(list, n);
+                        return -ENOMEM;
+                }
+        }
+        request_free_many(list, n);
+        *ret = arr;
+        return 0;
 }
 
 static json_object *op_status(Op *op) {
@@ -746,13 +822,15 @@ static json_object *op_status(Op *op) {
         Request **la = NULL, **lp = NULL;
         size_t na = 0, np = 0;
         unsigned all_active = 0, all_pending = 0;
+        json_object *to_approve = NULL;
         int k;
 
         if ((k = db_list_requests(op->b->db, active, 1, DB_LIST_MAX, false, op->caller.uid, &la,
                                   &na)) < 0 ||
             (k = db_list_requests(op->b->db, pending, 1, DB_LIST_MAX, false, op->caller.uid, &lp,
                                   &np)) < 0 ||
-            (k = db_count_open(op->b->db, (uid_t) -1, &all_active, &all_pending)) < 0) {
+            (k = db_count_open(op->b->db, (uid_t) -1, &all_active, &all_pending)) < 0 ||
+            (k = awaiting_approval(op, &to_approve)) < 0) {
                 request_free_many(la, na);
                 request_free_many(lp, np);
                 return read_error(op, "reading status", k, "jitctl list --mine");
@@ -765,6 +843,7 @@ static json_object *op_status(Op *op) {
                 for (size_t i = 0; grants && i < json_object_array_length(grants); i++)
                         json_object_object_add(json_object_array_get_idx(grants, i), "sessions",
                                                sessions_json(op->b, la[i]->id));
+                json_object_object_add(res, "to_approve", TAKE_PTR(to_approve));
                 json_object_object_add(res, "grants", grants);
                 json_object_object_add(res, "pending", requests_to_array(op, lp, np, false));
                 json_object_object_add(broker, "version", json_object_new_string(JIT_VERSION));
@@ -772,10 +851,13 @@ static json_object *op_status(Op *op) {
                 json_object_object_add(broker, "pending", json_object_new_int((int) all_pending));
                 json_object_object_add(broker, "policy",
                                        json_object_new_string(op->b->policy_path));
+                json_object_object_add(broker, "streams",
+                                       json_object_new_int((int) event_streams_count(op->b->streams)));
                 json_object_object_add(res, "broker", broker);
                 broker = NULL;
         }
         json_object_put(broker);
+        json_object_put(to_approve);
         request_free_many(la, na);
         request_free_many(lp, np);
         return res ? jit_reply_ok(res) : jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
@@ -900,6 +982,12 @@ static json_object *op_explain(Op *op) {
         PolicyDecision d = {};
         r = policy_decide(op->b->policy, &q, &d);
         json_object *res = r < 0 ? NULL : policy_decision_to_json(op->b->policy, &q, &d);
+        if (res) {
+                /* What a prompt must ask for before filing (pam_jit's wait=). */
+                const char *pattern = d.rule ? d.rule->ticket_pattern : NULL;
+                json_object_object_add(res, "ticket_required", json_object_new_boolean(pattern != NULL));
+                json_object_object_add(res, "ticket_pattern", json_string_or_null(pattern));
+        }
         policy_decision_done(&d);
         identity_done(&id);
         return res ? jit_reply_ok(res) : jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
@@ -1049,6 +1137,88 @@ static json_object *op_session_close(Op *op) {
         return jit_reply_ok(NULL);
 }
 
+/* ---- streams: watch and wait (event-stream.c) ---- */
+
+static json_object *stream_refused(Op *op, int r) {
+        if (r == -EUSERS)
+                return refuse(op, NULL, "too many open streams (at most %d per user, %d in all)",
+                              EVENT_STREAMS_PER_UID, EVENT_STREAMS_MAX);
+        return internal_error(op, "starting the stream", r);
+}
+
+static json_object *op_watch(Op *op) {
+        const char *since_text;
+        time_t since = 0;
+        int r;
+
+        if ((r = jit_message_get_string(op->msg, "since", 64, false, &since_text)) < 0)
+                return bad_field(op->msg, "since", r, 64);
+        if (since_text && (parse_time(since_text, &since) < 0 || since <= 0))
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "since must be an RFC 3339 time");
+        if (!op->taken || op->peer_fd < 0)
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "watch needs a connection of its own");
+        if ((r = event_streams_admit(op->b->streams, op->peer->uid)) < 0)
+                return stream_refused(op, r);
+
+        StreamSpec spec = {
+                .counted_uid = op->peer->uid,
+                .caller = &op->caller,
+                .sees_all = is_root(op) || identity_in_group(&op->caller,
+                                                             op->b->policy->audit_group ?: AUDIT_GROUP),
+                .since = (uint64_t) since * USEC_PER_SEC,
+        };
+        if ((r = event_stream_start(op->b->streams, op->peer_fd, &spec, NULL)) < 0)
+                return stream_refused(op, r);
+        *op->taken = true;
+        return NULL;
+}
+
+static json_object *op_wait(Op *op) {
+        _cleanup_(request_freep) Request *req = NULL;
+        _cleanup_(identity_done) Identity canceller = { .uid = (uid_t) -1 };
+        bool cancel_on_close = false;
+        int64_t id;
+        int r;
+
+        if (get_id(op->msg, &id) < 0)
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "id must be a positive integer");
+        if (jit_message_get_bool(op->msg, "cancel_on_close", &cancel_on_close) < 0)
+                return bad_field(op->msg, "cancel_on_close", -EINVAL, 0);
+        if (!op->taken || op->peer_fd < 0)
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "wait needs a connection of its own");
+        if ((r = db_get_request(op->b->db, id, &req)) == -ENOENT)
+                return jit_reply_error(JIT_ERROR_NOT_FOUND, "no request %lld", (long long) id);
+        if (r < 0)
+                return internal_error(op, "reading the request", r);
+        if (!may_see(op, req))
+                return refuse(op, req, "%s may not see request %lld", op->caller.name,
+                              (long long) id);
+        if (cancel_on_close && !is_root(op) && req->requester_uid != op->caller.uid)
+                return refuse(op, req, "only the requester or root may wait with cancel_on_close");
+        if (cancel_on_close && (r = identity_copy(&op->caller, &canceller)) < 0)
+                return internal_error(op, "starting the stream", r);
+
+        /* Root waits at the prompt on a user's behalf: the user's limit. */
+        uid_t counted = is_root(op) ? req->requester_uid : op->peer->uid;
+        if ((r = event_streams_admit(op->b->streams, counted)) < 0)
+                return stream_refused(op, r);
+        StreamSpec spec = {
+                .wait = true,
+                .counted_uid = counted,
+                .request_id = id,
+                .cancel_on_close = cancel_on_close,
+                .canceller = cancel_on_close ? &canceller : NULL,
+        };
+        json_object *first = request_to_json(op->b, req);
+        if (!first)
+                return jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
+        json_object_object_add(first, "approvers", rule_approvers_json(op->b->policy, req->rule));
+        if ((r = event_stream_start(op->b->streams, op->peer_fd, &spec, first)) < 0)
+                return stream_refused(op, r);
+        *op->taken = true;
+        return NULL;
+}
+
 /* ---- reload ---- */
 
 /* What SIGHUP does, answered: ExecReload= runs `jitctl reload`, so `systemctl reload` fails
@@ -1098,6 +1268,8 @@ static const struct {
         { "break-glass", op_break_glass, true, false, false },
         { "ack", op_ack, true, false, false },
         { "explain", op_explain, false, true, false },
+        { "watch", op_watch, true, true, false },
+        { "wait", op_wait, true, false, false },
         { "audit", op_audit, true, true, true },
         { "audit-archive", op_audit_archive, true, false, false },
         { "session-open", op_session_open, false, false, false },
@@ -1105,12 +1277,14 @@ static const struct {
         { "reload", op_reload, false, false, false },
 };
 
-json_object *broker_dispatch(Broker *b, const struct ucred *peer, int peer_fd, json_object *msg) {
+json_object *broker_dispatch(Broker *b, const struct ucred *peer, int peer_fd, json_object *msg,
+                             bool *ret_taken) {
         Op op = { .b = b,
                   .peer = peer,
                   .peer_fd = peer_fd,
                   .msg = msg,
-                  .caller = { .uid = (uid_t) -1 } };
+                  .caller = { .uid = (uid_t) -1 },
+                  .taken = ret_taken };
         const char *name;
         json_object *reply;
 

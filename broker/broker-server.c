@@ -18,6 +18,7 @@
 #include "access-log.h"
 #include "broker-journal.h"
 #include "broker.h"
+#include "event-stream.h"
 #include "check-cache.h"
 #include "cleanup.h"
 #include "passwd-cache.h"
@@ -320,8 +321,18 @@ static json_object *handle_frame(Connection *c, int *ret_queued) {
         *ret_queued = 0;
         if (!msg)
                 return reply;
-        if (c->main_loop)
-                reply = broker_dispatch(f->broker, &c->peer, c->fd, msg);
+        if (c->main_loop) {
+                bool taken = false;
+                reply = broker_dispatch(f->broker, &c->peer, c->fd, msg, &taken);
+                if (taken) {
+                        /* A stream holds its own duplicate of the socket and answers there;
+                         * this connection ends without a word (and frees its slot: streams
+                         * have limits of their own). */
+                        json_object_put(msg);
+                        *ret_queued = -ECONNRESET;
+                        return NULL;
+                }
+        }
         else if (jit_message_get_string(msg, "op", JIT_OP_MAX, true, &op) >= 0 &&
                  STREQ(op, "check")) {
                 /* Its own database connection and the boot id; the rest of the broker that
@@ -761,12 +772,15 @@ int broker_listen(Broker *b) {
         int r = passwd_cache_new(NULL, NULL, &b->passwd_cache);
         if (r < 0)
                 return log_error_errno(r, "setting up the user name cache: %m");
+        if ((r = event_streams_new(b, &b->streams)) < 0)
+                return log_error_errno(r, "setting up the event streams: %m");
         return front_start(b, fd);
 }
 
 void broker_stop_listening(Broker *b) {
         front_free(b->front);
         b->front = NULL;
+        b->streams = event_streams_free(b->streams);
         passwd_cache_free(b->passwd_cache);
         b->passwd_cache = NULL;
         if (b->listen_fd >= 0) {

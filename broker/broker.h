@@ -67,6 +67,7 @@ typedef struct Broker {
         sd_event_source *retry_timer;     /* writes the ends the core holds (grant.h) */
         unsigned held_kept;               /* grants.held_changes as last kept in a file */
         sd_event_source *log_flush_timer; /* summaries of refusals held back (effects.h) */
+        struct EventStreams *streams;     /* watch and wait (event-stream.c) */
 } Broker;
 
 /* broker-server.c */
@@ -82,8 +83,12 @@ struct ucred;
  * as objects: the PAM hot path. Any other reply (an error) is returned as an object. */
 json_object *broker_check_text(Broker *b, const struct ucred *peer, json_object *msg, char *buf,
                                size_t size, size_t *ret_len);
+/* *ret_taken (may be NULL: no streams) is set when a stream (watch, wait) took the
+ * connection: it answers there itself, and NULL is returned. */
 json_object *broker_dispatch(Broker *b, const struct ucred *peer, int peer_fd,
-                             json_object *request);
+                             json_object *request, bool *ret_taken);
+/* A request as show, list and the wait stream give it. */
+json_object *broker_request_to_json(const Broker *b, const Request *r);
 /* The broker whose core (ends held in memory) and journal rate limits the check consults,
  * also where it is answered on another thread with a view of the broker. Set once, at start. */
 void broker_ops_share(Broker *b);

@@ -184,14 +184,15 @@ int audit_store_foreach(sqlite3 *db, const AuditFilter *f, AuditRecordFn fn, voi
         snprintf(sql, sizeof(sql),
                  /* the newest `limit` matches, shown oldest first */
                  "SELECT * FROM (SELECT seq, at, event, actor, actor_uid, request_id, details,"
-                 " prev_hash, hash FROM audit%s WHERE 1%s%s%s%s%s%s ORDER BY seq DESC LIMIT ?6)"
+                 " prev_hash, hash FROM audit%s WHERE 1%s%s%s%s%s%s%s ORDER BY seq %s LIMIT ?6)"
                  " ORDER BY seq",
                  by_time ? " INDEXED BY audit_at" : "", f->since ? " AND at >= ?1" : "",
                  f->until ? " AND at <= ?2" : "", f->request_id ? " AND request_id = ?3" : "",
                  f->user ? user_filter : "", f->uid_only >= 0 ? uid_filter : "",
                  /* up to the newest record old enough: a clock stepped back must not leave a
                   * hole in what is archived */
-                 f->upto_at ? " AND seq <= (SELECT MAX(seq) FROM audit WHERE at <= ?7)" : "");
+                 f->upto_at ? " AND seq <= (SELECT MAX(seq) FROM audit WHERE at <= ?7)" : "",
+                 f->after_seq ? " AND seq > ?8" : "", f->oldest ? "ASC" : "DESC");
         int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return sqlite_errno(rc);
@@ -205,6 +206,7 @@ int audit_store_foreach(sqlite3 *db, const AuditFilter *f, AuditRecordFn fn, voi
         sqlite3_bind_int64(st, 5, f->uid_only);
         sqlite3_bind_int64(st, 6, f->limit ? (sqlite3_int64) f->limit : -1);
         sqlite3_bind_int64(st, 7, (sqlite3_int64) f->upto_at);
+        sqlite3_bind_int64(st, 8, f->after_seq);
 
         return foreach_row(st, fn, userdata);
 }

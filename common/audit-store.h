@@ -51,6 +51,8 @@ typedef struct AuditFilter {
         int64_t uid_only;      /* -1 = any, else only records of that uid's own requests */
         unsigned limit;        /* 0 = all; else the newest `limit`, still oldest first */
         uint64_t upto_at;      /* archives: records up to the newest one at or before this */
+        int64_t after_seq;     /* 0 = any, else only records after this seq */
+        bool oldest;           /* with limit: the oldest `limit` matches instead */
 } AuditFilter;
 
 /* Calls fn (audit-record.h) for each matching record, oldest first; the record's strings

@@ -98,7 +98,7 @@ int audit_usage_error(const char *fmt, ...) {
 /* One JSON value on one line. Like print_json(), characters a terminal would act on (DEL,
  * C1, bidi overrides, zero-width marks) are written as \u escapes, which leaves the value
  * unchanged. json-c already escapes C0. */
-static int print_json_line(json_object *o, FILE *f) {
+int audit_print_json_line(json_object *o, FILE *f) {
         size_t len;
         const char *s = json_object_to_json_string_length(
                 o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
@@ -158,7 +158,7 @@ int audit_fail(const AuditArgs *a, int status, const char *code, const char *fmt
                         json_object_object_add(o, "error", json_object_new_string(code));
                         json_object_object_add(o, "message",
                                                json_object_new_string(msg ?: "out of memory"));
-                        (void) (a->verify ? print_json(o, stdout) : print_json_line(o, stdout));
+                        (void) (a->verify ? print_json(o, stdout) : audit_print_json_line(o, stdout));
                 }
         }
         return status;
@@ -405,7 +405,7 @@ static const char *const details_first[] = {
 
 /* "reason=\"disk full\" service=sudo duration=3600", escaped for the terminal and cut to
  * DETAILS_COLUMNS. Returns a malloc'd string or NULL (ENOMEM). */
-static char *condense_details(json_object *details) {
+char *audit_condense_details(json_object *details) {
         _cleanup_free_ char *raw = NULL;
         size_t len = 0;
         FILE *f = open_memstream(&raw, &len);
@@ -477,7 +477,7 @@ static int row_fill(Row *row, json_object *rec) {
         if (rid > 0)
                 snprintf(buf, sizeof(buf), "%" PRId64, rid);
         row->cell[4] = strdup(rid > 0 ? buf : "-");
-        row->cell[5] = condense_details(details);
+        row->cell[5] = audit_condense_details(details);
         for (size_t k = 0; k < ELEMENTSOF(row->cell); k++) {
                 if (!row->cell[k])
                         return -ENOMEM;
@@ -557,7 +557,7 @@ static int audit_list(const AuditArgs *a) {
                                                  json_type_object))
                                 return audit_fail_bad_reply(a);
                 for (size_t i = 0; i < n; i++)
-                        if (print_json_line(json_object_array_get_idx(result, i), stdout) < 0)
+                        if (audit_print_json_line(json_object_array_get_idx(result, i), stdout) < 0)
                                 return audit_fail_oom(a);
                 return JIT_EXIT_OK;
         }

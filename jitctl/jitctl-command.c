@@ -20,6 +20,7 @@
 #include "names.h"
 #include "policy.h"
 #include "protocol.h"
+#include "timeutil.h"
 
 /* Reports a failure after the command line was accepted: on stderr, and in JSON mode as
  * the one document on stdout. Returns status. */
@@ -126,6 +127,45 @@ int broker_call(const Context *c, json_object *request, json_object **ret_reply,
         (void) json_object_object_get_ex(reply, "result", &result);
         *ret_result = result;
         *ret_reply = TAKE_PTR(reply);
+        return JIT_EXIT_OK;
+}
+
+int broker_stream_open(const Context *c, json_object *request, int *ret_fd,
+                       json_object **ret_reply, json_object **ret_result) {
+        _cleanup_(json_object_putp) json_object *reply = NULL;
+        _cleanup_free_ char *body = NULL, *buf = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        json_object *ok, *result = NULL;
+        size_t len, n;
+        int r;
+
+        uint64_t deadline = now_usec(CLOCK_MONOTONIC) + (uint64_t) c->timeout_ms * 1000;
+        if ((fd = jit_client_connect(c->socket_path, deadline)) < 0)
+                return report_client_error(c, fd);
+        if (!(body = jit_message_serialize(request, &len)))
+                return fail_oom(c);
+        if ((r = jit_frame_send(fd, body, len, deadline)) < 0 ||
+            (r = jit_frame_recv(fd, JIT_REPLY_MAX, deadline, &buf, &n)) < 0 ||
+            (r = jit_reply_parse(buf, n, &reply)) < 0)
+                return report_client_error(c, r);
+        if (!json_object_object_get_ex(reply, "ok", &ok) || !json_object_get_boolean(ok))
+                return report_broker_error(c, reply);
+        (void) json_object_object_get_ex(reply, "result", &result);
+        *ret_result = result;
+        *ret_reply = TAKE_PTR(reply);
+        *ret_fd = TAKE_FD(fd);
+        return JIT_EXIT_OK;
+}
+
+int broker_stream_next(const Context *c, int fd, json_object **ret_frame) {
+        _cleanup_free_ char *buf = NULL;
+        size_t n;
+        int r = jit_frame_recv(fd, JIT_REPLY_MAX, UINT64_MAX, &buf, &n);
+        if (r == -ECONNRESET)
+                return fail(c, JIT_EXIT_FAILURE, "broker-unreachable",
+                            "the broker closed the stream (it stopped or restarted)");
+        if (r < 0 || (r = jit_message_parse(buf, n, ret_frame)) < 0)
+                return report_client_error(c, r);
         return JIT_EXIT_OK;
 }
 

@@ -59,6 +59,7 @@ enum {
         ARG_GROUPS,
         ARG_NO_PAGER,
         ARG_NO_LEGEND,
+        ARG_SINCE,
 };
 
 /* clang-format off */
@@ -91,6 +92,13 @@ int fail_bad_reply(const Context *c);
 int fail_reply(const Context *c, int r);
 int broker_call(const Context *c, json_object *request, json_object **ret_reply,
                 json_object **ret_result);
+/* A stream (watch, wait: common/PROTOCOL.md): sends request and reads the first frame as
+ * broker_call() does; then *ret_fd is the connection to read the rest from. */
+int broker_stream_open(const Context *c, json_object *request, int *ret_fd,
+                       json_object **ret_reply, json_object **ret_result);
+/* The next frame of the stream, as long as it takes; a failure (the broker went away, a
+ * frame that is not a message) is reported and its exit status returned. */
+int broker_stream_next(const Context *c, int fd, json_object **ret_frame);
 /* The common end of a command that shows one reply: the JSON document with --json, else
  * print() for people, through the pager when long_listing. request is consumed. */
 int call_and_print(Context *c, json_object *request, int (*print)(json_object *result, FILE *f),
@@ -131,8 +139,15 @@ int cmd_break_glass(Context *c, int argc, char *argv[]);
 int cmd_ack(Context *c, int argc, char *argv[]);
 int cmd_policy(Context *c, int argc, char *argv[]);
 int cmd_reload(Context *c, int argc, char *argv[]);
+int cmd_watch(Context *c, int argc, char *argv[]);
+
+/* request --wait: follows request id until it leaves pending (the wait stream), with its
+ * progress on stderr; returns like broker_call(), with the decided request. */
+int wait_for_decision(const Context *c, int64_t id, json_object **ret_reply,
+                      json_object **ret_result);
 
 extern const char request_help[];
+extern const char watch_help[];
 extern const char list_help[];
 extern const char show_help[];
 extern const char approve_help[];

@@ -717,8 +717,12 @@ int print_status(json_object *result, FILE *f) {
                                                        "REASON" };
         static const Column pending_columns[] = { COL_ID, COL_SERVICE, COL_DURATION, COL_APPROVALS,
                                                   COL_REASON };
-        _cleanup_(table_done) Table grants = {}, pending = {};
-        json_object *g, *p, *broker;
+        static const char *const approve_headers[] = { "ID", "REQUESTER", "SERVICE", "DURATION",
+                                                       "APPROVALS", "REASON" };
+        static const Column approve_columns[] = { COL_ID, COL_REQUESTER, COL_SERVICE,
+                                                  COL_DURATION, COL_APPROVALS, COL_REASON };
+        _cleanup_(table_done) Table grants = {}, pending = {}, approve = {};
+        json_object *g, *p, *a = NULL, *broker;
         int r;
 
         if (!json_object_is_type(result, json_type_object) ||
@@ -732,6 +736,17 @@ int print_status(json_object *result, FILE *f) {
         r = table_fill(&pending, p, pending_headers, pending_columns, ELEMENTSOF(pending_columns));
         if (r < 0)
                 return r;
+        /* An approver's queue comes first: what others wait for. */
+        if (json_object_object_get_ex(result, "to_approve", &a) &&
+            json_object_is_type(a, json_type_array) && json_object_array_length(a) > 0) {
+                r = table_fill(&approve, a, approve_headers, approve_columns,
+                               ELEMENTSOF(approve_columns));
+                if (r < 0)
+                        return r;
+                fputs("Waiting for your approval (jitctl approve ID):\n", f);
+                table_print(&approve, f);
+                fputc('\n', f);
+        }
 
         if (grants.n_cells == 0)
                 fputs("No active grants.\n", f);

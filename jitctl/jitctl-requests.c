@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The commands on requests: request, list, show, approve, deny, revoke, cancel, status,
  * break-glass and ack. Each is one exchange with the broker (common/PROTOCOL.md), but
- * request --wait, which polls until the request is decided. */
+ * request --wait, which then follows the request's stream (jitctl-watch.c). */
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -216,37 +216,6 @@ static json_object *build_request(const char *op, const RequestArgs *a) {
             (a->once && add_bool(o, "once", true) < 0))
                 return NULL;
         return TAKE_PTR(o);
-}
-
-/* Polls `show` once a second until the request is no longer pending. Returns like
- * broker_call(), with the decided request. */
-static int wait_for_decision(const Context *c, int64_t id, json_object **ret_reply,
-                             json_object **ret_result) {
-        if (!c->json)
-                fprintf(stderr,
-                        "Waiting for approval of request %" PRIi64 "%s "
-                        "(Ctrl+C stops waiting; the request stays pending)\n",
-                        id, glyph_ellipsis());
-        for (;;) {
-                _cleanup_(json_object_putp) json_object *request = NULL, *reply = NULL;
-                json_object *result;
-
-                (void) sleep(1);
-                request = request_with_id("show", id);
-                if (!request)
-                        return fail_oom(c);
-                int r = broker_call(c, request, &reply, &result);
-                if (r != JIT_EXIT_OK)
-                        return r;
-                const char *state = json_get_string(result, "state");
-                if (!state)
-                        return fail_bad_reply(c);
-                if (!STREQ(state, "pending")) {
-                        *ret_result = result;
-                        *ret_reply = TAKE_PTR(reply);
-                        return JIT_EXIT_OK;
-                }
-        }
 }
 
 /* Exit status of request --wait: approved, turned down, or approved but over already. */

@@ -167,7 +167,7 @@ static const Command commands[] = {
         { "audit", cmd_audit, jitctl_audit_help },
         { "break-glass", cmd_break_glass, break_glass_help },
         /* Named by DESIGN.md, not served by the broker yet. */
-        { "watch", NULL, NULL },
+        { "watch", cmd_watch, watch_help },
         { "ack", cmd_ack, ack_help },
         { "reload", cmd_reload, reload_help },
         { "help", cmd_help, help_help },
