@@ -236,11 +236,11 @@ static int on_stream_io(sd_event_source *s, int fd, uint32_t revents, void *user
                  * is done with the stream. */
                 char buf[64];
                 ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
-                if (n != 0 && !(revents & (EPOLLHUP | EPOLLERR)) && n < 0 &&
-                    (errno == EAGAIN || errno == EINTR))
+                bool nothing = n < 0 && (errno == EAGAIN || errno == EINTR);
+                if (!nothing || (revents & (EPOLLHUP | EPOLLERR))) {
+                        stream_peer_gone(st);
                         return 0;
-                stream_peer_gone(st);
-                return 0;
+                }
         }
         if (revents & EPOLLOUT)
                 (void) stream_flush(st);
