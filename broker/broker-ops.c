@@ -19,6 +19,7 @@
 #include "broker.h"
 #include "event-stream.h"
 #include "cleanup.h"
+#include "command-line.h"
 #include "config.h"
 #include "duration.h"
 #include "grant.h"
@@ -1137,6 +1138,87 @@ static json_object *op_session_close(Op *op) {
         return jit_reply_ok(NULL);
 }
 
+/* ---- check-command: the sudo approval plugin's question ---- */
+
+/* The command line of a check-command (or a command request) from msg, its strings
+ * borrowed from msg; argv allocated (free it). NULL, or the error reply. */
+static json_object *get_command_line(Op *op, JitCommandLine *cl, const char ***ret_argv) {
+        json_object *a;
+        int r;
+
+        *cl = (JitCommandLine){};
+        if ((r = jit_message_get_string(op->msg, "command", JIT_COMMAND_PATH_MAX, true,
+                                        &cl->command)) < 0)
+                return bad_field(op->msg, "command", r, JIT_COMMAND_PATH_MAX);
+        if (!json_object_object_get_ex(op->msg, "argv", &a) ||
+            !json_object_is_type(a, json_type_array) || json_object_array_length(a) < 1 ||
+            json_object_array_length(a) > JIT_COMMAND_ARGS_MAX)
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST,
+                                       "argv must be an array of 1 to %d strings",
+                                       JIT_COMMAND_ARGS_MAX);
+        size_t n = json_object_array_length(a);
+        const char **argv = calloc(n + 1, sizeof(char *));
+        if (!argv)
+                return jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
+        for (size_t i = 0; i < n; i++) {
+                json_object *v = json_object_array_get_idx(a, i);
+                if (!json_object_is_type(v, json_type_string) ||
+                    strlen(json_object_get_string(v)) != (size_t) json_object_get_string_len(v)) {
+                        free(argv);
+                        return jit_reply_error(JIT_ERROR_BAD_REQUEST,
+                                               "argv must be an array of strings without NUL");
+                }
+                argv[i] = json_object_get_string(v);
+        }
+        cl->argv = argv;
+        if ((r = jit_message_get_string(op->msg, "run_as_user", JIT_USER_MAX, false,
+                                        &cl->run_as_user)) < 0 ||
+            (r = jit_message_get_string(op->msg, "run_as_group", JIT_USER_MAX, false,
+                                        &cl->run_as_group)) < 0 ||
+            (r = jit_message_get_string(op->msg, "cwd", JIT_COMMAND_PATH_MAX, false, &cl->cwd)) <
+                    0) {
+                free(argv);
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST,
+                                       "run_as_user, run_as_group and cwd must be short strings");
+        }
+        if ((r = jit_command_line_check(cl)) < 0) {
+                free(argv);
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "%s", jit_command_line_error(r));
+        }
+        *ret_argv = argv;
+        return NULL;
+}
+
+static json_object *op_check_command(Op *op) {
+        _cleanup_free_ const char **argv = NULL;
+        const char *user;
+        JitCommandLine cl;
+        int r;
+
+        /* Only root (the plugin inside sudo) asks, on the invoking user's behalf. */
+        if (!is_root(op))
+                return refuse(op, NULL, "only root may check commands");
+        if ((r = jit_message_get_string(op->msg, "user", JIT_USER_MAX, true, &user)) < 0)
+                return bad_field(op->msg, "user", r, JIT_USER_MAX);
+        json_object *bad = get_command_line(op, &cl, &argv);
+        if (bad)
+                return bad;
+
+        /* A whole-sudo grant covers any command. */
+        int64_t id = 0, held = 0;
+        uint64_t expires_at = 0;
+        uid_t uid;
+        if ((r = find_grant(op, user, "sudo", &uid, &id, &expires_at, &held)) < 0)
+                return internal_error(op, "looking up the grant", r);
+        json_object *res = json_object_new_object();
+        if (!res)
+                return jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
+        json_object_object_add(res, "allowed", json_object_new_boolean(r > 0));
+        json_object_object_add(res, "request_id", r > 0 ? json_object_new_int64(id) : NULL);
+        json_object_object_add(res, "scope", r > 0 ? json_object_new_string("sudo") : NULL);
+        return jit_reply_ok(res);
+}
+
 /* ---- streams: watch and wait (event-stream.c) ---- */
 
 static json_object *stream_refused(Op *op, int r) {
@@ -1268,6 +1350,7 @@ static const struct {
         { "break-glass", op_break_glass, true, false, false },
         { "ack", op_ack, true, false, false },
         { "explain", op_explain, false, true, false },
+        { "check-command", op_check_command, false, true, false },
         { "watch", op_watch, true, true, false },
         { "wait", op_wait, true, false, false },
         { "audit", op_audit, true, true, true },

@@ -10,3 +10,6 @@
  * portable and without spaces, slashes or anything a terminal or a log would read
  * differently. false for NULL. */
 bool jit_service_name_is_valid(const char *s);
+
+/* A plausible user or group name: portable characters only, at most 256 bytes. */
+bool valid_account_name(const char *s);

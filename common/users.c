@@ -235,22 +235,6 @@ bool identity_matches(const Identity *id, const char *entry) {
         return id->name && STREQ(id->name, entry);
 }
 
-bool valid_account_name(const char *s) {
-        size_t n = 0;
-
-        if (!s || !*s || *s == '-')
-                return false;
-        for (; *s; s++, n++) {
-                if (n >= 256)
-                        return false;
-                if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-                      (*s >= '0' && *s <= '9') || *s == '_' || *s == '-' || *s == '.' ||
-                      (*s == '$' && s[1] == '\0')))
-                        return false;
-        }
-        return true;
-}
-
 int account_exists(const char *entry) {
         if (entry[0] == '%')
                 return resolver->group_exists(entry + 1);

@@ -4,6 +4,8 @@
  * message. */
 #pragma once
 
+#include "names.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -27,9 +29,6 @@ bool identity_in_group(const Identity *id, const char *group);
 
 /* Whether entry ("alice" or "%wheel") names this identity. */
 bool identity_matches(const Identity *id, const char *entry);
-
-/* A plausible user or group name: portable characters only, at most 256 bytes. */
-bool valid_account_name(const char *s);
 
 /* Whether entry ("alice" or "%wheel") names an account NSS knows: 1 yes, 0 no, or a
  * negative errno when the lookup itself failed. */

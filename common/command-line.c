@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: MIT */
+#include "command-line.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "client.h"
+#include "names.h"
+#include "protocol.h"
+
+static bool readable(const char *s, size_t max) {
+        size_t n = strnlen(s, max + 1);
+        return n <= max && jit_text_is_safe(s, n);
+}
+
+int jit_command_line_check(const JitCommandLine *cl) {
+        size_t total = 0, n = 0;
+
+        if (!cl->command || cl->command[0] != '/')
+                return -EINVAL;
+        if (strnlen(cl->command, JIT_COMMAND_PATH_MAX + 1) > JIT_COMMAND_PATH_MAX)
+                return -ENAMETOOLONG;
+        if (!readable(cl->command, JIT_COMMAND_PATH_MAX))
+                return -EILSEQ;
+        if (!cl->argv || !cl->argv[0])
+                return -EINVAL;
+        for (; cl->argv[n]; n++) {
+                size_t len = strnlen(cl->argv[n], JIT_COMMAND_ARG_MAX + 1);
+                if (n >= JIT_COMMAND_ARGS_MAX || len > JIT_COMMAND_ARG_MAX)
+                        return -E2BIG;
+                total += len + 1;
+                if (total > JIT_COMMAND_LINE_MAX)
+                        return -E2BIG;
+                if (!jit_text_is_safe(cl->argv[n], len))
+                        return -EILSEQ;
+        }
+        if (cl->run_as_user && !valid_account_name(cl->run_as_user))
+                return -EINVAL;
+        if (cl->run_as_group && !valid_account_name(cl->run_as_group))
+                return -EINVAL;
+        if (cl->cwd && (cl->cwd[0] != '/' || !readable(cl->cwd, JIT_COMMAND_PATH_MAX)))
+                return -EILSEQ;
+        return 0;
+}
+
+const char *jit_command_line_error(int r) {
+        switch (r) {
+        case -ENAMETOOLONG:
+                return "the command's path is longer than 4096 bytes";
+        case -E2BIG:
+                return "the command line is too long for jit (256 arguments of 4096 bytes, "
+                       "32 KiB in all)";
+        case -EILSEQ:
+                return "the command line holds characters an approver could not read as they "
+                       "are (controls, invisible or reordering characters, or bytes that are "
+                       "not UTF-8)";
+        case -EINVAL:
+                return "the command is not an absolute path with its arguments, or the run-as "
+                       "user or group is not a name";
+        default:
+                return "the command line cannot be checked";
+        }
+}
+
+/* Whether a shell reads s back as one word without quotes. */
+static bool plain_word(const char *s) {
+        if (!*s)
+                return false;
+        for (; *s; s++)
+                if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                            "@%+=:,./-_",
+                            *s) &&
+                    (unsigned char) *s < 0x80)
+                        return false;
+        return true;
+}
+
+static int put_quoted(FILE *f, const char *s) {
+        if (plain_word(s))
+                return fputs(s, f) < 0 ? -EIO : 0;
+        fputc('\'', f);
+        for (; *s; s++)
+                if (*s == '\'')
+                        fputs("'\\''", f);
+                else
+                        fputc(*s, f);
+        fputc('\'', f);
+        return 0;
+}
+
+char *jit_command_line_quote(const char *const *argv) {
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        if (!f)
+                return NULL;
+        for (size_t i = 0; argv && argv[i]; i++) {
+                if (i > 0)
+                        fputc(' ', f);
+                (void) put_quoted(f, argv[i]);
+        }
+        if (fclose(f) != 0) {
+                free(buf);
+                return NULL;
+        }
+        return buf;
+}
+
+char *jit_shell_quote(const char *s) {
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        if (!f)
+                return NULL;
+        fputc('\'', f);
+        for (; *s; s++)
+                if (*s == '\'')
+                        fputs("'\\''", f);
+                else
+                        fputc(*s, f);
+        fputc('\'', f);
+        if (fclose(f) != 0) {
+                free(buf);
+                return NULL;
+        }
+        return buf;
+}
+
+static int add(json_object *o, const char *key, json_object *v) {
+        if (!v || json_object_object_add(o, key, v) < 0) {
+                json_object_put(v);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+json_object *jit_command_request_new(const JitCommandLine *cl, const char *user) {
+        json_object *o = jit_request_new("check-command");
+        json_object *argv = json_object_new_array();
+
+        if (!o || !argv)
+                goto fail;
+        for (size_t i = 0; cl->argv[i]; i++) {
+                json_object *s = json_object_new_string(cl->argv[i]);
+                if (!s || json_object_array_add(argv, s) < 0) {
+                        json_object_put(s);
+                        goto fail;
+                }
+        }
+        if (add(o, "argv", argv) < 0) {
+                argv = NULL;
+                goto fail;
+        }
+        argv = NULL;
+        if (add(o, "user", json_object_new_string(user)) < 0 ||
+            add(o, "command", json_object_new_string(cl->command)) < 0 ||
+            (cl->run_as_user &&
+             add(o, "run_as_user", json_object_new_string(cl->run_as_user)) < 0) ||
+            (cl->run_as_group &&
+             add(o, "run_as_group", json_object_new_string(cl->run_as_group)) < 0) ||
+            (cl->cwd && add(o, "cwd", json_object_new_string(cl->cwd)) < 0))
+                goto fail;
+        return o;
+fail:
+        json_object_put(argv);
+        json_object_put(o);
+        return NULL;
+}

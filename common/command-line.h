@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/* A command line as sudo will run it, for command-scoped grants: the absolute path of the
+ * program, its argv, the run-as user and group and the working directory. The sudo approval
+ * plugin (jit_approval.so) asks about one, jitctl files a request for one, the broker
+ * matches them against grants and rules: one shape, one set of limits, one way to show it. */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Limits: the whole line must fit a request frame with room to spare. */
+#define JIT_COMMAND_PATH_MAX 4096
+#define JIT_COMMAND_ARGS_MAX 256
+#define JIT_COMMAND_ARG_MAX 4096
+#define JIT_COMMAND_LINE_MAX (32U * 1024U) /* all of argv, bytes */
+
+typedef struct JitCommandLine {
+        const char *command;      /* absolute path */
+        const char *const *argv;  /* NULL-terminated; argv[0] as sudo passes it */
+        const char *run_as_user;  /* NULL: root */
+        const char *run_as_group; /* NULL: the user's */
+        const char *cwd;          /* NULL: not known */
+} JitCommandLine;
+
+/* 0, or a negative errno for jit_command_line_error(): -ENAMETOOLONG, -E2BIG, -EINVAL (not an
+ * absolute path, no argv[0]), -EILSEQ (text a person cannot read as it is: controls,
+ * invisible or reordering characters, bad UTF-8). */
+int jit_command_line_check(const JitCommandLine *cl);
+const char *jit_command_line_error(int r);
+
+/* argv as one line a shell would read back the same: words that need it in single quotes
+ * ('it'\''s'). NULL on ENOMEM. */
+char *jit_command_line_quote(const char *const *argv);
+/* s in single quotes for a shell. NULL on ENOMEM. */
+char *jit_shell_quote(const char *s);
+
+/* {"version":1,"op":"check-command","user":user,"command":...,"argv":[...],
+ * "run_as_user":...,"run_as_group":...,"cwd":...}; NULL on ENOMEM. */
+json_object *jit_command_request_new(const JitCommandLine *cl, const char *user);

@@ -1,0 +1,119 @@
+# SPDX-License-Identifier: MIT
+"""The sudo approval plugin jit_approval.so, loaded by the real sudo from sudo.conf: it
+asks the broker about the exact command sudo will run, allows on a clear yes, and refuses
+with one line and the jitctl command to run otherwise; root, users outside the gated group
+and a misconfigured plugin never lock anyone but gated users out."""
+
+import os
+import unittest
+
+import jittest
+from jittest import BrokerTestCase
+
+JIT_APPROVAL = os.environ.get("JIT_APPROVAL", "")
+
+POLICY = """
+rules = (
+  { name = "dev"; services = ["sudo"]; requesters = ["%jit-dev"]; approvers = ["%jit-lead"]; }
+);
+"""
+
+SUDO_CONF = """Plugin sudoers_policy sudoers.so
+Plugin sudoers_io sudoers.so
+Plugin sudoers_audit sudoers.so
+Plugin jit_approval {plugin} {options}
+"""
+
+
+@unittest.skipIf(jittest.SANITIZED, "a sanitized plugin cannot load into setuid sudo")
+@unittest.skipUnless(JIT_APPROVAL, "JIT_APPROVAL names no built jit_approval.so")
+class SudoPlugin(BrokerTestCase):
+    POLICY = POLICY
+    USERS = {
+        "jit-alice": ["jit-dev", "jit-test", "jit-gated"],
+        "jit-bob": ["jit-lead", "jit-test"],
+        "jit-erin": ["jit-test"],  # may sudo, not gated by jit
+    }
+    JOURNALD = False
+
+    def setUp(self):
+        # Only the plugin gates: the account line permits, so what is refused here is the
+        # plugin's doing.
+        self.sb.write_pam_service("sudo", "auth required pam_permit.so\naccount required pam_permit.so\n"
+                                          "session required pam_permit.so\n")
+        self.write_conf()
+
+    def tearDown(self):
+        for r in self.u["jit-bob"].ok("list", "--active"):
+            self.u["jit-bob"].ok("revoke", str(r["id"]))
+
+    def write_conf(self, options=None):
+        if options is None:
+            options = f"socket={self.broker.socket} group=jit-gated"
+        with open("/etc/sudo.conf", "w") as f:
+            f.write(SUDO_CONF.format(plugin=JIT_APPROVAL, options=options))
+
+    def grant(self):
+        alice, bob = self.u["jit-alice"], self.u["jit-bob"]
+        rid = alice.ok("request", "--reason", "plugin")["id"]
+        bob.ok("approve", str(rid))
+        return rid
+
+    def test_no_grant_refused_with_what_to_run(self):
+        p = self.u["jit-alice"].sudo("systemctl", "--version")
+        self.assertExit(p, 1)
+        self.assertEqual(p.stdout, "")
+        self.assertIn("jit: no grant covers this command. Ask for one: jitctl request --command "
+                      "'systemctl --version' --reason \"...\"", p.stderr)
+
+    def test_whole_sudo_grant_covers_any_command(self):
+        self.grant()
+        p = self.u["jit-alice"].sudo("id", "-u")
+        self.assertExit(p, 0)
+        self.assertEqual(p.stdout.strip(), "0")
+        p = self.u["jit-alice"].sudo("/bin/sh", "-c", "echo \"it's $((6*7))\"")
+        self.assertExit(p, 0)
+        self.assertEqual(p.stdout.strip(), "it's 42")
+
+    def test_root_and_ungated_users_pass_untouched(self):
+        p = jittest.run(["sudo", "-n", "id", "-u"], check=False)
+        self.assertExit(p, 0)
+        p = self.u["jit-erin"].sudo("id", "-u")
+        self.assertExit(p, 0)
+        self.assertEqual(p.stdout.strip(), "0")
+
+    def test_broker_away_refuses_gated_only(self):
+        self.write_conf(f"socket={self.sb.path('run', 'nobody-here.sock')} group=jit-gated")
+        self.grant()
+        p = self.u["jit-alice"].sudo("id", "-u")
+        self.assertExit(p, 1)
+        self.assertIn("jit: the access broker is unavailable", p.stderr)
+        self.assertExit(self.u["jit-erin"].sudo("id", "-u"), 0)
+
+    def test_misconfigured_plugin_refuses_gated_only(self):
+        self.write_conf(f"socket={self.broker.socket} group=jit-gated colour=blue")
+        p = self.u["jit-alice"].sudo("id", "-u")
+        self.assertExit(p, 1)
+        self.assertIn("jit_approval is misconfigured in sudo.conf (unknown option in sudo.conf)", p.stderr)
+        self.assertExit(self.u["jit-erin"].sudo("id", "-u"), 0)
+        self.assertExit(jittest.run(["sudo", "-n", "true"], check=False), 0)
+
+    def test_unreadable_command_line_refused(self):
+        self.grant()
+        p = self.u["jit-alice"].sudo("echo", "a\u202eb")
+        self.assertExit(p, 1)
+        self.assertIn("characters an approver could not read", p.stderr)
+
+    def test_exports_only_its_plugin_struct(self):
+        p = jittest.run(["nm", "-D", "--defined-only", JIT_APPROVAL])
+        names = sorted(line.split()[-1] for line in p.stdout.splitlines() if line.strip())
+        self.assertEqual(names, ["jit_approval"])
+
+    def test_only_root_may_check_commands(self):
+        r = self.u["jit-bob"].call({"version": 1, "op": "check-command", "user": "jit-alice",
+                                    "command": "/usr/bin/id", "argv": ["id"]})
+        self.assertEqual((r["ok"], r["error"]), (False, "refused"))
+
+
+if __name__ == "__main__":
+    jittest.main()
