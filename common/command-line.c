@@ -65,6 +65,87 @@ const char *jit_command_line_error(int r) {
         }
 }
 
+void jit_words_free(char **words) {
+        for (size_t i = 0; words && words[i]; i++)
+                free(words[i]);
+        free(words);
+}
+
+int jit_words_split(const char *text, size_t max, char ***ret_words, bool **ret_quoted,
+                    size_t *ret_n, const char **ret_why) {
+        char **words = calloc(1, sizeof(char *));
+        bool *quoted = calloc(1, sizeof(bool));
+        size_t n = 0;
+        const char *p = text;
+
+        *ret_why = NULL;
+        if (!words || !quoted)
+                goto nomem;
+        for (;;) {
+                while (*p == ' ')
+                        p++;
+                if (!*p)
+                        break;
+                if (n >= max) {
+                        *ret_why = "too many words";
+                        goto invalid;
+                }
+                char *w = malloc(strlen(p) + 1), *o = w;
+                bool q = false;
+                if (!w)
+                        goto nomem;
+                while (*p && *p != ' ') {
+                        if (*p != '\'') {
+                                *o++ = *p++;
+                                continue;
+                        }
+                        const char *end = strchr(p + 1, '\'');
+                        if (!end) {
+                                free(w);
+                                *ret_why = "a quote is not closed";
+                                goto invalid;
+                        }
+                        memcpy(o, p + 1, (size_t) (end - p - 1));
+                        o += end - p - 1;
+                        p = end + 1;
+                        q = true;
+                }
+                *o = '\0';
+                if (!*w) {
+                        free(w);
+                        *ret_why = "an empty word ('')";
+                        goto invalid;
+                }
+                char **nw = realloc(words, (n + 2) * sizeof(char *));
+                if (nw)
+                        words = nw;
+                bool *nq = nw ? realloc(quoted, (n + 1) * sizeof(bool)) : NULL;
+                if (!nq) {
+                        free(w);
+                        goto nomem;
+                }
+                quoted = nq;
+                quoted[n] = q;
+                words[n++] = w;
+                words[n] = NULL;
+        }
+        *ret_words = words;
+        if (ret_quoted)
+                *ret_quoted = quoted;
+        else
+                free(quoted);
+        *ret_n = n;
+        return 0;
+nomem:
+        jit_words_free(words);
+        free(quoted);
+        return -ENOMEM;
+invalid:
+        jit_words_free(words);
+        free(quoted);
+        return -EINVAL;
+}
+
 /* Whether a shell reads s back as one word without quotes. */
 static bool plain_word(const char *s) {
         if (!*s)

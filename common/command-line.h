@@ -29,6 +29,15 @@ typedef struct JitCommandLine {
 int jit_command_line_check(const JitCommandLine *cl);
 const char *jit_command_line_error(int r);
 
+/* Splits text into words at spaces, a part in single quotes ('two words') kept together:
+ * the command line of jitctl request --command and the policy's command patterns, read
+ * the same way and without a shell. *ret_words is NULL-terminated; (*ret_quoted)[i] says
+ * whether word i had quotes in it (may be NULL). 0, -ENOMEM, or -EINVAL with *ret_why
+ * (static text): an unclosed quote, an empty word (''), more than max words. */
+int jit_words_split(const char *text, size_t max, char ***ret_words, bool **ret_quoted,
+                    size_t *ret_n, const char **ret_why);
+void jit_words_free(char **words);
+
 /* argv as one line a shell would read back the same: words that need it in single quotes
  * ('it'\''s'). NULL on ENOMEM. */
 char *jit_command_line_quote(const char *const *argv);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cleanup.h"
+#include "command-line.h"
 #include "protocol.h"
 
 void command_pattern_done(CommandPattern *p) {
@@ -20,45 +21,6 @@ void command_pattern_done(CommandPattern *p) {
         *p = (CommandPattern){};
 }
 
-/* The next word of *s into a new string: 1, 0 at the end, or -EINVAL (*why). */
-static int next_word(const char **s, char **ret, bool *ret_quoted, const char **why) {
-        const char *p = *s;
-        while (*p == ' ')
-                p++;
-        if (!*p)
-                return 0;
-        size_t n = strlen(p);
-        char *w = malloc(n + 1), *o = w;
-        bool quoted = false;
-        if (!w)
-                return -ENOMEM;
-        while (*p && *p != ' ') {
-                if (*p == '\'') {
-                        const char *end = strchr(p + 1, '\'');
-                        if (!end) {
-                                free(w);
-                                *why = "a quote is not closed";
-                                return -EINVAL;
-                        }
-                        memcpy(o, p + 1, (size_t) (end - p - 1));
-                        o += end - p - 1;
-                        p = end + 1;
-                        quoted = true;
-                } else
-                        *o++ = *p++;
-        }
-        *o = '\0';
-        if (!*w) {
-                free(w);
-                *why = "an empty word ('')";
-                return -EINVAL;
-        }
-        *s = p;
-        *ret = w;
-        *ret_quoted = quoted;
-        return 1;
-}
-
 /* Whether word has ".." as a path component. */
 static bool has_dotdot(const char *w) {
         for (const char *p = w; (p = strstr(p, "..")); p += 2)
@@ -69,7 +31,9 @@ static bool has_dotdot(const char *w) {
 
 int command_pattern_parse(const char *text, CommandPattern *ret, const char **ret_why) {
         _cleanup_(command_pattern_done) CommandPattern p = {};
-        const char *why = NULL, *s = text;
+        char **words = NULL;
+        bool *quoted = NULL;
+        size_t n;
         int r;
 
         *ret_why = NULL;
@@ -82,73 +46,48 @@ int command_pattern_parse(const char *text, CommandPattern *ret, const char **re
                 *ret_why = "holds control, invisible or reordering characters";
                 return -EINVAL;
         }
+        r = jit_words_split(text, JIT_COMMAND_PATTERN_WORDS + 1, &words, &quoted, &n, ret_why);
+        if (r < 0)
+                return r;
         if (!(p.text = strdup(text)))
-                return -ENOMEM;
-        bool quoted;
-        r = next_word(&s, &p.path, &quoted, &why);
-        if (r <= 0) {
-                *ret_why = r == 0 ? "empty" : why;
-                return r == 0 ? -EINVAL : r;
-        }
-        if (p.path[0] != '/') {
-                *ret_why = "the program must be an absolute path";
-                return -EINVAL;
-        }
-        if (strchr(p.path, '*') || strchr(p.path, '?') || strchr(p.path, '[')) {
-                *ret_why = "a wildcard in the program's path would allow programs nobody named";
-                return -EINVAL;
-        }
-        if (has_dotdot(p.path)) {
-                *ret_why = "the program's path holds \"..\"";
-                return -EINVAL;
-        }
-        for (;;) {
-                char *w;
-                r = next_word(&s, &w, &quoted, &why);
-                if (r < 0) {
-                        *ret_why = why;
-                        return r;
-                }
-                if (r == 0)
-                        break;
-                if (p.rest) {
-                        free(w);
-                        *ret_why = "\"**\" may only be the last word";
-                        return -EINVAL;
-                }
-                if (!quoted && strcmp(w, "**") == 0) {
-                        free(w);
+                r = -ENOMEM;
+        else if (n == 0)
+                *ret_why = "empty", r = -EINVAL;
+        else if (words[0][0] != '/')
+                *ret_why = "the program must be an absolute path", r = -EINVAL;
+        else if (strpbrk(words[0], "*?["))
+                *ret_why = "a wildcard in the program's path would allow programs nobody named",
+                r = -EINVAL;
+        else if (has_dotdot(words[0]))
+                *ret_why = "the program's path holds \"..\"", r = -EINVAL;
+        for (size_t i = 1; r == 0 && i < n; i++) {
+                const char *w = words[i];
+                if (p.rest)
+                        *ret_why = "\"**\" may only be the last word", r = -EINVAL;
+                else if (!quoted[i] && strcmp(w, "**") == 0)
                         p.rest = true;
-                        continue;
-                }
-                if (!quoted && strstr(w, "**")) {
-                        free(w);
-                        *ret_why = "\"**\" stands alone, as the last word";
-                        return -EINVAL;
-                }
-                if (!quoted && strchr(w, '*') && has_dotdot(w)) {
-                        free(w);
+                else if (!quoted[i] && strstr(w, "**"))
+                        *ret_why = "\"**\" stands alone, as the last word", r = -EINVAL;
+                else if (!quoted[i] && strchr(w, '*') && has_dotdot(w))
                         *ret_why = "a wildcard next to \"..\" would reach outside the directory "
-                                   "it names";
-                        return -EINVAL;
-                }
-                if (p.n_args >= JIT_COMMAND_PATTERN_WORDS) {
-                        free(w);
-                        *ret_why = "more than 256 words";
-                        return -EINVAL;
-                }
-                char **a = realloc(p.args, (p.n_args + 1) * sizeof(char *));
-                if (a)
-                        p.args = a;
-                bool *l = a ? realloc(p.literal, (p.n_args + 1) * sizeof(bool)) : NULL;
-                if (!l) {
-                        free(w);
-                        return -ENOMEM;
-                }
-                p.literal = l;
-                p.literal[p.n_args] = quoted;
-                p.args[p.n_args++] = w;
+                                   "it names",
+                        r = -EINVAL;
         }
+        if (r < 0) {
+                jit_words_free(words);
+                free(quoted);
+                return r;
+        }
+        /* The words become the pattern's: the path, then the arguments (** left out). */
+        p.path = words[0];
+        p.n_args = n - 1 - (p.rest ? 1 : 0);
+        if (p.rest)
+                free(words[n - 1]);
+        memmove(words, words + 1, p.n_args * sizeof(char *));
+        words[p.n_args] = NULL;
+        p.args = words;
+        memmove(quoted, quoted + 1, p.n_args * sizeof(bool));
+        p.literal = quoted;
         *ret = p;
         p = (CommandPattern){};
         return 0;
