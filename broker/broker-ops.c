@@ -543,6 +543,11 @@ static json_object *op_request(Op *op) {
                                        (unsigned long long) JIT_DURATION_MAX_SEC);
         if (jit_message_get_bool(op->msg, "once", &once) < 0)
                 return bad_field(op->msg, "once", -EINVAL, 0);
+        json_object *command;
+        if (json_object_object_get_ex(op->msg, "command", &command))
+                /* Never filed as a grant for all of sudo instead. */
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST,
+                                       "command-scoped requests are not supported yet");
         const char *requester;
         if ((r = jit_message_get_string(op->msg, "requester", JIT_USER_MAX, false, &requester)) <
             0)

@@ -60,6 +60,8 @@ enum {
         ARG_NO_PAGER,
         ARG_NO_LEGEND,
         ARG_SINCE,
+        ARG_COMMAND,
+        ARG_AS,
 };
 
 /* clang-format off */

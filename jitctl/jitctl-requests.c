@@ -2,26 +2,31 @@
 /* The commands on requests: request, list, show, approve, deny, revoke, cancel, status,
  * break-glass and ack. Each is one exchange with the broker (common/PROTOCOL.md), but
  * request --wait, which then follows the request's stream (jitctl-watch.c). */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cleanup.h"
 #include "client.h"
+#include "command-line.h"
 #include "jitctl-command.h"
 #include "jitctl-exit.h"
 #include "jitctl-format.h"
 #include "jitctl-pager.h"
 #include "jitctl-text.h"
+#include "names.h"
 #include "protocol.h"
 
 /* clang-format off */
 const char request_help[] =
         "Usage: jitctl request --reason TEXT [--service S] [--for DUR] [--ticket T]\n"
-        "                      [--once] [--wait]\n"
+        "                      [--command 'CMD ARGS' [--as USER[:GROUP]]] [--once] [--wait]\n"
         "\n"
         "Ask for a time-limited grant for yourself. The broker's policy decides who has to\n"
         "approve it and how long it may last.\n"
@@ -32,6 +37,12 @@ const char request_help[] =
         "  --for DUR       How long the grant lasts once approved: 30m, 2h, 1h30m, ...\n"
         "                  (default: the policy's)\n"
         "  --ticket T      Ticket or change id, where the policy asks for one\n"
+        "  --command 'CMD ARGS'\n"
+        "                  A grant for this one command line under sudo, not all of sudo:\n"
+        "                  CMD is found as sudo finds it (secure_path), words are split at\n"
+        "                  spaces, 'quoted parts' kept together\n"
+        "  --as USER[:GROUP]\n"
+        "                  With --command: the user (and group) sudo runs it as (default root)\n"
         "  --once          One-shot: the grant ends when its first session closes\n"
         "  --wait          Wait until the request is decided; exit 0 when it is approved,\n"
         "                  3 when it is denied, cancelled or times out, 1 when the grant\n"
@@ -147,7 +158,106 @@ typedef struct RequestArgs {
         uint64_t duration; /* 0: the policy's default */
         bool once;
         bool wait;
+        const char *command_text; /* --command as typed */
+        const char *as;           /* --as USER[:GROUP] */
+        char **argv;              /* --command split into words */
+        char *command;            /* argv[0] resolved as sudo would */
+        char *run_as_user, *run_as_group;
 } RequestArgs;
+
+static void request_args_done(RequestArgs *a) {
+        jit_words_free(a->argv);
+        free(a->command);
+        free(a->run_as_user);
+        free(a->run_as_group);
+}
+
+/* Where sudo looks for a command given by name: Debian's sudoers sets secure_path to this,
+ * and sudo then searches it, not the caller's PATH. */
+#define SUDO_SECURE_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+/* name as sudo resolves it: with a '/', the path itself (made absolute from the current
+ * directory); else the first executable regular file of that name in SUDO_SECURE_PATH.
+ * The path is not resolved further: sudo runs, and its plugin sees, what it found. */
+static int resolve_command(const char *name, char **ret) {
+        if (strchr(name, '/')) {
+                _cleanup_free_ char *abs = NULL;
+                if (name[0] == '/')
+                        abs = strdup(name);
+                else {
+                        _cleanup_free_ char *cwd = getcwd(NULL, 0);
+                        if (!cwd)
+                                return -errno;
+                        if (asprintf(&abs, "%s/%s", cwd, name) < 0)
+                                abs = NULL;
+                }
+                if (!abs)
+                        return -ENOMEM;
+                if (access(abs, X_OK) < 0)
+                        return -errno;
+                *ret = TAKE_PTR(abs);
+                return 0;
+        }
+        const char *p = SUDO_SECURE_PATH;
+        while (*p) {
+                size_t n = strcspn(p, ":");
+                _cleanup_free_ char *cand = NULL;
+                struct stat st;
+                if (asprintf(&cand, "%.*s/%s", (int) n, p, name) < 0)
+                        return -ENOMEM;
+                if (stat(cand, &st) == 0 && S_ISREG(st.st_mode) && access(cand, X_OK) == 0) {
+                        *ret = TAKE_PTR(cand);
+                        return 0;
+                }
+                p += n + (p[n] == ':');
+        }
+        return -ENOENT;
+}
+
+/* --command and --as into a->argv, a->command, a->run_as_*. CONTINUE or the usage error. */
+static int parse_command(Context *c, RequestArgs *a) {
+        const char *why;
+        size_t n;
+        int r;
+
+        if (a->as && !a->command_text)
+                return usage_error(c, "--as goes with --command");
+        if (!a->command_text)
+                return CONTINUE;
+        if ((r = jit_words_split(a->command_text, JIT_COMMAND_ARGS_MAX, &a->argv, NULL, &n,
+                                 &why)) == -ENOMEM)
+                return fail_oom(c);
+        if (r < 0)
+                return usage_error(c, "--command: %s", why);
+        if (n == 0)
+                return usage_error(c, "--command: no command given");
+        if ((r = resolve_command(a->argv[0], &a->command)) == -ENOMEM)
+                return fail_oom(c);
+        if (r < 0)
+                return usage_error(c, "--command: %s: %s", a->argv[0],
+                                   r == -ENOENT && !strchr(a->argv[0], '/')
+                                           ? "not found in sudo's path (" SUDO_SECURE_PATH ")"
+                                           : strerror(-r));
+        if (a->as) {
+                const char *colon = strchr(a->as, ':');
+                a->run_as_user = colon ? strndup(a->as, (size_t) (colon - a->as)) : strdup(a->as);
+                a->run_as_group = colon ? strdup(colon + 1) : NULL;
+                if (!a->run_as_user || (colon && !a->run_as_group))
+                        return fail_oom(c);
+                if (!valid_account_name(a->run_as_user) ||
+                    (a->run_as_group && !valid_account_name(a->run_as_group)))
+                        return usage_error(c, "--as: '%s' is not USER or USER:GROUP", a->as);
+        }
+        JitCommandLine cl = {
+                .command = a->command,
+                .argv = (const char *const *) a->argv,
+                .run_as_user = a->run_as_user,
+                .run_as_group = a->run_as_group,
+        };
+        if ((r = jit_command_line_check(&cl)) < 0)
+                return usage_error(c, "--command: %s", jit_command_line_error(r));
+        return CONTINUE;
+}
 
 static int parse_request_args(Context *c, int argc, char *argv[], RequestArgs *a) {
         static const struct option options[] = {
@@ -158,6 +268,8 @@ static int parse_request_args(Context *c, int argc, char *argv[], RequestArgs *a
                 { "ticket", required_argument, NULL, ARG_TICKET },
                 { "once", no_argument, NULL, ARG_ONCE },
                 { "wait", no_argument, NULL, ARG_WAIT },
+                { "command", required_argument, NULL, ARG_COMMAND },
+                { "as", required_argument, NULL, ARG_AS },
                 {},
         };
         const char *duration = NULL;
@@ -187,6 +299,12 @@ static int parse_request_args(Context *c, int argc, char *argv[], RequestArgs *a
                 case ARG_WAIT:
                         a->wait = true;
                         break;
+                case ARG_COMMAND:
+                        a->command_text = optarg;
+                        break;
+                case ARG_AS:
+                        a->as = optarg;
+                        break;
                 default:
                         return option_error(c);
                 }
@@ -202,7 +320,9 @@ static int parse_request_args(Context *c, int argc, char *argv[], RequestArgs *a
                 return r;
         if (a->ticket && (r = check_text(c, "--ticket", a->ticket, JIT_TICKET_MAX)) != CONTINUE)
                 return r;
-        return CONTINUE;
+        if (a->command_text && !STREQ(a->service, "sudo"))
+                return usage_error(c, "--command is for sudo grants (--service sudo)");
+        return parse_command(c, a);
 }
 
 /* op "request", or "break-glass", which takes neither a ticket nor --once. */
@@ -215,6 +335,17 @@ static json_object *build_request(const char *op, const RequestArgs *a) {
             (a->ticket && add_string(o, "ticket", a->ticket) < 0) ||
             (a->once && add_bool(o, "once", true) < 0))
                 return NULL;
+        if (a->command) {
+                _cleanup_(json_object_putp) json_object *argv = json_object_new_array();
+                for (size_t i = 0; argv && a->argv[i]; i++)
+                        if (json_object_array_add(argv, json_object_new_string(a->argv[i])) < 0)
+                                return NULL;
+                if (!argv || add_string(o, "command", a->command) < 0 ||
+                    json_object_object_add(o, "argv", TAKE_PTR(argv)) < 0 ||
+                    (a->run_as_user && add_string(o, "run_as_user", a->run_as_user) < 0) ||
+                    (a->run_as_group && add_string(o, "run_as_group", a->run_as_group) < 0))
+                        return NULL;
+        }
         return TAKE_PTR(o);
 }
 
@@ -230,8 +361,8 @@ static int decision_exit_status(const char *state) {
 int cmd_request(Context *c, int argc, char *argv[]) {
         _cleanup_(json_object_putp) json_object *request = NULL, *reply = NULL;
         _cleanup_(request_view_done) RequestView v = {};
+        _cleanup_(request_args_done) RequestArgs a = {};
         json_object *result;
-        RequestArgs a;
         int r;
 
         r = parse_request_args(c, argc, argv, &a);
@@ -433,15 +564,16 @@ int cmd_ack(Context *c, int argc, char *argv[]) {
 int cmd_break_glass(Context *c, int argc, char *argv[]) {
         _cleanup_(json_object_putp) json_object *request = NULL, *reply = NULL;
         _cleanup_(request_view_done) RequestView v = {};
+        _cleanup_(request_args_done) RequestArgs a = {};
         json_object *result;
-        RequestArgs a;
         int r;
 
         r = parse_request_args(c, argc, argv, &a);
         if (r != CONTINUE)
                 return r;
-        if (a.ticket || a.once || a.wait)
-                return usage_error(c, "--ticket, --once and --wait do not apply to break-glass");
+        if (a.ticket || a.once || a.wait || a.command_text)
+                return usage_error(c, "--ticket, --once, --wait and --command do not apply to "
+                                      "break-glass");
         request = build_request("break-glass", &a);
         if (!request)
                 return fail_oom(c);
