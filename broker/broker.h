@@ -68,6 +68,7 @@ typedef struct Broker {
         unsigned held_kept;               /* grants.held_changes as last kept in a file */
         sd_event_source *log_flush_timer; /* summaries of refusals held back (effects.h) */
         struct EventStreams *streams;     /* watch and wait (event-stream.c) */
+        struct Notifier *notifier;        /* runs the policy's notify hooks (notify.h) */
 } Broker;
 
 /* broker-server.c */

@@ -25,6 +25,7 @@
 #include "duration.h"
 #include "grant.h"
 #include "json-lines.h"
+#include "notify.h"
 #include "store-retention.h"
 #include "timeutil.h"
 
@@ -337,6 +338,7 @@ static void run_effects(Broker *b) {
                 b->effects.state_changed = false;
                 broker_state_changed(b);
         }
+        notifier_kick(b->notifier);
 }
 
 static int on_effects(sd_event_source *s, void *userdata) {
@@ -347,6 +349,12 @@ static int on_effects(sd_event_source *s, void *userdata) {
 static void effects_wakeup(void *userdata) {
         Broker *b = userdata;
         (void) sd_event_source_set_enabled(b->effects_source, SD_EVENT_ONESHOT);
+}
+
+/* Grants.before_commit: the notifications a change owes go into the outbox with it. */
+static int stage_notifications(Grants *g, void *userdata) {
+        Broker *b = userdata;
+        return notifier_stage(b->notifier, g);
 }
 
 static void report_failure(void *userdata, int error, const char *what, int64_t id) {
@@ -577,6 +585,8 @@ static int load_policy_reporting(Broker *b, bool initial, char **ret_error) {
         policy_free(b->policy);
         b->policy = p;
         b->grants.policy = p;
+        if (b->notifier)
+                notifier_set_policy(b->notifier, p);
         char version_field[128];
         snprintf(version_field, sizeof(version_field), "JIT_POLICY_VERSION=%s", p->hash);
         const char *loaded_fields[] = { path_field, version_field, NULL };
@@ -947,6 +957,7 @@ int main(int argc, char *argv[]) {
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGHUP);
+        sigaddset(&mask, SIGCHLD); /* the notify hooks' exits, through sd-event */
         sigprocmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
 
@@ -982,7 +993,14 @@ int main(int argc, char *argv[]) {
                 .now = now_usec,
                 .report = report_failure,
                 .report_userdata = &b,
+                .before_commit = stage_notifications,
+                .before_commit_userdata = &b,
         };
+        if ((r = notifier_new(b.event, b.db, &b.notifier)) < 0) {
+                log_error_errno(r, "setting up notifications: %m");
+                return 1;
+        }
+        notifier_set_policy(b.notifier, b.policy);
         /* Deadlines are ours to keep to the second, not the default 250 ms window. */
         (void) sd_event_source_set_time_accuracy(b.deadline_timer, 1);
 
@@ -1028,6 +1046,8 @@ int main(int argc, char *argv[]) {
         update_status(&b);
 
         r = sd_event_loop(b.event);
+        /* Hooks still running are killed; their notifications stay in the outbox. */
+        b.notifier = notifier_free(b.notifier);
 
         sd_notify(false, "STOPPING=1");
         log_event(JIT_EVENT_STOPPING, LOG_INFO, NULL, "broker", NULL, "jit-brokerd stopping");
@@ -1037,8 +1057,8 @@ int main(int argc, char *argv[]) {
                 audit_policy(&b, JIT_EVENT_STOPPING, NULL);
                 audit_log_head(&b, true);
         }
-        sd_event_source_disable_unref(b.audit_head_timer);
-        sd_event_source_disable_unref(b.warning_timer);
+        b.audit_head_timer = sd_event_source_disable_unref(b.audit_head_timer);
+        b.warning_timer = sd_event_source_disable_unref(b.warning_timer);
         /* A last try for the ends held in memory; what still fails stays in the file for
          * the next start. Not into a database that failed its check: the file keeps them. */
         if (!integrity_failed && grants_retry_held(&b.grants) > 0) {
@@ -1053,10 +1073,12 @@ int main(int argc, char *argv[]) {
         }
         keep_held(&b);
         sessions_free_all(&b);
-        sd_event_source_disable_unref(b.deadline_timer);
+        b.deadline_timer = sd_event_source_disable_unref(b.deadline_timer);
         b.retry_timer = sd_event_source_disable_unref(b.retry_timer);
         (void) effects_flush_suppressed(&b.effects, UINT64_MAX);
         b.log_flush_timer = sd_event_source_disable_unref(b.log_flush_timer);
+        /* No timer is left to arm: a reload just before the stop left this set. */
+        b.effects.state_changed = false;
         run_effects(&b); /* what the last changes owe the journal */
         sd_event_source_disable_unref(b.effects_source);
         effect_queue_done(&b.effects);

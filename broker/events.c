@@ -37,6 +37,9 @@ static const struct {
         [JIT_EVENT_REQUESTS_ARCHIVED] = { "62a59c9bd235444ba7a30c7835b997e3", "requests-archived" },
         [JIT_EVENT_INTEGRITY_FAILED] = { "8d65441d95e34a9a9eb6210dbac2defc",
                                          "database-integrity-failed" },
+        [JIT_EVENT_NOTIFY_FAILED] = { "076a05fc8240404a846f70f8ee799951", "notify-failed" },
+        [JIT_EVENT_NOTIFY_DELIVERED] = { "019e80befb34438e9fd77dd2eb32be23", "notify-delivered" },
+        [JIT_EVENT_NOTIFY_DROPPED] = { "3bdc17a56d714de5bdddc930b918af53", "notify-dropped" },
 };
 
 const char *jit_event_message_id(JitEvent e) {

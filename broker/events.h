@@ -30,6 +30,9 @@ typedef enum JitEvent {
         JIT_EVENT_CONSUMED,
         JIT_EVENT_REQUESTS_ARCHIVED,
         JIT_EVENT_INTEGRITY_FAILED,
+        JIT_EVENT_NOTIFY_FAILED,    /* a notify hook failed; retried later (notify.h) */
+        JIT_EVENT_NOTIFY_DELIVERED, /* a notify hook took an event (debug priority) */
+        JIT_EVENT_NOTIFY_DROPPED,   /* notifications given up: outbox full, hook gone, retries */
         _JIT_EVENT_MAX,
 } JitEvent;
 

@@ -36,7 +36,9 @@ int grants_commit(Grants *g) {
         if (g->tx_depth == 0)
                 return -EINVAL;
         if (g->tx_depth == 1) {
-                int k = db_commit(g->db);
+                int k = g->before_commit ? g->before_commit(g, g->before_commit_userdata) : 0;
+                if (k >= 0)
+                        k = db_commit(g->db);
                 if (k < 0)
                         return k; /* still open: the caller's guard rolls it back */
                 effects_commit(g->effects);

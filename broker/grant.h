@@ -70,6 +70,13 @@ typedef struct Grants {
         uint64_t held_saved;   /* ends let go of once saved (under held_lock) */
         int64_t *used;         /* one-shot grants used up in memory (grants_mark_used()) */
         size_t n_used;
+        /* What is saved with every change, in its own transaction: called by grants_commit()
+         * just before the outermost commit, when the effects the transaction staged are
+         * effects->items[n_due..n). A failure fails the commit, and the caller's guard rolls
+         * the whole change back. The daemon writes the notification outbox here (outbox.h);
+         * NULL: nothing. */
+        int (*before_commit)(struct Grants *g, void *userdata);
+        void *before_commit_userdata;
 } Grants;
 
 typedef struct GrantError {

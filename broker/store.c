@@ -144,6 +144,24 @@ static const char *const migrations[] = {
         "CREATE INDEX requests_active_by_expiry ON requests(requester_uid, service, expires_at)"
         " WHERE state = 'active';"
         "DROP INDEX requests_active;",
+        /* 6 -> 7: notifications owed to the policy's hooks, written with the change they
+         * tell of (outbox.c). No reference to requests: retention may archive a request
+         * whose notification is still on its way. IF NOT EXISTS: a database set back to an
+         * earlier version by hand keeps what it holds. */
+        "CREATE TABLE IF NOT EXISTS outbox ("
+        "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        "  created_at INTEGER NOT NULL,"
+        "  hook TEXT NOT NULL,"
+        "  hook_index INTEGER NOT NULL,"
+        "  event TEXT NOT NULL,"
+        "  request_id INTEGER NOT NULL,"
+        "  payload TEXT NOT NULL,"
+        "  attempts INTEGER NOT NULL DEFAULT 0,"
+        "  next_attempt_at INTEGER NOT NULL,"
+        "  last_error TEXT"
+        ");"
+        "CREATE INDEX IF NOT EXISTS outbox_due ON outbox(next_attempt_at);"
+        "CREATE INDEX IF NOT EXISTS outbox_hook ON outbox(hook, id);",
 };
 
 sqlite3 *db_sqlite(BrokerDb *db) {

@@ -318,7 +318,10 @@ static const char *const rule_keys[] = {
         "ticket_pattern", "reason_min_length", "allow_self_approval", NULL,
 };
 static const char *const break_glass_keys[] = { "requesters", "services", "max_duration", NULL };
-static const char *const top_keys[] = { "settings", "profile", "rules", "break_glass", NULL };
+static const char *const notify_keys[] = { "command", "args", "events", "timeout",
+                                           "retry",   "user", "groups", NULL };
+static const char *const top_keys[] = { "settings",    "profile", "rules",
+                                        "break_glass", "notify",  NULL };
 
 static int parse_settings(Parser *ps, const config_setting_t *s, Policy *p) {
         const config_setting_t *m;
@@ -696,6 +699,228 @@ static int parse_break_glass(Parser *ps, const config_setting_t *s, Policy *p) {
         return 0;
 }
 
+/* ---- notify: the hooks the broker runs on events (docs/notify.md) ---- */
+
+static bool has_control(const char *s) {
+        for (; *s; s++)
+                if ((unsigned char) *s < 0x20 || *s == 0x7f)
+                        return true;
+        return false;
+}
+
+/* A list of strings that may be empty, each at most max bytes, without control
+ * characters. */
+static int get_text_list(Parser *ps, const config_setting_t *s, const char *what, unsigned max_n,
+                         size_t max_len, StringList *ret) {
+        if (config_setting_type(s) != CONFIG_TYPE_ARRAY &&
+            config_setting_type(s) != CONFIG_TYPE_LIST)
+                return fail(ps, s, "%s: expected a list of strings like [\"a\", \"b\"]", what);
+        int n = config_setting_length(s);
+        if (n > (int) max_n)
+                return fail(ps, s, "%s: more than %u entries", what, max_n);
+        string_list_done(ret);
+        ret->items = calloc((size_t) n + 1, sizeof(char *));
+        if (!ret->items)
+                return -ENOMEM;
+        for (int i = 0; i < n; i++) {
+                const config_setting_t *e = config_setting_get_elem(s, (unsigned) i);
+                if (config_setting_type(e) != CONFIG_TYPE_STRING)
+                        return fail(ps, e, "%s: entry %d is not a string", what, i + 1);
+                const char *v = config_setting_get_string(e);
+                if (strlen(v) > max_len)
+                        return fail(ps, e, "%s: entry %d is longer than %zu bytes", what, i + 1,
+                                    max_len);
+                if (has_control(v))
+                        return fail(ps, e, "%s: entry %d contains a control character", what,
+                                    i + 1);
+                if (!(ret->items[ret->n] = strdup(v)))
+                        return -ENOMEM;
+                ret->n++;
+        }
+        return 0;
+}
+
+static int parse_notify_events(Parser *ps, const config_setting_t *s, const char *what,
+                               PolicyNotifyHook *h) {
+        if (config_setting_type(s) != CONFIG_TYPE_ARRAY &&
+            config_setting_type(s) != CONFIG_TYPE_LIST)
+                return fail(ps, s,
+                            "%s: expected a list of event names like [\"filed\", \"approved\"]",
+                            what);
+        int n = config_setting_length(s);
+        if (n == 0)
+                return fail(ps, s, "%s: must not be empty", what);
+        for (int i = 0; i < n; i++) {
+                const config_setting_t *e = config_setting_get_elem(s, (unsigned) i);
+                if (config_setting_type(e) != CONFIG_TYPE_STRING)
+                        return fail(ps, e, "%s: entry %d is not a string", what, i + 1);
+                const char *v = config_setting_get_string(e);
+                NotifyEvent ev = notify_event_from_string(v);
+                if (ev == _NOTIFY_EVENT_INVALID) {
+                        char expected[512] = "";
+                        for (NotifyEvent k = 0; k < _NOTIFY_EVENT_MAX; k++) {
+                                if (expected[0])
+                                        strncat(expected, ", ",
+                                                sizeof(expected) - strlen(expected) - 1);
+                                strncat(expected, notify_event_to_string(k),
+                                        sizeof(expected) - strlen(expected) - 1);
+                        }
+                        return fail(ps, e, "%s: unknown event \"%.64s\" (expected one of: %s)",
+                                    what, v, expected);
+                }
+                if (h->events & (1U << ev))
+                        return fail(ps, e, "%s: \"%s\" is listed twice", what, v);
+                h->events |= 1U << ev;
+        }
+        return 0;
+}
+
+static int parse_notify_hook(Parser *ps, const config_setting_t *s, size_t index, Policy *p,
+                             PolicyNotifyHook *h) {
+        const config_setting_t *m;
+        char what[96], where[64];
+        int r;
+
+        snprintf(where, sizeof(where), "notify hook %zu", index + 1);
+        if (!config_setting_is_group(s))
+                return fail(ps, s, "%s: expected a group { command = ...; events = [...]; }",
+                            where);
+        h->line = config_setting_source_line(s);
+        h->timeout = POLICY_NOTIFY_TIMEOUT_DEFAULT;
+        h->retry = POLICY_NOTIFY_RETRY_DEFAULT;
+        if ((r = check_keys(ps, s, where, notify_keys)) < 0)
+                return r;
+
+        if (!(m = config_setting_get_member(s, "command")))
+                return fail(ps, s, "%s: missing 'command'", where);
+        snprintf(what, sizeof(what), "%s: command", where);
+        if (config_setting_type(m) != CONFIG_TYPE_STRING)
+                return fail(ps, m, "%s: expected a string", what);
+        const char *command = config_setting_get_string(m);
+        if (strlen(command) > POLICY_NOTIFY_ARG_MAX)
+                return fail(ps, m, "%s: longer than %u bytes", what, POLICY_NOTIFY_ARG_MAX);
+        if (has_control(command))
+                return fail(ps, m, "%s: contains a control character", what);
+        if (command[0] != '/')
+                return fail(ps, m, "%s: \"%s\" is not an absolute path", what, command);
+        if (!(h->command = strdup(command)))
+                return -ENOMEM;
+        /* Valid, but probably not meant: the broker would fail every delivery. */
+        struct stat st;
+        if (stat(h->command, &st) < 0)
+                warn(ps, m, "%s: \"%s\" %s", what, h->command,
+                     errno == ENOENT ? "does not exist" : strerror(errno));
+        else if (!S_ISREG(st.st_mode) || !(st.st_mode & S_IXOTH))
+                warn(ps, m, "%s: \"%s\" is not a file every user may execute", what, h->command);
+
+        if ((m = config_setting_get_member(s, "args"))) {
+                snprintf(what, sizeof(what), "%s: args", where);
+                if ((r = get_text_list(ps, m, what, POLICY_NOTIFY_ARGS_MAX, POLICY_NOTIFY_ARG_MAX,
+                                       &h->args)) < 0)
+                        return r;
+        }
+
+        if (!(m = config_setting_get_member(s, "events")))
+                return fail(ps, s, "%s: missing 'events'", where);
+        snprintf(what, sizeof(what), "%s: events", where);
+        if ((r = parse_notify_events(ps, m, what, h)) < 0)
+                return r;
+
+        static const struct {
+                const char *key;
+                size_t offset;
+                uint64_t max;
+                const char *max_text;
+        } durations[] = {
+                { "timeout", offsetof(PolicyNotifyHook, timeout), POLICY_NOTIFY_TIMEOUT_MAX, "5m" },
+                { "retry", offsetof(PolicyNotifyHook, retry), POLICY_NOTIFY_RETRY_MAX, "1h" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(durations); i++) {
+                if (!(m = config_setting_get_member(s, durations[i].key)))
+                        continue;
+                snprintf(what, sizeof(what), "%s: %s", where, durations[i].key);
+                uint64_t *field = (uint64_t *) ((char *) h + durations[i].offset);
+                if ((r = get_duration(ps, m, what, field)) < 0)
+                        return r;
+                if (*field > durations[i].max)
+                        return fail(ps, m, "%s: \"%s\" is longer than the maximum of %s", what,
+                                    config_setting_get_string(m), durations[i].max_text);
+        }
+
+        if ((m = config_setting_get_member(s, "user"))) {
+                snprintf(what, sizeof(what), "%s: user", where);
+                if ((r = get_string(ps, m, what, &h->user)) < 0)
+                        return r;
+                if (!valid_account_name(h->user))
+                        return fail(ps, m, "%s: \"%s\" is not a user name", what, h->user);
+        } else if (!(h->user = strdup(POLICY_NOTIFY_USER_DEFAULT)))
+                return -ENOMEM;
+        if (STREQ(h->user, "root"))
+                return fail(ps, m ?: s, "%s: user: a hook never runs as root", where);
+        r = account_exists(h->user);
+        if (r == -ENOMEM)
+                return r;
+        if (r == 0)
+                warn(ps, m ?: s, "%s: user \"%s\" does not exist", where, h->user);
+
+        if ((m = config_setting_get_member(s, "groups"))) {
+                snprintf(what, sizeof(what), "%s: groups", where);
+                if ((r = get_text_list(ps, m, what, POLICY_NOTIFY_GROUPS_MAX, POLICY_TEXT_MAX,
+                                       &h->groups)) < 0)
+                        return r;
+                for (size_t i = 0; i < h->groups.n; i++) {
+                        const char *g = h->groups.items[i];
+                        const config_setting_t *e = config_setting_get_elem(m, (unsigned) i);
+                        char entry[POLICY_TEXT_MAX + 2];
+                        if (!valid_account_name(g))
+                                return fail(ps, e, "%s: \"%s\" is not a group name", what, g);
+                        if (STREQ(g, "root"))
+                                return fail(ps, e, "%s: a hook never runs with group root", what);
+                        for (size_t j = 0; j < i; j++)
+                                if (STREQ(h->groups.items[j], g))
+                                        return fail(ps, e, "%s: \"%s\" is listed twice", what, g);
+                        snprintf(entry, sizeof(entry), "%%%s", g);
+                        r = account_exists(entry);
+                        if (r == -ENOMEM)
+                                return r;
+                        if (r == 0)
+                                warn(ps, e, "%s: group \"%s\" does not exist", what, g);
+                }
+        }
+
+        /* A hook is known by its command and arguments: what it has not delivered yet stays
+         * with it across a reload (docs/notify.md). Two alike could not be told apart. */
+        for (size_t i = 0; i < index; i++) {
+                const PolicyNotifyHook *o = &p->notify[i];
+                bool same = STREQ(o->command, h->command) && o->args.n == h->args.n;
+                for (size_t j = 0; same && j < h->args.n; j++)
+                        same = STREQ(o->args.items[j], h->args.items[j]);
+                if (same)
+                        return fail(ps, s, "%s: the same command and args as hook %zu (line %u)",
+                                    where, i + 1, o->line);
+        }
+        return 0;
+}
+
+static int parse_notify(Parser *ps, const config_setting_t *s, Policy *p) {
+        if (config_setting_type(s) != CONFIG_TYPE_LIST)
+                return fail(ps, s, "notify: expected a list of hooks ( { ... }, { ... } )");
+        int n = config_setting_length(s);
+        if (n > POLICY_NOTIFY_HOOKS_MAX)
+                return fail(ps, s, "notify: more than %d hooks", POLICY_NOTIFY_HOOKS_MAX);
+        p->notify = calloc((size_t) n + 1, sizeof(PolicyNotifyHook));
+        if (!p->notify)
+                return -ENOMEM;
+        for (int i = 0; i < n; i++) {
+                p->n_notify = (size_t) i + 1;
+                int r = parse_notify_hook(ps, config_setting_get_elem(s, (unsigned) i), (size_t) i,
+                                          p, &p->notify[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 /* The policy version: what the audit log and approvals name, so that "which policy said
  * yes" has an answer that survives edits of the file. */
 static int policy_hash(const char *text, size_t len, char ret[static POLICY_HASH_LEN + 1]) {
@@ -846,6 +1071,8 @@ int policy_parse(const char *text, size_t len, const char *name, Policy **ret, c
         }
         if ((m = config_setting_get_member(root, "break_glass")) &&
             (r = parse_break_glass(&ps, m, p)) < 0)
+                goto done;
+        if ((m = config_setting_get_member(root, "notify")) && (r = parse_notify(&ps, m, p)) < 0)
                 goto done;
         if (ps.n_warnings_dropped > 0)
                 warn_dropped(&ps);

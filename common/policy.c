@@ -42,6 +42,13 @@ void policy_free(Policy *p) {
                 free(p->rules[i].ticket_regex);
         }
         free(p->rules);
+        for (size_t i = 0; i < p->n_notify; i++) {
+                free(p->notify[i].command);
+                string_list_done(&p->notify[i].args);
+                free(p->notify[i].user);
+                string_list_done(&p->notify[i].groups);
+        }
+        free(p->notify);
         string_list_done(&p->break_glass.requesters);
         string_list_done(&p->break_glass.services);
         for (size_t i = 0; i < p->n_warnings; i++)
@@ -80,3 +87,24 @@ static const char *const on_expiry_names[_ON_EXPIRY_MAX] = {
 };
 
 DEFINE_STRING_TABLE(on_expiry, OnExpiry, on_expiry_names, _ON_EXPIRY_MAX);
+
+static const char *const notify_event_names[_NOTIFY_EVENT_MAX] = {
+        [NOTIFY_FILED] = "filed",
+        [NOTIFY_APPROVAL] = "approval",
+        [NOTIFY_APPROVED] = "approved",
+        [NOTIFY_DENIED] = "denied",
+        [NOTIFY_CANCELLED] = "cancelled",
+        [NOTIFY_EXPIRED] = "expired",
+        [NOTIFY_REVOKED] = "revoked",
+        [NOTIFY_TIMED_OUT] = "timed_out",
+        [NOTIFY_BREAK_GLASS] = "break_glass",
+        [NOTIFY_ACKNOWLEDGED] = "acknowledged",
+        [NOTIFY_WITHDRAWN] = "withdrawn",
+        [NOTIFY_CONSUMED] = "consumed",
+};
+
+DEFINE_STRING_TABLE(notify_event, NotifyEvent, notify_event_names, _NOTIFY_EVENT_MAX);
+
+bool policy_notify_hook_wants(const PolicyNotifyHook *h, NotifyEvent e) {
+        return e >= 0 && e < _NOTIFY_EVENT_MAX && (h->events & (1U << e));
+}

@@ -69,6 +69,47 @@ typedef struct PolicyBreakGlass {
         unsigned line;
 } PolicyBreakGlass;
 
+/* The policy's notify section: programs the broker runs when something happens to a request
+ * (docs/notify.md). */
+#define POLICY_NOTIFY_HOOKS_MAX 16
+#define POLICY_NOTIFY_ARGS_MAX 32
+#define POLICY_NOTIFY_ARG_MAX 1024 /* bytes, each argument and the command */
+#define POLICY_NOTIFY_GROUPS_MAX 16
+#define POLICY_NOTIFY_TIMEOUT_DEFAULT 10 /* seconds */
+#define POLICY_NOTIFY_TIMEOUT_MAX 300
+#define POLICY_NOTIFY_RETRY_DEFAULT 5 /* seconds: the first wait after a failure */
+#define POLICY_NOTIFY_RETRY_MAX 3600
+#define POLICY_NOTIFY_USER_DEFAULT "jit-notify"
+
+/* What a hook can be told about, by the names the policy uses. */
+typedef enum NotifyEvent {
+        NOTIFY_FILED,        /* a request was filed (pending, or active at once by its rule) */
+        NOTIFY_APPROVAL,     /* one approval of several; more are needed */
+        NOTIFY_APPROVED,     /* the grant became active (the last approval, or auto_approve) */
+        NOTIFY_DENIED,       /* an approver or root refused it */
+        NOTIFY_CANCELLED,    /* its requester withdrew it */
+        NOTIFY_EXPIRED,      /* the grant ran out */
+        NOTIFY_REVOKED,      /* the grant was ended early */
+        NOTIFY_TIMED_OUT,    /* it waited longer than pending_ttl */
+        NOTIFY_BREAK_GLASS,  /* an emergency grant was taken */
+        NOTIFY_ACKNOWLEDGED, /* a break-glass grant was reviewed */
+        NOTIFY_WITHDRAWN,    /* a reload no longer allows it */
+        NOTIFY_CONSUMED,     /* a one-shot grant's session closed */
+        _NOTIFY_EVENT_MAX,
+        _NOTIFY_EVENT_INVALID = -1,
+} NotifyEvent;
+
+typedef struct PolicyNotifyHook {
+        char *command;     /* absolute path */
+        StringList args;   /* may be empty */
+        uint32_t events;   /* 1 << NotifyEvent for each event it wants */
+        uint64_t timeout;  /* seconds */
+        uint64_t retry;    /* seconds before the first retry; doubled after each failure */
+        char *user;        /* runs as this user (never root) */
+        StringList groups; /* its supplementary groups, by name; may be empty */
+        unsigned line;
+} PolicyNotifyHook;
+
 typedef struct PolicyProfile {
         char *owner;
         char *environment;
@@ -102,6 +143,8 @@ typedef struct Policy {
         PolicyRule *rules;
         size_t n_rules;
         PolicyBreakGlass break_glass;
+        PolicyNotifyHook *notify; /* the notify section, in file order */
+        size_t n_notify;
         /* Things that are valid but probably not meant ("FILE:LINE: group \"x\" does not
          * exist"), in file order. */
         char **warnings;
@@ -206,6 +249,13 @@ int policy_break_glass_decide(const Policy *p, const Identity *requester, const 
                               uint64_t duration, PolicyDecision *ret);
 
 void policy_decision_done(PolicyDecision *d);
+
+/* "filed", "approval", "approved", ...: the names of the notify section's events; NULL out
+ * of range. And back: _NOTIFY_EVENT_INVALID for anything else. */
+const char *notify_event_to_string(NotifyEvent e);
+NotifyEvent notify_event_from_string(const char *s);
+/* Whether hook h wants event e. */
+bool policy_notify_hook_wants(const PolicyNotifyHook *h, NotifyEvent e);
 
 /* "refused", "approval", "auto"; NULL out of range. And back: _POLICY_VERDICT_INVALID for
  * anything else. */

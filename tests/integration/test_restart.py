@@ -74,7 +74,7 @@ class Restart(BrokerTestCase):
             "CREATE INDEX requests_active ON requests(requester_uid, service) WHERE state = 'active';"
             "PRAGMA user_version = 5;")
         self.broker.start()
-        self.assertEqual(sql("PRAGMA user_version"), "6")
+        self.assertEqual(sql("PRAGMA user_version"), "7")
         self.assertEqual(sql("SELECT name FROM sqlite_master WHERE name LIKE 'requests_active%'"),
                          "requests_active_by_expiry")
         self.assertAllowed(alice)

@@ -479,10 +479,10 @@ static void test_top_level_errors(void **state) {
                                  "write rules = ( ); to say so");
         assert_policy_error("rules = ();\n\nfoo = 1;",
                             NAME ":3: policy: unknown key 'foo' (expected one of: settings, "
-                                 "profile, rules, break_glass)");
+                                 "profile, rules, break_glass, notify)");
         assert_policy_error("Rules = ();",
                             NAME ":1: policy: unknown key 'Rules' (expected one of: settings, "
-                                 "profile, rules, break_glass)");
+                                 "profile, rules, break_glass, notify)");
         assert_policy_error("rules = ();\nbreak_glass = { requesters = [\"%sre\"]; };",
                             NAME ":2: break_glass: missing 'services'");
         assert_policy_error("rules = 5;", NAME ":1: rules: expected a list ( { ... }, { ... } )");
