@@ -204,6 +204,20 @@ static json_object *request_to_json(const Broker *b, const Request *r) {
         json_object_object_add(o, "break_glass", json_object_new_boolean(r->break_glass));
         json_object_object_add(o, "acknowledged_by", json_string_or_null(r->acknowledged_by));
         json_object_object_add(o, "acknowledged_at", json_time(r->acknowledged_at));
+        if (r->command) {
+                json_object *argv = json_object_new_array();
+                for (size_t i = 0; argv && r->argv && r->argv[i]; i++)
+                        json_object_array_add(argv, json_object_new_string(r->argv[i]));
+                json_object_object_add(o, "command", json_object_new_string(r->command));
+                json_object_object_add(o, "argv", argv);
+                json_object_object_add(o, "run_as_user",
+                                       json_object_new_string(r->run_as_user ?: "root"));
+                json_object_object_add(o, "run_as_group", json_string_or_null(r->run_as_group));
+                json_object_object_add(o, "cwd", json_string_or_null(r->cwd));
+                _cleanup_free_ char *line = jit_command_line_quote((const char *const *) r->argv);
+                json_object_object_add(o, "command_line", json_string_or_null(line));
+        } else
+                json_object_object_add(o, "command", NULL);
         json_object_object_add(
                 o, "seconds_left",
                 r->state == REQUEST_ACTIVE
@@ -515,6 +529,55 @@ json_object *broker_check_text(Broker *b, const struct ucred *peer, json_object 
 
 /* ---- request ---- */
 
+/* The command line of a check-command (or a command request) from msg, its strings
+ * borrowed from msg; argv allocated (free it). NULL, or the error reply. */
+static json_object *get_command_line(Op *op, JitCommandLine *cl, const char ***ret_argv) {
+        json_object *a;
+        int r;
+
+        *cl = (JitCommandLine){};
+        if ((r = jit_message_get_string(op->msg, "command", JIT_COMMAND_PATH_MAX, true,
+                                        &cl->command)) < 0)
+                return bad_field(op->msg, "command", r, JIT_COMMAND_PATH_MAX);
+        if (!json_object_object_get_ex(op->msg, "argv", &a) ||
+            !json_object_is_type(a, json_type_array) || json_object_array_length(a) < 1 ||
+            json_object_array_length(a) > JIT_COMMAND_ARGS_MAX)
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST,
+                                       "argv must be an array of 1 to %d strings",
+                                       JIT_COMMAND_ARGS_MAX);
+        size_t n = json_object_array_length(a);
+        const char **argv = calloc(n + 1, sizeof(char *));
+        if (!argv)
+                return jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
+        for (size_t i = 0; i < n; i++) {
+                json_object *v = json_object_array_get_idx(a, i);
+                if (!json_object_is_type(v, json_type_string) ||
+                    strlen(json_object_get_string(v)) != (size_t) json_object_get_string_len(v)) {
+                        free(argv);
+                        return jit_reply_error(JIT_ERROR_BAD_REQUEST,
+                                               "argv must be an array of strings without NUL");
+                }
+                argv[i] = json_object_get_string(v);
+        }
+        cl->argv = argv;
+        if ((r = jit_message_get_string(op->msg, "run_as_user", JIT_USER_MAX, false,
+                                        &cl->run_as_user)) < 0 ||
+            (r = jit_message_get_string(op->msg, "run_as_group", JIT_USER_MAX, false,
+                                        &cl->run_as_group)) < 0 ||
+            (r = jit_message_get_string(op->msg, "cwd", JIT_COMMAND_PATH_MAX, false, &cl->cwd)) <
+                    0) {
+                free(argv);
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST,
+                                       "run_as_user, run_as_group and cwd must be short strings");
+        }
+        if ((r = jit_command_line_check(cl)) < 0) {
+                free(argv);
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "%s", jit_command_line_error(r));
+        }
+        *ret_argv = argv;
+        return NULL;
+}
+
 static json_object *op_request(Op *op) {
         const char *service, *reason, *ticket;
         int64_t duration = 0;
@@ -543,11 +606,20 @@ static json_object *op_request(Op *op) {
                                        (unsigned long long) JIT_DURATION_MAX_SEC);
         if (jit_message_get_bool(op->msg, "once", &once) < 0)
                 return bad_field(op->msg, "once", -EINVAL, 0);
+        /* A grant for one command line under sudo (jitctl request --command). */
+        _cleanup_free_ const char **argv = NULL;
+        JitCommandLine cl;
         json_object *command;
-        if (json_object_object_get_ex(op->msg, "command", &command))
-                /* Never filed as a grant for all of sudo instead. */
-                return jit_reply_error(JIT_ERROR_BAD_REQUEST,
-                                       "command-scoped requests are not supported yet");
+        bool for_command = json_object_object_get_ex(op->msg, "command", &command);
+        if (for_command) {
+                json_object *bad = get_command_line(op, &cl, &argv);
+                if (bad)
+                        return bad;
+                if (!STREQ(service, "sudo"))
+                        return jit_reply_error(JIT_ERROR_BAD_REQUEST,
+                                               "a grant for a command is a sudo grant "
+                                               "(service sudo)");
+        }
         const char *requester;
         if ((r = jit_message_get_string(op->msg, "requester", JIT_USER_MAX, false, &requester)) <
             0)
@@ -573,6 +645,7 @@ static json_object *op_request(Op *op) {
                 .reason = reason,
                 .ticket = ticket,
                 .once = once,
+                .command = for_command ? &cl : NULL,
         };
         GrantError e;
         int64_t id;
@@ -1145,53 +1218,24 @@ static json_object *op_session_close(Op *op) {
 
 /* ---- check-command: the sudo approval plugin's question ---- */
 
-/* The command line of a check-command (or a command request) from msg, its strings
- * borrowed from msg; argv allocated (free it). NULL, or the error reply. */
-static json_object *get_command_line(Op *op, JitCommandLine *cl, const char ***ret_argv) {
-        json_object *a;
-        int r;
-
-        *cl = (JitCommandLine){};
-        if ((r = jit_message_get_string(op->msg, "command", JIT_COMMAND_PATH_MAX, true,
-                                        &cl->command)) < 0)
-                return bad_field(op->msg, "command", r, JIT_COMMAND_PATH_MAX);
-        if (!json_object_object_get_ex(op->msg, "argv", &a) ||
-            !json_object_is_type(a, json_type_array) || json_object_array_length(a) < 1 ||
-            json_object_array_length(a) > JIT_COMMAND_ARGS_MAX)
-                return jit_reply_error(JIT_ERROR_BAD_REQUEST,
-                                       "argv must be an array of 1 to %d strings",
-                                       JIT_COMMAND_ARGS_MAX);
-        size_t n = json_object_array_length(a);
-        const char **argv = calloc(n + 1, sizeof(char *));
-        if (!argv)
-                return jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
-        for (size_t i = 0; i < n; i++) {
-                json_object *v = json_object_array_get_idx(a, i);
-                if (!json_object_is_type(v, json_type_string) ||
-                    strlen(json_object_get_string(v)) != (size_t) json_object_get_string_len(v)) {
-                        free(argv);
-                        return jit_reply_error(JIT_ERROR_BAD_REQUEST,
-                                               "argv must be an array of strings without NUL");
-                }
-                argv[i] = json_object_get_string(v);
-        }
-        cl->argv = argv;
-        if ((r = jit_message_get_string(op->msg, "run_as_user", JIT_USER_MAX, false,
-                                        &cl->run_as_user)) < 0 ||
-            (r = jit_message_get_string(op->msg, "run_as_group", JIT_USER_MAX, false,
-                                        &cl->run_as_group)) < 0 ||
-            (r = jit_message_get_string(op->msg, "cwd", JIT_COMMAND_PATH_MAX, false, &cl->cwd)) <
-                    0) {
-                free(argv);
-                return jit_reply_error(JIT_ERROR_BAD_REQUEST,
-                                       "run_as_user, run_as_group and cwd must be short strings");
-        }
-        if ((r = jit_command_line_check(cl)) < 0) {
-                free(argv);
-                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "%s", jit_command_line_error(r));
-        }
-        *ret_argv = argv;
-        return NULL;
+/* Whether command grant g covers command line cl exactly: the program, every argument after
+ * argv[0], the run-as user (root when not named) and group, and the working directory
+ * when the grant names one. */
+static bool grant_covers(const Request *g, const JitCommandLine *cl) {
+        if (!g->command || !g->argv || !g->argv[0] || !STREQ(g->command, cl->command))
+                return false;
+        size_t i = 1;
+        for (; g->argv[i] && cl->argv[i]; i++)
+                if (!STREQ(g->argv[i], cl->argv[i]))
+                        return false;
+        if (g->argv[i] || cl->argv[i])
+                return false;
+        if (!STREQ(g->run_as_user ?: "root", cl->run_as_user ?: "root"))
+                return false;
+        if (!!g->run_as_group != !!cl->run_as_group ||
+            (g->run_as_group && !STREQ(g->run_as_group, cl->run_as_group)))
+                return false;
+        return !g->cwd || (cl->cwd && STREQ(g->cwd, cl->cwd));
 }
 
 static json_object *op_check_command(Op *op) {
@@ -1209,18 +1253,46 @@ static json_object *op_check_command(Op *op) {
         if (bad)
                 return bad;
 
-        /* A whole-sudo grant covers any command. */
+        /* A whole-sudo grant covers any command; else a command grant for exactly this one. */
         int64_t id = 0, held = 0;
         uint64_t expires_at = 0;
         uid_t uid;
+        const char *scope = NULL;
         if ((r = find_grant(op, user, "sudo", &uid, &id, &expires_at, &held)) < 0)
                 return internal_error(op, "looking up the grant", r);
+        if (r > 0)
+                scope = "sudo";
+        else if (uid != (uid_t) -1) {
+                Request **list = NULL;
+                size_t n = 0;
+                if ((r = db_find_command_grants(op->b->db, uid, op->b->boot_id,
+                                                now_usec(CLOCK_BOOTTIME), now_usec(CLOCK_REALTIME),
+                                                &list, &n)) < 0)
+                        return internal_error(op, "looking up command grants", r);
+                for (size_t i = 0; i < n && !scope; i++)
+                        if (grant_covers(list[i], &cl) &&
+                            !grants_ended_in_memory(&op->b->grants, list[i]->id)) {
+                                id = list[i]->id;
+                                scope = "command";
+                        }
+                request_free_many(list, n);
+        }
+        if (scope) {
+                /* Each command run under a grant is recorded; a one-shot command grant is
+                 * spent by it. A grant that ended meanwhile refuses. */
+                GrantError e;
+                r = grant_use_command(&op->b->grants, id, &cl, op->peer->pid, &e);
+                if (r == -EBUSY)
+                        scope = NULL;
+                else if (r < 0)
+                        return grant_error_reply(op, r, &e);
+        }
         json_object *res = json_object_new_object();
         if (!res)
                 return jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
-        json_object_object_add(res, "allowed", json_object_new_boolean(r > 0));
-        json_object_object_add(res, "request_id", r > 0 ? json_object_new_int64(id) : NULL);
-        json_object_object_add(res, "scope", r > 0 ? json_object_new_string("sudo") : NULL);
+        json_object_object_add(res, "allowed", json_object_new_boolean(scope != NULL));
+        json_object_object_add(res, "request_id", scope ? json_object_new_int64(id) : NULL);
+        json_object_object_add(res, "scope", scope ? json_object_new_string(scope) : NULL);
         return jit_reply_ok(res);
 }
 

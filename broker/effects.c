@@ -260,3 +260,13 @@ void effect_queue_done(EffectQueue *q) {
         free(q->items);
         *q = (EffectQueue){};
 }
+
+int effect_add_field(EffectQueue *q, const char *field) {
+        if (q->n == 0)
+                return -EINVAL;
+        Effect *e = &q->items[q->n - 1];
+        for (size_t i = 0; i < EFFECT_FIELDS_MAX; i++)
+                if (!e->fields[i])
+                        return (e->fields[i] = strdup(field)) ? 0 : -ENOMEM;
+        return -E2BIG;
+}

@@ -15,7 +15,7 @@
 #include "events.h"
 #include "store.h"
 
-#define EFFECT_FIELDS_MAX 2
+#define EFFECT_FIELDS_MAX 4
 
 typedef struct Effect {
         JitEvent event;
@@ -79,6 +79,8 @@ int effect_post(EffectQueue *q, JitEvent event, int priority, const Request *r, 
  * grant's sessions are acted on at once, whatever the transaction did. */
 int effect_post_end(EffectQueue *q, JitEvent event, int priority, const Request *r,
                     const char *actor, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* Adds a "KEY=value" journal field to the last staged effect (up to EFFECT_FIELDS_MAX). */
+int effect_add_field(EffectQueue *q, const char *field);
 /* Marks the last staged effect as ending its grant. */
 void effect_ends_grant(EffectQueue *q);
 

@@ -40,6 +40,7 @@ static const struct {
         [JIT_EVENT_NOTIFY_FAILED] = { "076a05fc8240404a846f70f8ee799951", "notify-failed" },
         [JIT_EVENT_NOTIFY_DELIVERED] = { "019e80befb34438e9fd77dd2eb32be23", "notify-delivered" },
         [JIT_EVENT_NOTIFY_DROPPED] = { "3bdc17a56d714de5bdddc930b918af53", "notify-dropped" },
+        [JIT_EVENT_COMMAND_USED] = { "709c08e7a95148e6b8a064875304446f", "command-used" },
 };
 
 const char *jit_event_message_id(JitEvent e) {

@@ -33,6 +33,7 @@ typedef enum JitEvent {
         JIT_EVENT_NOTIFY_FAILED,    /* a notify hook failed; retried later (notify.h) */
         JIT_EVENT_NOTIFY_DELIVERED, /* a notify hook took an event (debug priority) */
         JIT_EVENT_NOTIFY_DROPPED,   /* notifications given up: outbox full, hook gone, retries */
+        JIT_EVENT_COMMAND_USED,     /* sudo ran a command under a grant (the approval plugin) */
         _JIT_EVENT_MAX,
 } JitEvent;
 

@@ -522,6 +522,13 @@ static Request request_new(const Grants *g, const Identity *caller, const GrantA
                 .deadline_at = now_real + g->policy->pending_ttl * USEC_PER_SEC,
                 .policy_version = (char *) g->policy->hash,
         };
+        if (ask->command) {
+                r.command = (char *) ask->command->command;
+                r.argv = (char **) ask->command->argv;
+                r.run_as_user = (char *) ask->command->run_as_user;
+                r.run_as_group = (char *) ask->command->run_as_group;
+                r.cwd = (char *) ask->command->cwd;
+        }
         snprintf(r.boot_id, sizeof(r.boot_id), "%s", g->boot_id);
         return r;
 }
@@ -1099,5 +1106,79 @@ int grant_consume(Grants *g, int64_t id, GrantError *e) {
                               r->id, r->requester)) < 0 ||
             (k = tx_commit(&tx)) < 0)
                 return fail(g, e, k, "using up the one-shot grant");
+        return 0;
+}
+
+/* A command's details for its audit record and journal entry. */
+static json_object *command_details(const JitCommandLine *cl, pid_t pid) {
+        json_object *o = json_object_new_object(), *argv = json_object_new_array();
+        if (!o || !argv) {
+                json_object_put(o);
+                json_object_put(argv);
+                return NULL;
+        }
+        for (size_t i = 0; cl->argv[i]; i++)
+                json_object_array_add(argv, json_object_new_string(cl->argv[i]));
+        json_object_object_add(o, "command", json_object_new_string(cl->command));
+        json_object_object_add(o, "argv", argv);
+        json_object_object_add(o, "run_as_user",
+                               json_object_new_string(cl->run_as_user ?: "root"));
+        if (cl->run_as_group)
+                json_object_object_add(o, "run_as_group", json_object_new_string(cl->run_as_group));
+        if (cl->cwd)
+                json_object_object_add(o, "cwd", json_object_new_string(cl->cwd));
+        json_object_object_add(o, "pid", json_object_new_int64(pid));
+        return o;
+}
+
+int grant_use_command(Grants *g, int64_t id, const JitCommandLine *cl, pid_t pid,
+                      GrantError *e) {
+        _cleanup_tx_ GrantTx tx = {};
+        _cleanup_(request_freep) Request *r = NULL;
+        _cleanup_free_ char *line = NULL, *f_command = NULL, *f_run_as = NULL, *f_cwd = NULL;
+        int k;
+
+        if ((k = begin_on_request(g, &tx, id, &r, e)) < 0)
+                return k;
+        apply_held(g, r);
+        if (r->state != REQUEST_ACTIVE)
+                return conflict(e, "request %" PRId64 " is %s, not an active grant", id,
+                                request_state_to_string(r->state));
+        if (!(line = jit_command_line_quote(cl->argv)) ||
+            asprintf(&f_command, "JIT_COMMAND=%s", cl->command) < 0 ||
+            asprintf(&f_run_as, "JIT_RUN_AS=%s%s%s", cl->run_as_user ?: "root",
+                     cl->run_as_group ? ":" : "", cl->run_as_group ?: "") < 0 ||
+            asprintf(&f_cwd, "JIT_CWD=%s", cl->cwd ?: "") < 0)
+                return fail(g, e, -ENOMEM, "recording the command");
+        if ((k = audit_append(g->db, JIT_EVENT_COMMAND_USED, r->requester, r->requester_uid, id,
+                              command_details(cl, pid))) < 0)
+                return fail(g, e, k, "writing the audit record");
+        if ((k = effect_stage(g->effects, JIT_EVENT_COMMAND_USED, LOG_NOTICE, r, r->requester,
+                              f_command, "%s ran %s as %s under grant %" PRId64 " (sudo, pid %d)",
+                              r->requester, line, cl->run_as_user ?: "root", id, (int) pid)) < 0 ||
+            (k = effect_add_field(g->effects, f_run_as)) < 0 ||
+            (k = effect_add_field(g->effects, f_cwd)) < 0)
+                return fail(g, e, k, "recording the command");
+        /* A one-shot command grant is spent by the command it allowed: a second sudo of it
+         * is refused at once, whether or not the PAM session line tracks the first. */
+        if (r->once && r->command) {
+                HeldEnd end = {
+                        .event = EVENT_CONSUME,
+                        .state = REQUEST_CONSUMED,
+                        .audit_event = JIT_EVENT_CONSUMED,
+                        .at = g->now(CLOCK_REALTIME),
+                        .ended_by = (char *) "broker",
+                        .reason = (char *) "its one command ran",
+                        .actor = (char *) "broker",
+                        .actor_uid = -1,
+                };
+                if ((k = request_end(g, r, &end, NULL)) < 0 ||
+                    (k = effect_stage(g->effects, JIT_EVENT_CONSUMED, LOG_NOTICE, r, "broker", NULL,
+                                      "one-shot grant %" PRId64 " of %s consumed: sudo ran %s",
+                                      r->id, r->requester, line)) < 0)
+                        return fail(g, e, k, "using up the one-shot grant");
+        }
+        if ((k = tx_commit(&tx)) < 0)
+                return fail(g, e, k, "recording the command");
         return 0;
 }

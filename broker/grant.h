@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "command-line.h"
 #include "effects.h"
 #include "policy.h"
 #include "protocol.h"
@@ -93,6 +94,7 @@ typedef struct GrantAsk {
         const char *reason;
         const char *ticket;
         bool once;
+        const JitCommandLine *command; /* a grant for this command line only (sudo); NULL: all */
 } GrantAsk;
 
 /* Files a request under the first matching rule (or an active grant, when the rule
@@ -121,6 +123,11 @@ int grant_end_due(Grants *g);
 /* After a reload: refuses pending requests and withdraws grants the new policy no longer
  * allows (break-glass grants run out by themselves). */
 void grant_withdraw_disallowed(Grants *g);
+/* sudo runs cl under grant id (the approval plugin asked, from sudo's pid): the use is
+ * recorded (audit record and journal entry with the command, run-as and cwd), and a
+ * one-shot command grant is consumed by it. -EBUSY when the grant is no longer active. */
+int grant_use_command(Grants *g, int64_t id, const JitCommandLine *cl, pid_t pid,
+                      GrantError *e);
 /* A one-shot grant whose session closed is used up. Joins an open transaction. */
 int grant_consume(Grants *g, int64_t id, GrantError *e);
 

@@ -76,5 +76,15 @@ json_object *audit_request_details(const Request *r) {
         add_string(o, "end_reason", r->end_reason);
         if (r->break_glass)
                 json_object_object_add(o, "break_glass", json_object_new_boolean(true));
+        if (r->command) {
+                json_object *argv = json_object_new_array();
+                for (size_t i = 0; argv && r->argv && r->argv[i]; i++)
+                        json_object_array_add(argv, json_object_new_string(r->argv[i]));
+                add_string(o, "command", r->command);
+                json_object_object_add(o, "argv", argv);
+                add_string(o, "run_as_user", r->run_as_user ?: "root");
+                add_string(o, "run_as_group", r->run_as_group);
+                add_string(o, "cwd", r->cwd);
+        }
         return o;
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "command-line.h"
 #include "timeutil.h"
 
 /* Statements kept prepared on the main connection: parsing and planning the broker's
@@ -162,6 +163,15 @@ static const char *const migrations[] = {
         ");"
         "CREATE INDEX IF NOT EXISTS outbox_due ON outbox(next_attempt_at);"
         "CREATE INDEX IF NOT EXISTS outbox_hook ON outbox(hook, id);",
+        /* 7 -> 8: grants for one command line under sudo (the approval plugin asks about
+         * them): the program's absolute path, the argv as a JSON array, the run-as user and
+         * group, the working directory it runs in (relative arguments mean something else
+         * elsewhere). command NULL: a grant for the whole service, as every request before. */
+        "ALTER TABLE requests ADD COLUMN command TEXT;"
+        "ALTER TABLE requests ADD COLUMN argv TEXT;"
+        "ALTER TABLE requests ADD COLUMN run_as_user TEXT;"
+        "ALTER TABLE requests ADD COLUMN run_as_group TEXT;"
+        "ALTER TABLE requests ADD COLUMN cwd TEXT;",
 };
 
 sqlite3 *db_sqlite(BrokerDb *db) {
@@ -256,6 +266,8 @@ static int prepare_find_grant(BrokerDb *db) {
                 db->db,
                 "SELECT id, expires_at, deadline_boot FROM requests INDEXED BY requests_active_by_expiry"
                 " WHERE state = 'active' AND requester_uid = ?1 AND service = ?2"
+                /* a grant for one command is not a grant for the service */
+                " AND command IS NULL"
                 " AND boot_id = ?3 AND deadline_boot > ?4 AND expires_at > ?5"
                 /* a one-shot grant opens one session, never a second */
                 " AND NOT (once AND EXISTS (SELECT 1 FROM sessions s"
@@ -478,6 +490,60 @@ static void bind_time_or_null(sqlite3_stmt *st, int i, uint64_t t) {
                 sqlite3_bind_null(st, i);
 }
 
+DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
+
+void strv_free(char **v) {
+        for (size_t i = 0; v && v[i]; i++)
+                free(v[i]);
+        free(v);
+}
+
+char **strv_copy(char *const *v) {
+        size_t n = 0;
+        while (v[n])
+                n++;
+        char **c = calloc(n + 1, sizeof(char *));
+        for (size_t i = 0; c && i < n; i++)
+                if (!(c[i] = strdup(v[i]))) {
+                        strv_free(c);
+                        return NULL;
+                }
+        return c;
+}
+
+/* A command grant's argv as stored: a JSON array of strings. */
+static char *argv_to_json_text(char *const *argv) {
+        _cleanup_(json_object_putp) json_object *a = json_object_new_array();
+        for (size_t i = 0; a && argv && argv[i]; i++)
+                if (json_object_array_add(a, json_object_new_string(argv[i])) < 0)
+                        return NULL;
+        const char *s = a ? json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN |
+                                                                      JSON_C_TO_STRING_NOSLASHESCAPE)
+                          : NULL;
+        return s ? strdup(s) : NULL;
+}
+
+static int argv_from_json_text(const char *text, char ***ret) {
+        _cleanup_(json_object_putp) json_object *a = json_tokener_parse(text);
+        if (!a || !json_object_is_type(a, json_type_array) || json_object_array_length(a) < 1 ||
+            json_object_array_length(a) > JIT_COMMAND_ARGS_MAX)
+                return -EBADMSG;
+        size_t n = json_object_array_length(a);
+        char **argv = calloc(n + 1, sizeof(char *));
+        if (!argv)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                json_object *v = json_object_array_get_idx(a, i);
+                if (!json_object_is_type(v, json_type_string) ||
+                    !(argv[i] = strdup(json_object_get_string(v)))) {
+                        strv_free(argv);
+                        return -EBADMSG;
+                }
+        }
+        *ret = argv;
+        return 0;
+}
+
 static int step_done(BrokerDb *db, sqlite3_stmt *st) {
         int rc = sqlite3_step(st);
         int r = rc == SQLITE_DONE ? 0 : (sqlite_errno(rc) ?: -EIO);
@@ -491,9 +557,10 @@ int db_insert_request(BrokerDb *db, Request *r) {
                 db,
                 "INSERT INTO requests (requester, requester_uid, service, duration, reason, ticket, once, rule,"
                 " approvals_required, state, created_at, boot_id, deadline_boot, deadline_at,"
-                " activated_at, expires_at, policy_version, break_glass)"
+                " activated_at, expires_at, policy_version, break_glass, command, argv, run_as_user,"
+                " run_as_group, cwd)"
                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
-                " ?18)",
+                " ?18, ?19, ?20, ?21, ?22, ?23)",
                 &st);
         if (rc < 0)
                 return rc;
@@ -515,6 +582,18 @@ int db_insert_request(BrokerDb *db, Request *r) {
         bind_time_or_null(st, 16, r->expires_at);
         bind_text_or_null(st, 17, r->policy_version);
         sqlite3_bind_int(st, 18, r->break_glass);
+        _cleanup_free_ char *argv = NULL;
+        if (r->command) {
+                if (!(argv = argv_to_json_text(r->argv))) {
+                        db_release(db, st);
+                        return -ENOMEM;
+                }
+                sqlite3_bind_text(st, 19, r->command, -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, 20, argv, -1, SQLITE_STATIC);
+                bind_text_or_null(st, 21, r->run_as_user);
+                bind_text_or_null(st, 22, r->run_as_group);
+                bind_text_or_null(st, 23, r->cwd);
+        }
         int k = step_done(db, st);
         if (k < 0)
                 return k;
@@ -583,7 +662,8 @@ static uint64_t column_time(sqlite3_stmt *st, int i) {
 #define REQUEST_COLUMNS                                                                                    \
         "id, requester, requester_uid, service, duration, reason, ticket, once, rule, approvals_required," \
         " state, created_at, activated_at, expires_at, boot_id, deadline_boot, deadline_at, ended_at,"     \
-        " ended_by, end_reason, policy_version, break_glass, acknowledged_by, acknowledged_at"
+        " ended_by, end_reason, policy_version, break_glass, acknowledged_by, acknowledged_at,"   \
+        " command, argv, run_as_user, run_as_group, cwd"
 
 static int request_from_row(sqlite3_stmt *st, Request **ret) {
         Request *r = calloc(1, sizeof(Request));
@@ -614,6 +694,17 @@ static int request_from_row(sqlite3_stmt *st, Request **ret) {
         r->break_glass = sqlite3_column_int(st, 21) != 0;
         r->acknowledged_by = column_strdup(st, 22);
         r->acknowledged_at = column_time(st, 23);
+        r->command = column_strdup(st, 24);
+        if (r->command) {
+                const char *argv = (const char *) sqlite3_column_text(st, 25);
+                if (!argv || argv_from_json_text(argv, &r->argv) < 0) {
+                        request_free(r);
+                        return -EBADMSG;
+                }
+                r->run_as_user = column_strdup(st, 26);
+                r->run_as_group = column_strdup(st, 27);
+                r->cwd = column_strdup(st, 28);
+        }
         if (!r->requester || !r->service || !r->reason || !r->rule || r->state < 0) {
                 request_free(r);
                 return -EBADMSG; /* NOT NULL columns came back empty: treat as corrupt */
@@ -897,6 +988,52 @@ int db_find_grant(BrokerDb *db, uid_t uid, const char *service, const char *boot
         return r;
 }
 
+int db_find_command_grants(BrokerDb *db, uid_t uid, const char *boot_id, uint64_t now_boot,
+                           uint64_t now_real, Request ***ret, size_t *ret_n) {
+        sqlite3_stmt *st;
+        Request **list = NULL;
+        size_t n = 0;
+        int rc = db_prepare(
+                db,
+                "SELECT " REQUEST_COLUMNS " FROM requests INDEXED BY requests_active_by_expiry"
+                " WHERE state = 'active' AND requester_uid = ?1 AND service = 'sudo'"
+                " AND command IS NOT NULL"
+                " AND boot_id = ?2 AND deadline_boot > ?3 AND expires_at > ?4"
+                /* a one-shot grant runs its command once */
+                " AND NOT (once AND EXISTS (SELECT 1 FROM sessions s"
+                " WHERE s.request_id = requests.id))"
+                " ORDER BY expires_at DESC LIMIT 1000",
+                &st);
+        if (rc < 0)
+                return rc;
+        sqlite3_bind_int64(st, 1, uid);
+        sqlite3_bind_text(st, 2, boot_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64) now_boot);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64) now_real);
+        int k = 0;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                Request **l = reallocarray(list, n + 1, sizeof(Request *));
+                if (!l) {
+                        k = -ENOMEM;
+                        break;
+                }
+                list = l;
+                if ((k = request_from_row(st, &list[n])) < 0)
+                        break;
+                n++;
+        }
+        if (k == 0 && rc != SQLITE_DONE)
+                k = sqlite_errno(rc) ?: -EIO;
+        db_release(db, st);
+        if (k < 0) {
+                request_free_many(list, n);
+                return k;
+        }
+        *ret = list;
+        *ret_n = n;
+        return 0;
+}
+
 int db_next_deadline(BrokerDb *db, const char *boot_id, uint64_t *ret) {
         sqlite3_stmt *st;
         int rc = db_prepare(db,
@@ -992,6 +1129,11 @@ void request_free(Request *r) {
                 free(r->approvals[i].policy_version);
         }
         free(r->approvals);
+        free(r->command);
+        strv_free(r->argv);
+        free(r->run_as_user);
+        free(r->run_as_group);
+        free(r->cwd);
         free(r);
 }
 
@@ -1012,10 +1154,15 @@ Request *request_dup(const Request *src) {
         *r = *src;
         r->approvals = NULL;
         r->n_approvals = 0;
+        r->argv = NULL;
         bool ok = dup_string(&r->requester) & dup_string(&r->service) & dup_string(&r->reason) &
                   dup_string(&r->ticket) & dup_string(&r->rule) & dup_string(&r->ended_by) &
                   dup_string(&r->end_reason) & dup_string(&r->policy_version) &
-                  dup_string(&r->acknowledged_by);
+                  dup_string(&r->acknowledged_by) & dup_string(&r->command) &
+                  dup_string(&r->run_as_user) & dup_string(&r->run_as_group) &
+                  dup_string(&r->cwd);
+        if (ok && src->argv)
+                ok = (r->argv = strv_copy(src->argv));
         if (ok && src->n_approvals > 0) {
                 r->approvals = calloc(src->n_approvals, sizeof(Approval));
                 ok = r->approvals;

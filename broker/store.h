@@ -60,7 +60,17 @@ typedef struct Request {
         uint64_t acknowledged_at;
         Approval *approvals;
         size_t n_approvals;
+        /* A grant for one command line under sudo; command NULL: for the whole service. */
+        char *command;     /* absolute path */
+        char **argv;       /* NULL-terminated; argv[0] as it was asked for */
+        char *run_as_user; /* NULL: root */
+        char *run_as_group;
+        char *cwd; /* where it runs; NULL: anywhere */
 } Request;
+
+/* NULL-terminated string vectors (a command grant's argv). */
+void strv_free(char **v);
+char **strv_copy(char *const *v); /* NULL on ENOMEM */
 
 typedef struct BrokerDb BrokerDb;
 
@@ -146,6 +156,10 @@ int db_find_grant(BrokerDb *db, uid_t uid, const char *service, const char *boot
                   uint64_t *ret_deadline_boot);
 
 /* Earliest deadline_boot of an open request of this boot: 1 and *ret, or 0 for none. */
+/* The active command grants (sudo) of uid at this moment, longest-lasting first (a one-shot
+ * grant only while it has no session), without their approvals. */
+int db_find_command_grants(BrokerDb *db, uid_t uid, const char *boot_id, uint64_t now_boot,
+                           uint64_t now_real, Request ***ret, size_t *ret_n);
 int db_next_deadline(BrokerDb *db, const char *boot_id, uint64_t *ret);
 /* Ids of open requests whose deadline has passed, or that belong to another boot. */
 int db_due_requests(BrokerDb *db, const char *boot_id, uint64_t now_boot, uint64_t now_real,

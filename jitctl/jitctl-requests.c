@@ -163,6 +163,7 @@ typedef struct RequestArgs {
         char **argv;              /* --command split into words */
         char *command;            /* argv[0] resolved as sudo would */
         char *run_as_user, *run_as_group;
+        char *cwd; /* where the command will run: relative arguments depend on it */
 } RequestArgs;
 
 static void request_args_done(RequestArgs *a) {
@@ -170,6 +171,7 @@ static void request_args_done(RequestArgs *a) {
         free(a->command);
         free(a->run_as_user);
         free(a->run_as_group);
+        free(a->cwd);
 }
 
 /* Where sudo looks for a command given by name: Debian's sudoers sets secure_path to this,
@@ -248,11 +250,15 @@ static int parse_command(Context *c, RequestArgs *a) {
                     (a->run_as_group && !valid_account_name(a->run_as_group)))
                         return usage_error(c, "--as: '%s' is not USER or USER:GROUP", a->as);
         }
+        if (!(a->cwd = getcwd(NULL, 0)))
+                return fail(c, JIT_EXIT_FAILURE, "internal",
+                            "cannot tell the current directory: %s", strerror(errno));
         JitCommandLine cl = {
                 .command = a->command,
                 .argv = (const char *const *) a->argv,
                 .run_as_user = a->run_as_user,
                 .run_as_group = a->run_as_group,
+                .cwd = a->cwd,
         };
         if ((r = jit_command_line_check(&cl)) < 0)
                 return usage_error(c, "--command: %s", jit_command_line_error(r));
@@ -343,7 +349,8 @@ static json_object *build_request(const char *op, const RequestArgs *a) {
                 if (!argv || add_string(o, "command", a->command) < 0 ||
                     json_object_object_add(o, "argv", TAKE_PTR(argv)) < 0 ||
                     (a->run_as_user && add_string(o, "run_as_user", a->run_as_user) < 0) ||
-                    (a->run_as_group && add_string(o, "run_as_group", a->run_as_group) < 0))
+                    (a->run_as_group && add_string(o, "run_as_group", a->run_as_group) < 0) ||
+                    add_string(o, "cwd", a->cwd) < 0)
                         return NULL;
         }
         return TAKE_PTR(o);

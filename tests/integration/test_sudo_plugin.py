@@ -4,6 +4,7 @@ asks the broker about the exact command sudo will run, allows on a clear yes, an
 with one line and the jitctl command to run otherwise; root, users outside the gated group
 and a misconfigured plugin never lock anyone but gated users out."""
 
+import json
 import os
 import unittest
 
@@ -108,6 +109,52 @@ class SudoPlugin(BrokerTestCase):
         p = jittest.run(["nm", "-D", "--defined-only", JIT_APPROVAL])
         names = sorted(line.split()[-1] for line in p.stdout.splitlines() if line.strip())
         self.assertEqual(names, ["jit_approval"])
+
+    def command_grant(self, command, *extra):
+        alice, bob = self.u["jit-alice"], self.u["jit-bob"]
+        r = alice.ok("request", "--reason", "one command", "--command", command, *extra)
+        self.assertEqual((r["command"], r["state"]), (r["command"], "pending"))
+        bob.ok("approve", str(r["id"]))
+        return r
+
+    def test_command_grant_covers_that_command_only(self):
+        alice = self.u["jit-alice"]
+        r = self.command_grant("id -u")
+        self.assertEqual((r["command"], r["argv"], r["run_as_user"], r["command_line"]),
+                         ("/usr/bin/id", ["id", "-u"], "root", "id -u"))
+        p = alice.sudo("id", "-u")
+        self.assertExit(p, 0)
+        self.assertEqual(p.stdout.strip(), "0")
+        # Another argument, another program, another user: refused.
+        for argv in (["id", "-g"], ["id"], ["whoami"], ["id", "-u", "root"]):
+            p = alice.sudo(*argv)
+            self.assertExit(p, 1, f"{argv}: {p.stderr!r}")
+            self.assertIn("jit: no grant covers this command", p.stderr)
+        p = jittest.run(alice._as_user(["sudo", "-n", "-u", "jit-bob", "id", "-u"]), check=False)
+        self.assertExit(p, 1)
+        # Each use is in the audit log with the command line.
+        uses = [rec for rec in map(json.loads, alice.jitctl("--json", "audit", "--request", str(r["id"])).stdout.splitlines())
+                if rec["event"] == "command-used"]
+        self.assertEqual(len(uses), 1)
+        self.assertEqual((uses[0]["details"]["command"], uses[0]["details"]["argv"],
+                          uses[0]["details"]["run_as_user"]), ("/usr/bin/id", ["id", "-u"], "root"))
+
+    def test_one_shot_command_grant_runs_once(self):
+        alice = self.u["jit-alice"]
+        r = self.command_grant("id -un", "--once")
+        self.assertExit(alice.sudo("id", "-un"), 0)
+        p = alice.sudo("id", "-un")
+        self.assertExit(p, 1)
+        self.assertIn("no grant covers this command", p.stderr)
+        self.assertEqual(alice.ok("show", str(r["id"]))["state"], "consumed")
+
+    def test_run_as_another_user(self):
+        alice = self.u["jit-alice"]
+        self.command_grant("id -un", "--as", "jit-bob")
+        p = jittest.run(alice._as_user(["sudo", "-n", "-u", "jit-bob", "id", "-un"]), check=False)
+        self.assertExit(p, 0)
+        self.assertEqual(p.stdout.strip(), "jit-bob")
+        self.assertExit(alice.sudo("id", "-un"), 1)  # as root: not covered
 
     def test_only_root_may_check_commands(self):
         r = self.u["jit-bob"].call({"version": 1, "op": "check-command", "user": "jit-alice",
