@@ -3,8 +3,8 @@
  * from SO_PEERCRED, validates every field, changes state in one transaction through the
  * state machine, logs the event, and answers. */
 #include <errno.h>
-#include <inttypes.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
@@ -13,19 +13,19 @@
 
 #include "access-log.h"
 #include "broker-audit.h"
-#include "check-cache.h"
 #include "broker-journal.h"
 #include "broker-sessions.h"
 #include "broker.h"
-#include "event-stream.h"
+#include "check-cache.h"
 #include "cleanup.h"
 #include "command-line.h"
 #include "config.h"
 #include "duration.h"
+#include "event-stream.h"
 #include "grant.h"
 #include "names.h"
-#include "policy-json.h"
 #include "passwd-cache.h"
+#include "policy-json.h"
 #include "protocol.h"
 #include "timeutil.h"
 
@@ -621,8 +621,7 @@ static json_object *op_request(Op *op) {
                                                "(service sudo)");
         }
         const char *requester;
-        if ((r = jit_message_get_string(op->msg, "requester", JIT_USER_MAX, false, &requester)) <
-            0)
+        if ((r = jit_message_get_string(op->msg, "requester", JIT_USER_MAX, false, &requester)) < 0)
                 return bad_field(op->msg, "requester", r, JIT_USER_MAX);
         _cleanup_(identity_done) Identity behalf = { .uid = (uid_t) -1 };
         const Identity *caller = &op->caller;
@@ -634,8 +633,7 @@ static json_object *op_request(Op *op) {
                 if (!valid_account_name(requester) || identity_from_name(requester, &behalf) < 0)
                         return jit_reply_error(JIT_ERROR_NOT_FOUND, "no user %s", requester);
                 if (behalf.uid == 0)
-                        return jit_reply_error(JIT_ERROR_REFUSED,
-                                               "root does not ask for grants");
+                        return jit_reply_error(JIT_ERROR_REFUSED, "root does not ask for grants");
                 caller = &behalf;
         }
 
@@ -879,7 +877,8 @@ static int awaiting_approval(Op *op, json_object **ret) {
                 const Request *r = list[i];
                 bool done = r->requester_uid == op->caller.uid;
                 for (size_t j = 0; j < r->n_approvals && !done; j++)
-                        done = !r->approvals[j].by_rule && r->approvals[j].approver_uid == op->caller.uid;
+                        done = !r->approvals[j].by_rule &&
+                               r->approvals[j].approver_uid == op->caller.uid;
                 if (done || !may_see(op, r))
                         continue;
                 json_object *o = request_to_json(op->b, r);
@@ -930,8 +929,9 @@ static json_object *op_status(Op *op) {
                 json_object_object_add(broker, "pending", json_object_new_int((int) all_pending));
                 json_object_object_add(broker, "policy",
                                        json_object_new_string(op->b->policy_path));
-                json_object_object_add(broker, "streams",
-                                       json_object_new_int((int) event_streams_count(op->b->streams)));
+                json_object_object_add(
+                        broker, "streams",
+                        json_object_new_int((int) event_streams_count(op->b->streams)));
                 json_object_object_add(res, "broker", broker);
                 broker = NULL;
         }
@@ -1064,7 +1064,8 @@ static json_object *op_explain(Op *op) {
         if (res) {
                 /* What a prompt must ask for before filing (pam_jit's wait=). */
                 const char *pattern = d.rule ? d.rule->ticket_pattern : NULL;
-                json_object_object_add(res, "ticket_required", json_object_new_boolean(pattern != NULL));
+                json_object_object_add(res, "ticket_required",
+                                       json_object_new_boolean(pattern != NULL));
                 json_object_object_add(res, "ticket_pattern", json_string_or_null(pattern));
         }
         policy_decision_done(&d);
@@ -1315,15 +1316,16 @@ static json_object *op_watch(Op *op) {
         if (since_text && (parse_time(since_text, &since) < 0 || since <= 0))
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "since must be an RFC 3339 time");
         if (!op->taken || op->peer_fd < 0)
-                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "watch needs a connection of its own");
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST,
+                                       "watch needs a connection of its own");
         if ((r = event_streams_admit(op->b->streams, op->peer->uid)) < 0)
                 return stream_refused(op, r);
 
         StreamSpec spec = {
                 .counted_uid = op->peer->uid,
                 .caller = &op->caller,
-                .sees_all = is_root(op) || identity_in_group(&op->caller,
-                                                             op->b->policy->audit_group ?: AUDIT_GROUP),
+                .sees_all = is_root(op) || identity_in_group(&op->caller, op->b->policy->audit_group
+                                                                                  ?: AUDIT_GROUP),
                 .since = (uint64_t) since * USEC_PER_SEC,
         };
         if ((r = event_stream_start(op->b->streams, op->peer_fd, &spec, NULL)) < 0)

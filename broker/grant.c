@@ -1121,8 +1121,7 @@ static json_object *command_details(const JitCommandLine *cl, pid_t pid) {
                 json_object_array_add(argv, json_object_new_string(cl->argv[i]));
         json_object_object_add(o, "command", json_object_new_string(cl->command));
         json_object_object_add(o, "argv", argv);
-        json_object_object_add(o, "run_as_user",
-                               json_object_new_string(cl->run_as_user ?: "root"));
+        json_object_object_add(o, "run_as_user", json_object_new_string(cl->run_as_user ?: "root"));
         if (cl->run_as_group)
                 json_object_object_add(o, "run_as_group", json_object_new_string(cl->run_as_group));
         if (cl->cwd)
@@ -1131,8 +1130,7 @@ static json_object *command_details(const JitCommandLine *cl, pid_t pid) {
         return o;
 }
 
-int grant_use_command(Grants *g, int64_t id, const JitCommandLine *cl, pid_t pid,
-                      GrantError *e) {
+int grant_use_command(Grants *g, int64_t id, const JitCommandLine *cl, pid_t pid, GrantError *e) {
         _cleanup_tx_ GrantTx tx = {};
         _cleanup_(request_freep) Request *r = NULL;
         _cleanup_free_ char *line = NULL, *f_command = NULL, *f_run_as = NULL, *f_cwd = NULL;

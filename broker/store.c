@@ -517,8 +517,8 @@ static char *argv_to_json_text(char *const *argv) {
         for (size_t i = 0; a && argv && argv[i]; i++)
                 if (json_object_array_add(a, json_object_new_string(argv[i])) < 0)
                         return NULL;
-        const char *s = a ? json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN |
-                                                                      JSON_C_TO_STRING_NOSLASHESCAPE)
+        const char *s = a ? json_object_to_json_string_ext(
+                                    a, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
                           : NULL;
         return s ? strdup(s) : NULL;
 }
@@ -662,7 +662,7 @@ static uint64_t column_time(sqlite3_stmt *st, int i) {
 #define REQUEST_COLUMNS                                                                                    \
         "id, requester, requester_uid, service, duration, reason, ticket, once, rule, approvals_required," \
         " state, created_at, activated_at, expires_at, boot_id, deadline_boot, deadline_at, ended_at,"     \
-        " ended_by, end_reason, policy_version, break_glass, acknowledged_by, acknowledged_at,"   \
+        " ended_by, end_reason, policy_version, break_glass, acknowledged_by, acknowledged_at,"            \
         " command, argv, run_as_user, run_as_group, cwd"
 
 static int request_from_row(sqlite3_stmt *st, Request **ret) {
@@ -993,17 +993,17 @@ int db_find_command_grants(BrokerDb *db, uid_t uid, const char *boot_id, uint64_
         sqlite3_stmt *st;
         Request **list = NULL;
         size_t n = 0;
-        int rc = db_prepare(
-                db,
-                "SELECT " REQUEST_COLUMNS " FROM requests INDEXED BY requests_active_by_expiry"
-                " WHERE state = 'active' AND requester_uid = ?1 AND service = 'sudo'"
-                " AND command IS NOT NULL"
-                " AND boot_id = ?2 AND deadline_boot > ?3 AND expires_at > ?4"
-                /* a one-shot grant runs its command once */
-                " AND NOT (once AND EXISTS (SELECT 1 FROM sessions s"
-                " WHERE s.request_id = requests.id))"
-                " ORDER BY expires_at DESC LIMIT 1000",
-                &st);
+        int rc = db_prepare(db,
+                            "SELECT " REQUEST_COLUMNS
+                            " FROM requests INDEXED BY requests_active_by_expiry"
+                            " WHERE state = 'active' AND requester_uid = ?1 AND service = 'sudo'"
+                            " AND command IS NOT NULL"
+                            " AND boot_id = ?2 AND deadline_boot > ?3 AND expires_at > ?4"
+                            /* a one-shot grant runs its command once */
+                            " AND NOT (once AND EXISTS (SELECT 1 FROM sessions s"
+                            " WHERE s.request_id = requests.id))"
+                            " ORDER BY expires_at DESC LIMIT 1000",
+                            &st);
         if (rc < 0)
                 return rc;
         sqlite3_bind_int64(st, 1, uid);
@@ -1159,8 +1159,7 @@ Request *request_dup(const Request *src) {
                   dup_string(&r->ticket) & dup_string(&r->rule) & dup_string(&r->ended_by) &
                   dup_string(&r->end_reason) & dup_string(&r->policy_version) &
                   dup_string(&r->acknowledged_by) & dup_string(&r->command) &
-                  dup_string(&r->run_as_user) & dup_string(&r->run_as_group) &
-                  dup_string(&r->cwd);
+                  dup_string(&r->run_as_user) & dup_string(&r->run_as_group) & dup_string(&r->cwd);
         if (ok && src->argv)
                 ok = (r->argv = strv_copy(src->argv));
         if (ok && src->n_approvals > 0) {

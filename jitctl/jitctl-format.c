@@ -70,9 +70,11 @@ static int get_time(json_object *o, const char *key, char **ret) {
 
 void request_view_done(RequestView *v) {
         char **strings[] = {
-                &v->state,    &v->requester,  &v->service,       &v->reason,     &v->ticket,
-                &v->rule,     &v->created_at, &v->activated_at,  &v->expires_at, &v->ended_at,
-                &v->ended_by, &v->end_reason, &v->requester_now,
+                &v->state,         &v->requester, &v->service,      &v->reason,
+                &v->ticket,        &v->rule,      &v->created_at,   &v->activated_at,
+                &v->expires_at,    &v->ended_at,  &v->ended_by,     &v->end_reason,
+                &v->requester_now, &v->command,   &v->command_line, &v->run_as_user,
+                &v->run_as_group,  &v->cwd,
         };
         for (size_t i = 0; i < ELEMENTSOF(strings); i++) {
                 free(*strings[i]);
@@ -99,6 +101,11 @@ int request_view_init(RequestView *v, json_object *o) {
                 { "ended_by", offsetof(RequestView, ended_by) },
                 { "end_reason", offsetof(RequestView, end_reason) },
                 { "requester_now", offsetof(RequestView, requester_now) },
+                { "command", offsetof(RequestView, command) },
+                { "command_line", offsetof(RequestView, command_line) },
+                { "run_as_user", offsetof(RequestView, run_as_user) },
+                { "run_as_group", offsetof(RequestView, run_as_group) },
+                { "cwd", offsetof(RequestView, cwd) },
         };
         json_object *b, *a;
 
@@ -425,6 +432,14 @@ int print_request_details(json_object *result, FILE *f) {
                 print_field(f, "Requester", who);
         }
         print_field(f, "Service", v.service);
+        if (v.command) {
+                /* What sudo will run, as it will run it: an approver reads this line. */
+                print_field(f, "Command", v.command_line ?: v.command);
+                print_field(f, "Program", v.command);
+                fprintf(f, "%*s: %s%s%s\n", LABEL_WIDTH, "Run as", v.run_as_user ?: "root",
+                        v.run_as_group ? ":" : "", v.run_as_group ?: "");
+                print_field(f, "In directory", v.cwd ?: "any");
+        }
         print_field(f, "Duration", request_duration(&v, dur, sizeof(dur)));
         print_field(f, "One-shot", v.once ? "yes" : "no");
         print_field(f, "Reason", v.reason);
@@ -606,7 +621,14 @@ static int table_add_request(Table *t, json_object *o, const Column *columns, si
                                 return -ENOMEM;
                         break;
                 case COL_SERVICE:
-                        text = v.service;
+                        /* A grant for one command shows it: "sudo: systemctl restart nginx". */
+                        if (v.command && v.command_line) {
+                                if (asprintf(&label, "%s: %s", v.service ?: "sudo",
+                                             v.command_line) < 0)
+                                        return -ENOMEM;
+                                text = label;
+                        } else
+                                text = v.service;
                         break;
                 case COL_DURATION_OR_LEFT: {
                         char left[48];
@@ -717,9 +739,9 @@ int print_status(json_object *result, FILE *f) {
                                                        "REASON" };
         static const Column pending_columns[] = { COL_ID, COL_SERVICE, COL_DURATION, COL_APPROVALS,
                                                   COL_REASON };
-        static const char *const approve_headers[] = { "ID", "REQUESTER", "SERVICE", "DURATION",
-                                                       "APPROVALS", "REASON" };
-        static const Column approve_columns[] = { COL_ID, COL_REQUESTER, COL_SERVICE,
+        static const char *const approve_headers[] = { "ID",       "REQUESTER", "SERVICE",
+                                                       "DURATION", "APPROVALS", "REASON" };
+        static const Column approve_columns[] = { COL_ID,       COL_REQUESTER, COL_SERVICE,
                                                   COL_DURATION, COL_APPROVALS, COL_REASON };
         _cleanup_(table_done) Table grants = {}, pending = {}, approve = {};
         json_object *g, *p, *a = NULL, *broker;

@@ -27,6 +27,11 @@ typedef struct RequestView {
         char *ended_by;
         char *end_reason;
         char *requester_now; /* the requester's uid's name now, as the broker resolved it */
+        char *command;      /* a grant for one command: the program's path */
+        char *command_line; /* ... its words as a shell would read them back */
+        char *run_as_user;
+        char *run_as_group;
+        char *cwd;
         int64_t requester_uid;
         /* 1 when the stored name no longer maps to requester_uid (renamed, reused, removed),
          * 0 when it does, -1 when the broker did not say. */

@@ -122,6 +122,11 @@ class SudoPlugin(BrokerTestCase):
         r = self.command_grant("id -u")
         self.assertEqual((r["command"], r["argv"], r["run_as_user"], r["command_line"]),
                          ("/usr/bin/id", ["id", "-u"], "root", "id -u"))
+        # What an approver reads: the command line, the program, who it runs as, where.
+        shown = self.u["jit-bob"].jitctl("show", str(r["id"])).stdout
+        self.assertRegex(shown, r"\n\s*Command: id -u\n\s*Program: /usr/bin/id\n\s*Run as: root\n\s*In directory: /")
+        listed = self.u["jit-bob"].jitctl("list", "--all").stdout
+        self.assertRegex(listed, rf"\n\s*{r['id']}\s+\S+\s+jit-alice\s+sudo: id -u\s")
         p = alice.sudo("id", "-u")
         self.assertExit(p, 0)
         self.assertEqual(p.stdout.strip(), "0")
