@@ -13,6 +13,7 @@
 #include <json-c/json.h>
 
 #include "cleanup.h"
+#include "command-line.h"
 #include "duration.h"
 #include "sqlite-errno.h"
 #include "timeutil.h"
@@ -131,6 +132,21 @@ static json_object *request_json(const Request *r, const Request *approvals, boo
         json_object_object_add(o, "ended_by", string_or_null(r->ended_by));
         json_object_object_add(o, "end_reason", string_or_null(r->end_reason));
         json_object_object_add(o, "acknowledged_by", string_or_null(r->acknowledged_by));
+        /* A grant for one command: what an approver must see exactly. */
+        if (r->command) {
+                json_object *argv = json_object_new_array();
+                for (size_t i = 0; argv && r->argv && r->argv[i]; i++)
+                        json_object_array_add(argv, json_object_new_string(r->argv[i]));
+                _cleanup_free_ char *line = jit_command_line_quote((const char *const *) r->argv);
+                json_object_object_add(o, "command", json_object_new_string(r->command));
+                json_object_object_add(o, "argv", argv);
+                json_object_object_add(o, "command_line", string_or_null(line));
+                json_object_object_add(o, "run_as_user",
+                                       json_object_new_string(r->run_as_user ?: "root"));
+                json_object_object_add(o, "run_as_group", string_or_null(r->run_as_group));
+                json_object_object_add(o, "cwd", string_or_null(r->cwd));
+        } else
+                json_object_object_add(o, "command", NULL);
         return o;
 }
 

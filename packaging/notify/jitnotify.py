@@ -106,6 +106,8 @@ def notice_lines(doc):
     lines = [f"jit on {safe(doc.get('host'), 256)}: {headline(doc)}",
              f"Reason:   {safe(r.get('reason'))}",
              f"Ticket:   {safe(r.get('ticket')) or '(none)'}",
+             *([f"Command:  {safe(r.get('command_line'))} ({safe(r.get('command'))}, "
+                f"as {safe(r.get('run_as_user'))})"] if r.get("command") else []),
              f"Duration: {safe(r.get('duration_text'))}",
              f"Host:     {profile_text(doc)}",
              f"Run:      {safe(doc.get('command'), 128)}"]
