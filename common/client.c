@@ -116,3 +116,78 @@ json_object *jit_request_new(const char *op) {
         }
         return o;
 }
+
+int jit_stream_open(JitStream *s, const char *path, unsigned timeout_ms, json_object *request) {
+        uint64_t deadline = now_usec(CLOCK_MONOTONIC) + (uint64_t) timeout_ms * USEC_PER_MSEC;
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *out = NULL;
+        size_t out_len;
+        int r;
+
+        *s = (JitStream) JIT_STREAM_INIT;
+        out = jit_message_serialize(request, &out_len);
+        if (!out)
+                return -ENOMEM;
+        if (out_len > JIT_REQUEST_MAX)
+                return -EMSGSIZE;
+
+        fd = jit_client_connect(path, deadline);
+        if (fd < 0)
+                return fd;
+        r = jit_frame_send(fd, out, out_len, deadline);
+        if (r < 0)
+                return r;
+
+        /* Frames follow one another on this connection: the reader must never take bytes
+         * past the frame it reads (one_frame stays false). */
+        jit_frame_reader_init(&s->reader, JIT_REPLY_MAX);
+        s->fd = TAKE_FD(fd);
+        return 0;
+}
+
+int jit_stream_read(JitStream *s, json_object **ret) {
+        json_object *frame;
+        int r;
+
+        if (s->fd < 0)
+                return -EBADF;
+        r = jit_frame_reader_feed(&s->reader, s->fd);
+        if (r == -EMSGSIZE)
+                return -EBADMSG;
+        if (r <= 0)
+                return r;
+
+        _cleanup_free_ char *body = TAKE_PTR(s->reader.body);
+        size_t len = s->reader.body_len;
+        jit_frame_reader_init(&s->reader, JIT_REPLY_MAX);
+
+        r = jit_message_parse(body, len, &frame);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return -EBADMSG;
+        *ret = frame;
+        return 1;
+}
+
+int jit_stream_next(JitStream *s, uint64_t deadline_usec, json_object **ret) {
+        for (;;) {
+                int r = jit_stream_read(s, ret);
+                if (r != 0)
+                        return r;
+
+                uint64_t now = now_usec(CLOCK_MONOTONIC);
+                if (now >= deadline_usec)
+                        return 0;
+                uint64_t left_ms = (deadline_usec - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC;
+                struct pollfd p = { .fd = s->fd, .events = POLLIN };
+                r = poll(&p, 1, left_ms > 60000 ? 60000 : (int) left_ms);
+                if (r < 0 && errno != EINTR)
+                        return -errno;
+        }
+}
+
+void jit_stream_close(JitStream *s) {
+        s->fd = safe_close(s->fd);
+        jit_frame_reader_done(&s->reader);
+}

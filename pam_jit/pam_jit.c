@@ -4,6 +4,10 @@
  * the user in; every other path denies (unless an administrator wrote fail=open, and then
  * only when the broker cannot be reached or answers garbage, loudly logged each time).
  *
+ * The auth stack, with wait=, lets a user without a grant ask for one at the prompt and
+ * wait for it (pam-wait.c). It never authenticates anyone: it returns PAM_IGNORE to let the
+ * stack go on, or fails; the account stack still decides.
+ *
  * The module keeps no state between calls: no static mutable data, nothing read from the
  * environment, every fd O_CLOEXEC (common/client.c), and everything it allocates is
  * released on every path. */
@@ -22,7 +26,9 @@
 
 #include "cleanup.h"
 #include "client.h"
+#include "duration.h"
 #include "names.h"
+#include "pam-wait.h"
 #include "protocol.h"
 #include "timeutil.h"
 
@@ -41,20 +47,36 @@ typedef enum FailMode {
         FAIL_OPEN,
 } FailMode;
 
+typedef enum Progress {
+        PROGRESS_AUTO, /* prompt for sshd, info for everything else */
+        PROGRESS_INFO,
+        PROGRESS_PROMPT,
+} Progress;
+
 typedef struct Options {
         const char *socket; /* points into argv */
         unsigned timeout_ms;
         FailMode fail;
         bool debug;
         bool wait_set;
-        unsigned wait_sec;
+        unsigned wait_sec; /* 0: the auth part does nothing */
+        Progress progress;
         const char *service; /* service= : the grant's service instead of PAM_SERVICE */
 } Options;
+
+/* Which of the module's parts runs. */
+typedef enum Stack {
+        STACK_ACCOUNT,
+        STACK_AUTH,
+} Stack;
 
 /* What happened, before it becomes a PAM code in outcome_to_pam(). */
 typedef enum Outcome {
         OUTCOME_ALLOWED,       /* well-formed ok reply, "allowed": true */
         OUTCOME_NO_GRANT,      /* well-formed ok reply, "allowed": false */
+        OUTCOME_GRANTED,       /* auth: the request filed at the prompt became active */
+        OUTCOME_NOT_GRANTED,   /* auth: refused, denied, timed out, cancelled, nothing filed */
+        OUTCOME_WAIT_OFF,      /* auth: no wait= (or wait=0): nothing to do */
         OUTCOME_REFUSED,       /* the broker answered with an error reply */
         OUTCOME_BROKER_ERROR,  /* no trustworthy answer; error says why */
         OUTCOME_BAD_USER,      /* PAM_USER missing, too long or unprintable */
@@ -70,6 +92,8 @@ typedef struct Check {
         bool user_ok;        /* passed jit_text_is_safe() and the length limit */
         const char *service; /* PAM_SERVICE, printable only once service_ok */
         bool service_ok;
+
+        bool told; /* the wait told the user already (auth) */
 
         json_object *reply;         /* owns the strings below */
         int64_t request_id;         /* 0 when the reply named none */
@@ -87,7 +111,7 @@ static void check_done(Check *c) {
 
 /* The one place where an outcome becomes a PAM return code. Anything not named here, and
  * any error not on the short list of "the broker is down" errors, denies. */
-static int outcome_to_pam(Outcome outcome, int error, FailMode fail) {
+static int account_code(Outcome outcome, int error, FailMode fail) {
         switch (outcome) {
         case OUTCOME_ALLOWED:
                 return PAM_SUCCESS;
@@ -113,10 +137,36 @@ static int outcome_to_pam(Outcome outcome, int error, FailMode fail) {
                 return PAM_SERVICE_ERR;
 
         case OUTCOME_NO_GRANT:
+        case OUTCOME_GRANTED:     /* auth only */
+        case OUTCOME_NOT_GRANTED: /* auth only */
+        case OUTCOME_WAIT_OFF:    /* auth only */
         case OUTCOME_REFUSED:
         case OUTCOME_BAD_USER:
         default:
                 return PAM_PERM_DENIED;
+        }
+}
+
+/* Auth follows from account: where account would let the user in, auth lets the stack go
+ * on; where it would deny, auth fails. Auth never returns PAM_SUCCESS: going on is
+ * PAM_IGNORE, so that pam_jit cannot stand in for the module that authenticates, whatever
+ * its control (a stack whose modules all ignore fails). It fails with PAM_AUTH_ERR, which
+ * sudo and sshd's keyboard-interactive take for a failed attempt (sshd shows the module's
+ * messages only for that code). */
+static int outcome_to_pam(Outcome outcome, int error, FailMode fail, Stack stack) {
+        int code = account_code(outcome, error, fail);
+
+        if (stack == STACK_ACCOUNT)
+                return code;
+        if (outcome == OUTCOME_GRANTED || outcome == OUTCOME_WAIT_OFF)
+                return PAM_IGNORE;
+        switch (code) {
+        case PAM_SUCCESS:
+                return PAM_IGNORE;
+        case PAM_SERVICE_ERR:
+                return PAM_SERVICE_ERR;
+        default:
+                return PAM_AUTH_ERR;
         }
 }
 
@@ -214,9 +264,26 @@ static int parse_unsigned(const char *s, unsigned min, unsigned max, unsigned *r
         return 0;
 }
 
+/* wait=: seconds as a bare number (0 turns the wait off), or a duration ("90s", "5m"), at
+ * most WAIT_SEC_MAX. */
+static int parse_wait(const char *s, unsigned *ret) {
+        uint64_t sec;
+        int r;
+
+        if (s[0] >= '0' && s[0] <= '9' && s[strspn(s, "0123456789")] == '\0')
+                return parse_unsigned(s, 0, WAIT_SEC_MAX, ret);
+        r = duration_parse(s, &sec);
+        if (r < 0)
+                return r;
+        if (sec > WAIT_SEC_MAX)
+                return -ERANGE;
+        *ret = (unsigned) sec;
+        return 0;
+}
+
 /* Returns 0, or -EINVAL after logging what is wrong with the arguments. */
 static int parse_options(const pam_handle_t *pamh, int argc, const char **argv, Options *o) {
-        bool have_socket = false, have_timeout = false, have_fail = false;
+        bool have_socket = false, have_timeout = false, have_fail = false, have_progress = false;
 
         *o = (Options){
                 .socket = JIT_SOCKET_DEFAULT,
@@ -293,15 +360,33 @@ static int parse_options(const pam_handle_t *pamh, int argc, const char **argv, 
                                 pam_syslog(pamh, LOG_ERR, "wait= given twice; denying");
                                 return -EINVAL;
                         }
-                        r = parse_unsigned(v, 0, WAIT_SEC_MAX, &o->wait_sec);
+                        r = parse_wait(v, &o->wait_sec);
                         if (r < 0) {
                                 pam_syslog(
                                         pamh, LOG_ERR,
-                                        "wait= must be seconds between 0 and %u, got \"%.200s\"; denying",
+                                        "wait= must be 0 or a duration up to %us (300, 90s, 5m), got \"%.200s\"; denying",
                                         WAIT_SEC_MAX, v);
                                 return -EINVAL;
                         }
                         o->wait_set = true;
+
+                } else if ((v = startswith(a, "progress="))) {
+                        if (have_progress) {
+                                pam_syslog(pamh, LOG_ERR, "progress= given twice; denying");
+                                return -EINVAL;
+                        }
+                        if (STREQ(v, "info"))
+                                o->progress = PROGRESS_INFO;
+                        else if (STREQ(v, "prompt"))
+                                o->progress = PROGRESS_PROMPT;
+                        else {
+                                pam_syslog(
+                                        pamh, LOG_ERR,
+                                        "progress= must be \"info\" or \"prompt\", got \"%.200s\"; denying",
+                                        v);
+                                return -EINVAL;
+                        }
+                        have_progress = true;
 
                 } else if ((v = startswith(a, "service="))) {
                         /* e.g. Debian's "sudo-i" stack asks about "sudo" grants. */
@@ -327,8 +412,6 @@ static int parse_options(const pam_handle_t *pamh, int argc, const char **argv, 
                 }
         }
 
-        if (o->wait_set)
-                pam_syslog(pamh, LOG_NOTICE, "wait= is not supported yet; ignoring");
         return 0;
 }
 
@@ -468,6 +551,12 @@ static const char *outcome_name(Outcome o) {
                 return "allowed";
         case OUTCOME_NO_GRANT:
                 return "no-grant";
+        case OUTCOME_GRANTED:
+                return "granted-at-prompt";
+        case OUTCOME_NOT_GRANTED:
+                return "not-granted-at-prompt";
+        case OUTCOME_WAIT_OFF:
+                return "no-wait";
         case OUTCOME_REFUSED:
                 return "broker-refused";
         case OUTCOME_BROKER_ERROR:
@@ -483,11 +572,19 @@ static const char *outcome_name(Outcome o) {
 }
 
 /* Tells the administrator (syslog) and the user (conversation, unless PAM_SILENT) what was
- * decided. Never changes the decision. */
-static void report(pam_handle_t *pamh, int flags, const Options *o, const Check *c, int pam_code) {
+ * decided. Never changes the decision.
+ *
+ * The auth part talks to the user whatever the flags: sudo passes PAM_SILENT to every
+ * pam_authenticate() (and shows what modules say all the same), so honouring it would
+ * leave a user typing a reason into silence. What the wait said, it said itself
+ * (c->told). */
+static void report(pam_handle_t *pamh, int flags, const Options *o, const Check *c, int pam_code,
+                   Stack stack) {
         const char *user = c->user_ok ? c->user : "(unprintable user)";
         const char *service = c->service_ok ? c->service : "(unprintable service)";
-        bool silent = flags & PAM_SILENT;
+        bool auth = stack == STACK_AUTH;
+        bool silent = auth ? c->told : (flags & PAM_SILENT);
+        bool allowed = pam_code == (auth ? PAM_IGNORE : PAM_SUCCESS);
         char buf[256];
 
         switch (c->outcome) {
@@ -498,6 +595,11 @@ static void report(pam_handle_t *pamh, int flags, const Options *o, const Check 
                                    (long long) c->request_id, service,
                                    c->expires_at ?: "(unknown)");
                 break;
+
+        case OUTCOME_GRANTED:
+        case OUTCOME_NOT_GRANTED:
+        case OUTCOME_WAIT_OFF:
+                break; /* the wait logged its end; without one there is nothing to say */
 
         case OUTCOME_NO_GRANT:
                 pam_syslog(pamh, LOG_NOTICE, "user %s has no active grant for %s; denying", user,
@@ -521,7 +623,7 @@ static void report(pam_handle_t *pamh, int flags, const Options *o, const Check 
 
         case OUTCOME_BROKER_ERROR: {
                 const char *why = errno_text(c->error, buf, sizeof(buf));
-                if (pam_code == PAM_SUCCESS) {
+                if (allowed) {
                         pam_syslog(
                                 pamh, LOG_ALERT,
                                 "broker at %s unusable (%s); ALLOWING user %s for %s WITHOUT A GRANT because of fail=open",
@@ -596,13 +698,58 @@ static Outcome account_check(pam_handle_t *pamh, const Options *o, Check *c) {
         return ask_broker(o, c);
 }
 
-PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+/* auth with wait=: a user who holds a grant goes on at once; one without asks for it. */
+static Outcome auth_wait(pam_handle_t *pamh, const Options *o, Check *c) {
+        const char *pam_service = NULL;
+        Outcome outcome;
+        WaitResult w;
+
+        if (!o->wait_set || o->wait_sec == 0)
+                return OUTCOME_WAIT_OFF;
+        if (get_items(pamh, c, &outcome) < 0)
+                return outcome;
+        pam_service = c->service;
+        c->service = grant_service(o, c->service);
+        outcome = ask_broker(o, c);
+        if (outcome != OUTCOME_NO_GRANT)
+                return outcome;
+
+        WaitConfig wc = {
+                .socket = o->socket,
+                .timeout_ms = o->timeout_ms,
+                .wait_sec = o->wait_sec,
+                .progress = o->progress == PROGRESS_PROMPT || (o->progress == PROGRESS_AUTO &&
+                                                               STREQ(pam_service, "sshd"))
+                                    ? WAIT_PROGRESS_PROMPT
+                                    : WAIT_PROGRESS_INFO,
+                .debug = o->debug,
+                .user = c->user,
+                .service = c->service,
+        };
+        pam_wait_run(pamh, &wc, &w);
+        c->told = true;
+        c->request_id = w.request_id;
+        c->error = w.error;
+        switch (w.end) {
+        case WAIT_END_GRANTED:
+                return OUTCOME_GRANTED;
+        case WAIT_END_BROKER_ERROR:
+                return OUTCOME_BROKER_ERROR;
+        case WAIT_END_LOCAL_ERROR:
+                return OUTCOME_LOCAL_ERROR;
+        case WAIT_END_NOT_GRANTED:
+        default:
+                return OUTCOME_NOT_GRANTED;
+        }
+}
+
+static int run(pam_handle_t *pamh, int flags, int argc, const char **argv, Stack stack) {
         _cleanup_(check_done) Check c = { .reply = NULL };
         Options o;
         int pam_code;
 
         if (!pamh)
-                return outcome_to_pam(OUTCOME_MISCONFIGURED, -EINVAL, FAIL_CLOSED);
+                return outcome_to_pam(OUTCOME_MISCONFIGURED, -EINVAL, FAIL_CLOSED, stack);
 
         if (parse_options(pamh, argc, argv, &o) < 0) {
                 o.fail = FAIL_CLOSED;
@@ -613,9 +760,11 @@ PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const c
                                 pamh, LOG_WARNING,
                                 "running with fail=open: an unreachable or broken broker lets users in without a grant");
                 if (o.debug)
-                        pam_syslog(pamh, LOG_DEBUG, "socket=%s timeout=%ums fail=%s", o.socket,
-                                   o.timeout_ms, o.fail == FAIL_OPEN ? "open" : "closed");
-                c.outcome = account_check(pamh, &o, &c);
+                        pam_syslog(pamh, LOG_DEBUG, "socket=%s timeout=%ums fail=%s wait=%us",
+                                   o.socket, o.timeout_ms, o.fail == FAIL_OPEN ? "open" : "closed",
+                                   o.wait_sec);
+                c.outcome =
+                        stack == STACK_AUTH ? auth_wait(pamh, &o, &c) : account_check(pamh, &o, &c);
         }
 
         /* fail=open is for a broker that is not there; that is believed only when no user
@@ -625,9 +774,22 @@ PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const c
             (c.error == -ENOENT || c.error == -ECONNREFUSED) &&
             socket_path_root_only(o.socket, c.fail_open_refused, sizeof(c.fail_open_refused)) < 0)
                 fail = FAIL_CLOSED;
-        pam_code = outcome_to_pam(c.outcome, c.error, fail);
-        report(pamh, flags, &o, &c, pam_code);
+        pam_code = outcome_to_pam(c.outcome, c.error, fail, stack);
+        report(pamh, flags, &o, &c, pam_code, stack);
         return pam_code;
+}
+
+PAM_EXTERN int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+        return run(pamh, flags, argc, argv, STACK_ACCOUNT);
+}
+
+PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+        return run(pamh, flags, argc, argv, STACK_AUTH);
+}
+
+/* The auth part establishes no credentials. */
+PAM_EXTERN int pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+        return PAM_IGNORE;
 }
 
 /* Sessions only record: the decision was made in account (sshd starts the shell even

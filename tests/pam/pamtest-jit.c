@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* pamtest_jit: runs pam_acct_mgmt() for one user through a real libpam stack and checks
- * what pam_jit.so returned and said. Meant to run under pam_wrapper:
+/* pamtest_jit: runs pam_acct_mgmt() (or pam_authenticate()) for one user through a real
+ * libpam stack and checks what pam_jit.so returned and said. Meant to run under pam_wrapper:
  *
  *   PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR=DIR LD_PRELOAD=libpam_wrapper.so ./pamtest_jit
  *
@@ -17,11 +17,17 @@
  *   JIT_TEST_EXPECT_NO_MESSAGE =1: the module must not say anything
  *   JIT_TEST_SILENT            =1: call pam_acct_mgmt() with PAM_SILENT
  *   JIT_TEST_MAX_MS            pam_acct_mgmt() must return within this many milliseconds
+ *   JIT_TEST_OP                account (default) | auth: pam_authenticate(), whose stack may
+ *                              prompt (pam_jit's wait=)
+ *   JIT_TEST_ANSWERS           auth: the answers to the prompts, in order, one per line; a
+ *                              prompt beyond them fails the conversation (as Ctrl-C at sudo's
+ *                              prompt does)
+ *   JIT_TEST_EXPECT_PROMPTS    auth: exactly this many prompts
  *
  * Also checks that the module leaves no file descriptor open behind it.
  *
- * Prints each message the module sent ("pam-error: ..." / "pam-info: ...") and the result
- * on stdout, then exits 0 when every expectation held. */
+ * Prints each message the module sent ("pam-error: ..." / "pam-info: ...", and for auth
+ * "pam-prompt: ..."), and the result on stdout, then exits 0 when every expectation held. */
 
 #include <errno.h>
 #include <limits.h>
@@ -47,9 +53,22 @@ typedef struct Conversation {
         char *text[MESSAGES_MAX];
         int style[MESSAGES_MAX];
         size_t n;
-        unsigned prompts;  /* the account stack must never ask the user anything */
-        unsigned overflow; /* messages beyond MESSAGES_MAX */
+        unsigned prompts;    /* the account stack must never ask the user anything */
+        unsigned overflow;   /* messages beyond MESSAGES_MAX */
+        bool may_prompt;     /* auth */
+        const char *answers; /* what is left of JIT_TEST_ANSWERS */
 } Conversation;
+
+/* The next line of c->answers, or NULL when there is none. */
+static char *next_answer(Conversation *c) {
+        if (!c->answers)
+                return NULL;
+        const char *end = strchr(c->answers, '\n');
+        size_t len = end ? (size_t) (end - c->answers) : strlen(c->answers);
+        char *a = strndup(c->answers, len);
+        c->answers = end ? end + 1 : NULL;
+        return a;
+}
 
 static int conversation(int num_msg, const struct pam_message **msg, struct pam_response **resp,
                         void *userdata) {
@@ -80,9 +99,28 @@ static int conversation(int num_msg, const struct pam_message **msg, struct pam_
                         }
                         c->style[c->n++] = msg[i]->msg_style;
                         break;
+                case PAM_PROMPT_ECHO_ON:
+                case PAM_PROMPT_ECHO_OFF:
+                        if (c->may_prompt) {
+                                printf("pam-prompt: %s\n", msg[i]->msg);
+                                c->prompts++;
+                                r[i].resp = next_answer(c);
+                                if (r[i].resp)
+                                        break;
+                                printf("pam-prompt: (no answer left: the conversation fails)\n");
+                        } else {
+                                printf("pam-prompt (unexpected): %s\n", msg[i]->msg);
+                                c->prompts++;
+                        }
+                        for (int j = 0; j < i; j++)
+                                free(r[j].resp);
+                        free(r);
+                        return PAM_CONV_ERR;
                 default:
                         printf("pam-prompt (unexpected): %s\n", msg[i]->msg);
                         c->prompts++;
+                        for (int j = 0; j < i; j++)
+                                free(r[j].resp);
                         free(r);
                         return PAM_CONV_ERR;
                 }
@@ -156,7 +194,10 @@ static void test_account(void **state) {
         const char *max_ms_s = env("JIT_TEST_MAX_MS");
         bool expect_no_message = env_true("JIT_TEST_EXPECT_NO_MESSAGE");
         int flags = env_true("JIT_TEST_SILENT") ? PAM_SILENT : 0;
-        Conversation conv = { .n = 0 };
+        const char *op = env("JIT_TEST_OP") ?: "account";
+        const char *expect_prompts = env("JIT_TEST_EXPECT_PROMPTS");
+        bool auth = strcmp(op, "auth") == 0;
+        Conversation conv = { .n = 0, .may_prompt = auth, .answers = getenv("JIT_TEST_ANSWERS") };
         int want;
 
         (void) state;
@@ -172,8 +213,12 @@ static void test_account(void **state) {
                 return;
         }
 
+        if (!auth && strcmp(op, "account") != 0) {
+                fail_msg("JIT_TEST_OP must be account or auth, got \"%s\"", op);
+                return;
+        }
         struct pam_testcase tests[] = {
-                pam_test_flags(PAMTEST_ACCOUNT, want, flags),
+                pam_test_flags(auth ? PAMTEST_AUTHENTICATE : PAMTEST_ACCOUNT, want, flags),
         };
 
         int fds_before = count_fds();
@@ -204,7 +249,10 @@ static void test_account(void **state) {
 
         assert_int_equal(tests[0].op_rv, want);
         assert_int_equal(perr, PAMTEST_ERR_OK);
-        assert_int_equal(prompts, 0);
+        if (!auth)
+                assert_int_equal(prompts, 0);
+        else if (expect_prompts)
+                assert_int_equal(prompts, strtoul(expect_prompts, NULL, 10));
         if (fds_after != fds_before)
                 fail_msg("open file descriptors went from %d to %d: the module leaked %d",
                          fds_before, fds_after, fds_after - fds_before);
@@ -215,8 +263,9 @@ static void test_account(void **state) {
         if (max_ms_s) {
                 unsigned long long max_ms = strtoull(max_ms_s, NULL, 10);
                 if (elapsed > max_ms)
-                        fail_msg("pam_acct_mgmt took %llu ms, more than %llu",
-                                 (unsigned long long) elapsed, max_ms);
+                        fail_msg("pam_%s took %llu ms, more than %llu",
+                                 auth ? "authenticate" : "acct_mgmt", (unsigned long long) elapsed,
+                                 max_ms);
         }
 }
 
@@ -226,5 +275,5 @@ int main(void) {
         };
 
         setvbuf(stdout, NULL, _IOLBF, 0);
-        return cmocka_run_group_tests_name("pam_jit account", tests, NULL, NULL);
+        return cmocka_run_group_tests_name("pam_jit", tests, NULL, NULL);
 }
