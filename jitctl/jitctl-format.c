@@ -252,6 +252,11 @@ void print_filed(const RequestView *v, FILE *f) {
         fprintf(f, "Request %" PRIi64 " filed", v->id);
         if (STREQ(v->state, "pending")) {
                 fprintf(f, ": %s", or_dash(v->service));
+                if (v->command_line) {
+                        fprintf(f, " to run %s", v->command_line);
+                        if (v->run_as_user && !STREQ(v->run_as_user, "root"))
+                                fprintf(f, " as %s", v->run_as_user);
+                }
                 if (request_duration(v, dur, sizeof(dur)))
                         fprintf(f, " for %s", dur);
                 if (v->once)

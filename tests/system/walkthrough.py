@@ -19,6 +19,13 @@ import time
 
 STATE = "/root/walkthrough-state.json"
 PAM_BEFORE = "/root/pam.d-before-install"
+SUDO_CONF_BEFORE = "/root/sudo.conf-before-install"
+# A notify hook that tells the journal what it got and as whom: it runs under the broker's
+# unit (sandbox, capabilities, seccomp), as the package's user jit-notify.
+HOOK = "/usr/local/lib/jit-walkthrough-hook"
+HOOK_SCRIPT = """#!/bin/sh
+logger -t jit-walkthrough-hook "event=$JIT_EVENT request=$JIT_REQUEST_ID uid=$(id -u) user=$(id -un) approve=$JIT_APPROVE_COMMAND"
+"""
 POLICY = "/etc/jit/policy.conf"
 # A short warning lead and short grants keep the walk quick; the rules are the shipped
 # example's own "jit-with-approval" shape.
@@ -28,6 +35,7 @@ rules = (
   { name = "jit-with-approval"; services = ["sudo", "sshd"]; requesters = ["%jit"];
     approvers = ["%jit-approvers"]; max_duration = "2h"; }
 );
+notify = ( { command = "/usr/local/lib/jit-walkthrough-hook"; events = ["filed", "approved"]; timeout = "10s"; } );
 """
 
 
@@ -119,6 +127,10 @@ def snapshot_pam(dest):
 
 def install(debs_dir):
     snapshot_pam(PAM_BEFORE)
+    run(["cp", "-a", "/etc/sudo.conf", SUDO_CONF_BEFORE])
+    with open(HOOK, "w") as f:
+        f.write(HOOK_SCRIPT)
+    os.chmod(HOOK, 0o755)
     debs = sorted(glob.glob(os.path.join(debs_dir, "*.deb")))
     expect(len(debs) >= 2, "the built packages are there", debs)
     run(["apt-get", "install", "-y", "--no-install-recommends", *debs], timeout=300,
@@ -130,6 +142,11 @@ def install(debs_dir):
         text = open(f"/etc/pam.d/{f}").read()
         expect("pam_jit.so" in text and "notingroup jit" in text, f"pam-auth-update put guarded pam_jit lines in {f}",
                text)
+
+    # The sudo approval plugin: one marked line in sudo.conf.
+    conf = open("/etc/sudo.conf").read()
+    expect("# BEGIN jit:" in conf and "\nPlugin jit_approval jit_approval.so\n# END jit" in conf,
+           "the package put the approval plugin's line in /etc/sudo.conf", conf[-400:])
 
     # Socket activation: the socket listens, the service starts on the first connection.
     expect(run(["systemctl", "is-enabled", "jit-brokerd.socket"], check=False).stdout.strip() == "enabled",
@@ -178,6 +195,17 @@ def install(debs_dir):
 
     # Request, approve, sudo; the journal and its catalog say what happened.
     rid = grant("sudo", "1h", "walkthrough: rotate the certificates")
+    # The notify hook ran under the unit, as jit-notify, for the filing and the grant.
+    for event, extra in (("filed", f" approve=jitctl approve {rid}"), ("approved", " approve=")):
+        want = f"event={event} request={rid} uid="
+        seen = wait_for(lambda: [e for e in journal("SYSLOG_IDENTIFIER=jit-walkthrough-hook")
+                                 if e.get("MESSAGE", "").startswith(want)],
+                        f"the notify hook's {event} line in the journal",
+                        detail=lambda: run(["journalctl", "--no-pager", "-u", "jit-brokerd.service", "-n", "30"],
+                                           check=False).stdout)
+        msg = seen[-1]["MESSAGE"]
+        expect(" user=jit-notify " in msg and msg.endswith(extra) and " uid=0 " not in msg,
+               f"the notify hook got the {event} event as jit-notify", msg)
     p = as_user("alice", "sudo", "-n", "id", "-u", check=False)
     expect(p.returncode == 0 and p.stdout.strip() == "0", "alice's sudo works under the grant", p.stderr)
     granted = wait_for(lambda: journal("MESSAGE_ID=7af6f08ed8994a94b326de3f3640d76a", f"JIT_REQUEST_ID={rid}"),
@@ -276,6 +304,8 @@ def after_reboot():
     ok("apt-get purge jit libpam-jit")
     p = run(["diff", "-r", PAM_BEFORE, "/etc/pam.d"], check=False)
     expect(p.returncode == 0, "/etc/pam.d is byte-identical to before the install", p.stdout)
+    p = run(["diff", SUDO_CONF_BEFORE, "/etc/sudo.conf"], check=False)
+    expect(p.returncode == 0, "/etc/sudo.conf is byte-identical to before the install", p.stdout)
     expect(not os.path.exists("/etc/jit"), "purge removed /etc/jit")
     p = as_user("alice", "sudo", "-n", "true", check=False)
     expect(p.returncode == 0, "with jit purged, sudo is back to sudoers alone", p.stderr)
