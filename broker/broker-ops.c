@@ -439,6 +439,27 @@ static json_object *check_decide(Op *op, int64_t *ret_id, uint64_t *ret_expires_
         if (r < 0)
                 return internal_error(op, "looking up a grant", r);
 
+        /* commands: pam_jit saw sudo.conf load jit_approval, which then decides on the
+         * command itself: a grant for one command lets this sudo through to it. */
+        bool commands = false;
+        if (r == 0 && !held && uid != (uid_t) -1 && STREQ(service, "sudo") &&
+            jit_message_get_bool(op->msg, "commands", &commands) >= 0 && commands) {
+                Request **list = NULL;
+                size_t n = 0;
+                int k = db_find_command_grants(op->b->db, uid, op->b->boot_id,
+                                               now_usec(CLOCK_BOOTTIME), now_usec(CLOCK_REALTIME),
+                                               &list, &n);
+                if (k < 0)
+                        return internal_error(op, "looking up command grants", k);
+                for (size_t i = 0; i < n && r == 0; i++)
+                        if (!grants_ended_in_memory(&core_of(op)->grants, list[i]->id)) {
+                                id = list[i]->id;
+                                expires_at = list[i]->expires_at;
+                                r = 1;
+                        }
+                request_free_many(list, n);
+        }
+
         bool allowed = r > 0;
         uint64_t uses = 1, now = now_usec(CLOCK_BOOTTIME);
         bool log_allowed = allowed && (!op->b->access_log ||

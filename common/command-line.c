@@ -2,9 +2,12 @@
 #include "command-line.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "client.h"
@@ -249,4 +252,55 @@ fail:
         json_object_put(argv);
         json_object_put(o);
         return NULL;
+}
+
+bool jit_sudo_conf_loads_approval(const char *text, size_t len) {
+        const char *end = text + len;
+        for (const char *line = text; line < end;) {
+                const char *nl = memchr(line, '\n', (size_t) (end - line));
+                const char *stop = nl ?: end, *p = line;
+                while (p < stop && (*p == ' ' || *p == '\t'))
+                        p++;
+                /* "Plugin", blanks, "jit_approval", a blank */
+                static const char kw[] = "Plugin", name[] = "jit_approval";
+                if ((size_t) (stop - p) > sizeof(kw) && memcmp(p, kw, sizeof(kw) - 1) == 0 &&
+                    (p[sizeof(kw) - 1] == ' ' || p[sizeof(kw) - 1] == '\t')) {
+                        p += sizeof(kw) - 1;
+                        while (p < stop && (*p == ' ' || *p == '\t'))
+                                p++;
+                        if ((size_t) (stop - p) > sizeof(name) - 1 &&
+                            memcmp(p, name, sizeof(name) - 1) == 0 &&
+                            (p[sizeof(name) - 1] == ' ' || p[sizeof(name) - 1] == '\t'))
+                                return true;
+                }
+                line = nl ? nl + 1 : end;
+        }
+        return false;
+}
+
+int jit_sudo_conf_file_loads_approval(const char *path) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+        struct stat st;
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 0022) ||
+            (size_t) st.st_size > JIT_SUDO_CONF_MAX)
+                return 0;
+        _cleanup_free_ char *buf = malloc((size_t) st.st_size + 1);
+        if (!buf)
+                return -ENOMEM;
+        size_t got = 0;
+        while (got < (size_t) st.st_size) {
+                ssize_t n = read(fd, buf + got, (size_t) st.st_size - got);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        break;
+                got += (size_t) n;
+        }
+        return jit_sudo_conf_loads_approval(buf, got);
 }

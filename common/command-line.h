@@ -47,3 +47,12 @@ char *jit_shell_quote(const char *s);
 /* {"version":1,"op":"check-command","user":user,"command":...,"argv":[...],
  * "run_as_user":...,"run_as_group":...,"cwd":...}; NULL on ENOMEM. */
 json_object *jit_command_request_new(const JitCommandLine *cl, const char *user);
+
+/* Whether sudo.conf's text (len bytes) loads the approval plugin jit_approval: a line
+ * "Plugin jit_approval PATH [OPTIONS]" (leading blanks allowed; '#' starts a comment). */
+bool jit_sudo_conf_loads_approval(const char *text, size_t len);
+/* The same for the file at path, trusted only when it is a regular file owned by root that
+ * nobody else may write: 1 yes, 0 no (or not trusted), -errno when it cannot be read. */
+int jit_sudo_conf_file_loads_approval(const char *path);
+#define JIT_SUDO_CONF "/etc/sudo.conf"
+#define JIT_SUDO_CONF_MAX (256U * 1024U)

@@ -26,6 +26,7 @@
 
 #include "cleanup.h"
 #include "client.h"
+#include "command-line.h"
 #include "duration.h"
 #include "names.h"
 #include "pam-wait.h"
@@ -534,6 +535,17 @@ static Outcome ask_broker(const Options *o, Check *c) {
                 json_object_put(v);
                 c->error = -ENOMEM;
                 return OUTCOME_LOCAL_ERROR;
+        }
+
+        /* Where sudo loads jit_approval, the plugin decides on the command itself: a grant
+         * for one command may then let this sudo through to it (the broker's "commands"). */
+        if (STREQ(c->service, "sudo") && jit_sudo_conf_file_loads_approval(JIT_SUDO_CONF) > 0) {
+                v = json_object_new_boolean(true);
+                if (!v || json_object_object_add(req, "commands", v) < 0) {
+                        json_object_put(v);
+                        c->error = -ENOMEM;
+                        return OUTCOME_LOCAL_ERROR;
+                }
         }
 
         r = jit_client_call(o->socket, o->timeout_ms, req, &c->reply);

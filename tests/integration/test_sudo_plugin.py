@@ -161,6 +161,25 @@ class SudoPlugin(BrokerTestCase):
         self.assertEqual(p.stdout.strip(), "jit-bob")
         self.assertExit(alice.sudo("id", "-un"), 1)  # as root: not covered
 
+    def test_both_gates_agree(self):
+        """With pam_jit's account line as well: a grant for one command lets sudo's PAM check
+        through only where sudo.conf loads the plugin, which then decides on the command; a
+        sudo without the plugin gives a command grant nothing."""
+        alice = self.u["jit-alice"]
+        self.sb.write_pam_service("sudo", self.sb.pam_lines())
+        self.command_grant("id -u")
+        p = alice.sudo("id", "-u")
+        self.assertExit(p, 0)
+        self.assertEqual(p.stdout.strip(), "0")
+        p = alice.sudo("id", "-g")  # PAM lets it through, the plugin refuses it
+        self.assertExit(p, 1)
+        self.assertIn("jit: no grant covers this command", p.stderr)
+        with open("/etc/sudo.conf", "w") as f:
+            f.write("# Plugin jit_approval jit_approval.so  (commented out)\n")
+        p = alice.sudo("id", "-u")
+        self.assertExit(p, 1)
+        self.assertIn("PAM account management error", p.stderr)
+
     def test_only_root_may_check_commands(self):
         r = self.u["jit-bob"].call({"version": 1, "op": "check-command", "user": "jit-alice",
                                     "command": "/usr/bin/id", "argv": ["id"]})

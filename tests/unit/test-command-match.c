@@ -190,6 +190,30 @@ static void test_command_line_limits(void **state) {
         assert_int_equal(jit_command_line_check(&cl), -EILSEQ);
 }
 
+static void test_sudo_conf(void **state) {
+        const char *yes[] = {
+                "Plugin jit_approval jit_approval.so\n",
+                "# comment\nPlugin sudoers_policy sudoers.so\n  Plugin\tjit_approval /usr/libexec/sudo/jit_approval.so socket=/run/x\n",
+                "Plugin jit_approval jit_approval.so",
+        };
+        const char *no[] = {
+                "",
+                "#Plugin jit_approval jit_approval.so\n",
+                "# Plugin jit_approval jit_approval.so\n",
+                "Plugin jit_approvals jit_approval.so\n",
+                "Plugin jit_approval\n",
+                "Path jit_approval jit_approval.so\n",
+                "Plugins jit_approval jit_approval.so\n",
+                "xPlugin jit_approval jit_approval.so\n",
+        };
+        for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+                if (!jit_sudo_conf_loads_approval(yes[i], strlen(yes[i])))
+                        fail_msg("not seen in \"%s\"", yes[i]);
+        for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+                if (jit_sudo_conf_loads_approval(no[i], strlen(no[i])))
+                        fail_msg("seen in \"%s\"", no[i]);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_literal),
@@ -201,6 +225,7 @@ int main(void) {
                 cmocka_unit_test(test_long_pattern_refused),
                 cmocka_unit_test(test_quote_for_a_shell),
                 cmocka_unit_test(test_command_line_limits),
+                cmocka_unit_test(test_sudo_conf),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
