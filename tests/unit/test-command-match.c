@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -214,6 +216,25 @@ static void test_sudo_conf(void **state) {
                         fail_msg("seen in \"%s\"", no[i]);
 }
 
+/* The file is believed only when root owns it and nobody else may write it. */
+static void test_sudo_conf_file_trust(void **state) {
+        char path[] = "/tmp/test-sudo-conf-XXXXXX";
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        const char text[] = "Plugin jit_approval jit_approval.so\n";
+        assert_int_equal(write(fd, text, sizeof(text) - 1), (ssize_t) sizeof(text) - 1);
+        close(fd);
+        bool root = geteuid() == 0;
+        assert_int_equal(chmod(path, 0644), 0);
+        assert_int_equal(jit_sudo_conf_file_loads_approval(path), root ? 1 : 0);
+        assert_int_equal(chmod(path, 0664), 0);
+        assert_int_equal(jit_sudo_conf_file_loads_approval(path), 0);
+        assert_int_equal(chmod(path, 0646), 0);
+        assert_int_equal(jit_sudo_conf_file_loads_approval(path), 0);
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(jit_sudo_conf_file_loads_approval(path), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_literal),
@@ -226,6 +247,7 @@ int main(void) {
                 cmocka_unit_test(test_quote_for_a_shell),
                 cmocka_unit_test(test_command_line_limits),
                 cmocka_unit_test(test_sudo_conf),
+                cmocka_unit_test(test_sudo_conf_file_trust),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
