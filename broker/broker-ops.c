@@ -1072,12 +1072,25 @@ static json_object *op_explain(Op *op) {
         } else if ((r = identity_from_name(user, &id)) < 0)
                 return jit_reply_error(JIT_ERROR_NOT_FOUND, "no user %s", user);
 
+        /* A request for one command line (policy explain --command). */
+        _cleanup_free_ const char **argv = NULL;
+        JitCommandLine cl;
+        json_object *command;
+        bool for_command = json_object_object_get_ex(op->msg, "command", &command);
+        if (for_command) {
+                json_object *bad = get_command_line(op, &cl, &argv);
+                if (bad) {
+                        identity_done(&id);
+                        return bad;
+                }
+        }
         PolicyQuery q = {
                 .requester = &id,
                 .service = service,
                 .duration = has_duration ? (uint64_t) duration : 0,
                 .at = at,
                 .ticket = ticket,
+                .command = for_command ? &cl : NULL,
         };
         PolicyDecision d = {};
         r = policy_decide(op->b->policy, &q, &d);

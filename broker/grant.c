@@ -611,6 +611,7 @@ int grant_file(Grants *g, const Identity *caller, const GrantAsk *ask, int64_t *
                 .at = (time_t) (g->now(CLOCK_REALTIME) / USEC_PER_SEC),
                 .ticket = ask->ticket,
                 .reason = ask->reason,
+                .command = ask->command,
         };
         if ((k = policy_decide(g->policy, &q, &d)) < 0)
                 return fail(g, e, k, "applying the policy");
@@ -712,6 +713,31 @@ int grant_break_glass(Grants *g, const Identity *caller, const GrantAsk *ask, in
         return 0;
 }
 
+/* Why rule may no longer grant r as it was asked for (all of the service under a rule that
+ * now grants single commands, or a command line or run-as user its patterns no longer
+ * allow), in buf; NULL when it may. */
+static const char *scope_refusal(const PolicyRule *rule, const Request *r, char *buf, size_t len) {
+        if (!r->command && rule->scope == POLICY_SCOPE_COMMAND)
+                return snprintf(buf, len, "rule \"%s\" now grants single commands only", r->rule),
+                       buf;
+        if (!r->command)
+                return NULL;
+        JitCommandLine cl = {
+                .command = r->command,
+                .argv = (const char *const *) r->argv,
+                .run_as_user = r->run_as_user,
+                .run_as_group = r->run_as_group,
+                .cwd = r->cwd,
+        };
+        if (!policy_rule_allows_command(rule, &cl))
+                return snprintf(buf, len,
+                                "rule \"%s\" no longer allows this command line or its run-as "
+                                "user",
+                                r->rule),
+                       buf;
+        return NULL;
+}
+
 int grant_approve(Grants *g, const Identity *caller, int64_t id, const char *comment,
                   GrantError *e) {
         _cleanup_tx_ GrantTx tx = {};
@@ -762,6 +788,10 @@ int grant_approve(Grants *g, const Identity *caller, int64_t id, const char *com
 
         /* A policy changed while the broker was down was loaded without the sweep of a
          * reload: the cap is judged here again. */
+        char scope_why[256];
+        if (scope_refusal(rule, r, scope_why, sizeof(scope_why)))
+                return refuse(g, e, caller, r, "the policy no longer allows request %lld: %s",
+                              (long long) id, scope_why);
         uint64_t cap = policy_rule_cap(g->policy, rule);
         if (r->duration > cap) {
                 char want[DURATION_BUF_MAX], capb[DURATION_BUF_MAX];
@@ -1019,6 +1049,8 @@ static const char *still_allowed(const Grants *g, const Request *r, char *buf, s
                 return snprintf(buf, len, "rule \"%s\" no longer lists %s as a requester", r->rule,
                                 r->requester),
                        buf;
+        if (scope_refusal(rule, r, buf, len))
+                return buf;
         uint64_t cap = policy_rule_cap(g->policy, rule);
         if (r->duration > cap)
                 return snprintf(buf, len, "%s is longer than the %s rule \"%s\" now allows",

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* Deciding with the policy: which rule matches a requester and service (first match
- * wins), and policy_decide() with its explanation, why each earlier rule did not match. */
+/* Deciding with the policy: which rule matches a requester and service, or one command
+ * line under sudo (first match wins), and policy_decide() with its explanation, why each
+ * earlier rule did not match. */
 #include "policy.h"
 
 #include <errno.h>
@@ -26,6 +27,7 @@ static bool list_matches(const StringList *l, const Identity *id) {
 const PolicyRule *policy_match(const Policy *p, const Identity *requester, const char *service) {
         for (size_t i = 0; i < p->n_rules; i++)
                 if (policy_rule_has_service(&p->rules[i], service) &&
+                    p->rules[i].scope != POLICY_SCOPE_COMMAND &&
                     list_matches(&p->rules[i].requesters, requester))
                         return &p->rules[i];
         return NULL;
@@ -38,6 +40,8 @@ const PolicyRule *policy_match_at(const Policy *p, const Identity *requester, co
 
         for (size_t i = 0; i < p->n_rules; i++) {
                 const PolicyRule *r = &p->rules[i];
+                if (r->scope == POLICY_SCOPE_COMMAND) /* never decides all of a service */
+                        continue;
                 if (policy_rule_has_service(r, service) &&
                     list_matches(&r->requesters, requester) &&
                     (r->when.n == 0 || (have_tm && rule_in_window_tm(r, &tm))))
@@ -101,13 +105,29 @@ static char *join_when(const PolicyRule *r) {
         return buf;
 }
 
-/* Why rule r does not match, or NULL (in *ret) when it does. */
+/* The run-as of a command line as run_as lists it: "user" or "user:group". */
+static char *run_as_text(const JitCommandLine *cl) {
+        char *s = NULL;
+
+        if (asprintf(&s, "%s%s%s", cl->run_as_user ?: "root", cl->run_as_group ? ":" : "",
+                     cl->run_as_group ?: "") < 0)
+                return NULL;
+        return s;
+}
+
+/* Why rule r does not match (added to d->skipped), or *ret_matches. */
 static int rule_mismatch(const PolicyRule *r, const PolicyQuery *q, const struct tm *tm,
                          PolicyDecision *d, bool *ret_matches) {
+        const CommandPattern *pattern = NULL;
+
         *ret_matches = false;
         if (!policy_rule_has_service(r, q->service))
                 return decision_add_skipped(d, "rule \"%s\": does not cover %s", r->name,
                                             q->service);
+        if (!q->command && r->scope == POLICY_SCOPE_COMMAND)
+                return decision_add_skipped(
+                        d, "rule \"%s\": grants single commands only (scope = \"command\")",
+                        r->name);
         if (!list_matches(&r->requesters, q->requester))
                 return decision_add_skipped(d, "rule \"%s\": %s is not in its requesters", r->name,
                                             q->requester->name);
@@ -118,6 +138,22 @@ static int rule_mismatch(const PolicyRule *r, const PolicyQuery *q, const struct
                 return decision_add_skipped(d, "rule \"%s\": outside its when windows (%s)",
                                             r->name, when);
         }
+        if (q->command) {
+                /* A rule without commands may grant all of sudo, so one command of it too. */
+                if (r->n_commands > 0 && !(pattern = policy_rule_find_pattern(r, q->command)))
+                        return decision_add_skipped(
+                                d, "rule \"%s\": the command matches none of its patterns",
+                                r->name);
+                if (!policy_rule_allows_run_as(r, q->command->run_as_user,
+                                               q->command->run_as_group)) {
+                        _cleanup_free_ char *as = run_as_text(q->command);
+                        if (!as)
+                                return -ENOMEM;
+                        return decision_add_skipped(d, "rule \"%s\": may not run commands as %s",
+                                                    r->name, as);
+                }
+        }
+        d->command_pattern = pattern;
         *ret_matches = true;
         return 0;
 }
@@ -127,9 +163,23 @@ static int decide(const Policy *p, const PolicyQuery *q, PolicyDecision *d) {
         struct tm tm;
         bool have_tm = localtime_r(&q->at, &tm);
         const PolicyRule *r = NULL;
+        _cleanup_free_ char *as = NULL;
         int k;
 
         d->duration = q->duration;
+        if (q->command) {
+                /* What the patterns cannot be trusted to read is refused, not matched. */
+                if ((k = jit_command_line_check(q->command)) < 0)
+                        return decision_refuse(d, "%s", jit_command_line_error(k));
+                /* sudo alone runs single commands: no other service has a command line. */
+                if (!STREQ(q->service, "sudo"))
+                        return decision_refuse(d,
+                                               "a single command can be granted for sudo only, "
+                                               "not for %s",
+                                               q->service);
+                if (!(as = run_as_text(q->command)))
+                        return -ENOMEM;
+        }
         if (p->n_rules > 0 && !(d->skipped = calloc(p->n_rules, sizeof(char *))))
                 return -ENOMEM;
         for (size_t i = 0; i < p->n_rules && !r; i++) {
@@ -139,6 +189,9 @@ static int decide(const Policy *p, const PolicyQuery *q, PolicyDecision *d) {
                 if (matches)
                         r = &p->rules[i];
         }
+        if (!r && q->command)
+                return decision_refuse(d, "no policy rule lets %s run %s as %s with %s",
+                                       q->requester->name, q->command->command, as, q->service);
         if (!r)
                 return decision_refuse(d, "no policy rule lets %s request %s", q->requester->name,
                                        q->service);

@@ -2,6 +2,8 @@
 #include "policy-json.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "cleanup.h"
 #include "timeutil.h"
@@ -35,6 +37,24 @@ static json_object *strings(char *const *items, size_t n) {
         return a;
 }
 
+/* The query's command line: "command", "argv" and "run_as" ("user" or "user:group"), all
+ * null for a whole-service request. */
+static bool add_command(json_object *o, const JitCommandLine *cl) {
+        if (!cl)
+                return add(o, "command", NULL, true) && add(o, "argv", NULL, true) &&
+                       add(o, "run_as", NULL, true);
+        size_t n = 0;
+        while (cl->argv && cl->argv[n])
+                n++;
+        _cleanup_free_ char *run_as = NULL;
+        if (asprintf(&run_as, "%s%s%s", cl->run_as_user ?: "root", cl->run_as_group ? ":" : "",
+                     cl->run_as_group ?: "") < 0)
+                return false;
+        return add(o, "command", string_or_null(cl->command), !cl->command) &&
+               add(o, "argv", strings((char *const *) cl->argv, n), false) &&
+               add(o, "run_as", json_object_new_string(run_as), false);
+}
+
 json_object *policy_decision_to_json(const Policy *p, const PolicyQuery *q,
                                      const PolicyDecision *d) {
         json_object *o = json_object_new_object();
@@ -62,6 +82,12 @@ json_object *policy_decision_to_json(const Policy *p, const PolicyQuery *q,
                  json_object_new_boolean(r ? r->auto_approve : d->verdict == VERDICT_AUTO_APPROVE),
                  false) &&
              add(o, "skipped", strings(d->skipped, d->n_skipped), false) &&
+             add_command(o, q->command) &&
+             add(o, "command_pattern",
+                 string_or_null(d->command_pattern ? d->command_pattern->text : NULL),
+                 !d->command_pattern) &&
+             add(o, "scope", r ? json_object_new_string(policy_scope_to_string(r->scope)) : NULL,
+                 !r) &&
              add(o, "policy_version", json_object_new_string(p->hash), false) &&
              add(o, "at", json_object_new_string(at), false);
         if (!ok) {

@@ -95,47 +95,55 @@ static int compare_strings(const void *a, const void *b) {
         return strcmp(a, b);
 }
 
-/* Warns once per name about requesters and approvers that NSS does not know: a typo in a
- * group name is otherwise a rule that silently never matches. */
+/* Warns once per name about a user or %group that NSS does not know: a typo in a group
+ * name is otherwise a rule that silently never matches. e is where the name is written. */
+static int check_principal(Parser *ps, const config_setting_t *e, const char *v) {
+        if (ps->n_seen >= POLICY_NSS_CHECKS_MAX) {
+                if (ps->n_seen++ == POLICY_NSS_CHECKS_MAX)
+                        warn(ps, e,
+                             "more than %u distinct users and groups: "
+                             "the rest were not checked against the system",
+                             POLICY_NSS_CHECKS_MAX);
+                return 0;
+        }
+        char *copy = strdup(v);
+        if (!copy)
+                return -ENOMEM;
+        void **node = tsearch(copy, &ps->seen, compare_strings);
+        if (!node) {
+                free(copy);
+                return -ENOMEM;
+        }
+        if (*node != copy) { /* looked up already */
+                free(copy);
+                return 0;
+        }
+        ps->n_seen++;
+
+        bool group = v[0] == '%';
+        int r = account_exists(v);
+        if (r == -ENOMEM)
+                return r;
+        if (r == 0)
+                warn(ps, e, "%s \"%s\" does not exist", group ? "group" : "user",
+                     group ? v + 1 : v);
+        else if (r < 0)
+                warn(ps, e, "cannot look up %s \"%s\": %s", group ? "group" : "user",
+                     group ? v + 1 : v, strerror(-r));
+        return 0;
+}
+
+/* check_principal() for each string of a list of requesters or approvers. */
 static int check_principals(Parser *ps, const config_setting_t *list) {
         for (int i = 0; i < config_setting_length(list); i++) {
                 const config_setting_t *e = config_setting_get_elem(list, (unsigned) i);
                 const char *v = config_setting_get_string(e);
+                int r;
 
-                if (!v)
-                        continue;
-                if (ps->n_seen >= POLICY_NSS_CHECKS_MAX) {
-                        if (ps->n_seen++ == POLICY_NSS_CHECKS_MAX)
-                                warn(ps, e,
-                                     "more than %u distinct users and groups: "
-                                     "the rest were not checked against the system",
-                                     POLICY_NSS_CHECKS_MAX);
-                        return 0;
-                }
-                char *copy = strdup(v);
-                if (!copy)
-                        return -ENOMEM;
-                void **node = tsearch(copy, &ps->seen, compare_strings);
-                if (!node) {
-                        free(copy);
-                        return -ENOMEM;
-                }
-                if (*node != copy) { /* looked up already */
-                        free(copy);
-                        continue;
-                }
-                ps->n_seen++;
-
-                bool group = v[0] == '%';
-                int r = account_exists(v);
-                if (r == -ENOMEM)
+                if (v && (r = check_principal(ps, e, v)) < 0)
                         return r;
-                if (r == 0)
-                        warn(ps, e, "%s \"%s\" does not exist", group ? "group" : "user",
-                             group ? v + 1 : v);
-                else if (r < 0)
-                        warn(ps, e, "cannot look up %s \"%s\": %s", group ? "group" : "user",
-                             group ? v + 1 : v, strerror(-r));
+                if (ps->n_seen > POLICY_NSS_CHECKS_MAX)
+                        return 0;
         }
         return 0;
 }
@@ -146,6 +154,20 @@ static bool valid_short_text(const char *s) {
 
 static bool valid_principal(const char *s) {
         return s[0] == '%' ? valid_account_name(s + 1) : valid_account_name(s);
+}
+
+/* An entry of run_as: "user" or "user:group". */
+static bool valid_run_as(const char *s) {
+        const char *colon = strchr(s, ':');
+        char user[POLICY_TEXT_MAX + 1];
+
+        if (!colon)
+                return valid_account_name(s);
+        if ((size_t) (colon - s) >= sizeof(user))
+                return false;
+        memcpy(user, s, (size_t) (colon - s));
+        user[colon - s] = '\0';
+        return valid_account_name(user) && valid_account_name(colon + 1);
 }
 
 /* Checks that every member of group s is one of the known keys. */
@@ -313,9 +335,21 @@ static const char *const settings_keys[] = {
 static const char *const profile_keys[] = { "owner", "environment", "classification", "description",
                                             NULL };
 static const char *const rule_keys[] = {
-        "name",           "services",          "requesters",          "approvers",
-        "approvals",      "max_duration",      "auto_approve",        "when",
-        "ticket_pattern", "reason_min_length", "allow_self_approval", NULL,
+        "name",
+        "services",
+        "requesters",
+        "approvers",
+        "approvals",
+        "max_duration",
+        "auto_approve",
+        "when",
+        "ticket_pattern",
+        "reason_min_length",
+        "allow_self_approval",
+        "commands",
+        "run_as",
+        "scope",
+        NULL,
 };
 static const char *const break_glass_keys[] = { "requesters", "services", "max_duration", NULL };
 static const char *const notify_keys[] = { "command", "args", "events", "timeout",
@@ -547,6 +581,132 @@ static int parse_ticket_pattern(Parser *ps, const config_setting_t *s, PolicyRul
         return 0;
 }
 
+/* commands: each pattern parsed now, so that a pattern that would allow more than it seems
+ * to never reaches a decision. */
+static int parse_commands(Parser *ps, const config_setting_t *s, PolicyRule *rule) {
+        char what[128];
+
+        snprintf(what, sizeof(what), "rule \"%s\": commands", rule->name);
+        if (config_setting_type(s) != CONFIG_TYPE_ARRAY &&
+            config_setting_type(s) != CONFIG_TYPE_LIST)
+                return fail(ps, s,
+                            "%s: expected a list of strings like "
+                            "[\"/usr/bin/systemctl restart nginx\"]",
+                            what);
+        int n = config_setting_length(s);
+        if (n == 0)
+                return fail(ps, s,
+                            "%s: must not be empty (leave commands out to allow every command)",
+                            what);
+        if (n > POLICY_COMMANDS_MAX)
+                return fail(ps, s, "%s: more than %u patterns", what, POLICY_COMMANDS_MAX);
+        rule->commands = calloc((size_t) n, sizeof(CommandPattern));
+        if (!rule->commands)
+                return -ENOMEM;
+        for (int i = 0; i < n; i++) {
+                const config_setting_t *e = config_setting_get_elem(s, (unsigned) i);
+                const char *why = NULL;
+
+                if (config_setting_type(e) != CONFIG_TYPE_STRING)
+                        return fail(ps, e, "rule \"%s\": command pattern %d: not a string",
+                                    rule->name, i + 1);
+                const char *v = config_setting_get_string(e);
+                int r = command_pattern_parse(v, &rule->commands[i], &why);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        return fail(ps, e, "rule \"%s\": command pattern %d: %s", rule->name, i + 1,
+                                    why ?: "not a valid pattern");
+                rule->n_commands++;
+                for (int j = 0; j < i; j++)
+                        if (STREQ(rule->commands[j].text, v))
+                                return fail(ps, e,
+                                            "rule \"%s\": command pattern %d: the same as "
+                                            "pattern %d",
+                                            rule->name, i + 1, j + 1);
+        }
+        return 0;
+}
+
+/* run_as: who a command may run as. Users and groups that do not exist get a warning, as
+ * requesters do. */
+static int parse_run_as(Parser *ps, const config_setting_t *s, PolicyRule *rule) {
+        char what[128];
+        int r;
+
+        snprintf(what, sizeof(what), "rule \"%s\": run_as", rule->name);
+        if ((r = get_string_list(ps, s, what, valid_run_as, "USER or USER:GROUP", &rule->run_as)) <
+            0)
+                return r;
+        for (size_t i = 0; i < rule->run_as.n; i++) {
+                const config_setting_t *e = config_setting_get_elem(s, (unsigned) i);
+                const char *v = rule->run_as.items[i], *colon = strchr(v, ':');
+                _cleanup_free_ char *user = colon ? strndup(v, (size_t) (colon - v)) : NULL;
+                _cleanup_free_ char *group = NULL;
+
+                if (colon && (!user || asprintf(&group, "%%%s", colon + 1) < 0))
+                        return -ENOMEM;
+                if ((r = check_principal(ps, e, user ?: v)) < 0 ||
+                    (group && (r = check_principal(ps, e, group)) < 0))
+                        return r;
+        }
+        return 0;
+}
+
+/* scope, commands and run_as: what a rule grants of sudo. */
+static int parse_command_keys(Parser *ps, const config_setting_t *s, PolicyRule *rule) {
+        const config_setting_t *scope = config_setting_get_member(s, "scope");
+        const config_setting_t *commands = config_setting_get_member(s, "commands");
+        const config_setting_t *run_as = config_setting_get_member(s, "run_as");
+        int r;
+
+        if (scope) {
+                const char *v = config_setting_type(scope) == CONFIG_TYPE_STRING
+                                        ? config_setting_get_string(scope)
+                                        : NULL;
+                rule->scope = policy_scope_from_string(v);
+                if (rule->scope == _POLICY_SCOPE_INVALID)
+                        return fail(ps, scope,
+                                    "rule \"%s\": scope: expected \"any\" or \"command\"",
+                                    rule->name);
+                if (rule->scope == POLICY_SCOPE_COMMAND && !policy_rule_is_sudo_only(rule))
+                        return fail(ps, scope,
+                                    "rule \"%s\": scope = \"command\" is only for a rule whose "
+                                    "services are exactly [\"sudo\"]",
+                                    rule->name);
+        }
+        if (commands) {
+                if (!policy_rule_is_sudo_only(rule))
+                        return fail(ps, commands,
+                                    "rule \"%s\": commands: only for a rule whose services are "
+                                    "exactly [\"sudo\"]",
+                                    rule->name);
+                /* Patterns limit what the rule grants only if it grants nothing whole. */
+                if (scope && rule->scope == POLICY_SCOPE_ANY)
+                        return fail(ps, scope,
+                                    "rule \"%s\": scope = \"any\" would grant all of sudo, "
+                                    "which its commands do not limit; leave scope out or write "
+                                    "scope = \"command\"",
+                                    rule->name);
+                rule->scope = POLICY_SCOPE_COMMAND;
+                if ((r = parse_commands(ps, commands, rule)) < 0)
+                        return r;
+        }
+        if (run_as) {
+                if (!policy_rule_has_service(rule, "sudo"))
+                        return fail(ps, run_as,
+                                    "rule \"%s\": run_as: has no effect on a rule that does not "
+                                    "cover sudo",
+                                    rule->name);
+                return parse_run_as(ps, run_as, rule);
+        }
+        rule->run_as.items = calloc(1, sizeof(char *));
+        if (!rule->run_as.items || !(rule->run_as.items[0] = strdup("root")))
+                return -ENOMEM;
+        rule->run_as.n = 1;
+        return 0;
+}
+
 static int parse_rule(Parser *ps, const config_setting_t *s, size_t index, const Policy *p,
                       PolicyRule *rule) {
         const config_setting_t *m, *approvals = NULL;
@@ -653,6 +813,9 @@ static int parse_rule(Parser *ps, const config_setting_t *s, size_t index, const
                                     "%s: has no effect with auto_approve = true (nobody approves)",
                                     what);
         }
+
+        if ((r = parse_command_keys(ps, s, rule)) < 0)
+                return r;
 
         /* Only named users can be counted ahead; a group may have any number of members. */
         bool any_group = false;

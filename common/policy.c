@@ -40,6 +40,10 @@ void policy_free(Policy *p) {
                 if (p->rules[i].ticket_regex)
                         regfree(p->rules[i].ticket_regex);
                 free(p->rules[i].ticket_regex);
+                for (size_t k = 0; k < p->rules[i].n_commands; k++)
+                        command_pattern_done(&p->rules[i].commands[k]);
+                free(p->rules[i].commands);
+                string_list_done(&p->rules[i].run_as);
         }
         free(p->rules);
         for (size_t i = 0; i < p->n_notify; i++) {
@@ -67,6 +71,37 @@ bool policy_rule_has_service(const PolicyRule *r, const char *service) {
         return string_list_contains(&r->services, service);
 }
 
+bool policy_rule_is_sudo_only(const PolicyRule *r) {
+        return r->services.n == 1 && STREQ(r->services.items[0], "sudo");
+}
+
+const CommandPattern *policy_rule_find_pattern(const PolicyRule *r, const JitCommandLine *cl) {
+        for (size_t i = 0; i < r->n_commands; i++)
+                if (command_pattern_match(&r->commands[i], cl->command, cl->argv))
+                        return &r->commands[i];
+        return NULL;
+}
+
+bool policy_rule_allows_run_as(const PolicyRule *r, const char *user, const char *group) {
+        const char *u = user ?: "root";
+        size_t n = strlen(u);
+
+        for (size_t i = 0; i < r->run_as.n; i++) {
+                const char *e = r->run_as.items[i];
+                if (strncmp(e, u, n) != 0)
+                        continue;
+                /* "user" without a group; "user:group" only when that group is asked for. */
+                if (group ? e[n] == ':' && STREQ(e + n + 1, group) : e[n] == '\0')
+                        return true;
+        }
+        return false;
+}
+
+bool policy_rule_allows_command(const PolicyRule *r, const JitCommandLine *cl) {
+        return (r->n_commands == 0 || policy_rule_find_pattern(r, cl)) &&
+               policy_rule_allows_run_as(r, cl->run_as_user, cl->run_as_group);
+}
+
 const PolicyRule *policy_find_rule(const Policy *p, const char *name) {
         for (size_t i = 0; i < p->n_rules; i++)
                 if (STREQ(p->rules[i].name, name))
@@ -79,6 +114,13 @@ uint64_t policy_rule_cap(const Policy *p, const PolicyRule *r) {
                 return r->max_duration;
         return p->max_duration;
 }
+
+static const char *const scope_names[_POLICY_SCOPE_MAX] = {
+        [POLICY_SCOPE_ANY] = "any",
+        [POLICY_SCOPE_COMMAND] = "command",
+};
+
+DEFINE_STRING_TABLE(policy_scope, PolicyScope, scope_names, _POLICY_SCOPE_MAX);
 
 static const char *const on_expiry_names[_ON_EXPIRY_MAX] = {
         [ON_EXPIRY_TERMINATE] = "terminate",

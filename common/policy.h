@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "command-line.h"
+#include "command-match.h"
 #include "users.h"
 
 #define POLICY_FILE_MAX (4U * 1024U * 1024U)
@@ -19,7 +21,8 @@
 #define POLICY_TEXT_MAX 256
 #define POLICY_WINDOWS_MAX 64
 #define POLICY_REASON_MIN_MAX 1024
-#define POLICY_HASH_LEN 64 /* hex digits of a SHA-256 */
+#define POLICY_HASH_LEN 64      /* hex digits of a SHA-256 */
+#define POLICY_COMMANDS_MAX 256 /* command patterns per rule */
 
 typedef enum OnExpiry {
         ON_EXPIRY_TERMINATE,
@@ -28,6 +31,14 @@ typedef enum OnExpiry {
         _ON_EXPIRY_MAX,
         _ON_EXPIRY_INVALID = -1,
 } OnExpiry;
+
+/* What a rule grants: all of a service, or (for sudo) single commands only. */
+typedef enum PolicyScope {
+        POLICY_SCOPE_ANY,     /* whole-service requests and, for sudo, single commands */
+        POLICY_SCOPE_COMMAND, /* single commands under sudo only */
+        _POLICY_SCOPE_MAX,
+        _POLICY_SCOPE_INVALID = -1,
+} PolicyScope;
 
 typedef struct StringList {
         char **items;
@@ -58,6 +69,14 @@ typedef struct PolicyRule {
         regex_t *ticket_regex;      /* compiled ticket_pattern */
         StringList when;            /* windows as written, for messages; empty = always */
         PolicyWindow *windows;      /* when, parsed */
+        /* Single commands under sudo (command-match.h): without commands any command a
+         * rule covering sudo allows; with them, only those one of the patterns matches. */
+        CommandPattern *commands;
+        size_t n_commands;
+        StringList run_as; /* "user" or "user:group" a command may run as; never empty
+                              (["root"] when the file says nothing) */
+        PolicyScope scope; /* POLICY_SCOPE_COMMAND when the file says so or the rule has
+                              commands */
 } PolicyRule;
 
 /* The top-level break_glass group: who may take an emergency grant without approval. */
@@ -170,9 +189,11 @@ char *config_message_at(const char *file, const struct config_setting_t *s, cons
                         va_list ap) __attribute__((format(printf, 3, 0)));
 
 /* The first rule whose services and requesters match, ignoring `when`: the rule that would
- * decide at some time of the week. policy_decide() is what decides a request. */
+ * decide a whole-service request at some time of the week (rules with scope = "command"
+ * never do). policy_decide() is what decides a request. */
 const PolicyRule *policy_match(const Policy *p, const Identity *requester, const char *service);
-/* The first rule that matches at the instant at, `when` included. */
+/* The first rule that matches a whole-service request at the instant at, `when`
+ * included. */
 const PolicyRule *policy_match_at(const Policy *p, const Identity *requester, const char *service,
                                   time_t at);
 /* Whether at falls in one of the rule's windows (always true for a rule without `when`),
@@ -181,8 +202,24 @@ bool policy_rule_in_window(const PolicyRule *r, time_t at);
 const PolicyRule *policy_find_rule(const Policy *p, const char *name);
 bool policy_rule_is_approver(const PolicyRule *r, const Identity *id);
 bool policy_rule_has_service(const PolicyRule *r, const char *service);
+/* Whether the rule's services are exactly ["sudo"]: only such a rule may have commands or
+ * scope = "command". */
+bool policy_rule_is_sudo_only(const PolicyRule *r);
+/* The rule's first pattern that matches the command line (command_pattern_match()), or
+ * NULL. A rule without commands has none: see policy_rule_allows_command(). */
+const CommandPattern *policy_rule_find_pattern(const PolicyRule *r, const JitCommandLine *cl);
+/* Whether the rule's run_as lists "user" (NULL: root), or "user:group" when group is
+ * given. */
+bool policy_rule_allows_run_as(const PolicyRule *r, const char *user, const char *group);
+/* Whether the rule may grant the command line: its commands are empty or one matches, and
+ * its run-as is allowed. Services, requesters and when are not looked at. */
+bool policy_rule_allows_command(const PolicyRule *r, const JitCommandLine *cl);
 /* The longest grant the rule allows, in seconds. */
 uint64_t policy_rule_cap(const Policy *p, const PolicyRule *r);
+
+/* "any", "command"; NULL out of range. And back: _POLICY_SCOPE_INVALID for anything else. */
+const char *policy_scope_to_string(PolicyScope s);
+PolicyScope policy_scope_from_string(const char *s);
 
 /* "terminate", "warn", "none"; NULL out of range. And back: _ON_EXPIRY_INVALID for
  * anything else. */
@@ -213,6 +250,8 @@ typedef struct PolicyQuery {
         time_t at;          /* windows are evaluated in local time at this instant */
         const char *ticket; /* NULL (or "") = none given */
         const char *reason; /* NULL = not checked */
+        /* One command line under sudo (service "sudo"); NULL: the whole service. */
+        const JitCommandLine *command;
 } PolicyQuery;
 
 typedef enum PolicyVerdict {
@@ -233,13 +272,18 @@ typedef struct PolicyDecision {
                                    did not match, e.g. "rule \"x\": alice is not in its
                                    requesters" */
         size_t n_skipped;
+        /* The pattern of `rule` that matched the query's command; NULL for a whole-service
+         * request and for a rule without commands. */
+        const CommandPattern *command_pattern;
 } PolicyDecision;
 
-/* First matching rule wins (services, requesters, when); no match refuses. On the matched
- * rule there is no fall-through: a missing or non-matching ticket, a reason shorter than
- * reason_min_length (when q->reason is given) or a duration over the cap refuses. Otherwise
- * auto-approve or needs approval, as the rule says. Returns 0 or -ENOMEM; on failure ret
- * needs no cleanup. */
+/* First matching rule wins (services, scope, requesters, when and, for a command request,
+ * commands and run_as); no match refuses. A command request for another service than sudo,
+ * or with a command line jit_command_line_check() refuses, is refused without a rule. On
+ * the matched rule there is no fall-through: a missing or non-matching ticket, a reason
+ * shorter than reason_min_length (when q->reason is given) or a duration over the cap
+ * refuses. Otherwise auto-approve or needs approval, as the rule says. Returns 0 or
+ * -ENOMEM; on failure ret needs no cleanup. */
 int policy_decide(const Policy *p, const PolicyQuery *q, PolicyDecision *ret);
 
 /* Break-glass: allowed (VERDICT_AUTO_APPROVE) when requester and service match

@@ -15,6 +15,7 @@
 
 #include "cleanup.h"
 #include "client.h"
+#include "command-line.h"
 #include "jitctl-command.h"
 #include "jitctl-exit.h"
 #include "jitctl-format.h"
@@ -29,6 +30,7 @@ const char policy_help[] =
         "Usage: jitctl policy check [FILE]\n"
         "       jitctl policy explain [--policy FILE] [--user U] [--service S] [--for DUR]\n"
         "                             [--at TIME] [--ticket T] [--reason TEXT] [--groups G1,G2]\n"
+        "                             [--command 'CMD ARGS' [--as USER[:GROUP]]]\n"
         "       jitctl policy test CASES [--policy FILE]\n"
         "\n"
         "check    Validates a policy file (default " JIT_POLICY_PATH ") the way jit-brokerd\n"
@@ -58,6 +60,12 @@ const char policy_help[] =
         "                  fixed reference week, local time); TIME as jitctl audit reads it\n"
         "  --ticket T      Ticket, for rules with a ticket_pattern\n"
         "  --reason TEXT   Reason, for rules with reason_min_length (unchecked when absent)\n"
+        "  --command 'CMD ARGS'\n"
+        "                  One command line under sudo instead of all of sudo, split at\n"
+        "                  spaces ('two words' in single quotes stay one); CMD must be an\n"
+        "                  absolute path\n"
+        "  --as USER[:GROUP]\n"
+        "                  With --command: the user (and group) it runs as (default root)\n"
         "\n"
         "A cases file:\n"
         "  policy = \"policy.conf\";\n"
@@ -71,7 +79,8 @@ const char policy_help[] =
         "Keys: name, user and expect (auto, approval or refused) are required; groups (never\n"
         "looked up), service (default sudo), for, at (default Mon 12:00), ticket, reason,\n"
         "rule (the rule that must decide), message (a substring of the refusal), break_glass\n"
-        "(true: decide as jitctl break-glass would).\n"
+        "(true: decide as jitctl break-glass would), command (one command line under sudo,\n"
+        "as --command) and as (its USER[:GROUP], as --as).\n"
         "\n"
         "Options:\n"
         "  --json          Print the result as JSON (test: an array of case results)\n"
@@ -104,6 +113,38 @@ static int parse_groups(const Context *c, char *s, ExplainArgs *a) {
         return CONTINUE;
 }
 
+static void explain_args_done(ExplainArgs *a) {
+        jit_words_free(a->argv);
+        free(a->run_as_user);
+        free(a->run_as_group);
+}
+
+/* --command and --as into a->argv and a->run_as_*. CONTINUE or the usage error. */
+static int parse_command(const Context *c, const char *command, const char *as, ExplainArgs *a) {
+        const char *why = NULL;
+        int r;
+
+        if (as && !command)
+                return usage_error(c, "--as goes with --command");
+        if (!command)
+                return CONTINUE;
+        if (!STREQ(a->service, "sudo"))
+                return usage_error(c, "--command is for sudo (--service sudo)");
+        r = policy_command_split(command, &a->argv, &why);
+        if (r == -ENOMEM)
+                return fail_oom(c);
+        if (r < 0)
+                return usage_error(c, "--command: %s", why);
+        if (as) {
+                r = policy_run_as_parse(as, &a->run_as_user, &a->run_as_group);
+                if (r == -ENOMEM)
+                        return fail_oom(c);
+                if (r < 0)
+                        return usage_error(c, "--as: '%s' is not USER or USER:GROUP", as);
+        }
+        return CONTINUE;
+}
+
 static json_object *build_explain_request(const ExplainArgs *a) {
         _cleanup_(json_object_putp) json_object *o = jit_request_new("explain");
         char at[RFC3339_BUF_MAX];
@@ -117,6 +158,25 @@ static json_object *build_explain_request(const ExplainArgs *a) {
             (a->ticket && add_string(o, "ticket", a->ticket) < 0) ||
             (a->reason && add_string(o, "reason", a->reason) < 0))
                 return NULL;
+        if (a->argv) {
+                /* The fields of jitctl request --command: the broker reads them alike. */
+                json_object *argv = json_object_new_array();
+                if (!argv || json_object_object_add(o, "argv", argv) < 0) {
+                        json_object_put(argv);
+                        return NULL;
+                }
+                for (size_t i = 0; a->argv[i]; i++) {
+                        json_object *w = json_object_new_string(a->argv[i]);
+                        if (!w || json_object_array_add(argv, w) < 0) {
+                                json_object_put(w);
+                                return NULL;
+                        }
+                }
+                if (add_string(o, "command", a->argv[0]) < 0 ||
+                    (a->run_as_user && add_string(o, "run_as_user", a->run_as_user) < 0) ||
+                    (a->run_as_group && add_string(o, "run_as_group", a->run_as_group) < 0))
+                        return NULL;
+        }
         if (a->have_groups) {
                 json_object *groups = json_object_new_array();
                 if (!groups || json_object_object_add(o, "groups", groups) < 0) {
@@ -159,6 +219,12 @@ static int policy_explain(Context *c, ExplainArgs *a) {
         r = broker_call(c, request, &reply, &result);
         if (r != JIT_EXIT_OK)
                 return r;
+        /* A broker that does not read the command explains all of sudo instead: not the
+         * question asked. */
+        if (a->argv && !json_get_string(result, "command"))
+                return fail(c, JIT_EXIT_FAILURE, "bad-reply",
+                            "the broker explained a request for all of sudo, not for the "
+                            "command: it does not explain single commands (use --policy FILE)");
         return policy_print_explanation(result, c->json);
 }
 
@@ -173,10 +239,13 @@ int cmd_policy(Context *c, int argc, char *argv[]) {
                 { "at", required_argument, NULL, ARG_AT },
                 { "ticket", required_argument, NULL, ARG_TICKET },
                 { "reason", required_argument, NULL, ARG_REASON },
+                { "command", required_argument, NULL, ARG_COMMAND },
+                { "as", required_argument, NULL, ARG_AS },
                 {},
         };
         _cleanup_free_ char **groups = NULL;
-        ExplainArgs a = { .service = "sudo" };
+        _cleanup_(explain_args_done) ExplainArgs a = { .service = "sudo" };
+        const char *command = NULL, *as = NULL;
         const char *explain_only = NULL; /* the first option only explain takes */
         const char *duration = NULL;
         int opt, r;
@@ -231,6 +300,12 @@ int cmd_policy(Context *c, int argc, char *argv[]) {
                                 return r;
                         a.reason = optarg;
                         break;
+                case ARG_COMMAND:
+                        command = optarg;
+                        break;
+                case ARG_AS:
+                        as = optarg;
+                        break;
                 default:
                         return option_error(c);
                 }
@@ -254,7 +329,8 @@ int cmd_policy(Context *c, int argc, char *argv[]) {
                 return usage_error(c, "check: name the file without --policy");
 
         if (explain) {
-                if ((r = check_no_more_args(c, argc, argv, 0)) != CONTINUE)
+                if ((r = check_no_more_args(c, argc, argv, 0)) != CONTINUE ||
+                    (r = parse_command(c, command, as, &a)) != CONTINUE)
                         return r;
                 return policy_explain(c, &a);
         }

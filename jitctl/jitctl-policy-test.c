@@ -15,6 +15,7 @@
 #include "config.h"
 
 #include "cleanup.h"
+#include "command-line.h"
 #include "duration.h"
 #include "jitctl-exit.h"
 #include "jitctl-format.h"
@@ -43,11 +44,17 @@ typedef struct Case {
         const char *rule;
         const char *message;
         bool break_glass;
+        char **argv; /* command: one command line under sudo; NULL for all of sudo */
+        char *run_as_user, *run_as_group;
+        JitCommandLine command;
 } Case;
 
 static void case_done(Case *c) {
         free(c->name);
         free(c->groups);
+        jit_words_free(c->argv);
+        free(c->run_as_user);
+        free(c->run_as_group);
 }
 
 typedef struct CaseFile {
@@ -72,9 +79,9 @@ static int case_error(CaseFile *f, const config_setting_t *s, const char *fmt, .
         return -EINVAL;
 }
 
-static const char *const case_keys[] = { "name",    "user",        "groups", "service", "for",
-                                         "at",      "ticket",      "reason", "expect",  "rule",
-                                         "message", "break_glass", NULL };
+static const char *const case_keys[] = { "name",    "user",        "groups",  "service", "for",
+                                         "at",      "ticket",      "reason",  "expect",  "rule",
+                                         "message", "break_glass", "command", "as",      NULL };
 
 static int check_known_keys(CaseFile *f, const config_setting_t *s, const char *what,
                             const char *const *known) {
@@ -110,6 +117,45 @@ static int case_string(CaseFile *f, const config_setting_t *s, const char *what,
         *ret = config_setting_get_string(m);
         if (strlen(*ret) > 4096)
                 return case_error(f, m, "%s: %s: longer than 4096 bytes", what, key);
+        return 0;
+}
+
+/* command and as: one command line under sudo, as explain --command and --as read them. */
+static int parse_case_command(CaseFile *f, const config_setting_t *s, const char *what, Case *c) {
+        const char *command, *as, *why = NULL;
+        int r;
+
+        if ((r = case_string(f, s, what, "command", &command)) < 0 ||
+            (r = case_string(f, s, what, "as", &as)) < 0)
+                return r;
+        if (as && !command)
+                return case_error(f, config_setting_get_member(s, "as"),
+                                  "%s: as: goes with command", what);
+        if (!command)
+                return 0;
+        if (!STREQ(c->service, "sudo"))
+                return case_error(f, config_setting_get_member(s, "command"),
+                                  "%s: command: only for service \"sudo\"", what);
+        r = policy_command_split(command, &c->argv, &why);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return case_error(f, config_setting_get_member(s, "command"), "%s: command: %s",
+                                  what, why);
+        if (as) {
+                r = policy_run_as_parse(as, &c->run_as_user, &c->run_as_group);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        return case_error(f, config_setting_get_member(s, "as"),
+                                          "%s: as: \"%s\" is not USER or USER:GROUP", what, as);
+        }
+        c->command = (JitCommandLine){
+                .command = c->argv[0],
+                .argv = (const char *const *) c->argv,
+                .run_as_user = c->run_as_user,
+                .run_as_group = c->run_as_group,
+        };
         return 0;
 }
 
@@ -214,6 +260,9 @@ static int parse_case(CaseFile *f, const config_setting_t *s, size_t index, Case
                 c->break_glass = config_setting_get_bool(m);
         }
 
+        if ((r = parse_case_command(f, s, what, c)) < 0)
+                return r;
+
         if ((r = case_string(f, s, what, "expect", &v)) < 0)
                 return r;
         if (!v)
@@ -238,6 +287,11 @@ static int parse_case(CaseFile *f, const config_setting_t *s, size_t index, Case
                         f, config_setting_get_member(s, "expect"),
                         "%s: expect: break-glass is \"auto\" or \"refused\", never \"approval\"",
                         what);
+        if (c->break_glass && c->argv)
+                return case_error(f, config_setting_get_member(s, "command"),
+                                  "%s: command: break-glass grants all of a service, not one "
+                                  "command",
+                                  what);
         if (c->break_glass && (c->ticket || c->reason))
                 return case_error(f, config_setting_get_member(s, c->ticket ? "ticket" : "reason"),
                                   "%s: break-glass checks neither ticket nor reason", what);
@@ -356,6 +410,7 @@ static int run_case(const Policy *p, const Case *c, Identity *id, PolicyQuery *q
                 .at = c->at,
                 .ticket = c->ticket,
                 .reason = c->reason,
+                .command = c->argv ? &c->command : NULL,
         };
         if (c->break_glass)
                 return policy_break_glass_decide(p, id, c->service, c->duration, d);

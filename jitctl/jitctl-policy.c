@@ -17,12 +17,14 @@
 #include "config.h"
 
 #include "cleanup.h"
+#include "command-line.h"
 #include "duration.h"
 #include "jitctl-command.h"
 #include "jitctl-exit.h"
 #include "jitctl-format.h"
 #include "jitctl-policy-internal.h"
 #include "jitctl-text.h"
+#include "names.h"
 #include "policy-json.h"
 #include "policy.h"
 #include "timeutil.h"
@@ -82,6 +84,44 @@ int load_policy(const char *path, Policy **ret, char **ret_error, const char **r
         return policy_parse(text, len, path, ret, ret_error);
 }
 
+int policy_command_split(const char *text, char ***ret_argv, const char **ret_why) {
+        char **words = NULL;
+        size_t n;
+        int r;
+
+        r = jit_words_split(text, JIT_COMMAND_ARGS_MAX, &words, NULL, &n, ret_why);
+        if (r < 0)
+                return r;
+        JitCommandLine cl = { .command = words[0], .argv = (const char *const *) words };
+        if (n == 0)
+                *ret_why = "no command given";
+        else if (words[0][0] != '/')
+                *ret_why = "the command must be an absolute path, such as /usr/bin/systemctl "
+                           "(it is not looked up in sudo's path here)";
+        else if ((r = jit_command_line_check(&cl)) < 0)
+                *ret_why = jit_command_line_error(r);
+        else {
+                *ret_argv = words;
+                return 0;
+        }
+        jit_words_free(words);
+        return -EINVAL;
+}
+
+int policy_run_as_parse(const char *as, char **ret_user, char **ret_group) {
+        const char *colon = strchr(as, ':');
+        _cleanup_free_ char *user = colon ? strndup(as, (size_t) (colon - as)) : strdup(as);
+        _cleanup_free_ char *group = colon ? strdup(colon + 1) : NULL;
+
+        if (!user || (colon && !group))
+                return -ENOMEM;
+        if (!valid_account_name(user) || (group && !valid_account_name(group)))
+                return -EINVAL;
+        *ret_user = TAKE_PTR(user);
+        *ret_group = TAKE_PTR(group);
+        return 0;
+}
+
 /* A failure of a policy subcommand: on stderr, and with json as the one document. */
 int report(const char *what, bool json, int status, const char *code, const char *fmt, ...) {
         const Context c = { .json = json };
@@ -131,6 +171,13 @@ static json_object *rule_json(const Policy *p, const PolicyRule *rule) {
                                json_object_new_int((int) rule->reason_min_length));
         json_object_object_add(ro, "allow_self_approval",
                                json_object_new_boolean(rule->allow_self_approval));
+        json_object_object_add(ro, "scope",
+                               json_object_new_string(policy_scope_to_string(rule->scope)));
+        json_object *commands = json_object_new_array();
+        for (size_t i = 0; commands && i < rule->n_commands; i++)
+                json_object_array_add(commands, json_object_new_string(rule->commands[i].text));
+        json_object_object_add(ro, "commands", commands);
+        json_object_object_add(ro, "run_as", list_json(&rule->run_as));
         return ro;
 }
 
@@ -196,7 +243,20 @@ static void print_rule(const Policy *p, size_t i) {
                 printf("; reason of at least %u bytes", rule->reason_min_length);
         if (rule->allow_self_approval)
                 fputs("; self-approval allowed", stdout);
+        if (rule->scope == POLICY_SCOPE_COMMAND)
+                fputs("; single commands only", stdout);
+        /* Run-as matters only where a single command can be granted: under sudo. */
+        bool default_run_as = rule->run_as.n == 1 && STREQ(rule->run_as.items[0], "root");
+        if (policy_rule_has_service(rule, "sudo") && !default_run_as) {
+                fputs("; commands run as ", stdout);
+                print_list(&rule->run_as);
+        }
         fputc('\n', stdout);
+        for (size_t k = 0; k < rule->n_commands; k++) {
+                fputs("       command: ", stdout);
+                fputs_escaped(rule->commands[k].text, stdout);
+                fputc('\n', stdout);
+        }
 }
 
 int policy_check_file(const char *path, bool json) {
@@ -260,6 +320,35 @@ static void print_escaped(const char *s, FILE *f) {
         fputs_escaped(s ?: "?", f);
 }
 
+/* "Command:  /usr/bin/systemctl restart nginx (as root)" for a decision about one command
+ * line: the program's path, then its arguments, quoted as a shell would need them. */
+static int print_command(json_object *o) {
+        const char *command = json_get_string(o, "command");
+        json_object *argv = NULL;
+
+        if (!command)
+                return 0;
+        size_t n = json_object_object_get_ex(o, "argv", &argv) &&
+                                   json_object_is_type(argv, json_type_array)
+                           ? json_object_array_length(argv)
+                           : 0;
+        _cleanup_free_ const char **words = calloc(n + 2, sizeof(char *));
+        if (!words)
+                return -ENOMEM;
+        words[0] = command;
+        for (size_t i = 1; i < n; i++)
+                words[i] = json_object_get_string(json_object_array_get_idx(argv, i)) ?: "?";
+        _cleanup_free_ char *line = jit_command_line_quote(words);
+        if (!line)
+                return -ENOMEM;
+        fputs("Command:  ", stdout);
+        fputs_escaped(line, stdout);
+        fputs(" (as ", stdout);
+        print_escaped(json_get_string(o, "run_as"), stdout);
+        fputs(")\n", stdout);
+        return 0;
+}
+
 int policy_print_explanation(json_object *o, bool json) {
         char d1[DURATION_BUF_MAX], d2[DURATION_BUF_MAX], when[64];
         const char *verdict = json_get_string(o, "verdict");
@@ -288,6 +377,8 @@ int policy_print_explanation(json_object *o, bool json) {
         if (local_time_text(at, when, sizeof(when)))
                 printf(", at %s", when);
         fputc('\n', stdout);
+        if (print_command(o) < 0)
+                return report("explain", json, JIT_EXIT_FAILURE, "internal", "out of memory");
 
         if (json_object_object_get_ex(o, "skipped", &skipped) &&
             json_object_is_type(skipped, json_type_array))
@@ -303,7 +394,19 @@ int policy_print_explanation(json_object *o, bool json) {
                 fputs_escaped(rule, stdout);
         else
                 fputs("none matches", stdout);
+        const char *scope = json_get_string(o, "scope");
+        if (rule && scope && STREQ(scope, "command"))
+                fputs(" (single commands only)", stdout);
         fputc('\n', stdout);
+        if (rule && json_get_string(o, "command")) {
+                const char *pattern = json_get_string(o, "command_pattern");
+                fputs("Pattern:  ", stdout);
+                if (pattern)
+                        fputs_escaped(pattern, stdout);
+                else
+                        fputs("any command (the rule lists no commands)", stdout);
+                fputc('\n', stdout);
+        }
 
         fputs("Decision: ", stdout);
         if (v == VERDICT_REFUSED) {
@@ -369,6 +472,12 @@ int policy_explain_file(const ExplainArgs *a, bool json) {
                                       "cannot look up user %s: %s", a->user, strerror(-r));
         }
 
+        JitCommandLine cl = {
+                .command = a->argv ? a->argv[0] : NULL,
+                .argv = (const char *const *) a->argv,
+                .run_as_user = a->run_as_user,
+                .run_as_group = a->run_as_group,
+        };
         PolicyQuery q = {
                 .requester = &id,
                 .service = a->service,
@@ -376,6 +485,7 @@ int policy_explain_file(const ExplainArgs *a, bool json) {
                 .at = a->have_at ? a->at : time(NULL),
                 .ticket = a->ticket,
                 .reason = a->reason,
+                .command = a->argv ? &cl : NULL,
         };
         r = policy_decide(p, &q, &d);
         _cleanup_(json_object_putp) json_object *o =

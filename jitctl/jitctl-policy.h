@@ -28,7 +28,20 @@ typedef struct ExplainArgs {
         bool have_at; /* otherwise now */
         const char *ticket;
         const char *reason;
+        /* --command and --as: one command line under sudo; argv NULL for all of sudo. */
+        char **argv;        /* --command split into words; argv[0] an absolute path */
+        char *run_as_user;  /* NULL: root */
+        char *run_as_group; /* NULL: none given */
 } ExplainArgs;
+
+/* explain --command TEXT and the command key of a case: the words of text, split as
+ * jitctl request splits them (jit_words_split(), no shell), in *ret_argv. The first word
+ * must be an absolute path: nothing is searched for, so that the answer does not depend
+ * on this host's files. 0, -ENOMEM, or -EINVAL with *ret_why (static text). */
+int policy_command_split(const char *text, char ***ret_argv, const char **ret_why);
+/* explain --as and the as key of a case: "USER" or "USER:GROUP" into *ret_user and
+ * *ret_group (NULL without a group), both malloc'd. 0, -ENOMEM, or -EINVAL. */
+int policy_run_as_parse(const char *as, char **ret_user, char **ret_group);
 
 /* explain --policy FILE: decides from the file and prints like policy_print_explanation().
  * Returns a jitctl exit status. */

@@ -53,7 +53,10 @@ def populate(path, owners, records, per_request=10, rule="bench", service="sudo"
                 prev = h
 
     with db:
-        db.executemany("INSERT INTO requests VALUES (" + ", ".join("?" * 24) + ")", requests())
+        # The first 24 columns; later schemas' columns (a command grant's) stay NULL.
+        columns = [r[1] for r in db.execute("PRAGMA table_info(requests)")][:24]
+        db.executemany(f"INSERT INTO requests ({', '.join(columns)}) VALUES (" + ", ".join("?" * 24) + ")",
+                       requests())
         db.executemany("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", audit())
     db.close()
     return n_requests

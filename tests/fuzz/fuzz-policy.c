@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* The policy parser (common/policy-parse.c through policy_parse()): the input is the text
  * of /etc/jit/policy.conf. When it parses, the policy is queried as the broker and jitctl
- * query it: policy_decide() (and its JSON) for a few fixed requests, break-glass,
- * policy_match(), policy_find_rule() and the rule helpers.
+ * query it: policy_decide() (and its JSON) for a few fixed requests, whole-service and
+ * single commands under sudo, break-glass, policy_match(), policy_find_rule() and the rule
+ * helpers.
  *
  * Identities come from a fixed in-process resolver (users alice, bob, carol and their
  * groups), never from NSS: the same input always takes the same path. Local time is
@@ -92,6 +93,23 @@ static const uint64_t durations[] = { 0, 1800, 3600 * 8, 366ULL * 86400 };
 static const char *const tickets[] = { NULL, "", "CHG-1234", "OPS-1" };
 static const char *const reasons[] = { NULL, "", "rotate the TLS certificate on the vault" };
 
+/* Single commands: literal words, "*", a star inside a word, "**"; run as root, as a user,
+ * as a user and group; and one the policy must refuse unread (not a path). */
+static const char *const argv_restart[] = { "systemctl", "restart", "nginx", NULL };
+static const char *const argv_log[] = { "tail", "-n", "10", "/var/log/nginx/../auth.log", NULL };
+static const char *const argv_psql[] = { "psql", "-c", "vacuum", "x y", NULL };
+static const char *const argv_bare[] = { "uptime", NULL };
+static const JitCommandLine command_lines[] = {
+        { .command = "/usr/bin/systemctl", .argv = argv_restart },
+        { .command = "/usr/bin/tail", .argv = argv_log, .run_as_user = "www-data" },
+        { .command = "/usr/bin/psql",
+          .argv = argv_psql,
+          .run_as_user = "postgres",
+          .run_as_group = "postgres" },
+        { .command = "/usr/bin/uptime", .argv = argv_bare, .run_as_group = "adm" },
+        { .command = "uptime", .argv = argv_bare },
+};
+
 static void check_decision(const Policy *p, const PolicyQuery *q, const PolicyDecision *d) {
         CHECK(d->verdict >= 0 && d->verdict < _POLICY_VERDICT_MAX);
         CHECK(policy_verdict_to_string(d->verdict));
@@ -105,7 +123,22 @@ static void check_decision(const Policy *p, const PolicyQuery *q, const PolicyDe
         if (d->rule) {
                 CHECK(d->rule >= p->rules && d->rule < p->rules + p->n_rules);
                 CHECK(policy_rule_has_service(d->rule, q->service));
+                /* A command only under a rule that allows it; all of sudo never under a
+                 * rule for single commands. */
+                if (q->command)
+                        CHECK(strcmp(q->service, "sudo") == 0 &&
+                              policy_rule_allows_command(d->rule, q->command));
+                else
+                        CHECK(d->rule->scope != POLICY_SCOPE_COMMAND);
         }
+        if (d->command_pattern) {
+                CHECK(q->command && d->rule);
+                CHECK(d->command_pattern >= d->rule->commands &&
+                      d->command_pattern < d->rule->commands + d->rule->n_commands);
+                CHECK(command_pattern_match(d->command_pattern, q->command->command,
+                                            q->command->argv));
+        } else if (q->command && d->rule)
+                CHECK(d->rule->n_commands == 0);
         for (size_t i = 0; i < d->n_skipped; i++)
                 CHECK(d->skipped[i]);
 }
@@ -147,6 +180,28 @@ static void query(const Policy *p) {
                                 policy_decision_done(&d);
                         }
 
+                        for (size_t c = 0; c < sizeof(command_lines) / sizeof(command_lines[0]);
+                             c++) {
+                                PolicyQuery q = {
+                                        .requester = id,
+                                        .service = service,
+                                        .at = instants[c % 3],
+                                        .ticket = tickets[(c + u) % 4],
+                                        .command = &command_lines[c],
+                                };
+                                PolicyDecision d;
+                                if (policy_decide(p, &q, &d) < 0)
+                                        continue;
+                                check_decision(p, &q, &d);
+                                if (c == 0) {
+                                        json_object *o = policy_decision_to_json(p, &q, &d);
+                                        if (o)
+                                                (void) json_object_to_json_string(o);
+                                        json_object_put(o);
+                                }
+                                policy_decision_done(&d);
+                        }
+
                         PolicyDecision d;
                         if (policy_break_glass_decide(p, id, service, durations[u % 4], &d) == 0) {
                                 CHECK(!d.rule);
@@ -158,6 +213,10 @@ static void query(const Policy *p) {
                 const PolicyRule *r = &p->rules[i];
                 CHECK(r->name);
                 CHECK(policy_find_rule(p, r->name));
+                CHECK(r->run_as.n > 0);
+                CHECK(r->n_commands <= POLICY_COMMANDS_MAX);
+                if (r->n_commands > 0 || r->scope == POLICY_SCOPE_COMMAND)
+                        CHECK(policy_rule_is_sudo_only(r) && r->scope == POLICY_SCOPE_COMMAND);
                 for (size_t u = 0; u < N_USERS; u++)
                         (void) policy_rule_is_approver(r, &users[u]);
         }

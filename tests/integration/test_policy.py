@@ -4,6 +4,7 @@ break-glass and its acknowledgement, policy versions, reload withdrawing pending
 
 import datetime
 import hashlib
+import json
 
 import jittest
 from jittest import EXIT_OK, EXIT_REFUSED, BrokerTestCase, wait_for
@@ -29,6 +30,9 @@ def policy():
 settings = {{ default_duration = "1h"; max_duration = "8h"; }};
 profile = {{ owner = "payments-team"; environment = "production"; classification = "restricted"; }};
 rules = (
+  {{ name = "web-restart"; services = ["sudo"]; requesters = ["%jit-web"]; auto_approve = true;
+     max_duration = "15m"; run_as = ["root", "www-data"];
+     commands = ["/usr/bin/systemctl restart nginx", "/usr/bin/tail -n * /var/log/nginx/*.log"]; }},
   {{ name = "oncall-now"; services = ["sudo"]; requesters = ["%jit-oncall"];
      auto_approve = true; when = ["{inside}"]; max_duration = "30m"; }},
   {{ name = "oncall-other-day"; services = ["sudo"]; requesters = ["%jit-night"];
@@ -53,6 +57,7 @@ class Policy(BrokerTestCase):
         "jit-bob": ["jit-lead", "jit-test"],
         "jit-sara": ["jit-sre", "jit-test"],
         "jit-sam": ["jit-sre", "jit-test"],
+        "jit-wendy": ["jit-web", "jit-test"],
     }
 
     def test_auto_approve_inside_window(self):
@@ -145,6 +150,95 @@ class Policy(BrokerTestCase):
         self.assertEqual(p.json["verdict"], "approval")
         self.assertTrue(any("oncall-other-day" in s for s in p.json["skipped"]))
 
+    def test_explain_command_from_file(self):
+        # The policy file as the broker reads it, decided by jitctl itself (--policy); the
+        # requester's groups come from this host.
+        def explain(*args):
+            p = self.root.jitctl("policy", "explain", "--policy", self.broker.policy,
+                                 "--user", "jit-wendy", *args, json_out=True)
+            if p.returncode == EXIT_REFUSED:  # a refusal is a decision too
+                p.json = json.loads(p.stdout)
+            return p
+
+        p = explain("--command", "/usr/bin/systemctl restart nginx")
+        self.assertExit(p, EXIT_OK)
+        self.assertEqual(p.json["verdict"], "auto")
+        self.assertEqual(p.json["rule"], "web-restart")
+        self.assertEqual(p.json["scope"], "command")
+        self.assertEqual(p.json["command_pattern"], "/usr/bin/systemctl restart nginx")
+        self.assertEqual(p.json["command"], "/usr/bin/systemctl")
+        self.assertEqual(p.json["argv"], ["/usr/bin/systemctl", "restart", "nginx"])
+        self.assertEqual(p.json["run_as"], "root")
+        self.assertEqual(p.json["duration"], 900)
+        self.assertEqual(p.json["skipped"], [])
+
+        p = explain("--command", "/usr/bin/tail -n 20 /var/log/nginx/error.log", "--as", "www-data")
+        self.assertExit(p, EXIT_OK)
+        self.assertEqual(p.json["command_pattern"], "/usr/bin/tail -n * /var/log/nginx/*.log")
+        self.assertEqual(p.json["run_as"], "www-data")
+
+        # Not a listed command, a log outside the directory, nor a run-as the rule lists;
+        # and the rule never grants all of sudo. No other rule is wendy's.
+        for args, why in (
+                (("--command", "/usr/bin/systemctl stop nginx"), "the command matches none of its patterns"),
+                (("--command", "/usr/bin/tail -n 1 /var/log/nginx/../auth.log"),
+                 "the command matches none of its patterns"),
+                (("--command", "/usr/bin/systemctl restart nginx", "--as", "www-data:adm"),
+                 "may not run commands as www-data:adm"),
+                ((), 'grants single commands only (scope = "command")')):
+            p = explain(*args)
+            self.assertExit(p, EXIT_REFUSED, args)
+            self.assertEqual(p.json["verdict"], "refused")
+            self.assertIsNone(p.json["rule"])
+            self.assertEqual(p.json["skipped"][0], f'rule "web-restart": {why}', args)
+
+        # For people: the command line and the pattern that matched.
+        p = self.root.jitctl("policy", "explain", "--policy", self.broker.policy, "--user", "jit-wendy",
+                             "--command", "/usr/bin/systemctl restart nginx")
+        self.assertExit(p, EXIT_OK)
+        self.assertIn("Command:  /usr/bin/systemctl restart nginx (as root)\n", p.stdout)
+        self.assertIn("Rule:     web-restart (single commands only)\n", p.stdout)
+        self.assertIn("Pattern:  /usr/bin/systemctl restart nginx\n", p.stdout)
+
+        # Nothing is looked up: a bare name is a usage error, and so is --as alone.
+        p = explain("--command", "systemctl restart nginx")
+        self.assertExit(p, 2)
+        self.assertIn("--command: the command must be an absolute path", p.stderr)
+        self.assertExit(explain("--as", "www-data"), 2)
+        self.assertExit(explain("--command", "/usr/bin/id", "--service", "sshd"), 2)
+
+    def test_cases_with_commands(self):
+        cases = self.sb.path("command-cases.conf")
+        with open(cases, "w") as f:
+            f.write(f"""
+policy = "{self.broker.policy}";
+cases = (
+  {{ name = "restart"; user = "wendy"; groups = ["jit-web"];
+     command = "/usr/bin/systemctl restart nginx"; expect = "auto"; rule = "web-restart"; }},
+  {{ name = "as www-data"; user = "wendy"; groups = ["jit-web"];
+     command = "/usr/bin/systemctl restart nginx"; as = "www-data"; expect = "auto"; }},
+  {{ name = "stop"; user = "wendy"; groups = ["jit-web"];
+     command = "/usr/bin/systemctl stop nginx"; expect = "refused"; message = "no policy rule"; }}
+);
+""")
+        p = self.root.jitctl("policy", "test", cases)
+        self.assertExit(p, EXIT_OK)
+        self.assertIn("3 passed, 0 failed", p.stdout)
+        # A case the policy does not meet fails, and says why.
+        with open(cases) as f:
+            text = f.read()
+        with open(cases, "w") as f:
+            f.write(text.replace('as = "www-data"; expect = "auto"', 'as = "www-data:adm"; expect = "auto"'))
+        p = self.root.jitctl("policy", "test", cases)
+        self.assertExit(p, 1)
+        self.assertIn("may not run commands as www-data:adm", p.stdout)
+        # A command that is not an absolute path makes the file malformed.
+        with open(cases, "w") as f:
+            f.write(text.replace("/usr/bin/systemctl stop", "systemctl stop"))
+        p = self.root.jitctl("policy", "test", cases)
+        self.assertExit(p, 2)
+        self.assertIn("command: the command must be an absolute path", p.stderr)
+
     def test_zz_reload_withdraws_pending_no_longer_allowed(self):
         alice, bob = self.u["jit-alice"], self.u["jit-bob"]
         kept = bob.ok("request", "--reason", "stays pending")
@@ -161,6 +255,17 @@ class Policy(BrokerTestCase):
         self.assertEqual(bob.ok("show", str(kept["id"]))["state"], "pending")
         bob.ok("cancel", str(kept["id"]))
 
+
+    def test_explain_command_live_policy(self):
+        wendy = self.u["jit-wendy"]
+        p = wendy.jitctl("policy", "explain", "--command", "/usr/bin/systemctl restart nginx", json_out=True)
+        self.assertExit(p, EXIT_OK)
+        self.assertEqual(p.json["rule"], "web-restart")
+        self.assertEqual(p.json["command_pattern"], "/usr/bin/systemctl restart nginx")
+        self.assertEqual(p.json["scope"], "command")
+        p = wendy.jitctl("policy", "explain", "--command", "/usr/bin/systemctl restart nginx", "--as", "www-data:adm")
+        self.assertExit(p, EXIT_REFUSED)
+        self.assertIn("may not run commands as www-data:adm", p.stdout)
 
 if __name__ == "__main__":
     jittest.main()

@@ -15,7 +15,10 @@ JIT_APPROVAL = os.environ.get("JIT_APPROVAL", "")
 
 POLICY = """
 rules = (
-  { name = "dev"; services = ["sudo"]; requesters = ["%jit-dev"]; approvers = ["%jit-lead"]; }
+  { name = "dev"; services = ["sudo"]; requesters = ["%jit-dev"]; approvers = ["%jit-lead"];
+    run_as = ["root", "jit-bob"]; },
+  { name = "web"; services = ["sudo"]; requesters = ["%jit-web"]; approvers = ["%jit-lead"];
+    commands = ["/usr/bin/id -un", "/usr/bin/echo restart *"]; }
 );
 """
 
@@ -34,6 +37,7 @@ class SudoPlugin(BrokerTestCase):
         "jit-alice": ["jit-dev", "jit-test", "jit-gated"],
         "jit-bob": ["jit-lead", "jit-test"],
         "jit-erin": ["jit-test"],  # may sudo, not gated by jit
+        "jit-wendy": ["jit-web", "jit-test", "jit-gated"],
     }
     JOURNALD = False
 
@@ -179,6 +183,23 @@ class SudoPlugin(BrokerTestCase):
         p = alice.sudo("id", "-u")
         self.assertExit(p, 1)
         self.assertIn("PAM account management error", p.stderr)
+
+    def test_policy_decides_which_commands(self):
+        """A rule with commands grants only command lines its patterns match, and never all
+        of sudo."""
+        wendy, bob = self.u["jit-wendy"], self.u["jit-bob"]
+        p = wendy.jitctl("request", "--reason", "all of it")
+        self.assertExit(p, jittest.EXIT_REFUSED)
+        p = wendy.jitctl("request", "--reason", "not listed", "--command", "id -u")
+        self.assertExit(p, jittest.EXIT_REFUSED)
+        self.assertIn("no policy rule lets jit-wendy run /usr/bin/id as root", p.stderr)
+        r = wendy.ok("request", "--reason", "listed", "--command", "echo restart nginx")
+        self.assertEqual((r["rule"], r["state"]), ("web", "pending"))
+        bob.ok("approve", str(r["id"]))
+        p = wendy.sudo("echo", "restart", "nginx")
+        self.assertExit(p, 0)
+        self.assertEqual(p.stdout.strip(), "restart nginx")
+        self.assertExit(wendy.sudo("echo", "restart", "postgres"), 1)
 
     def test_only_root_may_check_commands(self):
         r = self.u["jit-bob"].call({"version": 1, "op": "check-command", "user": "jit-alice",

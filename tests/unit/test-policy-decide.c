@@ -1112,6 +1112,8 @@ static void test_decision_json(void **state) {
                  "\"user\":\"alice\",\"service\":\"sudo\",\"duration\":1800,\"cap\":7200,"
                  "\"approvers\":[\"%%sre\"],\"approvals\":1,\"auto_approve\":false,"
                  "\"skipped\":[\"rule \\\"oncall-auto\\\": alice is not in its requesters\"],"
+                 "\"command\":null,\"argv\":null,\"run_as\":null,\"command_pattern\":null,"
+                 "\"scope\":\"any\","
                  "\"policy_version\":\"%s\",\"at\":\"2024-01-01T10:00:00Z\"}",
                  decide_p->hash);
         assert_string_equal(json_object_to_json_string_ext(

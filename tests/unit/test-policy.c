@@ -544,7 +544,7 @@ static void test_rule_structure_errors(void **state) {
                 "rules = ( { name = \"r\"; color = \"red\"; } );", NAME
                 ":1: rule \"r\": unknown key 'color' (expected one of: name, services, requesters, "
                 "approvers, approvals, max_duration, auto_approve, when, ticket_pattern, "
-                "reason_min_length, allow_self_approval)");
+                "reason_min_length, allow_self_approval, commands, run_as, scope)");
 }
 
 static void test_rule_name_length(void **state) {
@@ -1093,7 +1093,7 @@ static void test_load_parse_error_names_file(void **state) {
                 expect, sizeof(expect),
                 "%s:2: rule \"x\": unknown key 'oops' (expected one of: name, services, requesters, approvers, "
                 "approvals, max_duration, auto_approve, when, ticket_pattern, reason_min_length, "
-                "allow_self_approval)",
+                "allow_self_approval, commands, run_as, scope)",
                 d->path);
         assert_load_refused(d->path, -EINVAL, expect);
 }
