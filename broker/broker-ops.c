@@ -629,6 +629,7 @@ static json_object *op_request(Op *op) {
                 return bad_field(op->msg, "once", -EINVAL, 0);
         /* A grant for one command line under sudo (jitctl request --command). */
         _cleanup_free_ const char **argv = NULL;
+        _cleanup_free_ char *identity = NULL;
         JitCommandLine cl;
         json_object *command;
         bool for_command = json_object_object_get_ex(op->msg, "command", &command);
@@ -640,6 +641,16 @@ static json_object *op_request(Op *op) {
                         return jit_reply_error(JIT_ERROR_BAD_REQUEST,
                                                "a grant for a command is a sudo grant "
                                                "(service sudo)");
+                /* The program as it is now: what sudo runs later must be this very file. */
+                const char *why = NULL;
+                r = jit_program_identity(cl.command, &identity, &why);
+                if (r == -ENOMEM)
+                        return jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
+                if (r < 0)
+                        return jit_reply_error(
+                                r == -EPERM ? JIT_ERROR_REFUSED : JIT_ERROR_BAD_REQUEST,
+                                "jit cannot vouch for %s: %s", cl.command,
+                                why ?: r == -ENOEXEC ? "not an executable file" : strerror(-r));
         }
         const char *requester;
         if ((r = jit_message_get_string(op->msg, "requester", JIT_USER_MAX, false, &requester)) < 0)
@@ -665,6 +676,7 @@ static json_object *op_request(Op *op) {
                 .ticket = ticket,
                 .once = once,
                 .command = for_command ? &cl : NULL,
+                .command_identity = identity,
         };
         GrantError e;
         int64_t id;
@@ -1256,8 +1268,11 @@ static json_object *op_session_close(Op *op) {
 /* Whether command grant g covers command line cl exactly: the program, every argument after
  * argv[0], the run-as user (root when not named) and group, and the working directory
  * when the grant names one. */
-static bool grant_covers(const Request *g, const JitCommandLine *cl) {
+static bool grant_covers(const Request *g, const JitCommandLine *cl, const char *identity) {
         if (!g->command || !g->argv || !g->argv[0] || !STREQ(g->command, cl->command))
+                return false;
+        /* The very program that was approved: not another file swapped in since. */
+        if (!g->command_identity || !identity || !STREQ(g->command_identity, identity))
                 return false;
         size_t i = 1;
         for (; g->argv[i] && cl->argv[i]; i++)
@@ -1304,8 +1319,14 @@ static json_object *op_check_command(Op *op) {
                                                 now_usec(CLOCK_BOOTTIME), now_usec(CLOCK_REALTIME),
                                                 &list, &n)) < 0)
                         return internal_error(op, "looking up command grants", r);
+                _cleanup_free_ char *identity = NULL;
+                const char *why;
+                if (n > 0 && jit_program_identity(cl.command, &identity, &why) == -ENOMEM) {
+                        request_free_many(list, n);
+                        return jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
+                }
                 for (size_t i = 0; i < n && !scope; i++)
-                        if (grant_covers(list[i], &cl) &&
+                        if (grant_covers(list[i], &cl, identity) &&
                             !grants_ended_in_memory(&op->b->grants, list[i]->id)) {
                                 id = list[i]->id;
                                 scope = "command";

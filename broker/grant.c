@@ -528,6 +528,7 @@ static Request request_new(const Grants *g, const Identity *caller, const GrantA
                 r.run_as_user = (char *) ask->command->run_as_user;
                 r.run_as_group = (char *) ask->command->run_as_group;
                 r.cwd = (char *) ask->command->cwd;
+                r.command_identity = (char *) ask->command_identity;
         }
         snprintf(r.boot_id, sizeof(r.boot_id), "%s", g->boot_id);
         return r;

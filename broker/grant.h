@@ -95,6 +95,7 @@ typedef struct GrantAsk {
         const char *ticket;
         bool once;
         const JitCommandLine *command; /* a grant for this command line only (sudo); NULL: all */
+        const char *command_identity;  /* jit_program_identity() of command->command */
 } GrantAsk;
 
 /* Files a request under the first matching rule (or an active grant, when the rule

@@ -166,12 +166,15 @@ static const char *const migrations[] = {
         /* 7 -> 8: grants for one command line under sudo (the approval plugin asks about
          * them): the program's absolute path, the argv as a JSON array, the run-as user and
          * group, the working directory it runs in (relative arguments mean something else
-         * elsewhere). command NULL: a grant for the whole service, as every request before. */
+         * elsewhere), and the program's identity when it was asked for (its real path, device,
+         * inode, size and mtime: a swapped symlink or a replaced file is not it). command NULL:
+         * a grant for the whole service, as every request before. */
         "ALTER TABLE requests ADD COLUMN command TEXT;"
         "ALTER TABLE requests ADD COLUMN argv TEXT;"
         "ALTER TABLE requests ADD COLUMN run_as_user TEXT;"
         "ALTER TABLE requests ADD COLUMN run_as_group TEXT;"
-        "ALTER TABLE requests ADD COLUMN cwd TEXT;",
+        "ALTER TABLE requests ADD COLUMN cwd TEXT;"
+        "ALTER TABLE requests ADD COLUMN command_identity TEXT;",
 };
 
 sqlite3 *db_sqlite(BrokerDb *db) {
@@ -558,9 +561,9 @@ int db_insert_request(BrokerDb *db, Request *r) {
                 "INSERT INTO requests (requester, requester_uid, service, duration, reason, ticket, once, rule,"
                 " approvals_required, state, created_at, boot_id, deadline_boot, deadline_at,"
                 " activated_at, expires_at, policy_version, break_glass, command, argv, run_as_user,"
-                " run_as_group, cwd)"
+                " run_as_group, cwd, command_identity)"
                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
-                " ?18, ?19, ?20, ?21, ?22, ?23)",
+                " ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
                 &st);
         if (rc < 0)
                 return rc;
@@ -593,6 +596,7 @@ int db_insert_request(BrokerDb *db, Request *r) {
                 bind_text_or_null(st, 21, r->run_as_user);
                 bind_text_or_null(st, 22, r->run_as_group);
                 bind_text_or_null(st, 23, r->cwd);
+                bind_text_or_null(st, 24, r->command_identity);
         }
         int k = step_done(db, st);
         if (k < 0)
@@ -663,7 +667,7 @@ static uint64_t column_time(sqlite3_stmt *st, int i) {
         "id, requester, requester_uid, service, duration, reason, ticket, once, rule, approvals_required," \
         " state, created_at, activated_at, expires_at, boot_id, deadline_boot, deadline_at, ended_at,"     \
         " ended_by, end_reason, policy_version, break_glass, acknowledged_by, acknowledged_at,"            \
-        " command, argv, run_as_user, run_as_group, cwd"
+        " command, argv, run_as_user, run_as_group, cwd, command_identity"
 
 static int request_from_row(sqlite3_stmt *st, Request **ret) {
         Request *r = calloc(1, sizeof(Request));
@@ -704,6 +708,7 @@ static int request_from_row(sqlite3_stmt *st, Request **ret) {
                 r->run_as_user = column_strdup(st, 26);
                 r->run_as_group = column_strdup(st, 27);
                 r->cwd = column_strdup(st, 28);
+                r->command_identity = column_strdup(st, 29);
         }
         if (!r->requester || !r->service || !r->reason || !r->rule || r->state < 0) {
                 request_free(r);
@@ -1134,6 +1139,7 @@ void request_free(Request *r) {
         free(r->run_as_user);
         free(r->run_as_group);
         free(r->cwd);
+        free(r->command_identity);
         free(r);
 }
 
@@ -1159,7 +1165,8 @@ Request *request_dup(const Request *src) {
                   dup_string(&r->ticket) & dup_string(&r->rule) & dup_string(&r->ended_by) &
                   dup_string(&r->end_reason) & dup_string(&r->policy_version) &
                   dup_string(&r->acknowledged_by) & dup_string(&r->command) &
-                  dup_string(&r->run_as_user) & dup_string(&r->run_as_group) & dup_string(&r->cwd);
+                  dup_string(&r->run_as_user) & dup_string(&r->run_as_group) & dup_string(&r->cwd) &
+                  dup_string(&r->command_identity);
         if (ok && src->argv)
                 ok = (r->argv = strv_copy(src->argv));
         if (ok && src->n_approvals > 0) {

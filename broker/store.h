@@ -66,6 +66,7 @@ typedef struct Request {
         char *run_as_user; /* NULL: root */
         char *run_as_group;
         char *cwd; /* where it runs; NULL: anywhere */
+        char *command_identity; /* jit_program_identity() of command when it was asked for */
 } Request;
 
 /* NULL-terminated string vectors (a command grant's argv). */

@@ -2,6 +2,7 @@
 #include "command-line.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -303,4 +304,59 @@ int jit_sudo_conf_file_loads_approval(const char *path) {
                 got += (size_t) n;
         }
         return jit_sudo_conf_loads_approval(buf, got);
+}
+
+/* Every directory above path (not path itself): root's, writable by nobody else. */
+static int dirs_trusted(const char *path, const char **why) {
+        _cleanup_free_ char *copy = strdup(path);
+        if (!copy)
+                return -ENOMEM;
+        for (char *slash = strrchr(copy, '/'); slash; slash = strrchr(copy, '/')) {
+                *slash = '\0';
+                const char *dir = *copy ? copy : "/";
+                struct stat st;
+                if (lstat(dir, &st) < 0)
+                        return -errno;
+                /* A symlink on the way is judged where it leads (realpath's side); its own
+                 * directory is the next one up, checked in this loop. */
+                if (S_ISLNK(st.st_mode) && stat(dir, &st) < 0)
+                        return -errno;
+                if (st.st_uid != 0 || (st.st_mode & 0022)) {
+                        *why = "a directory on the way to it is not root's alone";
+                        return -EPERM;
+                }
+                if (!*copy)
+                        break;
+        }
+        return 0;
+}
+
+int jit_program_identity(const char *path, char **ret, const char **ret_why) {
+        const char *why = NULL;
+        struct stat st;
+        int r;
+
+        *ret_why = NULL;
+        if (path[0] != '/')
+                return -EINVAL;
+        _cleanup_free_ char *real = realpath(path, NULL);
+        if (!real)
+                return -errno;
+        if ((r = dirs_trusted(path, &why)) < 0 || (r = dirs_trusted(real, &why)) < 0) {
+                *ret_why = why;
+                return r;
+        }
+        if (stat(real, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode) || !(st.st_mode & 0111))
+                return -ENOEXEC;
+        if (st.st_uid != 0 || (st.st_mode & 0022)) {
+                *ret_why = "the file is not root's alone";
+                return -EPERM;
+        }
+        if (asprintf(ret, "%s\n%llu:%llu:%lld:%lld.%09ld", real, (unsigned long long) st.st_dev,
+                     (unsigned long long) st.st_ino, (long long) st.st_size,
+                     (long long) st.st_mtim.tv_sec, st.st_mtim.tv_nsec) < 0)
+                return -ENOMEM;
+        return 0;
 }

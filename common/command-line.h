@@ -56,3 +56,11 @@ bool jit_sudo_conf_loads_approval(const char *text, size_t len);
 int jit_sudo_conf_file_loads_approval(const char *path);
 #define JIT_SUDO_CONF "/etc/sudo.conf"
 #define JIT_SUDO_CONF_MAX (256U * 1024U)
+
+/* What a command grant's program is, so that a swapped symlink or a replaced file is not
+ * taken for it: "REALPATH\nDEV:INO:SIZE:MTIME_NS" of path, malloc'd in *ret. Only a program
+ * root alone controls is vouched for: the file and every directory on the way to it, as
+ * written and as resolved, owned by root and writable by nobody else. 0, or -errno:
+ * -EPERM (someone else could change it; *ret_why says which), -ENOENT, -ENOEXEC (not an
+ * executable regular file), -ENOMEM. */
+int jit_program_identity(const char *path, char **ret, const char **ret_why);

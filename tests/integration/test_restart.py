@@ -76,7 +76,7 @@ class Restart(BrokerTestCase):
             "DROP TABLE outbox;"
             "ALTER TABLE requests DROP COLUMN command; ALTER TABLE requests DROP COLUMN argv;"
             "ALTER TABLE requests DROP COLUMN run_as_user; ALTER TABLE requests DROP COLUMN run_as_group;"
-            "ALTER TABLE requests DROP COLUMN cwd;"
+            "ALTER TABLE requests DROP COLUMN cwd; ALTER TABLE requests DROP COLUMN command_identity;"
             "PRAGMA user_version = 5;")
         self.broker.start()
         self.assertEqual(sql("PRAGMA user_version"), "8")

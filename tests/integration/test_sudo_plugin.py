@@ -6,6 +6,10 @@ and a misconfigured plugin never lock anyone but gated users out."""
 
 import json
 import os
+import shutil
+import socket
+import subprocess
+import time
 import unittest
 
 import jittest
@@ -29,8 +33,10 @@ Plugin jit_approval {plugin} {options}
 """
 
 
-@unittest.skipIf(jittest.SANITIZED, "a sanitized plugin cannot load into setuid sudo")
-@unittest.skipUnless(JIT_APPROVAL, "JIT_APPROVAL names no built jit_approval.so")
+needs_sudo = unittest.skipIf(jittest.SANITIZED or not JIT_APPROVAL,
+                             "sudo cannot load a sanitized plugin (or none was built)")
+
+
 class SudoPlugin(BrokerTestCase):
     POLICY = POLICY
     USERS = {
@@ -64,6 +70,7 @@ class SudoPlugin(BrokerTestCase):
         bob.ok("approve", str(rid))
         return rid
 
+    @needs_sudo
     def test_no_grant_refused_with_what_to_run(self):
         p = self.u["jit-alice"].sudo("systemctl", "--version")
         self.assertExit(p, 1)
@@ -71,6 +78,7 @@ class SudoPlugin(BrokerTestCase):
         self.assertIn("jit: no grant covers this command. Ask for one: jitctl request --command "
                       "'systemctl --version' --reason \"...\"", p.stderr)
 
+    @needs_sudo
     def test_whole_sudo_grant_covers_any_command(self):
         self.grant()
         p = self.u["jit-alice"].sudo("id", "-u")
@@ -80,6 +88,7 @@ class SudoPlugin(BrokerTestCase):
         self.assertExit(p, 0)
         self.assertEqual(p.stdout.strip(), "it's 42")
 
+    @needs_sudo
     def test_root_and_ungated_users_pass_untouched(self):
         p = jittest.run(["sudo", "-n", "id", "-u"], check=False)
         self.assertExit(p, 0)
@@ -87,6 +96,7 @@ class SudoPlugin(BrokerTestCase):
         self.assertExit(p, 0)
         self.assertEqual(p.stdout.strip(), "0")
 
+    @needs_sudo
     def test_broker_away_refuses_gated_only(self):
         self.write_conf(f"socket={self.sb.path('run', 'nobody-here.sock')} group=jit-gated")
         self.grant()
@@ -95,6 +105,7 @@ class SudoPlugin(BrokerTestCase):
         self.assertIn("jit: the access broker is unavailable", p.stderr)
         self.assertExit(self.u["jit-erin"].sudo("id", "-u"), 0)
 
+    @needs_sudo
     def test_misconfigured_plugin_refuses_gated_only(self):
         self.write_conf(f"socket={self.broker.socket} group=jit-gated colour=blue")
         p = self.u["jit-alice"].sudo("id", "-u")
@@ -103,12 +114,14 @@ class SudoPlugin(BrokerTestCase):
         self.assertExit(self.u["jit-erin"].sudo("id", "-u"), 0)
         self.assertExit(jittest.run(["sudo", "-n", "true"], check=False), 0)
 
+    @needs_sudo
     def test_unreadable_command_line_refused(self):
         self.grant()
         p = self.u["jit-alice"].sudo("echo", "a\u202eb")
         self.assertExit(p, 1)
         self.assertIn("characters an approver could not read", p.stderr)
 
+    @unittest.skipUnless(JIT_APPROVAL, "JIT_APPROVAL names no built jit_approval.so")
     def test_exports_only_its_plugin_struct(self):
         p = jittest.run(["nm", "-D", "--defined-only", JIT_APPROVAL])
         names = sorted(line.split()[-1] for line in p.stdout.splitlines() if line.strip())
@@ -121,6 +134,7 @@ class SudoPlugin(BrokerTestCase):
         bob.ok("approve", str(r["id"]))
         return r
 
+    @needs_sudo
     def test_command_grant_covers_that_command_only(self):
         alice = self.u["jit-alice"]
         r = self.command_grant("id -u")
@@ -148,6 +162,7 @@ class SudoPlugin(BrokerTestCase):
         self.assertEqual((uses[0]["details"]["command"], uses[0]["details"]["argv"],
                           uses[0]["details"]["run_as_user"]), ("/usr/bin/id", ["id", "-u"], "root"))
 
+    @needs_sudo
     def test_one_shot_command_grant_runs_once(self):
         alice = self.u["jit-alice"]
         r = self.command_grant("id -un", "--once")
@@ -157,6 +172,7 @@ class SudoPlugin(BrokerTestCase):
         self.assertIn("no grant covers this command", p.stderr)
         self.assertEqual(alice.ok("show", str(r["id"]))["state"], "consumed")
 
+    @needs_sudo
     def test_run_as_another_user(self):
         alice = self.u["jit-alice"]
         self.command_grant("id -un", "--as", "jit-bob")
@@ -165,6 +181,7 @@ class SudoPlugin(BrokerTestCase):
         self.assertEqual(p.stdout.strip(), "jit-bob")
         self.assertExit(alice.sudo("id", "-un"), 1)  # as root: not covered
 
+    @needs_sudo
     def test_both_gates_agree(self):
         """With pam_jit's account line as well: a grant for one command lets sudo's PAM check
         through only where sudo.conf loads the plugin, which then decides on the command; a
@@ -184,6 +201,7 @@ class SudoPlugin(BrokerTestCase):
         self.assertExit(p, 1)
         self.assertIn("PAM account management error", p.stderr)
 
+    @needs_sudo
     def test_policy_decides_which_commands(self):
         """A rule with commands grants only command lines its patterns match, and never all
         of sudo."""
@@ -201,11 +219,142 @@ class SudoPlugin(BrokerTestCase):
         self.assertEqual(p.stdout.strip(), "restart nginx")
         self.assertExit(wendy.sudo("echo", "restart", "postgres"), 1)
 
+    @needs_sudo
+    def test_swapped_symlink_or_replaced_program_refused(self):
+        """The grant is for the program as it was when asked for: a symlink pointed
+        elsewhere, or another file put in its place, is not it."""
+        alice = self.u["jit-alice"]
+        tool = "/usr/local/bin/jit-test-tool"
+        os.makedirs("/usr/local/bin", exist_ok=True)
+        if os.path.lexists(tool):
+            os.unlink(tool)
+        os.symlink("/usr/bin/id", tool)
+        self.addCleanup(lambda: os.path.lexists(tool) and os.unlink(tool))
+        self.command_grant("jit-test-tool -u")
+        p = alice.sudo("jit-test-tool", "-u")
+        self.assertExit(p, 0)
+        self.assertEqual(p.stdout.strip(), "0")
+        os.unlink(tool)
+        os.symlink("/usr/bin/whoami", tool)
+        p = alice.sudo("jit-test-tool", "-u")
+        self.assertExit(p, 1, p.stdout)
+        self.assertIn("jit: no grant covers this command", p.stderr)
+        # Back where it pointed: the same program again.
+        os.unlink(tool)
+        os.symlink("/usr/bin/id", tool)
+        self.assertExit(alice.sudo("jit-test-tool", "-u"), 0)
+        # Another file in the approved path (a copy: same content, another file).
+        os.unlink(tool)
+        shutil.copy2("/usr/bin/id", tool)
+        self.assertExit(alice.sudo("jit-test-tool", "-u"), 1)
+
+    @needs_sudo
+    def test_other_programs_and_shells_refused(self):
+        alice = self.u["jit-alice"]
+        self.command_grant("id -u")
+        # A program of the same name elsewhere.
+        d = self.sb.path("bin")
+        os.makedirs(d, exist_ok=True)
+        os.chmod(d, 0o755)
+        shutil.copy2("/usr/bin/id", os.path.join(d, "id"))
+        p = alice.sudo(os.path.join(d, "id"), "-u")
+        self.assertExit(p, 1)
+        self.assertIn("jit: no grant covers this command", p.stderr)
+        # A shell, a login shell, an editor.
+        for argv in (["sudo", "-n", "-s", "id", "-u"], ["sudo", "-n", "-i", "id", "-u"],
+                     ["sudo", "-n", "-e", "/etc/hostname"]):
+            p = jittest.run(alice._as_user(argv), check=False, env={"PATH": "/usr/bin:/bin", "EDITOR": "true"})
+            self.assertNotEqual(p.returncode, 0, f"{argv}: {p.stdout!r} {p.stderr!r}")
+        # A grant for a program anyone may change is not filed.
+        os.chmod(d, 0o777)
+        p = alice.jitctl("request", "--reason", "x", "--command", f"{d}/id -u")
+        self.assertExit(p, jittest.EXIT_REFUSED)
+        self.assertIn("jit cannot vouch for", p.stderr)
+        os.chmod(d, 0o755)
+
+    @needs_sudo
+    def test_hung_broker_refuses_within_the_timeout(self):
+        path = self.sb.path("run", "hung.sock")
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(path)
+        s.listen(16)  # never accepted, never answered
+        os.chmod(path, 0o666)
+        self.addCleanup(s.close)
+        self.write_conf(f"socket={path} group=jit-gated timeout=500")
+        t = time.monotonic()
+        p = self.u["jit-alice"].sudo("id", "-u")
+        took = time.monotonic() - t
+        self.assertExit(p, 1)
+        self.assertIn("jit: the access broker is unavailable", p.stderr)
+        self.assertGreaterEqual(took, 0.45)
+        self.assertLess(took, 5)
+
+    @needs_sudo
+    def test_message_reaches_the_terminal(self):
+        """On a terminal, as a person runs sudo: the plugin's line is there."""
+        p = jittest.run(self.u["jit-alice"]._as_user(["script", "-qec", "sudo -n whoami", "/dev/null"]),
+                        check=False, stdin=subprocess.DEVNULL)
+        text = p.stdout  # script(1) copies what the terminal showed
+        self.assertIn("jit: no grant covers this command. Ask for one: jitctl request --command 'whoami' --reason", text)
+
     def test_only_root_may_check_commands(self):
         r = self.u["jit-bob"].call({"version": 1, "op": "check-command", "user": "jit-alice",
                                     "command": "/usr/bin/id", "argv": ["id"]})
         self.assertEqual((r["ok"], r["error"]), (False, "refused"))
 
+
+
+    def ask(self, *argv, command="/usr/bin/id", run_as=None, cwd="/"):
+        msg = {"version": 1, "op": "check-command", "user": "jit-alice", "command": command,
+               "argv": list(argv), "cwd": cwd}
+        if run_as:
+            msg["run_as_user"] = run_as
+        r = Stream_call(self.broker.socket, msg)
+        self.assertTrue(r["ok"], r)
+        return r["result"]
+
+    def test_exact_command_line_once(self):
+        alice, bob = self.u["jit-alice"], self.u["jit-bob"]
+        self.assertFalse(self.ask("id", "-u")["allowed"])
+        # jitctl runs in the test's directory; the grant is for that directory.
+        cwd = os.getcwd()
+        r = alice.ok("request", "--reason", "once", "--command", "id -u", "--once")
+        bob.ok("approve", str(r["id"]))
+        self.assertFalse(self.ask("id", "-g", cwd=cwd)["allowed"])
+        self.assertFalse(self.ask("id", "-u", run_as="jit-bob", cwd=cwd)["allowed"])
+        self.assertFalse(self.ask("id", "-u", cwd="/elsewhere")["allowed"])
+        self.assertFalse(self.ask("id", "-u", command="/usr/bin/whoami", cwd=cwd)["allowed"])
+        got = self.ask("id", "-u", cwd=cwd)
+        self.assertEqual((got["allowed"], got["request_id"], got["scope"]), (True, r["id"], "command"))
+        self.assertFalse(self.ask("id", "-u", cwd=cwd)["allowed"])  # spent
+        self.assertEqual(alice.ok("show", str(r["id"]))["state"], "consumed")
+
+    def test_bad_command_lines(self):
+        for msg, why in (({"command": "id", "argv": ["id"]}, "absolute path"),
+                         ({"command": "/usr/bin/id", "argv": []}, "argv must be"),
+                         ({"command": "/usr/bin/id", "argv": ["id", "a\u202eb"]}, "could not read"),
+                         ({"command": "/usr/bin/id", "argv": ["id"] * 300}, "argv must be"),
+                         ({"command": "/usr/bin/id", "argv": ["id", 5]}, "array of strings")):
+            r = Stream_call(self.broker.socket, {"version": 1, "op": "check-command", "user": "jit-alice", **msg})
+            self.assertEqual((r["ok"], r["error"]), (False, "bad-request"), msg)
+            self.assertIn(why, r["message"])
+
+def Stream_call(path, obj):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(path)
+    try:
+        data = json.dumps(obj).encode()
+        s.sendall(len(data).to_bytes(4, "big") + data)
+        buf = b""
+        while len(buf) < 4 or len(buf) < 4 + int.from_bytes(buf[:4], "big"):
+            chunk = s.recv(65536)
+            if not chunk:
+                return None
+            buf += chunk
+        return json.loads(buf[4:4 + int.from_bytes(buf[:4], "big")])
+    finally:
+        s.close()
 
 if __name__ == "__main__":
     jittest.main()
