@@ -1004,9 +1004,7 @@ int db_find_command_grants(BrokerDb *db, uid_t uid, const char *boot_id, uint64_
                             " WHERE state = 'active' AND requester_uid = ?1 AND service = 'sudo'"
                             " AND command IS NOT NULL"
                             " AND boot_id = ?2 AND deadline_boot > ?3 AND expires_at > ?4"
-                            /* a one-shot grant runs its command once */
-                            " AND NOT (once AND EXISTS (SELECT 1 FROM sessions s"
-                            " WHERE s.request_id = requests.id))"
+                            /* a one-shot one is consumed by its command: never active after it */
                             " ORDER BY expires_at DESC LIMIT 1000",
                             &st);
         if (rc < 0)

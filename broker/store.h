@@ -158,7 +158,7 @@ int db_find_grant(BrokerDb *db, uid_t uid, const char *service, const char *boot
 
 /* Earliest deadline_boot of an open request of this boot: 1 and *ret, or 0 for none. */
 /* The active command grants (sudo) of uid at this moment, longest-lasting first (a one-shot
- * grant only while it has no session), without their approvals. */
+ * grant is consumed by its command), without their approvals. */
 int db_find_command_grants(BrokerDb *db, uid_t uid, const char *boot_id, uint64_t now_boot,
                            uint64_t now_real, Request ***ret, size_t *ret_n);
 int db_next_deadline(BrokerDb *db, const char *boot_id, uint64_t *ret);
