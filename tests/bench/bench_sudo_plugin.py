@@ -75,7 +75,7 @@ def main():
                 p = subprocess.run(["sudo", "-n", "--", "true"], user=pw.pw_uid, group=pw.pw_gid,
                                    extra_groups=groups, stdin=subprocess.DEVNULL,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                   env={"PATH": "/usr/bin:/bin"}, cwd="/")
+                                   env={"PATH": "/usr/bin:/bin"})
                 dt = time.perf_counter() - t
                 if p.returncode != 0:
                     raise RuntimeError(f"sudo failed ({p.returncode}): {p.stderr.decode().strip()}")
