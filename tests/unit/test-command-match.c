@@ -125,6 +125,34 @@ static void test_quotes(void **state) {
                              "x.conf", NULL));
 }
 
+/* Arguments may hold anything but NUL: spaces, quotes, newlines, control and high bytes are
+ * matched as bytes, one argument at a time (the plugin refuses unreadable ones before). */
+static void test_odd_arguments(void **state) {
+        assert_true(matches("/usr/bin/echo *", "/usr/bin/echo", "a b\nc'd\"e\x01\xff", NULL));
+        assert_false(matches("/usr/bin/echo a", "/usr/bin/echo", "a\n", NULL));
+        assert_false(matches("/usr/bin/echo a", "/usr/bin/echo", "a ", NULL));
+        assert_false(matches("/usr/bin/echo 'a b'", "/usr/bin/echo", "a", "b", NULL));
+        assert_true(matches("/usr/bin/echo x*", "/usr/bin/echo", "x\n\t\xff", NULL));
+        assert_false(matches("/usr/bin/echo x*", "/usr/bin/echo", "x\n/y", NULL));
+        /* Two words never match one argument holding a space, nor the other way round. */
+        assert_false(matches("/usr/bin/echo * *", "/usr/bin/echo", "a b", NULL));
+        assert_false(matches("/usr/bin/echo *", "/usr/bin/echo", "a", "b", NULL));
+}
+
+/* Hostile patterns: many stars against long arguments stay quick (no backtracking blowup). */
+static void test_hostile_patterns(void **state) {
+        char pattern[4096] = "/usr/bin/echo ", arg[4001];
+        size_t n = strlen(pattern);
+        for (size_t i = 0; i < 1000; i++)
+                n += (size_t) snprintf(pattern + n, sizeof(pattern) - n, "a*");
+        snprintf(pattern + n, sizeof(pattern) - n, "b");
+        memset(arg, 'a', sizeof(arg) - 1);
+        arg[sizeof(arg) - 1] = '\0';
+        assert_false(matches(pattern, "/usr/bin/echo", arg, NULL));
+        arg[sizeof(arg) - 2] = 'b';
+        assert_true(matches(pattern, "/usr/bin/echo", arg, NULL));
+}
+
 static void test_refused_patterns(void **state) {
         refused("", "empty");
         refused("   ", "empty");
@@ -242,6 +270,8 @@ int main(void) {
                 cmocka_unit_test(test_star_inside_a_word_stays_in_its_directory),
                 cmocka_unit_test(test_rest),
                 cmocka_unit_test(test_quotes),
+                cmocka_unit_test(test_odd_arguments),
+                cmocka_unit_test(test_hostile_patterns),
                 cmocka_unit_test(test_refused_patterns),
                 cmocka_unit_test(test_long_pattern_refused),
                 cmocka_unit_test(test_quote_for_a_shell),
