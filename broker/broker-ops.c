@@ -451,6 +451,8 @@ static json_object *check_decide(Op *op, int64_t *ret_id, uint64_t *ret_expires_
                                                &list, &n);
                 if (k < 0)
                         return internal_error(op, "looking up command grants", k);
+                /* As find_grant(): an end let go of while this was read may be in neither. */
+                uint64_t saved = grants_held_saved(&core_of(op)->grants);
                 for (size_t i = 0; i < n && r == 0; i++)
                         if (!grants_ended_in_memory(&core_of(op)->grants, list[i]->id)) {
                                 id = list[i]->id;
@@ -458,6 +460,8 @@ static json_object *check_decide(Op *op, int64_t *ret_id, uint64_t *ret_expires_
                                 r = 1;
                         }
                 request_free_many(list, n);
+                if (grants_held_saved(&core_of(op)->grants) != saved)
+                        r = 0, id = 0; /* refused; the next sudo asks again */
         }
 
         bool allowed = r > 0;
@@ -595,6 +599,14 @@ static json_object *get_command_line(Op *op, JitCommandLine *cl, const char ***r
                 free(argv);
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "%s", jit_command_line_error(r));
         }
+        /* check-command: how sudo will run it, as the plugin saw (absent: not plain). */
+        if (jit_message_get_bool(op->msg, "env_plain", &cl->env_plain) < 0 ||
+            jit_message_get_bool(op->msg, "chroot", &cl->chroot) < 0 ||
+            jit_message_get_bool(op->msg, "sudoedit", &cl->sudoedit) < 0) {
+                free(argv);
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST,
+                                       "env_plain, chroot and sudoedit must be booleans");
+        }
         *ret_argv = argv;
         return NULL;
 }
@@ -646,11 +658,14 @@ static json_object *op_request(Op *op) {
                 r = jit_program_identity(cl.command, &identity, &why);
                 if (r == -ENOMEM)
                         return jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
+                /* One answer for every other failure: the broker runs as root, and must not
+                 * tell who asks what exists in directories they cannot read. */
                 if (r < 0)
-                        return jit_reply_error(
-                                r == -EPERM ? JIT_ERROR_REFUSED : JIT_ERROR_BAD_REQUEST,
-                                "jit cannot vouch for %s: %s", cl.command,
-                                why ?: r == -ENOEXEC ? "not an executable file" : strerror(-r));
+                        return jit_reply_error(JIT_ERROR_REFUSED, "jit cannot vouch for %s: %s",
+                                               cl.command,
+                                               why
+                                                       ?: "not an executable file root alone "
+                                                          "controls");
         }
         const char *requester;
         if ((r = jit_message_get_string(op->msg, "requester", JIT_USER_MAX, false, &requester)) < 0)
@@ -1270,6 +1285,10 @@ static json_object *op_session_close(Op *op) {
  * when the grant names one. */
 static bool grant_covers(const Request *g, const JitCommandLine *cl, const char *identity) {
         if (!g->command || !g->argv || !g->argv[0] || !STREQ(g->command, cl->command))
+                return false;
+        /* Only as sudo runs it by default: the caller's LD_PRELOAD, PATH or HOME, a chroot or
+         * sudoedit would run other code under the approved name. */
+        if (!cl->env_plain || cl->chroot || cl->sudoedit)
                 return false;
         /* The very program that was approved: not another file swapped in since. */
         if (!g->command_identity || !identity || !STREQ(g->command_identity, identity))

@@ -440,6 +440,10 @@ static int replay_record(const AuditRecord *rec, void *userdata) {
         Replay *rp = userdata;
         if (!stream_sees(rp->st, &rp->bt, rec))
                 return 0;
+        /* The replay is bounded like what follows it: past the buffer's limit the watcher
+         * is told it lost events. */
+        if (rp->st->len > EVENT_STREAM_BUFFER_MAX)
+                return -ENOBUFS;
         _cleanup_(json_object_putp) json_object *m = frame_of_record(rec);
         size_t n;
         _cleanup_free_ char *body = m ? jit_message_serialize(m, &n) : NULL;
@@ -522,6 +526,20 @@ int event_stream_start(EventStreams *s, int fd, const StreamSpec *spec, json_obj
                  * this caller may see (a caller who sees few gets fewer than the limit). */
                 r = audit_store_foreach(db_sqlite(s->b->db), &f, replay_record, &rp);
                 request_free(rp.bt.request);
+                if (r == -ENOBUFS) {
+                        json_object *lost = stream_message();
+                        if (lost) {
+                                json_object_object_add(lost, "ok", json_object_new_boolean(false));
+                                json_object_object_add(lost, "error",
+                                                       json_object_new_string("lost-events"));
+                                json_object_object_add(
+                                        lost, "message",
+                                        json_object_new_string("lost events, reconnect"));
+                        }
+                        (void) sd_event_source_set_enabled(s->post, SD_EVENT_ON);
+                        stream_close_after(st, lost);
+                        return 0;
+                }
                 if (r < 0)
                         goto fail;
         }

@@ -2,8 +2,10 @@
 #include "command-line.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,7 +248,10 @@ json_object *jit_command_request_new(const JitCommandLine *cl, const char *user)
              add(o, "run_as_user", json_object_new_string(cl->run_as_user)) < 0) ||
             (cl->run_as_group &&
              add(o, "run_as_group", json_object_new_string(cl->run_as_group)) < 0) ||
-            (cl->cwd && add(o, "cwd", json_object_new_string(cl->cwd)) < 0))
+            (cl->cwd && add(o, "cwd", json_object_new_string(cl->cwd)) < 0) ||
+            add(o, "env_plain", json_object_new_boolean(cl->env_plain)) < 0 ||
+            (cl->chroot && add(o, "chroot", json_object_new_boolean(true)) < 0) ||
+            (cl->sudoedit && add(o, "sudoedit", json_object_new_boolean(true)) < 0))
                 goto fail;
         return o;
 fail:
@@ -255,7 +260,7 @@ fail:
         return NULL;
 }
 
-bool jit_sudo_conf_loads_approval(const char *text, size_t len) {
+bool jit_sudo_conf_loads_approval(const char *text, size_t len, char *ret_group, size_t size) {
         const char *end = text + len;
         for (const char *line = text; line < end;) {
                 const char *nl = memchr(line, '\n', (size_t) (end - line));
@@ -271,15 +276,34 @@ bool jit_sudo_conf_loads_approval(const char *text, size_t len) {
                                 p++;
                         if ((size_t) (stop - p) > sizeof(name) - 1 &&
                             memcmp(p, name, sizeof(name) - 1) == 0 &&
-                            (p[sizeof(name) - 1] == ' ' || p[sizeof(name) - 1] == '\t'))
+                            (p[sizeof(name) - 1] == ' ' || p[sizeof(name) - 1] == '\t')) {
+                                if (!ret_group)
+                                        return true;
+                                /* The gated group: group=NAME among the options, else jit. */
+                                const char *g = "jit";
+                                size_t glen = 3;
+                                for (const char *q = p; q < stop; q++)
+                                        if ((q[-1] == ' ' || q[-1] == '\t') &&
+                                            (size_t) (stop - q) > 6 &&
+                                            memcmp(q, "group=", 6) == 0) {
+                                                g = q + 6;
+                                                glen = strcspn(g, " \t\n");
+                                                if (g + glen > stop)
+                                                        glen = (size_t) (stop - g);
+                                        }
+                                if (glen == 0 || glen >= size)
+                                        return false;
+                                memcpy(ret_group, g, glen);
+                                ret_group[glen] = '\0';
                                 return true;
+                        }
                 }
                 line = nl ? nl + 1 : end;
         }
         return false;
 }
 
-int jit_sudo_conf_file_loads_approval(const char *path) {
+int jit_sudo_conf_file_loads_approval(const char *path, char *ret_group, size_t size) {
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
         struct stat st;
         if (fd < 0)
@@ -303,7 +327,46 @@ int jit_sudo_conf_file_loads_approval(const char *path) {
                         break;
                 got += (size_t) n;
         }
-        return jit_sudo_conf_loads_approval(buf, got);
+        return jit_sudo_conf_loads_approval(buf, got, ret_group, size);
+}
+
+int jit_user_in_group(const char *user, const char *group) {
+        struct group gbuf, *gr = NULL;
+        struct passwd pbuf, *pw = NULL;
+        char buf[16384];
+        int r;
+
+        if ((r = getgrnam_r(group, &gbuf, buf, sizeof(buf), &gr)) != 0)
+                return r == ENOENT || r == ESRCH ? 0 : -r;
+        if (!gr)
+                return 0;
+        gid_t target = gr->gr_gid;
+        for (char **m = gr->gr_mem; m && *m; m++)
+                if (STREQ(*m, user))
+                        return 1;
+        if ((r = getpwnam_r(user, &pbuf, buf, sizeof(buf), &pw)) != 0)
+                return -r;
+        if (!pw)
+                return -ENOENT;
+        if (pw->pw_gid == target)
+                return 1;
+        int n = 64;
+        for (unsigned tries = 0; tries < 8; tries++) {
+                _cleanup_free_ gid_t *list = calloc((size_t) n, sizeof(gid_t));
+                if (!list)
+                        return -ENOMEM;
+                int want = n;
+                if (getgrouplist(user, pw->pw_gid, list, &want) >= 0) {
+                        for (int i = 0; i < want; i++)
+                                if (list[i] == target)
+                                        return 1;
+                        return 0;
+                }
+                if (want <= n || want > 65536)
+                        return -EIO;
+                n = want;
+        }
+        return -EIO;
 }
 
 /* Every directory above path (not path itself): root's, writable by nobody else. */
@@ -359,4 +422,53 @@ int jit_program_identity(const char *path, char **ret, const char **ret_why) {
                      (long long) st.st_mtim.tv_sec, st.st_mtim.tv_nsec) < 0)
                 return -ENOMEM;
         return 0;
+}
+
+/* Whether the variable at v (NAME=value) is called name. */
+static bool var_is(const char *v, size_t n, const char *name) {
+        return strlen(name) == n && strncmp(v, name, n) == 0;
+}
+
+const char *jit_environment_problem(char *const envp[], const char *pw_name, const char *pw_dir,
+                                    const char *pw_shell, size_t *ret_len) {
+        /* Set by sudo itself, whatever the caller had. */
+        static const char *const by_sudo[] = {
+                "SUDO_COMMAND", "SUDO_USER", "SUDO_UID", "SUDO_GID", "SUDO_HOME", NULL,
+        };
+        /* Kept from the caller by sudoers' defaults, when the value holds no '/' or '%'
+         * (its env_check). */
+        static const char *const checked[] = {
+                "TERM",    "LANG",     "LANGUAGE", "LINGUAS",   "COLORTERM", "TZ",
+                "DISPLAY", "HOSTNAME", "COLORS",   "LS_COLORS", NULL,
+        };
+        for (size_t i = 0; envp && envp[i]; i++) {
+                const char *v = envp[i], *eq = strchr(v, '=');
+                size_t n = eq ? (size_t) (eq - v) : strlen(v);
+                *ret_len = n;
+                if (!eq)
+                        return v;
+                const char *value = eq + 1;
+                bool ok = false;
+                if (var_is(v, n, "PATH"))
+                        ok = STREQ(value, JIT_SUDO_SECURE_PATH);
+                else if (var_is(v, n, "HOME"))
+                        ok = pw_dir && STREQ(value, pw_dir);
+                else if (var_is(v, n, "SHELL"))
+                        ok = pw_shell && STREQ(value, pw_shell);
+                else if (var_is(v, n, "USER") || var_is(v, n, "LOGNAME") ||
+                         var_is(v, n, "USERNAME"))
+                        ok = pw_name && STREQ(value, pw_name);
+                else if (var_is(v, n, "MAIL"))
+                        ok = pw_name && strncmp(value, "/var/mail/", 10) == 0 &&
+                             STREQ(value + 10, pw_name);
+                for (size_t k = 0; !ok && by_sudo[k]; k++)
+                        ok = var_is(v, n, by_sudo[k]);
+                for (size_t k = 0; !ok && checked[k]; k++)
+                        ok = var_is(v, n, checked[k]) && !strpbrk(value, "/%");
+                if (!ok && n > 3 && strncmp(v, "LC_", 3) == 0)
+                        ok = !strpbrk(value, "/%");
+                if (!ok)
+                        return v;
+        }
+        return NULL;
 }

@@ -21,7 +21,28 @@ typedef struct JitCommandLine {
         const char *run_as_user;  /* NULL: root */
         const char *run_as_group; /* NULL: the user's */
         const char *cwd;          /* NULL: not known */
+        /* What the plugin saw of how sudo will run it (check-command only): the environment
+         * is what sudo makes of a reset one (jit_environment_problem() found nothing), and
+         * no chroot or sudoedit is asked for. A grant for one command covers nothing else:
+         * LD_PRELOAD or PATH set by the caller, or another root directory, would run other
+         * code under the approved name. */
+        bool env_plain;
+        bool chroot;
+        bool sudoedit;
 } JitCommandLine;
+
+/* Where sudo looks for a command given by name: Debian's sudoers sets secure_path to this,
+ * and sudo then searches it, not the caller's PATH. */
+#define JIT_SUDO_SECURE_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+/* The first variable of envp (the environment sudo will run a command with) that is not
+ * what sudo's env_reset makes for a run as user pw_name (home pw_dir, shell pw_shell): a name
+ * it does not set or keep by default, a value it would not have (PATH other than
+ * JIT_SUDO_SECURE_PATH, HOME other than pw_dir, ...), or a kept value with '/' or '%'. NULL
+ * when there is none. The returned text points into envp (the variable's name, up to '='
+ * is its length in *ret_len). */
+const char *jit_environment_problem(char *const envp[], const char *pw_name, const char *pw_dir,
+                                    const char *pw_shell, size_t *ret_len);
 
 /* 0, or a negative errno for jit_command_line_error(): -ENAMETOOLONG, -E2BIG, -EINVAL (not an
  * absolute path, no argv[0]), -EILSEQ (text a person cannot read as it is: controls,
@@ -49,11 +70,18 @@ char *jit_shell_quote(const char *s);
 json_object *jit_command_request_new(const JitCommandLine *cl, const char *user);
 
 /* Whether sudo.conf's text (len bytes) loads the approval plugin jit_approval: a line
- * "Plugin jit_approval PATH [OPTIONS]" (leading blanks allowed; '#' starts a comment). */
-bool jit_sudo_conf_loads_approval(const char *text, size_t len);
+ * "Plugin jit_approval PATH [OPTIONS]" (leading blanks allowed; '#' starts a comment).
+ * When it does and ret_group is given, the group it gates (its group= option, else "jit")
+ * goes there (at most size bytes with the NUL; a longer one counts as not loaded). */
+bool jit_sudo_conf_loads_approval(const char *text, size_t len, char *ret_group, size_t size);
 /* The same for the file at path, trusted only when it is a regular file owned by root that
  * nobody else may write: 1 yes, 0 no (or not trusted), -errno when it cannot be read. */
-int jit_sudo_conf_file_loads_approval(const char *path);
+int jit_sudo_conf_file_loads_approval(const char *path, char *ret_group, size_t size);
+/* Whether user is a member of group as the system sees it at login: the group's member list,
+ * the user's primary group and initgroups' list (getgrouplist(): sssd, LDAP and nested
+ * groups included), the way pam_succeed_if's ingroup decides. 1 yes, 0 no (also when the
+ * group does not exist), -errno when a lookup fails. */
+int jit_user_in_group(const char *user, const char *group);
 #define JIT_SUDO_CONF "/etc/sudo.conf"
 #define JIT_SUDO_CONF_MAX (256U * 1024U)
 

@@ -130,23 +130,12 @@ static int approval_open(unsigned int version, sudo_conv_t conversation,
 static void approval_close(void) {
 }
 
-/* Whether the invoking user is in the gated group. A group that does not exist gates
- * nobody (as the PAM lines' pam_succeed_if does); a lookup that fails gates. */
+/* Whether the invoking user is in the gated group, as the PAM lines' pam_succeed_if sees it
+ * (getgrouplist() too: sssd, LDAP, nested groups). A group that does not exist gates nobody;
+ * a lookup that fails gates. */
 static int user_is_gated(void) {
-        struct group *gr;
-        errno = 0;
-        gr = getgrnam(plugin.group);
-        if (!gr)
-                return errno == 0 || errno == ENOENT || errno == ESRCH ? 0 : -EIO;
-        for (char **m = gr->gr_mem; m && *m; m++)
-                if (strcmp(*m, plugin.user) == 0)
-                        return 1;
-        struct passwd *pw = getpwnam(plugin.user);
-        if (!pw)
-                return -ENOENT; /* the user sudo named is gone: gated, so refused */
-        if (pw->pw_gid == gr->gr_gid)
-                return 1;
-        return 0;
+        int r = jit_user_in_group(plugin.user, plugin.group);
+        return r < 0 ? -EIO : r;
 }
 
 /* Refuses with one line for the user; *errstr is what sudo logs. */
@@ -186,6 +175,20 @@ static int approval_check(char *const command_info[], char *const run_argv[],
                 .run_as_group = vector_get(command_info, "runas_group"),
                 .cwd = vector_get(command_info, "cwd") ?: (plugin.cwd[0] ? plugin.cwd : NULL),
         };
+        /* How sudo will run it, beyond the command line: a grant for one command covers it
+         * only with the environment sudo makes of a reset one, without a chroot, not as
+         * sudoedit (the broker judges; the plugin says what it saw). */
+        const char *chroot_dir = vector_get(command_info, "chroot");
+        const char *sudoedit = vector_get(command_info, "sudoedit");
+        cl.chroot = chroot_dir && *chroot_dir && strcmp(chroot_dir, "/") != 0;
+        cl.sudoedit = sudoedit && strcmp(sudoedit, "true") == 0;
+        struct passwd *target = getpwnam(cl.run_as_user ?: "root");
+        size_t bad_len = 0;
+        const char *bad =
+                target ? jit_environment_problem(run_envp, target->pw_name, target->pw_dir,
+                                                 target->pw_shell, &bad_len)
+                       : "(run-as user unknown)";
+        cl.env_plain = !bad;
         _cleanup_free_ char *shown = NULL;
         int r = jit_command_line_check(&cl);
         if (r < 0)
@@ -219,6 +222,17 @@ static int approval_check(char *const command_info[], char *const run_argv[],
         if (json_object_get_boolean(allowed))
                 return 1;
 
+        if (bad || cl.chroot || cl.sudoedit)
+                /* A grant for all of sudo would have covered it: say what a grant for one
+                 * command never covers. */
+                return refuse(errstr,
+                              "no grant covers this command: a grant for one command covers it "
+                              "only as sudo runs it by default%s%.*s%s",
+                              bad         ? " (the environment sets "
+                              : cl.chroot ? " (not in a chroot)"
+                                          : " (not as sudoedit)",
+                              bad ? (int) (bad_len > 64 ? 64 : bad_len) : 0, bad ?: "",
+                              bad ? ")" : "");
         const char *as =
                 cl.run_as_user && strcmp(cl.run_as_user, "root") != 0 ? cl.run_as_user : NULL;
         _cleanup_free_ char *arg = jit_shell_quote(shown);

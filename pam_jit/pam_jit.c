@@ -89,9 +89,10 @@ typedef struct Check {
         Outcome outcome;
         int error; /* negative errno for OUTCOME_BROKER_ERROR / OUTCOME_LOCAL_ERROR */
 
-        const char *user;    /* PAM_USER, printable only once user_ok */
-        bool user_ok;        /* passed jit_text_is_safe() and the length limit */
-        const char *service; /* PAM_SERVICE, printable only once service_ok */
+        const char *user;        /* PAM_USER, printable only once user_ok */
+        bool user_ok;            /* passed jit_text_is_safe() and the length limit */
+        const char *service;     /* PAM_SERVICE, printable only once service_ok; then the grant's */
+        const char *pam_service; /* PAM_SERVICE itself */
         bool service_ok;
 
         bool told; /* the wait told the user already (auth) */
@@ -428,7 +429,7 @@ static int get_items(pam_handle_t *pamh, Check *c, Outcome *ret) {
                 *ret = OUTCOME_MISCONFIGURED;
                 return -EINVAL;
         }
-        c->service = item;
+        c->service = c->pam_service = item;
         if (!jit_service_name_is_valid(c->service)) {
                 pam_syslog(pamh, LOG_ERR,
                            "PAM service name is not 1-%u characters of [A-Za-z0-9._-]; denying",
@@ -539,7 +540,13 @@ static Outcome ask_broker(const Options *o, Check *c) {
 
         /* Where sudo loads jit_approval, the plugin decides on the command itself: a grant
          * for one command may then let this sudo through to it (the broker's "commands"). */
-        if (STREQ(c->service, "sudo") && jit_sudo_conf_file_loads_approval(JIT_SUDO_CONF) > 0) {
+        /* Only in sudo itself (the program that reads sudo.conf), and only for a user the
+         * plugin gates: elsewhere nothing would check the command. */
+        char group[JIT_USER_MAX + 1];
+        if (STREQ(c->service, "sudo") && c->pam_service &&
+            (STREQ(c->pam_service, "sudo") || STREQ(c->pam_service, "sudo-i")) &&
+            jit_sudo_conf_file_loads_approval(JIT_SUDO_CONF, group, sizeof(group)) > 0 &&
+            jit_user_in_group(c->user, group) > 0) {
                 v = json_object_new_boolean(true);
                 if (!v || json_object_object_add(req, "commands", v) < 0) {
                         json_object_put(v);

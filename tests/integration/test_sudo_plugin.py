@@ -195,6 +195,16 @@ class SudoPlugin(BrokerTestCase):
         p = alice.sudo("id", "-g")  # PAM lets it through, the plugin refuses it
         self.assertExit(p, 1)
         self.assertIn("jit: no grant covers this command", p.stderr)
+        # Another PAM service that asks about sudo grants (service=sudo) runs no plugin: a
+        # command grant opens nothing there (pam_wrapper's pamtest, as su or polkit would).
+        if jittest.PAMTEST:
+            p = alice.pam_account("jit-other", "deny", extra="service=sudo")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        # A plugin gating another group: its users' command grants only, not alice's.
+        self.write_conf(f"socket={self.broker.socket} group=jit-web")
+        p = alice.sudo("id", "-u")
+        self.assertExit(p, 1)
+        self.assertIn("PAM account management error", p.stderr)
         with open("/etc/sudo.conf", "w") as f:
             f.write("# Plugin jit_approval jit_approval.so  (commented out)\n")
         p = alice.sudo("id", "-u")
@@ -273,6 +283,29 @@ class SudoPlugin(BrokerTestCase):
         os.chmod(d, 0o755)
 
     @needs_sudo
+    def test_environment_chroot_and_sudoedit_not_covered(self):
+        """A grant for one command covers it as sudo runs it by default: the caller's
+        LD_PRELOAD (sudoers' ALL implies SETENV), a kept environment (-E), another PATH or
+        HOME would run other code under the approved name."""
+        alice = self.u["jit-alice"]
+        self.command_grant("id -u")
+        p = alice.sudo("id", "-u")
+        self.assertExit(p, 0, p.stderr)
+        for argv, var in ((["sudo", "-n", "LD_PRELOAD=/nonexistent/evil.so", "id", "-u"], "LD_PRELOAD"),
+                          (["sudo", "-n", "PATH=/tmp:/usr/bin", "id", "-u"], "PATH"),
+                          (["sudo", "-n", "HOME=/tmp", "id", "-u"], "HOME"),
+                          (["sudo", "-n", "-E", "id", "-u"], "")):
+            p = jittest.run(alice._as_user(argv), check=False,
+                            env={"PATH": "/usr/bin:/bin", "JIT_TEST_KEPT": "kept by -E"})
+            self.assertExit(p, 1, f"{argv}: {p.stdout!r}")
+            self.assertIn("a grant for one command covers it only as sudo runs it by default (the "
+                          f"environment sets {var}", p.stderr)
+        # A grant for all of sudo is not bound to that.
+        self.grant()
+        p = jittest.run(alice._as_user(["sudo", "-n", "FOO=bar", "id", "-u"]), check=False)
+        self.assertExit(p, 0, p.stderr)
+
+    @needs_sudo
     def test_hung_broker_refuses_within_the_timeout(self):
         path = self.sb.path("run", "hung.sock")
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -304,9 +337,11 @@ class SudoPlugin(BrokerTestCase):
 
 
 
-    def ask(self, *argv, command="/usr/bin/id", run_as=None, cwd="/"):
+    def ask(self, *argv, command="/usr/bin/id", run_as=None, cwd="/", env_plain=True, chroot=False):
         msg = {"version": 1, "op": "check-command", "user": "jit-alice", "command": command,
-               "argv": list(argv), "cwd": cwd}
+               "argv": list(argv), "cwd": cwd, "env_plain": env_plain}
+        if chroot:
+            msg["chroot"] = True
         if run_as:
             msg["run_as_user"] = run_as
         r = Stream_call(self.broker.socket, msg)
@@ -324,6 +359,8 @@ class SudoPlugin(BrokerTestCase):
         self.assertFalse(self.ask("id", "-u", run_as="jit-bob", cwd=cwd)["allowed"])
         self.assertFalse(self.ask("id", "-u", cwd="/elsewhere")["allowed"])
         self.assertFalse(self.ask("id", "-u", command="/usr/bin/whoami", cwd=cwd)["allowed"])
+        self.assertFalse(self.ask("id", "-u", cwd=cwd, env_plain=False)["allowed"])
+        self.assertFalse(self.ask("id", "-u", cwd=cwd, chroot=True)["allowed"])
         got = self.ask("id", "-u", cwd=cwd)
         self.assertEqual((got["allowed"], got["request_id"], got["scope"]), (True, r["id"], "command"))
         self.assertFalse(self.ask("id", "-u", cwd=cwd)["allowed"])  # spent

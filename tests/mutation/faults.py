@@ -504,6 +504,17 @@ FAULTS = [
          replace="        if (!S_ISREG(st.st_mode) || st.st_uid != 0 ||",
          tests=["test-command-match"]),
 
+    dict(id="command-env-ignored", file="broker/broker-ops.c",
+         why="a command grant covers its command run with the caller's LD_PRELOAD or PATH",
+         find="        if (!cl->env_plain || cl->chroot || cl->sudoedit)\n                return false;",
+         replace="        if (false)\n                return false;",
+         tests=["integration-sudo_plugin:-k environment_chroot"]),
+    dict(id="commands-outside-sudo", file="pam_jit/pam_jit.c",
+         why="a command grant opens any PAM service that asks about sudo grants (su with service=sudo)",
+         find='            (STREQ(c->pam_service, "sudo") || STREQ(c->pam_service, "sudo-i")) &&',
+         replace="            true &&",
+         tests=["integration-sudo_plugin:-k both_gates_agree"]),
+
     # ---- streams: watch and wait see what their caller may see, and no more ----
     dict(id="watch-sees-everything", file="broker/event-stream.c",
          why="a watcher gets every record, also of requests they may not see",

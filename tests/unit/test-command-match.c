@@ -237,11 +237,21 @@ static void test_sudo_conf(void **state) {
                 "xPlugin jit_approval jit_approval.so\n",
         };
         for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
-                if (!jit_sudo_conf_loads_approval(yes[i], strlen(yes[i])))
+                if (!jit_sudo_conf_loads_approval(yes[i], strlen(yes[i]), NULL, 0))
                         fail_msg("not seen in \"%s\"", yes[i]);
         for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
-                if (jit_sudo_conf_loads_approval(no[i], strlen(no[i])))
+                if (jit_sudo_conf_loads_approval(no[i], strlen(no[i]), NULL, 0))
                         fail_msg("seen in \"%s\"", no[i]);
+        /* The gated group: group= among the options, else jit. */
+        char g[64];
+        const char *a = "Plugin jit_approval jit_approval.so socket=/x group=ops-gated timeout=500\n";
+        assert_true(jit_sudo_conf_loads_approval(a, strlen(a), g, sizeof(g)));
+        assert_string_equal(g, "ops-gated");
+        const char *b = "Plugin jit_approval jit_approval.so\n";
+        assert_true(jit_sudo_conf_loads_approval(b, strlen(b), g, sizeof(g)));
+        assert_string_equal(g, "jit");
+        const char *c = "Plugin jit_approval jit_approval.so group=averyveryverylonggroupname\n";
+        assert_false(jit_sudo_conf_loads_approval(c, strlen(c), g, 8));
 }
 
 /* The file is believed only when root owns it and nobody else may write it. */
@@ -254,13 +264,13 @@ static void test_sudo_conf_file_trust(void **state) {
         close(fd);
         bool root = geteuid() == 0;
         assert_int_equal(chmod(path, 0644), 0);
-        assert_int_equal(jit_sudo_conf_file_loads_approval(path), root ? 1 : 0);
+        assert_int_equal(jit_sudo_conf_file_loads_approval(path, NULL, 0), root ? 1 : 0);
         assert_int_equal(chmod(path, 0664), 0);
-        assert_int_equal(jit_sudo_conf_file_loads_approval(path), 0);
+        assert_int_equal(jit_sudo_conf_file_loads_approval(path, NULL, 0), 0);
         assert_int_equal(chmod(path, 0646), 0);
-        assert_int_equal(jit_sudo_conf_file_loads_approval(path), 0);
+        assert_int_equal(jit_sudo_conf_file_loads_approval(path, NULL, 0), 0);
         assert_int_equal(unlink(path), 0);
-        assert_int_equal(jit_sudo_conf_file_loads_approval(path), 0);
+        assert_int_equal(jit_sudo_conf_file_loads_approval(path, NULL, 0), 0);
 }
 
 int main(void) {
