@@ -174,12 +174,9 @@ static void request_args_done(RequestArgs *a) {
         free(a->cwd);
 }
 
-/* Where sudo looks for a command given by name: Debian's sudoers sets secure_path to this,
- * and sudo then searches it, not the caller's PATH. */
-#define SUDO_SECURE_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 /* name as sudo resolves it: with a '/', the path itself (made absolute from the current
- * directory); else the first executable regular file of that name in SUDO_SECURE_PATH.
+ * directory); else the first executable regular file of that name in JIT_SUDO_SECURE_PATH.
  * The path is not resolved further: sudo runs, and its plugin sees, what it found. */
 static int resolve_command(const char *name, char **ret) {
         if (strchr(name, '/')) {
@@ -200,7 +197,7 @@ static int resolve_command(const char *name, char **ret) {
                 *ret = TAKE_PTR(abs);
                 return 0;
         }
-        const char *p = SUDO_SECURE_PATH;
+        const char *p = JIT_SUDO_SECURE_PATH;
         while (*p) {
                 size_t n = strcspn(p, ":");
                 _cleanup_free_ char *cand = NULL;
@@ -238,7 +235,7 @@ static int parse_command(Context *c, RequestArgs *a) {
         if (r < 0)
                 return usage_error(c, "--command: %s: %s", a->argv[0],
                                    r == -ENOENT && !strchr(a->argv[0], '/')
-                                           ? "not found in sudo's path (" SUDO_SECURE_PATH ")"
+                                           ? "not found in sudo's path (" JIT_SUDO_SECURE_PATH ")"
                                            : strerror(-r));
         if (a->as) {
                 const char *colon = strchr(a->as, ':');
