@@ -120,6 +120,15 @@ class Sandbox:
         with open("/etc/sudoers.d/jit-test", "w") as f:
             f.write("Defaults !lecture\n%jit-test ALL=(ALL:ALL) NOPASSWD: ALL\n")
         os.chmod("/etc/sudoers.d/jit-test", 0o440)
+        # sudo looks up this host's name and says "unable to resolve host" on the terminal
+        # when it cannot (a container or a fresh root without it in /etc/hosts): the
+        # tests read the terminal, so the private /etc/hosts names it.
+        host = socket.gethostname()
+        hosts = open("/etc/hosts").read() if os.path.exists("/etc/hosts") else ""
+        if not any(host in line.split()[1:] for line in hosts.splitlines()
+                   if line.strip() and not line.lstrip().startswith("#")):
+            with open("/etc/hosts", "a") as f:
+                f.write(f"{'' if not hosts or hosts.endswith(chr(10)) else chr(10)}127.0.1.1 {host}\n")
         os.makedirs("/etc/systemd", exist_ok=True)
         with open("/etc/systemd/journald.conf", "w") as f:
             f.write("[Journal]\nStorage=volatile\nRateLimitBurst=0\nRateLimitIntervalSec=0\n")
