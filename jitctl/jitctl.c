@@ -34,7 +34,9 @@ static const char global_help[] =
         "\n"
         "Commands:\n"
         "  request --reason TEXT [--service S] [--for DUR] [--ticket T] [--once] [--wait]\n"
-        "                       Ask for a grant (for sudo unless --service says otherwise)\n"
+        "          [--command 'CMD ARGS' [--as USER[:GROUP]]]\n"
+        "                       Ask for a grant (for sudo unless --service says otherwise;\n"
+        "                       with --command, for that one command line under sudo)\n"
         "  list [--pending|--active|--all] [--mine]\n"
         "                       Requests you may see (default: pending and active)\n"
         "  show ID              One request with its approvals and this host's profile\n"
@@ -45,7 +47,10 @@ static const char global_help[] =
         "  revoke ID [--reason TEXT]\n"
         "                       End an active grant early\n"
         "  cancel ID            Withdraw your own pending request\n"
-        "  status               Your active grants and pending requests\n"
+        "  status               What waits for your approval, your active grants and\n"
+        "                       pending requests\n"
+        "  watch [--since TIME]\n"
+        "                       Follow the audit records you may see as they are written\n"
         "  audit [--since TIME] [--until TIME] [--user U] [--request ID] [--limit N]\n"
         "                       The audit log (with --json: JSON lines, one record each)\n"
         "  audit --verify [--db PATH | --archive FILE]\n"
@@ -166,7 +171,6 @@ static const Command commands[] = {
         { "policy", cmd_policy, policy_help },
         { "audit", cmd_audit, jitctl_audit_help },
         { "break-glass", cmd_break_glass, break_glass_help },
-        /* Named by DESIGN.md, not served by the broker yet. */
         { "watch", cmd_watch, watch_help },
         { "ack", cmd_ack, ack_help },
         { "reload", cmd_reload, reload_help },
