@@ -538,23 +538,33 @@ static Outcome ask_broker(const Options *o, Check *c) {
                 return OUTCOME_LOCAL_ERROR;
         }
 
-        /* Where sudo loads jit_approval, the plugin decides on the command itself: a grant
-         * for one command may then let this sudo through to it (the broker's "commands"). */
-        /* Only in sudo itself (the program that reads sudo.conf), and only for a user the
-         * plugin gates: elsewhere nothing would check the command. */
-        char group[JIT_USER_MAX + 1];
-        if (STREQ(c->service, "sudo") && c->pam_service &&
-            (STREQ(c->pam_service, "sudo") || STREQ(c->pam_service, "sudo-i")) &&
-            jit_sudo_conf_file_loads_approval(JIT_SUDO_CONF, group, sizeof(group)) > 0 &&
-            jit_user_in_group(c->user, group) > 0) {
-                v = json_object_new_boolean(true);
-                if (!v || json_object_object_add(req, "commands", v) < 0) {
-                        json_object_put(v);
-                        c->error = -ENOMEM;
-                        return OUTCOME_LOCAL_ERROR;
-                }
+        r = jit_client_call(o->socket, o->timeout_ms, req, &c->reply);
+        if (r < 0) {
+                c->reply = NULL;
+                c->error = r;
+                return r == -ENOMEM ? OUTCOME_LOCAL_ERROR : OUTCOME_BROKER_ERROR;
         }
+        Outcome outcome = interpret_reply(c);
 
+        /* Where sudo loads jit_approval, the plugin decides on the command itself: a grant
+         * for one command may then let this sudo through to it (the broker's "commands").
+         * Only in sudo itself (the program that reads sudo.conf), and only for a user the
+         * plugin gates: elsewhere nothing would check the command. Asked only after a no,
+         * so that a grant holder's sudo reads neither sudo.conf nor the group database. */
+        char group[JIT_USER_MAX + 1];
+        if (outcome != OUTCOME_NO_GRANT || !STREQ(c->service, "sudo") || !c->pam_service)
+                return outcome;
+        if (!((STREQ(c->pam_service, "sudo") || STREQ(c->pam_service, "sudo-i")) &&
+              jit_sudo_conf_file_loads_approval(JIT_SUDO_CONF, group, sizeof(group)) > 0 &&
+              jit_user_in_group(c->user, group) > 0))
+                return outcome;
+        v = json_object_new_boolean(true);
+        if (!v || json_object_object_add(req, "commands", v) < 0) {
+                json_object_put(v);
+                c->error = -ENOMEM;
+                return OUTCOME_LOCAL_ERROR;
+        }
+        check_done(c);
         r = jit_client_call(o->socket, o->timeout_ms, req, &c->reply);
         if (r < 0) {
                 c->reply = NULL;

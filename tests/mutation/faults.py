@@ -511,8 +511,8 @@ FAULTS = [
          tests=["integration-sudo_plugin:-k environment_chroot"]),
     dict(id="commands-outside-sudo", file="pam_jit/pam_jit.c",
          why="a command grant opens any PAM service that asks about sudo grants (su with service=sudo)",
-         find='            (STREQ(c->pam_service, "sudo") || STREQ(c->pam_service, "sudo-i")) &&',
-         replace="            true &&",
+         find='        if (!((STREQ(c->pam_service, "sudo") || STREQ(c->pam_service, "sudo-i")) &&',
+         replace="        if (!(true &&",
          tests=["integration-sudo_plugin:-k both_gates_agree"]),
 
     # ---- streams: watch and wait see what their caller may see, and no more ----
