@@ -1202,6 +1202,20 @@ static json_object *op_audit_archive(Op *op) {
 #define SO_PEERPIDFD 77 /* Linux 6.5 */
 #endif
 
+/* The peer's process held by pidfd: SO_PEERPIDFD names it race-free; else pidfd_open() of
+ * the peer, which waits for our answer and so cannot have gone. */
+static int peer_pidfd(const Op *op) {
+        int pidfd = -1;
+        socklen_t l = sizeof(pidfd);
+        if (op->peer_fd < 0 || getsockopt(op->peer_fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &l) < 0 ||
+            pidfd < 0)
+                pidfd = pidfd_open(op->peer->pid, 0);
+        if (pidfd < 0)
+                return -errno;
+        (void) fcntl(pidfd, F_SETFD, FD_CLOEXEC);
+        return pidfd;
+}
+
 static json_object *op_session_open(Op *op) {
         const char *user, *service, *tty, *rhost;
         json_object *bad = get_user_service(op, "register sessions", &user, &service);
@@ -1226,16 +1240,10 @@ static json_object *op_session_open(Op *op) {
                 return internal_error(op, "looking up the grant", r);
 
         /* The session's process is the peer: held by pidfd from the kernel, never by a pid
-         * in the message. SO_PEERPIDFD names it race-free; else pidfd_open() of the peer,
-         * which waits for our answer and so cannot have gone. */
-        int pidfd = -1;
-        socklen_t l = sizeof(pidfd);
-        if (op->peer_fd < 0 || getsockopt(op->peer_fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &l) < 0 ||
-            pidfd < 0)
-                pidfd = pidfd_open(op->peer->pid, 0);
+         * in the message. */
+        int pidfd = peer_pidfd(op);
         if (pidfd < 0)
-                return internal_error(op, "holding the session's process", -errno);
-        (void) fcntl(pidfd, F_SETFD, FD_CLOEXEC);
+                return internal_error(op, "holding the session's process", pidfd);
 
         _cleanup_(request_freep) Request *grant = NULL;
         if ((r = db_session_grant(op->b->db, id, &grant)) < 0) {
@@ -1264,6 +1272,58 @@ static json_object *op_session_open(Op *op) {
         return jit_reply_ok(res);
 }
 
+int broker_session_open_text(Broker *view, const struct ucred *peer, int peer_fd, json_object *msg,
+                             char *buf, size_t size, size_t *ret_len, SessionEarly **ret_early) {
+        Op op = { .b = view, .peer = peer, .peer_fd = peer_fd, .msg = msg };
+        const char *user, *service, *tty, *rhost;
+        _cleanup_(json_object_putp) json_object *reply = NULL;
+        int r;
+
+        *ret_early = NULL;
+        /* Anything but root's well-formed open under a grant that is not one-shot: the main
+         * loop answers, with its errors and refusals. */
+        if (peer->uid != 0 ||
+            (reply = get_user_service(&op, "register sessions", &user, &service)) ||
+            jit_message_get_string(msg, "tty", JIT_TTY_MAX, false, &tty) < 0 ||
+            jit_message_get_string(msg, "rhost", JIT_RHOST_MAX, false, &rhost) < 0)
+                return 0;
+
+        int64_t id = 0, held = 0;
+        uint64_t expires_at;
+        uid_t uid;
+        if ((r = find_grant(&op, user, service, &uid, &id, &expires_at, &held)) < 0)
+                return 0;
+        if (r > 0) {
+                _cleanup_(request_freep) Request *grant = NULL;
+                int pidfd;
+                if (db_session_grant(view->db, id, &grant) < 0 || grant->once ||
+                    (pidfd = peer_pidfd(&op)) < 0)
+                        return 0;
+                if (sessions_open_early(grant, pidfd, peer->pid, view->boot_id, tty, rhost,
+                                        ret_early) <= 0) {
+                        close(pidfd);
+                        return 0;
+                }
+        }
+        /* As op_session_open() answers. */
+        json_object *res = json_object_new_object();
+        if (res && *ret_early) {
+                json_object_object_add(res, "session",
+                                       json_object_new_int64(session_early_id(*ret_early)));
+                json_object_object_add(res, "request_id", json_object_new_int64(id));
+        }
+        reply = jit_reply_ok(res);
+        size_t len = 0;
+        _cleanup_free_ char *body = reply ? jit_message_serialize(reply, &len) : NULL;
+        if (!body || len > size) {
+                session_early_free(TAKE_PTR(*ret_early)); /* its line names a process not held */
+                return 0;
+        }
+        memcpy(buf, body, len);
+        *ret_len = len;
+        return 1;
+}
+
 static json_object *op_session_close(Op *op) {
         int64_t session;
         int r;
@@ -1272,7 +1332,7 @@ static json_object *op_session_close(Op *op) {
                 return refuse(op, NULL, "only root may close sessions");
         if (jit_message_get_int(op->msg, "session", 1, INT64_MAX, true, &session, NULL) < 0)
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "session must be a positive id");
-        r = sessions_close(op->b, session, "closed");
+        r = sessions_close_later(op->b, session, "closed");
         if (r < 0)
                 return internal_error(op, "closing the session", r);
         return jit_reply_ok(NULL);
@@ -1530,6 +1590,11 @@ json_object *broker_dispatch(Broker *b, const struct ucred *peer, int peer_fd, j
         for (size_t i = 0; i < ELEMENTSOF(ops); i++) {
                 if (!STREQ(ops[i].name, name))
                         continue;
+                /* Sessions answered before they were written are written before anything
+                 * else looks at sessions or the audit log. */
+                if (!STREQ(name, "session-open") && !STREQ(name, "session-close") &&
+                    !STREQ(name, "check"))
+                        (void) sessions_flush(b);
                 if (ops[i].limited && (reply = rate_limit(&op)))
                         return reply;
                 /* Who is asking comes from the kernel, resolved here; never from the message. */

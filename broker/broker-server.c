@@ -17,10 +17,11 @@
 
 #include "access-log.h"
 #include "broker-journal.h"
+#include "broker-sessions.h"
 #include "broker.h"
-#include "event-stream.h"
 #include "check-cache.h"
 #include "cleanup.h"
+#include "event-stream.h"
 #include "passwd-cache.h"
 #include "protocol.h"
 #include "timeutil.h"
@@ -62,6 +63,7 @@ typedef struct BrokerFront {
         unsigned n_connections;   /* non-root */
         uint64_t flood_logged_at; /* CLOCK_MONOTONIC usec of the last "dropping" warning */
         Connection *handoff;      /* to the main loop, newest first */
+        SessionEarly *early;      /* sessions opened here, for the main loop, newest first */
         int handoff_fd;           /* eventfd: there is some */
 
         /* The main loop's. */
@@ -310,6 +312,7 @@ static json_object *parse_frame(Connection *c, json_object **ret_reply) {
 }
 
 static void handoff(Connection *c);
+static void handoff_session(BrokerFront *f, SessionEarly *e);
 
 /* The answer to a whole frame, or NULL when it was handed to the main loop or (*ret_queued
  * set: 1, or -errno) its reply is queued already. */
@@ -332,9 +335,9 @@ static json_object *handle_frame(Connection *c, int *ret_queued) {
                         *ret_queued = -ECONNRESET;
                         return NULL;
                 }
-        }
-        else if (jit_message_get_string(msg, "op", JIT_OP_MAX, true, &op) >= 0 &&
-                 STREQ(op, "check")) {
+        } else if (jit_message_get_string(msg, "op", JIT_OP_MAX, true, &op) < 0)
+                handoff(c); /* the main loop says what is wrong with it */
+        else if (STREQ(op, "check")) {
                 /* Its own database connection and the boot id; the rest of the broker that
                  * check consults is locked (broker_ops_share()). The reply is written as text:
                  * the PAM stack's question is the one asked most. */
@@ -343,6 +346,19 @@ static json_object *handle_frame(Connection *c, int *ret_queued) {
                 reply = broker_check_text(&f->view, &c->peer, msg, text, sizeof(text), &len);
                 if (!reply)
                         *ret_queued = connection_queue_text(c, text, len) ?: 1;
+        } else if (c->peer.uid == 0 && STREQ(op, "session-open")) {
+                /* sudo waits for it between its account check and its command: answered
+                 * here, the session handed to the main loop before the answer goes. */
+                char text[256];
+                size_t len;
+                SessionEarly *early = NULL;
+                if (broker_session_open_text(&f->view, &c->peer, c->fd, msg, text, sizeof(text),
+                                             &len, &early) > 0) {
+                        if (early)
+                                handoff_session(f, early);
+                        *ret_queued = connection_queue_text(c, text, len) ?: 1;
+                } else
+                        handoff(c);
         } else
                 handoff(c); /* not c's any more */
         json_object_put(msg);
@@ -449,8 +465,22 @@ static int on_handoff(sd_event_source *s, int fd, uint32_t revents, void *userda
         (void) eventfd_read(fd, &n);
         pthread_mutex_lock(&f->lock);
         Connection *newest = f->handoff, *list = NULL;
+        SessionEarly *early = f->early, *opened = NULL;
         f->handoff = NULL;
+        f->early = NULL;
         pthread_mutex_unlock(&f->lock);
+        /* Sessions first: a close or a look at one comes after its open. */
+        while (early) { /* oldest first */
+                SessionEarly *e = early;
+                early = session_early_next(e);
+                session_early_set_next(e, opened);
+                opened = e;
+        }
+        while (opened) {
+                SessionEarly *e = opened;
+                opened = session_early_next(e);
+                sessions_attach_early(f->broker, e);
+        }
         while (newest) { /* oldest first */
                 Connection *c = newest;
                 newest = c->next;
@@ -486,6 +516,15 @@ static int on_handoff(sd_event_source *s, int fd, uint32_t revents, void *userda
 }
 
 /* ---- the front thread's side ---- */
+
+/* Gives a session opened here to the main loop. */
+static void handoff_session(BrokerFront *f, SessionEarly *e) {
+        pthread_mutex_lock(&f->lock);
+        session_early_set_next(e, f->early);
+        f->early = e;
+        pthread_mutex_unlock(&f->lock);
+        (void) eventfd_write(f->handoff_fd, 1);
+}
 
 /* Gives c to the main loop. */
 static void handoff(Connection *c) {
@@ -596,6 +635,12 @@ static void front_free(BrokerFront *f) {
                 f->handoff = c->next;
                 connection_free(c);
         }
+        /* Answered: held until the broker ends, and written with the rest. */
+        for (SessionEarly *e = f->early, *next; e; e = next) {
+                next = session_early_next(e);
+                sessions_attach_early(f->broker, e);
+        }
+        f->early = NULL;
         while (f->main_conns)
                 connection_free(f->main_conns);
         sd_event_source_disable_unref(f->listen_source);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include "broker.h"
 #include "cleanup.h"
 #include "duration.h"
+#include "session-pending.h"
 #include "store-retention.h"
 #include "timeutil.h"
 
@@ -160,6 +162,39 @@ int sessions_sync_records(Broker *b) {
         return wal_sync_now(wal_sync);
 }
 
+typedef struct SessionRecord {
+        struct SessionRecord *next;
+        bool open;
+        SessionRow row; /* open: owned service, tty, rhost; close: id and request_id */
+        char *requester;
+        uid_t requester_uid;
+        uint64_t closed_at;
+        char reason[64];
+        bool written; /* a close: the row was open, and is closed now */
+} SessionRecord;
+
+static struct {
+        /* The main loop's. */
+        SessionRecord *head, **tail;
+        sd_event_source *flush;
+        char *path; /* the pending file (sessions_recover()); NULL: none */
+        /* Shared with the front thread, which answers root's opens (sessions_open_early()). */
+        pthread_mutex_t lock;
+        int fd;             /* the pending file, -1 when not usable */
+        int64_t next_id;    /* 0 until read from the database */
+        unsigned in_flight; /* in the file, answered, not yet handed to the main loop */
+} pending = { .tail = &pending.head, .lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1 };
+
+static void record_free(SessionRecord *x) {
+        if (!x)
+                return;
+        free(x->row.service);
+        free(x->row.tty);
+        free(x->row.rhost);
+        free(x->requester);
+        free(x);
+}
+
 static Session *session_find(Broker *b, int64_t id) {
         for (Session *s = b->sessions; s; s = s->next)
                 if (s->id == id)
@@ -181,6 +216,19 @@ static void session_forget(Broker *b, Session *s) {
 }
 
 void sessions_free_all(Broker *b) {
+        /* What was not written (the database failed its check) stays in the pending file. */
+        for (SessionRecord *x = pending.head, *next; x; x = next) {
+                next = x->next;
+                record_free(x);
+        }
+        pending.head = NULL;
+        pending.tail = &pending.head;
+        pending.flush = sd_event_source_disable_unref(pending.flush);
+        if (pending.fd >= 0)
+                close(pending.fd);
+        pending.fd = -1;
+        free(pending.path);
+        pending.path = NULL;
         wal_sync_stop(wal_sync); /* after the syncs asked for */
         wal_sync = NULL;
         while (b->sessions)
@@ -475,6 +523,324 @@ static int session_hold_unrecorded(Broker *b, int pidfd, pid_t pid, const Reques
         return error;
 }
 
+/* ---- recorded after the answer ----
+ * sudo waits for its session's open and its close, so a transaction there is on every
+ * sudo's path. For a grant that is not one-shot the broker answers once it holds the
+ * process by pidfd and, for an open, once the open is a line of the runtime directory's
+ * pending file (session-pending.h), which outlives a broker killed before the row is
+ * written; the rows and their audit records follow on the next turn of the loop, several
+ * in one transaction. Whatever reads or writes sessions or the audit log writes them first
+ * (sessions_flush()). A one-shot grant keeps the transaction before the answer: its close
+ * uses the grant up. A close needs no line: a row left open names a process that the next
+ * start finds gone. */
+
+/* The id of the next session: every session gets its id here, answered early or not, so
+ * that a row written late never meets an id taken meanwhile. */
+static int session_new_id(Broker *b, int64_t *ret) {
+        int r = 0;
+        pthread_mutex_lock(&pending.lock);
+        if (pending.next_id == 0)
+                r = db_next_session_id(b->db, &pending.next_id);
+        if (r >= 0)
+                *ret = pending.next_id++;
+        pthread_mutex_unlock(&pending.lock);
+        return r;
+}
+
+/* Adds the open of row to the pending file (its id taken here when row->id is 0): 0, or
+ * -errno when it must be written before it is answered. */
+static int pending_add(SessionRow *row, const char *requester, uid_t requester_uid,
+                       bool in_flight) {
+        int r = -ENOENT;
+        pthread_mutex_lock(&pending.lock);
+        if (pending.fd >= 0 && (row->id > 0 || pending.next_id > 0)) {
+                int64_t id = row->id > 0 ? row->id : pending.next_id;
+                row->id = id;
+                r = session_pending_add(pending.fd, row, requester, requester_uid);
+                if (r >= 0 && id == pending.next_id)
+                        pending.next_id++;
+                if (r >= 0 && in_flight)
+                        pending.in_flight++;
+        }
+        pthread_mutex_unlock(&pending.lock);
+        return r;
+}
+
+static int on_flush(sd_event_source *src, void *userdata) {
+        (void) sessions_flush(userdata);
+        return 0;
+}
+
+static int record_queue(Broker *b, SessionRecord *x) {
+        if (!pending.flush) {
+                int r = sd_event_add_defer(b->event, &pending.flush, on_flush, b);
+                if (r < 0)
+                        return r;
+        }
+        int r = sd_event_source_set_enabled(pending.flush, SD_EVENT_ONESHOT);
+        if (r < 0)
+                return r;
+        *pending.tail = x;
+        pending.tail = &x->next;
+        return 0;
+}
+
+static int record_write(Broker *b, SessionRecord *x) {
+        int r;
+        if (x->open) {
+                int64_t id;
+                if ((r = db_insert_session(b->db, &x->row, &id)) < 0)
+                        return r;
+                return audit_append(b->db, JIT_EVENT_SESSION_OPENED, x->requester, x->requester_uid,
+                                    x->row.request_id, session_row_details(&x->row, x->row.id));
+        }
+        r = db_close_session(b->db, x->row.id, x->closed_at, x->reason);
+        if (r <= 0) /* never recorded, or closed already */
+                return r;
+        if ((r = audit_append(b->db, JIT_EVENT_SESSION_CLOSED, "broker", -1, x->row.request_id,
+                              session_details(b, x->row.id))) < 0)
+                return r;
+        x->written = true;
+        return 0;
+}
+
+int sessions_flush(Broker *b) {
+        if (!pending.head || b->grants.tx_depth > 0)
+                return 0; /* never into a caller's transaction, which may yet roll back */
+        SessionRecord *list = pending.head;
+        pending.head = NULL;
+        pending.tail = &pending.head;
+
+        bool relaxed = session_tx_relax(b);
+        int r = grants_begin(&b->grants);
+        if (r < 0)
+                r = db_failure_errno(b->db, r);
+        for (SessionRecord *x = list; r >= 0 && x; x = x->next)
+                r = record_write(b, x);
+        if (r >= 0)
+                r = grants_commit(&b->grants);
+        if (r < 0) {
+                r = db_failure_errno(b->db, r); /* before the rollback resets it */
+                grants_rollback(&b->grants);
+        }
+        session_tx_done(b, relaxed, r >= 0);
+
+        for (SessionRecord *x = list, *next; x; x = next) {
+                next = x->next;
+                char what[160];
+                if (x->open) {
+                        if (r >= 0)
+                                snprintf(what, sizeof(what), "opened (%s)", x->row.tty ?: "no tty");
+                        else
+                                snprintf(what, sizeof(what),
+                                         "opened (%s) but not recorded (%s): held, and ended "
+                                         "with its grant",
+                                         x->row.tty ?: "no tty", grant_store_failure(r));
+                        log_session(b, JIT_EVENT_SESSION_OPENED, r >= 0 ? LOG_NOTICE : LOG_WARNING,
+                                    x->row.id, x->row.request_id, what);
+                } else {
+                        if (r >= 0)
+                                snprintf(what, sizeof(what), "closed: %s%s", x->reason,
+                                         x->written ? "" : " (never recorded)");
+                        else
+                                snprintf(what, sizeof(what),
+                                         "closed: %s, not recorded (%s); the next start closes "
+                                         "its row",
+                                         x->reason, grant_store_failure(r));
+                        log_session(b, JIT_EVENT_SESSION_CLOSED, r >= 0 ? LOG_INFO : LOG_WARNING,
+                                    x->row.id, x->row.request_id, what);
+                }
+                record_free(x);
+        }
+        /* What failed stays in the file for the next start only until the next success:
+         * it was logged above as not recorded. */
+        if (r >= 0 && !pending.head) {
+                int k = 0;
+                pthread_mutex_lock(&pending.lock);
+                if (pending.fd >= 0 && pending.in_flight == 0)
+                        k = session_pending_clear(pending.fd);
+                pthread_mutex_unlock(&pending.lock);
+                if (k < 0)
+                        log_warning_errno(k, "emptying %s: %m", pending.path);
+        }
+        return r;
+}
+
+/* The open written before the answer: a one-shot grant, or no pending file. */
+static int session_open_now(Broker *b, int pidfd, const Request *grant, SessionRow *row,
+                            bool *ret_held) {
+        int r;
+
+        (void) sessions_flush(b); /* the rows in the order of their ids */
+        bool relaxed = session_tx_relax(b);
+        int64_t id = row->id;
+        if ((r = grants_begin(&b->grants)) < 0)
+                r = db_failure_errno(b->db, r);
+        else if ((r = db_insert_session(b->db, row, &id)) < 0 ||
+                 (r = audit_append(b->db, JIT_EVENT_SESSION_OPENED, grant->requester,
+                                   grant->requester_uid, grant->id, session_row_details(row, id))) <
+                         0 ||
+                 (r = grants_commit(&b->grants)) < 0) {
+                r = db_failure_errno(b->db, r); /* before the rollback resets it */
+                grants_rollback(&b->grants);
+        }
+        session_tx_done(b, relaxed, r >= 0);
+        if (r < 0)
+                return session_hold_unrecorded(b, pidfd, row->pid, grant, row->tty, r, ret_held);
+        char what[96];
+        snprintf(what, sizeof(what), "opened (%s)", row->tty ?: "no tty");
+        log_session(b, JIT_EVENT_SESSION_OPENED, LOG_NOTICE, id, grant->id, what);
+        row->id = id;
+        return session_attach(b, id, grant->id, row->pid, pidfd, row->tty, !grant->once);
+}
+
+/* The open answered first; its row follows (sessions_flush()). 1 when taken, 0 when it
+ * must be written now, or -errno (the pidfd then closed). */
+static int session_open_later(Broker *b, int pidfd, const Request *grant, SessionRow *row) {
+        if (grant->once || row->id <= 0)
+                return 0;
+        SessionRecord *x = calloc(1, sizeof(SessionRecord));
+        if (!x)
+                return 0;
+        x->open = true;
+        x->row = *row;
+        x->row.service = strdup(row->service);
+        x->row.tty = row->tty ? strdup(row->tty) : NULL;
+        x->row.rhost = row->rhost ? strdup(row->rhost) : NULL;
+        x->requester = strdup(grant->requester);
+        x->requester_uid = grant->requester_uid;
+        if (!x->row.service || (row->tty && !x->row.tty) || (row->rhost && !x->row.rhost) ||
+            !x->requester) {
+                record_free(x);
+                return 0;
+        }
+        int r = pending_add(row, grant->requester, grant->requester_uid, false);
+        if (r < 0) {
+                if (r != -ENOENT)
+                        log_warning_errno(r,
+                                          "adding session %" PRId64 " to %s: %m; recorded "
+                                          "before it is answered",
+                                          row->id, pending.path);
+                record_free(x);
+                return 0;
+        }
+        if ((r = session_attach(b, row->id, grant->id, row->pid, pidfd, row->tty, true)) < 0) {
+                record_free(x);
+                return r;
+        }
+        if ((r = record_queue(b, x)) < 0) {
+                /* Held already: the row goes now, with whatever else waits. */
+                *pending.tail = x;
+                pending.tail = &x->next;
+                (void) sessions_flush(b);
+        }
+        return 1;
+}
+
+/* ---- root's opens, answered where root's checks are (the front thread) ---- */
+
+struct SessionEarly {
+        struct SessionEarly *next;
+        int pidfd;
+        SessionRecord *record; /* its open, row and all */
+};
+
+void session_early_free(SessionEarly *e) {
+        if (!e)
+                return;
+        if (e->pidfd >= 0)
+                close(e->pidfd);
+        if (e->record) {
+                /* Never handed over: its line stays in the file (the next start writes its
+                 * row and looks for its process), but the file may be emptied again. */
+                pthread_mutex_lock(&pending.lock);
+                pending.in_flight--;
+                pthread_mutex_unlock(&pending.lock);
+                record_free(e->record);
+        }
+        free(e);
+}
+
+SessionEarly *session_early_next(SessionEarly *e) {
+        return e->next;
+}
+
+void session_early_set_next(SessionEarly *e, SessionEarly *next) {
+        e->next = next;
+}
+
+int sessions_open_early(const Request *grant, int pidfd, pid_t pid, const char *boot_id,
+                        const char *tty, const char *rhost, SessionEarly **ret) {
+        uint64_t start;
+        int r;
+
+        if (grant->once || process_start_time(pid, &start) < 0)
+                return 0;
+        _cleanup_free_ SessionEarly *e = calloc(1, sizeof(SessionEarly));
+        SessionRecord *x = calloc(1, sizeof(SessionRecord));
+        if (!e || !x) {
+                free(x);
+                return 0;
+        }
+        x->open = true;
+        x->row = (SessionRow){
+                .request_id = grant->id,
+                .service = strdup(grant->service),
+                .tty = tty ? strdup(tty) : NULL,
+                .rhost = rhost ? strdup(rhost) : NULL,
+                .pid = pid,
+                .pid_start = start,
+                .opened_at = now_usec(CLOCK_REALTIME),
+        };
+        snprintf(x->row.boot_id, sizeof(x->row.boot_id), "%s", boot_id);
+        x->requester = strdup(grant->requester);
+        x->requester_uid = grant->requester_uid;
+        if (!x->row.service || (tty && !x->row.tty) || (rhost && !x->row.rhost) || !x->requester ||
+            (r = pending_add(&x->row, grant->requester, grant->requester_uid, true)) < 0) {
+                record_free(x);
+                return 0;
+        }
+        e->pidfd = pidfd;
+        e->record = x;
+        *ret = TAKE_PTR(e);
+        return 1;
+}
+
+int64_t session_early_id(const SessionEarly *e) {
+        return e->record->row.id;
+}
+
+void sessions_attach_early(Broker *b, SessionEarly *e) {
+        SessionRecord *x = TAKE_PTR(e->record);
+        int pidfd = e->pidfd, r;
+
+        e->pidfd = -1;
+        free(e);
+        pthread_mutex_lock(&pending.lock);
+        pending.in_flight--;
+        pthread_mutex_unlock(&pending.lock);
+        int64_t id = x->row.id, request_id = x->row.request_id;
+        r = session_attach(b, id, request_id, x->row.pid, pidfd, x->row.tty, true);
+        if (r < 0)
+                /* Answered, in the pending file, not held: written all the same, so that its
+                 * next start holds it again. */
+                log_error_errno(r, "holding session %" PRId64 ": %m", id);
+        if (record_queue(b, x) < 0) {
+                *pending.tail = x;
+                pending.tail = &x->next;
+                (void) sessions_flush(b);
+        }
+        /* The grant may have ended between the front thread's look and now. */
+        Request *grant = NULL;
+        if (db_get_request(b->db, request_id, &grant) >= 0) {
+                if (grant->state != REQUEST_ACTIVE ||
+                    grants_ended_in_memory(&b->grants, request_id))
+                        sessions_grant_ended(b, grant);
+                request_free(grant);
+        }
+        effects_changed(&b->effects); /* its expiry warning */
+}
+
 int sessions_open(Broker *b, int pidfd, pid_t pid, const Request *grant, const char *tty,
                   const char *rhost, int64_t *ret_id, bool *ret_held) {
         uint64_t start;
@@ -495,26 +861,15 @@ int sessions_open(Broker *b, int pidfd, pid_t pid, const Request *grant, const c
                 .opened_at = now_usec(CLOCK_REALTIME),
         };
         snprintf(row.boot_id, sizeof(row.boot_id), "%s", b->boot_id);
-        int64_t id = 0;
-        bool relaxed = session_tx_relax(b);
-        if ((r = grants_begin(&b->grants)) < 0)
-                r = db_failure_errno(b->db, r);
-        else if ((r = db_insert_session(b->db, &row, &id)) < 0 ||
-                 (r = audit_append(b->db, JIT_EVENT_SESSION_OPENED, grant->requester,
-                                   grant->requester_uid, grant->id,
-                                   session_row_details(&row, id))) < 0 ||
-                 (r = grants_commit(&b->grants)) < 0) {
-                r = db_failure_errno(b->db, r); /* before the rollback resets it */
-                grants_rollback(&b->grants);
-        }
-        session_tx_done(b, relaxed, r >= 0);
+        if (session_new_id(b, &row.id) < 0)
+                row.id = 0; /* the table's next: nothing was answered early without an id */
+        r = session_open_later(b, pidfd, grant, &row);
+        if (r == 0)
+                r = session_open_now(b, pidfd, grant, &row, ret_held);
         if (r < 0)
-                return session_hold_unrecorded(b, pidfd, pid, grant, tty, r, ret_held);
-        char what[96];
-        snprintf(what, sizeof(what), "opened (%s)", tty ?: "no tty");
-        log_session(b, JIT_EVENT_SESSION_OPENED, LOG_NOTICE, id, grant->id, what);
-        *ret_id = id;
-        return session_attach(b, id, grant->id, pid, pidfd, tty, !grant->once);
+                return r;
+        *ret_id = row.id;
+        return 0;
 }
 
 static int session_close(Broker *b, int64_t id, const char *reason, bool *ret_committed) {
@@ -577,13 +932,126 @@ static int session_close(Broker *b, int64_t id, const char *reason, bool *ret_co
 }
 
 int sessions_close(Broker *b, int64_t id, const char *reason) {
+        (void) sessions_flush(b);
         bool committed = false, relaxed = id > 0 && session_tx_relax(b);
         int r = session_close(b, id, reason, &committed);
         session_tx_done(b, relaxed, committed);
         return r;
 }
 
+int sessions_close_later(Broker *b, int64_t id, const char *reason) {
+        Session *s = session_find(b, id);
+        /* One-shot grants, sessions restored after a restart (their grant not looked at),
+         * and those being ended: written now. */
+        if (id <= 0 || !s || !s->reusable || s->kill_timer)
+                return sessions_close(b, id, reason);
+        SessionRecord *x = calloc(1, sizeof(SessionRecord));
+        if (!x)
+                return sessions_close(b, id, reason);
+        x->row.id = id;
+        x->row.request_id = s->request_id;
+        x->closed_at = now_usec(CLOCK_REALTIME);
+        snprintf(x->reason, sizeof(x->reason), "%s", reason);
+        if (record_queue(b, x) < 0) {
+                free(x);
+                return sessions_close(b, id, reason);
+        }
+        session_forget(b, s);
+        return 0;
+}
+
+/* Rows the pending file names and the database lacks: opens answered by a broker that was
+ * killed before it wrote them. 0 when the file is written and may be used again, or -errno
+ * (logged) when it stays as it is for the next start. */
+static int recover_file(Broker *b, const char *path) {
+        SessionPendingEntry *e = NULL;
+        size_t n = 0, n_written = 0;
+        int r = session_pending_read(path, &e, &n);
+        if (r < 0) {
+                log_error_errno(r,
+                                "reading %s: %m; sessions answered before they were "
+                                "recorded may not be held",
+                                path);
+                return r;
+        }
+        if (n == 0)
+                return 0;
+        _cleanup_free_ bool *written = calloc(n, sizeof(bool));
+        if (!written) {
+                session_pending_entries_free(e, n);
+                return -ENOMEM;
+        }
+        if ((r = grants_begin(&b->grants)) < 0)
+                r = db_failure_errno(b->db, r);
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                int64_t id;
+                if ((r = db_session_exists(b->db, e[i].row.id)) != 0)
+                        continue;
+                if ((r = db_insert_session(b->db, &e[i].row, &id)) < 0 ||
+                    (r = audit_append(b->db, JIT_EVENT_SESSION_OPENED, e[i].requester,
+                                      e[i].requester_uid, e[i].row.request_id,
+                                      session_row_details(&e[i].row, id))) < 0)
+                        break;
+                written[i] = true;
+                n_written++;
+        }
+        if (r >= 0)
+                r = grants_commit(&b->grants);
+        if (r < 0) {
+                r = db_failure_errno(b->db, r);
+                grants_rollback(&b->grants);
+                log_error_errno(r, "recording the sessions of %s: %m (%s); kept for the next start",
+                                path, grant_store_failure(r));
+        } else {
+                for (size_t i = 0; i < n; i++)
+                        if (written[i])
+                                log_session(b, JIT_EVENT_SESSION_OPENED, LOG_NOTICE, e[i].row.id,
+                                            e[i].row.request_id,
+                                            "opened before the broker stopped; recorded at its "
+                                            "start");
+                if (n_written > 0)
+                        log_notice("recorded %zu session%s answered before the broker stopped",
+                                   n_written, n_written == 1 ? "" : "s");
+        }
+        session_pending_entries_free(e, n);
+        if (r >= 0 && truncate(path, 0) < 0 && errno != ENOENT)
+                r = log_warning_errno(-errno, "emptying %s: %m", path);
+        return r;
+}
+
+void sessions_recover(Broker *b, char *path) {
+        int r;
+
+        free(pending.path);
+        pending.path = path;
+        if (!path)
+                return; /* every session written before it is answered */
+        if (recover_file(b, path) < 0)
+                return; /* kept for the next start; this one writes before it answers */
+        /* From now on this broker's: the opens it answers early go there. */
+        int fd = session_pending_open(path);
+        if (fd < 0) {
+                log_warning_errno(fd,
+                                  "opening %s: %m; sessions are recorded before they are "
+                                  "answered",
+                                  path);
+                return;
+        }
+        int64_t next = 0;
+        if ((r = db_next_session_id(b->db, &next)) < 0) {
+                log_warning_errno(r, "reading the next session id: %m; sessions are recorded "
+                                     "before they are answered");
+                close(fd);
+                return;
+        }
+        pthread_mutex_lock(&pending.lock);
+        pending.fd = fd;
+        pending.next_id = next;
+        pthread_mutex_unlock(&pending.lock);
+}
+
 void sessions_grant_ended(Broker *b, const Request *r) {
+        (void) sessions_flush(b);
         OnExpiry mode = b->policy->on_expiry;
         char text[256];
         const char *why = r->state == REQUEST_REVOKED   ? "was revoked"
@@ -634,6 +1102,7 @@ void sessions_grant_ended(Broker *b, const Request *r) {
 }
 
 json_object *sessions_json(Broker *b, int64_t request_id) {
+        (void) sessions_flush(b);
         json_object *arr = json_object_new_array();
         SessionRow *rows = NULL;
         size_t n = 0;
@@ -698,6 +1167,7 @@ void sessions_warn(Broker *b, uint64_t *ret_next) {
         *ret_next = 0;
         if (warning == 0 || !b->sessions)
                 return;
+        (void) sessions_flush(b);
         SessionRow *rows = NULL;
         size_t n_rows = 0;
         if (db_sessions_to_warn(b->db, b->boot_id, &rows, &n_rows) < 0)

@@ -26,6 +26,30 @@ int sessions_open(Broker *b, int pidfd, pid_t pid, const Request *grant, const c
 /* The session ended (PAM close_session, or its process exited). A one-shot grant is
  * consumed by it. */
 int sessions_close(Broker *b, int64_t id, const char *reason);
+/* The same, answered before it is written when its grant is not one-shot (PAM's close:
+ * sudo waits for it). */
+int sessions_close_later(Broker *b, int64_t id, const char *reason);
+/* Writes the opens and closes answered before they were written: before anything reads
+ * or writes sessions or the audit log. 0, or -errno (logged, the sessions held). */
+int sessions_flush(Broker *b);
+/* Root's session-open where root's checks are answered (the front thread): a session under
+ * grant (not one-shot) for process pid, held by pidfd, its id taken and its open in the
+ * pending file. 1 with *ret (pidfd taken) to hand to the main loop, or 0 when the main loop
+ * must open it (pidfd untouched). Safe from that thread: reads and writes nothing else. */
+typedef struct SessionEarly SessionEarly;
+int sessions_open_early(const Request *grant, int pidfd, pid_t pid, const char *boot_id,
+                        const char *tty, const char *rhost, SessionEarly **ret);
+int64_t session_early_id(const SessionEarly *e);
+SessionEarly *session_early_next(SessionEarly *e);
+void session_early_set_next(SessionEarly *e, SessionEarly *next);
+void session_early_free(SessionEarly *e);
+/* The main loop takes e (freed): holds the session, queues its row, and ends it at once if
+ * its grant ended meanwhile. */
+void sessions_attach_early(Broker *b, SessionEarly *e);
+/* At start, before sessions_restore(): the rows of sessions a killed broker answered and
+ * did not write, from the pending file at path (taken; session-pending.h), which then
+ * holds this broker's. NULL: no file, every session written before it is answered. */
+void sessions_recover(Broker *b, char *path);
 /* The grant r ended (expired, revoked, withdrawn, consumed): act on its open sessions per
  * settings.on_expiry. */
 void sessions_grant_ended(Broker *b, const Request *r);

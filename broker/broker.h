@@ -84,10 +84,17 @@ struct ucred;
  * as objects: the PAM hot path. Any other reply (an error) is returned as an object. */
 json_object *broker_check_text(Broker *b, const struct ucred *peer, json_object *msg, char *buf,
                                size_t size, size_t *ret_len);
+/* Root's session-open answered where root's checks are: 1 with the reply in buf (*ret_len
+ * bytes) and, when a session was opened, *ret_early for the main loop
+ * (sessions_attach_early()); 0 when the main loop must answer it. */
+struct SessionEarly;
+int broker_session_open_text(Broker *view, const struct ucred *peer, int peer_fd, json_object *msg,
+                             char *buf, size_t size, size_t *ret_len,
+                             struct SessionEarly **ret_early);
 /* *ret_taken (may be NULL: no streams) is set when a stream (watch, wait) took the
  * connection: it answers there itself, and NULL is returned. */
-json_object *broker_dispatch(Broker *b, const struct ucred *peer, int peer_fd,
-                             json_object *request, bool *ret_taken);
+json_object *broker_dispatch(Broker *b, const struct ucred *peer, int peer_fd, json_object *request,
+                             bool *ret_taken);
 /* A request as show, list and the wait stream give it. */
 json_object *broker_request_to_json(const Broker *b, const Request *r);
 /* The broker whose core (ends held in memory) and journal rate limits the check consults,
@@ -95,6 +102,8 @@ json_object *broker_request_to_json(const Broker *b, const Request *r);
 void broker_ops_share(Broker *b);
 
 /* brokerd.c */
+/* The file name in the runtime directory (the socket's): malloc'd, NULL when out of memory. */
+char *broker_runtime_file(const Broker *b, const char *name);
 /* Re-arms the timer for the next deadline and refreshes the STATUS line. */
 void broker_state_changed(Broker *b);
 /* Re-reads the policy file (SIGHUP, the reload op): 0, or -errno with the old policy kept

@@ -117,10 +117,12 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
  * outlive a reboot anyway. */
 
 #define HELD_FILE "held-ends.json"
+/* Session opens answered before their row was written (broker-sessions.c). */
+#define SESSIONS_PENDING_FILE "sessions-pending.jsonl"
 #define HELD_FILE_MAX (4U * 1024U * 1024U)
 
 /* A file of the runtime directory: the socket's. */
-static char *runtime_file(const Broker *b, const char *name) {
+char *broker_runtime_file(const Broker *b, const char *name) {
         char *p = NULL;
         const char *slash = strrchr(b->socket_path, '/');
         if (asprintf(&p, "%.*s/%s", (int) (slash ? slash - b->socket_path : 1),
@@ -130,7 +132,7 @@ static char *runtime_file(const Broker *b, const char *name) {
 }
 
 static char *held_path(const Broker *b) {
-        return runtime_file(b, HELD_FILE);
+        return broker_runtime_file(b, HELD_FILE);
 }
 
 static json_object *held_to_json(const Broker *b, const HeldEnd *h) {
@@ -646,7 +648,7 @@ static IntegrityCheck integrity = { .efd = -EBADF };
 #define INTEGRITY_FAILED_FILE "integrity-failed"
 
 static char *integrity_marker_path(const Broker *b) {
-        return runtime_file(b, INTEGRITY_FAILED_FILE);
+        return broker_runtime_file(b, INTEGRITY_FAILED_FILE);
 }
 
 static int db_file_identity(const Broker *b, char *buf, size_t size) {
@@ -1015,6 +1017,7 @@ int main(int argc, char *argv[]) {
         restore_held(&b);
         (void) grant_end_due(&b.grants);
         run_effects(&b);
+        sessions_recover(&b, broker_runtime_file(&b, SESSIONS_PENDING_FILE));
         sessions_restore(&b);
         end_sessions_of_held(&b);
 
@@ -1054,6 +1057,7 @@ int main(int argc, char *argv[]) {
         broker_stop_listening(&b);
         integrity_done(true);
         if (!integrity_failed) {
+                (void) sessions_flush(&b);
                 audit_policy(&b, JIT_EVENT_STOPPING, NULL);
                 audit_log_head(&b, true);
         }

@@ -136,10 +136,11 @@ int db_session_grant(BrokerDb *db, int64_t id, Request **ret) {
 
 int db_insert_session(BrokerDb *db, const SessionRow *s, int64_t *ret_id) {
         sqlite3_stmt *st;
-        int r = db_prepare(db,
-                           "INSERT INTO sessions (request_id, service, tty, rhost, pid, pid_start,"
-                           " boot_id, opened_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                           &st);
+        int r = db_prepare(
+                db,
+                "INSERT INTO sessions (id, request_id, service, tty, rhost, pid, pid_start,"
+                " boot_id, opened_at) VALUES (?9, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                &st);
         if (r < 0)
                 return r;
         sqlite3_bind_int64(st, 1, s->request_id);
@@ -152,12 +153,42 @@ int db_insert_session(BrokerDb *db, const SessionRow *s, int64_t *ret_id) {
         sqlite3_bind_int64(st, 6, (sqlite3_int64) s->pid_start);
         sqlite3_bind_text(st, 7, s->boot_id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 8, (sqlite3_int64) s->opened_at);
+        if (s->id > 0)
+                sqlite3_bind_int64(st, 9, s->id);
         int rc = sqlite3_step(st);
         db_release(db, st);
         if (rc != SQLITE_DONE)
                 return sqlite_errno(rc);
         *ret_id = sqlite3_last_insert_rowid(db_sqlite(db));
         return 0;
+}
+
+int db_next_session_id(BrokerDb *db, int64_t *ret) {
+        sqlite3_stmt *st;
+        /* Past every id the table has had (AUTOINCREMENT's counter), not only those it has. */
+        int r = db_prepare(
+                db,
+                "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence"
+                " WHERE name = 'sessions'), 0), COALESCE((SELECT MAX(id) FROM sessions), 0))",
+                &st);
+        if (r < 0)
+                return r;
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                *ret = sqlite3_column_int64(st, 0) + 1;
+        db_release(db, st);
+        return rc == SQLITE_ROW ? 0 : sqlite_errno(rc);
+}
+
+int db_session_exists(BrokerDb *db, int64_t id) {
+        sqlite3_stmt *st;
+        int r = db_prepare(db, "SELECT 1 FROM sessions WHERE id = ?1", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, id);
+        int rc = sqlite3_step(st);
+        db_release(db, st);
+        return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : sqlite_errno(rc);
 }
 
 int db_close_session(BrokerDb *db, int64_t id, uint64_t at, const char *reason) {

@@ -65,7 +65,7 @@ typedef struct Request {
         char **argv;       /* NULL-terminated; argv[0] as it was asked for */
         char *run_as_user; /* NULL: root */
         char *run_as_group;
-        char *cwd; /* where it runs; NULL: anywhere */
+        char *cwd;              /* where it runs; NULL: anywhere */
         char *command_identity; /* jit_program_identity() of command when it was asked for */
 } Request;
 
@@ -195,6 +195,10 @@ typedef struct SessionRow {
  * id, requester, requester_uid, service and once; the rest zero. -ENOENT when none. */
 int db_session_grant(BrokerDb *db, int64_t id, Request **ret);
 int db_insert_session(BrokerDb *db, const SessionRow *s, int64_t *ret_id);
+/* The id the next session gets: past every id the table has had. */
+int db_next_session_id(BrokerDb *db, int64_t *ret);
+/* 1 when session id has a row, 0 when not, or -errno. */
+int db_session_exists(BrokerDb *db, int64_t id);
 /* 1 when it closed now, 0 when it was closed already or unknown. */
 int db_close_session(BrokerDb *db, int64_t id, uint64_t at, const char *reason);
 int db_mark_session_warned(BrokerDb *db, int64_t id);

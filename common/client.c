@@ -83,6 +83,25 @@ int jit_client_call(const char *path, unsigned timeout_ms, json_object *request,
         return jit_reply_parse(in, in_len, ret_reply);
 }
 
+int jit_client_send(const char *path, unsigned timeout_ms, json_object *request) {
+        uint64_t deadline = now_usec(CLOCK_MONOTONIC) + (uint64_t) timeout_ms * USEC_PER_MSEC;
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *out = NULL;
+        size_t out_len;
+
+        out = jit_message_serialize(request, &out_len);
+        if (!out)
+                return -ENOMEM;
+        if (out_len > JIT_REQUEST_MAX)
+                return -EMSGSIZE;
+        fd = jit_client_connect(path, deadline);
+        if (fd < 0)
+                return fd;
+        /* The frame is in the broker's socket buffer once sent: closing does not take it
+         * back. */
+        return jit_frame_send(fd, out, out_len, deadline);
+}
+
 int jit_reply_parse(const char *buf, size_t len, json_object **ret_reply) {
         json_object *reply;
         int r = jit_message_parse(buf, len, &reply);

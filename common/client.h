@@ -21,6 +21,10 @@ int jit_client_connect(const char *path, uint64_t deadline_usec);
 int jit_client_call(const char *path, unsigned timeout_ms, json_object *request,
                     json_object **ret_reply);
 
+/* A notice: connects (with the same root check) and sends request, before timeout_ms, and
+ * does not wait for the reply. 0 once the broker's socket holds the whole frame. */
+int jit_client_send(const char *path, unsigned timeout_ms, json_object *request);
+
 /* A reply frame's body as jit_client_call() takes it: a message with a boolean "ok";
  * -EBADMSG for anything else, -ENOMEM. */
 int jit_reply_parse(const char *buf, size_t len, json_object **ret_reply);

@@ -908,7 +908,7 @@ PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, cons
 }
 
 PAM_EXTERN int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc, const char **argv) {
-        _cleanup_(json_object_putp) json_object *request = NULL, *result = NULL;
+        _cleanup_(json_object_putp) json_object *request = NULL;
         const void *data = NULL;
         Options o;
         char buf[128];
@@ -921,9 +921,11 @@ PAM_EXTERN int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc, con
         if (!request)
                 return PAM_SESSION_ERR;
         json_object_object_add(request, "session", json_object_new_int64(*(const int64_t *) data));
-        int r = session_call(pamh, &o, request, &result);
+        /* A notice, not a question: the broker records the end from it or, should it be
+         * lost, from the process's exit (it holds the process by pidfd). sudo returns to
+         * the shell without waiting for a database write. */
+        int r = jit_client_send(o.socket, o.timeout_ms, request);
         if (r < 0) {
-                /* The broker also sees the process exit through its pidfd. */
                 pam_syslog(pamh, LOG_WARNING, "closing session %lld failed: %s",
                            (long long) *(const int64_t *) data, errno_text(r, buf, sizeof(buf)));
                 return PAM_SESSION_ERR;

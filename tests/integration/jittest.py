@@ -124,7 +124,10 @@ class Sandbox:
         # when it cannot (a container or a fresh root without it in /etc/hosts): the
         # tests read the terminal, so the private /etc/hosts names it.
         host = socket.gethostname()
-        hosts = open("/etc/hosts").read() if os.path.exists("/etc/hosts") else ""
+        hosts = ""
+        if os.path.exists("/etc/hosts"):
+            with open("/etc/hosts") as f:
+                hosts = f.read()
         if not any(host in line.split()[1:] for line in hosts.splitlines()
                    if line.strip() and not line.lstrip().startswith("#")):
             with open("/etc/hosts", "a") as f:

@@ -108,6 +108,46 @@ class Sessions(BrokerTestCase):
         self.u["jit-bob"].ok("revoke", rid)
         self.ended_within(p, start, HANGUP_LIMIT)
 
+    def test_broker_killed_before_the_open_is_written_still_ends_the_session(self):
+        # sudo hears back once the broker holds its process and the open is a line of the
+        # runtime directory's pending file; the row follows. Here the row cannot follow (the
+        # database is locked by someone else) and the broker is killed meanwhile: its next
+        # start writes the row from the file and holds the session again.
+        import json
+        import os
+        import sqlite3
+        rid = self.grant("--for", "1h")
+        alice = self.u["jit-alice"]
+        pending = os.path.join(os.path.dirname(self.broker.socket), "sessions-pending.jsonl")
+        lock = sqlite3.connect(self.broker.db, isolation_level=None, timeout=10)
+        self.addCleanup(lock.close)
+        lock.execute("BEGIN IMMEDIATE")
+        p = subprocess.Popen(alice._as_user(["sudo", "-n", "--", "sleep", "600"]), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+        self.addCleanup(p.stderr.close)
+        self.addCleanup(lambda: p.poll() is None and p.kill())
+        wait_for(lambda: p.poll() is not None or jittest.descendants(p.pid), timeout=10,
+                 what="sudo to run its command")
+        with open(pending) as f:
+            lines = [json.loads(line) for line in f]
+        self.assertEqual([(e["request_id"], e["pid"], e["service"]) for e in lines], [(int(rid), p.pid, "sudo")])
+        self.broker.stop(signal.SIGKILL)
+        lock.execute("ROLLBACK")
+        self.assertIsNone(p.poll(), f"sudo ended early: {p.stderr.read() if p.poll() is not None else ''}")
+        self.broker.start()
+        sessions = alice.ok("show", rid)["sessions"]
+        self.assertEqual([(s["session"], s["pid"], s["running"]) for s in sessions], [(lines[0]["id"], p.pid, True)])
+        self.assertEqual(os.path.getsize(pending), 0)
+        start = time.monotonic()
+        self.u["jit-bob"].ok("revoke", rid)
+        self.ended_within(p, start, HANGUP_LIMIT)
+        # Its open is in the audit log once, as any other, and the chain holds.
+        reply = self.broker.call({"version": 1, "op": "audit", "limit": 2000, "request": int(rid)})
+        self.assertEqual([r["event"] for r in reply["result"] if r["event"].startswith("session-")],
+                         ["session-opened", "session-terminated"])
+        verify = jittest.run([jittest.JITCTL, "--json", "audit", "--verify", "--db", self.broker.db], check=False)
+        self.assertEqual(verify.returncode, 0, verify.stdout + verify.stderr)
+
     def test_one_shot_used_up_across_a_broker_kill(self):
         # The close (consuming the grant) commits with synchronous=NORMAL before sudo hears
         # back: a broker killed right after keeps the grant used up.

@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: MIT */
+#include "session-pending.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "json-strict.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
+
+int session_pending_open(const char *path) {
+        int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+        if (fd < 0)
+                return -errno;
+        struct stat st;
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
+                int r = errno ? -errno : -EBADF;
+                close(fd);
+                return r == -EBADF || r == 0 ? -EPERM : r;
+        }
+        return fd;
+}
+
+int session_pending_add(int fd, const SessionRow *row, const char *requester, uid_t requester_uid) {
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+        if (!o)
+                return -ENOMEM;
+        json_object_object_add(o, "id", json_object_new_int64(row->id));
+        json_object_object_add(o, "request_id", json_object_new_int64(row->request_id));
+        json_object_object_add(o, "service", json_object_new_string(row->service));
+        if (row->tty)
+                json_object_object_add(o, "tty", json_object_new_string(row->tty));
+        if (row->rhost)
+                json_object_object_add(o, "rhost", json_object_new_string(row->rhost));
+        json_object_object_add(o, "pid", json_object_new_int64(row->pid));
+        json_object_object_add(o, "pid_start", json_object_new_int64((int64_t) row->pid_start));
+        json_object_object_add(o, "boot_id", json_object_new_string(row->boot_id));
+        json_object_object_add(o, "opened_at", json_object_new_int64((int64_t) row->opened_at));
+        json_object_object_add(o, "requester", json_object_new_string(requester));
+        json_object_object_add(o, "requester_uid", json_object_new_int64(requester_uid));
+
+        size_t len;
+        const char *s = json_object_to_json_string_length(
+                o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+        if (!s)
+                return -ENOMEM;
+        if (len + 1 > SESSION_PENDING_LINE_MAX)
+                return -E2BIG;
+        /* One write with its newline: a broker killed mid-way leaves a line without one. */
+        char line[SESSION_PENDING_LINE_MAX];
+        memcpy(line, s, len);
+        line[len++] = '\n';
+        ssize_t n;
+        do
+                n = write(fd, line, len);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return -errno;
+        return (size_t) n == len ? 0 : -ENOSPC;
+}
+
+int session_pending_clear(int fd) {
+        return ftruncate(fd, 0) < 0 ? -errno : 0;
+}
+
+void session_pending_entries_free(SessionPendingEntry *e, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(e[i].row.service);
+                free(e[i].row.tty);
+                free(e[i].row.rhost);
+                free(e[i].requester);
+        }
+        free(e);
+}
+
+static int entry_from_json(json_object *o, SessionPendingEntry *e) {
+        json_object *v;
+        int64_t n;
+#define INT_FIELD(name, min, dst)                                                                  \
+        do {                                                                                       \
+                if (!json_object_object_get_ex(o, name, &v) ||                                     \
+                    !json_object_is_type(v, json_type_int) ||                                      \
+                    (n = json_object_get_int64(v)) < (min))                                        \
+                        return -EBADMSG;                                                           \
+                dst = n;                                                                           \
+        } while (0)
+#define STRING_FIELD(name, required, dst)                                                          \
+        do {                                                                                       \
+                if (!json_object_object_get_ex(o, name, &v)) {                                     \
+                        if (required)                                                              \
+                                return -EBADMSG;                                                   \
+                        break;                                                                     \
+                }                                                                                  \
+                if (!json_object_is_type(v, json_type_string) ||                                   \
+                    !(dst = strdup(json_object_get_string(v))))                                    \
+                        return -EBADMSG;                                                           \
+        } while (0)
+        INT_FIELD("id", 1, e->row.id);
+        INT_FIELD("request_id", 1, e->row.request_id);
+        INT_FIELD("pid", 1, e->row.pid);
+        INT_FIELD("pid_start", 0, e->row.pid_start);
+        INT_FIELD("opened_at", 0, e->row.opened_at);
+        INT_FIELD("requester_uid", 0, e->requester_uid);
+        STRING_FIELD("service", true, e->row.service);
+        STRING_FIELD("tty", false, e->row.tty);
+        STRING_FIELD("rhost", false, e->row.rhost);
+        STRING_FIELD("requester", true, e->requester);
+        if (!json_object_object_get_ex(o, "boot_id", &v) ||
+            !json_object_is_type(v, json_type_string) ||
+            strlen(json_object_get_string(v)) >= sizeof(e->row.boot_id))
+                return -EBADMSG;
+        snprintf(e->row.boot_id, sizeof(e->row.boot_id), "%s", json_object_get_string(v));
+#undef INT_FIELD
+#undef STRING_FIELD
+        return 0;
+}
+
+int session_pending_read(const char *path, SessionPendingEntry **ret, size_t *ret_n) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+        *ret = NULL;
+        *ret_n = 0;
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || st.st_size > SESSION_PENDING_FILE_MAX)
+                return -EBADMSG;
+        _cleanup_free_ char *text = malloc((size_t) st.st_size + 1);
+        if (!text)
+                return -ENOMEM;
+        ssize_t len = read(fd, text, (size_t) st.st_size);
+        if (len < 0)
+                return -errno;
+        text[len] = '\0';
+
+        SessionPendingEntry *e = NULL;
+        size_t n = 0;
+        int r = 0;
+        for (char *line = text, *nl; (nl = memchr(line, '\n', (size_t) (text + len - line)));
+             line = nl + 1) {
+                *nl = '\0';
+                _cleanup_(json_object_putp) json_object *o = NULL;
+                SessionPendingEntry *bigger = realloc(e, (n + 1) * sizeof(*e));
+                if (!bigger) {
+                        r = -ENOMEM;
+                        break;
+                }
+                e = bigger;
+                e[n] = (SessionPendingEntry){};
+                n++;
+                if ((size_t) (nl - line) >= SESSION_PENDING_LINE_MAX ||
+                    json_strict_validate(line, (size_t) (nl - line), 2) < 0 ||
+                    !(o = json_tokener_parse(line)) || !json_object_is_type(o, json_type_object) ||
+                    entry_from_json(o, &e[n - 1]) < 0) {
+                        r = -EBADMSG;
+                        break;
+                }
+        }
+        if (r < 0) {
+                session_pending_entries_free(e, n);
+                return r;
+        }
+        *ret = e;
+        *ret_n = n;
+        return 0;
+}

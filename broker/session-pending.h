@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/* The runtime directory's file of session opens answered before their row was written
+ * (broker-sessions.c): one JSON line per open, appended before the answer, emptied once
+ * the rows are committed. A broker killed in between leaves it for the next start, which
+ * writes the rows it names that the database lacks. A reboot clears it, and the sessions
+ * with it. */
+#pragma once
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "store.h"
+
+/* Where an entry is larger than this, or the file, it is not ours. */
+#define SESSION_PENDING_LINE_MAX 4096U
+#define SESSION_PENDING_FILE_MAX (4U * 1024U * 1024U)
+
+typedef struct SessionPendingEntry {
+        SessionRow row; /* id set; owned service, tty, rhost */
+        char *requester;
+        uid_t requester_uid;
+} SessionPendingEntry;
+
+/* Opens (creates, root's, 0600) the file for appending: an fd or -errno. */
+int session_pending_open(const char *path);
+/* Appends the open of row (with its id) in one write: 0 or -errno. */
+int session_pending_add(int fd, const SessionRow *row, const char *requester, uid_t requester_uid);
+/* Empties it: every entry is in the database. */
+int session_pending_clear(int fd);
+/* The entries of the file at path (none when it does not exist); a last line without its
+ * newline (a write cut short) is not an entry. -EBADMSG when the file is not one this
+ * broker wrote (not a regular file of root's, too large, a line that does not parse). */
+int session_pending_read(const char *path, SessionPendingEntry **ret, size_t *ret_n);
+void session_pending_entries_free(SessionPendingEntry *e, size_t n);
