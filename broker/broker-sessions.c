@@ -176,8 +176,9 @@ typedef struct SessionRecord {
 static struct {
         /* The main loop's. */
         SessionRecord *head, **tail;
-        sd_event_source *flush;
-        char *path; /* the pending file (sessions_recover()); NULL: none */
+        size_t n;
+        sd_event_source *flush; /* the timer that writes them */
+        char *path;             /* the pending file (sessions_recover()); NULL: none */
         /* Shared with the front thread, which answers root's opens (sessions_open_early()). */
         pthread_mutex_t lock;
         int fd;             /* the pending file, -1 when not usable */
@@ -223,6 +224,7 @@ void sessions_free_all(Broker *b) {
         }
         pending.head = NULL;
         pending.tail = &pending.head;
+        pending.n = 0;
         pending.flush = sd_event_source_disable_unref(pending.flush);
         if (pending.fd >= 0)
                 close(pending.fd);
@@ -524,15 +526,18 @@ static int session_hold_unrecorded(Broker *b, int pidfd, pid_t pid, const Reques
 }
 
 /* ---- recorded after the answer ----
- * sudo waits for its session's open and its close, so a transaction there is on every
- * sudo's path. For a grant that is not one-shot the broker answers once it holds the
- * process by pidfd and, for an open, once the open is a line of the runtime directory's
- * pending file (session-pending.h), which outlives a broker killed before the row is
- * written; the rows and their audit records follow on the next turn of the loop, several
- * in one transaction. Whatever reads or writes sessions or the audit log writes them first
- * (sessions_flush()). A one-shot grant keeps the transaction before the answer: its close
- * uses the grant up. A close needs no line: a row left open names a process that the next
- * start finds gone. */
+ * sudo waits for its session's open, so a transaction there is on every sudo's path. For a
+ * grant that is not one-shot the broker answers once it holds the process by pidfd and the
+ * open is a line of the runtime directory's pending file (session-pending.h), which
+ * outlives a broker killed before the row is written. Closes (a notice from pam_jit) get a
+ * line too. The rows and their audit records follow within SESSION_FLUSH_USEC, all that
+ * came meanwhile in one transaction: a short sudo's open and close are one commit, made
+ * while nobody waits. Whatever reads or writes sessions or the audit log writes them first
+ * (sessions_flush()). A one-shot grant keeps the transaction before the answer: its one
+ * session must be on record before a second check. */
+
+#define SESSION_FLUSH_USEC (100 * USEC_PER_MSEC)
+#define SESSION_FLUSH_BATCH 256
 
 /* The id of the next session: every session gets its id here, answered early or not, so
  * that a row written late never meets an id taken meanwhile. */
@@ -566,22 +571,27 @@ static int pending_add(SessionRow *row, const char *requester, uid_t requester_u
         return r;
 }
 
-static int on_flush(sd_event_source *src, void *userdata) {
+static int on_flush(sd_event_source *src, uint64_t usec, void *userdata) {
         (void) sessions_flush(userdata);
         return 0;
 }
 
 static int record_queue(Broker *b, SessionRecord *x) {
-        if (!pending.flush) {
-                int r = sd_event_add_defer(b->event, &pending.flush, on_flush, b);
-                if (r < 0)
-                        return r;
-        }
-        int r = sd_event_source_set_enabled(pending.flush, SD_EVENT_ONESHOT);
+        int r, enabled = SD_EVENT_OFF;
+
+        if (!pending.flush)
+                r = sd_event_add_time_relative(b->event, &pending.flush, CLOCK_MONOTONIC,
+                                               SESSION_FLUSH_USEC, 0, on_flush, b);
+        else if ((r = sd_event_source_get_enabled(pending.flush, &enabled)) >= 0 &&
+                 enabled == SD_EVENT_OFF &&
+                 (r = sd_event_source_set_time_relative(pending.flush, SESSION_FLUSH_USEC)) >= 0)
+                r = sd_event_source_set_enabled(pending.flush, SD_EVENT_ONESHOT);
         if (r < 0)
                 return r;
         *pending.tail = x;
         pending.tail = &x->next;
+        if (++pending.n >= SESSION_FLUSH_BATCH)
+                (void) sessions_flush(b);
         return 0;
 }
 
@@ -610,6 +620,10 @@ int sessions_flush(Broker *b) {
         SessionRecord *list = pending.head;
         pending.head = NULL;
         pending.tail = &pending.head;
+        pending.n = 0;
+        if (pending.flush)
+                (void) sd_event_source_set_enabled(pending.flush, SD_EVENT_OFF);
+        bool opens = false;
 
         bool relaxed = session_tx_relax(b);
         int r = grants_begin(&b->grants);
@@ -628,6 +642,7 @@ int sessions_flush(Broker *b) {
         for (SessionRecord *x = list, *next; x; x = next) {
                 next = x->next;
                 char what[160];
+                opens = opens || x->open;
                 if (x->open) {
                         if (r >= 0)
                                 snprintf(what, sizeof(what), "opened (%s)", x->row.tty ?: "no tty");
@@ -663,6 +678,8 @@ int sessions_flush(Broker *b) {
                 if (k < 0)
                         log_warning_errno(k, "emptying %s: %m", pending.path);
         }
+        if (opens)
+                effects_changed(&b->effects); /* their expiry warnings, from their rows */
         return r;
 }
 
@@ -952,6 +969,13 @@ int sessions_close_later(Broker *b, int64_t id, const char *reason) {
         x->row.request_id = s->request_id;
         x->closed_at = now_usec(CLOCK_REALTIME);
         snprintf(x->reason, sizeof(x->reason), "%s", reason);
+        /* Without its line a killed broker's next start closes the row all the same (the
+         * process is gone), only later and for another reason. */
+        pthread_mutex_lock(&pending.lock);
+        if (pending.fd >= 0)
+                (void) session_pending_add_close(pending.fd, id, x->row.request_id, x->closed_at,
+                                                 reason);
+        pthread_mutex_unlock(&pending.lock);
         if (record_queue(b, x) < 0) {
                 free(x);
                 return sessions_close(b, id, reason);
@@ -985,6 +1009,16 @@ static int recover_file(Broker *b, const char *path) {
                 r = db_failure_errno(b->db, r);
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 int64_t id;
+                if (e[i].close) {
+                        /* Closed after its open was written (or in this file): once. */
+                        if ((r = db_close_session(b->db, e[i].row.id, e[i].closed_at,
+                                                  e[i].reason)) > 0 &&
+                            (r = audit_append(b->db, JIT_EVENT_SESSION_CLOSED, "broker", -1,
+                                              e[i].row.request_id,
+                                              session_details(b, e[i].row.id))) >= 0)
+                                written[i] = true;
+                        continue;
+                }
                 if ((r = db_session_exists(b->db, e[i].row.id)) != 0)
                         continue;
                 if ((r = db_insert_session(b->db, &e[i].row, &id)) < 0 ||
@@ -1004,7 +1038,15 @@ static int recover_file(Broker *b, const char *path) {
                                 path, grant_store_failure(r));
         } else {
                 for (size_t i = 0; i < n; i++)
-                        if (written[i])
+                        if (written[i] && e[i].close) {
+                                char what[128];
+                                snprintf(what, sizeof(what),
+                                         "closed: %s, before the broker stopped; recorded at "
+                                         "its start",
+                                         e[i].reason);
+                                log_session(b, JIT_EVENT_SESSION_CLOSED, LOG_INFO, e[i].row.id,
+                                            e[i].row.request_id, what);
+                        } else if (written[i])
                                 log_session(b, JIT_EVENT_SESSION_OPENED, LOG_NOTICE, e[i].row.id,
                                             e[i].row.request_id,
                                             "opened before the broker stopped; recorded at its "

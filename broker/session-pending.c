@@ -15,6 +15,8 @@
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
 
+static int write_line(int fd, json_object *o);
+
 int session_pending_open(const char *path) {
         int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
         if (fd < 0)
@@ -46,6 +48,22 @@ int session_pending_add(int fd, const SessionRow *row, const char *requester, ui
         json_object_object_add(o, "requester", json_object_new_string(requester));
         json_object_object_add(o, "requester_uid", json_object_new_int64(requester_uid));
 
+        return write_line(fd, o);
+}
+
+int session_pending_add_close(int fd, int64_t id, int64_t request_id, uint64_t closed_at,
+                              const char *reason) {
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+        if (!o)
+                return -ENOMEM;
+        json_object_object_add(o, "close", json_object_new_int64(id));
+        json_object_object_add(o, "request_id", json_object_new_int64(request_id));
+        json_object_object_add(o, "closed_at", json_object_new_int64((int64_t) closed_at));
+        json_object_object_add(o, "reason", json_object_new_string(reason));
+        return write_line(fd, o);
+}
+
+static int write_line(int fd, json_object *o) {
         size_t len;
         const char *s = json_object_to_json_string_length(
                 o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
@@ -76,6 +94,7 @@ void session_pending_entries_free(SessionPendingEntry *e, size_t n) {
                 free(e[i].row.tty);
                 free(e[i].row.rhost);
                 free(e[i].requester);
+                free(e[i].reason);
         }
         free(e);
 }
@@ -83,6 +102,7 @@ void session_pending_entries_free(SessionPendingEntry *e, size_t n) {
 static int entry_from_json(json_object *o, SessionPendingEntry *e) {
         json_object *v;
         int64_t n;
+        e->close = json_object_object_get_ex(o, "close", NULL);
 #define INT_FIELD(name, min, dst)                                                                  \
         do {                                                                                       \
                 if (!json_object_object_get_ex(o, name, &v) ||                                     \
@@ -102,6 +122,13 @@ static int entry_from_json(json_object *o, SessionPendingEntry *e) {
                     !(dst = strdup(json_object_get_string(v))))                                    \
                         return -EBADMSG;                                                           \
         } while (0)
+        if (e->close) {
+                INT_FIELD("close", 1, e->row.id);
+                INT_FIELD("request_id", 1, e->row.request_id);
+                INT_FIELD("closed_at", 0, e->closed_at);
+                STRING_FIELD("reason", true, e->reason);
+                return 0;
+        }
         INT_FIELD("id", 1, e->row.id);
         INT_FIELD("request_id", 1, e->row.request_id);
         INT_FIELD("pid", 1, e->row.pid);

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
-/* The runtime directory's file of session opens answered before their row was written
- * (broker-sessions.c): one JSON line per open, appended before the answer, emptied once
+/* The runtime directory's file of session opens and closes answered before their row was
+ * written (broker-sessions.c): one JSON line each, appended before the answer, emptied once
  * the rows are committed. A broker killed in between leaves it for the next start, which
  * writes the rows it names that the database lacks. A reboot clears it, and the sessions
  * with it. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "store.h"
@@ -16,15 +18,21 @@
 #define SESSION_PENDING_FILE_MAX (4U * 1024U * 1024U)
 
 typedef struct SessionPendingEntry {
-        SessionRow row; /* id set; owned service, tty, rhost */
+        bool close;     /* a close: row.id, row.request_id, closed_at and reason */
+        SessionRow row; /* an open: id set; owned service, tty, rhost */
         char *requester;
         uid_t requester_uid;
+        uint64_t closed_at; /* realtime usec */
+        char *reason;
 } SessionPendingEntry;
 
 /* Opens (creates, root's, 0600) the file for appending: an fd or -errno. */
 int session_pending_open(const char *path);
 /* Appends the open of row (with its id) in one write: 0 or -errno. */
 int session_pending_add(int fd, const SessionRow *row, const char *requester, uid_t requester_uid);
+/* Appends the close of session id in one write: 0 or -errno. */
+int session_pending_add_close(int fd, int64_t id, int64_t request_id, uint64_t closed_at,
+                              const char *reason);
 /* Empties it: every entry is in the database. */
 int session_pending_clear(int fd);
 /* The entries of the file at path (none when it does not exist); a last line without its
