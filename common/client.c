@@ -52,39 +52,8 @@ int jit_client_connect(const char *path, uint64_t deadline_usec) {
         return TAKE_FD(fd);
 }
 
-int jit_client_call(const char *path, unsigned timeout_ms, json_object *request,
-                    json_object **ret_reply) {
-        uint64_t deadline = now_usec(CLOCK_MONOTONIC) + (uint64_t) timeout_ms * USEC_PER_MSEC;
-        _cleanup_close_ int fd = -EBADF;
-        _cleanup_free_ char *out = NULL, *in = NULL;
-        size_t out_len, in_len;
-        int r;
-
-        out = jit_message_serialize(request, &out_len);
-        if (!out)
-                return -ENOMEM;
-        if (out_len > JIT_REQUEST_MAX)
-                return -EMSGSIZE;
-
-        fd = jit_client_connect(path, deadline);
-        if (fd < 0)
-                return fd;
-
-        r = jit_frame_send(fd, out, out_len, deadline);
-        if (r < 0)
-                return r;
-        r = jit_frame_recv(fd, JIT_REPLY_MAX, deadline, &in, &in_len);
-        /* A reply that does not fit the bounds is garbage; a connection closed with no
-         * (complete) reply stays -ECONNRESET: the broker dropped us, e.g. when busy. */
-        if (r == -EMSGSIZE)
-                return -EBADMSG;
-        if (r < 0)
-                return r;
-        return jit_reply_parse(in, in_len, ret_reply);
-}
-
-int jit_client_send(const char *path, unsigned timeout_ms, json_object *request) {
-        uint64_t deadline = now_usec(CLOCK_MONOTONIC) + (uint64_t) timeout_ms * USEC_PER_MSEC;
+/* Connects and sends request's frame before deadline: the connected fd, or -errno. */
+static int client_send(const char *path, uint64_t deadline, json_object *request) {
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *out = NULL;
         size_t out_len;
@@ -97,9 +66,35 @@ int jit_client_send(const char *path, unsigned timeout_ms, json_object *request)
         fd = jit_client_connect(path, deadline);
         if (fd < 0)
                 return fd;
+        int r = jit_frame_send(fd, out, out_len, deadline);
+        return r < 0 ? r : TAKE_FD(fd);
+}
+
+int jit_client_call(const char *path, unsigned timeout_ms, json_object *request,
+                    json_object **ret_reply) {
+        uint64_t deadline = now_usec(CLOCK_MONOTONIC) + (uint64_t) timeout_ms * USEC_PER_MSEC;
+        _cleanup_free_ char *in = NULL;
+        size_t in_len;
+
+        _cleanup_close_ int fd = client_send(path, deadline, request);
+        if (fd < 0)
+                return fd;
+        int r = jit_frame_recv(fd, JIT_REPLY_MAX, deadline, &in, &in_len);
+        /* A reply that does not fit the bounds is garbage; a connection closed with no
+         * (complete) reply stays -ECONNRESET: the broker dropped us, e.g. when busy. */
+        if (r == -EMSGSIZE)
+                return -EBADMSG;
+        if (r < 0)
+                return r;
+        return jit_reply_parse(in, in_len, ret_reply);
+}
+
+int jit_client_send(const char *path, unsigned timeout_ms, json_object *request) {
+        uint64_t deadline = now_usec(CLOCK_MONOTONIC) + (uint64_t) timeout_ms * USEC_PER_MSEC;
         /* The frame is in the broker's socket buffer once sent: closing does not take it
          * back. */
-        return jit_frame_send(fd, out, out_len, deadline);
+        _cleanup_close_ int fd = client_send(path, deadline, request);
+        return fd < 0 ? fd : 0;
 }
 
 int jit_reply_parse(const char *buf, size_t len, json_object **ret_reply) {
@@ -138,29 +133,15 @@ json_object *jit_request_new(const char *op) {
 
 int jit_stream_open(JitStream *s, const char *path, unsigned timeout_ms, json_object *request) {
         uint64_t deadline = now_usec(CLOCK_MONOTONIC) + (uint64_t) timeout_ms * USEC_PER_MSEC;
-        _cleanup_close_ int fd = -EBADF;
-        _cleanup_free_ char *out = NULL;
-        size_t out_len;
-        int r;
 
         *s = (JitStream) JIT_STREAM_INIT;
-        out = jit_message_serialize(request, &out_len);
-        if (!out)
-                return -ENOMEM;
-        if (out_len > JIT_REQUEST_MAX)
-                return -EMSGSIZE;
-
-        fd = jit_client_connect(path, deadline);
+        int fd = client_send(path, deadline, request);
         if (fd < 0)
                 return fd;
-        r = jit_frame_send(fd, out, out_len, deadline);
-        if (r < 0)
-                return r;
-
         /* Frames follow one another on this connection: the reader must never take bytes
          * past the frame it reads (one_frame stays false). */
         jit_frame_reader_init(&s->reader, JIT_REPLY_MAX);
-        s->fd = TAKE_FD(fd);
+        s->fd = fd;
         return 0;
 }
 
