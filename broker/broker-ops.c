@@ -1232,6 +1232,9 @@ static json_object *op_session_open(Op *op) {
         uint64_t expires_at;
         uid_t uid;
         r = find_grant(op, user, service, &uid, &id, &expires_at, &held);
+        if (r == 0 && held == 0 && STREQ(service, "sudo") &&
+            (id = sessions_command_grant_of(op->peer->pid)) > 0)
+                r = 1; /* a command the approval plugin allowed under a command grant */
         if (r == 0)
                 /* The account stack decided; a session without a grant (or under one that has
                  * ended, saved or not) has nothing to end. */
@@ -1249,6 +1252,10 @@ static json_object *op_session_open(Op *op) {
         if ((r = db_session_grant(op->b->db, id, &grant)) < 0) {
                 close(pidfd);
                 return internal_error(op, "reading the grant", r);
+        }
+        if (grant->requester_uid != uid) { /* not this user's grant: nothing of theirs to end */
+                close(pidfd);
+                return jit_reply_ok(json_object_new_object());
         }
         bool unrecorded;
         r = sessions_open(op->b, pidfd, op->peer->pid, grant, tty, rhost, &session, &unrecorded);
@@ -1293,11 +1300,14 @@ int broker_session_open_text(Broker *view, const struct ucred *peer, int peer_fd
         uid_t uid;
         if ((r = find_grant(&op, user, service, &uid, &id, &expires_at, &held)) < 0)
                 return 0;
+        if (r == 0 && held == 0 && STREQ(service, "sudo") &&
+            (id = sessions_command_grant_of(peer->pid)) > 0)
+                r = 1; /* a command the approval plugin allowed under a command grant */
         if (r > 0) {
                 _cleanup_(request_freep) Request *grant = NULL;
                 int pidfd;
                 if (db_session_grant(view->db, id, &grant) < 0 || grant->once ||
-                    (pidfd = peer_pidfd(&op)) < 0)
+                    grant->requester_uid != uid || (pidfd = peer_pidfd(&op)) < 0)
                         return 0;
                 if (sessions_open_early(grant, pidfd, peer->pid, view->boot_id, tty, rhost,
                                         ret_early) <= 0) {
@@ -1387,6 +1397,7 @@ static json_object *op_check_command(Op *op) {
         uint64_t expires_at = 0;
         uid_t uid;
         const char *scope = NULL;
+        bool once = false;
         if ((r = find_grant(op, user, "sudo", &uid, &id, &expires_at, &held)) < 0)
                 return internal_error(op, "looking up the grant", r);
         if (r > 0)
@@ -1408,6 +1419,7 @@ static json_object *op_check_command(Op *op) {
                         if (grant_covers(list[i], &cl, identity) &&
                             !grants_ended_in_memory(&op->b->grants, list[i]->id)) {
                                 id = list[i]->id;
+                                once = list[i]->once;
                                 scope = "command";
                         }
                 request_free_many(list, n);
@@ -1421,6 +1433,9 @@ static json_object *op_check_command(Op *op) {
                         scope = NULL;
                 else if (r < 0)
                         return grant_error_reply(op, r, &e);
+                else if (STREQ(scope, "command") && !once)
+                        /* The session sudo opens next is held under it. */
+                        sessions_note_command(op->peer->pid, id);
         }
         json_object *res = json_object_new_object();
         if (!res)

@@ -754,6 +754,65 @@ static int session_open_later(Broker *b, int pidfd, const Request *grant, Sessio
         return 1;
 }
 
+/* ---- commands run under a command grant ----
+ * The sudo approval plugin asks check-command, then sudo opens its PAM session, from the
+ * same process. A command grant has no service grant for the session to find: the process
+ * the plugin's check allowed is remembered here, briefly, so that its session is held
+ * under that command grant and ends with it. One-shot command grants are spent when the
+ * command starts: their one run is not cut short, and is not remembered. */
+
+#define COMMAND_USES_MAX 64
+#define COMMAND_USE_USEC (60 * USEC_PER_SEC)
+
+static struct {
+        pthread_mutex_t lock;
+        struct {
+                pid_t pid;
+                uint64_t pid_start;
+                int64_t grant_id;
+                uint64_t at; /* CLOCK_MONOTONIC usec; 0: free */
+        } uses[COMMAND_USES_MAX];
+} commands = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+void sessions_note_command(pid_t pid, int64_t grant_id) {
+        uint64_t start, now = now_usec(CLOCK_MONOTONIC);
+        if (process_start_time(pid, &start) < 0)
+                return;
+        pthread_mutex_lock(&commands.lock);
+        size_t slot = 0;
+        for (size_t i = 0; i < COMMAND_USES_MAX; i++) {
+                if (commands.uses[i].at && commands.uses[i].pid == pid) {
+                        slot = i; /* the same process asks again: its latest command */
+                        break;
+                }
+                if (commands.uses[i].at < commands.uses[slot].at)
+                        slot = i; /* else the free or oldest one */
+        }
+        commands.uses[slot].pid = pid;
+        commands.uses[slot].pid_start = start;
+        commands.uses[slot].grant_id = grant_id;
+        commands.uses[slot].at = now;
+        pthread_mutex_unlock(&commands.lock);
+}
+
+int64_t sessions_command_grant_of(pid_t pid) {
+        uint64_t start, now = now_usec(CLOCK_MONOTONIC);
+        int64_t id = 0;
+        if (process_start_time(pid, &start) < 0)
+                return 0;
+        pthread_mutex_lock(&commands.lock);
+        for (size_t i = 0; i < COMMAND_USES_MAX; i++)
+                if (commands.uses[i].at && commands.uses[i].pid == pid &&
+                    commands.uses[i].pid_start == start &&
+                    now - commands.uses[i].at < COMMAND_USE_USEC) {
+                        id = commands.uses[i].grant_id;
+                        commands.uses[i].at = 0; /* one session per check */
+                        break;
+                }
+        pthread_mutex_unlock(&commands.lock);
+        return id;
+}
+
 /* ---- root's opens, answered where root's checks are (the front thread) ---- */
 
 struct SessionEarly {

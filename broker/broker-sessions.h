@@ -32,6 +32,12 @@ int sessions_close_later(Broker *b, int64_t id, const char *reason);
 /* Writes the opens and closes answered before they were written: before anything reads
  * or writes sessions or the audit log. 0, or -errno (logged, the sessions held). */
 int sessions_flush(Broker *b);
+/* The sudo approval plugin's check allowed process pid a command under the (not one-shot)
+ * command grant grant_id: its PAM session, which follows, is held under that grant. */
+void sessions_note_command(pid_t pid, int64_t grant_id);
+/* The command grant noted for process pid (the same process: pid and start time), taken
+ * (one session per check), or 0. Safe from any thread. */
+int64_t sessions_command_grant_of(pid_t pid);
 /* Root's session-open where root's checks are answered (the front thread): a session under
  * grant (not one-shot) for process pid, held by pidfd, its id taken and its open in the
  * pending file. 1 with *ret (pidfd taken) to hand to the main loop, or 0 when the main loop

@@ -135,6 +135,38 @@ class SudoPlugin(BrokerTestCase):
         return r
 
     @needs_sudo
+    def test_command_ends_with_its_command_grant(self):
+        """With pam_jit's session line, a command run under a command grant is a session of
+        that grant: a revoke ends it, as it ends a session under a grant for all of sudo.
+        A one-shot command grant is spent when its command starts; that run is left alone."""
+        jit = f"{jittest.PAM_JIT} socket={self.broker.socket}"
+        self.sb.write_pam_service("sudo", f"auth required pam_permit.so\naccount required {jit}\n"
+                                          f"session required {jit}\n")
+        alice, bob = self.u["jit-alice"], self.u["jit-bob"]
+        r = self.command_grant("/usr/bin/sleep 600", "--for", "1h")
+        rid = str(r["id"])
+        p = subprocess.Popen(alice._as_user(["sudo", "-n", "--", "/usr/bin/sleep", "600"]),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(p.stderr.close)
+        self.addCleanup(lambda: p.poll() is None and p.kill())
+        jittest.wait_for(lambda: p.poll() is not None or
+                         any(x["running"] for x in alice.ok("show", rid)["sessions"]),
+                         what="the command's session to register")
+        self.assertIsNone(p.poll(), p.stderr.read() if p.poll() is not None else "")
+        self.assertEqual([x["pid"] for x in alice.ok("show", rid)["sessions"]], [p.pid])
+        start = time.monotonic()
+        bob.ok("revoke", rid)
+        jittest.wait_for(lambda: p.poll() is not None, timeout=12, what="the command to end")
+        self.assertLess(time.monotonic() - start, 2.0, "the command outlived its grant's revoke")
+        self.assertIn("revoked", alice.ok("show", rid)["sessions"][0]["end_reason"])
+
+        # One-shot: spent as the command starts, its run goes on; nothing is held.
+        r = self.command_grant("/usr/bin/true", "--once")
+        self.assertExit(alice.sudo("/usr/bin/true"), 0)
+        shown = alice.ok("show", str(r["id"]))
+        self.assertEqual((shown["state"], shown["sessions"]), ("consumed", []))
+
+    @needs_sudo
     def test_command_grant_covers_that_command_only(self):
         alice = self.u["jit-alice"]
         r = self.command_grant("id -u")
