@@ -635,10 +635,10 @@ static void front_free(BrokerFront *f) {
                 f->handoff = c->next;
                 connection_free(c);
         }
-        /* Answered: held until the broker ends, and written with the rest. */
+        /* Answered, but the loop is over: their lines stay for the next start. */
         for (SessionEarly *e = f->early, *next; e; e = next) {
                 next = session_early_next(e);
-                sessions_attach_early(f->broker, e);
+                sessions_early_keep(e);
         }
         f->early = NULL;
         while (f->main_conns)

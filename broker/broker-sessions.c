@@ -170,7 +170,8 @@ typedef struct SessionRecord {
         uid_t requester_uid;
         uint64_t closed_at;
         char reason[64];
-        bool written; /* a close: the row was open, and is closed now */
+        bool written;        /* a close: the row was open, and is closed now */
+        bool failure_logged; /* its first failed write was logged; it is retried */
 } SessionRecord;
 
 static struct {
@@ -178,12 +179,15 @@ static struct {
         SessionRecord *head, **tail;
         size_t n;
         sd_event_source *flush; /* the timer that writes them */
-        char *path;             /* the pending file (sessions_recover()); NULL: none */
+        uint64_t retry_at;      /* CLOCK_MONOTONIC usec: after a failure, no try before */
+        uint64_t backoff;
+        char *path; /* the pending file (sessions_recover()); NULL: none */
         /* Shared with the front thread, which answers root's opens (sessions_open_early()). */
         pthread_mutex_t lock;
         int fd;             /* the pending file, -1 when not usable */
+        uint64_t size;      /* its size: past SESSION_PENDING_FILE_MAX, answers wait again */
         int64_t next_id;    /* 0 until read from the database */
-        unsigned in_flight; /* in the file, answered, not yet handed to the main loop */
+        unsigned in_flight; /* in the file, not yet in the queue: the file is kept */
 } pending = { .tail = &pending.head, .lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1 };
 
 static void record_free(SessionRecord *x) {
@@ -202,6 +206,8 @@ static Session *session_find(Broker *b, int64_t id) {
                         return s;
         return NULL;
 }
+
+static void grant_ended_in(Broker *b, const Request *r, Session *only);
 
 static void session_forget(Broker *b, Session *s) {
         for (Session **p = (Session **) &b->sessions; *p; p = &(*p)->next)
@@ -538,6 +544,14 @@ static int session_hold_unrecorded(Broker *b, int pidfd, pid_t pid, const Reques
 
 #define SESSION_FLUSH_USEC (100 * USEC_PER_MSEC)
 #define SESSION_FLUSH_BATCH 256
+/* A write that failed (a locked or full database) is tried again later, backing off from
+ * 1 s to 30 s, and meanwhile not on every operation; the records wait in memory and in the
+ * file, the oldest dropped (logged) past the limit. A try waits at most SESSION_BUSY_MS
+ * for another process's lock: the main loop is not held up for long. */
+#define SESSION_RETRY_USEC (1 * USEC_PER_SEC)
+#define SESSION_RETRY_MAX_USEC (30 * USEC_PER_SEC)
+#define SESSION_BUSY_MS 100
+#define SESSION_QUEUE_MAX 4096
 
 /* The id of the next session: every session gets its id here, answered early or not, so
  * that a row written late never meets an id taken meanwhile. */
@@ -561,31 +575,43 @@ static int pending_add(SessionRow *row, const char *requester, uid_t requester_u
         if (pending.fd >= 0 && (row->id > 0 || pending.next_id > 0)) {
                 int64_t id = row->id > 0 ? row->id : pending.next_id;
                 row->id = id;
-                r = session_pending_add(pending.fd, row, requester, requester_uid);
-                if (r >= 0 && id == pending.next_id)
-                        pending.next_id++;
-                if (r >= 0 && in_flight)
-                        pending.in_flight++;
+                r = session_pending_add(pending.fd, row, requester, requester_uid, pending.size,
+                                        SESSION_PENDING_FILE_MAX - pending.size);
+                if (r > 0) {
+                        pending.size += (uint64_t) r;
+                        if (id == pending.next_id)
+                                pending.next_id++;
+                        if (in_flight)
+                                pending.in_flight++;
+                }
         }
         pthread_mutex_unlock(&pending.lock);
-        return r;
+        return r < 0 ? r : 0;
 }
 
+static int flush_now(Broker *b);
+
 static int on_flush(sd_event_source *src, uint64_t usec, void *userdata) {
-        (void) sessions_flush(userdata);
+        (void) flush_now(userdata);
         return 0;
 }
 
-static int record_queue(Broker *b, SessionRecord *x) {
+static int arm_flush(Broker *b, uint64_t usec) {
         int r, enabled = SD_EVENT_OFF;
 
         if (!pending.flush)
-                r = sd_event_add_time_relative(b->event, &pending.flush, CLOCK_MONOTONIC,
-                                               SESSION_FLUSH_USEC, 0, on_flush, b);
-        else if ((r = sd_event_source_get_enabled(pending.flush, &enabled)) >= 0 &&
-                 enabled == SD_EVENT_OFF &&
-                 (r = sd_event_source_set_time_relative(pending.flush, SESSION_FLUSH_USEC)) >= 0)
-                r = sd_event_source_set_enabled(pending.flush, SD_EVENT_ONESHOT);
+                return sd_event_add_time_relative(b->event, &pending.flush, CLOCK_MONOTONIC, usec,
+                                                  0, on_flush, b);
+        if ((r = sd_event_source_get_enabled(pending.flush, &enabled)) < 0 ||
+            enabled != SD_EVENT_OFF)
+                return r; /* armed already: it keeps its time */
+        if ((r = sd_event_source_set_time_relative(pending.flush, usec)) < 0)
+                return r;
+        return sd_event_source_set_enabled(pending.flush, SD_EVENT_ONESHOT);
+}
+
+static int record_queue(Broker *b, SessionRecord *x) {
+        int r = arm_flush(b, SESSION_FLUSH_USEC);
         if (r < 0)
                 return r;
         *pending.tail = x;
@@ -614,10 +640,47 @@ static int record_write(Broker *b, SessionRecord *x) {
         return 0;
 }
 
+/* What could not be written goes back to the head of the queue, to be tried again; past
+ * SESSION_QUEUE_MAX the oldest are dropped (they stay in the file until it is emptied). */
+static void requeue(Broker *b, SessionRecord *list, size_t n) {
+        SessionRecord **end = &list;
+        while (*end)
+                end = &(*end)->next;
+        *end = pending.head;
+        if (!pending.head)
+                pending.tail = end;
+        pending.head = list;
+        pending.n += n;
+        while (pending.n > SESSION_QUEUE_MAX) {
+                SessionRecord *x = pending.head;
+                pending.head = x->next;
+                if (!pending.head)
+                        pending.tail = &pending.head;
+                pending.n--;
+                log_session(b, x->open ? JIT_EVENT_SESSION_OPENED : JIT_EVENT_SESSION_CLOSED,
+                            LOG_ERR, x->row.id, x->row.request_id,
+                            "not recorded: too many session records wait for the database");
+                record_free(x);
+        }
+        pending.backoff = pending.backoff ? pending.backoff * 2 : SESSION_RETRY_USEC;
+        if (pending.backoff > SESSION_RETRY_MAX_USEC)
+                pending.backoff = SESSION_RETRY_MAX_USEC;
+        pending.retry_at = now_usec(CLOCK_MONOTONIC) + pending.backoff;
+        (void) arm_flush(b, pending.backoff);
+}
+
 int sessions_flush(Broker *b) {
+        /* After a failure only the timer tries again, not every operation. */
+        if (pending.head && pending.retry_at > now_usec(CLOCK_MONOTONIC))
+                return -EAGAIN;
+        return flush_now(b);
+}
+
+static int flush_now(Broker *b) {
         if (!pending.head || b->grants.tx_depth > 0)
                 return 0; /* never into a caller's transaction, which may yet roll back */
         SessionRecord *list = pending.head;
+        size_t n = pending.n;
         pending.head = NULL;
         pending.tail = &pending.head;
         pending.n = 0;
@@ -626,6 +689,7 @@ int sessions_flush(Broker *b) {
         bool opens = false;
 
         bool relaxed = session_tx_relax(b);
+        db_set_busy_timeout(b->db, SESSION_BUSY_MS);
         int r = grants_begin(&b->grants);
         if (r < 0)
                 r = db_failure_errno(b->db, r);
@@ -637,50 +701,65 @@ int sessions_flush(Broker *b) {
                 r = db_failure_errno(b->db, r); /* before the rollback resets it */
                 grants_rollback(&b->grants);
         }
+        db_set_busy_timeout(b->db, DB_BUSY_TIMEOUT_MS);
         session_tx_done(b, relaxed, r >= 0);
 
+        if (r < 0) {
+                /* Held all the same (they end with their grants); said once, tried again. */
+                for (SessionRecord *x = list; x; x = x->next) {
+                        x->written = false;
+                        if (x->failure_logged)
+                                continue;
+                        x->failure_logged = true;
+                        char what[160];
+                        snprintf(what, sizeof(what),
+                                 "%s (%s) not recorded yet (%s): held, tried again",
+                                 x->open ? "opened" : "closed",
+                                 x->open ? x->row.tty ?: "no tty" : x->reason,
+                                 grant_store_failure(r));
+                        log_session(b,
+                                    x->open ? JIT_EVENT_SESSION_OPENED : JIT_EVENT_SESSION_CLOSED,
+                                    LOG_WARNING, x->row.id, x->row.request_id, what);
+                }
+                requeue(b, list, n);
+                return r;
+        }
+
+        pending.backoff = 0;
+        pending.retry_at = 0;
         for (SessionRecord *x = list, *next; x; x = next) {
                 next = x->next;
                 char what[160];
                 opens = opens || x->open;
                 if (x->open) {
-                        if (r >= 0)
-                                snprintf(what, sizeof(what), "opened (%s)", x->row.tty ?: "no tty");
-                        else
-                                snprintf(what, sizeof(what),
-                                         "opened (%s) but not recorded (%s): held, and ended "
-                                         "with its grant",
-                                         x->row.tty ?: "no tty", grant_store_failure(r));
-                        log_session(b, JIT_EVENT_SESSION_OPENED, r >= 0 ? LOG_NOTICE : LOG_WARNING,
-                                    x->row.id, x->row.request_id, what);
+                        snprintf(what, sizeof(what), "opened (%s)", x->row.tty ?: "no tty");
+                        log_session(b, JIT_EVENT_SESSION_OPENED, LOG_NOTICE, x->row.id,
+                                    x->row.request_id, what);
                 } else {
-                        if (r >= 0)
-                                snprintf(what, sizeof(what), "closed: %s%s", x->reason,
-                                         x->written ? "" : " (never recorded)");
-                        else
-                                snprintf(what, sizeof(what),
-                                         "closed: %s, not recorded (%s); the next start closes "
-                                         "its row",
-                                         x->reason, grant_store_failure(r));
-                        log_session(b, JIT_EVENT_SESSION_CLOSED, r >= 0 ? LOG_INFO : LOG_WARNING,
-                                    x->row.id, x->row.request_id, what);
+                        snprintf(what, sizeof(what), "closed: %s%s", x->reason,
+                                 x->written ? "" : " (never recorded)");
+                        log_session(b, JIT_EVENT_SESSION_CLOSED, LOG_INFO, x->row.id,
+                                    x->row.request_id, what);
                 }
                 record_free(x);
         }
-        /* What failed stays in the file for the next start only until the next success:
-         * it was logged above as not recorded. */
-        if (r >= 0 && !pending.head) {
+        /* Every line of the file is in the database now, unless the front thread wrote one
+         * whose session the main loop has not taken yet (in_flight). */
+        if (!pending.head) {
                 int k = 0;
                 pthread_mutex_lock(&pending.lock);
-                if (pending.fd >= 0 && pending.in_flight == 0)
+                if (pending.fd >= 0 && pending.in_flight == 0 && pending.size > 0) {
                         k = session_pending_clear(pending.fd);
+                        if (k >= 0)
+                                pending.size = 0;
+                }
                 pthread_mutex_unlock(&pending.lock);
                 if (k < 0)
                         log_warning_errno(k, "emptying %s: %m", pending.path);
         }
         if (opens)
                 effects_changed(&b->effects); /* their expiry warnings, from their rows */
-        return r;
+        return 0;
 }
 
 /* The open written before the answer: a one-shot grant, or no pending file. */
@@ -708,6 +787,7 @@ static int session_open_now(Broker *b, int pidfd, const Request *grant, SessionR
         snprintf(what, sizeof(what), "opened (%s)", row->tty ?: "no tty");
         log_session(b, JIT_EVENT_SESSION_OPENED, LOG_NOTICE, id, grant->id, what);
         row->id = id;
+        effects_changed(&b->effects); /* its expiry warning, from its row */
         return session_attach(b, id, grant->id, row->pid, pidfd, row->tty, !grant->once);
 }
 
@@ -882,6 +962,15 @@ int sessions_open_early(const Request *grant, int pidfd, pid_t pid, const char *
         return 1;
 }
 
+void sessions_early_keep(SessionEarly *e) {
+        /* Its line stays, and stays counted in flight: this broker never empties the file
+         * again, and the next start holds the session from it. */
+        if (e->pidfd >= 0)
+                close(e->pidfd);
+        record_free(e->record);
+        free(e);
+}
+
 int64_t session_early_id(const SessionEarly *e) {
         return e->record->row.id;
 }
@@ -908,13 +997,16 @@ void sessions_attach_early(Broker *b, SessionEarly *e) {
         }
         /* The grant may have ended between the front thread's look and now. */
         Request *grant = NULL;
-        if (db_get_request(b->db, request_id, &grant) >= 0) {
+        r = db_get_request(b->db, request_id, &grant);
+        if (r < 0)
+                log_error_errno(r, "reading grant %" PRId64 " of session %" PRId64 ": %m",
+                                request_id, id);
+        else {
                 if (grant->state != REQUEST_ACTIVE ||
                     grants_ended_in_memory(&b->grants, request_id))
-                        sessions_grant_ended(b, grant);
+                        grant_ended_in(b, grant, session_find(b, id));
                 request_free(grant);
         }
-        effects_changed(&b->effects); /* its expiry warning */
 }
 
 int sessions_open(Broker *b, int pidfd, pid_t pid, const Request *grant, const char *tty,
@@ -1031,9 +1123,13 @@ int sessions_close_later(Broker *b, int64_t id, const char *reason) {
         /* Without its line a killed broker's next start closes the row all the same (the
          * process is gone), only later and for another reason. */
         pthread_mutex_lock(&pending.lock);
-        if (pending.fd >= 0)
-                (void) session_pending_add_close(pending.fd, id, x->row.request_id, x->closed_at,
-                                                 reason);
+        if (pending.fd >= 0) {
+                int k = session_pending_add_close(pending.fd, id, x->row.request_id, x->closed_at,
+                                                  reason, pending.size,
+                                                  SESSION_PENDING_FILE_MAX - pending.size);
+                if (k > 0)
+                        pending.size += (uint64_t) k;
+        }
         pthread_mutex_unlock(&pending.lock);
         if (record_queue(b, x) < 0) {
                 free(x);
@@ -1044,12 +1140,29 @@ int sessions_close_later(Broker *b, int64_t id, const char *reason) {
 }
 
 /* Rows the pending file names and the database lacks: opens answered by a broker that was
- * killed before it wrote them. 0 when the file is written and may be used again, or -errno
- * (logged) when it stays as it is for the next start. */
-static int recover_file(Broker *b, const char *path) {
+ * killed before it wrote them, and their closes. *ret_max_id: the highest session id the
+ * file names, which no new session may take. 0 when the file is written and may be used
+ * again, or -errno (logged) when it stays as it is for the next start. */
+static int recover_file(Broker *b, const char *path, int64_t *ret_max_id) {
+        _cleanup_free_ bool *written = NULL;
         SessionPendingEntry *e = NULL;
-        size_t n = 0, n_written = 0;
-        int r = session_pending_read(path, &e, &n);
+        size_t n = 0, n_written = 0, skipped = 0;
+        int r = session_pending_read(path, &e, &n, &skipped);
+
+        *ret_max_id = 0;
+        if (r == -EBADMSG) {
+                /* Not a file this broker wrote: set aside for whoever looks, and a new one. */
+                _cleanup_free_ char *aside = NULL;
+                if (asprintf(&aside, "%s.broken", path) >= 0 && rename(path, aside) >= 0)
+                        log_error("%s is not a file of session records written by jit-brokerd; "
+                                  "moved to %s",
+                                  path, aside);
+                else
+                        log_error("%s is not a file of session records written by jit-brokerd "
+                                  "and cannot be moved aside: %m",
+                                  path);
+                return r;
+        }
         if (r < 0) {
                 log_error_errno(r,
                                 "reading %s: %m; sessions answered before they were "
@@ -1057,20 +1170,38 @@ static int recover_file(Broker *b, const char *path) {
                                 path);
                 return r;
         }
+        if (skipped > 0)
+                log_warning("%s: %zu line%s not written whole, skipped", path, skipped,
+                            skipped == 1 ? "" : "s");
+        for (size_t i = 0; i < n; i++)
+                if (e[i].row.id > *ret_max_id)
+                        *ret_max_id = e[i].row.id;
         if (n == 0)
-                return 0;
-        _cleanup_free_ bool *written = calloc(n, sizeof(bool));
-        if (!written) {
+                goto done;
+        if (!(written = calloc(n, sizeof(bool)))) {
                 session_pending_entries_free(e, n);
                 return -ENOMEM;
         }
         if ((r = grants_begin(&b->grants)) < 0)
                 r = db_failure_errno(b->db, r);
         for (size_t i = 0; r >= 0 && i < n; i++) {
+                SessionRow row;
                 int64_t id;
+                int k = db_get_session(b->db, e[i].row.id, &row);
+                if (k < 0 && k != -ENOENT) {
+                        r = k;
+                        break;
+                }
+                /* The row of that id must be this process's: pid, start time and boot. */
+                bool same = k >= 0 && row.pid == e[i].row.pid &&
+                            row.pid_start == e[i].row.pid_start &&
+                            STREQ(row.boot_id, e[i].row.boot_id);
+                if (k >= 0)
+                        session_row_done(&row);
                 if (e[i].close) {
                         /* Closed after its open was written (or in this file): once. */
-                        if ((r = db_close_session(b->db, e[i].row.id, e[i].closed_at,
+                        if (k >= 0 &&
+                            (r = db_close_session(b->db, e[i].row.id, e[i].closed_at,
                                                   e[i].reason)) > 0 &&
                             (r = audit_append(b->db, JIT_EVENT_SESSION_CLOSED, "broker", -1,
                                               e[i].row.request_id,
@@ -1078,8 +1209,13 @@ static int recover_file(Broker *b, const char *path) {
                                 written[i] = true;
                         continue;
                 }
-                if ((r = db_session_exists(b->db, e[i].row.id)) != 0)
+                if (k >= 0) {
+                        if (!same)
+                                log_error("%s: session %" PRId64 " names pid %d, its row another "
+                                          "process; left as it is",
+                                          path, e[i].row.id, (int) e[i].row.pid);
                         continue;
+                }
                 if ((r = db_insert_session(b->db, &e[i].row, &id)) < 0 ||
                     (r = audit_append(b->db, JIT_EVENT_SESSION_OPENED, e[i].requester,
                                       e[i].requester_uid, e[i].row.request_id,
@@ -1095,42 +1231,53 @@ static int recover_file(Broker *b, const char *path) {
                 grants_rollback(&b->grants);
                 log_error_errno(r, "recording the sessions of %s: %m (%s); kept for the next start",
                                 path, grant_store_failure(r));
-        } else {
-                for (size_t i = 0; i < n; i++)
-                        if (written[i] && e[i].close) {
-                                char what[128];
-                                snprintf(what, sizeof(what),
-                                         "closed: %s, before the broker stopped; recorded at "
-                                         "its start",
-                                         e[i].reason);
-                                log_session(b, JIT_EVENT_SESSION_CLOSED, LOG_INFO, e[i].row.id,
-                                            e[i].row.request_id, what);
-                        } else if (written[i])
-                                log_session(b, JIT_EVENT_SESSION_OPENED, LOG_NOTICE, e[i].row.id,
-                                            e[i].row.request_id,
-                                            "opened before the broker stopped; recorded at its "
-                                            "start");
-                if (n_written > 0)
-                        log_notice("recorded %zu session%s answered before the broker stopped",
-                                   n_written, n_written == 1 ? "" : "s");
+                session_pending_entries_free(e, n);
+                return r;
         }
+        for (size_t i = 0; i < n; i++)
+                if (written[i] && e[i].close) {
+                        char what[128];
+                        snprintf(what, sizeof(what),
+                                 "closed: %s, before the broker stopped; recorded at its start",
+                                 e[i].reason);
+                        log_session(b, JIT_EVENT_SESSION_CLOSED, LOG_INFO, e[i].row.id,
+                                    e[i].row.request_id, what);
+                } else if (written[i])
+                        log_session(b, JIT_EVENT_SESSION_OPENED, LOG_NOTICE, e[i].row.id,
+                                    e[i].row.request_id,
+                                    "opened before the broker stopped; recorded at its start");
+        if (n_written > 0)
+                log_notice("recorded %zu session%s answered before the broker stopped", n_written,
+                           n_written == 1 ? "" : "s");
+done:
         session_pending_entries_free(e, n);
-        if (r >= 0 && truncate(path, 0) < 0 && errno != ENOENT)
-                r = log_warning_errno(-errno, "emptying %s: %m", path);
-        return r;
+        if (truncate(path, 0) < 0 && errno != ENOENT)
+                return log_warning_errno(-errno, "emptying %s: %m", path);
+        return 0;
 }
 
 void sessions_recover(Broker *b, char *path) {
+        int64_t next = 0, max_id = 0;
+        uint64_t size = 0;
         int r;
 
         free(pending.path);
         pending.path = path;
-        if (!path)
+        /* Ids are taken past the database's and past the file's, even when the file could
+         * not be written: its sessions keep theirs for the next start. */
+        r = path ? recover_file(b, path, &max_id) : 0;
+        int k = db_next_session_id(b->db, &next);
+        pthread_mutex_lock(&pending.lock);
+        pending.next_id = k < 0 ? 0 : next > max_id ? next : max_id + 1;
+        pthread_mutex_unlock(&pending.lock);
+        if (!path || r < 0 || k < 0) {
+                if (k < 0)
+                        log_warning_errno(k, "reading the next session id: %m; sessions are "
+                                             "recorded before they are answered");
                 return; /* every session written before it is answered */
-        if (recover_file(b, path) < 0)
-                return; /* kept for the next start; this one writes before it answers */
+        }
         /* From now on this broker's: the opens it answers early go there. */
-        int fd = session_pending_open(path);
+        int fd = session_pending_open(path, &size);
         if (fd < 0) {
                 log_warning_errno(fd,
                                   "opening %s: %m; sessions are recorded before they are "
@@ -1138,20 +1285,18 @@ void sessions_recover(Broker *b, char *path) {
                                   path);
                 return;
         }
-        int64_t next = 0;
-        if ((r = db_next_session_id(b->db, &next)) < 0) {
-                log_warning_errno(r, "reading the next session id: %m; sessions are recorded "
-                                     "before they are answered");
-                close(fd);
-                return;
-        }
         pthread_mutex_lock(&pending.lock);
         pending.fd = fd;
-        pending.next_id = next;
+        pending.size = size;
         pthread_mutex_unlock(&pending.lock);
 }
 
 void sessions_grant_ended(Broker *b, const Request *r) {
+        grant_ended_in(b, r, NULL);
+}
+
+/* The grant r ended: its sessions (only that one, when given) end or are warned. */
+static void grant_ended_in(Broker *b, const Request *r, Session *only) {
         (void) sessions_flush(b);
         OnExpiry mode = b->policy->on_expiry;
         char text[256];
@@ -1163,7 +1308,7 @@ void sessions_grant_ended(Broker *b, const Request *r) {
                  mode == ON_EXPIRY_TERMINATE ? "; this session is being closed." : ".");
         for (Session *s = b->sessions, *next; s; s = next) {
                 next = s->next;
-                if (s->request_id != r->id || s->kill_timer)
+                if (s->request_id != r->id || s->kill_timer || (only && s != only))
                         continue;
                 bool told = tell_tty(s, text);
                 if (mode != ON_EXPIRY_TERMINATE) {

@@ -49,6 +49,9 @@ int64_t session_early_id(const SessionEarly *e);
 SessionEarly *session_early_next(SessionEarly *e);
 void session_early_set_next(SessionEarly *e, SessionEarly *next);
 void session_early_free(SessionEarly *e);
+/* At stop, a session the main loop did not take: let go of, its line kept in the file (the
+ * next start holds it), and the file no longer emptied. */
+void sessions_early_keep(SessionEarly *e);
 /* The main loop takes e (freed): holds the session, queues its row, and ends it at once if
  * its grant ended meanwhile. */
 void sessions_attach_early(Broker *b, SessionEarly *e);

@@ -353,6 +353,11 @@ static void effects_wakeup(void *userdata) {
         (void) sd_event_source_set_enabled(b->effects_source, SD_EVENT_ONESHOT);
 }
 
+/* Grants.before_begin: session records answered before they were written go first. */
+static void flush_sessions(Grants *g, void *userdata) {
+        (void) sessions_flush(userdata);
+}
+
 /* Grants.before_commit: the notifications a change owes go into the outbox with it. */
 static int stage_notifications(Grants *g, void *userdata) {
         Broker *b = userdata;
@@ -543,6 +548,7 @@ static void apply_request_retention(Broker *b) {
 
 static int on_audit_head_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Broker *b = userdata;
+        (void) sessions_flush(b); /* the head vouches for them too */
         audit_log_head(b, false);
         /* Retention is checked on the same beat; a day's records move at most once a minute. */
         audit_apply_retention(b);
@@ -609,6 +615,7 @@ static int load_policy(Broker *b, bool initial) {
 }
 
 int broker_reload(Broker *b, char **ret_error) {
+        (void) sessions_flush(b); /* before the policy records and withdrawals */
         sd_notify(false, "RELOADING=1");
         int r = load_policy_reporting(b, false, ret_error);
         sd_notify(false, "READY=1");
@@ -997,6 +1004,7 @@ int main(int argc, char *argv[]) {
                 .report_userdata = &b,
                 .before_commit = stage_notifications,
                 .before_commit_userdata = &b,
+                .before_begin = flush_sessions,
         };
         if ((r = notifier_new(b.event, b.db, &b.notifier)) < 0) {
                 log_error_errno(r, "setting up notifications: %m");

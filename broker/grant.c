@@ -24,6 +24,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
 
 int grants_begin(Grants *g) {
         if (g->tx_depth == 0) {
+                if (g->before_begin)
+                        g->before_begin(g, g->before_commit_userdata);
                 int k = db_begin(g->db);
                 if (k < 0)
                         return k;

@@ -78,6 +78,10 @@ typedef struct Grants {
          * NULL: nothing. */
         int (*before_commit)(struct Grants *g, void *userdata);
         void *before_commit_userdata;
+        /* Called by grants_begin() before the outermost transaction begins: the daemon
+         * writes the session records it answered before writing them (broker-sessions.h),
+         * so that the audit log keeps the order things happened in. NULL: nothing. */
+        void (*before_begin)(struct Grants *g, void *userdata);
 } Grants;
 
 typedef struct GrantError {
@@ -127,8 +131,7 @@ void grant_withdraw_disallowed(Grants *g);
 /* sudo runs cl under grant id (the approval plugin asked, from sudo's pid): the use is
  * recorded (audit record and journal entry with the command, run-as and cwd), and a
  * one-shot command grant is consumed by it. -EBUSY when the grant is no longer active. */
-int grant_use_command(Grants *g, int64_t id, const JitCommandLine *cl, pid_t pid,
-                      GrantError *e);
+int grant_use_command(Grants *g, int64_t id, const JitCommandLine *cl, pid_t pid, GrantError *e);
 /* A one-shot grant whose session closed is used up. Joins an open transaction. */
 int grant_consume(Grants *g, int64_t id, GrantError *e);
 

@@ -15,22 +15,28 @@
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
 
-static int write_line(int fd, json_object *o);
+static int write_line(int fd, json_object *o, uint64_t size, uint64_t room);
 
-int session_pending_open(const char *path) {
+int session_pending_open(const char *path, uint64_t *ret_size) {
         int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
         if (fd < 0)
                 return -errno;
         struct stat st;
-        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
-                int r = errno ? -errno : -EBADF;
+        int r = 0;
+        if (fstat(fd, &st) < 0)
+                r = -errno;
+        else if (!S_ISREG(st.st_mode) || st.st_uid != geteuid())
+                r = -EPERM;
+        if (r < 0) {
                 close(fd);
-                return r == -EBADF || r == 0 ? -EPERM : r;
+                return r;
         }
+        *ret_size = (uint64_t) st.st_size;
         return fd;
 }
 
-int session_pending_add(int fd, const SessionRow *row, const char *requester, uid_t requester_uid) {
+int session_pending_add(int fd, const SessionRow *row, const char *requester, uid_t requester_uid,
+                        uint64_t size, uint64_t room) {
         _cleanup_(json_object_putp) json_object *o = json_object_new_object();
         if (!o)
                 return -ENOMEM;
@@ -48,11 +54,11 @@ int session_pending_add(int fd, const SessionRow *row, const char *requester, ui
         json_object_object_add(o, "requester", json_object_new_string(requester));
         json_object_object_add(o, "requester_uid", json_object_new_int64(requester_uid));
 
-        return write_line(fd, o);
+        return write_line(fd, o, size, room);
 }
 
 int session_pending_add_close(int fd, int64_t id, int64_t request_id, uint64_t closed_at,
-                              const char *reason) {
+                              const char *reason, uint64_t size, uint64_t room) {
         _cleanup_(json_object_putp) json_object *o = json_object_new_object();
         if (!o)
                 return -ENOMEM;
@@ -60,18 +66,19 @@ int session_pending_add_close(int fd, int64_t id, int64_t request_id, uint64_t c
         json_object_object_add(o, "request_id", json_object_new_int64(request_id));
         json_object_object_add(o, "closed_at", json_object_new_int64((int64_t) closed_at));
         json_object_object_add(o, "reason", json_object_new_string(reason));
-        return write_line(fd, o);
+        return write_line(fd, o, size, room);
 }
 
-static int write_line(int fd, json_object *o) {
+static int write_line(int fd, json_object *o, uint64_t size, uint64_t room) {
         size_t len;
         const char *s = json_object_to_json_string_length(
                 o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
         if (!s)
                 return -ENOMEM;
-        if (len + 1 > SESSION_PENDING_LINE_MAX)
+        if (len + 1 > SESSION_PENDING_LINE_MAX || len + 1 > room)
                 return -E2BIG;
-        /* One write with its newline: a broker killed mid-way leaves a line without one. */
+        /* One write with its newline; a write cut short is taken back, so that the next
+         * line does not land on a broken one. */
         char line[SESSION_PENDING_LINE_MAX];
         memcpy(line, s, len);
         line[len++] = '\n';
@@ -79,23 +86,29 @@ static int write_line(int fd, json_object *o) {
         do
                 n = write(fd, line, len);
         while (n < 0 && errno == EINTR);
-        if (n < 0)
-                return -errno;
-        return (size_t) n == len ? 0 : -ENOSPC;
+        if (n >= 0 && (size_t) n == len)
+                return (int) len;
+        int r = n < 0 ? -errno : -ENOSPC;
+        if (ftruncate(fd, (off_t) size) < 0)
+                return r; /* a line without its newline, which the reader skips */
+        return r;
 }
 
 int session_pending_clear(int fd) {
         return ftruncate(fd, 0) < 0 ? -errno : 0;
 }
 
+static void session_pending_entries_free_one(SessionPendingEntry *e) {
+        free(e->row.service);
+        free(e->row.tty);
+        free(e->row.rhost);
+        free(e->requester);
+        free(e->reason);
+}
+
 void session_pending_entries_free(SessionPendingEntry *e, size_t n) {
-        for (size_t i = 0; i < n; i++) {
-                free(e[i].row.service);
-                free(e[i].row.tty);
-                free(e[i].row.rhost);
-                free(e[i].requester);
-                free(e[i].reason);
-        }
+        for (size_t i = 0; i < n; i++)
+                session_pending_entries_free_one(&e[i]);
         free(e);
 }
 
@@ -149,10 +162,12 @@ static int entry_from_json(json_object *o, SessionPendingEntry *e) {
         return 0;
 }
 
-int session_pending_read(const char *path, SessionPendingEntry **ret, size_t *ret_n) {
+int session_pending_read(const char *path, SessionPendingEntry **ret, size_t *ret_n,
+                         size_t *ret_skipped) {
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
         *ret = NULL;
         *ret_n = 0;
+        *ret_skipped = 0;
         if (fd < 0)
                 return errno == ENOENT ? 0 : -errno;
         struct stat st;
@@ -169,32 +184,31 @@ int session_pending_read(const char *path, SessionPendingEntry **ret, size_t *re
         text[len] = '\0';
 
         SessionPendingEntry *e = NULL;
-        size_t n = 0;
-        int r = 0;
+        size_t n = 0, skipped = 0;
         for (char *line = text, *nl; (nl = memchr(line, '\n', (size_t) (text + len - line)));
              line = nl + 1) {
                 *nl = '\0';
                 _cleanup_(json_object_putp) json_object *o = NULL;
-                SessionPendingEntry *bigger = realloc(e, (n + 1) * sizeof(*e));
-                if (!bigger) {
-                        r = -ENOMEM;
-                        break;
-                }
-                e = bigger;
-                e[n] = (SessionPendingEntry){};
-                n++;
+                SessionPendingEntry entry = {};
                 if ((size_t) (nl - line) >= SESSION_PENDING_LINE_MAX ||
                     json_strict_validate(line, (size_t) (nl - line), 2) < 0 ||
                     !(o = json_tokener_parse(line)) || !json_object_is_type(o, json_type_object) ||
-                    entry_from_json(o, &e[n - 1]) < 0) {
-                        r = -EBADMSG;
-                        break;
+                    entry_from_json(o, &entry) < 0) {
+                        /* Not a line this broker wrote whole: the others still count. */
+                        session_pending_entries_free_one(&entry);
+                        skipped++;
+                        continue;
                 }
+                SessionPendingEntry *bigger = realloc(e, (n + 1) * sizeof(*e));
+                if (!bigger) {
+                        session_pending_entries_free_one(&entry);
+                        session_pending_entries_free(e, n);
+                        return -ENOMEM;
+                }
+                e = bigger;
+                e[n++] = entry;
         }
-        if (r < 0) {
-                session_pending_entries_free(e, n);
-                return r;
-        }
+        *ret_skipped = skipped;
         *ret = e;
         *ret_n = n;
         return 0;

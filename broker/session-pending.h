@@ -26,17 +26,22 @@ typedef struct SessionPendingEntry {
         char *reason;
 } SessionPendingEntry;
 
-/* Opens (creates, root's, 0600) the file for appending: an fd or -errno. */
-int session_pending_open(const char *path);
-/* Appends the open of row (with its id) in one write: 0 or -errno. */
-int session_pending_add(int fd, const SessionRow *row, const char *requester, uid_t requester_uid);
-/* Appends the close of session id in one write: 0 or -errno. */
+/* Opens (creates, root's, 0600) the file for appending: an fd and its size, or -errno. */
+int session_pending_open(const char *path, uint64_t *ret_size);
+/* Appends the open of row (with its id) in one write to the file of size bytes: the bytes
+ * written, -E2BIG when the line does not fit in room (or in a line), or -errno with the
+ * file as it was. */
+int session_pending_add(int fd, const SessionRow *row, const char *requester, uid_t requester_uid,
+                        uint64_t size, uint64_t room);
+/* The same for the close of session id. */
 int session_pending_add_close(int fd, int64_t id, int64_t request_id, uint64_t closed_at,
-                              const char *reason);
+                              const char *reason, uint64_t size, uint64_t room);
 /* Empties it: every entry is in the database. */
 int session_pending_clear(int fd);
-/* The entries of the file at path (none when it does not exist); a last line without its
- * newline (a write cut short) is not an entry. -EBADMSG when the file is not one this
- * broker wrote (not a regular file of root's, too large, a line that does not parse). */
-int session_pending_read(const char *path, SessionPendingEntry **ret, size_t *ret_n);
+/* The entries of the file at path (none when it does not exist); a line that is not one
+ * this broker wrote whole (a last line without its newline, one that does not parse) is
+ * skipped and counted in *ret_skipped. -EBADMSG when the file is not one this broker
+ * wrote (not a regular file of root's, larger than SESSION_PENDING_FILE_MAX). */
+int session_pending_read(const char *path, SessionPendingEntry **ret, size_t *ret_n,
+                         size_t *ret_skipped);
 void session_pending_entries_free(SessionPendingEntry *e, size_t n);

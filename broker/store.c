@@ -462,6 +462,10 @@ void db_set_budget(BrokerDb *db, uint64_t usec) {
         sqlite3_progress_handler(db->db, DB_PROGRESS_STEPS, on_progress, db);
 }
 
+void db_set_busy_timeout(BrokerDb *db, unsigned ms) {
+        sqlite3_busy_timeout(db->db, (int) ms);
+}
+
 bool db_over_budget(const BrokerDb *db) {
         return db->over_budget;
 }

@@ -111,6 +111,8 @@ struct sqlite3 *db_sqlite(BrokerDb *db);
 /* Bounds the statements that follow to usec of CPU time in all (0 lifts the bound): past it
  * sqlite stops the one running, which fails, and db_over_budget() says why. */
 void db_set_budget(BrokerDb *db, uint64_t usec);
+/* How long a write waits for another process's lock (DB_BUSY_TIMEOUT_MS by default). */
+void db_set_busy_timeout(BrokerDb *db, unsigned ms);
 bool db_over_budget(const BrokerDb *db);
 
 int db_begin(BrokerDb *db);

@@ -3,7 +3,10 @@
 within a few seconds, also across a broker restart; on_expiry = "warn" leaves it running;
 a one-shot grant allows exactly one session."""
 
+import json
+import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -108,17 +111,39 @@ class Sessions(BrokerTestCase):
         self.u["jit-bob"].ok("revoke", rid)
         self.ended_within(p, start, HANGUP_LIMIT)
 
+    def pending_lines(self):
+        with open(os.path.join(os.path.dirname(self.broker.socket), "sessions-pending.jsonl")) as f:
+            return [json.loads(line) for line in f]
+
+    def test_broker_killed_before_the_close_is_written_records_it(self):
+        # pam_jit's close is a notice; the broker notes it in the pending file and writes it
+        # with the open. Killed before it could (the database locked by someone else), the
+        # next start writes both, the close with its own time and reason.
+        rid = self.grant("--for", "1h")
+        alice = self.u["jit-alice"]
+        lock = sqlite3.connect(self.broker.db, isolation_level=None, timeout=10)
+        self.addCleanup(lock.close)
+        lock.execute("BEGIN IMMEDIATE")
+        self.assertExit(alice.sudo("true"), 0)
+        lines = wait_for(lambda: (lambda ls: ls if len(ls) == 2 else None)(self.pending_lines()),
+                         what="the open and the close in the pending file")
+        self.assertEqual([("close" in e, e["request_id"]) for e in lines], [(False, int(rid)), (True, int(rid))])
+        self.broker.stop(signal.SIGKILL)
+        lock.execute("ROLLBACK")
+        self.broker.start()
+        sessions = alice.ok("show", rid)["sessions"]
+        self.assertEqual([(s["session"], s["running"], s["end_reason"]) for s in sessions],
+                         [(lines[0]["id"], False, "closed")])
+        self.assertEqual(self.pending_lines(), [])
+        self.u["jit-bob"].ok("revoke", rid)  # the later tests' grants are the active ones
+
     def test_broker_killed_before_the_open_is_written_still_ends_the_session(self):
         # sudo hears back once the broker holds its process and the open is a line of the
         # runtime directory's pending file; the row follows. Here the row cannot follow (the
         # database is locked by someone else) and the broker is killed meanwhile: its next
         # start writes the row from the file and holds the session again.
-        import json
-        import os
-        import sqlite3
         rid = self.grant("--for", "1h")
         alice = self.u["jit-alice"]
-        pending = os.path.join(os.path.dirname(self.broker.socket), "sessions-pending.jsonl")
         lock = sqlite3.connect(self.broker.db, isolation_level=None, timeout=10)
         self.addCleanup(lock.close)
         lock.execute("BEGIN IMMEDIATE")
@@ -128,8 +153,7 @@ class Sessions(BrokerTestCase):
         self.addCleanup(lambda: p.poll() is None and p.kill())
         wait_for(lambda: p.poll() is not None or jittest.descendants(p.pid), timeout=10,
                  what="sudo to run its command")
-        with open(pending) as f:
-            lines = [json.loads(line) for line in f]
+        lines = self.pending_lines()
         self.assertEqual([(e["request_id"], e["pid"], e["service"]) for e in lines], [(int(rid), p.pid, "sudo")])
         self.broker.stop(signal.SIGKILL)
         lock.execute("ROLLBACK")
@@ -137,7 +161,7 @@ class Sessions(BrokerTestCase):
         self.broker.start()
         sessions = alice.ok("show", rid)["sessions"]
         self.assertEqual([(s["session"], s["pid"], s["running"]) for s in sessions], [(lines[0]["id"], p.pid, True)])
-        self.assertEqual(os.path.getsize(pending), 0)
+        self.assertEqual(self.pending_lines(), [])
         start = time.monotonic()
         self.u["jit-bob"].ok("revoke", rid)
         self.ended_within(p, start, HANGUP_LIMIT)
