@@ -349,13 +349,15 @@ static const char *const rule_keys[] = {
         "commands",
         "run_as",
         "scope",
+        "hosts",
         NULL,
 };
 static const char *const break_glass_keys[] = { "requesters", "services", "max_duration", NULL };
 static const char *const notify_keys[] = { "command", "args", "events", "timeout",
                                            "retry",   "user", "groups", NULL };
-static const char *const top_keys[] = { "settings",    "profile", "rules",
-                                        "break_glass", "notify",  NULL };
+static const char *const fleet_keys[] = { "database", "host", "credentials", "max_offline", NULL };
+static const char *const top_keys[] = { "settings", "profile", "rules", "break_glass",
+                                        "notify",   "fleet",   NULL };
 
 static int parse_settings(Parser *ps, const config_setting_t *s, Policy *p) {
         const config_setting_t *m;
@@ -707,6 +709,26 @@ static int parse_command_keys(Parser *ps, const config_setting_t *s, PolicyRule 
         return 0;
 }
 
+/* A rule's `hosts`: the fleet selector it may grant. */
+static int parse_rule_hosts(Parser *ps, const config_setting_t *s, PolicyRule *rule) {
+        const char *why = NULL;
+
+        if (config_setting_type(s) != CONFIG_TYPE_STRING)
+                return fail(ps, s,
+                            "rule \"%s\": hosts: expected a string such as "
+                            "\"environment=staging,role=db\" or a host name",
+                            rule->name);
+        const char *v = config_setting_get_string(s);
+        int r = host_selector_parse(v, &rule->hosts, &why);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return fail(ps, s, "rule \"%s\": hosts: \"%.64s\": %s", rule->name, v,
+                            why ?: "not a host selector");
+        rule->hosts_text = host_selector_format(rule->hosts);
+        return rule->hosts_text ? 0 : -ENOMEM;
+}
+
 static int parse_rule(Parser *ps, const config_setting_t *s, size_t index, const Policy *p,
                       PolicyRule *rule) {
         const config_setting_t *m, *approvals = NULL;
@@ -815,6 +837,8 @@ static int parse_rule(Parser *ps, const config_setting_t *s, size_t index, const
         }
 
         if ((r = parse_command_keys(ps, s, rule)) < 0)
+                return r;
+        if ((m = config_setting_get_member(s, "hosts")) && (r = parse_rule_hosts(ps, m, rule)) < 0)
                 return r;
 
         /* Only named users can be counted ahead; a group may have any number of members. */
@@ -1086,6 +1110,97 @@ static int parse_notify(Parser *ps, const config_setting_t *s, Policy *p) {
 
 /* The policy version: what the audit log and approvals name, so that "which policy said
  * yes" has an answer that survives edits of the file. */
+static bool has_space_or_control(const char *s) {
+        for (const unsigned char *c = (const unsigned char *) s; *c; c++)
+                if (*c <= ' ' || *c == 0x7f)
+                        return true;
+        return false;
+}
+
+/* Whether a libpq URI carries a password: "user:secret@" before the host, or a password
+ * parameter. The policy is readable by more than root; the secret belongs in the root-only
+ * credentials file. */
+static bool uri_has_password(const char *uri) {
+        const char *authority = strstr(uri, "://");
+        if (authority) {
+                authority += 3;
+                size_t len = strcspn(authority, "/?");
+                const char *at = memrchr(authority, '@', len);
+                if (at && memchr(authority, ':', (size_t) (at - authority)))
+                        return true;
+        }
+        const char *q = strchr(uri, '?');
+        for (; q; q = strchr(q + 1, '&'))
+                if (strncmp(q + 1, "password=", 9) == 0)
+                        return true;
+        return false;
+}
+
+static int parse_fleet(Parser *ps, const config_setting_t *s, Policy *p) {
+        PolicyFleet *f = &p->fleet;
+        const config_setting_t *m;
+        int r;
+
+        if (!config_setting_is_group(s))
+                return fail(ps, s, "fleet: expected a group { ... }");
+        if ((r = check_keys(ps, s, "fleet", fleet_keys)) < 0)
+                return r;
+        f->enabled = true;
+        f->line = config_setting_source_line(s);
+        for (const char *const *k = fleet_keys; *k; k++)
+                if (!STREQ(*k, "max_offline") && !config_setting_get_member(s, *k))
+                        return fail(ps, s, "fleet: missing '%s'", *k);
+
+        m = config_setting_get_member(s, "database");
+        if (config_setting_type(m) != CONFIG_TYPE_STRING)
+                return fail(ps, m, "fleet.database: expected a string \"postgresql://...\"");
+        const char *v = config_setting_get_string(m);
+        if (strlen(v) > POLICY_FLEET_DATABASE_MAX)
+                return fail(ps, m, "fleet.database: longer than %u bytes",
+                            POLICY_FLEET_DATABASE_MAX);
+        if ((strncmp(v, "postgresql://", 13) != 0 && strncmp(v, "postgres://", 11) != 0) ||
+            has_space_or_control(v))
+                return fail(ps, m,
+                            "fleet.database: expected a PostgreSQL connection URI "
+                            "(\"postgresql://...\", without spaces)");
+        if (uri_has_password(v))
+                return fail(ps, m,
+                            "fleet.database: holds a password; put it in the credentials file");
+        if (!(f->database = strdup(v)))
+                return -ENOMEM;
+
+        m = config_setting_get_member(s, "host");
+        if ((r = get_string(ps, m, "fleet.host", &f->host)) < 0)
+                return r;
+        if (!fleet_host_name_is_valid(f->host))
+                return fail(ps, m,
+                            "fleet.host: \"%.64s\" is not a fleet host name (lowercase letters, "
+                            "digits, '-' and '.', at most %u bytes)",
+                            f->host, FLEET_HOST_NAME_MAX);
+
+        m = config_setting_get_member(s, "credentials");
+        if ((r = get_string(ps, m, "fleet.credentials", &f->credentials)) < 0)
+                return r;
+        if (f->credentials[0] != '/' || has_space_or_control(f->credentials))
+                return fail(ps, m, "fleet.credentials: expected an absolute path without spaces");
+
+        if ((m = config_setting_get_member(s, "max_offline")) &&
+            (r = get_duration(ps, m, "fleet.max_offline", &f->max_offline)) < 0)
+                return r;
+
+        /* Labels come from the profile: a value a selector cannot name selects nothing. */
+        static const char *const label_keys[] = { "owner", "environment", "classification" };
+        const char *values[] = { p->profile.owner, p->profile.environment,
+                                 p->profile.classification };
+        for (size_t i = 0; i < ELEMENTSOF(label_keys); i++)
+                if (values[i] && !host_label_value_is_valid(values[i]))
+                        warn(ps, s,
+                             "profile.%s \"%.64s\" is not a fleet label: no host selector can "
+                             "name it (1 to 63 of [A-Za-z0-9._-])",
+                             label_keys[i], values[i]);
+        return 0;
+}
+
 static int policy_hash(const char *text, size_t len, char ret[static POLICY_HASH_LEN + 1]) {
         unsigned char md[EVP_MAX_MD_SIZE];
         unsigned n = 0;
@@ -1197,6 +1312,8 @@ int policy_parse(const char *text, size_t len, const char *name, Policy **ret, c
                 goto done;
         if ((m = config_setting_get_member(root, "profile")) && (r = parse_profile(&ps, m, p)) < 0)
                 goto done;
+        if ((m = config_setting_get_member(root, "fleet")) && (r = parse_fleet(&ps, m, p)) < 0)
+                goto done;
 
         m = config_setting_get_member(root, "rules");
         if (!m) {
@@ -1232,6 +1349,13 @@ int policy_parse(const char *text, size_t len, const char *name, Policy **ret, c
                         goto done;
                 }
         }
+        for (size_t i = 0; !p->fleet.enabled && i < p->n_rules; i++)
+                if (p->rules[i].hosts)
+                        warn(&ps,
+                             config_setting_get_member(config_setting_get_elem(m, (unsigned) i),
+                                                       "hosts"),
+                             "rule \"%s\": hosts has no effect without a fleet section",
+                             p->rules[i].name);
         if ((m = config_setting_get_member(root, "break_glass")) &&
             (r = parse_break_glass(&ps, m, p)) < 0)
                 goto done;

@@ -44,6 +44,8 @@ void policy_free(Policy *p) {
                         command_pattern_done(&p->rules[i].commands[k]);
                 free(p->rules[i].commands);
                 string_list_done(&p->rules[i].run_as);
+                host_selector_free(p->rules[i].hosts);
+                free(p->rules[i].hosts_text);
         }
         free(p->rules);
         for (size_t i = 0; i < p->n_notify; i++) {
@@ -63,6 +65,9 @@ void policy_free(Policy *p) {
         free(p->profile.environment);
         free(p->profile.classification);
         free(p->profile.description);
+        free(p->fleet.database);
+        free(p->fleet.host);
+        free(p->fleet.credentials);
         free(p->path);
         free(p);
 }
@@ -113,6 +118,20 @@ uint64_t policy_rule_cap(const Policy *p, const PolicyRule *r) {
         if (r->max_duration > 0 && r->max_duration < p->max_duration)
                 return r->max_duration;
         return p->max_duration;
+}
+
+size_t policy_host_labels(const Policy *p, HostLabel ret[static POLICY_HOST_LABELS_MAX]) {
+        const HostLabel candidates[POLICY_HOST_LABELS_MAX] = {
+                { "owner", p->profile.owner },
+                { "environment", p->profile.environment },
+                { "classification", p->profile.classification },
+        };
+        size_t n = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(candidates); i++)
+                if (host_label_value_is_valid(candidates[i].value))
+                        ret[n++] = candidates[i];
+        return n;
 }
 
 static const char *const scope_names[_POLICY_SCOPE_MAX] = {

@@ -12,6 +12,7 @@
 
 #include "command-line.h"
 #include "command-match.h"
+#include "host-selector.h"
 #include "users.h"
 
 #define POLICY_FILE_MAX (4U * 1024U * 1024U)
@@ -77,6 +78,10 @@ typedef struct PolicyRule {
                               (["root"] when the file says nothing) */
         PolicyScope scope; /* POLICY_SCOPE_COMMAND when the file says so or the rule has
                               commands */
+        /* The fleet hosts this rule may grant (docs/fleet.md); NULL without `hosts`. Read
+         * and checked; no decision looks at it yet. */
+        HostSelector *hosts;
+        char *hosts_text; /* canonical form (host_selector_format()) */
 } PolicyRule;
 
 /* The top-level break_glass group: who may take an emergency grant without approval. */
@@ -129,6 +134,20 @@ typedef struct PolicyNotifyHook {
         unsigned line;
 } PolicyNotifyHook;
 
+/* The policy's fleet section (docs/fleet.md): this host as one of a fleet whose requests,
+ * approvals and revocations live in PostgreSQL. Read and checked; the broker does nothing
+ * with it yet. */
+#define POLICY_FLEET_DATABASE_MAX 1024 /* bytes of the connection URI */
+typedef struct PolicyFleet {
+        bool enabled;         /* the policy has a fleet section */
+        char *database;       /* libpq connection URI, "postgresql://..."; never a password */
+        char *host;           /* this host's fleet name (fleet_host_name_is_valid()) */
+        char *credentials;    /* absolute path of the host's libpq password file */
+        uint64_t max_offline; /* seconds without the store after which fleet grants are no
+                                 longer honoured; 0: until they end */
+        unsigned line;
+} PolicyFleet;
+
 typedef struct PolicyProfile {
         char *owner;
         char *environment;
@@ -162,6 +181,7 @@ typedef struct Policy {
         PolicyRule *rules;
         size_t n_rules;
         PolicyBreakGlass break_glass;
+        PolicyFleet fleet;
         PolicyNotifyHook *notify; /* the notify section, in file order */
         size_t n_notify;
         /* Things that are valid but probably not meant ("FILE:LINE: group \"x\" does not
@@ -216,6 +236,12 @@ bool policy_rule_allows_run_as(const PolicyRule *r, const char *user, const char
 bool policy_rule_allows_command(const PolicyRule *r, const JitCommandLine *cl);
 /* The longest grant the rule allows, in seconds. */
 uint64_t policy_rule_cap(const Policy *p, const PolicyRule *r);
+
+/* The host's fleet labels: the profile's owner, environment and classification, those that
+ * are set and valid label values (host_label_value_is_valid()), in that order. Points into
+ * p. Returns how many were written to ret. */
+#define POLICY_HOST_LABELS_MAX 3
+size_t policy_host_labels(const Policy *p, HostLabel ret[static POLICY_HOST_LABELS_MAX]);
 
 /* "any", "command"; NULL out of range. And back: _POLICY_SCOPE_INVALID for anything else. */
 const char *policy_scope_to_string(PolicyScope s);

@@ -62,6 +62,10 @@ enum {
         ARG_SINCE,
         ARG_COMMAND,
         ARG_AS,
+        ARG_DATABASE,
+        ARG_TO,
+        ARG_LABELS,
+        ARG_REVIEW,
 };
 
 /* clang-format off */
@@ -96,8 +100,8 @@ int broker_call(const Context *c, json_object *request, json_object **ret_reply,
                 json_object **ret_result);
 /* A stream (watch, wait: common/PROTOCOL.md): sends request and reads the first frame as
  * broker_call() does; then *ret_fd is the connection to read the rest from. */
-int broker_stream_open(const Context *c, json_object *request, int *ret_fd,
-                       json_object **ret_reply, json_object **ret_result);
+int broker_stream_open(const Context *c, json_object *request, int *ret_fd, json_object **ret_reply,
+                       json_object **ret_result);
 /* The next frame of the stream, as long as it takes; a failure (the broker went away, a
  * frame that is not a message) is reported and its exit status returned. */
 int broker_stream_next(const Context *c, int fd, json_object **ret_frame);
@@ -142,6 +146,7 @@ int cmd_ack(Context *c, int argc, char *argv[]);
 int cmd_policy(Context *c, int argc, char *argv[]);
 int cmd_reload(Context *c, int argc, char *argv[]);
 int cmd_watch(Context *c, int argc, char *argv[]);
+int cmd_fleet(Context *c, int argc, char *argv[]); /* jitctl-fleet.c */
 
 /* request --wait: follows request id until it leaves pending (the wait stream), with its
  * progress on stderr; returns like broker_call(), with the decided request. */
@@ -158,6 +163,7 @@ extern const char revoke_help[];
 extern const char cancel_help[];
 extern const char status_help[];
 extern const char break_glass_help[];
+extern const char fleet_help[];
 extern const char ack_help[];
 extern const char policy_help[];
 extern const char reload_help[];

@@ -178,7 +178,60 @@ static json_object *rule_json(const Policy *p, const PolicyRule *rule) {
                 json_object_array_add(commands, json_object_new_string(rule->commands[i].text));
         json_object_object_add(ro, "commands", commands);
         json_object_object_add(ro, "run_as", list_json(&rule->run_as));
+        json_object_object_add(ro, "hosts",
+                               rule->hosts_text ? json_object_new_string(rule->hosts_text) : NULL);
         return ro;
+}
+
+/* The fleet section and this host's labels; NULL without one. */
+static json_object *fleet_json(const Policy *p) {
+        HostLabel labels[POLICY_HOST_LABELS_MAX];
+        json_object *o;
+
+        if (!p->fleet.enabled || !(o = json_object_new_object()))
+                return NULL;
+        json_object_object_add(o, "line", json_object_new_int((int) p->fleet.line));
+        json_object_object_add(o, "database", json_object_new_string(p->fleet.database));
+        json_object_object_add(o, "host", json_object_new_string(p->fleet.host));
+        json_object_object_add(o, "credentials", json_object_new_string(p->fleet.credentials));
+        json_object_object_add(o, "max_offline",
+                               p->fleet.max_offline > 0
+                                       ? json_object_new_int64((int64_t) p->fleet.max_offline)
+                                       : NULL);
+        json_object *lo = json_object_new_object();
+        size_t n = policy_host_labels(p, labels);
+        for (size_t i = 0; lo && i < n; i++)
+                json_object_object_add(lo, labels[i].key, json_object_new_string(labels[i].value));
+        json_object_object_add(o, "labels", lo);
+        return o;
+}
+
+static void print_fleet(const Policy *p) {
+        HostLabel labels[POLICY_HOST_LABELS_MAX];
+        char d[DURATION_BUF_MAX];
+
+        if (!p->fleet.enabled)
+                return;
+        printf("  Fleet (line %u): this host is ", p->fleet.line);
+        fputs_escaped(p->fleet.host, stdout);
+        fputs(", labels ", stdout);
+        size_t n = policy_host_labels(p, labels);
+        for (size_t i = 0; i < n; i++) {
+                printf("%s%s=", i ? "," : "", labels[i].key);
+                fputs_escaped(labels[i].value, stdout);
+        }
+        if (n == 0)
+                fputs("(none)", stdout);
+        fputs("; store ", stdout);
+        fputs_escaped(p->fleet.database, stdout);
+        fputs(", credentials ", stdout);
+        fputs_escaped(p->fleet.credentials, stdout);
+        if (p->fleet.max_offline > 0)
+                printf("; grants honoured offline for at most %s",
+                       duration_format(p->fleet.max_offline, d, sizeof(d)));
+        else
+                fputs("; grants honoured offline until they end", stdout);
+        fputs(" (not in use yet)\n", stdout);
 }
 
 static json_object *check_json(const char *path, const Policy *p, const char *error,
@@ -211,6 +264,7 @@ static json_object *check_json(const char *path, const Policy *p, const char *er
                         json_object_new_int64((int64_t) p->break_glass.max_duration));
         }
         json_object_object_add(o, "break_glass", bg);
+        json_object_object_add(o, "fleet", fleet_json(p));
         return o;
 }
 
@@ -245,6 +299,10 @@ static void print_rule(const Policy *p, size_t i) {
                 fputs("; self-approval allowed", stdout);
         if (rule->scope == POLICY_SCOPE_COMMAND)
                 fputs("; single commands only", stdout);
+        if (rule->hosts_text) {
+                fputs("; fleet hosts ", stdout);
+                fputs_escaped(rule->hosts_text, stdout);
+        }
         /* Run-as matters only where a single command can be granted: under sudo. */
         bool default_run_as = rule->run_as.n == 1 && STREQ(rule->run_as.items[0], "root");
         if (policy_rule_has_service(rule, "sudo") && !default_run_as) {
@@ -291,6 +349,7 @@ int policy_check_file(const char *path, bool json) {
                         printf(", without approval, up to %s\n",
                                duration_format(p->break_glass.max_duration, d1, sizeof(d1)));
                 }
+                print_fleet(p);
                 printf("  Version: %s\n", p->hash);
         }
         if (!json && r >= 0)

@@ -64,6 +64,8 @@ static const char global_help[] =
         "  policy test CASES [--policy FILE]\n"
         "                       Validate a policy, dry-run a decision, run expected decisions\n"
         "  reload               Root: make the broker re-read its policy now\n"
+        "  fleet migrate --database URI | fleet add-host NAME --database URI ...\n"
+        "                       The fleet's store in PostgreSQL, as its administrator\n"
         "  help [COMMAND]       Show this help, or one command's\n"
         "\n"
         "Options:\n"
@@ -174,6 +176,7 @@ static const Command commands[] = {
         { "watch", cmd_watch, watch_help },
         { "ack", cmd_ack, ack_help },
         { "reload", cmd_reload, reload_help },
+        { "fleet", cmd_fleet, fleet_help },
         { "help", cmd_help, help_help },
 };
 

@@ -10,18 +10,19 @@
 set -euo pipefail
 
 BUILD_PKGS=(meson ninja-build pkg-config gcc libpam0g-dev libsystemd-dev libsqlite3-dev
-            libconfig-dev libjson-c-dev libssl-dev sudo scdoc)
+            libconfig-dev libjson-c-dev libssl-dev libpq-dev sudo scdoc)
 # The system test (tests/system/) builds the packages (PACKAGE_PKGS, added with --tests)
-# and boots a Debian 12 made by mmdebstrap under systemd-nspawn.
+# and boots a Debian 12 made by mmdebstrap under systemd-nspawn. The fleet's tests start a
+# PostgreSQL 15 server of their own (postgresql: its binaries and the postgres user).
 TEST_PKGS=(libcmocka-dev libpam-wrapper libpamtest0-dev python3 systemd openssh-server
-           openssh-client sqlite3 util-linux mmdebstrap systemd-container)
+           openssh-client sqlite3 util-linux mmdebstrap systemd-container postgresql)
 # libFuzzer and the sanitizer runtimes are in libclang-rt-14-dev, which clang only
 # recommends; llvm-symbolizer (llvm-14) puts file:line in the reports.
 FUZZ_PKGS=(clang libclang-rt-14-dev llvm-14)
 # packaging/build-deb.sh: the tools, and debian/control's Build-Depends (keep them in step).
 PACKAGE_PKGS=(build-essential debhelper dpkg-dev fakeroot lintian
               meson ninja-build pkgconf libpam0g-dev libsystemd-dev libsqlite3-dev
-              libconfig-dev libjson-c-dev libssl-dev scdoc systemd libcmocka-dev)
+              libconfig-dev libjson-c-dev libssl-dev libpq-dev scdoc systemd libcmocka-dev)
 
 usage() {
         cat <<EOF

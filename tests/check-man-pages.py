@@ -314,6 +314,7 @@ def check_policy(page, root):
         ("rule_keys", "RULES"),
         ("break_glass_keys", "BREAK GLASS"),
         ("notify_keys", "NOTIFY"),
+        ("fleet_keys", "FLEET"),
     ]:
         compare(f"jit-policy.conf(5) {section} vs {array} in common/policy-parse.c",
                 defined_items(sections.get(section, []), key), c_string_array(src, array))

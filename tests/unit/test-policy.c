@@ -479,10 +479,10 @@ static void test_top_level_errors(void **state) {
                                  "write rules = ( ); to say so");
         assert_policy_error("rules = ();\n\nfoo = 1;",
                             NAME ":3: policy: unknown key 'foo' (expected one of: settings, "
-                                 "profile, rules, break_glass, notify)");
+                                 "profile, rules, break_glass, notify, fleet)");
         assert_policy_error("Rules = ();",
                             NAME ":1: policy: unknown key 'Rules' (expected one of: settings, "
-                                 "profile, rules, break_glass, notify)");
+                                 "profile, rules, break_glass, notify, fleet)");
         assert_policy_error("rules = ();\nbreak_glass = { requesters = [\"%sre\"]; };",
                             NAME ":2: break_glass: missing 'services'");
         assert_policy_error("rules = 5;", NAME ":1: rules: expected a list ( { ... }, { ... } )");
@@ -544,7 +544,7 @@ static void test_rule_structure_errors(void **state) {
                 "rules = ( { name = \"r\"; color = \"red\"; } );", NAME
                 ":1: rule \"r\": unknown key 'color' (expected one of: name, services, requesters, "
                 "approvers, approvals, max_duration, auto_approve, when, ticket_pattern, "
-                "reason_min_length, allow_self_approval, commands, run_as, scope)");
+                "reason_min_length, allow_self_approval, commands, run_as, scope, hosts)");
 }
 
 static void test_rule_name_length(void **state) {
@@ -1093,7 +1093,7 @@ static void test_load_parse_error_names_file(void **state) {
                 expect, sizeof(expect),
                 "%s:2: rule \"x\": unknown key 'oops' (expected one of: name, services, requesters, approvers, "
                 "approvals, max_duration, auto_approve, when, ticket_pattern, reason_min_length, "
-                "allow_self_approval, commands, run_as, scope)",
+                "allow_self_approval, commands, run_as, scope, hosts)",
                 d->path);
         assert_load_refused(d->path, -EINVAL, expect);
 }

@@ -1,0 +1,335 @@
+/* SPDX-License-Identifier: MIT */
+/* jitctl fleet: the fleet administrator's commands (docs/fleet.md). They speak to the
+ * fleet's PostgreSQL database directly, with libpq's blocking calls and the administrator's
+ * role, and never to the broker: migrate brings the schema (broker/fleet-schema/) to the
+ * version this jitctl was built with, add-host registers a host and creates its role. */
+#include <errno.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "cleanup.h"
+#include "fleet-schema.h"
+#include "host-selector.h"
+#include "jitctl-command.h"
+#include "jitctl-exit.h"
+#include "jitctl-format.h"
+
+/* A password of 32 random bytes, in hex: nothing a password file would need to escape. */
+#define HOST_PASSWORD_BYTES 32
+/* Connections one host role may hold: the broker's, and room for a restart's overlap. */
+#define HOST_CONNECTION_LIMIT 4
+/* Keys of the lock that serialises migrations of one database ("jit fleet"). */
+#define MIGRATION_LOCK_KEY INT64_C(0x6a6974666c656574)
+
+/* clang-format off */
+const char fleet_help[] =
+        "Usage: jitctl fleet migrate --database URI [--to VERSION]\n"
+        "       jitctl fleet add-host NAME --database URI [--labels K=V,...] [--review]\n"
+        "\n"
+        "The fleet's store in PostgreSQL (docs/fleet.md), run as its administrator role.\n"
+        "\n"
+        "migrate   Brings the fleet schema to the newest version this jitctl knows (or to\n"
+        "          VERSION), in one transaction; does nothing when it is there, and refuses\n"
+        "          a database whose schema is newer than this jitctl\n"
+        "add-host  Registers host NAME with its labels and creates its database role;\n"
+        "          prints the line for the host's credentials file\n"
+        "\n"
+        "Options:\n"
+        "  --database URI   The fleet database, a libpq URI: postgresql://...\n"
+        "  --to VERSION     migrate: stop at this version\n"
+        "  --labels K=V,... add-host: the host's labels, as the profile of its policy has them\n"
+        "  --review         add-host: approvers act from this host (its role reads every request)\n"
+        "  -h, --help       Show this help\n"
+        "\n"
+        "Exit status: 0 success, 1 failure, 2 usage error, 4 database unreachable.\n";
+/* clang-format on */
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(PGconn *, PQfinish);
+DEFINE_TRIVIAL_CLEANUP_FUNC(PGresult *, PQclear);
+static inline void pq_freemem_p(char **p) {
+        PQfreemem(*p);
+}
+
+/* PostgreSQL's message, on one line, without its trailing newline. */
+static const char *pg_message(const PGconn *conn, char *buf, size_t len) {
+        snprintf(buf, len, "%s", PQerrorMessage(conn));
+        for (char *c = buf; *c; c++)
+                if (*c == '\n')
+                        *c = c[1] ? ' ' : '\0';
+        return buf;
+}
+
+static int fail_pg(const Context *c, const PGconn *conn, const char *what) {
+        char buf[1024];
+        return fail(c, JIT_EXIT_FAILURE, "database", "%s: %s", what,
+                    pg_message(conn, buf, sizeof(buf)));
+}
+
+static int connect_database(const Context *c, const char *uri, PGconn **ret) {
+        char buf[1024];
+
+        if (strncmp(uri, "postgresql://", 13) != 0 && strncmp(uri, "postgres://", 11) != 0)
+                return usage_error(c, "--database: expected a URI postgresql://...");
+        _cleanup_(PQfinishp) PGconn *conn = PQconnectdb(uri);
+        if (!conn)
+                return fail_oom(c);
+        if (PQstatus(conn) != CONNECTION_OK)
+                return fail(c, JIT_EXIT_UNREACHABLE, "unreachable",
+                            "cannot connect to the fleet database: %s",
+                            pg_message(conn, buf, sizeof(buf)));
+        /* "already exists, skipping" is what an idempotent step is expected to meet. */
+        _cleanup_(PQclearp) PGresult *res = PQexec(conn, "SET client_min_messages = warning");
+        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+                return fail_pg(c, conn, "cannot set up the session");
+        *ret = TAKE_PTR(conn);
+        return CONTINUE;
+}
+
+/* Runs sql (one or more statements, no parameters); CONTINUE or the failure reported. */
+static int exec_ok(const Context *c, PGconn *conn, const char *sql, const char *what) {
+        _cleanup_(PQclearp) PGresult *res = PQexec(conn, sql);
+        ExecStatusType st = PQresultStatus(res);
+        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+                return fail_pg(c, conn, what);
+        return CONTINUE;
+}
+
+/* Inside a transaction: creates the schema and its version table when missing, then
+ * reads the version; 0 for a database the fleet never used. */
+static int schema_version(const Context *c, PGconn *conn, bool create, int *ret) {
+        int r;
+
+        if (create && (r = exec_ok(c, conn,
+                                   "CREATE SCHEMA IF NOT EXISTS jit_fleet;"
+                                   "CREATE TABLE IF NOT EXISTS jit_fleet.schema_version ("
+                                   " version integer PRIMARY KEY CHECK (version > 0),"
+                                   " name text NOT NULL,"
+                                   " applied_at timestamptz NOT NULL DEFAULT now())",
+                                   "cannot create the schema jit_fleet")) != CONTINUE)
+                return r;
+        _cleanup_(PQclearp) PGresult *res =
+                PQexec(conn, "SELECT coalesce(max(version), 0) FROM jit_fleet.schema_version");
+        if (PQresultStatus(res) != PGRES_TUPLES_OK)
+                return fail_pg(c, conn, "cannot read the fleet schema's version");
+        *ret = atoi(PQgetvalue(res, 0, 0));
+        return CONTINUE;
+}
+
+static int refuse_newer(const Context *c, int version) {
+        return fail(c, JIT_EXIT_FAILURE, "schema-too-new",
+                    "the fleet schema is at version %d; this jitctl knows versions up to %zu: "
+                    "upgrade jit first",
+                    version, fleet_migrations_n);
+}
+
+static int migrate(const Context *c, const char *uri, int target) {
+        _cleanup_(PQfinishp) PGconn *conn = NULL;
+        int r, from;
+
+        if ((r = connect_database(c, uri, &conn)) != CONTINUE)
+                return r;
+        /* One transaction for every step: a failure leaves the database as it was. The lock
+         * makes a second migrate wait, then find nothing to do. */
+        if ((r = exec_ok(c, conn, "BEGIN", "cannot begin")) != CONTINUE)
+                return r;
+        char lock[128];
+        snprintf(lock, sizeof(lock), "SELECT pg_advisory_xact_lock(%lld)",
+                 (long long) MIGRATION_LOCK_KEY);
+        if ((r = exec_ok(c, conn, lock, "cannot lock the fleet schema")) != CONTINUE ||
+            (r = schema_version(c, conn, true, &from)) != CONTINUE)
+                return r;
+        if ((size_t) from > fleet_migrations_n)
+                return refuse_newer(c, from);
+        if (from >= target) {
+                if ((r = exec_ok(c, conn, "COMMIT", "cannot commit")) != CONTINUE)
+                        return r;
+                printf("fleet schema: at version %d, nothing to do\n", from);
+                return JIT_EXIT_OK;
+        }
+        for (int v = from + 1; v <= target; v++) {
+                const FleetMigration *m = &fleet_migrations[v - 1];
+                char what[128], version[16];
+
+                snprintf(what, sizeof(what), "migration %s failed", m->name);
+                if ((r = exec_ok(c, conn, m->sql, what)) != CONTINUE)
+                        return r;
+                snprintf(version, sizeof(version), "%d", m->version);
+                const char *params[] = { version, m->name };
+                _cleanup_(PQclearp) PGresult *res = PQexecParams(
+                        conn,
+                        "INSERT INTO jit_fleet.schema_version (version, name) VALUES ($1, $2)", 2,
+                        NULL, params, NULL, NULL, 0);
+                if (PQresultStatus(res) != PGRES_COMMAND_OK)
+                        return fail_pg(c, conn, "cannot record the schema's version");
+        }
+        if ((r = exec_ok(c, conn, "COMMIT", "cannot commit the migration")) != CONTINUE)
+                return r;
+        printf("fleet schema: version %d -> %d (", from, target);
+        for (int v = from + 1; v <= target; v++)
+                printf("%s%s", v > from + 1 ? ", " : "", fleet_migrations[v - 1].name);
+        puts(")");
+        return JIT_EXIT_OK;
+}
+
+/* --labels as a JSON object, for the hosts table. */
+static int labels_json(const Context *c, const char *labels, char **ret) {
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+        HostSelector *sel = NULL;
+        const char *why = NULL;
+
+        if (!o)
+                return fail_oom(c);
+        if (labels) {
+                int r = host_selector_parse(labels, &sel, &why);
+                if (r == -ENOMEM)
+                        return fail_oom(c);
+                if (r < 0 || sel->host) {
+                        host_selector_free(sel);
+                        return usage_error(c, "--labels: expected K=V,...: %s",
+                                           r < 0 ? why : "a host name is no label");
+                }
+                for (size_t i = 0; i < sel->n_terms; i++)
+                        json_object_object_add(o, sel->terms[i].key,
+                                               json_object_new_string(sel->terms[i].value));
+                host_selector_free(sel);
+        }
+        *ret = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        return *ret ? CONTINUE : fail_oom(c);
+}
+
+static int add_host(const Context *c, const char *uri, const char *name, const char *labels,
+                    bool review) {
+        _cleanup_(PQfinishp) PGconn *conn = NULL;
+        _cleanup_free_ char *labels_text = NULL;
+        uint8_t random[HOST_PASSWORD_BYTES];
+        char password[2 * HOST_PASSWORD_BYTES + 1];
+        char role[sizeof(FLEET_HOST_ROLE_PREFIX) + FLEET_HOST_NAME_MAX];
+        int r, version;
+
+        if (!fleet_host_name_is_valid(name))
+                return usage_error(c,
+                                   "'%s' is not a fleet host name (lowercase letters, digits, "
+                                   "'-' and '.', at most %u bytes)",
+                                   name, FLEET_HOST_NAME_MAX);
+        if ((r = labels_json(c, labels, &labels_text)) != CONTINUE)
+                return r;
+        snprintf(role, sizeof(role), FLEET_HOST_ROLE_PREFIX "%s", name);
+
+        if (getrandom(random, sizeof(random), 0) != (ssize_t) sizeof(random))
+                return fail(c, JIT_EXIT_FAILURE, "internal", "getrandom: %m");
+        for (size_t i = 0; i < sizeof(random); i++)
+                snprintf(password + 2 * i, 3, "%02x", random[i]);
+
+        if ((r = connect_database(c, uri, &conn)) != CONTINUE)
+                return r;
+        if ((r = exec_ok(c, conn, "BEGIN", "cannot begin")) != CONTINUE ||
+            (r = schema_version(c, conn, false, &version)) != CONTINUE)
+                return r;
+        if ((size_t) version > fleet_migrations_n)
+                return refuse_newer(c, version);
+        /* The server stores only the SCRAM verifier: the password never crosses the wire
+         * and never lands in a server log. */
+        _cleanup_(pq_freemem_p) char *verifier =
+                PQencryptPasswordConn(conn, password, role, "scram-sha-256");
+        _cleanup_(pq_freemem_p) char *role_id = PQescapeIdentifier(conn, role, strlen(role));
+        _cleanup_(pq_freemem_p) char *verifier_lit =
+                verifier ? PQescapeLiteral(conn, verifier, strlen(verifier)) : NULL;
+        if (!verifier || !role_id || !verifier_lit)
+                return fail_pg(c, conn, "cannot prepare the host's role");
+        _cleanup_free_ char *create = NULL;
+        if (asprintf(&create,
+                     "CREATE ROLE %s LOGIN CONNECTION LIMIT %d PASSWORD %s "
+                     "IN ROLE jit_fleet_host",
+                     role_id, HOST_CONNECTION_LIMIT, verifier_lit) < 0)
+                return fail_oom(c);
+        if ((r = exec_ok(c, conn, create, "cannot create the host's role")) != CONTINUE)
+                return r;
+        const char *params[] = { name, role, labels_text, review ? "true" : "false" };
+        _cleanup_(PQclearp) PGresult *res =
+                PQexecParams(conn,
+                             "INSERT INTO jit_fleet.hosts (name, role_name, labels, reviews) "
+                             "VALUES ($1, $2, $3::jsonb, $4::boolean)",
+                             4, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+                return fail_pg(c, conn, "cannot register the host");
+        if ((r = exec_ok(c, conn, "COMMIT", "cannot commit")) != CONTINUE)
+                return r;
+
+        printf("Host %s added to the fleet: role %s, labels %s%s.\n", name, role, labels_text,
+               review ? ", a review host" : "");
+        printf("Put this line in the host's credentials file (fleet.credentials in its policy;\n"
+               "owner root, mode 0600):\n");
+        printf("*:*:%s:%s:%s\n", PQdb(conn), role, password);
+        explicit_bzero(password, sizeof(password));
+        return JIT_EXIT_OK;
+}
+
+int cmd_fleet(Context *c, int argc, char *argv[]) {
+        static const struct option options[] = {
+                COMMON_OPTIONS,
+                { "database", required_argument, NULL, ARG_DATABASE },
+                { "to", required_argument, NULL, ARG_TO },
+                { "labels", required_argument, NULL, ARG_LABELS },
+                { "review", no_argument, NULL, ARG_REVIEW },
+                {},
+        };
+        const char *database = NULL, *labels = NULL;
+        int64_t to = (int64_t) fleet_migrations_n;
+        bool have_to = false, review = false;
+        int opt, r;
+
+        begin_options();
+        while ((opt = next_option(c, argc, argv, options)) >= 0)
+                switch (opt) {
+                case 'h':
+                        return print_help(c);
+                case ARG_DATABASE:
+                        if ((r = check_text(c, "--database", optarg, 1024)) != CONTINUE)
+                                return r;
+                        database = optarg;
+                        break;
+                case ARG_TO:
+                        if (parse_positive(optarg, (int64_t) fleet_migrations_n, &to) < 0)
+                                return usage_error(c, "--to: expected a version from 1 to %zu",
+                                                   fleet_migrations_n);
+                        have_to = true;
+                        break;
+                case ARG_LABELS:
+                        labels = optarg;
+                        break;
+                case ARG_REVIEW:
+                        review = true;
+                        break;
+                default:
+                        return option_error(c);
+                }
+        if (c->json)
+                return usage_error(c, "--json is not supported by fleet");
+        if (optind >= argc)
+                return usage_error(c, "missing subcommand (migrate or add-host)");
+        const char *sub = argv[optind++];
+        if (!database)
+                return usage_error(c, "%s: --database URI is required", sub);
+        if (STREQ(sub, "migrate")) {
+                if (labels || review)
+                        return usage_error(c, "migrate: --labels and --review are for add-host");
+                if ((r = check_no_more_args(c, argc, argv, 0)) != CONTINUE)
+                        return r;
+                return migrate(c, database, (int) to);
+        }
+        if (STREQ(sub, "add-host")) {
+                if (have_to)
+                        return usage_error(c, "add-host: --to is for migrate");
+                if (optind >= argc)
+                        return usage_error(c, "add-host: missing the host's name");
+                if ((r = check_no_more_args(c, argc, argv, 1)) != CONTINUE)
+                        return r;
+                return add_host(c, database, argv[optind], labels, review);
+        }
+        return usage_error(c, "unknown subcommand '%s' (expected migrate or add-host)", sub);
+}

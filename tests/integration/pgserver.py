@@ -1,0 +1,144 @@
+# SPDX-License-Identifier: MIT
+"""A real PostgreSQL server for the fleet's tests (docs/fleet.md).
+
+Debian's server binaries (package postgresql-15) run as the unprivileged system user
+`postgres` (which the package creates; when only the binaries are there, the helper creates
+it in a private copy of /etc, as jittest.Sandbox does for its users) from a fresh cluster in a temporary directory. The server listens on a Unix socket
+in that directory only: no TCP, nothing another program on the machine would find. Every
+role logs in with a SCRAM password from a password file, as a host broker will.
+"""
+
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+
+from jittest import run, wait_for
+
+PG_BIN = os.environ.get("JIT_PG_BIN", "/usr/lib/postgresql/15/bin")
+PG_USER = "postgres"
+SUPERUSER_PASSWORD = "superuser-of-the-test-cluster"
+
+
+def unavailable():
+    """Why no server can be started here, or None."""
+    for tool in ("initdb", "pg_ctl", "postgres", "psql"):
+        if not os.access(os.path.join(PG_BIN, tool), os.X_OK):
+            return f"PostgreSQL server binaries not installed ({PG_BIN}/{tool}; Debian: postgresql-15)"
+    return None
+
+
+class PgServer:
+    def __init__(self):
+        self.etc_copy = None
+        try:
+            pwd.getpwnam(PG_USER)
+        except KeyError:
+            self._private_etc()
+            run(["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
+                 "--shell", "/usr/sbin/nologin", PG_USER])
+        pw = pwd.getpwnam(PG_USER)
+        self.uid, self.gid = pw.pw_uid, pw.pw_gid
+        self.dir = tempfile.mkdtemp(prefix="jit-pg-")
+        os.chmod(self.dir, 0o755)  # root's clients reach the socket; only postgres writes
+        os.chown(self.dir, self.uid, self.gid)
+        self.data = os.path.join(self.dir, "data")
+        self.socket_dir = self.dir
+        self.passfiles = os.path.join(self.dir, "pass")  # root's: one password file per role
+        os.mkdir(self.passfiles, 0o700)
+        self.started = False
+        self._initdb()
+        self.start()
+        self.superuser_uri = self.uri("postgres", PG_USER, SUPERUSER_PASSWORD)
+
+    def _private_etc(self):
+        """A copy of /etc bound over /etc in this mount namespace only, so that the user
+        added to it never reaches the machine's own."""
+        if os.readlink("/proc/self/ns/mnt") == os.readlink(f"/proc/{os.getppid()}/ns/mnt"):
+            raise RuntimeError("not in a private mount namespace: run under `unshare --mount`")
+        run(["mount", "--make-rprivate", "/"])
+        self.etc_copy = tempfile.mkdtemp(prefix="jit-pg-etc-")
+        run(["cp", "-a", "/etc/.", self.etc_copy])
+        run(["mount", "--bind", self.etc_copy, "/etc"])
+
+    def _as_postgres(self, argv, check=True):
+        return run(argv, check=check, user=self.uid, group=self.gid, extra_groups=[],
+                   cwd=self.dir, env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"})
+
+    def _initdb(self):
+        pwfile = os.path.join(self.dir, "superuser.pw")
+        with open(pwfile, "w") as f:
+            f.write(SUPERUSER_PASSWORD + "\n")
+        os.chown(pwfile, self.uid, self.gid)
+        os.chmod(pwfile, 0o600)
+        self._as_postgres([os.path.join(PG_BIN, "initdb"), "--pgdata", self.data,
+                           "--username", PG_USER, "--pwfile", pwfile,
+                           "--auth-local=scram-sha-256", "--auth-host=reject",
+                           "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync",
+                           "--no-instructions"])
+        os.unlink(pwfile)
+
+    def start(self):
+        options = " ".join([
+            "-c listen_addresses=''",                      # no TCP at all
+            f"-c unix_socket_directories='{self.socket_dir}'",
+            "-c unix_socket_permissions=0777",
+            "-c port=5432",
+            "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
+            "-c shared_buffers=16MB", "-c max_connections=40",
+            "-c log_min_messages=warning",
+        ])
+        self._as_postgres([os.path.join(PG_BIN, "pg_ctl"), "start", "--pgdata", self.data,
+                           "--wait", "--timeout=60", "--log", os.path.join(self.dir, "server.log"),
+                           "--options", options])
+        self.started = True
+        wait_for(lambda: os.path.exists(os.path.join(self.socket_dir, ".s.PGSQL.5432")),
+                 timeout=30, what="the PostgreSQL socket")
+
+    def stop(self):
+        if self.started:
+            self._as_postgres([os.path.join(PG_BIN, "pg_ctl"), "stop", "--pgdata", self.data,
+                               "--mode=fast", "--wait", "--timeout=60"], check=False)
+            self.started = False
+
+    def close(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        if self.etc_copy:
+            run(["umount", "/etc"], check=False)
+            shutil.rmtree(self.etc_copy, ignore_errors=True)
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, "server.log")) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def passfile(self, role, password, name=None):
+        """A libpq password file (mode 0600, as libpq demands) holding role's password; named
+        after the role unless name is given."""
+        path = os.path.join(self.passfiles, name or role)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"*:*:*:{role}:{password}\n")
+        return path
+
+    def uri(self, database, role, password=None, passfile=None):
+        """The libpq URI of database as role, through the private socket."""
+        if passfile is None:
+            passfile = self.passfile(role, password)
+        return (f"postgresql:///{database}?host={self.socket_dir}&port=5432"
+                f"&user={role}&passfile={passfile}")
+
+    def psql(self, uri, sql, check=True):
+        """Runs sql as the URI's role; the CompletedProcess (stdout: unaligned rows)."""
+        return run([os.path.join(PG_BIN, "psql"), "--no-psqlrc", "--quiet", "--no-align",
+                    "--tuples-only", "--set", "ON_ERROR_STOP=1", "--dbname", uri,
+                    "--command", sql], check=check, env={"PATH": "/usr/bin:/bin"})
+
+    def query(self, uri, sql):
+        """The rows sql returns, each a list of column texts."""
+        out = self.psql(uri, sql).stdout
+        return [line.split("|") for line in out.splitlines() if line]

@@ -1,0 +1,384 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""The fleet's store on a real PostgreSQL (docs/fleet.md): `jitctl fleet migrate` on an
+empty database and from the previous schema version, its refusals, `jitctl fleet
+add-host`, and the row-level security that keeps each host's role to its own rows and to
+what concerns it. SKIP only when the PostgreSQL server binaries are not installed."""
+
+import os
+import re
+import sys
+import unittest
+
+import jittest
+import pgserver
+from jittest import EXIT_FAILURE, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, JITCTL, run
+
+ADMIN = "jit_fleet_admin"
+ADMIN_PASSWORD = "administrator-of-the-fleet"
+ZEROS = "0" * 64
+RLS_REFUSED = "new row violates row-level security policy"
+
+
+def jitctl(*args):
+    return run([JITCTL, *args], check=False)
+
+
+class FleetStoreTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.pg = pgserver.PgServer()
+        try:
+            cls.pg.psql(cls.pg.superuser_uri,
+                        f"CREATE ROLE {ADMIN} LOGIN CREATEROLE PASSWORD '{ADMIN_PASSWORD}'")
+            for db in ("jit", "jit_empty", "jit_old", "jit_new", "jit_clash"):
+                cls.pg.psql(cls.pg.superuser_uri, f"CREATE DATABASE {db} OWNER {ADMIN}")
+            cls.admin_passfile = cls.pg.passfile(ADMIN, ADMIN_PASSWORD)
+            p = jitctl("fleet", "migrate", "--database", cls.admin_uri("jit"))
+            if p.returncode != 0:
+                raise RuntimeError(f"migrate failed: {p.stderr}")
+            cls.hosts = {}
+            for name, labels, extra in (("a", "environment=staging,role=db", ()),
+                                         ("b", "environment=production,role=db", ()),
+                                         ("c", "environment=staging,role=web", ()),
+                                         ("r", "environment=production", ("--review",))):
+                cls.hosts[name] = cls.add_host("jit", name, labels, *extra)
+        except BaseException:
+            cls.pg.close()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.pg.close()
+
+    @classmethod
+    def admin_uri(cls, db):
+        return cls.pg.uri(db, ADMIN, passfile=cls.admin_passfile)
+
+    @classmethod
+    def add_host(cls, db, name, labels, *extra):
+        """Registers host name and returns the URI its broker would use."""
+        p = jitctl("fleet", "add-host", name, "--database", cls.admin_uri(db), "--labels", labels,
+                   *extra)
+        if p.returncode != 0:
+            raise RuntimeError(f"add-host {name} failed: {p.stderr}")
+        line = p.stdout.strip().splitlines()[-1]
+        m = re.fullmatch(r"\*:\*:" + db + r":(jit_host_[a-z0-9.-]+):([0-9a-f]{64})", line)
+        if not m:
+            raise RuntimeError(f"add-host printed no password line: {p.stdout!r}")
+        role, password = m.groups()
+        if role != "jit_host_" + name:
+            raise RuntimeError(f"unexpected role {role}")
+        path = os.path.join(cls.pg.passfiles, role)
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write(line + "\n")  # the line exactly as printed, as a sysadmin would paste it
+        return cls.pg.uri(db, role, passfile=path)
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def sql_as(self, host, sql, check=True):
+        uri = self.admin_uri("jit") if host == "admin" else self.hosts[host]
+        return self.pg.psql(uri, sql, check=check)
+
+    def rows_as(self, host, sql):
+        uri = self.admin_uri("jit") if host == "admin" else self.hosts[host]
+        return self.pg.query(uri, sql)
+
+    def refused(self, host, sql, message):
+        p = self.sql_as(host, sql, check=False)
+        self.assertNotEqual(p.returncode, 0, f"{host} was allowed: {sql}")
+        self.assertIn(message, p.stderr)
+
+    def file_request(self, host, origin_id, selector, selector_host=None, labels="{}"):
+        """Files a request as host (its own origin); returns its fleet id."""
+        sh = f"'{selector_host}'" if selector_host else "NULL"
+        rows = self.rows_as(host, f"""
+            INSERT INTO jit_fleet.requests (origin_host, origin_id, requester, service, reason,
+                duration_s, selector, selector_host, selector_labels, rule, policy_version)
+            VALUES ('{host}', {origin_id}, 'alice', 'sudo', 'rotate the certificate', 3600,
+                '{selector}', {sh}, '{labels}', 'staging', '{"a" * 64}')
+            RETURNING id""")
+        return int(rows[0][0])
+
+    def request_fixture(self, origin_id):
+        """a's request for environment=staging and b's for host b itself."""
+        staging = self.file_request("a", origin_id, "environment=staging",
+                                    labels='{"environment": "staging"}')
+        b_only = self.file_request("b", origin_id, "b", selector_host="b")
+        return staging, b_only
+
+    # --- migrations ----------------------------------------------------------------------
+
+    def versions(self, db):
+        return self.pg.query(self.admin_uri(db),
+                             "SELECT version, name FROM jit_fleet.schema_version ORDER BY 1")
+
+    def test_migrate_empty_database(self):
+        p = jitctl("fleet", "migrate", "--database", self.admin_uri("jit_empty"))
+        self.assertEqual(p.returncode, EXIT_OK, p.stderr)
+        self.assertEqual(p.stdout, "fleet schema: version 0 -> 2 (0001-core, 0002-change-feed)\n")
+        self.assertEqual(self.versions("jit_empty"), [["1", "0001-core"], ["2", "0002-change-feed"]])
+        # Again: nothing to do, nothing changed.
+        p = jitctl("fleet", "migrate", "--database", self.admin_uri("jit_empty"))
+        self.assertEqual(p.returncode, EXIT_OK, p.stderr)
+        self.assertEqual(p.stdout, "fleet schema: at version 2, nothing to do\n")
+        self.assertEqual(len(self.versions("jit_empty")), 2)
+
+    def test_upgrade_from_previous_version(self):
+        uri = self.admin_uri("jit_old")
+        p = jitctl("fleet", "migrate", "--database", uri, "--to", "1")
+        self.assertEqual(p.returncode, EXIT_OK, p.stderr)
+        self.assertEqual(p.stdout, "fleet schema: version 0 -> 1 (0001-core)\n")
+        self.assertEqual(self.pg.query(uri, "SELECT to_regclass('jit_fleet.changes') IS NULL"),
+                         [["t"]])
+        # Data written at version 1, as the administrator (the table owner).
+        self.pg.psql(uri, f"""
+            INSERT INTO jit_fleet.hosts (name, role_name, labels) VALUES
+                ('old-1', 'jit_host_old-1', '{{"environment": "staging"}}');
+            INSERT INTO jit_fleet.requests (origin_host, origin_id, requester, service, reason,
+                duration_s, selector, selector_labels, rule, policy_version, state,
+                state_changed_at)
+            VALUES ('old-1', 7, 'alice', 'sudo', 'before the upgrade', 600,
+                'environment=staging', '{{"environment": "staging"}}', 'r', '{"b" * 64}',
+                'cancelled', now());
+            INSERT INTO jit_fleet.approvals (request_id, origin_host, approver, verdict)
+            SELECT id, 'old-1', 'bob', 'approve' FROM jit_fleet.requests;""")
+        p = jitctl("fleet", "migrate", "--database", uri)
+        self.assertEqual(p.returncode, EXIT_OK, p.stderr)
+        self.assertEqual(p.stdout, "fleet schema: version 1 -> 2 (0002-change-feed)\n")
+        self.assertEqual(self.versions("jit_old"), [["1", "0001-core"], ["2", "0002-change-feed"]])
+        # The rows are kept, and the change feed starts with what was there.
+        self.assertEqual(self.pg.query(uri, "SELECT origin_id, reason, state FROM jit_fleet.requests"),
+                         [["7", "before the upgrade", "cancelled"]])
+        self.assertEqual(
+            self.pg.query(uri, "SELECT kind, selector_labels->>'environment' "
+                               "FROM jit_fleet.changes ORDER BY seq"),
+            [["request", "staging"], ["state", "staging"], ["approval", "staging"]])
+        # New writes are fed by the triggers of version 2.
+        self.pg.psql(uri, "INSERT INTO jit_fleet.revocations (request_id, origin_host, revoker) "
+                          "SELECT id, 'old-1', 'carol' FROM jit_fleet.requests")
+        self.assertEqual(self.pg.query(uri, "SELECT kind FROM jit_fleet.changes "
+                                            "ORDER BY seq DESC LIMIT 1"), [["revocation"]])
+
+    def test_refuses_newer_schema(self):
+        uri = self.admin_uri("jit_new")
+        self.assertEqual(jitctl("fleet", "migrate", "--database", uri).returncode, EXIT_OK)
+        self.pg.psql(uri, "INSERT INTO jit_fleet.schema_version (version, name) "
+                          "VALUES (3, '0003-from-the-future')")
+        p = jitctl("fleet", "migrate", "--database", uri)
+        self.assertEqual(p.returncode, EXIT_FAILURE)
+        self.assertEqual(p.stderr, "jitctl: the fleet schema is at version 3; this jitctl knows "
+                                   "versions up to 2: upgrade jit first\n")
+        p = jitctl("fleet", "add-host", "late", "--database", uri)
+        self.assertEqual(p.returncode, EXIT_FAILURE)
+        self.assertIn("at version 3", p.stderr)
+        self.assertEqual(self.pg.query(uri, "SELECT count(*) FROM jit_fleet.hosts"), [["0"]])
+        self.assertEqual(len(self.versions("jit_new")), 3)
+
+    def test_failed_migration_changes_nothing(self):
+        # A table in the way: version 1 fails half-way, and the whole transaction goes.
+        uri = self.admin_uri("jit_clash")
+        self.pg.psql(uri, "CREATE SCHEMA jit_fleet; CREATE TABLE jit_fleet.audit (x int)")
+        p = jitctl("fleet", "migrate", "--database", uri)
+        self.assertEqual(p.returncode, EXIT_FAILURE)
+        self.assertIn("migration 0001-core failed", p.stderr)
+        self.assertIn('relation "audit" already exists', p.stderr)
+        self.assertEqual(self.pg.query(uri, "SELECT to_regclass('jit_fleet.schema_version') IS NULL, "
+                                            "to_regclass('jit_fleet.hosts') IS NULL"),
+                         [["t", "t"]])
+
+    def test_migrate_usage_and_unreachable(self):
+        p = jitctl("fleet", "migrate", "--database", self.admin_uri("jit"), "--to", "3")
+        self.assertEqual(p.returncode, EXIT_USAGE)
+        self.assertIn("--to: expected a version from 1 to 2", p.stderr)
+        p = jitctl("fleet", "migrate", "--database", "host=/tmp dbname=jit")
+        self.assertEqual(p.returncode, EXIT_USAGE)
+        p = jitctl("fleet", "migrate")
+        self.assertEqual(p.returncode, EXIT_USAGE)
+        self.assertIn("--database URI is required", p.stderr)
+        missing = os.path.join(self.pg.dir, "nowhere")
+        p = jitctl("fleet", "migrate", "--database", f"postgresql:///jit?host={missing}")
+        self.assertEqual(p.returncode, EXIT_UNREACHABLE)
+        self.assertIn("cannot connect to the fleet database", p.stderr)
+        # A wrong password is refused by the server, not by jitctl.
+        wrong = self.pg.uri("jit", ADMIN,
+                            passfile=self.pg.passfile(ADMIN, "not-the-password", name="wrong"))
+        p = jitctl("fleet", "migrate", "--database", wrong)
+        self.assertEqual(p.returncode, EXIT_UNREACHABLE)
+        self.assertIn("password authentication failed", p.stderr)
+
+    # --- hosts ---------------------------------------------------------------------------
+
+    def test_add_host_refusals(self):
+        uri = self.admin_uri("jit")
+        p = jitctl("fleet", "add-host", "a", "--database", uri)
+        self.assertEqual(p.returncode, EXIT_FAILURE)
+        self.assertIn('role "jit_host_a" already exists', p.stderr)
+        for bad in ("A", "a-", "a..b", "a_b", "x" * 55):
+            p = jitctl("fleet", "add-host", bad, "--database", uri)
+            self.assertEqual(p.returncode, EXIT_USAGE, bad)
+            self.assertIn("is not a fleet host name", p.stderr)
+        for bad in ("environment", "Environment=x", "a=1,a=2", "k=v v"):
+            p = jitctl("fleet", "add-host", "fresh", "--database", uri, "--labels", bad)
+            self.assertEqual(p.returncode, EXIT_USAGE, bad)
+            self.assertIn("--labels: expected K=V,...", p.stderr)
+        self.assertEqual(self.rows_as("admin", "SELECT count(*) FROM jit_fleet.hosts "
+                                               "WHERE name = 'fresh'"), [["0"]])
+
+    def test_host_sees_only_its_own_host_row(self):
+        self.assertEqual(self.rows_as("a", "SELECT name, labels->>'role', reviews "
+                                           "FROM jit_fleet.hosts"), [["a", "db", "f"]])
+        self.assertEqual(self.rows_as("a", "SELECT jit_fleet.current_host()"), [["a"]])
+        self.refused("a", "UPDATE jit_fleet.hosts SET labels = '{}' WHERE name = 'a'",
+                     "permission denied for table hosts")
+        self.refused("a", "INSERT INTO jit_fleet.hosts (name, role_name) VALUES ('z', 'z')",
+                     "permission denied for table hosts")
+
+    # --- row-level security --------------------------------------------------------------
+
+    def test_host_cannot_insert_for_another_origin(self):
+        self.refused("a", f"""
+            INSERT INTO jit_fleet.requests (origin_host, origin_id, requester, service, reason,
+                duration_s, selector, selector_host, rule, policy_version)
+            VALUES ('b', 100, 'mallory', 'sudo', 'forged', 60, 'a', 'a', 'r', '{"a" * 64}')""",
+                     RLS_REFUSED)
+        staging, _ = self.request_fixture(101)
+        self.refused("a", f"INSERT INTO jit_fleet.approvals (request_id, origin_host, approver, "
+                          f"verdict) VALUES ({staging}, 'c', 'bob', 'approve')", RLS_REFUSED)
+        self.refused("a", f"INSERT INTO jit_fleet.revocations (request_id, origin_host, revoker) "
+                          f"VALUES ({staging}, 'c', 'bob')", RLS_REFUSED)
+        self.refused("a", f"INSERT INTO jit_fleet.audit (origin_host, seq, at, kind, prev_hash, "
+                          f"hash) VALUES ('b', 1, now(), 'filed', '{ZEROS}', '{'1' * 64}')",
+                     RLS_REFUSED)
+        self.assertEqual(self.rows_as("admin", "SELECT count(*) FROM jit_fleet.requests "
+                                               "WHERE requester = 'mallory'"), [["0"]])
+
+    def test_host_cannot_update_another_hosts_rows(self):
+        staging, b_only = self.request_fixture(102)
+        # Another host's row is not there for a's UPDATE: nothing changes.
+        p = self.sql_as("a", f"UPDATE jit_fleet.requests SET state = 'cancelled' "
+                             f"WHERE id = {b_only} RETURNING id")
+        self.assertEqual(p.stdout.strip(), "")
+        # Nor for c, to which a's staging request is visible.
+        p = self.sql_as("c", f"UPDATE jit_fleet.requests SET state = 'cancelled' "
+                             f"WHERE id = {staging} RETURNING id")
+        self.assertEqual(p.stdout.strip(), "")
+        self.assertEqual(self.rows_as("admin", f"SELECT state FROM jit_fleet.requests "
+                                               f"WHERE id IN ({staging}, {b_only})"),
+                         [["pending"], ["pending"]])
+        # Its own row: only the state, and never handed to another origin.
+        p = self.sql_as("a", f"UPDATE jit_fleet.requests SET state = 'cancelled', "
+                             f"state_changed_at = now() WHERE id = {staging} RETURNING state")
+        self.assertEqual(p.stdout.strip(), "cancelled")
+        self.refused("a", f"UPDATE jit_fleet.requests SET origin_host = 'b' WHERE id = {staging}",
+                     "permission denied for table requests")
+        self.refused("a", f"UPDATE jit_fleet.requests SET selector = 'role=db' WHERE id = {staging}",
+                     "permission denied for table requests")
+        self.refused("a", f"DELETE FROM jit_fleet.requests WHERE id = {staging}",
+                     "permission denied for table requests")
+        self.refused("c", f"DELETE FROM jit_fleet.requests WHERE id = {staging}",
+                     "permission denied for table requests")
+
+    def test_host_reads_only_what_concerns_it(self):
+        staging, b_only = self.request_fixture(103)
+        web = self.file_request("c", 103, "role=web", labels='{"role": "web"}')
+
+        def visible(host):
+            ids = {int(r[0]) for r in self.rows_as(host, "SELECT id FROM jit_fleet.requests")}
+            return ids & {staging, b_only, web}
+
+        self.assertEqual(visible("a"), {staging})        # its own; b's names b; a is no web host
+        self.assertEqual(visible("b"), {b_only})         # b is in production
+        self.assertEqual(visible("c"), {staging, web})   # staging, and its own
+        self.assertEqual(visible("r"), {staging, b_only, web})  # a review host reads all
+        self.assertEqual(visible("admin"), {staging, b_only, web})
+
+        # Approving: only a request the host can read, only as itself.
+        self.sql_as("c", f"INSERT INTO jit_fleet.approvals (request_id, origin_host, approver, "
+                         f"verdict, comment) VALUES ({staging}, 'c', 'bob', 'approve', 'ok')")
+        self.refused("b", f"INSERT INTO jit_fleet.approvals (request_id, origin_host, approver, "
+                          f"verdict) VALUES ({staging}, 'b', 'eve', 'approve')", RLS_REFUSED)
+        self.refused("b", f"INSERT INTO jit_fleet.revocations (request_id, origin_host, revoker) "
+                          f"VALUES ({staging}, 'b', 'eve')", RLS_REFUSED)
+        self.sql_as("r", f"INSERT INTO jit_fleet.revocations (request_id, origin_host, revoker, "
+                         f"reason) VALUES ({b_only}, 'r', 'carol', 'done')")
+
+        def approvals(host):
+            return self.rows_as(host, f"SELECT origin_host, approver FROM jit_fleet.approvals "
+                                      f"WHERE request_id = {staging}")
+
+        self.assertEqual(approvals("a"), [["c", "bob"]])  # of its own request
+        self.assertEqual(approvals("c"), [["c", "bob"]])
+        self.assertEqual(approvals("b"), [])
+        revocations = "SELECT revoker FROM jit_fleet.revocations WHERE request_id = " + str(b_only)
+        self.assertEqual(self.rows_as("b", revocations), [["carol"]])
+        self.assertEqual(self.rows_as("a", revocations), [])
+        self.assertEqual(self.rows_as("c", revocations), [])
+
+        # An approval is never changed or withdrawn by a host, not even its own.
+        self.refused("c", f"UPDATE jit_fleet.approvals SET verdict = 'deny' "
+                          f"WHERE request_id = {staging}", "permission denied for table approvals")
+        self.refused("c", f"DELETE FROM jit_fleet.approvals WHERE request_id = {staging}",
+                     "permission denied for table approvals")
+
+    def test_audit_chains_per_host(self):
+        h1, h2 = "1" * 64, "2" * 64
+        self.sql_as("a", f"INSERT INTO jit_fleet.audit (origin_host, seq, at, kind, prev_hash, "
+                         f"hash) VALUES ('a', 1, now(), 'filed', '{ZEROS}', '{h1}')")
+        # A record that does not continue the chain: a gap, a wrong previous hash.
+        self.refused("a", f"INSERT INTO jit_fleet.audit (origin_host, seq, at, kind, prev_hash, "
+                          f"hash) VALUES ('a', 3, now(), 'filed', '{h1}', '{h2}')",
+                     "does not continue its chain")
+        self.refused("a", f"INSERT INTO jit_fleet.audit (origin_host, seq, at, kind, prev_hash, "
+                          f"hash) VALUES ('a', 2, now(), 'filed', '{h2}', '{h2}')",
+                     "does not continue its chain")
+        self.sql_as("a", f"INSERT INTO jit_fleet.audit (origin_host, seq, at, kind, prev_hash, "
+                         f"hash) VALUES ('a', 2, now(), 'approved', '{h1}', '{h2}')")
+        self.assertEqual(self.rows_as("a", "SELECT seq FROM jit_fleet.audit ORDER BY seq"),
+                         [["1"], ["2"]])
+        self.assertEqual(self.rows_as("r", "SELECT count(*) FROM jit_fleet.audit"), [["0"]])
+        self.refused("a", "UPDATE jit_fleet.audit SET kind = 'x'", "permission denied")
+        self.refused("a", "DELETE FROM jit_fleet.audit", "permission denied")
+        # The administrator reads every chain, and cannot rewrite one either.
+        self.assertEqual(self.rows_as("admin", "SELECT count(*) FROM jit_fleet.audit "
+                                               "WHERE origin_host = 'a'"), [["2"]])
+        self.refused("admin", "UPDATE jit_fleet.audit SET kind = 'x'",
+                     "fleet audit records are never changed or deleted")
+
+    def test_change_feed_names_no_one(self):
+        staging, _ = self.request_fixture(104)
+        cols = self.rows_as("a", "SELECT column_name FROM information_schema.columns "
+                                 "WHERE table_schema = 'jit_fleet' AND table_name = 'changes' "
+                                 "ORDER BY ordinal_position")
+        self.assertEqual([c[0] for c in cols], ["seq", "txid", "at", "kind", "request_id",
+                                                "selector_host", "selector_labels"])
+        rows = self.rows_as("b", f"SELECT kind FROM jit_fleet.changes WHERE request_id = {staging}")
+        self.assertEqual(rows, [["request"]])
+        self.refused("a", "INSERT INTO jit_fleet.changes (kind, request_id, selector_labels) "
+                          "VALUES ('request', 1, '{}')", "permission denied for table changes")
+
+    def test_administrator_can(self):
+        # The administrator owns the tables: it writes rows of any origin and reads all.
+        rid = int(self.rows_as("admin", f"""
+            INSERT INTO jit_fleet.requests (origin_host, origin_id, requester, service, reason,
+                duration_s, selector, selector_host, rule, policy_version)
+            VALUES ('b', 900, 'alice', 'sudo', 'by the administrator', 60, 'c', 'c', 'r',
+                '{"c" * 64}') RETURNING id""")[0][0])
+        self.sql_as("admin", f"UPDATE jit_fleet.requests SET state = 'withdrawn' WHERE id = {rid}")
+        self.assertEqual(self.rows_as("admin", f"SELECT origin_host, state FROM jit_fleet.requests "
+                                               f"WHERE id = {rid}"), [["b", "withdrawn"]])
+        hosts = self.rows_as("admin", "SELECT name FROM jit_fleet.hosts ORDER BY name")
+        self.assertEqual([h[0] for h in hosts], ["a", "b", "c", "r"])
+
+
+if __name__ == "__main__":
+    if os.geteuid() != 0:
+        print("integration tests need root", file=sys.stderr)
+        sys.exit(jittest.EXIT_SKIP)
+    if not JITCTL or not os.path.exists(JITCTL):
+        raise RuntimeError(f"JITCTL must name the built jitctl (got {JITCTL!r})")
+    why = pgserver.unavailable()
+    if why:
+        print(f"SKIP: {why}", file=sys.stderr)
+        sys.exit(jittest.EXIT_SKIP)
+    jittest.main()
