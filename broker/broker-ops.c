@@ -23,12 +23,16 @@
 #include "config.h"
 #include "duration.h"
 #include "event-stream.h"
+#include "fleet-client.h"
 #include "grant.h"
 #include "names.h"
 #include "passwd-cache.h"
 #include "policy-json.h"
 #include "protocol.h"
 #include "timeutil.h"
+
+/* The group whose members read everything the audit log holds, unless the policy names another. */
+#define AUDIT_GROUP "jit-auditors"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(Request *, request_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
@@ -981,6 +985,11 @@ static json_object *op_status(Op *op) {
                 json_object_object_add(
                         broker, "streams",
                         json_object_new_int((int) event_streams_count(op->b->streams)));
+                /* The fleet's connection is the host's business: root's and auditors'. */
+                if (is_root(op) ||
+                    identity_in_group(&op->caller, op->b->policy->audit_group ?: AUDIT_GROUP))
+                        json_object_object_add(broker, "fleet",
+                                               fleet_client_status_json(op->b->fleet));
                 json_object_object_add(res, "broker", broker);
                 broker = NULL;
         }
@@ -1136,8 +1145,6 @@ static json_object *op_explain(Op *op) {
 }
 
 /* ---- audit: the record, for auditors in full, for others their own requests ---- */
-
-#define AUDIT_GROUP "jit-auditors"
 
 static json_object *op_audit(Op *op) {
         const char *since_text, *until_text, *user;

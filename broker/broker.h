@@ -69,6 +69,7 @@ typedef struct Broker {
         sd_event_source *log_flush_timer; /* summaries of refusals held back (effects.h) */
         struct EventStreams *streams;     /* watch and wait (event-stream.c) */
         struct Notifier *notifier;        /* runs the policy's notify hooks (notify.h) */
+        struct FleetClient *fleet;        /* the fleet store's connection (fleet-client.h) */
 } Broker;
 
 /* broker-server.c */

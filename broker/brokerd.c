@@ -23,6 +23,7 @@
 #include "cleanup.h"
 #include "config.h"
 #include "duration.h"
+#include "fleet-client.h"
 #include "grant.h"
 #include "json-lines.h"
 #include "notify.h"
@@ -595,6 +596,8 @@ static int load_policy_reporting(Broker *b, bool initial, char **ret_error) {
         b->grants.policy = p;
         if (b->notifier)
                 notifier_set_policy(b->notifier, p);
+        if (b->fleet && fleet_client_set_policy(b->fleet, &p->fleet) < 0)
+                log_error("fleet: out of memory taking the new fleet section");
         char version_field[128];
         snprintf(version_field, sizeof(version_field), "JIT_POLICY_VERSION=%s", p->hash);
         const char *loaded_fields[] = { path_field, version_field, NULL };
@@ -1011,6 +1014,12 @@ int main(int argc, char *argv[]) {
                 return 1;
         }
         notifier_set_policy(b.notifier, b.policy);
+        /* The fleet store is reached from this loop only, never on a check's path. */
+        if ((r = fleet_client_new(b.event, b.db, &b.fleet)) < 0 ||
+            (r = fleet_client_set_policy(b.fleet, &b.policy->fleet)) < 0) {
+                log_error_errno(r, "setting up the fleet client: %m");
+                return 1;
+        }
         /* Deadlines are ours to keep to the second, not the default 250 ms window. */
         (void) sd_event_source_set_time_accuracy(b.deadline_timer, 1);
 
@@ -1059,6 +1068,7 @@ int main(int argc, char *argv[]) {
         r = sd_event_loop(b.event);
         /* Hooks still running are killed; their notifications stay in the outbox. */
         b.notifier = notifier_free(b.notifier);
+        b.fleet = fleet_client_free(b.fleet);
 
         sd_notify(false, "STOPPING=1");
         log_event(JIT_EVENT_STOPPING, LOG_INFO, NULL, "broker", NULL, "jit-brokerd stopping");

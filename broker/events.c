@@ -41,6 +41,10 @@ static const struct {
         [JIT_EVENT_NOTIFY_DELIVERED] = { "019e80befb34438e9fd77dd2eb32be23", "notify-delivered" },
         [JIT_EVENT_NOTIFY_DROPPED] = { "3bdc17a56d714de5bdddc930b918af53", "notify-dropped" },
         [JIT_EVENT_COMMAND_USED] = { "709c08e7a95148e6b8a064875304446f", "command-used" },
+        [JIT_EVENT_FLEET_CONNECTED] = { "5327a86991fb424eb6e56673db36dfe8", "fleet-connected" },
+        [JIT_EVENT_FLEET_UNREACHABLE] = { "6cd970a4a7924585b622241e98293095", "fleet-unreachable" },
+        [JIT_EVENT_FLEET_SCHEMA_MISMATCH] = { "598aea4b1aab40988baed396a4b6d01c",
+                                              "fleet-schema-mismatch" },
 };
 
 const char *jit_event_message_id(JitEvent e) {

@@ -30,10 +30,13 @@ typedef enum JitEvent {
         JIT_EVENT_CONSUMED,
         JIT_EVENT_REQUESTS_ARCHIVED,
         JIT_EVENT_INTEGRITY_FAILED,
-        JIT_EVENT_NOTIFY_FAILED,    /* a notify hook failed; retried later (notify.h) */
-        JIT_EVENT_NOTIFY_DELIVERED, /* a notify hook took an event (debug priority) */
-        JIT_EVENT_NOTIFY_DROPPED,   /* notifications given up: outbox full, hook gone, retries */
-        JIT_EVENT_COMMAND_USED,     /* sudo ran a command under a grant (the approval plugin) */
+        JIT_EVENT_NOTIFY_FAILED,     /* a notify hook failed; retried later (notify.h) */
+        JIT_EVENT_NOTIFY_DELIVERED,  /* a notify hook took an event (debug priority) */
+        JIT_EVENT_NOTIFY_DROPPED,    /* notifications given up: outbox full, hook gone, retries */
+        JIT_EVENT_COMMAND_USED,      /* sudo ran a command under a grant (the approval plugin) */
+        JIT_EVENT_FLEET_CONNECTED,   /* the fleet store is in use (fleet-client.h) */
+        JIT_EVENT_FLEET_UNREACHABLE, /* the fleet store cannot be used; retried with backoff */
+        JIT_EVENT_FLEET_SCHEMA_MISMATCH, /* the fleet store's schema is not this broker's */
         _JIT_EVENT_MAX,
 } JitEvent;
 

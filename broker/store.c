@@ -175,6 +175,15 @@ static const char *const migrations[] = {
         "ALTER TABLE requests ADD COLUMN run_as_group TEXT;"
         "ALTER TABLE requests ADD COLUMN cwd TEXT;"
         "ALTER TABLE requests ADD COLUMN command_identity TEXT;",
+        /* 8 -> 9: where the fleet client is in the fleet's change feed, per fleet host name
+         * (fleet-client.c, docs/fleet.md "Propagation"): the last seq it moved past, how many
+         * changes it has seen, when it last polled. */
+        "CREATE TABLE fleet_cursor ("
+        "  host TEXT PRIMARY KEY,"
+        "  seq INTEGER NOT NULL CHECK (seq >= 0),"
+        "  changes_seen INTEGER NOT NULL DEFAULT 0 CHECK (changes_seen >= 0),"
+        "  updated_at INTEGER NOT NULL"
+        ");",
 };
 
 sqlite3 *db_sqlite(BrokerDb *db) {

@@ -719,6 +719,32 @@ int print_request_table(json_object *result, FILE *f) {
         return 0;
 }
 
+/* The fleet store's connection, shown to root and auditors (docs/fleet.md):
+ * "Fleet: host db-7, connected since ...; last poll ...; 12 changes seen." */
+static int print_fleet_line(json_object *broker, FILE *f) {
+        _cleanup_free_ char *host = NULL, *state = NULL, *since = NULL, *last_poll = NULL,
+                            *error = NULL;
+        json_object *fleet;
+        int r;
+
+        if (!json_object_object_get_ex(broker, "fleet", &fleet) ||
+            !json_object_is_type(fleet, json_type_object))
+                return 0;
+        if ((r = get_escaped(fleet, "host", 0, &host)) < 0 ||
+            (r = get_escaped(fleet, "state", 0, &state)) < 0 ||
+            (r = get_time(fleet, "since", &since)) < 0 ||
+            (r = get_time(fleet, "last_poll", &last_poll)) < 0 ||
+            (r = get_escaped(fleet, "last_error", 0, &error)) < 0)
+                return r;
+        fprintf(f, "Fleet: host %s, %s since %s", or_dash(host), or_dash(state), or_dash(since));
+        if (error && state && !STREQ(state, "connected"))
+                fprintf(f, " (%s)", error);
+        fprintf(f, "; last poll %s; %" PRIi64 " change%s seen.\n", last_poll ? last_poll : "never",
+                json_get_int(fleet, "changes_seen", 0),
+                json_get_int(fleet, "changes_seen", 0) == 1 ? "" : "s");
+        return 0;
+}
+
 static int print_broker_line(json_object *broker, FILE *f) {
         _cleanup_free_ char *version = NULL, *policy = NULL;
         int r;
@@ -733,7 +759,7 @@ static int print_broker_line(json_object *broker, FILE *f) {
         if (policy)
                 fprintf(f, "; policy %s", policy);
         fputs(".\n", f);
-        return 0;
+        return print_fleet_line(broker, f);
 }
 
 int print_status(json_object *result, FILE *f) {

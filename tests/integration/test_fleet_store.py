@@ -116,13 +116,15 @@ class FleetStoreTest(unittest.TestCase):
     def test_migrate_empty_database(self):
         p = jitctl("fleet", "migrate", "--database", self.admin_uri("jit_empty"))
         self.assertEqual(p.returncode, EXIT_OK, p.stderr)
-        self.assertEqual(p.stdout, "fleet schema: version 0 -> 2 (0001-core, 0002-change-feed)\n")
-        self.assertEqual(self.versions("jit_empty"), [["1", "0001-core"], ["2", "0002-change-feed"]])
+        self.assertEqual(p.stdout, "fleet schema: version 0 -> 3 (0001-core, 0002-change-feed, "
+                                   "0003-host-reads-version)\n")
+        self.assertEqual(self.versions("jit_empty"), [["1", "0001-core"], ["2", "0002-change-feed"],
+                                                      ["3", "0003-host-reads-version"]])
         # Again: nothing to do, nothing changed.
         p = jitctl("fleet", "migrate", "--database", self.admin_uri("jit_empty"))
         self.assertEqual(p.returncode, EXIT_OK, p.stderr)
-        self.assertEqual(p.stdout, "fleet schema: at version 2, nothing to do\n")
-        self.assertEqual(len(self.versions("jit_empty")), 2)
+        self.assertEqual(p.stdout, "fleet schema: at version 3, nothing to do\n")
+        self.assertEqual(len(self.versions("jit_empty")), 3)
 
     def test_upgrade_from_previous_version(self):
         uri = self.admin_uri("jit_old")
@@ -143,7 +145,7 @@ class FleetStoreTest(unittest.TestCase):
                 'cancelled', now());
             INSERT INTO jit_fleet.approvals (request_id, origin_host, approver, verdict)
             SELECT id, 'old-1', 'bob', 'approve' FROM jit_fleet.requests;""")
-        p = jitctl("fleet", "migrate", "--database", uri)
+        p = jitctl("fleet", "migrate", "--database", uri, "--to", "2")
         self.assertEqual(p.returncode, EXIT_OK, p.stderr)
         self.assertEqual(p.stdout, "fleet schema: version 1 -> 2 (0002-change-feed)\n")
         self.assertEqual(self.versions("jit_old"), [["1", "0001-core"], ["2", "0002-change-feed"]])
@@ -159,21 +161,29 @@ class FleetStoreTest(unittest.TestCase):
                           "SELECT id, 'old-1', 'carol' FROM jit_fleet.requests")
         self.assertEqual(self.pg.query(uri, "SELECT kind FROM jit_fleet.changes "
                                             "ORDER BY seq DESC LIMIT 1"), [["revocation"]])
+        # Version 3: the roles that poll may read the schema's version (the broker checks it).
+        readable = ("SELECT has_table_privilege('jit_fleet_watch', 'jit_fleet.schema_version', "
+                    "'SELECT')")
+        self.assertEqual(self.pg.query(uri, readable), [["f"]])
+        p = jitctl("fleet", "migrate", "--database", uri)
+        self.assertEqual(p.returncode, EXIT_OK, p.stderr)
+        self.assertEqual(p.stdout, "fleet schema: version 2 -> 3 (0003-host-reads-version)\n")
+        self.assertEqual(self.pg.query(uri, readable), [["t"]])
 
     def test_refuses_newer_schema(self):
         uri = self.admin_uri("jit_new")
         self.assertEqual(jitctl("fleet", "migrate", "--database", uri).returncode, EXIT_OK)
         self.pg.psql(uri, "INSERT INTO jit_fleet.schema_version (version, name) "
-                          "VALUES (3, '0003-from-the-future')")
+                          "VALUES (4, '0004-from-the-future')")
         p = jitctl("fleet", "migrate", "--database", uri)
         self.assertEqual(p.returncode, EXIT_FAILURE)
-        self.assertEqual(p.stderr, "jitctl: the fleet schema is at version 3; this jitctl knows "
-                                   "versions up to 2: upgrade jit first\n")
+        self.assertEqual(p.stderr, "jitctl: the fleet schema is at version 4; this jitctl knows "
+                                   "versions up to 3: upgrade jit first\n")
         p = jitctl("fleet", "add-host", "late", "--database", uri)
         self.assertEqual(p.returncode, EXIT_FAILURE)
-        self.assertIn("at version 3", p.stderr)
+        self.assertIn("at version 4", p.stderr)
         self.assertEqual(self.pg.query(uri, "SELECT count(*) FROM jit_fleet.hosts"), [["0"]])
-        self.assertEqual(len(self.versions("jit_new")), 3)
+        self.assertEqual(len(self.versions("jit_new")), 4)
 
     def test_failed_migration_changes_nothing(self):
         # A table in the way: version 1 fails half-way, and the whole transaction goes.
@@ -188,9 +198,9 @@ class FleetStoreTest(unittest.TestCase):
                          [["t", "t"]])
 
     def test_migrate_usage_and_unreachable(self):
-        p = jitctl("fleet", "migrate", "--database", self.admin_uri("jit"), "--to", "3")
+        p = jitctl("fleet", "migrate", "--database", self.admin_uri("jit"), "--to", "4")
         self.assertEqual(p.returncode, EXIT_USAGE)
-        self.assertIn("--to: expected a version from 1 to 2", p.stderr)
+        self.assertIn("--to: expected a version from 1 to 3", p.stderr)
         p = jitctl("fleet", "migrate", "--database", "host=/tmp dbname=jit")
         self.assertEqual(p.returncode, EXIT_USAGE)
         p = jitctl("fleet", "migrate")

@@ -1,0 +1,657 @@
+/* SPDX-License-Identifier: MIT */
+#include "fleet-client.h"
+
+#include <errno.h>
+#include <libpq-fe.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+
+#include "broker-journal.h"
+#include "cleanup.h"
+#include "fleet-credentials.h"
+#include "fleet-poll.h"
+#include "fleet-schema.h"
+#include "store-fleet.h"
+#include "timeutil.h"
+
+/* What the connection is doing; one timer serves each phase (its deadline or its wait). */
+typedef enum Phase {
+        PHASE_OFF,          /* disabled: no connection, no timer */
+        PHASE_WAIT_RETRY,   /* the timer starts the next attempt */
+        PHASE_CONNECTING,   /* PQconnectPoll() on the socket; the timer is the deadline */
+        PHASE_CHECK_SCHEMA, /* the queries: the timer is the deadline of the answer */
+        PHASE_CHECK_HOST,
+        PHASE_POLL,
+        PHASE_IDLE, /* connected; the timer starts the next poll */
+} Phase;
+
+struct FleetClient {
+        sd_event *event;
+        BrokerDb *db;
+
+        /* The policy's fleet section in use (copies). */
+        bool enabled;
+        char *database;
+        char *host;
+        char *credentials;
+
+        PGconn *conn;
+        sd_event_source *io; /* the connection's socket */
+        sd_event_source *timer;
+        Phase phase;
+        PGresult *result; /* the first result of the query in flight */
+        char *role;       /* the role the credentials name */
+
+        FleetState state;
+        uint64_t since; /* CLOCK_REALTIME usec the state began */
+        char *last_error;
+        uint64_t last_poll; /* CLOCK_REALTIME usec of the last successful poll; 0: none */
+        uint64_t backoff;   /* the last wait before an attempt; 0 after a success */
+        int schema_version; /* the store's, as last read; 0: not read */
+        FleetCursor cursor;
+};
+
+static const char *const state_names[_FLEET_STATE_MAX] = {
+        [FLEET_DISABLED] = "disabled",
+        [FLEET_CONNECTING] = "connecting",
+        [FLEET_CONNECTED] = "connected",
+        [FLEET_UNREACHABLE] = "unreachable",
+        [FLEET_SCHEMA_MISMATCH] = "schema-mismatch",
+};
+
+const char *fleet_state_to_string(FleetState s) {
+        return s >= 0 && s < _FLEET_STATE_MAX ? state_names[s] : NULL;
+}
+
+FleetState fleet_client_state(const FleetClient *fc) {
+        return fc ? fc->state : FLEET_DISABLED;
+}
+
+/* The schema version this broker was built for: the newest of its embedded migrations. */
+static int schema_version_known(void) {
+        return fleet_migrations[fleet_migrations_n - 1].version;
+}
+
+static void connect_start(FleetClient *fc);
+static void poll_send(FleetClient *fc);
+
+/* PostgreSQL's message on one line. */
+static void pg_message(const char *text, char *buf, size_t len) {
+        snprintf(buf, len, "%s", text && *text ? text : "unknown error");
+        for (char *c = buf; *c; c++)
+                if (*c == '\n' || *c == '\r')
+                        *c = c[1] ? ' ' : '\0';
+}
+
+static void arm_timer(FleetClient *fc, uint64_t usec) {
+        int r = sd_event_source_set_time_relative(fc->timer, usec);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(fc->timer, SD_EVENT_ONESHOT);
+        if (r < 0)
+                /* Nothing would ever run again: the watchdog notices a broker that cannot
+                 * arm timers long before this matters. */
+                log_error_errno(r, "fleet: cannot arm a timer: %m");
+}
+
+static void drop_connection(FleetClient *fc) {
+        fc->io = sd_event_source_disable_unref(fc->io);
+        if (fc->result) {
+                PQclear(fc->result);
+                fc->result = NULL;
+        }
+        if (fc->conn) {
+                PQfinish(fc->conn);
+                fc->conn = NULL;
+        }
+        (void) sd_event_source_set_enabled(fc->timer, SD_EVENT_OFF);
+}
+
+static void set_state(FleetClient *fc, FleetState s, const char *error) {
+        char host_field[128], error_field[1100];
+        const char *fields[] = { host_field, error ? error_field : NULL, NULL };
+        bool changed = fc->state != s;
+
+        if (error) {
+                char *e = strdup(error);
+                if (e) {
+                        free(fc->last_error);
+                        fc->last_error = e;
+                }
+        }
+        if (!changed) {
+                if (error)
+                        log_debug("fleet: still %s: %s", state_names[s], error);
+                return;
+        }
+        fc->state = s;
+        fc->since = now_usec(CLOCK_REALTIME);
+        snprintf(host_field, sizeof(host_field), "JIT_FLEET_HOST=%s", fc->host ?: "");
+        snprintf(error_field, sizeof(error_field), "JIT_FLEET_ERROR=%s", error ?: "");
+        switch (s) {
+        case FLEET_CONNECTED:
+                log_event(JIT_EVENT_FLEET_CONNECTED, LOG_INFO, NULL, "broker", fields,
+                          "fleet store connected as host %s (role %s, schema version %d)", fc->host,
+                          fc->role ?: "?", fc->schema_version);
+                break;
+        case FLEET_UNREACHABLE:
+                log_event(JIT_EVENT_FLEET_UNREACHABLE, LOG_WARNING, NULL, "broker", fields,
+                          "fleet store unreachable for host %s: %s", fc->host,
+                          error ?: "unknown error");
+                break;
+        case FLEET_SCHEMA_MISMATCH:
+                log_event(JIT_EVENT_FLEET_SCHEMA_MISMATCH, LOG_ERR, NULL, "broker", fields,
+                          "fleet store refused for host %s: %s", fc->host,
+                          error ?: "schema version mismatch");
+                break;
+        default:
+                break;
+        }
+}
+
+/* The attempt or the connection failed: state s with the reason, a new attempt after the
+ * backoff. */
+static void fail(FleetClient *fc, FleetState s, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+static void fail(FleetClient *fc, FleetState s, const char *fmt, ...) {
+        char error[1024];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(error, sizeof(error), fmt, ap);
+        va_end(ap);
+        drop_connection(fc);
+        set_state(fc, s, error);
+        fc->backoff = fleet_backoff_next(fc->backoff);
+        fc->phase = PHASE_WAIT_RETRY;
+        log_debug("fleet: next attempt in %llu ms", (unsigned long long) (fc->backoff / 1000));
+        arm_timer(fc, fc->backoff);
+}
+
+static void fail_pg(FleetClient *fc, const char *what) {
+        char buf[900];
+        pg_message(fc->conn ? PQerrorMessage(fc->conn) : NULL, buf, sizeof(buf));
+        fail(fc, FLEET_UNREACHABLE, "%s: %s", what, buf);
+}
+
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+
+/* Watches the connection's socket for events; while connecting libpq may change the
+ * socket (another address, TLS refused), so the source is made again each time. */
+static int watch(FleetClient *fc, uint32_t events, bool renew) {
+        int fd = PQsocket(fc->conn);
+        int r;
+
+        if (fd < 0)
+                return -EBADF;
+        if (fc->io && !renew) {
+                r = sd_event_source_set_io_events(fc->io, events);
+                return r < 0 ? r : 0;
+        }
+        fc->io = sd_event_source_disable_unref(fc->io);
+        r = sd_event_add_io(fc->event, &fc->io, fd, events, on_io, fc);
+        if (r >= 0)
+                (void) sd_event_source_set_description(fc->io, "fleet-connection");
+        return r < 0 ? r : 0;
+}
+
+/* ---- queries ---- */
+
+static void query_send(FleetClient *fc, Phase phase, const char *sql, int n,
+                       const char *const *params) {
+        int r;
+
+        if (!PQsendQueryParams(fc->conn, sql, n, NULL, params, NULL, NULL, 0))
+                return fail_pg(fc, "cannot send a query");
+        fc->phase = phase;
+        r = PQflush(fc->conn);
+        if (r < 0)
+                return fail_pg(fc, "cannot send a query");
+        if ((r = watch(fc, EPOLLIN | (r > 0 ? EPOLLOUT : 0), false)) < 0)
+                return fail(fc, FLEET_UNREACHABLE, "cannot watch the connection: %s", strerror(-r));
+        arm_timer(fc, FLEET_QUERY_TIMEOUT_USEC);
+}
+
+static const char *result_error(const PGresult *res, char *buf, size_t len) {
+        pg_message(PQresultErrorMessage(res), buf, len);
+        return buf;
+}
+
+static void schema_checked(FleetClient *fc, PGresult *res) {
+        char buf[900];
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        int known = schema_version_known();
+
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                /* Before version 3 the host roles may not read the version table. */
+                if (state && STREQ(state, "42501"))
+                        return fail(fc, FLEET_SCHEMA_MISMATCH,
+                                    "the fleet schema is older than version 3 (its host roles "
+                                    "cannot read its version); this broker needs version %d: "
+                                    "run jitctl fleet migrate",
+                                    known);
+                if (state && (STREQ(state, "42P01") || STREQ(state, "3F000")))
+                        return fail(fc, FLEET_SCHEMA_MISMATCH,
+                                    "the database holds no fleet schema; this broker needs "
+                                    "version %d: run jitctl fleet migrate",
+                                    known);
+                return fail(fc, FLEET_UNREACHABLE, "cannot read the fleet schema's version: %s",
+                            result_error(res, buf, sizeof(buf)));
+        }
+        if (PQntuples(res) != 1 || PQnfields(res) != 1)
+                return fail(fc, FLEET_UNREACHABLE, "unexpected answer to the version query");
+        char *end;
+        long v = strtol(PQgetvalue(res, 0, 0), &end, 10);
+        if (*end || v < 0 || v > 1000000)
+                return fail(fc, FLEET_UNREACHABLE, "unexpected schema version \"%.32s\"",
+                            PQgetvalue(res, 0, 0));
+        fc->schema_version = (int) v;
+        if (v > known)
+                return fail(fc, FLEET_SCHEMA_MISMATCH,
+                            "the fleet schema is at version %ld; this broker knows versions up "
+                            "to %d: upgrade jit on this host",
+                            v, known);
+        if (v < known)
+                return fail(fc, FLEET_SCHEMA_MISMATCH,
+                            "the fleet schema is at version %ld; this broker needs version %d: "
+                            "run jitctl fleet migrate",
+                            v, known);
+
+        const char *params[] = { fc->host };
+        /* Row-level security shows a host role its own row only: a row of this name under
+         * another role is as good as none. */
+        query_send(fc, PHASE_CHECK_HOST,
+                   "SELECT count(*) FROM jit_fleet.hosts WHERE name = $1 AND role_name = "
+                   "current_user",
+                   1, params);
+}
+
+static void host_checked(FleetClient *fc, PGresult *res) {
+        char buf[900];
+
+        if (PQresultStatus(res) != PGRES_TUPLES_OK)
+                return fail(fc, FLEET_UNREACHABLE, "cannot read the host's row: %s",
+                            result_error(res, buf, sizeof(buf)));
+        if (PQntuples(res) != 1 || !STREQ(PQgetvalue(res, 0, 0), "1"))
+                return fail(fc, FLEET_UNREACHABLE,
+                            "host %s is not registered in the fleet for role %s (jitctl fleet "
+                            "add-host %s)",
+                            fc->host, fc->role, fc->host);
+        fc->backoff = 0;
+        set_state(fc, FLEET_CONNECTED, NULL);
+        poll_send(fc);
+}
+
+static void poll_send(FleetClient *fc) {
+        char cursor[32], limit[16];
+        snprintf(cursor, sizeof(cursor), "%lld", (long long) fc->cursor.seq);
+        snprintf(limit, sizeof(limit), "%d", FLEET_POLL_ROWS_MAX);
+        const char *params[] = { cursor, limit };
+        /* One statement, one snapshot: the rows and the oldest transaction still running
+         * are seen at the same instant (the cursor rule of docs/fleet.md). */
+        query_send(fc, PHASE_POLL,
+                   "SELECT seq, txid < pg_snapshot_xmin(pg_current_snapshot()) FROM "
+                   "jit_fleet.changes WHERE seq > $1::bigint ORDER BY seq LIMIT $2::integer",
+                   2, params);
+}
+
+static void polled(FleetClient *fc, PGresult *res) {
+        char buf[900];
+        _cleanup_free_ FleetChangeRow *rows = NULL;
+        int n;
+
+        if (PQresultStatus(res) != PGRES_TUPLES_OK)
+                return fail(fc, FLEET_UNREACHABLE, "cannot read the change feed: %s",
+                            result_error(res, buf, sizeof(buf)));
+        n = PQntuples(res);
+        if (n < 0 || n > FLEET_POLL_ROWS_MAX || (n > 0 && PQnfields(res) != 2))
+                return fail(fc, FLEET_UNREACHABLE, "unexpected answer from the change feed");
+        if (n > 0 && !(rows = calloc((size_t) n, sizeof(*rows))))
+                return fail(fc, FLEET_UNREACHABLE, "out of memory");
+        for (int i = 0; i < n; i++) {
+                char *end;
+                long long seq = strtoll(PQgetvalue(res, i, 0), &end, 10);
+                if (*end || PQgetisnull(res, i, 0))
+                        return fail(fc, FLEET_UNREACHABLE, "unexpected seq in the change feed");
+                rows[i] = (FleetChangeRow){ .seq = seq,
+                                            .settled = STREQ(PQgetvalue(res, i, 1), "t") };
+        }
+
+        FleetCursor next = fc->cursor;
+        int64_t from = fc->cursor.seq;
+        int passed = fleet_cursor_advance(&next.seq, rows, (size_t) n, &next.changes_seen);
+        if (passed < 0)
+                return fail(fc, FLEET_UNREACHABLE, "the change feed answered out of order");
+        fc->last_poll = now_usec(CLOCK_REALTIME);
+        if (passed > 0) {
+                next.updated_at = fc->last_poll;
+                int r = db_fleet_cursor_save(fc->db, fc->host, &next);
+                if (r < 0)
+                        /* The cursor stays where the database has it: the same rows are
+                         * read again at the next poll. */
+                        log_warning_errno(r, "fleet: cannot keep the change cursor: %m");
+                else
+                        fc->cursor = next;
+        }
+        log_debug("fleet: polled from %lld: %d row%s, %d passed, cursor %lld, %llu seen",
+                  (long long) from, n, n == 1 ? "" : "s", passed, (long long) fc->cursor.seq,
+                  (unsigned long long) fc->cursor.changes_seen);
+
+        fc->phase = PHASE_IDLE;
+        int r = watch(fc, EPOLLIN, false);
+        if (r < 0)
+                return fail(fc, FLEET_UNREACHABLE, "cannot watch the connection: %s", strerror(-r));
+        /* A full page that all moved the cursor: more is waiting, read it now. */
+        if (n == FLEET_POLL_ROWS_MAX && passed == n) {
+                arm_timer(fc, 0);
+                return;
+        }
+        uint32_t jitter = 0;
+        if (getrandom(&jitter, sizeof(jitter), GRND_NONBLOCK) != sizeof(jitter))
+                jitter = UINT32_MAX / 2; /* no entropy yet: P exactly */
+        arm_timer(fc, fleet_poll_delay(jitter));
+}
+
+static void query_done(FleetClient *fc) {
+        PGresult *res = TAKE_PTR(fc->result);
+        Phase phase = fc->phase;
+
+        (void) sd_event_source_set_enabled(fc->timer, SD_EVENT_OFF);
+        if (!res)
+                fail_pg(fc, "no answer");
+        else if (phase == PHASE_CHECK_SCHEMA)
+                schema_checked(fc, res);
+        else if (phase == PHASE_CHECK_HOST)
+                host_checked(fc, res);
+        else if (phase == PHASE_POLL)
+                polled(fc, res);
+        PQclear(res);
+}
+
+/* Reads what the server sent; the query's results once they are all in. */
+static void query_input(FleetClient *fc, uint32_t revents) {
+        if (revents & EPOLLOUT) {
+                int r = PQflush(fc->conn);
+                if (r < 0)
+                        return fail_pg(fc, "cannot send a query");
+                if (r == 0 && (r = watch(fc, EPOLLIN, false)) < 0)
+                        return fail(fc, FLEET_UNREACHABLE, "cannot watch the connection: %s",
+                                    strerror(-r));
+        }
+        if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+                return;
+        if (!PQconsumeInput(fc->conn))
+                return fail_pg(fc, "connection lost");
+        while (!PQisBusy(fc->conn)) {
+                PGresult *res = PQgetResult(fc->conn);
+                if (!res)
+                        return query_done(fc);
+                if (!fc->result)
+                        fc->result = res;
+                else
+                        PQclear(res);
+        }
+}
+
+/* ---- connecting ---- */
+
+static void connected(FleetClient *fc) {
+        if (PQsetnonblocking(fc->conn, 1) != 0)
+                return fail_pg(fc, "cannot make the connection non-blocking");
+        /* A fresh watch: the socket may be another than the one connecting ended on. */
+        fc->io = sd_event_source_disable_unref(fc->io);
+        query_send(fc, PHASE_CHECK_SCHEMA,
+                   "SELECT coalesce(max(version), 0) FROM jit_fleet.schema_version", 0, NULL);
+}
+
+static void connect_step(FleetClient *fc, PostgresPollingStatusType st) {
+        int r;
+
+        switch (st) {
+        case PGRES_POLLING_OK:
+                return connected(fc);
+        case PGRES_POLLING_READING:
+                r = watch(fc, EPOLLIN, true);
+                break;
+        case PGRES_POLLING_WRITING:
+                r = watch(fc, EPOLLOUT, true);
+                break;
+        default:
+                return fail_pg(fc, "cannot connect");
+        }
+        if (r < 0)
+                fail(fc, FLEET_UNREACHABLE, "cannot watch the connection: %s", strerror(-r));
+}
+
+static void connect_start(FleetClient *fc) {
+        FleetCredentials cred = {};
+        _cleanup_free_ char *error = NULL;
+        int r;
+
+        drop_connection(fc);
+        r = fleet_credentials_read(fc->credentials, &cred, &error);
+        if (r < 0)
+                return fail(fc, FLEET_UNREACHABLE, "%s", error ?: strerror(-r));
+        char *role = strdup(cred.role);
+        if (!role) {
+                fleet_credentials_done(&cred);
+                return fail(fc, FLEET_UNREACHABLE, "out of memory");
+        }
+        free(fc->role);
+        fc->role = role;
+        /* The URI first, expanded; what follows overrides it: the role and password are
+         * the credentials file's, whatever the URI says. */
+        const char *keys[] = { "dbname",
+                               "user",
+                               "password",
+                               "application_name",
+                               "keepalives",
+                               "keepalives_idle",
+                               "keepalives_interval",
+                               "keepalives_count",
+                               NULL };
+        const char *values[] = { fc->database, cred.role, cred.password, "jit-brokerd", "1",
+                                 "30",         "10",      "3",           NULL };
+        fc->conn = PQconnectStartParams(keys, values, 1);
+        fleet_credentials_done(&cred);
+        if (!fc->conn)
+                return fail(fc, FLEET_UNREACHABLE, "out of memory");
+        if (PQstatus(fc->conn) == CONNECTION_BAD)
+                return fail_pg(fc, "cannot connect");
+        fc->phase = PHASE_CONNECTING;
+        log_debug("fleet: connecting to %s as %s", fc->database, fc->role);
+        arm_timer(fc, FLEET_CONNECT_TIMEOUT_USEC);
+        /* libpq's rule: begin as if PQconnectPoll() had asked to write. */
+        connect_step(fc, PGRES_POLLING_WRITING);
+}
+
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        FleetClient *fc = userdata;
+
+        switch (fc->phase) {
+        case PHASE_CONNECTING:
+                connect_step(fc, PQconnectPoll(fc->conn));
+                break;
+        case PHASE_CHECK_SCHEMA:
+        case PHASE_CHECK_HOST:
+        case PHASE_POLL:
+                query_input(fc, revents);
+                break;
+        case PHASE_IDLE:
+                /* Between polls the server says something only when it ends the session
+                 * (a shutdown, a terminated backend): notice it now, not at the poll. */
+                if (!PQconsumeInput(fc->conn) || PQstatus(fc->conn) != CONNECTION_OK)
+                        fail_pg(fc, "connection lost");
+                else if (revents & (EPOLLHUP | EPOLLERR))
+                        fail(fc, FLEET_UNREACHABLE, "connection lost");
+                else {
+                        PGresult *res;
+                        /* Nothing is asked: anything the server sends unasked is dropped. */
+                        while (!PQisBusy(fc->conn) && (res = PQgetResult(fc->conn)))
+                                PQclear(res);
+                }
+                break;
+        default:
+                fc->io = sd_event_source_disable_unref(fc->io);
+                break;
+        }
+        return 0;
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        FleetClient *fc = userdata;
+
+        switch (fc->phase) {
+        case PHASE_WAIT_RETRY:
+                connect_start(fc);
+                break;
+        case PHASE_CONNECTING:
+                fail(fc, FLEET_UNREACHABLE, "no connection within %llu s",
+                     (unsigned long long) (FLEET_CONNECT_TIMEOUT_USEC / USEC_PER_SEC));
+                break;
+        case PHASE_CHECK_SCHEMA:
+        case PHASE_CHECK_HOST:
+        case PHASE_POLL:
+                fail(fc, FLEET_UNREACHABLE, "no answer within %llu s",
+                     (unsigned long long) (FLEET_QUERY_TIMEOUT_USEC / USEC_PER_SEC));
+                break;
+        case PHASE_IDLE:
+                poll_send(fc);
+                break;
+        default:
+                break;
+        }
+        return 0;
+}
+
+/* ---- the policy's section ---- */
+
+static void *mfree(void *p) {
+        free(p);
+        return NULL;
+}
+
+static bool same_string(const char *a, const char *b) {
+        return (!a && !b) || (a && b && STREQ(a, b));
+}
+
+static void forget_section(FleetClient *fc) {
+        drop_connection(fc);
+        fc->phase = PHASE_OFF;
+        fc->enabled = false;
+        fc->database = mfree(fc->database);
+        fc->host = mfree(fc->host);
+        fc->credentials = mfree(fc->credentials);
+        fc->role = mfree(fc->role);
+        fc->last_error = mfree(fc->last_error);
+        fc->last_poll = 0;
+        fc->backoff = 0;
+        fc->schema_version = 0;
+        fc->cursor = (FleetCursor){};
+        fc->state = FLEET_DISABLED;
+        fc->since = now_usec(CLOCK_REALTIME);
+}
+
+int fleet_client_set_policy(FleetClient *fc, const PolicyFleet *f) {
+        bool enable = f && f->enabled;
+        int r;
+
+        if (enable == fc->enabled &&
+            (!enable || (same_string(f->database, fc->database) && same_string(f->host, fc->host) &&
+                         same_string(f->credentials, fc->credentials)))) {
+                /* Unchanged: a reload is also how an administrator says "try again now". */
+                if (enable && fc->state != FLEET_CONNECTED && fc->phase == PHASE_WAIT_RETRY) {
+                        fc->backoff = 0;
+                        connect_start(fc);
+                }
+                return 0;
+        }
+        if (fc->enabled)
+                log_info("fleet: %s, leaving the fleet store as host %s",
+                         enable ? "the policy's fleet section changed" : "no fleet section",
+                         fc->host);
+        forget_section(fc);
+        if (!enable)
+                return 0;
+
+        fc->database = strdup(f->database);
+        fc->host = strdup(f->host);
+        fc->credentials = strdup(f->credentials);
+        if (!fc->database || !fc->host || !fc->credentials) {
+                forget_section(fc);
+                return -ENOMEM;
+        }
+        fc->enabled = true;
+        fc->state = FLEET_CONNECTING;
+        fc->since = now_usec(CLOCK_REALTIME);
+        r = db_fleet_cursor_load(fc->db, fc->host, &fc->cursor);
+        if (r < 0) {
+                /* Without its cursor the client would read the whole feed again and count
+                 * it twice: it stays away until the database answers. */
+                log_error_errno(r, "fleet: cannot read the change cursor: %m");
+                fail(fc, FLEET_UNREACHABLE,
+                     "cannot read the change cursor from the local "
+                     "database");
+                return 0;
+        }
+        connect_start(fc);
+        return 0;
+}
+
+/* ---- life ---- */
+
+int fleet_client_new(sd_event *event, BrokerDb *db, FleetClient **ret) {
+        _cleanup_free_ FleetClient *fc = calloc(1, sizeof(*fc));
+        int r;
+
+        if (!fc)
+                return -ENOMEM;
+        fc->event = event;
+        fc->db = db;
+        fc->state = FLEET_DISABLED;
+        r = sd_event_add_time(event, &fc->timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_timer, fc);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(fc->timer, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(fc->timer, "fleet-timer");
+        *ret = TAKE_PTR(fc);
+        return 0;
+}
+
+FleetClient *fleet_client_free(FleetClient *fc) {
+        if (!fc)
+                return NULL;
+        forget_section(fc);
+        fc->timer = sd_event_source_disable_unref(fc->timer);
+        free(fc);
+        return NULL;
+}
+
+json_object *fleet_client_status_json(const FleetClient *fc) {
+        char t[RFC3339_BUF_MAX];
+
+        if (!fc || !fc->enabled)
+                return NULL;
+        json_object *o = json_object_new_object();
+        if (!o)
+                return NULL;
+        json_object_object_add(o, "host", json_object_new_string(fc->host));
+        json_object_object_add(o, "database", json_object_new_string(fc->database));
+        json_object_object_add(o, "state", json_object_new_string(state_names[fc->state]));
+        json_object_object_add(o, "since",
+                               json_object_new_string(format_rfc3339(fc->since, t, sizeof(t))));
+        json_object_object_add(o, "last_error",
+                               fc->last_error ? json_object_new_string(fc->last_error) : NULL);
+        json_object_object_add(
+                o, "last_poll",
+                fc->last_poll ? json_object_new_string(format_rfc3339(fc->last_poll, t, sizeof(t)))
+                              : NULL);
+        json_object_object_add(o, "schema_version", json_object_new_int(fc->schema_version));
+        json_object_object_add(o, "cursor", json_object_new_int64(fc->cursor.seq));
+        json_object_object_add(o, "changes_seen",
+                               json_object_new_int64((int64_t) fc->cursor.changes_seen));
+        return o;
+}

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/* The broker's connection to the fleet store (docs/fleet.md): with a fleet section in the
+ * policy, one PostgreSQL connection driven by libpq's non-blocking calls from the sd-event
+ * loop, never from a check. At connect it checks the schema's version and that the host is
+ * registered for its role; then it polls the change feed every 2 s and moves its cursor,
+ * kept in the broker's database. It reconnects with backoff (1 s doubling to 30 s) and
+ * logs each change of state once. Applying the changes is not built yet. */
+#pragma once
+
+#include <json-c/json.h>
+#include <systemd/sd-event.h>
+
+#include "policy.h"
+#include "store.h"
+
+/* A connection attempt (TCP, TLS, authentication) must be done within this; a query must
+ * be answered within FLEET_QUERY_TIMEOUT_USEC (the statement timeout of docs/fleet.md). */
+#define FLEET_CONNECT_TIMEOUT_USEC (5 * 1000000ULL)
+#define FLEET_QUERY_TIMEOUT_USEC (2 * 1000000ULL)
+/* Rows of the change feed one poll reads at most. */
+#define FLEET_POLL_ROWS_MAX 1000
+
+typedef enum FleetState {
+        FLEET_DISABLED,        /* no fleet section */
+        FLEET_CONNECTING,      /* the first attempt, after start or a new fleet section */
+        FLEET_CONNECTED,       /* checked and polling */
+        FLEET_UNREACHABLE,     /* the last attempt or poll failed; retrying */
+        FLEET_SCHEMA_MISMATCH, /* the store's schema is not this broker's; retrying */
+        _FLEET_STATE_MAX,
+} FleetState;
+
+typedef struct FleetClient FleetClient;
+
+int fleet_client_new(sd_event *event, BrokerDb *db, FleetClient **ret);
+FleetClient *fleet_client_free(FleetClient *fc);
+
+/* Takes the policy's fleet section (copied; f may be NULL: none). A section unlike the one
+ * in use drops the connection and starts again with the new one; none disconnects; the
+ * same section, while not connected, tries again now. */
+int fleet_client_set_policy(FleetClient *fc, const PolicyFleet *f);
+
+FleetState fleet_client_state(const FleetClient *fc);
+const char *fleet_state_to_string(FleetState s);
+
+/* What `jitctl status` shows: host, database, state, since, last_error, last_poll,
+ * schema_version, cursor, changes_seen; NULL when disabled or out of memory. */
+json_object *fleet_client_status_json(const FleetClient *fc);
