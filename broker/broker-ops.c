@@ -239,15 +239,21 @@ static json_object *rule_approvers_json(const Policy *p, const char *rule_name) 
         return approvers;
 }
 
-static json_object *reply_request(Op *op, int64_t id) {
-        _cleanup_(request_freep) Request *r = NULL;
-        int k = db_get_request(op->b->db, id, &r);
+/* The reply of a change to request id: saved is the request as the change wrote it, when
+ * the operation has it (then nothing is read back), or NULL. */
+static json_object *reply_request_saved(Op *op, int64_t id, Request *saved) {
+        _cleanup_(request_freep) Request *r = saved;
+        int k = r ? 0 : db_get_request(op->b->db, id, &r);
         if (k < 0) {
                 log_error_errno(k, "reading request %lld back: %m", (long long) id);
                 return jit_reply_error(JIT_ERROR_INTERNAL,
                                        "the change was saved but could not be read back");
         }
         return jit_reply_ok(request_to_json(op->b, r));
+}
+
+static json_object *reply_request(Op *op, int64_t id) {
+        return reply_request_saved(op, id, NULL);
 }
 
 static json_object *internal_error(Op *op, const char *what, int r) {
@@ -712,9 +718,10 @@ static json_object *op_approve(Op *op) {
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "id must be a positive integer");
         if ((k = jit_message_get_string(op->msg, "comment", JIT_REASON_MAX, false, &comment)) < 0)
                 return bad_field(op->msg, "comment", k, JIT_REASON_MAX);
-        if ((k = grant_approve(&op->b->grants, &op->caller, id, comment, &e)) < 0)
+        Request *saved = NULL;
+        if ((k = grant_approve_saved(&op->b->grants, &op->caller, id, comment, &saved, &e)) < 0)
                 return grant_error_reply(op, k, &e);
-        return reply_request(op, id);
+        return reply_request_saved(op, id, saved);
 }
 
 /* ---- deny, cancel, revoke: a request leaves pending/active early ---- */
