@@ -76,14 +76,19 @@ static void name_check_done(NameCheck *c) {
         *c = (NameCheck){ .uid = (uid_t) -1, .renamed = -1 };
 }
 
-static void name_check_fill(NameCheck *c, const char *name, uid_t uid) {
+static void name_check_fill(const Broker *b, NameCheck *c, const char *name, uid_t uid) {
         uid_t by_name;
+        int r = 0;
 
         name_check_done(c);
         c->name = strdup(name);
         c->uid = uid;
-        /* The usual case costs one lookup: the name still maps to the uid. */
-        int r = user_uid_from_name(name, &by_name);
+        /* The usual case costs one lookup: the name still maps to the uid. The password
+         * file's answer, when NSS would take it from there, without reading it again. */
+        if (b->passwd_cache && valid_account_name(name))
+                r = passwd_cache_lookup(b->passwd_cache, name, &by_name);
+        if (r == 0)
+                r = user_uid_from_name(name, &by_name);
         if (r >= 0 && by_name == uid) {
                 c->renamed = 0;
                 c->now = strdup(name);
@@ -115,7 +120,7 @@ static const NameCheck *name_check(const Broker *b, const char *name, uid_t uid)
         /* sd_event_now() returns 0 with the time of the current iteration, 1 before the
          * first one (a time that is no iteration's). */
         if (!b->event || sd_event_now(b->event, CLOCK_MONOTONIC, &iteration) != 0) {
-                name_check_fill(&name_memo.scratch, name, uid);
+                name_check_fill(b, &name_memo.scratch, name, uid);
                 return &name_memo.scratch;
         }
         if (iteration != name_memo.iteration) {
@@ -131,7 +136,7 @@ static const NameCheck *name_check(const Broker *b, const char *name, uid_t uid)
         }
         NameCheck *c = name_memo.n < NAME_MEMO_MAX ? &name_memo.entries[name_memo.n++]
                                                    : &name_memo.scratch;
-        name_check_fill(c, name, uid);
+        name_check_fill(b, c, name, uid);
         return c;
 }
 
