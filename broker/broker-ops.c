@@ -81,14 +81,19 @@ static void name_check_done(NameCheck *c) {
         *c = (NameCheck){ .uid = (uid_t) -1, .renamed = -1 };
 }
 
-static void name_check_fill(NameCheck *c, const char *name, uid_t uid) {
+static void name_check_fill(const Broker *b, NameCheck *c, const char *name, uid_t uid) {
         uid_t by_name;
+        int r = 0;
 
         name_check_done(c);
         c->name = strdup(name);
         c->uid = uid;
-        /* The usual case costs one lookup: the name still maps to the uid. */
-        int r = user_uid_from_name(name, &by_name);
+        /* The usual case costs one lookup: the name still maps to the uid. The password
+         * file's answer, when NSS would take it from there, without reading it again. */
+        if (b->passwd_cache && valid_account_name(name))
+                r = passwd_cache_lookup(b->passwd_cache, name, &by_name);
+        if (r == 0)
+                r = user_uid_from_name(name, &by_name);
         if (r >= 0 && by_name == uid) {
                 c->renamed = 0;
                 c->now = strdup(name);
@@ -120,7 +125,7 @@ static const NameCheck *name_check(const Broker *b, const char *name, uid_t uid)
         /* sd_event_now() returns 0 with the time of the current iteration, 1 before the
          * first one (a time that is no iteration's). */
         if (!b->event || sd_event_now(b->event, CLOCK_MONOTONIC, &iteration) != 0) {
-                name_check_fill(&name_memo.scratch, name, uid);
+                name_check_fill(b, &name_memo.scratch, name, uid);
                 return &name_memo.scratch;
         }
         if (iteration != name_memo.iteration) {
@@ -136,7 +141,7 @@ static const NameCheck *name_check(const Broker *b, const char *name, uid_t uid)
         }
         NameCheck *c = name_memo.n < NAME_MEMO_MAX ? &name_memo.entries[name_memo.n++]
                                                    : &name_memo.scratch;
-        name_check_fill(c, name, uid);
+        name_check_fill(b, c, name, uid);
         return c;
 }
 
@@ -244,15 +249,21 @@ static json_object *rule_approvers_json(const Policy *p, const char *rule_name) 
         return approvers;
 }
 
-static json_object *reply_request(Op *op, int64_t id) {
-        _cleanup_(request_freep) Request *r = NULL;
-        int k = db_get_request(op->b->db, id, &r);
+/* The reply of a change to request id: saved is the request as the change wrote it, when
+ * the operation has it (then nothing is read back), or NULL. */
+static json_object *reply_request_saved(Op *op, int64_t id, Request *saved) {
+        _cleanup_(request_freep) Request *r = saved;
+        int k = r ? 0 : db_get_request(op->b->db, id, &r);
         if (k < 0) {
                 log_error_errno(k, "reading request %lld back: %m", (long long) id);
                 return jit_reply_error(JIT_ERROR_INTERNAL,
                                        "the change was saved but could not be read back");
         }
         return jit_reply_ok(request_to_json(op->b, r));
+}
+
+static json_object *reply_request(Op *op, int64_t id) {
+        return reply_request_saved(op, id, NULL);
 }
 
 static json_object *internal_error(Op *op, const char *what, int r) {
@@ -717,9 +728,10 @@ static json_object *op_approve(Op *op) {
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "id must be a positive integer");
         if ((k = jit_message_get_string(op->msg, "comment", JIT_REASON_MAX, false, &comment)) < 0)
                 return bad_field(op->msg, "comment", k, JIT_REASON_MAX);
-        if ((k = grant_approve(&op->b->grants, &op->caller, id, comment, &e)) < 0)
+        Request *saved = NULL;
+        if ((k = grant_approve_saved(&op->b->grants, &op->caller, id, comment, &saved, &e)) < 0)
                 return grant_error_reply(op, k, &e);
-        return reply_request(op, id);
+        return reply_request_saved(op, id, saved);
 }
 
 /* ---- deny, cancel, revoke: a request leaves pending/active early ---- */

@@ -741,8 +741,45 @@ static const char *scope_refusal(const PolicyRule *rule, const Request *r, char 
         return NULL;
 }
 
+/* Adds a (copied) to r's approvals where reading r back would put it: ordered by time, then
+ * uid, as the store lists them. */
+static int request_add_approval(Request *r, const Approval *a) {
+        Approval copy = {
+                .approver = strdup(a->approver),
+                .approver_uid = a->approver_uid,
+                .comment = a->comment ? strdup(a->comment) : NULL,
+                .at = a->at,
+                .by_rule = a->by_rule,
+                .policy_version = a->policy_version ? strdup(a->policy_version) : NULL,
+        };
+        Approval *l = NULL;
+        if (!copy.approver || (a->comment && !copy.comment) ||
+            (a->policy_version && !copy.policy_version) ||
+            !(l = reallocarray(r->approvals, r->n_approvals + 1, sizeof(Approval)))) {
+                free(copy.approver);
+                free(copy.comment);
+                free(copy.policy_version);
+                return -ENOMEM;
+        }
+        r->approvals = l;
+        size_t i = r->n_approvals;
+        while (i > 0 && (l[i - 1].at > copy.at ||
+                         (l[i - 1].at == copy.at && l[i - 1].approver_uid > copy.approver_uid))) {
+                l[i] = l[i - 1];
+                i--;
+        }
+        l[i] = copy;
+        r->n_approvals++;
+        return 0;
+}
+
 int grant_approve(Grants *g, const Identity *caller, int64_t id, const char *comment,
                   GrantError *e) {
+        return grant_approve_saved(g, caller, id, comment, NULL, e);
+}
+
+int grant_approve_saved(Grants *g, const Identity *caller, int64_t id, const char *comment,
+                        Request **ret, GrantError *e) {
         _cleanup_tx_ GrantTx tx = {};
         _cleanup_(request_freep) Request *r = NULL;
         int k;
@@ -841,6 +878,10 @@ int grant_approve(Grants *g, const Identity *caller, int64_t id, const char *com
                                duration_format(r->duration, d, sizeof(d)), (long long) id)) < 0) ||
             (k = tx_commit(&tx)) < 0)
                 return fail(g, e, k, "saving the approval");
+        /* The request as it now stands in the store, for the reply: without it (no memory)
+         * the caller reads it back. */
+        if (ret && request_add_approval(r, &a) >= 0)
+                *ret = TAKE_PTR(r);
         return 0;
 }
 

@@ -112,6 +112,10 @@ int grant_break_glass(Grants *g, const Identity *caller, const GrantAsk *ask, in
 /* One approval; the last one required activates the grant. */
 int grant_approve(Grants *g, const Identity *caller, int64_t id, const char *comment,
                   GrantError *e);
+/* grant_approve(), and *ret (when not NULL, and memory allows; else left untouched) the
+ * request as saved, the new approval included: what reading it back would give. */
+int grant_approve_saved(Grants *g, const Identity *caller, int64_t id, const char *comment,
+                        Request **ret, GrantError *e);
 /* deny (approvers, root), cancel (requester, root) or revoke (requester, approvers, root).
  * When the change cannot be saved it is held (HeldEnd): enforced at once and retried; the
  * result is then the store's error with e->held set and e->message saying exactly that

@@ -99,6 +99,14 @@ class CoreFlow(BrokerTestCase):
         self.assertEqual(shown["ended_by"], "broker")
         self.assertRefused(alice)
 
+    @staticmethod
+    def as_stored(user, rid):
+        """show's document without what show adds to a request's: the request as stored."""
+        shown = user.ok("show", rid)
+        for key in ("profile", "sessions", "current_policy_version", "approvers"):
+            shown.pop(key)
+        return shown
+
     def test_04_two_of_n(self):
         erin, bob, carol = self.u["jit-erin"], self.u["jit-bob"], self.u["jit-carol"]
         req = self.request("jit-erin")
@@ -106,14 +114,20 @@ class CoreFlow(BrokerTestCase):
         self.assertEqual(req["approvals_required"], 2)
         self.assertEqual(req["duration"], 3600)  # the default
         rid = str(req["id"])
-        self.assertEqual(bob.ok("approve", rid)["state"], "pending")
+        first = bob.ok("approve", rid)
+        self.assertEqual(first["state"], "pending")
+        self.assertEqual(first, self.as_stored(erin, rid))  # the reply is the saved request
         self.assertRefused(erin)
         p = bob.jitctl("approve", rid)  # an approver counts once
         self.assertExit(p, EXIT_REFUSED)
         self.assertEqual(erin.ok("show", rid)["state"], "pending")
-        done = carol.ok("approve", rid)
+        done = carol.ok("approve", rid, "--comment", "second")
         self.assertEqual(done["state"], "active")
         self.assertEqual(sorted(a["approver"] for a in done["approvals"]), ["jit-bob", "jit-carol"])
+        self.assertEqual(done["approvals"][1]["comment"], "second")
+        stored = self.as_stored(erin, rid)
+        self.assertLessEqual(stored.pop("seconds_left"), done.pop("seconds_left"))
+        self.assertEqual(done, stored)
         self.assertAllowed(erin)
         erin.ok("revoke", rid)  # the requester may end their own grant
         self.assertRefused(erin)

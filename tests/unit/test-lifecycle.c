@@ -470,6 +470,62 @@ static void test_two_of_n_counts_each_approver_once(void **state) {
         assert_int_equal(audit_count(w->db, id, "granted"), 1);
 }
 
+static void assert_same_request(const Request *a, const Request *b) {
+        assert_int_equal(a->id, b->id);
+        assert_int_equal(a->state, b->state);
+        assert_int_equal(a->activated_at, b->activated_at);
+        assert_int_equal(a->expires_at, b->expires_at);
+        assert_string_equal(a->boot_id, b->boot_id);
+        assert_int_equal(a->deadline_boot, b->deadline_boot);
+        assert_int_equal(a->deadline_at, b->deadline_at);
+        assert_int_equal(a->approvals_required, b->approvals_required);
+        assert_int_equal(a->n_approvals, b->n_approvals);
+        for (size_t i = 0; i < a->n_approvals; i++) {
+                const Approval *x = &a->approvals[i], *y = &b->approvals[i];
+                assert_string_equal(x->approver, y->approver);
+                assert_int_equal(x->approver_uid, y->approver_uid);
+                assert_int_equal(x->at, y->at);
+                assert_int_equal(x->by_rule, y->by_rule);
+                assert_true((x->comment == NULL) == (y->comment == NULL));
+                if (x->comment)
+                        assert_string_equal(x->comment, y->comment);
+                assert_string_equal(x->policy_version, y->policy_version);
+        }
+}
+
+/* What an approval hands back for its reply is what reading the request would give, the
+ * approvals in the store's order (time, then uid) even when the clock stepped back. */
+static void test_approve_saved_is_the_stored_request(void **state) {
+        World *w = *state;
+        GrantError e;
+        int64_t id = file(w, &alice, "sshd", 0);
+        Request *saved = NULL, *read = NULL;
+
+        assert_int_equal(grant_approve_saved(&w->g, &bob, id, "first", &saved, &e), 0);
+        assert_non_null(saved);
+        assert_int_equal(db_get_request(w->db, id, &read), 0);
+        assert_int_equal(saved->state, REQUEST_PENDING);
+        assert_same_request(saved, read);
+        request_free(saved);
+        request_free(read);
+
+        clock_real -= 10 * USEC_PER_SEC; /* the wall clock stepped back */
+        saved = read = NULL;
+        assert_int_equal(grant_approve_saved(&w->g, &carol, id, NULL, &saved, &e), 0);
+        assert_non_null(saved);
+        assert_int_equal(db_get_request(w->db, id, &read), 0);
+        assert_int_equal(saved->state, REQUEST_ACTIVE);
+        assert_string_equal(saved->approvals[0].approver, "carol");
+        assert_same_request(saved, read);
+        request_free(saved);
+        request_free(read);
+
+        /* A refusal hands back nothing. */
+        saved = NULL;
+        assert_int_equal(grant_approve_saved(&w->g, &bob, id, NULL, &saved, &e), -EBUSY);
+        assert_null(saved);
+}
+
 static void test_auto_approval_and_break_glass(void **state) {
         World *w = *state;
         GrantError e;
@@ -1088,6 +1144,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_file_approve_revoke, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_refusals_change_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_two_of_n_counts_each_approver_once, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_approve_saved_is_the_stored_request, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_auto_approval_and_break_glass, setup,
                                                 teardown),
