@@ -80,7 +80,7 @@ class Restart(BrokerTestCase):
             "DROP TABLE fleet_cursor;"
             "PRAGMA user_version = 5;")
         self.broker.start()
-        self.assertEqual(sql("PRAGMA user_version"), "9")
+        self.assertEqual(sql("PRAGMA user_version"), "10")
         # Version 9: the fleet client's change cursor (empty without a fleet section).
         self.assertEqual(sql("SELECT count(*) FROM fleet_cursor"), "0")
         self.assertEqual(sql("SELECT name FROM sqlite_master WHERE name LIKE 'requests_active%'"),
