@@ -100,9 +100,9 @@ static json_object *row_to_json(PGresult *res, int row) {
                         json_object_object_add(
                                 o, "duration",
                                 json_object_new_int64(strtoll(PQgetvalue(res, row, c), NULL, 10)));
-                else if (STREQ(names[c], "approvals"))
+                else if (STREQ(names[c], "approvals") || STREQ(names[c], "revoked_by"))
                         json_object_object_add(
-                                o, "approvals",
+                                o, names[c],
                                 PQgetisnull(res, row, c)
                                         ? json_object_new_array()
                                         : json_tokener_parse(PQgetvalue(res, row, c)));
@@ -118,7 +118,8 @@ static json_object *row_to_json(PGresult *res, int row) {
         "to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "             \
         "(SELECT json_agg(json_build_object('approver', a.approver, 'verdict', a.verdict, "        \
         "'host', a.origin_host, 'at', extract(epoch FROM a.created_at)) ORDER BY a.id) "           \
-        "FROM jit_fleet.approvals AS a WHERE a.request_id = r.id), v.revoker "
+        "FROM jit_fleet.approvals AS a WHERE a.request_id = r.id), (SELECT json_agg(x.revoker "    \
+        "ORDER BY x.id) FROM jit_fleet.revocations AS x WHERE x.request_id = r.id) "
 #define FLEET_ROW_FROM                                                                             \
         "FROM jit_fleet.requests AS r LEFT JOIN LATERAL (SELECT x.revoker FROM "                   \
         "jit_fleet.revocations AS x WHERE x.request_id = r.id ORDER BY x.id LIMIT 1) AS v ON true "
@@ -406,6 +407,29 @@ static void fleet_revoke_here(Broker *b, int64_t fleet_id, int64_t local_id, con
                          (long long) fleet_id, revoker, (long long) local_id);
 }
 
+static bool fleet_revoke_checked(Broker *b, int64_t fleet_id, int64_t local_id,
+                                 const char *requester, const char *service, const char *revoker) {
+        _cleanup_(identity_done) Identity who = { .uid = (uid_t) -1 };
+        _cleanup_(identity_done) Identity req_id = { .uid = (uid_t) -1 };
+        bool may = false;
+
+        if (revoker && identity_from_name(revoker, &who) >= 0) {
+                may = who.uid == 0 || STREQ(revoker, requester);
+                if (!may && identity_from_name(requester, &req_id) >= 0) {
+                        const PolicyRule *rule = policy_match(b->policy, &req_id, service);
+                        may = rule && policy_rule_is_approver(rule, &who);
+                }
+        }
+        if (!may) {
+                log_notice("fleet: request %lld: the revocation by %s does not count here (not "
+                           "the requester, an approver or root)",
+                           (long long) fleet_id, revoker);
+                return false;
+        }
+        fleet_revoke_here(b, fleet_id, local_id, revoker);
+        return true;
+}
+
 /* One fleet request as the fetch read it: decided here. */
 static void fleet_apply_row(Broker *b, PGresult *res, int row) {
         const char *host = fleet_client_host(b->fleet);
@@ -429,10 +453,23 @@ static void fleet_apply_row(Broker *b, PGresult *res, int row) {
                 return (void) log_warning_errno(r, "fleet: cannot read the fleet grants: %m");
         }
         if (r == 0) {
-                /* Granted here before: only its revocation matters now. */
+                /* Granted here before: only its revocation matters now, by someone who
+                 * may revoke it here (as a local revoke: the requester, an approver of the
+                 * grant's rule, root). */
                 host_selector_free(sel);
-                if (STREQ(state, "revoked"))
-                        fleet_revoke_here(b, fleet_id, local_id, PQgetvalue(res, row, 11));
+                if (!STREQ(state, "revoked") || PQgetisnull(res, row, 11))
+                        return;
+                _cleanup_(json_object_putp) json_object *revokers =
+                        json_tokener_parse(PQgetvalue(res, row, 11));
+                size_t n = json_object_is_type(revokers, json_type_array)
+                                   ? json_object_array_length(revokers)
+                                   : 0;
+                /* The first revocation that counts here ends it. */
+                for (size_t i = 0; i < n; i++)
+                        if (fleet_revoke_checked(
+                                    b, fleet_id, local_id, requester, service,
+                                    json_object_get_string(json_object_array_get_idx(revokers, i))))
+                                break;
                 return;
         }
         if (!mine || !STREQ(state, "pending")) {
@@ -467,6 +504,7 @@ static void fleet_apply_row(Broker *b, PGresult *res, int row) {
         _cleanup_free_ char **names = calloc(n + 1, sizeof(char *));
         size_t counted = 0;
         uint64_t approved_at = 0;
+        bool denied = false;
         if (!approvals || !names)
                 return (void) log_error("fleet: out of memory");
         for (size_t i = 0; i < n && counted < rule->approvals; i++) {
@@ -488,8 +526,10 @@ static void fleet_apply_row(Broker *b, PGresult *res, int row) {
                         seen = seen || approvals[k].approver_uid == who.uid;
                 if (counts && STREQ(verdict, "deny")) {
                         identity_done(&who);
-                        return (void) log_info("fleet: request %lld denied by %s",
-                                               (long long) fleet_id, approver);
+                        log_info("fleet: request %lld denied by %s", (long long) fleet_id,
+                                 approver);
+                        denied = true;
+                        break;
                 }
                 if (counts && !seen) {
                         approvals[counted] = (Approval){
@@ -504,7 +544,7 @@ static void fleet_apply_row(Broker *b, PGresult *res, int row) {
                 }
                 identity_done(&who);
         }
-        if (counted < rule->approvals || counted == 0) {
+        if (denied || counted < rule->approvals || counted == 0) {
                 for (size_t k = 0; k < counted; k++)
                         free(names[k]);
                 return;

@@ -50,8 +50,11 @@ static void print_fleet_request(json_object *r, FILE *f) {
                                         : "approved",
                                 get_str(x, "approver") ?: "?", get_str(x, "host") ?: "?");
                 }
-        if (get_str(r, "revoked_by"))
-                fprintf(f, "  revoked by %s\n", get_str(r, "revoked_by"));
+        if (json_object_object_get_ex(r, "revoked_by", &a) &&
+            json_object_is_type(a, json_type_array))
+                for (size_t i = 0; i < json_object_array_length(a); i++)
+                        fprintf(f, "  revoked by %s\n",
+                                json_object_get_string(json_object_array_get_idx(a, i)));
 }
 
 int fleet_request_file(Context *c, const char *hosts, const char *service, const char *reason,

@@ -155,6 +155,10 @@ class FleetRequestsTest(BrokerTestCase):
         self.addCleanup(lambda: self.on(host, "root").jitctl("revoke", p.json["id"]))
         return p.json["id"]
 
+    def log_of(self, host):
+        with open(self.hosts[host].log.name) as f:
+            return f.read()
+
     def local_grant(self, host, fleet_id):
         """The local grant host made for fleet_id, or None."""
         for r in self.on(host, "root").ok("list", "--all"):
@@ -210,6 +214,12 @@ class FleetRequestsTest(BrokerTestCase):
                 s["running"] for s in self.on("a", "root").ok("show", str(local["id"]))["sessions"]),
                 what="the sudo session on a")
             self.assertIsNone(sess.poll())
+        # A revocation by someone who is neither the requester, an approver nor root is
+        # written to the store, and no host counts it.
+        self.on("c", "jit-carol").ok("revoke", fid, "--reason", "not mine to end")
+        wait_for(lambda: "the revocation by jit-carol does not count here" in self.log_of("a"),
+                 what="a to refuse carol's revocation")
+        self.assertTrue(self.allowed("a"))
         self.on("c", "jit-bob").ok("revoke", fid, "--reason", "done")
         wait_for(lambda: not self.allowed("a") and not self.allowed("c"), timeout=5,
                  what="the revocation on a and c")
