@@ -27,6 +27,9 @@
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
 
+/* The group that sees every request (the policy's audit_group, else this). */
+#define FLEET_AUDIT_GROUP "jit-auditors"
+
 /* ---- answering a client when PostgreSQL has answered ---- */
 
 typedef enum FleetOpKind {
@@ -43,7 +46,36 @@ typedef struct FleetPending {
         int fd; /* a duplicate of the client's connection */
         FleetOpKind kind;
         int64_t id;
+        Identity caller; /* who asked: what a list or show gives them */
+        bool sees_all;   /* root and the audit group */
+        /* approve, deny, revoke: written only once the caller is seen to see the request
+         * (the first query shows it) */
+        const char *then_sql;
+        char *then_params[5];
+        int then_n;
 } FleetPending;
+
+static void pending_free(FleetPending *p) {
+        if (p->fd >= 0)
+                close(p->fd);
+        identity_done(&p->caller);
+        for (int i = 0; i < p->then_n; i++)
+                free(p->then_params[i]);
+        free(p);
+}
+
+/* A fleet request is seen as a local one is (grant_may_see()): by root and the audit
+ * group, its requester, and the approvers of the rule this host's policy matches it to. */
+static bool may_see_row(FleetPending *p, PGresult *res, int row) {
+        const char *requester = PQgetvalue(res, row, 2), *service = PQgetvalue(res, row, 3);
+        if (p->sees_all || STREQ(requester, p->caller.name))
+                return true;
+        _cleanup_(identity_done) Identity req = { .uid = (uid_t) -1 };
+        if (identity_from_name(requester, &req) < 0)
+                return false;
+        const PolicyRule *rule = policy_match(p->b->policy, &req, service);
+        return rule && policy_rule_is_approver(rule, &p->caller);
+}
 
 static void reply_send(FleetPending *p, json_object *reply) {
         size_t len;
@@ -55,8 +87,7 @@ static void reply_send(FleetPending *p, json_object *reply) {
                                 now_usec(CLOCK_MONOTONIC) + FLEET_REPLY_TIMEOUT_USEC) < 0)
                 log_debug("fleet: the client left before its answer");
         json_object_put(reply);
-        close(p->fd);
-        free(p);
+        pending_free(p);
 }
 
 static json_object *unreachable(void) {
@@ -143,11 +174,26 @@ static void answered(void *userdata, PGresult *res, const char *error) {
         if (p->kind == FLEET_OP_LIST) {
                 json_object *a = json_object_new_array();
                 for (int i = 0; a && i < n; i++)
-                        json_object_array_add(a, row_to_json(res, i));
+                        if (may_see_row(p, res, i))
+                                json_object_array_add(a, row_to_json(res, i));
                 json_object *o = json_object_new_object();
                 if (o)
                         json_object_object_add(o, "requests", a);
                 return reply_send(p, jit_reply_ok(o));
+        }
+        if (p->then_sql) {
+                if (n != 1 || !may_see_row(p, res, 0))
+                        return reply_send(p, jit_reply_error(JIT_ERROR_NOT_FOUND,
+                                                             "no fleet request f:%lld that this "
+                                                             "host may see",
+                                                             (long long) p->id));
+                /* Seen: now the write itself. */
+                const char *sql = p->then_sql;
+                p->then_sql = NULL;
+                if (fleet_client_query(p->b->fleet, sql, p->then_n,
+                                       (const char *const *) p->then_params, answered, p) < 0)
+                        reply_send(p, unreachable());
+                return;
         }
         if (n == 1 && (p->kind == FLEET_OP_APPROVE || p->kind == FLEET_OP_DENY ||
                        p->kind == FLEET_OP_REVOKE)) {
@@ -161,7 +207,14 @@ static void answered(void *userdata, PGresult *res, const char *error) {
                         reply_send(p, unreachable());
                 return;
         }
-        if (n != 1)
+        if (n == 0 && (p->kind == FLEET_OP_APPROVE || p->kind == FLEET_OP_DENY))
+                /* Shown a moment ago, not written now. */
+                return reply_send(p, jit_reply_error(JIT_ERROR_REFUSED,
+                                                     "f:%lld is not pending, or is your own "
+                                                     "(nobody approves or denies their own "
+                                                     "request)",
+                                                     (long long) p->id));
+        if (n != 1 || !may_see_row(p, res, 0))
                 return reply_send(p, jit_reply_error(JIT_ERROR_NOT_FOUND,
                                                      "no fleet request f:%lld that this host may "
                                                      "see",
@@ -170,24 +223,42 @@ static void answered(void *userdata, PGresult *res, const char *error) {
 }
 
 /* Queues sql for the client and takes its connection: 0, or the reply to give now. */
-static json_object *ask(Broker *b, int peer_fd, bool *taken, FleetOpKind kind, int64_t id,
-                        const char *sql, int n, const char *const *params) {
+static json_object *ask(Broker *b, const Identity *caller, int peer_fd, bool *taken,
+                        FleetOpKind kind, int64_t id, const char *sql, int n,
+                        const char *const *params, const char *then_sql, int then_n,
+                        const char *const *then_params) {
         if (!taken || peer_fd < 0)
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "fleet operations need a connection");
         FleetPending *p = calloc(1, sizeof(*p));
         if (!p)
                 return jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
-        *p = (FleetPending){ .b = b, .kind = kind, .id = id };
+        *p = (FleetPending){ .b = b, .kind = kind, .id = id, .fd = -1 };
+        if (then_sql) {
+                /* The request is shown first; the write follows when the caller may see it. */
+                p->then_sql = then_sql;
+                p->then_n = then_n;
+                for (int i = 0; i < then_n; i++)
+                        if (then_params[i] && !(p->then_params[i] = strdup(then_params[i]))) {
+                                pending_free(p);
+                                return jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
+                        }
+        }
+        if (identity_copy(caller, &p->caller) < 0) {
+                free(p);
+                return jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
+        }
+        p->sees_all = caller->uid == 0 ||
+                      identity_in_group(caller, b->policy->audit_group ?: FLEET_AUDIT_GROUP);
         p->fd = fcntl(peer_fd, F_DUPFD_CLOEXEC, 3);
         if (p->fd < 0) {
-                free(p);
+                int k = -errno;
+                pending_free(p);
                 return jit_reply_error(JIT_ERROR_INTERNAL, "cannot keep the connection: %s",
-                                       strerror(errno));
+                                       strerror(-k));
         }
         int r = fleet_client_query(b->fleet, sql, n, params, answered, p);
         if (r < 0) {
-                close(p->fd);
-                free(p);
+                pending_free(p);
                 if (r == -ENOTCONN)
                         return unreachable();
                 if (r == -EBUSY)
@@ -284,7 +355,7 @@ static json_object *fleet_request(Broker *b, const Identity *caller, int peer_fd
         };
         /* origin_id: the next of this host's own (it reads all of them); one connection
          * runs one query at a time, so two filings never race for it. */
-        return ask(b, peer_fd, taken, FLEET_OP_REQUEST, 0,
+        return ask(b, caller, peer_fd, taken, FLEET_OP_REQUEST, 0,
                    "WITH f AS (INSERT INTO jit_fleet.requests (origin_host, origin_id, requester, "
                    "service, reason, ticket, duration_s, selector, selector_host, "
                    "selector_labels, rule, policy_version) VALUES ($1, (SELECT "
@@ -293,7 +364,7 @@ static json_object *fleet_request(Broker *b, const Identity *caller, int peer_fd
                    "SELECT f.id, f.origin_host, f.requester, f.service, f.reason, f.ticket, "
                    "f.duration_s, f.selector, f.state, to_char(f.created_at AT TIME ZONE 'UTC', "
                    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '[]', NULL FROM f",
-                   (int) ELEMENTSOF(params), params);
+                   (int) ELEMENTSOF(params), params, NULL, 0, NULL);
 }
 
 json_object *broker_fleet_op(Broker *b, const char *name, const Identity *caller, int peer_fd,
@@ -310,12 +381,12 @@ json_object *broker_fleet_op(Broker *b, const char *name, const Identity *caller
         if (STREQ(name, "fleet-list")) {
                 if (fleet_client_state(b->fleet) != FLEET_CONNECTED)
                         return unreachable();
-                return ask(b, peer_fd, taken, FLEET_OP_LIST, 0,
+                return ask(b, caller, peer_fd, taken, FLEET_OP_LIST, 0,
                            "SELECT " FLEET_ROW_COLUMNS FLEET_ROW_FROM
                            "WHERE r.state = 'pending' AND v.revoker IS NULL AND NOT EXISTS "
                            "(SELECT 1 FROM jit_fleet.approvals AS d WHERE d.request_id = r.id "
                            "AND d.verdict = 'deny') ORDER BY r.id LIMIT 1000",
-                           0, NULL);
+                           0, NULL, NULL, 0, NULL);
         }
         if (get_fleet_id(msg, &id) < 0)
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "id must be a positive integer");
@@ -326,7 +397,8 @@ json_object *broker_fleet_op(Broker *b, const char *name, const Identity *caller
 
         if (STREQ(name, "fleet-show")) {
                 const char *params[] = { id_text };
-                return ask(b, peer_fd, taken, FLEET_OP_SHOW, id, FLEET_SHOW_SQL, 1, params);
+                return ask(b, caller, peer_fd, taken, FLEET_OP_SHOW, id, FLEET_SHOW_SQL, 1, params,
+                           NULL, 0, NULL);
         }
         if (STREQ(name, "fleet-approve") || STREQ(name, "fleet-deny")) {
                 bool approve = STREQ(name, "fleet-approve");
@@ -339,8 +411,10 @@ json_object *broker_fleet_op(Broker *b, const char *name, const Identity *caller
                                          comment };
                 /* One's own request is never approved by oneself here; each target also
                  * checks the approver against its own rule. */
+                const char *show[] = { id_text };
                 return ask(
-                        b, peer_fd, taken, approve ? FLEET_OP_APPROVE : FLEET_OP_DENY, id,
+                        b, caller, peer_fd, taken, approve ? FLEET_OP_APPROVE : FLEET_OP_DENY, id,
+                        FLEET_SHOW_SQL, 1, show,
                         "WITH a AS (INSERT INTO jit_fleet.approvals (request_id, origin_host, "
                         "approver, verdict, comment) SELECT r.id, $2, $3, $4, $5 FROM "
                         "jit_fleet.requests AS r WHERE r.id = $1::bigint AND r.state = "
@@ -352,7 +426,8 @@ json_object *broker_fleet_op(Broker *b, const char *name, const Identity *caller
                 if (jit_message_get_string(msg, "reason", JIT_REASON_MAX, false, &reason) < 0)
                         return jit_reply_error(JIT_ERROR_BAD_REQUEST, "bad reason");
                 const char *params[] = { id_text, host, caller->name, reason };
-                return ask(b, peer_fd, taken, FLEET_OP_REVOKE, id,
+                const char *show[] = { id_text };
+                return ask(b, caller, peer_fd, taken, FLEET_OP_REVOKE, id, FLEET_SHOW_SQL, 1, show,
                            "WITH v AS (INSERT INTO jit_fleet.revocations (request_id, "
                            "origin_host, revoker, reason) SELECT r.id, $2, $3, $4 FROM "
                            "jit_fleet.requests AS r WHERE r.id = $1::bigint RETURNING request_id) "
@@ -576,40 +651,44 @@ static void fleet_apply_row(Broker *b, PGresult *res, int row) {
 
 typedef struct FleetFetch {
         Broker *b;
-        int64_t to;
+        int64_t from, to;
 } FleetFetch;
-
-/* The changes not applied yet begin after this seq (0: none waiting). */
-static int64_t fetch_from = -1;
 
 static void fetched(void *userdata, PGresult *res, const char *error) {
         FleetFetch *f = userdata;
         Broker *b = f->b;
-        int64_t to = f->to;
+        int64_t from = f->from, to = f->to;
         free(f);
 
         if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-                /* The range is read again with the next one. */
+                /* Not applied: the kept cursor stays, and the next poll reads them again. */
                 log_debug("fleet: the fetch failed: %s", res ? PQresultErrorMessage(res) : error);
+                fleet_client_rewind(b->fleet);
                 return;
         }
         for (int i = 0; i < PQntuples(res); i++)
                 fleet_apply_row(b, res, i);
-        if (fetch_from >= 0 && to >= fetch_from)
-                fetch_from = -1;
+        if (PQntuples(res) >= FLEET_FETCH_ROWS_MAX) {
+                /* More requests than one fetch reads: never past what was not applied. */
+                log_warning("fleet: more than %d requests changed at once; reading again",
+                            FLEET_FETCH_ROWS_MAX);
+                fleet_client_rewind(b->fleet);
+                return;
+        }
+        fleet_client_applied(b->fleet, from, to);
 }
 
 void broker_fleet_changes(void *userdata, int64_t from, int64_t to) {
         Broker *b = userdata;
         char from_text[32], to_text[32], limit[16];
 
-        if (fetch_from < 0 || from < fetch_from)
-                fetch_from = from;
         FleetFetch *f = calloc(1, sizeof(*f));
-        if (!f)
+        if (!f) {
+                fleet_client_rewind(b->fleet);
                 return;
-        *f = (FleetFetch){ .b = b, .to = to };
-        snprintf(from_text, sizeof(from_text), "%lld", (long long) fetch_from);
+        }
+        *f = (FleetFetch){ .b = b, .from = from, .to = to };
+        snprintf(from_text, sizeof(from_text), "%lld", (long long) from);
         snprintf(to_text, sizeof(to_text), "%lld", (long long) to);
         snprintf(limit, sizeof(limit), "%d", FLEET_FETCH_ROWS_MAX);
         const char *params[] = { from_text, to_text, limit };
@@ -619,6 +698,8 @@ void broker_fleet_changes(void *userdata, int64_t from, int64_t to) {
                                "WHERE r.id IN (SELECT c.request_id FROM jit_fleet.changes AS c "
                                "WHERE c.seq > $1::bigint AND c.seq <= $2::bigint) ORDER BY r.id "
                                "LIMIT $3::integer",
-                               3, params, fetched, f) < 0)
+                               3, params, fetched, f) < 0) {
                 free(f);
+                fleet_client_rewind(b->fleet);
+        }
 }

@@ -62,7 +62,12 @@ struct FleetClient {
         uint64_t last_poll; /* CLOCK_REALTIME usec of the last successful poll; 0: none */
         uint64_t backoff;   /* the last wait before an attempt; 0 after a success */
         int schema_version; /* the store's, as last read; 0: not read */
+        /* Two cursors: the one kept in the local database moves only once the changes up
+         * to it are applied (fleet_client_applied()), so that a broker stopped between a
+         * poll and its fetch, or a fetch that failed, reads them again; the poll goes on
+         * from the one seen. */
         FleetCursor cursor;
+        FleetCursor seen;
 
         FleetQuery *queries; /* waiting, the first one in flight in PHASE_QUERY */
         size_t n_queries;
@@ -317,12 +322,14 @@ static void host_checked(FleetClient *fc, PGresult *res) {
                             fc->host, fc->role, fc->host);
         fc->backoff = 0;
         set_state(fc, FLEET_CONNECTED, NULL);
+        /* What was seen and not applied before the connection went is read again. */
+        fc->seen = fc->cursor;
         poll_send(fc);
 }
 
 static void poll_send(FleetClient *fc) {
         char cursor[32], limit[16];
-        snprintf(cursor, sizeof(cursor), "%lld", (long long) fc->cursor.seq);
+        snprintf(cursor, sizeof(cursor), "%lld", (long long) fc->seen.seq);
         snprintf(limit, sizeof(limit), "%d", FLEET_POLL_ROWS_MAX);
         const char *params[] = { cursor, limit };
         /* One statement, one snapshot: the rows and the oldest transaction still running
@@ -355,32 +362,28 @@ static void polled(FleetClient *fc, PGresult *res) {
                                             .settled = STREQ(PQgetvalue(res, i, 1), "t") };
         }
 
-        FleetCursor next = fc->cursor;
-        int64_t from = fc->cursor.seq;
+        FleetCursor next = fc->seen;
+        int64_t from = fc->seen.seq;
         int passed = fleet_cursor_advance(&next.seq, rows, (size_t) n, &next.changes_seen);
         if (passed < 0)
                 return fail(fc, FLEET_UNREACHABLE, "the change feed answered out of order");
         fc->last_poll = now_usec(CLOCK_REALTIME);
         if (passed > 0) {
                 next.updated_at = fc->last_poll;
-                int r = db_fleet_cursor_save(fc->db, fc->host, &next);
-                if (r < 0)
-                        /* The cursor stays where the database has it: the same rows are
-                         * read again at the next poll. */
-                        log_warning_errno(r, "fleet: cannot keep the change cursor: %m");
-                else
-                        fc->cursor = next;
+                fc->seen = next;
+                if (!fc->changes_hook)
+                        fleet_client_applied(fc, from, next.seq); /* nothing to apply */
         }
-        log_debug("fleet: polled from %lld: %d row%s, %d passed, cursor %lld, %llu seen",
-                  (long long) from, n, n == 1 ? "" : "s", passed, (long long) fc->cursor.seq,
-                  (unsigned long long) fc->cursor.changes_seen);
+        log_debug("fleet: polled from %lld: %d row%s, %d passed, seen %lld, applied %lld",
+                  (long long) from, n, n == 1 ? "" : "s", passed, (long long) fc->seen.seq,
+                  (long long) fc->cursor.seq);
 
         fc->phase = PHASE_IDLE;
         int r = watch(fc, EPOLLIN, false);
         if (r < 0)
                 return fail(fc, FLEET_UNREACHABLE, "cannot watch the connection: %s", strerror(-r));
         if (passed > 0 && fc->changes_hook)
-                fc->changes_hook(fc->changes_userdata, from, fc->cursor.seq);
+                fc->changes_hook(fc->changes_userdata, from, fc->seen.seq);
         if (fc->phase != PHASE_IDLE || query_next(fc))
                 return;
         /* A full page that all moved the cursor: more is waiting, read it now. */
@@ -618,7 +621,7 @@ static void forget_section(FleetClient *fc) {
         fc->last_poll = 0;
         fc->backoff = 0;
         fc->schema_version = 0;
-        fc->cursor = (FleetCursor){};
+        fc->cursor = fc->seen = (FleetCursor){};
         fc->state = FLEET_DISABLED;
         fc->since = now_usec(CLOCK_REALTIME);
 }
@@ -726,6 +729,30 @@ json_object *fleet_client_status_json(const FleetClient *fc) {
 
 const char *fleet_client_host(const FleetClient *fc) {
         return fc && fc->enabled ? fc->host : NULL;
+}
+
+void fleet_client_applied(FleetClient *fc, int64_t from, int64_t to) {
+        if (!fc || to <= fc->cursor.seq)
+                return;
+        if (from != fc->cursor.seq) {
+                /* A range before this one was not applied: not past it. */
+                fleet_client_rewind(fc);
+                return;
+        }
+        FleetCursor next = fc->seen.seq == to ? fc->seen : fc->cursor;
+        next.seq = to;
+        next.updated_at = now_usec(CLOCK_REALTIME);
+        int r = db_fleet_cursor_save(fc->db, fc->host, &next);
+        if (r < 0)
+                /* The kept cursor stays: the next start reads these changes again. */
+                log_warning_errno(r, "fleet: cannot keep the change cursor: %m");
+        else
+                fc->cursor = next;
+}
+
+void fleet_client_rewind(FleetClient *fc) {
+        if (fc)
+                fc->seen = fc->cursor; /* the next poll reads again what was not applied */
 }
 
 void fleet_client_set_changes_hook(FleetClient *fc, FleetChangesHook hook, void *userdata) {

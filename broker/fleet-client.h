@@ -62,6 +62,13 @@ typedef void (*FleetQueryDone)(void *userdata, PGresult *res, const char *error)
 int fleet_client_query(FleetClient *fc, const char *sql, int n, const char *const *params,
                        FleetQueryDone done, void *userdata);
 
-/* Called after a poll moved the cursor from from to to (changes (from, to] are settled). */
+/* The changes (from, to] are applied: the cursor kept in the local database moves to to,
+ * when from is where it stands (else an earlier range failed: the poll reads again). */
+void fleet_client_applied(FleetClient *fc, int64_t from, int64_t to);
+/* Applying them failed: the next poll reads again from the kept cursor. */
+void fleet_client_rewind(FleetClient *fc);
+
+/* Called after a poll saw the changes (from, to] settle; once they are applied the hook's
+ * owner calls fleet_client_applied() (until then a restart reads them again). */
 typedef void (*FleetChangesHook)(void *userdata, int64_t from, int64_t to);
 void fleet_client_set_changes_hook(FleetClient *fc, FleetChangesHook hook, void *userdata);

@@ -69,7 +69,8 @@ class HostBroker(jittest.Broker):
 
 
 class FleetRequestsTest(BrokerTestCase):
-    USERS = {"jit-alice": ["jit-test"], "jit-bob": ["jit-test"], "jit-carol": ["jit-test"]}
+    USERS = {"jit-alice": ["jit-test"], "jit-bob": ["jit-test"], "jit-carol": ["jit-test"],
+             "jit-audrey": ["jit-test", "jit-auditors"]}
 
     @classmethod
     def setUpClass(cls):
@@ -199,8 +200,13 @@ class FleetRequestsTest(BrokerTestCase):
         wait_for(lambda: self.allowed("a") and self.allowed("c"), timeout=5,
                  what="sudo on a and c within 5 s")
         self.assertFalse(self.allowed("b"))
-        shown = self.on("c", "jit-carol").ok("show", fid)
+        shown = self.on("c", "jit-bob").ok("show", fid)
         self.assertEqual(shown["hosts"], "environment=staging")
+        # Seen as a local request is: not by a user who neither asked nor approves.
+        p = self.on("c", "jit-carol").jitctl("show", fid)
+        self.assertEqual((p.returncode, p.stderr.strip()),
+                         (5, f"jitctl: no fleet request {fid} that this host may see"))
+        self.assertNotIn(fid, [r["id"] for r in self.on("c", "jit-carol").ok("list", "--fleet")["requests"]])
 
         # Revoke on c: the grant ends on a, and its running sudo session with it.
         alice = self.on("a", "jit-alice")
@@ -214,17 +220,45 @@ class FleetRequestsTest(BrokerTestCase):
                 s["running"] for s in self.on("a", "root").ok("show", str(local["id"]))["sessions"]),
                 what="the sudo session on a")
             self.assertIsNone(sess.poll())
-        # A revocation by someone who is neither the requester, an approver nor root is
-        # written to the store, and no host counts it.
-        self.on("c", "jit-carol").ok("revoke", fid, "--reason", "not mine to end")
-        wait_for(lambda: "the revocation by jit-carol does not count here" in self.log_of("a"),
-                 what="a to refuse carol's revocation")
+        # Who may not see it cannot revoke it; an auditor sees it, and her revocation is
+        # written to the store, but no host counts it (she neither asked nor approves).
+        p = self.on("c", "jit-carol").jitctl("revoke", fid, "--reason", "not mine to end")
+        self.assertEqual(p.returncode, 5, p.stderr)
+        self.on("c", "jit-audrey").ok("revoke", fid, "--reason", "not mine to end")
+        wait_for(lambda: "the revocation by jit-audrey does not count here" in self.log_of("a"),
+                 what="a to refuse the auditor's revocation")
         self.assertTrue(self.allowed("a"))
         self.on("c", "jit-bob").ok("revoke", fid, "--reason", "done")
         wait_for(lambda: not self.allowed("a") and not self.allowed("c"), timeout=5,
                  what="the revocation on a and c")
         if sess:
             wait_for(lambda: sess.poll() is not None, timeout=10, what="the session on a to end")
+
+    def test_4_changes_not_applied_are_read_again(self):
+        # The cursor kept in a host's database moves only past changes it has applied: a
+        # fetch that fails (here the hosts may not read requests for a moment) leaves it
+        # where it was, and the approval is applied once the fetch works again.
+        self.pg.psql(self.admin, "REVOKE SELECT ON jit_fleet.requests FROM jit_fleet_host")
+        regrant = lambda: self.pg.psql(self.admin, "GRANT SELECT ON jit_fleet.requests TO jit_fleet_host")
+        self.addCleanup(regrant)
+        kept = self.fleet("a")["cursor"]
+        rows = self.pg.query(self.admin, (
+            "WITH r AS (INSERT INTO jit_fleet.requests (origin_host, origin_id, requester, service, "
+            "reason, duration_s, selector, selector_host, rule, policy_version) VALUES ('b', 9999, "
+            "'jit-alice', 'sudo', 'fix the replica', 3600, 'a', 'a', 'fleet-sudo', repeat('0', 64)) "
+            "RETURNING id), v AS (INSERT INTO jit_fleet.approvals (request_id, origin_host, approver, "
+            "verdict) SELECT id, 'c', 'jit-bob', 'approve' FROM r RETURNING request_id) "
+            "SELECT request_id FROM v"))
+        fid = f"f:{rows[0][0]}"
+        self.addCleanup(lambda: self.on("a", "root").jitctl("revoke", fid))
+        polls = []
+        wait_for(lambda: polls.append(self.fleet("a")["last_poll"]) or len(set(polls)) >= 3,
+                 timeout=15, what="two polls of a after the change")
+        self.assertEqual(self.fleet("a")["cursor"], kept)
+        self.assertFalse(self.allowed("a"))
+        regrant()
+        wait_for(lambda: self.allowed("a"), timeout=5, what="the approval applied on a")
+        self.assertGreater(self.fleet("a")["cursor"], kept)
 
     def test_3_store_away(self):
         fid = self.file("a")
