@@ -1542,6 +1542,14 @@ static json_object *op_wait(Op *op) {
         return NULL;
 }
 
+/* ---- fleet requests (broker-fleet.c) ---- */
+
+static json_object *op_fleet(Op *op) {
+        const char *name = NULL;
+        (void) jit_message_get_string(op->msg, "op", JIT_OP_MAX, true, &name);
+        return broker_fleet_op(op->b, name, &op->caller, op->peer_fd, op->msg, op->taken);
+}
+
 /* ---- reload ---- */
 
 /* What SIGHUP does, answered: ExecReload= runs `jitctl reload`, so `systemctl reload` fails
@@ -1599,6 +1607,12 @@ static const struct {
         { "session-open", op_session_open, false, false, false },
         { "session-close", op_session_close, false, false, false },
         { "reload", op_reload, false, false, false },
+        { "fleet-request", op_fleet, true, false, false },
+        { "fleet-list", op_fleet, true, true, false },
+        { "fleet-show", op_fleet, true, true, false },
+        { "fleet-approve", op_fleet, true, false, false },
+        { "fleet-deny", op_fleet, true, false, false },
+        { "fleet-revoke", op_fleet, true, false, false },
 };
 
 json_object *broker_dispatch(Broker *b, const struct ucred *peer, int peer_fd, json_object *msg,

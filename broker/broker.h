@@ -102,6 +102,14 @@ json_object *broker_request_to_json(const Broker *b, const Request *r);
  * also where it is answered on another thread with a view of the broker. Set once, at start. */
 void broker_ops_share(Broker *b);
 
+/* broker-fleet.c: the fleet operations (fleet-request, fleet-list, fleet-show, fleet-approve,
+ * fleet-deny, fleet-revoke), answered on the connection once the fleet store has answered
+ * (*taken set, NULL returned), or at once with an error; and the poll's hook, which reads the
+ * fleet requests the changes (from, to] name and grants or ends them here. */
+json_object *broker_fleet_op(Broker *b, const char *name, const Identity *caller, int peer_fd,
+                             json_object *msg, bool *taken);
+void broker_fleet_changes(void *userdata, int64_t from, int64_t to);
+
 /* brokerd.c */
 /* The file name in the runtime directory (the socket's): malloc'd, NULL when out of memory. */
 char *broker_runtime_file(const Broker *b, const char *name);

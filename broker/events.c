@@ -45,6 +45,7 @@ static const struct {
         [JIT_EVENT_FLEET_UNREACHABLE] = { "6cd970a4a7924585b622241e98293095", "fleet-unreachable" },
         [JIT_EVENT_FLEET_SCHEMA_MISMATCH] = { "598aea4b1aab40988baed396a4b6d01c",
                                               "fleet-schema-mismatch" },
+        [JIT_EVENT_FLEET_GRANTED] = { "853293422d7e457ab68194a24791f5d2", "fleet-granted" },
 };
 
 const char *jit_event_message_id(JitEvent e) {

@@ -37,6 +37,7 @@ typedef enum JitEvent {
         JIT_EVENT_FLEET_CONNECTED,   /* the fleet store is in use (fleet-client.h) */
         JIT_EVENT_FLEET_UNREACHABLE, /* the fleet store cannot be used; retried with backoff */
         JIT_EVENT_FLEET_SCHEMA_MISMATCH, /* the fleet store's schema is not this broker's */
+        JIT_EVENT_FLEET_GRANTED,         /* a fleet request's approvals met this host's policy */
         _JIT_EVENT_MAX,
 } JitEvent;
 

@@ -26,8 +26,18 @@ typedef enum Phase {
         PHASE_CHECK_SCHEMA, /* the queries: the timer is the deadline of the answer */
         PHASE_CHECK_HOST,
         PHASE_POLL,
-        PHASE_IDLE, /* connected; the timer starts the next poll */
+        PHASE_IDLE,  /* connected; the timer starts the next poll */
+        PHASE_QUERY, /* one of the broker's own queries (FleetQuery) */
 } Phase;
+
+typedef struct FleetQuery {
+        struct FleetQuery *next;
+        char *sql;
+        int n;
+        char *params[FLEET_QUERY_PARAMS_MAX];
+        FleetQueryDone done;
+        void *userdata;
+} FleetQuery;
 
 struct FleetClient {
         sd_event *event;
@@ -52,7 +62,17 @@ struct FleetClient {
         uint64_t last_poll; /* CLOCK_REALTIME usec of the last successful poll; 0: none */
         uint64_t backoff;   /* the last wait before an attempt; 0 after a success */
         int schema_version; /* the store's, as last read; 0: not read */
+        /* Two cursors: the one kept in the local database moves only once the changes up
+         * to it are applied (fleet_client_applied()), so that a broker stopped between a
+         * poll and its fetch, or a fetch that failed, reads them again; the poll goes on
+         * from the one seen. */
         FleetCursor cursor;
+        FleetCursor seen;
+
+        FleetQuery *queries; /* waiting, the first one in flight in PHASE_QUERY */
+        size_t n_queries;
+        FleetChangesHook changes_hook;
+        void *changes_userdata;
 };
 
 static const char *const state_names[_FLEET_STATE_MAX] = {
@@ -78,6 +98,7 @@ static int schema_version_known(void) {
 
 static void connect_start(FleetClient *fc);
 static void poll_send(FleetClient *fc);
+static bool query_next(FleetClient *fc);
 
 /* PostgreSQL's message on one line. */
 static void pg_message(const char *text, char *buf, size_t len) {
@@ -95,6 +116,24 @@ static void arm_timer(FleetClient *fc, uint64_t usec) {
                 /* Nothing would ever run again: the watchdog notices a broker that cannot
                  * arm timers long before this matters. */
                 log_error_errno(r, "fleet: cannot arm a timer: %m");
+}
+
+static void query_free(FleetQuery *q) {
+        free(q->sql);
+        for (int i = 0; i < q->n; i++)
+                free(q->params[i]);
+        free(q);
+}
+
+/* Every query waiting is told the connection is gone. */
+static void queries_fail(FleetClient *fc, const char *error) {
+        FleetQuery *q;
+        while ((q = fc->queries)) {
+                fc->queries = q->next;
+                fc->n_queries--;
+                q->done(q->userdata, NULL, error);
+                query_free(q);
+        }
 }
 
 static void drop_connection(FleetClient *fc) {
@@ -165,6 +204,7 @@ static void fail(FleetClient *fc, FleetState s, const char *fmt, ...) {
         va_end(ap);
         drop_connection(fc);
         set_state(fc, s, error);
+        queries_fail(fc, error);
         fc->backoff = fleet_backoff_next(fc->backoff);
         fc->phase = PHASE_WAIT_RETRY;
         log_debug("fleet: next attempt in %llu ms", (unsigned long long) (fc->backoff / 1000));
@@ -282,12 +322,14 @@ static void host_checked(FleetClient *fc, PGresult *res) {
                             fc->host, fc->role, fc->host);
         fc->backoff = 0;
         set_state(fc, FLEET_CONNECTED, NULL);
+        /* What was seen and not applied before the connection went is read again. */
+        fc->seen = fc->cursor;
         poll_send(fc);
 }
 
 static void poll_send(FleetClient *fc) {
         char cursor[32], limit[16];
-        snprintf(cursor, sizeof(cursor), "%lld", (long long) fc->cursor.seq);
+        snprintf(cursor, sizeof(cursor), "%lld", (long long) fc->seen.seq);
         snprintf(limit, sizeof(limit), "%d", FLEET_POLL_ROWS_MAX);
         const char *params[] = { cursor, limit };
         /* One statement, one snapshot: the rows and the oldest transaction still running
@@ -320,30 +362,30 @@ static void polled(FleetClient *fc, PGresult *res) {
                                             .settled = STREQ(PQgetvalue(res, i, 1), "t") };
         }
 
-        FleetCursor next = fc->cursor;
-        int64_t from = fc->cursor.seq;
+        FleetCursor next = fc->seen;
+        int64_t from = fc->seen.seq;
         int passed = fleet_cursor_advance(&next.seq, rows, (size_t) n, &next.changes_seen);
         if (passed < 0)
                 return fail(fc, FLEET_UNREACHABLE, "the change feed answered out of order");
         fc->last_poll = now_usec(CLOCK_REALTIME);
         if (passed > 0) {
                 next.updated_at = fc->last_poll;
-                int r = db_fleet_cursor_save(fc->db, fc->host, &next);
-                if (r < 0)
-                        /* The cursor stays where the database has it: the same rows are
-                         * read again at the next poll. */
-                        log_warning_errno(r, "fleet: cannot keep the change cursor: %m");
-                else
-                        fc->cursor = next;
+                fc->seen = next;
+                if (!fc->changes_hook)
+                        fleet_client_applied(fc, from, next.seq); /* nothing to apply */
         }
-        log_debug("fleet: polled from %lld: %d row%s, %d passed, cursor %lld, %llu seen",
-                  (long long) from, n, n == 1 ? "" : "s", passed, (long long) fc->cursor.seq,
-                  (unsigned long long) fc->cursor.changes_seen);
+        log_debug("fleet: polled from %lld: %d row%s, %d passed, seen %lld, applied %lld",
+                  (long long) from, n, n == 1 ? "" : "s", passed, (long long) fc->seen.seq,
+                  (long long) fc->cursor.seq);
 
         fc->phase = PHASE_IDLE;
         int r = watch(fc, EPOLLIN, false);
         if (r < 0)
                 return fail(fc, FLEET_UNREACHABLE, "cannot watch the connection: %s", strerror(-r));
+        if (passed > 0 && fc->changes_hook)
+                fc->changes_hook(fc->changes_userdata, from, fc->seen.seq);
+        if (fc->phase != PHASE_IDLE || query_next(fc))
+                return;
         /* A full page that all moved the cursor: more is waiting, read it now. */
         if (n == FLEET_POLL_ROWS_MAX && passed == n) {
                 arm_timer(fc, 0);
@@ -353,6 +395,30 @@ static void polled(FleetClient *fc, PGresult *res) {
         if (getrandom(&jitter, sizeof(jitter), GRND_NONBLOCK) != sizeof(jitter))
                 jitter = UINT32_MAX / 2; /* no entropy yet: P exactly */
         arm_timer(fc, fleet_poll_delay(jitter));
+}
+
+/* Sends the first query waiting, if any: true when one is in flight. */
+static bool query_next(FleetClient *fc) {
+        FleetQuery *q = fc->queries;
+        if (!q)
+                return false;
+        query_send(fc, PHASE_QUERY, q->sql, q->n, (const char *const *) q->params);
+        return true;
+}
+
+/* The broker's query answered; the next one, or a poll at once (an approval just made
+ * shows up without waiting for the poll's period). */
+static void query_answered(FleetClient *fc, PGresult *res) {
+        FleetQuery *q = fc->queries;
+        fc->queries = q->next;
+        fc->n_queries--;
+        fc->phase = PHASE_IDLE;
+        q->done(q->userdata, res, NULL);
+        query_free(q);
+        if (fc->phase != PHASE_IDLE)
+                return; /* failed meanwhile, or the callback asked something */
+        if (!query_next(fc))
+                poll_send(fc);
 }
 
 static void query_done(FleetClient *fc) {
@@ -368,6 +434,8 @@ static void query_done(FleetClient *fc) {
                 host_checked(fc, res);
         else if (phase == PHASE_POLL)
                 polled(fc, res);
+        else if (phase == PHASE_QUERY)
+                query_answered(fc, res);
         PQclear(res);
 }
 
@@ -478,6 +546,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         case PHASE_CHECK_SCHEMA:
         case PHASE_CHECK_HOST:
         case PHASE_POLL:
+        case PHASE_QUERY:
                 query_input(fc, revents);
                 break;
         case PHASE_IDLE:
@@ -515,6 +584,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         case PHASE_CHECK_SCHEMA:
         case PHASE_CHECK_HOST:
         case PHASE_POLL:
+        case PHASE_QUERY:
                 fail(fc, FLEET_UNREACHABLE, "no answer within %llu s",
                      (unsigned long long) (FLEET_QUERY_TIMEOUT_USEC / USEC_PER_SEC));
                 break;
@@ -540,6 +610,7 @@ static bool same_string(const char *a, const char *b) {
 
 static void forget_section(FleetClient *fc) {
         drop_connection(fc);
+        queries_fail(fc, "the fleet section was changed or removed");
         fc->phase = PHASE_OFF;
         fc->enabled = false;
         fc->database = mfree(fc->database);
@@ -550,7 +621,7 @@ static void forget_section(FleetClient *fc) {
         fc->last_poll = 0;
         fc->backoff = 0;
         fc->schema_version = 0;
-        fc->cursor = (FleetCursor){};
+        fc->cursor = fc->seen = (FleetCursor){};
         fc->state = FLEET_DISABLED;
         fc->since = now_usec(CLOCK_REALTIME);
 }
@@ -654,4 +725,74 @@ json_object *fleet_client_status_json(const FleetClient *fc) {
         json_object_object_add(o, "changes_seen",
                                json_object_new_int64((int64_t) fc->cursor.changes_seen));
         return o;
+}
+
+const char *fleet_client_host(const FleetClient *fc) {
+        return fc && fc->enabled ? fc->host : NULL;
+}
+
+void fleet_client_applied(FleetClient *fc, int64_t from, int64_t to) {
+        if (!fc || to <= fc->cursor.seq)
+                return;
+        if (from != fc->cursor.seq) {
+                /* A range before this one was not applied: not past it. */
+                fleet_client_rewind(fc);
+                return;
+        }
+        FleetCursor next = fc->seen.seq == to ? fc->seen : fc->cursor;
+        next.seq = to;
+        next.updated_at = now_usec(CLOCK_REALTIME);
+        int r = db_fleet_cursor_save(fc->db, fc->host, &next);
+        if (r < 0)
+                /* The kept cursor stays: the next start reads these changes again. */
+                log_warning_errno(r, "fleet: cannot keep the change cursor: %m");
+        else
+                fc->cursor = next;
+}
+
+void fleet_client_rewind(FleetClient *fc) {
+        if (fc)
+                fc->seen = fc->cursor; /* the next poll reads again what was not applied */
+}
+
+void fleet_client_set_changes_hook(FleetClient *fc, FleetChangesHook hook, void *userdata) {
+        fc->changes_hook = hook;
+        fc->changes_userdata = userdata;
+}
+
+int fleet_client_query(FleetClient *fc, const char *sql, int n, const char *const *params,
+                       FleetQueryDone done, void *userdata) {
+        if (!fc || fc->state != FLEET_CONNECTED)
+                return -ENOTCONN;
+        if (n < 0 || n > FLEET_QUERY_PARAMS_MAX)
+                return -EINVAL;
+        if (fc->n_queries >= FLEET_QUERIES_MAX)
+                return -EBUSY;
+        FleetQuery *q = calloc(1, sizeof(*q));
+        if (!q)
+                return -ENOMEM;
+        q->done = done;
+        q->userdata = userdata;
+        q->sql = strdup(sql);
+        bool oom = !q->sql;
+        for (int i = 0; i < n; i++) {
+                q->params[i] = params[i] ? strdup(params[i]) : NULL;
+                oom = oom || (params[i] && !q->params[i]);
+        }
+        q->n = n;
+        if (oom) {
+                query_free(q);
+                return -ENOMEM;
+        }
+        FleetQuery **tail = &fc->queries;
+        while (*tail)
+                tail = &(*tail)->next;
+        *tail = q;
+        fc->n_queries++;
+        /* Between polls the connection is free: now. Otherwise after what is in flight. */
+        if (fc->phase == PHASE_IDLE) {
+                (void) sd_event_source_set_enabled(fc->timer, SD_EVENT_OFF);
+                query_next(fc);
+        }
+        return 0;
 }

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <json-c/json.h>
+#include <libpq-fe.h>
 #include <systemd/sd-event.h>
 
 #include "policy.h"
@@ -45,3 +46,29 @@ const char *fleet_state_to_string(FleetState s);
 /* What `jitctl status` shows: host, database, state, since, last_error, last_poll,
  * schema_version, cursor, changes_seen; NULL when disabled or out of memory. */
 json_object *fleet_client_status_json(const FleetClient *fc);
+
+/* This host's fleet name while enabled, else NULL. */
+const char *fleet_client_host(const FleetClient *fc);
+
+/* A query of the broker's own (a fleet request, an approval, the fetch), run on the
+ * connection between polls, one at a time, in the order asked, each within
+ * FLEET_QUERY_TIMEOUT_USEC. done is called exactly once: with the result (res, whatever its
+ * status), or with res NULL and error saying why (the connection failed or was dropped).
+ * -ENOTCONN at once, and nothing queued, while the client is not connected: a new fleet
+ * request fails at once when the store is away. */
+typedef void (*FleetQueryDone)(void *userdata, PGresult *res, const char *error);
+#define FLEET_QUERIES_MAX 64
+#define FLEET_QUERY_PARAMS_MAX 16
+int fleet_client_query(FleetClient *fc, const char *sql, int n, const char *const *params,
+                       FleetQueryDone done, void *userdata);
+
+/* The changes (from, to] are applied: the cursor kept in the local database moves to to,
+ * when from is where it stands (else an earlier range failed: the poll reads again). */
+void fleet_client_applied(FleetClient *fc, int64_t from, int64_t to);
+/* Applying them failed: the next poll reads again from the kept cursor. */
+void fleet_client_rewind(FleetClient *fc);
+
+/* Called after a poll saw the changes (from, to] settle; once they are applied the hook's
+ * owner calls fleet_client_applied() (until then a restart reads them again). */
+typedef void (*FleetChangesHook)(void *userdata, int64_t from, int64_t to);
+void fleet_client_set_changes_hook(FleetClient *fc, FleetChangesHook hook, void *userdata);

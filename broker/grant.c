@@ -13,6 +13,7 @@
 #include "cleanup.h"
 #include "duration.h"
 #include "protocol.h"
+#include "store-fleet.h"
 #include "store-retention.h"
 #include "store.h"
 #include "timeutil.h"
@@ -712,6 +713,56 @@ int grant_break_glass(Grants *g, const Identity *caller, const GrantAsk *ask, in
                      (long long) req.id, req.reason)) < 0 ||
             (k = tx_commit(&tx)) < 0)
                 return fail(g, e, k, "saving the break-glass grant");
+        *ret_id = req.id;
+        return 0;
+}
+
+int grant_fleet_activate(Grants *g, const Identity *requester, const PolicyRule *rule,
+                         const GrantAsk *ask, const FleetGrantAsk *fa, int64_t *ret_id,
+                         GrantError *e) {
+        _cleanup_tx_ GrantTx tx = {};
+        char dbuf[DURATION_BUF_MAX];
+        int k;
+
+        uint64_t now_real = g->now(CLOCK_REALTIME), now_boot = g->now(CLOCK_BOOTTIME);
+        uint64_t ends = fa->approved_at + ask->duration * USEC_PER_SEC;
+        if (ends <= now_real)
+                return -ETIME;
+        Request req = request_new(g, requester, ask, ask->duration, rule->name);
+        req.approvals_required = rule->approvals;
+        req.approvals = (Approval *) fa->approvals;
+        req.n_approvals = fa->n_approvals;
+        if ((k = request_activate(g, &req)) < 0)
+                return fail(g, e, k, "activating the fleet grant");
+        /* The deadline counts from the approval in the fleet, not from when this host
+         * heard of it; on this boot's clock, so that a wall-clock jump cannot stretch it. */
+        req.activated_at = fa->approved_at;
+        req.expires_at = req.deadline_at = ends;
+        req.deadline_boot = now_boot + (ends - now_real);
+
+        json_object *details = audit_request_details(&req);
+        if (details) {
+                json_object_object_add(details, "fleet_id", json_object_new_int64(fa->fleet_id));
+                json_object_object_add(details, "fleet_origin",
+                                       json_object_new_string(fa->origin_host));
+                json_object_object_add(details, "fleet_selector",
+                                       json_object_new_string(fa->selector));
+        }
+        if ((k = tx_begin(g, &tx)) < 0 || (k = db_insert_request(g->db, &req)) < 0)
+                return fail(g, e, k, "saving the fleet grant");
+        for (size_t i = 0; i < fa->n_approvals; i++)
+                if ((k = db_add_approval(g->db, req.id, &fa->approvals[i])) < 0)
+                        return fail(g, e, k, "saving the fleet grant's approvals");
+        if ((k = db_fleet_grant_save(g->db, fa->fleet_host, fa->fleet_id, req.id)) < 0 ||
+            (k = audit_append(g->db, JIT_EVENT_FLEET_GRANTED, "fleet", -1, req.id, details)) < 0 ||
+            (k = effect_stage(g->effects, JIT_EVENT_FLEET_GRANTED, LOG_NOTICE, &req, "fleet", NULL,
+                              "fleet request %lld from %s granted here to %s for %s, %s (local "
+                              "request %lld): %s",
+                              (long long) fa->fleet_id, fa->origin_host, req.requester, req.service,
+                              duration_format(req.duration, dbuf, sizeof(dbuf)), (long long) req.id,
+                              req.reason)) < 0 ||
+            (k = tx_commit(&tx)) < 0)
+                return fail(g, e, k, "saving the fleet grant");
         *ret_id = req.id;
         return 0;
 }

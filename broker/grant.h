@@ -125,6 +125,24 @@ int grant_end(Grants *g, const Identity *caller, int64_t id, RequestEvent event,
 /* A second person reviews a break-glass grant. */
 int grant_acknowledge(Grants *g, const Identity *caller, int64_t id, GrantError *e);
 
+/* A fleet request whose approvals this host's policy accepts (broker-fleet.c decided it):
+ * an active grant for requester under rule, ending at approved_at + ask->duration (realtime
+ * usec), with the approvals given, recorded as JIT_EVENT_FLEET_GRANTED with the fleet id and
+ * origin; the mapping fleet id -> local id is saved in the same transaction. -ETIME when
+ * that deadline has passed already. */
+typedef struct FleetGrantAsk {
+        const char *fleet_host; /* this host's fleet name */
+        int64_t fleet_id;
+        const char *origin_host;
+        const char *selector;
+        uint64_t approved_at;
+        const Approval *approvals;
+        size_t n_approvals;
+} FleetGrantAsk;
+int grant_fleet_activate(Grants *g, const Identity *requester, const PolicyRule *rule,
+                         const GrantAsk *ask, const FleetGrantAsk *fa, int64_t *ret_id,
+                         GrantError *e);
+
 /* The broker's own changes. */
 /* Ends what is due: expired grants, pending requests that waited too long, grants of
  * another boot; re-bases pending requests of another boot. Returns 0 or the last error. */

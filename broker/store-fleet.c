@@ -41,3 +41,32 @@ int db_fleet_cursor_save(BrokerDb *db, const char *host, const FleetCursor *c) {
         db_release(db, st);
         return rc == SQLITE_DONE ? 0 : sqlite_errno(rc);
 }
+
+int db_fleet_grant_save(BrokerDb *db, const char *host, int64_t fleet_id, int64_t local_id) {
+        sqlite3_stmt *st;
+        int rc = db_prepare(
+                db, "INSERT INTO fleet_grants (host, fleet_id, local_id) VALUES (?1, ?2, ?3)", &st);
+        if (rc < 0)
+                return rc;
+        sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, fleet_id);
+        sqlite3_bind_int64(st, 3, local_id);
+        rc = sqlite3_step(st);
+        db_release(db, st);
+        return rc == SQLITE_DONE ? 0 : sqlite_errno(rc);
+}
+
+int db_fleet_grant_find(BrokerDb *db, const char *host, int64_t fleet_id, int64_t *ret_local_id) {
+        sqlite3_stmt *st;
+        int rc = db_prepare(
+                db, "SELECT local_id FROM fleet_grants WHERE host = ?1 AND fleet_id = ?2", &st);
+        if (rc < 0)
+                return rc;
+        sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, fleet_id);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                *ret_local_id = sqlite3_column_int64(st, 0);
+        db_release(db, st);
+        return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : sqlite_errno(rc);
+}

@@ -18,3 +18,9 @@ typedef struct FleetCursor {
 int db_fleet_cursor_load(BrokerDb *db, const char *host, FleetCursor *ret);
 /* Keeps c as host's cursor; -errno when it cannot (the next poll tries again). */
 int db_fleet_cursor_save(BrokerDb *db, const char *host, const FleetCursor *c);
+
+/* Fleet grants this host made (table fleet_grants, schema version 10): fleet request id ->
+ * the local request that is its grant here, per fleet host name. */
+int db_fleet_grant_save(BrokerDb *db, const char *host, int64_t fleet_id, int64_t local_id);
+/* 0 and *ret_local_id, -ENOENT when this host made none for fleet_id, or -errno. */
+int db_fleet_grant_find(BrokerDb *db, const char *host, int64_t fleet_id, int64_t *ret_local_id);

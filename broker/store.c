@@ -184,6 +184,14 @@ static const char *const migrations[] = {
         "  changes_seen INTEGER NOT NULL DEFAULT 0 CHECK (changes_seen >= 0),"
         "  updated_at INTEGER NOT NULL"
         ");",
+        /* 9 -> 10: the local grants made for fleet requests (broker-fleet.c), so that a
+         * fleet request is granted here once and its revocation finds the grant. */
+        "CREATE TABLE fleet_grants ("
+        "  host TEXT NOT NULL,"
+        "  fleet_id INTEGER NOT NULL CHECK (fleet_id > 0),"
+        "  local_id INTEGER NOT NULL REFERENCES requests (id),"
+        "  PRIMARY KEY (host, fleet_id)"
+        ");",
 };
 
 sqlite3 *db_sqlite(BrokerDb *db) {

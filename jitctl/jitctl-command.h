@@ -62,6 +62,7 @@ enum {
         ARG_SINCE,
         ARG_COMMAND,
         ARG_AS,
+        ARG_HOSTS,
         ARG_DATABASE,
         ARG_TO,
         ARG_LABELS,

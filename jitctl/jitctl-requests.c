@@ -17,6 +17,7 @@
 #include "command-line.h"
 #include "jitctl-command.h"
 #include "jitctl-exit.h"
+#include "jitctl-fleet-requests.h"
 #include "jitctl-format.h"
 #include "jitctl-pager.h"
 #include "jitctl-text.h"
@@ -27,6 +28,8 @@
 const char request_help[] =
         "Usage: jitctl request --reason TEXT [--service S] [--for DUR] [--ticket T]\n"
         "                      [--command 'CMD ARGS' [--as USER[:GROUP]]] [--once] [--wait]\n"
+        "       jitctl request --hosts SELECTOR --reason TEXT [--service S] [--for DUR]\n"
+        "                      [--ticket T]\n"
         "\n"
         "Ask for a time-limited grant for yourself. The broker's policy decides who has to\n"
         "approve it and how long it may last.\n"
@@ -37,6 +40,9 @@ const char request_help[] =
         "  --for DUR       How long the grant lasts once approved: 30m, 2h, 1h30m, ...\n"
         "                  (default: the policy's)\n"
         "  --ticket T      Ticket or change id, where the policy asks for one\n"
+        "  --hosts SELECTOR\n"
+        "                  A fleet request for the hosts SELECTOR picks: one host name, or\n"
+        "                  labels such as environment=staging,role=db; its id is f:ID\n"
         "  --command 'CMD ARGS'\n"
         "                  A grant for this one command line under sudo, not all of sudo:\n"
         "                  CMD is found as sudo finds it (secure_path), words are split at\n"
@@ -61,6 +67,8 @@ const char list_help[] =
         "  --all           Also requests that have ended\n"
         "                  (default: pending requests and active grants)\n"
         "  --mine          Only your own requests\n"
+        "  --fleet         Only the fleet's pending requests this host may see (f:ID);\n"
+        "                  --pending lists them after the host's own, in text\n"
         "  --json          Print a JSON array of requests\n"
         "  --no-pager      Do not send the table through a pager ($JIT_PAGER, $PAGER, less)\n"
         "  --no-legend     Leave out the header line (and \"No requests.\")\n"
@@ -158,6 +166,7 @@ typedef struct RequestArgs {
         uint64_t duration; /* 0: the policy's default */
         bool once;
         bool wait;
+        const char *hosts;        /* --hosts: a fleet request */
         const char *command_text; /* --command as typed */
         const char *as;           /* --as USER[:GROUP] */
         char **argv;              /* --command split into words */
@@ -173,7 +182,6 @@ static void request_args_done(RequestArgs *a) {
         free(a->run_as_group);
         free(a->cwd);
 }
-
 
 /* name as sudo resolves it: with a '/', the path itself (made absolute from the current
  * directory); else the first executable regular file of that name in JIT_SUDO_SECURE_PATH.
@@ -273,6 +281,7 @@ static int parse_request_args(Context *c, int argc, char *argv[], RequestArgs *a
                 { "wait", no_argument, NULL, ARG_WAIT },
                 { "command", required_argument, NULL, ARG_COMMAND },
                 { "as", required_argument, NULL, ARG_AS },
+                { "hosts", required_argument, NULL, ARG_HOSTS },
                 {},
         };
         const char *duration = NULL;
@@ -308,10 +317,15 @@ static int parse_request_args(Context *c, int argc, char *argv[], RequestArgs *a
                 case ARG_AS:
                         a->as = optarg;
                         break;
+                case ARG_HOSTS:
+                        a->hosts = optarg;
+                        break;
                 default:
                         return option_error(c);
                 }
 
+        if (a->hosts && (a->once || a->wait || a->command_text))
+                return usage_error(c, "--hosts takes neither --once, --wait nor --command");
         if ((r = check_no_more_args(c, argc, argv, 0)) != CONTINUE ||
             (r = check_service(c, a->service)) != CONTINUE)
                 return r;
@@ -372,6 +386,8 @@ int cmd_request(Context *c, int argc, char *argv[]) {
         r = parse_request_args(c, argc, argv, &a);
         if (r != CONTINUE)
                 return r;
+        if (a.hosts)
+                return fleet_request_file(c, a.hosts, a.service, a.reason, a.ticket, a.duration);
         request = build_request("request", &a);
         if (!request)
                 return fail_oom(c);
@@ -412,6 +428,7 @@ int cmd_request(Context *c, int argc, char *argv[]) {
 typedef struct ListArgs {
         const char *filter;
         bool mine;
+        bool fleet;
 } ListArgs;
 
 static int parse_list_args(Context *c, int argc, char *argv[], ListArgs *a) {
@@ -421,6 +438,7 @@ static int parse_list_args(Context *c, int argc, char *argv[], ListArgs *a) {
                 { "active", no_argument, NULL, ARG_ACTIVE },
                 { "all", no_argument, NULL, ARG_ALL },
                 { "mine", no_argument, NULL, ARG_MINE },
+                { "fleet", no_argument, NULL, ARG_HOSTS },
                 {},
         };
         int opt;
@@ -445,6 +463,9 @@ static int parse_list_args(Context *c, int argc, char *argv[], ListArgs *a) {
                 case ARG_MINE:
                         a->mine = true;
                         break;
+                case ARG_HOSTS:
+                        a->fleet = true;
+                        break;
                 default:
                         return option_error(c);
                 }
@@ -466,12 +487,18 @@ int cmd_list(Context *c, int argc, char *argv[]) {
         r = parse_list_args(c, argc, argv, &a);
         if (r != CONTINUE)
                 return r;
+        if (a.fleet)
+                return fleet_request_list(c, false);
         request = jit_request_new("list");
         if (!request || add_string(request, "filter", a.filter) < 0 ||
             (a.mine && add_bool(request, "mine", true) < 0))
                 return fail_oom(c);
         format_set_legend(!c->no_legend);
-        return call_and_print(c, TAKE_PTR(request), print_request_table, true);
+        r = call_and_print(c, TAKE_PTR(request), print_request_table, !STREQ(a.filter, "pending"));
+        /* The fleet's pending requests follow the host's own, in text. */
+        if (r == JIT_EXIT_OK && STREQ(a.filter, "pending") && !c->json && !a.mine)
+                r = fleet_request_list(c, true);
+        return r;
 }
 
 /* Options and the ID of a command that names one request. text_option is the name of
@@ -499,7 +526,18 @@ static int parse_id_command_args(Context *c, int argc, char *argv[], const char 
                         return option_error(c);
                 }
 
-        r = parse_id_arg(c, argc, argv, ret_id);
+        if (optind < argc && strncmp(argv[optind], "f:", 2) == 0) {
+                /* A fleet request: its id in the fleet, negated here to tell it apart. */
+                int64_t fid;
+                if (!fleet_id_parse(argv[optind], &fid))
+                        return usage_error(c,
+                                           "invalid fleet request id '%s' (f: and a positive "
+                                           "integer)",
+                                           argv[optind]);
+                *ret_id = -fid;
+                r = check_no_more_args(c, argc, argv, 1);
+        } else
+                r = parse_id_arg(c, argc, argv, ret_id);
         if (r != CONTINUE || !text_option)
                 return r;
         snprintf(option_name, sizeof(option_name), "--%s", text_option);
@@ -522,6 +560,12 @@ static int run_id_command(Context *c, int argc, char *argv[], const char *text_o
         r = parse_id_command_args(c, argc, argv, text_option, text_required, &id, &text);
         if (r != CONTINUE)
                 return r;
+        if (id < 0) {
+                if (!STREQ(op, "show") && !STREQ(op, "approve") && !STREQ(op, "deny") &&
+                    !STREQ(op, "revoke"))
+                        return usage_error(c, "%s does not act on fleet requests", op);
+                return fleet_request_act(c, op, -id, text_option, text);
+        }
         request = request_with_id(op, id);
         if (!request || (text && add_string(request, text_option, text) < 0))
                 return fail_oom(c);

@@ -315,13 +315,13 @@ class FleetClientTest(BrokerTestCase):
         self.await_state("connected")
 
     def test_10_local_database_migrated_from_version_8(self):
-        """A database of the previous schema (8, no fleet_cursor) is migrated at start, and
+        """A database of schema 8 (no fleet_cursor, no fleet_grants) is migrated at start, and
         the cursor starts from the beginning of the feed."""
         self.await_state("connected")
         self.broker.stop()
-        run(["sqlite3", self.broker.db, "DROP TABLE fleet_cursor; PRAGMA user_version = 8;"])
+        run(["sqlite3", self.broker.db, "DROP TABLE fleet_grants; DROP TABLE fleet_cursor; PRAGMA user_version = 8;"])
         self.broker.start()
-        self.assertEqual(run(["sqlite3", self.broker.db, "PRAGMA user_version"]).stdout.strip(), "9")
+        self.assertEqual(run(["sqlite3", self.broker.db, "PRAGMA user_version"]).stdout.strip(), "10")
         last = int(self.pg.query(self.admin, "SELECT max(seq) FROM jit_fleet.changes")[0][0])
         f = wait_for(lambda: (lambda f: f if f["cursor"] == last else None)(self.fleet()),
                      what="the cursor read from the start")

@@ -1,0 +1,705 @@
+/* SPDX-License-Identifier: MIT */
+/* Fleet requests (docs/fleet.md): the protocol's fleet operations, answered once PostgreSQL
+ * has answered (the connection is taken and the reply written then, the main loop never
+ * waits), and what this host does with the changes its poll reports: it reads the fleet
+ * requests they name, decides with its own policy, and writes or ends a local grant. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "broker-journal.h"
+#include "broker.h"
+#include "cleanup.h"
+#include "duration.h"
+#include "fleet-client.h"
+#include "host-selector.h"
+#include "protocol.h"
+#include "store-fleet.h"
+#include "timeutil.h"
+
+/* How long writing a reply to a client may take: it is small, and the client waits for it. */
+#define FLEET_REPLY_TIMEOUT_USEC (1 * 1000000ULL)
+/* Fleet requests one fetch reads at most; more wait for the next poll's range. */
+#define FLEET_FETCH_ROWS_MAX 1000
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
+
+/* The group that sees every request (the policy's audit_group, else this). */
+#define FLEET_AUDIT_GROUP "jit-auditors"
+
+/* ---- answering a client when PostgreSQL has answered ---- */
+
+typedef enum FleetOpKind {
+        FLEET_OP_REQUEST,
+        FLEET_OP_LIST,
+        FLEET_OP_SHOW,
+        FLEET_OP_APPROVE,
+        FLEET_OP_DENY,
+        FLEET_OP_REVOKE,
+} FleetOpKind;
+
+typedef struct FleetPending {
+        Broker *b;
+        int fd; /* a duplicate of the client's connection */
+        FleetOpKind kind;
+        int64_t id;
+        Identity caller; /* who asked: what a list or show gives them */
+        bool sees_all;   /* root and the audit group */
+        /* approve, deny, revoke: written only once the caller is seen to see the request
+         * (the first query shows it) */
+        const char *then_sql;
+        char *then_params[5];
+        int then_n;
+} FleetPending;
+
+static void pending_free(FleetPending *p) {
+        if (p->fd >= 0)
+                close(p->fd);
+        identity_done(&p->caller);
+        for (int i = 0; i < p->then_n; i++)
+                free(p->then_params[i]);
+        free(p);
+}
+
+/* A fleet request is seen as a local one is (grant_may_see()): by root and the audit
+ * group, its requester, and the approvers of the rule this host's policy matches it to. */
+static bool may_see_row(FleetPending *p, PGresult *res, int row) {
+        const char *requester = PQgetvalue(res, row, 2), *service = PQgetvalue(res, row, 3);
+        if (p->sees_all || STREQ(requester, p->caller.name))
+                return true;
+        _cleanup_(identity_done) Identity req = { .uid = (uid_t) -1 };
+        if (identity_from_name(requester, &req) < 0)
+                return false;
+        const PolicyRule *rule = policy_match(p->b->policy, &req, service);
+        return rule && policy_rule_is_approver(rule, &p->caller);
+}
+
+static void reply_send(FleetPending *p, json_object *reply) {
+        size_t len;
+        _cleanup_free_ char *text = reply ? jit_message_serialize(reply, &len) : NULL;
+
+        if (!text)
+                log_error("fleet: out of memory answering a client");
+        else if (jit_frame_send(p->fd, text, len,
+                                now_usec(CLOCK_MONOTONIC) + FLEET_REPLY_TIMEOUT_USEC) < 0)
+                log_debug("fleet: the client left before its answer");
+        json_object_put(reply);
+        pending_free(p);
+}
+
+static json_object *unreachable(void) {
+        return jit_reply_error(JIT_ERROR_INTERNAL, "fleet store unreachable");
+}
+
+static json_object *pg_error_reply(PGresult *res, const char *error, const char *what) {
+        if (!res)
+                return jit_reply_error(JIT_ERROR_INTERNAL, "fleet store unreachable: %s", error);
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        char msg[512];
+        snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(res) ?: "");
+        msg[strcspn(msg, "\n")] = '\0';
+        if (state && STREQ(state, "23505"))
+                return jit_reply_error(JIT_ERROR_CONFLICT, "%s: already done", what);
+        if (state && (STREQ(state, "42501") || STREQ(state, "23503")))
+                return jit_reply_error(JIT_ERROR_NOT_FOUND,
+                                       "%s: no fleet request this host may see by that id", what);
+        return jit_reply_error(JIT_ERROR_INTERNAL, "%s: the fleet store refused it: %s", what, msg);
+}
+
+static json_object *value_or_null(PGresult *res, int row, int col) {
+        return PQgetisnull(res, row, col) ? NULL
+                                          : json_object_new_string(PQgetvalue(res, row, col));
+}
+
+static json_object *row_to_json(PGresult *res, int row) {
+        json_object *o = json_object_new_object();
+        if (!o)
+                return NULL;
+        char id[32];
+        snprintf(id, sizeof(id), "f:%s", PQgetvalue(res, row, 0));
+        json_object_object_add(o, "id", json_object_new_string(id));
+        json_object_object_add(o, "fleet_id",
+                               json_object_new_int64(strtoll(PQgetvalue(res, row, 0), NULL, 10)));
+        static const char *const names[] = { NULL,     "origin_host", "requester", "service",
+                                             "reason", "ticket",      "duration",  "hosts",
+                                             "state",  "created_at",  "approvals", "revoked_by" };
+        for (int c = 1; c < (int) ELEMENTSOF(names) && c < PQnfields(res); c++) {
+                if (STREQ(names[c], "duration"))
+                        json_object_object_add(
+                                o, "duration",
+                                json_object_new_int64(strtoll(PQgetvalue(res, row, c), NULL, 10)));
+                else if (STREQ(names[c], "approvals") || STREQ(names[c], "revoked_by"))
+                        json_object_object_add(
+                                o, names[c],
+                                PQgetisnull(res, row, c)
+                                        ? json_object_new_array()
+                                        : json_tokener_parse(PQgetvalue(res, row, c)));
+                else
+                        json_object_object_add(o, names[c], value_or_null(res, row, c));
+        }
+        return o;
+}
+
+#define FLEET_ROW_COLUMNS                                                                          \
+        "r.id, r.origin_host, r.requester, r.service, r.reason, r.ticket, r.duration_s, "          \
+        "r.selector, CASE WHEN v.revoker IS NOT NULL THEN 'revoked' ELSE r.state END, "            \
+        "to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "             \
+        "(SELECT json_agg(json_build_object('approver', a.approver, 'verdict', a.verdict, "        \
+        "'host', a.origin_host, 'at', extract(epoch FROM a.created_at)) ORDER BY a.id) "           \
+        "FROM jit_fleet.approvals AS a WHERE a.request_id = r.id), (SELECT json_agg(x.revoker "    \
+        "ORDER BY x.id) FROM jit_fleet.revocations AS x WHERE x.request_id = r.id) "
+#define FLEET_ROW_FROM                                                                             \
+        "FROM jit_fleet.requests AS r LEFT JOIN LATERAL (SELECT x.revoker FROM "                   \
+        "jit_fleet.revocations AS x WHERE x.request_id = r.id ORDER BY x.id LIMIT 1) AS v ON true "
+
+#define FLEET_SHOW_SQL "SELECT " FLEET_ROW_COLUMNS FLEET_ROW_FROM "WHERE r.id = $1::bigint"
+
+static void answered(void *userdata, PGresult *res, const char *error) {
+        FleetPending *p = userdata;
+        static const char *const what[] = {
+                [FLEET_OP_REQUEST] = "filing the fleet request",
+                [FLEET_OP_LIST] = "listing fleet requests",
+                [FLEET_OP_SHOW] = "reading the fleet request",
+                [FLEET_OP_APPROVE] = "approving the fleet request",
+                [FLEET_OP_DENY] = "denying the fleet request",
+                [FLEET_OP_REVOKE] = "revoking the fleet request",
+        };
+
+        if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
+                return reply_send(p, pg_error_reply(res, error, what[p->kind]));
+        int n = PQntuples(res);
+        if (p->kind == FLEET_OP_LIST) {
+                json_object *a = json_object_new_array();
+                for (int i = 0; a && i < n; i++)
+                        if (may_see_row(p, res, i))
+                                json_object_array_add(a, row_to_json(res, i));
+                json_object *o = json_object_new_object();
+                if (o)
+                        json_object_object_add(o, "requests", a);
+                return reply_send(p, jit_reply_ok(o));
+        }
+        if (p->then_sql) {
+                if (n != 1 || !may_see_row(p, res, 0))
+                        return reply_send(p, jit_reply_error(JIT_ERROR_NOT_FOUND,
+                                                             "no fleet request f:%lld that this "
+                                                             "host may see",
+                                                             (long long) p->id));
+                /* Seen: now the write itself. */
+                const char *sql = p->then_sql;
+                p->then_sql = NULL;
+                if (fleet_client_query(p->b->fleet, sql, p->then_n,
+                                       (const char *const *) p->then_params, answered, p) < 0)
+                        reply_send(p, unreachable());
+                return;
+        }
+        if (n == 1 && (p->kind == FLEET_OP_APPROVE || p->kind == FLEET_OP_DENY ||
+                       p->kind == FLEET_OP_REVOKE)) {
+                /* Written: the answer is the request as it stands now, which a statement
+                 * that inserts does not see yet. */
+                char id_text[32];
+                snprintf(id_text, sizeof(id_text), "%lld", (long long) p->id);
+                const char *params[] = { id_text };
+                p->kind = FLEET_OP_SHOW;
+                if (fleet_client_query(p->b->fleet, FLEET_SHOW_SQL, 1, params, answered, p) < 0)
+                        reply_send(p, unreachable());
+                return;
+        }
+        if (n == 0 && (p->kind == FLEET_OP_APPROVE || p->kind == FLEET_OP_DENY))
+                /* Shown a moment ago, not written now. */
+                return reply_send(p, jit_reply_error(JIT_ERROR_REFUSED,
+                                                     "f:%lld is not pending, or is your own "
+                                                     "(nobody approves or denies their own "
+                                                     "request)",
+                                                     (long long) p->id));
+        if (n != 1 || !may_see_row(p, res, 0))
+                return reply_send(p, jit_reply_error(JIT_ERROR_NOT_FOUND,
+                                                     "no fleet request f:%lld that this host may "
+                                                     "see",
+                                                     (long long) p->id));
+        reply_send(p, jit_reply_ok(row_to_json(res, 0)));
+}
+
+/* Queues sql for the client and takes its connection: 0, or the reply to give now. */
+static json_object *ask(Broker *b, const Identity *caller, int peer_fd, bool *taken,
+                        FleetOpKind kind, int64_t id, const char *sql, int n,
+                        const char *const *params, const char *then_sql, int then_n,
+                        const char *const *then_params) {
+        if (!taken || peer_fd < 0)
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "fleet operations need a connection");
+        FleetPending *p = calloc(1, sizeof(*p));
+        if (!p)
+                return jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
+        *p = (FleetPending){ .b = b, .kind = kind, .id = id, .fd = -1 };
+        if (then_sql) {
+                /* The request is shown first; the write follows when the caller may see it. */
+                p->then_sql = then_sql;
+                p->then_n = then_n;
+                for (int i = 0; i < then_n; i++)
+                        if (then_params[i] && !(p->then_params[i] = strdup(then_params[i]))) {
+                                pending_free(p);
+                                return jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
+                        }
+        }
+        if (identity_copy(caller, &p->caller) < 0) {
+                free(p);
+                return jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
+        }
+        p->sees_all = caller->uid == 0 ||
+                      identity_in_group(caller, b->policy->audit_group ?: FLEET_AUDIT_GROUP);
+        p->fd = fcntl(peer_fd, F_DUPFD_CLOEXEC, 3);
+        if (p->fd < 0) {
+                int k = -errno;
+                pending_free(p);
+                return jit_reply_error(JIT_ERROR_INTERNAL, "cannot keep the connection: %s",
+                                       strerror(-k));
+        }
+        int r = fleet_client_query(b->fleet, sql, n, params, answered, p);
+        if (r < 0) {
+                pending_free(p);
+                if (r == -ENOTCONN)
+                        return unreachable();
+                if (r == -EBUSY)
+                        return jit_reply_error(JIT_ERROR_INTERNAL,
+                                               "the fleet store is busy: try again");
+                return jit_reply_error(JIT_ERROR_INTERNAL, "cannot ask the fleet store: %s",
+                                       strerror(-r));
+        }
+        *taken = true;
+        return NULL;
+}
+
+static int get_fleet_id(json_object *msg, int64_t *ret) {
+        bool present;
+        return jit_message_get_int(msg, "id", 1, INT64_MAX, true, ret, &present);
+}
+
+static json_object *labels_json(const HostSelector *s) {
+        json_object *o = json_object_new_object();
+        for (size_t i = 0; o && s && !s->host && i < s->n_terms; i++)
+                json_object_object_add(o, s->terms[i].key,
+                                       json_object_new_string(s->terms[i].value));
+        return o;
+}
+
+static json_object *fleet_request(Broker *b, const Identity *caller, int peer_fd, json_object *msg,
+                                  bool *taken) {
+        const char *service, *reason, *ticket, *hosts, *why = NULL;
+        int64_t duration = 0;
+        bool has_duration;
+        int r;
+
+        if (jit_message_get_string(msg, "hosts", HOST_SELECTOR_MAX, true, &hosts) < 0)
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST,
+                                       "hosts must be a host selector of at most %d bytes",
+                                       HOST_SELECTOR_MAX);
+        if (jit_message_get_string(msg, "service", JIT_SERVICE_MAX, false, &service) < 0)
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "bad service");
+        service = service ?: "sudo";
+        if (!jit_service_name_is_valid(service))
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "service must be a PAM service name");
+        if (jit_message_get_string(msg, "reason", JIT_REASON_MAX, true, &reason) < 0 ||
+            strspn(reason, " ") == strlen(reason))
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "reason must be 1 to %d bytes",
+                                       JIT_REASON_MAX);
+        if (jit_message_get_string(msg, "ticket", JIT_TICKET_MAX, false, &ticket) < 0 ||
+            (ticket && !*ticket))
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "bad ticket");
+        if (jit_message_get_int(msg, "duration", 1, (int64_t) JIT_DURATION_MAX_SEC, false,
+                                &duration, &has_duration) < 0)
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "bad duration");
+
+        HostSelector *sel = NULL;
+        if ((r = host_selector_parse(hosts, &sel, &why)) < 0)
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "--hosts: %s", why ?: strerror(-r));
+        _cleanup_free_ char *canonical = host_selector_format(sel);
+        _cleanup_(json_object_putp) json_object *labels = labels_json(sel);
+        _cleanup_free_ char *selector_host = sel->host ? strdup(sel->host) : NULL;
+        host_selector_free(sel);
+        if (!canonical || !labels)
+                return jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
+
+        /* The filing host files it under its own rule for the requester; each target
+         * decides again with its own policy. */
+        const PolicyRule *rule = policy_match(b->policy, caller, service);
+        if (!rule)
+                return jit_reply_error(JIT_ERROR_REFUSED,
+                                       "no rule of this host's policy lets %s request %s",
+                                       caller->name, service);
+        if (!has_duration)
+                duration = (int64_t) b->policy->default_duration;
+        if ((uint64_t) duration > policy_rule_cap(b->policy, rule))
+                return jit_reply_error(JIT_ERROR_REFUSED,
+                                       "a duration of %lld s is over rule \"%s\"'s cap of %llu s",
+                                       (long long) duration, rule->name,
+                                       (unsigned long long) policy_rule_cap(b->policy, rule));
+        if (fleet_client_state(b->fleet) != FLEET_CONNECTED)
+                return unreachable();
+
+        char duration_text[32];
+        snprintf(duration_text, sizeof(duration_text), "%lld", (long long) duration);
+        const char *params[] = {
+                fleet_client_host(b->fleet),
+                caller->name,
+                service,
+                reason,
+                ticket,
+                duration_text,
+                canonical,
+                selector_host,
+                json_object_to_json_string_ext(labels, JSON_C_TO_STRING_PLAIN),
+                rule->name,
+                b->policy->hash,
+        };
+        /* origin_id: the next of this host's own (it reads all of them); one connection
+         * runs one query at a time, so two filings never race for it. */
+        return ask(b, caller, peer_fd, taken, FLEET_OP_REQUEST, 0,
+                   "WITH f AS (INSERT INTO jit_fleet.requests (origin_host, origin_id, requester, "
+                   "service, reason, ticket, duration_s, selector, selector_host, "
+                   "selector_labels, rule, policy_version) VALUES ($1, (SELECT "
+                   "coalesce(max(origin_id), 0) + 1 FROM jit_fleet.requests WHERE origin_host = "
+                   "$1), $2, $3, $4, $5, $6::integer, $7, $8, $9::jsonb, $10, $11) RETURNING *) "
+                   "SELECT f.id, f.origin_host, f.requester, f.service, f.reason, f.ticket, "
+                   "f.duration_s, f.selector, f.state, to_char(f.created_at AT TIME ZONE 'UTC', "
+                   "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '[]', NULL FROM f",
+                   (int) ELEMENTSOF(params), params, NULL, 0, NULL);
+}
+
+json_object *broker_fleet_op(Broker *b, const char *name, const Identity *caller, int peer_fd,
+                             json_object *msg, bool *taken) {
+        int64_t id = 0;
+        char id_text[32];
+
+        if (!fleet_client_host(b->fleet))
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST,
+                                       "this host is not in a fleet (no fleet section in its "
+                                       "policy)");
+        if (STREQ(name, "fleet-request"))
+                return fleet_request(b, caller, peer_fd, msg, taken);
+        if (STREQ(name, "fleet-list")) {
+                if (fleet_client_state(b->fleet) != FLEET_CONNECTED)
+                        return unreachable();
+                return ask(b, caller, peer_fd, taken, FLEET_OP_LIST, 0,
+                           "SELECT " FLEET_ROW_COLUMNS FLEET_ROW_FROM
+                           "WHERE r.state = 'pending' AND v.revoker IS NULL AND NOT EXISTS "
+                           "(SELECT 1 FROM jit_fleet.approvals AS d WHERE d.request_id = r.id "
+                           "AND d.verdict = 'deny') ORDER BY r.id LIMIT 1000",
+                           0, NULL, NULL, 0, NULL);
+        }
+        if (get_fleet_id(msg, &id) < 0)
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "id must be a positive integer");
+        snprintf(id_text, sizeof(id_text), "%lld", (long long) id);
+        if (fleet_client_state(b->fleet) != FLEET_CONNECTED)
+                return unreachable();
+        const char *host = fleet_client_host(b->fleet);
+
+        if (STREQ(name, "fleet-show")) {
+                const char *params[] = { id_text };
+                return ask(b, caller, peer_fd, taken, FLEET_OP_SHOW, id, FLEET_SHOW_SQL, 1, params,
+                           NULL, 0, NULL);
+        }
+        if (STREQ(name, "fleet-approve") || STREQ(name, "fleet-deny")) {
+                bool approve = STREQ(name, "fleet-approve");
+                const char *comment;
+                if (jit_message_get_string(msg, approve ? "comment" : "reason", JIT_REASON_MAX,
+                                           !approve, &comment) < 0)
+                        return jit_reply_error(JIT_ERROR_BAD_REQUEST, "bad %s",
+                                               approve ? "comment" : "reason");
+                const char *params[] = { id_text, host, caller->name, approve ? "approve" : "deny",
+                                         comment };
+                /* One's own request is never approved by oneself here; each target also
+                 * checks the approver against its own rule. */
+                const char *show[] = { id_text };
+                return ask(
+                        b, caller, peer_fd, taken, approve ? FLEET_OP_APPROVE : FLEET_OP_DENY, id,
+                        FLEET_SHOW_SQL, 1, show,
+                        "WITH a AS (INSERT INTO jit_fleet.approvals (request_id, origin_host, "
+                        "approver, verdict, comment) SELECT r.id, $2, $3, $4, $5 FROM "
+                        "jit_fleet.requests AS r WHERE r.id = $1::bigint AND r.state = "
+                        "'pending' AND r.requester <> $3 RETURNING request_id) SELECT request_id FROM a",
+                        (int) ELEMENTSOF(params), params);
+        }
+        if (STREQ(name, "fleet-revoke")) {
+                const char *reason;
+                if (jit_message_get_string(msg, "reason", JIT_REASON_MAX, false, &reason) < 0)
+                        return jit_reply_error(JIT_ERROR_BAD_REQUEST, "bad reason");
+                const char *params[] = { id_text, host, caller->name, reason };
+                const char *show[] = { id_text };
+                return ask(b, caller, peer_fd, taken, FLEET_OP_REVOKE, id, FLEET_SHOW_SQL, 1, show,
+                           "WITH v AS (INSERT INTO jit_fleet.revocations (request_id, "
+                           "origin_host, revoker, reason) SELECT r.id, $2, $3, $4 FROM "
+                           "jit_fleet.requests AS r WHERE r.id = $1::bigint RETURNING request_id) "
+                           "SELECT request_id FROM v",
+                           (int) ELEMENTSOF(params), params);
+        }
+        return jit_reply_error(JIT_ERROR_BAD_REQUEST, "unknown op \"%s\"", name);
+}
+
+/* ---- this host: the changes its poll reports ---- */
+
+/* Whether rule may grant a request for sel on this host: a host name the rule's selector
+ * picks, or labels that include every label of the rule's selector. */
+static bool rule_covers(const PolicyRule *rule, const HostSelector *sel, const char *host,
+                        const HostLabel *labels, size_t n_labels) {
+        if (!rule->hosts)
+                return false;
+        if (sel->host)
+                return STREQ(sel->host, host) &&
+                       host_selector_matches(rule->hosts, host, labels, n_labels);
+        if (rule->hosts->host)
+                return false;
+        for (size_t i = 0; i < rule->hosts->n_terms; i++) {
+                bool found = false;
+                for (size_t j = 0; j < sel->n_terms && !found; j++)
+                        found = STREQ(sel->terms[j].key, rule->hosts->terms[i].key) &&
+                                STREQ(sel->terms[j].value, rule->hosts->terms[i].value);
+                if (!found)
+                        return false;
+        }
+        return true;
+}
+
+static void fleet_revoke_here(Broker *b, int64_t fleet_id, int64_t local_id, const char *revoker) {
+        _cleanup_(identity_done) Identity root = { .uid = (uid_t) -1 };
+        GrantError e = {};
+        char reason[512];
+        int r;
+
+        if ((r = identity_from_uid(0, &root)) < 0)
+                return (void) log_error_errno(r, "fleet: cannot resolve root: %m");
+        snprintf(reason, sizeof(reason), "revoked in the fleet by %s (fleet request %lld)", revoker,
+                 (long long) fleet_id);
+        r = grant_end(&b->grants, &root, local_id, EVENT_REVOKE, reason, &e);
+        if (r == -EBUSY)
+                return; /* over already */
+        if (r < 0)
+                log_warning("fleet: cannot end local grant %lld of fleet request %lld: %s",
+                            (long long) local_id, (long long) fleet_id, e.message);
+        else
+                log_info("fleet: request %lld revoked by %s: local grant %lld ended",
+                         (long long) fleet_id, revoker, (long long) local_id);
+}
+
+static bool fleet_revoke_checked(Broker *b, int64_t fleet_id, int64_t local_id,
+                                 const char *requester, const char *service, const char *revoker) {
+        _cleanup_(identity_done) Identity who = { .uid = (uid_t) -1 };
+        _cleanup_(identity_done) Identity req_id = { .uid = (uid_t) -1 };
+        bool may = false;
+
+        if (revoker && identity_from_name(revoker, &who) >= 0) {
+                may = who.uid == 0 || STREQ(revoker, requester);
+                if (!may && identity_from_name(requester, &req_id) >= 0) {
+                        const PolicyRule *rule = policy_match(b->policy, &req_id, service);
+                        may = rule && policy_rule_is_approver(rule, &who);
+                }
+        }
+        if (!may) {
+                log_notice("fleet: request %lld: the revocation by %s does not count here (not "
+                           "the requester, an approver or root)",
+                           (long long) fleet_id, revoker);
+                return false;
+        }
+        fleet_revoke_here(b, fleet_id, local_id, revoker);
+        return true;
+}
+
+/* One fleet request as the fetch read it: decided here. */
+static void fleet_apply_row(Broker *b, PGresult *res, int row) {
+        const char *host = fleet_client_host(b->fleet);
+        int64_t fleet_id = strtoll(PQgetvalue(res, row, 0), NULL, 10), local_id = 0;
+        const char *origin = PQgetvalue(res, row, 1), *requester = PQgetvalue(res, row, 2),
+                   *service = PQgetvalue(res, row, 3), *reason = PQgetvalue(res, row, 4),
+                   *selector = PQgetvalue(res, row, 7), *state = PQgetvalue(res, row, 8);
+        const char *ticket = PQgetisnull(res, row, 5) ? NULL : PQgetvalue(res, row, 5);
+        uint64_t duration = (uint64_t) strtoull(PQgetvalue(res, row, 6), NULL, 10);
+        HostLabel labels[POLICY_HOST_LABELS_MAX];
+        size_t n_labels = policy_host_labels(b->policy, labels);
+        HostSelector *sel = NULL;
+        int r;
+
+        if (host_selector_parse(selector, &sel, NULL) < 0)
+                return;
+        bool mine = host_selector_matches(sel, host, labels, n_labels);
+        r = db_fleet_grant_find(b->db, host, fleet_id, &local_id);
+        if (r < 0 && r != -ENOENT) {
+                host_selector_free(sel);
+                return (void) log_warning_errno(r, "fleet: cannot read the fleet grants: %m");
+        }
+        if (r == 0) {
+                /* Granted here before: only its revocation matters now, by someone who
+                 * may revoke it here (as a local revoke: the requester, an approver of the
+                 * grant's rule, root). */
+                host_selector_free(sel);
+                if (!STREQ(state, "revoked") || PQgetisnull(res, row, 11))
+                        return;
+                _cleanup_(json_object_putp) json_object *revokers =
+                        json_tokener_parse(PQgetvalue(res, row, 11));
+                size_t n = json_object_is_type(revokers, json_type_array)
+                                   ? json_object_array_length(revokers)
+                                   : 0;
+                /* The first revocation that counts here ends it. */
+                for (size_t i = 0; i < n; i++)
+                        if (fleet_revoke_checked(
+                                    b, fleet_id, local_id, requester, service,
+                                    json_object_get_string(json_object_array_get_idx(revokers, i))))
+                                break;
+                return;
+        }
+        if (!mine || !STREQ(state, "pending")) {
+                host_selector_free(sel);
+                return;
+        }
+
+        _cleanup_(identity_done) Identity req_id = { .uid = (uid_t) -1 };
+        if (identity_from_name(requester, &req_id) < 0) {
+                host_selector_free(sel);
+                return (void) log_notice("fleet: request %lld: requester %s is not a user here",
+                                         (long long) fleet_id, requester);
+        }
+        const PolicyRule *rule = policy_match(b->policy, &req_id, service);
+        bool covered = rule && rule_covers(rule, sel, host, labels, n_labels);
+        host_selector_free(sel);
+        if (!covered)
+                return (void) log_debug("fleet: request %lld: no rule here allows %s for %s on %s",
+                                        (long long) fleet_id, service, requester, selector);
+        if (duration > policy_rule_cap(b->policy, rule))
+                return (void) log_notice("fleet: request %lld: %llu s is over rule %s's cap here",
+                                         (long long) fleet_id, (unsigned long long) duration,
+                                         rule->name);
+
+        /* The approvals this host counts: approvers of its rule, as it resolves them. */
+        _cleanup_(json_object_putp) json_object *list =
+                PQgetisnull(res, row, 10) ? NULL : json_tokener_parse(PQgetvalue(res, row, 10));
+        size_t n = list && json_object_is_type(list, json_type_array)
+                           ? json_object_array_length(list)
+                           : 0;
+        _cleanup_free_ Approval *approvals = calloc(n + 1, sizeof(Approval));
+        _cleanup_free_ char **names = calloc(n + 1, sizeof(char *));
+        size_t counted = 0;
+        uint64_t approved_at = 0;
+        bool denied = false;
+        if (!approvals || !names)
+                return (void) log_error("fleet: out of memory");
+        for (size_t i = 0; i < n && counted < rule->approvals; i++) {
+                json_object *a = json_object_array_get_idx(list, i), *v;
+                const char *approver = json_object_object_get_ex(a, "approver", &v)
+                                               ? json_object_get_string(v)
+                                               : NULL;
+                const char *verdict = json_object_object_get_ex(a, "verdict", &v)
+                                              ? json_object_get_string(v)
+                                              : NULL;
+                double at = json_object_object_get_ex(a, "at", &v) ? json_object_get_double(v) : 0;
+                Identity who = { .uid = (uid_t) -1 };
+                if (!approver || !verdict || identity_from_name(approver, &who) < 0)
+                        continue;
+                bool counts = policy_rule_is_approver(rule, &who) &&
+                              (who.uid != req_id.uid || rule->allow_self_approval);
+                bool seen = false;
+                for (size_t k = 0; k < counted; k++)
+                        seen = seen || approvals[k].approver_uid == who.uid;
+                if (counts && STREQ(verdict, "deny")) {
+                        identity_done(&who);
+                        log_info("fleet: request %lld denied by %s", (long long) fleet_id,
+                                 approver);
+                        denied = true;
+                        break;
+                }
+                if (counts && !seen) {
+                        approvals[counted] = (Approval){
+                                .approver = who.name,
+                                .approver_uid = who.uid,
+                                .at = (uint64_t) (at * 1e6),
+                                .policy_version = (char *) b->policy->hash,
+                        };
+                        names[counted++] = TAKE_PTR(who.name);
+                        if ((uint64_t) (at * 1e6) > approved_at)
+                                approved_at = (uint64_t) (at * 1e6);
+                }
+                identity_done(&who);
+        }
+        if (denied || counted < rule->approvals || counted == 0) {
+                for (size_t k = 0; k < counted; k++)
+                        free(names[k]);
+                return;
+        }
+
+        GrantAsk gask = {
+                .service = service, .duration = duration, .reason = reason, .ticket = ticket
+        };
+        FleetGrantAsk fa = { .fleet_host = host,
+                             .fleet_id = fleet_id,
+                             .origin_host = origin,
+                             .selector = selector,
+                             .approved_at = approved_at,
+                             .approvals = approvals,
+                             .n_approvals = counted };
+        GrantError e = {};
+        r = grant_fleet_activate(&b->grants, &req_id, rule, &gask, &fa, &local_id, &e);
+        for (size_t k = 0; k < counted; k++)
+                free(names[k]);
+        if (r == -ETIME)
+                log_info("fleet: request %lld was approved but its time is over",
+                         (long long) fleet_id);
+        else if (r < 0)
+                log_warning("fleet: cannot grant fleet request %lld here: %s", (long long) fleet_id,
+                            e.message);
+        else
+                broker_state_changed(b);
+}
+
+typedef struct FleetFetch {
+        Broker *b;
+        int64_t from, to;
+} FleetFetch;
+
+static void fetched(void *userdata, PGresult *res, const char *error) {
+        FleetFetch *f = userdata;
+        Broker *b = f->b;
+        int64_t from = f->from, to = f->to;
+        free(f);
+
+        if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+                /* Not applied: the kept cursor stays, and the next poll reads them again. */
+                log_debug("fleet: the fetch failed: %s", res ? PQresultErrorMessage(res) : error);
+                fleet_client_rewind(b->fleet);
+                return;
+        }
+        for (int i = 0; i < PQntuples(res); i++)
+                fleet_apply_row(b, res, i);
+        if (PQntuples(res) >= FLEET_FETCH_ROWS_MAX) {
+                /* More requests than one fetch reads: never past what was not applied. */
+                log_warning("fleet: more than %d requests changed at once; reading again",
+                            FLEET_FETCH_ROWS_MAX);
+                fleet_client_rewind(b->fleet);
+                return;
+        }
+        fleet_client_applied(b->fleet, from, to);
+}
+
+void broker_fleet_changes(void *userdata, int64_t from, int64_t to) {
+        Broker *b = userdata;
+        char from_text[32], to_text[32], limit[16];
+
+        FleetFetch *f = calloc(1, sizeof(*f));
+        if (!f) {
+                fleet_client_rewind(b->fleet);
+                return;
+        }
+        *f = (FleetFetch){ .b = b, .from = from, .to = to };
+        snprintf(from_text, sizeof(from_text), "%lld", (long long) from);
+        snprintf(to_text, sizeof(to_text), "%lld", (long long) to);
+        snprintf(limit, sizeof(limit), "%d", FLEET_FETCH_ROWS_MAX);
+        const char *params[] = { from_text, to_text, limit };
+        /* Row-level security shows this host's role only what may concern it. */
+        if (fleet_client_query(b->fleet,
+                               "SELECT " FLEET_ROW_COLUMNS FLEET_ROW_FROM
+                               "WHERE r.id IN (SELECT c.request_id FROM jit_fleet.changes AS c "
+                               "WHERE c.seq > $1::bigint AND c.seq <= $2::bigint) ORDER BY r.id "
+                               "LIMIT $3::integer",
+                               3, params, fetched, f) < 0) {
+                free(f);
+                fleet_client_rewind(b->fleet);
+        }
+}
