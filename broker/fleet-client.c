@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include "fleet-client.h"
 
+#include "fleet-libpq.h"
 #include <errno.h>
-#include <libpq-fe.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -500,6 +500,10 @@ static void connect_start(FleetClient *fc) {
         int r;
 
         drop_connection(fc);
+        /* Loaded at the first attempt: checks and local requests never need it. */
+        const char *why = NULL;
+        if (fleet_libpq_load(&why) < 0)
+                return fail(fc, FLEET_UNREACHABLE, "%s", why ?: "libpq cannot be loaded");
         r = fleet_credentials_read(fc->credentials, &cred, &error);
         if (r < 0)
                 return fail(fc, FLEET_UNREACHABLE, "%s", error ?: strerror(-r));

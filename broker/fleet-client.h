@@ -8,7 +8,7 @@
 #pragma once
 
 #include <json-c/json.h>
-#include <libpq-fe.h>
+#include "fleet-libpq.h"
 #include <systemd/sd-event.h>
 
 #include "policy.h"

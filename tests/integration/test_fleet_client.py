@@ -159,6 +159,9 @@ class FleetClientTest(BrokerTestCase):
         self.assertEqual(self.fleet(self.u["jit-audra"])["host"], "a")
         self.assertNotIn("fleet", self.u["jit-alice"].ok("status")["broker"])
         self.assertNotIn("Fleet:", self.u["jit-alice"].jitctl("status").stdout)
+        # libpq is loaded because a fleet is named (broker/fleet-libpq.c).
+        with open(f"/proc/{self.broker.proc.pid}/maps") as m:
+            self.assertIn("libpq.so.5", m.read())
 
     def test_02_cursor_advances_with_a_change(self):
         self.await_state("connected")

@@ -184,6 +184,14 @@ class CoreFlow(BrokerTestCase):
         self.assertIn("payments-team", p.stdout)
         alice.ok("cancel", rid)
 
+    def test_11_no_fleet_no_libpq(self):
+        """A broker whose policy names no fleet store does not load libpq (nor the libraries
+        behind it): it is loaded only for a fleet."""
+        with open(f"/proc/{self.broker.proc.pid}/maps") as m:
+            maps = m.read()
+        self.assertNotIn("libpq.so", maps)
+        self.assertNotIn("libkrb5.so", maps)
+
     def test_10_sudo_i_asks_about_the_sudo_grant(self):
         # The pam-auth-update profile runs pam_jit.so from common-account without
         # arguments, so for the PAM service sudo-i ("sudo -i") the module itself must ask
