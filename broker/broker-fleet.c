@@ -505,6 +505,17 @@ static bool fleet_revoke_checked(Broker *b, int64_t fleet_id, int64_t local_id,
         return true;
 }
 
+/* Until when (CLOCK_BOOTTIME usec) fleet grants are honoured after a successful poll at
+ * sync_boot: fleet.max_offline later; 0 without max_offline. */
+static uint64_t honoured_until(Broker *b, uint64_t sync_boot) {
+        uint64_t max_offline = b->policy->fleet.max_offline;
+        if (max_offline == 0)
+                return 0;
+        if (sync_boot == 0)
+                sync_boot = now_usec(CLOCK_BOOTTIME);
+        return sync_boot + max_offline * USEC_PER_SEC;
+}
+
 /* One fleet request as the fetch read it: decided here. */
 static void fleet_apply_row(Broker *b, PGresult *res, int row) {
         const char *host = fleet_client_host(b->fleet);
@@ -634,7 +645,9 @@ static void fleet_apply_row(Broker *b, PGresult *res, int row) {
                              .selector = selector,
                              .approved_at = approved_at,
                              .approvals = approvals,
-                             .n_approvals = counted };
+                             .n_approvals = counted,
+                             .honoured_until_boot =
+                                     honoured_until(b, fleet_client_last_sync_boot(b->fleet)) };
         GrantError e = {};
         r = grant_fleet_activate(&b->grants, &req_id, rule, &gask, &fa, &local_id, &e);
         for (size_t k = 0; k < counted; k++)
@@ -702,4 +715,85 @@ void broker_fleet_changes(void *userdata, int64_t from, int64_t to) {
                 free(f);
                 fleet_client_rewind(b->fleet);
         }
+}
+
+/* ---- when PostgreSQL is away: max_offline and the catch-up ---- */
+
+/* The deadlines are written again only when they move by this much (a sixteenth of
+ * max_offline, at most a minute), not at every poll: a grant may thus end up to that much
+ * before max_offline has passed, never after. */
+static uint64_t honour_step(uint64_t max_offline) {
+        uint64_t step = max_offline * USEC_PER_SEC / 16;
+        return step < 60 * USEC_PER_SEC ? step : 60 * USEC_PER_SEC;
+}
+
+void broker_fleet_synced(void *userdata, uint64_t sync_boot) {
+        Broker *b = userdata;
+        const char *host = fleet_client_host(b->fleet);
+        uint64_t until = honoured_until(b, sync_boot);
+
+        if (!host)
+                return;
+        if (until == 0)
+                until = INT64_MAX; /* their own deadlines */
+        uint64_t was = b->fleet_honoured_until;
+        if (was != 0 && until >= was &&
+            (until == INT64_MAX || until - was < honour_step(b->policy->fleet.max_offline)))
+                return;
+        int r = db_fleet_grants_honour_until(b->db, host, b->boot_id, until);
+        if (r < 0)
+                /* They end sooner, never later: the next poll tries again. */
+                return (void) log_warning_errno(r, "fleet: cannot extend the fleet grants: %m");
+        b->fleet_honoured_until = until;
+        fleet_client_keep_sync(b->fleet);
+        if (r > 0)
+                broker_state_changed(b); /* the deadline timer moves */
+}
+
+static void caught_up(void *userdata, PGresult *res, const char *error) {
+        Broker *b = userdata;
+
+        if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
+                /* The change feed still names every revocation: the poll applies it. */
+                return (void) log_notice("fleet: the catch-up after connecting failed: %s",
+                                         res ? PQresultErrorMessage(res) : error);
+        for (int i = 0; i < PQntuples(res); i++)
+                fleet_apply_row(b, res, i);
+        log_info("fleet: caught up on the revocations of %d fleet grant%s held here",
+                 PQntuples(res), PQntuples(res) == 1 ? "" : "s");
+}
+
+void broker_fleet_connected(void *userdata) {
+        Broker *b = userdata;
+        const char *host = fleet_client_host(b->fleet);
+        int64_t ids[FLEET_FETCH_ROWS_MAX];
+
+        if (!host)
+                return;
+        b->fleet_honoured_until = 0; /* the first poll writes the deadlines again */
+        int n = db_fleet_grants_active(b->db, host, ids, ELEMENTSOF(ids));
+        if (n < 0)
+                return (void) log_warning_errno(n, "fleet: cannot list the fleet grants held: %m");
+        if (n == 0)
+                return;
+        /* "{1,2,3}": at most 1000 ids of 20 digits. */
+        size_t len = (size_t) n * 21 + 3;
+        _cleanup_free_ char *array = malloc(len);
+        if (!array)
+                return (void) log_error("fleet: out of memory");
+        size_t at = 0;
+        array[at++] = '{';
+        for (int i = 0; i < n; i++)
+                at += (size_t) snprintf(array + at, len - at, "%s%lld", i ? "," : "",
+                                        (long long) ids[i]);
+        snprintf(array + at, len - at, "}");
+        const char *params[] = { array };
+        /* The requests held here, with their revocations, before the change feed: an outage
+         * does not delay a revocation by the length of the feed behind it. */
+        int r = fleet_client_query(b->fleet,
+                                   "SELECT " FLEET_ROW_COLUMNS FLEET_ROW_FROM
+                                   "WHERE r.id = ANY ($1::bigint[]) ORDER BY r.id",
+                                   1, params, caught_up, b);
+        if (r < 0)
+                log_notice_errno(r, "fleet: cannot ask for the catch-up: %m");
 }

@@ -70,6 +70,9 @@ typedef struct Broker {
         struct EventStreams *streams;     /* watch and wait (event-stream.c) */
         struct Notifier *notifier;        /* runs the policy's notify hooks (notify.h) */
         struct FleetClient *fleet;        /* the fleet store's connection (fleet-client.h) */
+        /* CLOCK_BOOTTIME usec until which the fleet grants are honoured without a poll, as
+         * last written (fleet.max_offline; INT64_MAX: no limit; 0: not written yet) */
+        uint64_t fleet_honoured_until;
 } Broker;
 
 /* broker-server.c */
@@ -109,6 +112,11 @@ void broker_ops_share(Broker *b);
 json_object *broker_fleet_op(Broker *b, const char *name, const Identity *caller, int peer_fd,
                              json_object *msg, bool *taken);
 void broker_fleet_changes(void *userdata, int64_t from, int64_t to);
+/* After each successful poll: fleet.max_offline counts from sync_boot (the fleet grants'
+ * deadlines are pushed forward). */
+void broker_fleet_synced(void *userdata, uint64_t sync_boot);
+/* Once connected, before the first poll: the catch-up, revocations first. */
+void broker_fleet_connected(void *userdata);
 
 /* brokerd.c */
 /* The file name in the runtime directory (the socket's): malloc'd, NULL when out of memory. */

@@ -1015,8 +1015,10 @@ int main(int argc, char *argv[]) {
         }
         notifier_set_policy(b.notifier, b.policy);
         /* The fleet store is reached from this loop only, never on a check's path. */
-        if ((r = fleet_client_new(b.event, b.db, &b.fleet)) >= 0)
+        if ((r = fleet_client_new(b.event, b.db, &b.fleet)) >= 0) {
                 fleet_client_set_changes_hook(b.fleet, broker_fleet_changes, &b);
+                fleet_client_set_sync_hooks(b.fleet, broker_fleet_synced, broker_fleet_connected);
+        }
         if (r < 0 || (r = fleet_client_set_policy(b.fleet, &b.policy->fleet)) < 0) {
                 log_error_errno(r, "setting up the fleet client: %m");
                 return 1;

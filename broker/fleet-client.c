@@ -60,6 +60,11 @@ struct FleetClient {
         uint64_t since; /* CLOCK_REALTIME usec the state began */
         char *last_error;
         uint64_t last_poll; /* CLOCK_REALTIME usec of the last successful poll; 0: none */
+        /* CLOCK_BOOTTIME usec the last successful poll was sent (before its snapshot, so
+         * max_offline never counts from later than the store was heard); 0: none since
+         * start */
+        uint64_t last_poll_boot;
+        uint64_t poll_sent_boot;
         uint64_t backoff;   /* the last wait before an attempt; 0 after a success */
         int schema_version; /* the store's, as last read; 0: not read */
         /* Two cursors: the one kept in the local database moves only once the changes up
@@ -73,6 +78,8 @@ struct FleetClient {
         size_t n_queries;
         FleetChangesHook changes_hook;
         void *changes_userdata;
+        FleetSyncHook sync_hook;
+        FleetConnectedHook connected_hook;
 };
 
 static const char *const state_names[_FLEET_STATE_MAX] = {
@@ -324,7 +331,14 @@ static void host_checked(FleetClient *fc, PGresult *res) {
         set_state(fc, FLEET_CONNECTED, NULL);
         /* What was seen and not applied before the connection went is read again. */
         fc->seen = fc->cursor;
-        poll_send(fc);
+        /* The owner's catch-up (revocations first) is asked before the first poll, so that
+         * its answer comes before anything the change feed names. */
+        if (fc->connected_hook)
+                fc->connected_hook(fc->changes_userdata);
+        if (fc->phase != PHASE_CHECK_HOST)
+                return; /* failed meanwhile */
+        if (!query_next(fc))
+                poll_send(fc);
 }
 
 static void poll_send(FleetClient *fc) {
@@ -332,6 +346,7 @@ static void poll_send(FleetClient *fc) {
         snprintf(cursor, sizeof(cursor), "%lld", (long long) fc->seen.seq);
         snprintf(limit, sizeof(limit), "%d", FLEET_POLL_ROWS_MAX);
         const char *params[] = { cursor, limit };
+        fc->poll_sent_boot = now_usec(CLOCK_BOOTTIME);
         /* One statement, one snapshot: the rows and the oldest transaction still running
          * are seen at the same instant (the cursor rule of docs/fleet.md). */
         query_send(fc, PHASE_POLL,
@@ -368,6 +383,7 @@ static void polled(FleetClient *fc, PGresult *res) {
         if (passed < 0)
                 return fail(fc, FLEET_UNREACHABLE, "the change feed answered out of order");
         fc->last_poll = now_usec(CLOCK_REALTIME);
+        fc->last_poll_boot = fc->poll_sent_boot;
         if (passed > 0) {
                 next.updated_at = fc->last_poll;
                 fc->seen = next;
@@ -382,6 +398,10 @@ static void polled(FleetClient *fc, PGresult *res) {
         int r = watch(fc, EPOLLIN, false);
         if (r < 0)
                 return fail(fc, FLEET_UNREACHABLE, "cannot watch the connection: %s", strerror(-r));
+        if (fc->sync_hook)
+                fc->sync_hook(fc->changes_userdata, fc->last_poll_boot);
+        if (fc->phase != PHASE_IDLE)
+                return;
         if (passed > 0 && fc->changes_hook)
                 fc->changes_hook(fc->changes_userdata, from, fc->seen.seq);
         if (fc->phase != PHASE_IDLE || query_next(fc))
@@ -622,7 +642,7 @@ static void forget_section(FleetClient *fc) {
         fc->credentials = mfree(fc->credentials);
         fc->role = mfree(fc->role);
         fc->last_error = mfree(fc->last_error);
-        fc->last_poll = 0;
+        fc->last_poll = fc->last_poll_boot = 0;
         fc->backoff = 0;
         fc->schema_version = 0;
         fc->cursor = fc->seen = (FleetCursor){};
@@ -724,6 +744,11 @@ json_object *fleet_client_status_json(const FleetClient *fc) {
                 o, "last_poll",
                 fc->last_poll ? json_object_new_string(format_rfc3339(fc->last_poll, t, sizeof(t)))
                               : NULL);
+        uint64_t last_sync =
+                fc->last_poll > fc->cursor.last_sync ? fc->last_poll : fc->cursor.last_sync;
+        json_object_object_add(
+                o, "last_sync",
+                last_sync ? json_object_new_string(format_rfc3339(last_sync, t, sizeof(t))) : NULL);
         json_object_object_add(o, "schema_version", json_object_new_int(fc->schema_version));
         json_object_object_add(o, "cursor", json_object_new_int64(fc->cursor.seq));
         json_object_object_add(o, "changes_seen",
@@ -746,6 +771,8 @@ void fleet_client_applied(FleetClient *fc, int64_t from, int64_t to) {
         FleetCursor next = fc->seen.seq == to ? fc->seen : fc->cursor;
         next.seq = to;
         next.updated_at = now_usec(CLOCK_REALTIME);
+        if (fc->last_poll > next.last_sync)
+                next.last_sync = fc->last_poll;
         int r = db_fleet_cursor_save(fc->db, fc->host, &next);
         if (r < 0)
                 /* The kept cursor stays: the next start reads these changes again. */
@@ -762,6 +789,28 @@ void fleet_client_rewind(FleetClient *fc) {
 void fleet_client_set_changes_hook(FleetClient *fc, FleetChangesHook hook, void *userdata) {
         fc->changes_hook = hook;
         fc->changes_userdata = userdata;
+}
+
+void fleet_client_set_sync_hooks(FleetClient *fc, FleetSyncHook synced,
+                                 FleetConnectedHook on_connected) {
+        fc->sync_hook = synced;
+        fc->connected_hook = on_connected;
+}
+
+uint64_t fleet_client_last_sync_boot(const FleetClient *fc) {
+        return fc && fc->enabled ? fc->last_poll_boot : 0;
+}
+
+void fleet_client_keep_sync(FleetClient *fc) {
+        if (!fc || !fc->enabled || fc->last_poll <= fc->cursor.last_sync)
+                return;
+        FleetCursor next = fc->cursor;
+        next.last_sync = fc->last_poll;
+        int r = db_fleet_cursor_save(fc->db, fc->host, &next);
+        if (r < 0)
+                log_warning_errno(r, "fleet: cannot keep the time of the last poll: %m");
+        else
+                fc->cursor = next;
 }
 
 int fleet_client_query(FleetClient *fc, const char *sql, int n, const char *const *params,

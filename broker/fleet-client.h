@@ -4,11 +4,11 @@
  * loop, never from a check. At connect it checks the schema's version and that the host is
  * registered for its role; then it polls the change feed every 2 s and moves its cursor,
  * kept in the broker's database. It reconnects with backoff (1 s doubling to 30 s) and
- * logs each change of state once. Applying the changes is not built yet. */
+ * logs each change of state once; its owner applies the changes (broker-fleet.c). */
 #pragma once
 
-#include <json-c/json.h>
 #include "fleet-libpq.h"
+#include <json-c/json.h>
 #include <systemd/sd-event.h>
 
 #include "policy.h"
@@ -72,3 +72,17 @@ void fleet_client_rewind(FleetClient *fc);
  * owner calls fleet_client_applied() (until then a restart reads them again). */
 typedef void (*FleetChangesHook)(void *userdata, int64_t from, int64_t to);
 void fleet_client_set_changes_hook(FleetClient *fc, FleetChangesHook hook, void *userdata);
+
+/* Called after every successful poll with its time on CLOCK_BOOTTIME (fleet.max_offline
+ * counts from it), and once connected, before the first poll: a query the hook asks then
+ * is answered before anything the change feed names (the catch-up, revocations first).
+ * Both get the changes hook's userdata. */
+typedef void (*FleetSyncHook)(void *userdata, uint64_t sync_boot);
+typedef void (*FleetConnectedHook)(void *userdata);
+void fleet_client_set_sync_hooks(FleetClient *fc, FleetSyncHook synced,
+                                 FleetConnectedHook on_connected);
+/* CLOCK_BOOTTIME usec of the last successful poll since the broker started; 0: none. */
+uint64_t fleet_client_last_sync_boot(const FleetClient *fc);
+/* Keeps the time of the last successful poll with the kept cursor (last_sync), so that a
+ * restart knows it. */
+void fleet_client_keep_sync(FleetClient *fc);

@@ -738,7 +738,11 @@ int grant_fleet_activate(Grants *g, const Identity *requester, const PolicyRule 
          * heard of it; on this boot's clock, so that a wall-clock jump cannot stretch it. */
         req.activated_at = fa->approved_at;
         req.expires_at = req.deadline_at = ends;
-        req.deadline_boot = now_boot + (ends - now_real);
+        uint64_t own_deadline_boot = now_boot + (ends - now_real);
+        req.deadline_boot =
+                fa->honoured_until_boot > 0 && fa->honoured_until_boot < own_deadline_boot
+                        ? fa->honoured_until_boot
+                        : own_deadline_boot;
 
         json_object *details = audit_request_details(&req);
         if (details) {
@@ -753,7 +757,8 @@ int grant_fleet_activate(Grants *g, const Identity *requester, const PolicyRule 
         for (size_t i = 0; i < fa->n_approvals; i++)
                 if ((k = db_add_approval(g->db, req.id, &fa->approvals[i])) < 0)
                         return fail(g, e, k, "saving the fleet grant's approvals");
-        if ((k = db_fleet_grant_save(g->db, fa->fleet_host, fa->fleet_id, req.id)) < 0 ||
+        if ((k = db_fleet_grant_save(g->db, fa->fleet_host, fa->fleet_id, req.id,
+                                     own_deadline_boot)) < 0 ||
             (k = audit_append(g->db, JIT_EVENT_FLEET_GRANTED, "fleet", -1, req.id, details)) < 0 ||
             (k = effect_stage(g->effects, JIT_EVENT_FLEET_GRANTED, LOG_NOTICE, &req, "fleet", NULL,
                               "fleet request %lld from %s granted here to %s for %s, %s (local "
@@ -1074,6 +1079,13 @@ static int end_due_request(Grants *g, int64_t id) {
                 /* A grant is not trusted across a reboot: its clock is gone, like sudo's
                  * timestamps. */
                 why = "the host rebooted";
+        else if (event == EVENT_EXPIRE && r->expires_at > now_real) {
+                /* A fleet grant before its own time: fleet.max_offline cut it (docs/fleet.md
+                 * "When PostgreSQL is away"). */
+                uint64_t own = 0;
+                if (db_fleet_grant_own_deadline(g->db, r->id, &own) == 0 && own > now_boot)
+                        why = FLEET_OFFLINE_REASON;
+        }
 
         char message[1024];
         if (event == EVENT_EXPIRE)

@@ -27,6 +27,10 @@
 #define GRANT_RETRY_USEC (5ULL * 1000000ULL)
 #define GRANT_RETRY_TEXT "every 5 s"
 
+/* Why a fleet grant ended before its time when fleet.max_offline passed without a
+ * successful poll: its end reason, audit record and journal entry say this. */
+#define FLEET_OFFLINE_REASON "fleet store unreachable for longer than max_offline"
+
 /* An end (revoke, deny, cancel, withdrawal, expiry, timeout) that could not be saved: it is
  * enforced from memory at once (the check, session-open and every change of the core treat
  * the request as ended) and written, with its original time and actor, as soon as the
@@ -128,8 +132,8 @@ int grant_acknowledge(Grants *g, const Identity *caller, int64_t id, GrantError 
 /* A fleet request whose approvals this host's policy accepts (broker-fleet.c decided it):
  * an active grant for requester under rule, ending at approved_at + ask->duration (realtime
  * usec), with the approvals given, recorded as JIT_EVENT_FLEET_GRANTED with the fleet id and
- * origin; the mapping fleet id -> local id is saved in the same transaction. -ETIME when
- * that deadline has passed already. */
+ * origin; its deadline_boot is the earlier of that and fa->honoured_until_boot; the mapping fleet
+ * id -> local id is saved in the same transaction. -ETIME when that deadline has passed already. */
 typedef struct FleetGrantAsk {
         const char *fleet_host; /* this host's fleet name */
         int64_t fleet_id;
@@ -138,6 +142,9 @@ typedef struct FleetGrantAsk {
         uint64_t approved_at;
         const Approval *approvals;
         size_t n_approvals;
+        /* fleet.max_offline: honoured on this boot's CLOCK_BOOTTIME until at most this (the
+         * last successful poll + max_offline; the next ones push it forward); 0: no limit */
+        uint64_t honoured_until_boot;
 } FleetGrantAsk;
 int grant_fleet_activate(Grants *g, const Identity *requester, const PolicyRule *rule,
                          const GrantAsk *ask, const FleetGrantAsk *fa, int64_t *ret_id,

@@ -192,6 +192,14 @@ static const char *const migrations[] = {
         "  local_id INTEGER NOT NULL REFERENCES requests (id),"
         "  PRIMARY KEY (host, fleet_id)"
         ");",
+        /* 10 -> 11: fleet.max_offline (docs/fleet.md "When PostgreSQL is away"): a fleet
+         * grant's own deadline on the boot it was granted, since the request's deadline_boot
+         * is cut to max_offline after the last successful poll and pushed forward by each
+         * one; and the time of that poll, kept with the cursor. */
+        "ALTER TABLE fleet_grants ADD COLUMN deadline_boot INTEGER;"
+        "UPDATE fleet_grants SET deadline_boot ="
+        "  (SELECT r.deadline_boot FROM requests AS r WHERE r.id = fleet_grants.local_id);"
+        "ALTER TABLE fleet_cursor ADD COLUMN last_sync INTEGER NOT NULL DEFAULT 0;",
 };
 
 sqlite3 *db_sqlite(BrokerDb *db) {

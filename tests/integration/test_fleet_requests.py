@@ -14,6 +14,7 @@ pam_wrapper against their sockets. SKIP only when the PostgreSQL server binaries
 installed."""
 
 import os
+import signal
 import subprocess
 import time
 import unittest
@@ -39,11 +40,12 @@ HOSTS = {"a": ("staging", "environment=staging"), "b": ("production", "environme
          "c": ("staging", "environment=staging")}
 
 
-def policy(socket_dir, host, credentials):
+def policy(socket_dir, host, credentials, max_offline=None):
     env, rule_hosts = HOSTS[host]
+    extra = f' max_offline = "{max_offline}";' if max_offline else ""
     return (RULES % (env, rule_hosts) +
             f'fleet = {{ database = "postgresql:///jit?host={socket_dir}&port=5432"; '
-            f'host = "{host}"; credentials = "{credentials}"; }};\n')
+            f'host = "{host}"; credentials = "{credentials}";{extra} }};\n')
 
 
 def namespaced(host):
@@ -68,9 +70,11 @@ class HostBroker(jittest.Broker):
         self.write_policy(text)
 
 
-class FleetRequestsTest(BrokerTestCase):
+class FleetHostsTest(BrokerTestCase):
+    """Three hosts a, b, c on one PostgreSQL (test_fleet_offline.py shares this)."""
     USERS = {"jit-alice": ["jit-test"], "jit-bob": ["jit-test"], "jit-carol": ["jit-test"],
              "jit-audrey": ["jit-test", "jit-auditors"]}
+    MAX_OFFLINE = None  # host a's fleet.max_offline
 
     @classmethod
     def setUpClass(cls):
@@ -94,7 +98,7 @@ class FleetRequestsTest(BrokerTestCase):
                 with os.fdopen(fd, "w") as f:
                     f.write(p.stdout.strip().splitlines()[-1] + "\n")
                 cls.creds[host] = path
-            cls.POLICY = policy(cls.pg.socket_dir, "a", cls.creds["a"])
+            cls.POLICY = policy(cls.pg.socket_dir, "a", cls.creds["a"], cls.MAX_OFFLINE)
             super().setUpClass()
             # a: the class's broker, restarted in namespaces of its own.
             cls.broker.stop()
@@ -167,8 +171,15 @@ class FleetRequestsTest(BrokerTestCase):
                 return r
         return None
 
-    # --- tests ---------------------------------------------------------------------------
+    def reload(self, host):
+        """SIGHUP to host's broker, under its namespace wrapper."""
+        hb = self.hosts[host]
+        with open(f"/proc/{hb.proc.pid}/task/{hb.proc.pid}/children") as f:
+            for child in f.read().split():
+                os.kill(int(child), signal.SIGHUP)
 
+
+class FleetRequestsTest(FleetHostsTest):
     def test_1_request_on_a_approved_on_b_opens_a_only(self):
         fid = self.file("a")
         # Every host of the fleet may list and show it (b reviews every request).

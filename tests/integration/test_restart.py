@@ -70,7 +70,7 @@ class Restart(BrokerTestCase):
 
         def sql(statement):
             return jittest.run(["sqlite3", "-cmd", ".timeout 5000", self.broker.db, statement]).stdout.strip()
-        # What schemas 6 to 10 added goes, so the file is what the older broker left.
+        # What schemas 6 to 11 added goes, so the file is what the older broker left.
         sql("DROP INDEX requests_active_by_expiry;"
             "CREATE INDEX requests_active ON requests(requester_uid, service) WHERE state = 'active';"
             "DROP TABLE outbox;"
@@ -80,7 +80,7 @@ class Restart(BrokerTestCase):
             "DROP TABLE fleet_grants; DROP TABLE fleet_cursor;"
             "PRAGMA user_version = 5;")
         self.broker.start()
-        self.assertEqual(sql("PRAGMA user_version"), "10")
+        self.assertEqual(sql("PRAGMA user_version"), "11")
         # Version 9: the fleet client's change cursor (empty without a fleet section).
         self.assertEqual(sql("SELECT count(*) FROM fleet_cursor"), "0")
         self.assertEqual(sql("SELECT name FROM sqlite_master WHERE name LIKE 'requests_active%'"),
