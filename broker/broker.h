@@ -73,6 +73,9 @@ typedef struct Broker {
         /* CLOCK_BOOTTIME usec until which the fleet grants are honoured without a poll, as
          * last written (fleet.max_offline; INT64_MAX: no limit; 0: not written yet) */
         uint64_t fleet_honoured_until;
+        /* CLOCK_REALTIME usec when this host's own pending fleet requests next need marking
+         * timed_out (0: at the next poll; UINT64_MAX: none known) */
+        uint64_t fleet_next_sweep;
 } Broker;
 
 /* broker-server.c */

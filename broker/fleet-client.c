@@ -100,7 +100,7 @@ FleetState fleet_client_state(const FleetClient *fc) {
 
 /* The schema version this broker was built for: the newest of its embedded migrations. */
 static int schema_version_known(void) {
-        return fleet_migrations[fleet_migrations_n - 1].version;
+        return fleet_schema_newest();
 }
 
 static void connect_start(FleetClient *fc);
@@ -400,7 +400,8 @@ static void polled(FleetClient *fc, PGresult *res) {
                 return fail(fc, FLEET_UNREACHABLE, "cannot watch the connection: %s", strerror(-r));
         if (fc->sync_hook)
                 fc->sync_hook(fc->changes_userdata, fc->last_poll_boot);
-        if (fc->phase != PHASE_IDLE)
+        /* The hook may have asked a query (in flight now): the fetch queues behind it. */
+        if (fc->phase != PHASE_IDLE && fc->phase != PHASE_QUERY)
                 return;
         if (passed > 0 && fc->changes_hook)
                 fc->changes_hook(fc->changes_userdata, from, fc->seen.seq);

@@ -122,9 +122,9 @@ static int schema_version(const Context *c, PGconn *conn, bool create, int *ret)
 
 static int refuse_newer(const Context *c, int version) {
         return fail(c, JIT_EXIT_FAILURE, "schema-too-new",
-                    "the fleet schema is at version %d; this jitctl knows versions up to %zu: "
+                    "the fleet schema is at version %d; this jitctl knows versions up to %d: "
                     "upgrade jit first",
-                    version, fleet_migrations_n);
+                    version, fleet_schema_newest());
 }
 
 static int migrate(const Context *c, const char *uri, int target) {
@@ -143,7 +143,7 @@ static int migrate(const Context *c, const char *uri, int target) {
         if ((r = exec_ok(c, conn, lock, "cannot lock the fleet schema")) != CONTINUE ||
             (r = schema_version(c, conn, true, &from)) != CONTINUE)
                 return r;
-        if ((size_t) from > fleet_migrations_n)
+        if (from > fleet_schema_newest())
                 return refuse_newer(c, from);
         if (from >= target) {
                 if ((r = exec_ok(c, conn, "COMMIT", "cannot commit")) != CONTINUE)
@@ -151,10 +151,12 @@ static int migrate(const Context *c, const char *uri, int target) {
                 printf("fleet schema: at version %d, nothing to do\n", from);
                 return JIT_EXIT_OK;
         }
-        for (int v = from + 1; v <= target; v++) {
-                const FleetMigration *m = &fleet_migrations[v - 1];
+        for (size_t i = 0; i < fleet_migrations_n; i++) {
+                const FleetMigration *m = &fleet_migrations[i];
                 char what[128], version[16];
 
+                if (m->version <= from || m->version > target)
+                        continue;
                 snprintf(what, sizeof(what), "migration %s failed", m->name);
                 if ((r = exec_ok(c, conn, m->sql, what)) != CONTINUE)
                         return r;
@@ -170,8 +172,12 @@ static int migrate(const Context *c, const char *uri, int target) {
         if ((r = exec_ok(c, conn, "COMMIT", "cannot commit the migration")) != CONTINUE)
                 return r;
         printf("fleet schema: version %d -> %d (", from, target);
-        for (int v = from + 1; v <= target; v++)
-                printf("%s%s", v > from + 1 ? ", " : "", fleet_migrations[v - 1].name);
+        bool first = true;
+        for (size_t i = 0; i < fleet_migrations_n; i++)
+                if (fleet_migrations[i].version > from && fleet_migrations[i].version <= target) {
+                        printf("%s%s", first ? "" : ", ", fleet_migrations[i].name);
+                        first = false;
+                }
         puts(")");
         return JIT_EXIT_OK;
 }
@@ -230,7 +236,7 @@ static int add_host(const Context *c, const char *uri, const char *name, const c
         if ((r = exec_ok(c, conn, "BEGIN", "cannot begin")) != CONTINUE ||
             (r = schema_version(c, conn, false, &version)) != CONTINUE)
                 return r;
-        if ((size_t) version > fleet_migrations_n)
+        if (version > fleet_schema_newest())
                 return refuse_newer(c, version);
         /* The server stores only the SCRAM verifier: the password never crosses the wire
          * and never lands in a server log. */
@@ -279,7 +285,7 @@ int cmd_fleet(Context *c, int argc, char *argv[]) {
                 {},
         };
         const char *database = NULL, *labels = NULL;
-        int64_t to = (int64_t) fleet_migrations_n;
+        int64_t to = fleet_schema_newest();
         bool have_to = false, review = false;
         int opt, r;
 
@@ -294,9 +300,9 @@ int cmd_fleet(Context *c, int argc, char *argv[]) {
                         database = optarg;
                         break;
                 case ARG_TO:
-                        if (parse_positive(optarg, (int64_t) fleet_migrations_n, &to) < 0)
-                                return usage_error(c, "--to: expected a version from 1 to %zu",
-                                                   fleet_migrations_n);
+                        if (parse_positive(optarg, fleet_schema_newest(), &to) < 0)
+                                return usage_error(c, "--to: expected a version from 1 to %d",
+                                                   fleet_schema_newest());
                         have_to = true;
                         break;
                 case ARG_LABELS:

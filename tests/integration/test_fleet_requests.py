@@ -40,10 +40,11 @@ HOSTS = {"a": ("staging", "environment=staging"), "b": ("production", "environme
          "c": ("staging", "environment=staging")}
 
 
-def policy(socket_dir, host, credentials, max_offline=None):
+def policy(socket_dir, host, credentials, max_offline=None, pending_ttl=None):
     env, rule_hosts = HOSTS[host]
     extra = f' max_offline = "{max_offline}";' if max_offline else ""
-    return (RULES % (env, rule_hosts) +
+    settings = f'settings = {{ pending_ttl = "{pending_ttl}"; }};\n' if pending_ttl else ""
+    return (RULES % (env, rule_hosts) + settings +
             f'fleet = {{ database = "postgresql:///jit?host={socket_dir}&port=5432"; '
             f'host = "{host}"; credentials = "{credentials}";{extra} }};\n')
 
@@ -75,6 +76,7 @@ class FleetHostsTest(BrokerTestCase):
     USERS = {"jit-alice": ["jit-test"], "jit-bob": ["jit-test"], "jit-carol": ["jit-test"],
              "jit-audrey": ["jit-test", "jit-auditors"]}
     MAX_OFFLINE = None  # host a's fleet.max_offline
+    PENDING_TTL = {}  # host -> its settings.pending_ttl
 
     @classmethod
     def setUpClass(cls):
@@ -98,13 +100,15 @@ class FleetHostsTest(BrokerTestCase):
                 with os.fdopen(fd, "w") as f:
                     f.write(p.stdout.strip().splitlines()[-1] + "\n")
                 cls.creds[host] = path
-            cls.POLICY = policy(cls.pg.socket_dir, "a", cls.creds["a"], cls.MAX_OFFLINE)
+            cls.POLICY = policy(cls.pg.socket_dir, "a", cls.creds["a"], cls.MAX_OFFLINE,
+                                cls.PENDING_TTL.get("a"))
             super().setUpClass()
             # a: the class's broker, restarted in namespaces of its own.
             cls.broker.stop()
             cls.broker.start(wrap=namespaced("a"))
             for host in ("b", "c"):
-                hb = HostBroker(cls.sb, host, policy(cls.pg.socket_dir, host, cls.creds[host]))
+                hb = HostBroker(cls.sb, host, policy(cls.pg.socket_dir, host, cls.creds[host],
+                                                     pending_ttl=cls.PENDING_TTL.get(host)))
                 cls.others[host] = hb
                 hb.start(wrap=namespaced(host))
             cls.hosts = {"a": cls.broker, **cls.others}
