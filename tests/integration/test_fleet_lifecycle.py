@@ -6,8 +6,10 @@ pending_ttl = "4s". A request filed on c and not answered in time shows as timed
 be approved, and c marks it timed_out in the store; an approval written into the store after
 its time, while c is down, is not granted by a (its own clock decides). The requester
 withdraws a request on c (not on a: the error names c; not another user); it shows as
-withdrawn and no host grants it."""
+withdrawn and no host grants it. Host a also has the free-form labels role=db and rack=r7
+(profile.labels): environment=staging,role=db picks a, not c."""
 
+import json
 import time
 
 import jittest
@@ -19,6 +21,7 @@ TTL = 4
 
 class FleetLifecycleTest(FleetHostsTest):
     PENDING_TTL = {"c": f"{TTL}s"}
+    LABELS = {"a": {"role": "db", "rack": "r7"}}
 
     def file_on_c(self):
         p = self.on("c", "jit-alice").jitctl("request", "--hosts", "a", "--reason",
@@ -111,6 +114,21 @@ class FleetLifecycleTest(FleetHostsTest):
                          check=False)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("is withdrawn already", p.stderr)
+
+    def test_4_free_form_label_selects(self):
+        # a has profile.labels role = "db" (and is registered with it); c is staging too,
+        # without it: environment=staging,role=db picks a only.
+        p = jittest.run([jittest.JITCTL, "--json", "policy", "check", self.hosts["a"].policy])
+        self.assertEqual(json.loads(p.stdout)["fleet"]["labels"],
+                         {"owner": "payments", "environment": "staging", "role": "db", "rack": "r7"})
+        fid = self.file("environment=staging,role=db")
+        self.on("b", "jit-bob").ok("approve", fid)
+        wait_for(lambda: self.allowed("a"), timeout=5, what="sudo on a within 5 s")
+        self.polls_of_a(2)
+        self.assertFalse(self.allowed("c"))
+        self.assertFalse(self.allowed("b"))
+        self.on("b", "jit-bob").ok("revoke", fid)
+        wait_for(lambda: not self.allowed("a"), timeout=5, what="the revocation on a")
 
 
 if __name__ == "__main__":
