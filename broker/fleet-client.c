@@ -14,6 +14,7 @@
 #include "cleanup.h"
 #include "fleet-credentials.h"
 #include "fleet-poll.h"
+#include "fleet-resolve.h"
 #include "fleet-schema.h"
 #include "store-fleet.h"
 #include "timeutil.h"
@@ -22,6 +23,7 @@
 typedef enum Phase {
         PHASE_OFF,          /* disabled: no connection, no timer */
         PHASE_WAIT_RETRY,   /* the timer starts the next attempt */
+        PHASE_RESOLVING,    /* the URI's host names, off the loop; the timer is the deadline */
         PHASE_CONNECTING,   /* PQconnectPoll() on the socket; the timer is the deadline */
         PHASE_CHECK_SCHEMA, /* the queries: the timer is the deadline of the answer */
         PHASE_CHECK_HOST,
@@ -50,6 +52,9 @@ struct FleetClient {
         char *credentials;
 
         PGconn *conn;
+        FleetResolve *resolve; /* the URI's host names being resolved */
+        char *uri_hosts;       /* the URI's host and port lists, while they are */
+        char *uri_ports;
         sd_event_source *io; /* the connection's socket */
         sd_event_source *timer;
         Phase phase;
@@ -125,6 +130,11 @@ static void arm_timer(FleetClient *fc, uint64_t usec) {
                 log_error_errno(r, "fleet: cannot arm a timer: %m");
 }
 
+static void *mfree(void *p) {
+        free(p);
+        return NULL;
+}
+
 static void query_free(FleetQuery *q) {
         free(q->sql);
         for (int i = 0; i < q->n; i++)
@@ -144,6 +154,9 @@ static void queries_fail(FleetClient *fc, const char *error) {
 }
 
 static void drop_connection(FleetClient *fc) {
+        fc->resolve = fleet_resolve_cancel(fc->resolve);
+        fc->uri_hosts = mfree(fc->uri_hosts);
+        fc->uri_ports = mfree(fc->uri_ports);
         fc->io = sd_event_source_disable_unref(fc->io);
         if (fc->result) {
                 PQclear(fc->result);
@@ -515,16 +528,14 @@ static void connect_step(FleetClient *fc, PostgresPollingStatusType st) {
                 fail(fc, FLEET_UNREACHABLE, "cannot watch the connection: %s", strerror(-r));
 }
 
-static void connect_start(FleetClient *fc) {
+/* Connects, the URI first and then what follows overriding it: the role and password of
+ * the credentials file, and the resolved addresses (host, hostaddr, port; NULL: the
+ * URI's). */
+static void connect_now(FleetClient *fc, const char *host, const char *hostaddr, const char *port) {
         FleetCredentials cred = {};
         _cleanup_free_ char *error = NULL;
         int r;
 
-        drop_connection(fc);
-        /* Loaded at the first attempt: checks and local requests never need it. */
-        const char *why = NULL;
-        if (fleet_libpq_load(&why) < 0)
-                return fail(fc, FLEET_UNREACHABLE, "%s", why ?: "libpq cannot be loaded");
         r = fleet_credentials_read(fc->credentials, &cred, &error);
         if (r < 0)
                 return fail(fc, FLEET_UNREACHABLE, "%s", error ?: strerror(-r));
@@ -535,19 +546,25 @@ static void connect_start(FleetClient *fc) {
         }
         free(fc->role);
         fc->role = role;
-        /* The URI first, expanded; what follows overrides it: the role and password are
-         * the credentials file's, whatever the URI says. */
-        const char *keys[] = { "dbname",
-                               "user",
-                               "password",
-                               "application_name",
-                               "keepalives",
-                               "keepalives_idle",
-                               "keepalives_interval",
-                               "keepalives_count",
-                               NULL };
-        const char *values[] = { fc->database, cred.role, cred.password, "jit-brokerd", "1",
-                                 "30",         "10",      "3",           NULL };
+        const char *keys[12] = { "dbname",
+                                 "user",
+                                 "password",
+                                 "application_name",
+                                 "keepalives",
+                                 "keepalives_idle",
+                                 "keepalives_interval",
+                                 "keepalives_count" };
+        const char *values[12] = { fc->database, cred.role, cred.password, "jit-brokerd",
+                                   "1",          "30",      "10",          "3" };
+        size_t n = 8;
+        if (hostaddr) {
+                /* libpq connects to these addresses and still checks the server's
+                 * certificate against the names (sslmode=verify-full). */
+                keys[n] = "host", values[n++] = host;
+                keys[n] = "hostaddr", values[n++] = hostaddr;
+                if (port)
+                        keys[n] = "port", values[n++] = port;
+        }
         fc->conn = PQconnectStartParams(keys, values, 1);
         fleet_credentials_done(&cred);
         if (!fc->conn)
@@ -555,10 +572,160 @@ static void connect_start(FleetClient *fc) {
         if (PQstatus(fc->conn) == CONNECTION_BAD)
                 return fail_pg(fc, "cannot connect");
         fc->phase = PHASE_CONNECTING;
-        log_debug("fleet: connecting to %s as %s", fc->database, fc->role);
+        log_debug("fleet: connecting to %s as %s%s%s", fc->database, fc->role,
+                  hostaddr ? " at " : "", hostaddr ?: "");
         arm_timer(fc, FLEET_CONNECT_TIMEOUT_USEC);
         /* libpq's rule: begin as if PQconnectPoll() had asked to write. */
         connect_step(fc, PGRES_POLLING_WRITING);
+}
+
+/* Appends s and a comma before it unless first. */
+static bool list_add(char **list, size_t *len, const char *s) {
+        size_t add = strlen(s) + 1;
+        char *n = realloc(*list, *len + add + 1);
+        if (!n)
+                return false;
+        *list = n;
+        if (*len > 0)
+                n[(*len)++] = ',';
+        memcpy(n + *len, s, add);
+        *len += add - 1;
+        return true;
+}
+
+/* The i-th element of a comma list (in a copy the caller frees), "" past its end. */
+static char *list_get(const char *list, size_t i) {
+        const char *p = list ?: "";
+        for (; i > 0 && p; i--)
+                if ((p = strchr(p, ',')))
+                        p++;
+        if (!p)
+                return strdup("");
+        return strndup(p, strcspn(p, ","));
+}
+
+static size_t list_count(const char *list) {
+        size_t n = 1;
+        for (const char *c = list; c && *c; c++)
+                n += *c == ',';
+        return n;
+}
+
+/* The names are resolved: the URI's host list again, each name as many times as it has
+ * addresses, each with one of them as hostaddr (a literal entry with none), and the ports
+ * to match when the URI gives one per host. */
+static void resolved(void *userdata, const FleetResolved *res) {
+        FleetClient *fc = userdata;
+        _cleanup_free_ char *hosts = NULL, *addrs = NULL, *ports = NULL;
+        size_t hosts_len = 0, addrs_len = 0, ports_len = 0, entries = 0;
+        size_t n = list_count(fc->uri_hosts);
+        bool per_host_ports = fc->uri_ports && list_count(fc->uri_ports) == n && n > 1;
+        const char *first_error = NULL, *failed = NULL;
+        size_t k = 0;
+
+        fc->resolve = NULL; /* it frees itself */
+        (void) sd_event_source_set_enabled(fc->timer, SD_EVENT_OFF);
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *h = list_get(fc->uri_hosts, i);
+                _cleanup_free_ char *p = per_host_ports ? list_get(fc->uri_ports, i) : NULL;
+                if (!h || (per_host_ports && !p))
+                        return fail(fc, FLEET_UNREACHABLE, "out of memory");
+                if (fleet_host_is_literal(h)) {
+                        if (!list_add(&hosts, &hosts_len, h) || !list_add(&addrs, &addrs_len, "") ||
+                            (p && !list_add(&ports, &ports_len, p)))
+                                return fail(fc, FLEET_UNREACHABLE, "out of memory");
+                        entries++;
+                        continue;
+                }
+                /* The names were asked in the order of the list. */
+                size_t at = k++;
+                if (res->error[at]) {
+                        /* Another host of the list may do. */
+                        if (!first_error)
+                                first_error = res->error[at], failed = res->names[at];
+                        log_debug("fleet: cannot resolve %s: %s", res->names[at], res->error[at]);
+                        continue;
+                }
+                for (size_t a = 0; a < res->n_addrs[at]; a++) {
+                        if (!list_add(&hosts, &hosts_len, h) ||
+                            !list_add(&addrs, &addrs_len, res->addrs[at][a]) ||
+                            (p && !list_add(&ports, &ports_len, p)))
+                                return fail(fc, FLEET_UNREACHABLE, "out of memory");
+                        entries++;
+                }
+        }
+        if (entries == 0)
+                return fail(fc, FLEET_UNREACHABLE, "cannot resolve %s: %s", failed ?: "?",
+                            first_error ?: "no address");
+        fc->uri_hosts = mfree(fc->uri_hosts);
+        fc->uri_ports = mfree(fc->uri_ports);
+        connect_now(fc, hosts, addrs, ports);
+}
+
+static void connect_start(FleetClient *fc) {
+        _cleanup_free_ char *hosts = NULL, *ports = NULL;
+        bool has_hostaddr = false;
+        char *error = NULL;
+
+        drop_connection(fc);
+        /* Loaded at the first attempt: checks and local requests never need it. */
+        const char *why = NULL;
+        if (fleet_libpq_load(&why) < 0)
+                return fail(fc, FLEET_UNREACHABLE, "%s", why ?: "libpq cannot be loaded");
+
+        /* The URI's host names: resolved here, off the loop, because libpq would resolve
+         * them with the blocking resolver inside PQconnectPoll(). */
+        PQconninfoOption *opts = PQconninfoParse(fc->database, &error);
+        if (!opts) {
+                char buf[512];
+                pg_message(error, buf, sizeof(buf));
+                if (error)
+                        PQfreemem(error);
+                return fail(fc, FLEET_UNREACHABLE, "fleet.database: %s", buf);
+        }
+        for (PQconninfoOption *o = opts; o->keyword; o++) {
+                if (!o->val || !*o->val)
+                        continue;
+                if (STREQ(o->keyword, "host"))
+                        hosts = strdup(o->val);
+                else if (STREQ(o->keyword, "port"))
+                        ports = strdup(o->val);
+                else if (STREQ(o->keyword, "hostaddr"))
+                        has_hostaddr = true;
+        }
+        PQconninfoFree(opts);
+
+        const char *names[FLEET_RESOLVE_NAMES_MAX];
+        size_t n_names = 0, n = hosts ? list_count(hosts) : 0;
+        _cleanup_free_ char *entries[FLEET_RESOLVE_NAMES_MAX] = {};
+        if (hosts && !has_hostaddr) {
+                if (n > FLEET_RESOLVE_NAMES_MAX)
+                        return fail(fc, FLEET_UNREACHABLE,
+                                    "fleet.database names %zu hosts; at most %d", n,
+                                    FLEET_RESOLVE_NAMES_MAX);
+                for (size_t i = 0; i < n; i++) {
+                        if (!(entries[i] = list_get(hosts, i)))
+                                return fail(fc, FLEET_UNREACHABLE, "out of memory");
+                        if (!fleet_host_is_literal(entries[i]))
+                                names[n_names++] = entries[i];
+                }
+        }
+        if (n_names == 0)
+                /* A socket, addresses, or hostaddr given: nothing to resolve. */
+                return connect_now(fc, NULL, NULL, NULL);
+
+        int r = fleet_resolve_start(fc->event, names, n_names, resolved, fc, &fc->resolve);
+        if (r == -EBUSY)
+                return fail(fc, FLEET_UNREACHABLE,
+                            "cannot resolve %s: earlier resolutions have not returned yet",
+                            names[0]);
+        if (r < 0)
+                return fail(fc, FLEET_UNREACHABLE, "cannot resolve %s: %s", names[0], strerror(-r));
+        fc->uri_hosts = TAKE_PTR(hosts);
+        fc->uri_ports = TAKE_PTR(ports);
+        fc->phase = PHASE_RESOLVING;
+        log_debug("fleet: resolving %s", fc->uri_hosts);
+        arm_timer(fc, FLEET_RESOLVE_TIMEOUT_USEC);
 }
 
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -602,6 +769,11 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         case PHASE_WAIT_RETRY:
                 connect_start(fc);
                 break;
+        case PHASE_RESOLVING:
+                fail(fc, FLEET_UNREACHABLE, "cannot resolve %s: no answer within %llu s",
+                     fc->uri_hosts ?: "?",
+                     (unsigned long long) (FLEET_RESOLVE_TIMEOUT_USEC / USEC_PER_SEC));
+                break;
         case PHASE_CONNECTING:
                 fail(fc, FLEET_UNREACHABLE, "no connection within %llu s",
                      (unsigned long long) (FLEET_CONNECT_TIMEOUT_USEC / USEC_PER_SEC));
@@ -623,11 +795,6 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 /* ---- the policy's section ---- */
-
-static void *mfree(void *p) {
-        free(p);
-        return NULL;
-}
 
 static bool same_string(const char *a, const char *b) {
         return (!a && !b) || (a && b && STREQ(a, b));

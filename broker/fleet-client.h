@@ -17,6 +17,8 @@
 /* A connection attempt (TCP, TLS, authentication) must be done within this; a query must
  * be answered within FLEET_QUERY_TIMEOUT_USEC (the statement timeout of docs/fleet.md). */
 #define FLEET_CONNECT_TIMEOUT_USEC (5 * 1000000ULL)
+/* The URI's host names must be resolved within this, before the connection's own time. */
+#define FLEET_RESOLVE_TIMEOUT_USEC (5 * 1000000ULL)
 #define FLEET_QUERY_TIMEOUT_USEC (2 * 1000000ULL)
 /* Rows of the change feed one poll reads at most. */
 #define FLEET_POLL_ROWS_MAX 1000

@@ -4,13 +4,16 @@
 Debian's server binaries (package postgresql-15) run as the unprivileged system user
 `postgres` (which the package creates; when only the binaries are there, the helper creates
 it in a private copy of /etc, as jittest.Sandbox does for its users) from a fresh cluster in a temporary directory. The server listens on a Unix socket
-in that directory only: no TCP, nothing another program on the machine would find. Every
-role logs in with a SCRAM password from a password file, as a host broker will.
+in that directory only: no TCP, nothing another program on the machine would find, unless
+PgServer(tcp=True) asks for 127.0.0.1 too (on a free port, self.port, which then names the
+socket as well). Every role logs in with a SCRAM password from a password file, as a host
+broker will.
 """
 
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import tempfile
 
@@ -29,9 +32,18 @@ def unavailable():
     return None
 
 
+def free_tcp_port():
+    """A TCP port of 127.0.0.1 nobody listens on now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class PgServer:
-    def __init__(self):
+    def __init__(self, tcp=False):
         self.etc_copy = None
+        self.tcp = tcp
+        self.port = free_tcp_port() if tcp else 5432
         try:
             pwd.getpwnam(PG_USER)
         except KeyError:
@@ -78,13 +90,20 @@ class PgServer:
                            "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync",
                            "--no-instructions"])
         os.unlink(pwfile)
+        if self.tcp:
+            # Before initdb's "reject" lines: the first line that matches decides.
+            hba = os.path.join(self.data, "pg_hba.conf")
+            with open(hba) as f:
+                text = f.read()
+            with open(hba, "w") as f:
+                f.write("host all all 127.0.0.1/32 scram-sha-256\n" + text)
 
     def start(self):
         options = " ".join([
-            "-c listen_addresses=''",                      # no TCP at all
+            "-c listen_addresses='127.0.0.1'" if self.tcp else "-c listen_addresses=''",
             f"-c unix_socket_directories='{self.socket_dir}'",
             "-c unix_socket_permissions=0777",
-            "-c port=5432",
+            f"-c port={self.port}",
             "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
             "-c shared_buffers=16MB", "-c max_connections=40",
             "-c log_min_messages=warning",
@@ -93,7 +112,7 @@ class PgServer:
                            "--wait", "--timeout=60", "--log", os.path.join(self.dir, "server.log"),
                            "--options", options])
         self.started = True
-        wait_for(lambda: os.path.exists(os.path.join(self.socket_dir, ".s.PGSQL.5432")),
+        wait_for(lambda: os.path.exists(os.path.join(self.socket_dir, f".s.PGSQL.{self.port}")),
                  timeout=30, what="the PostgreSQL socket")
 
     def stop(self):
@@ -129,7 +148,7 @@ class PgServer:
         """The libpq URI of database as role, through the private socket."""
         if passfile is None:
             passfile = self.passfile(role, password)
-        return (f"postgresql:///{database}?host={self.socket_dir}&port=5432"
+        return (f"postgresql:///{database}?host={self.socket_dir}&port={self.port}"
                 f"&user={role}&passfile={passfile}")
 
     def psql(self, uri, sql, check=True):
