@@ -755,21 +755,71 @@ static void fetched(void *userdata, PGresult *res, const char *error) {
                 fleet_client_rewind(b->fleet);
                 return;
         }
+        /* Every request the changes name that concerns this host: at most one poll's
+         * rows (FLEET_POLL_ROWS_MAX). */
         for (int i = 0; i < PQntuples(res); i++)
                 fleet_apply_row(b, res, i);
-        if (PQntuples(res) >= FLEET_FETCH_ROWS_MAX) {
-                /* More requests than one fetch reads: never past what was not applied. */
-                log_warning("fleet: more than %d requests changed at once; reading again",
-                            FLEET_FETCH_ROWS_MAX);
-                fleet_client_rewind(b->fleet);
-                return;
-        }
         fleet_client_applied(b->fleet, from, to);
 }
 
-void broker_fleet_changes(void *userdata, int64_t from, int64_t to) {
+/* Whether a change may concern this host: its selector picks the host (by name, or every
+ * label with this host's value), or the host holds a grant of that request (a revocation
+ * ends it even if the host's labels changed since). */
+static bool change_concerns(Broker *b, const char *host, const HostLabel *labels, size_t n_labels,
+                            const FleetChange *c) {
+        int64_t local_id;
+        bool picks = false;
+
+        if (c->selector_host)
+                picks = STREQ(c->selector_host, host);
+        else {
+                _cleanup_(json_object_putp) json_object *o = json_tokener_parse(c->selector_labels);
+                picks = json_object_is_type(o, json_type_object);
+                json_object_object_foreach (o, key, value) {
+                        bool found = false;
+                        for (size_t i = 0; i < n_labels && !found; i++)
+                                found = STREQ(labels[i].key, key) &&
+                                        json_object_is_type(value, json_type_string) &&
+                                        STREQ(labels[i].value, json_object_get_string(value));
+                        picks = picks && found;
+                }
+        }
+        return picks || db_fleet_grant_find(b->db, host, c->request_id, &local_id) != -ENOENT;
+}
+
+void broker_fleet_changes(void *userdata, int64_t from, int64_t to, const FleetChange *changes,
+                          size_t n) {
         Broker *b = userdata;
-        char from_text[32], to_text[32], limit[16];
+        const char *host = fleet_client_host(b->fleet);
+        HostLabel labels[POLICY_HOST_LABELS_MAX];
+        size_t n_labels = policy_host_labels(b->policy, labels);
+
+        if (!host)
+                return;
+        /* The ids of the requests that concern this host, each once: "{1,2,3}". */
+        size_t len = n * 21 + 3, at = 0, ids = 0;
+        _cleanup_free_ char *array = malloc(len);
+        if (!array) {
+                fleet_client_rewind(b->fleet);
+                return;
+        }
+        array[at++] = '{';
+        for (size_t i = 0; i < n; i++) {
+                bool again = false;
+                for (size_t j = 0; j < i && !again; j++)
+                        again = changes[j].request_id == changes[i].request_id;
+                if (again || !change_concerns(b, host, labels, n_labels, &changes[i]))
+                        continue;
+                at += (size_t) snprintf(array + at, len - at, "%s%lld", ids++ ? "," : "",
+                                        (long long) changes[i].request_id);
+        }
+        snprintf(array + at, len - at, "}");
+        if (ids == 0) {
+                /* Nothing here to fetch: a host the changes do not name costs the store
+                 * nothing more than its poll. */
+                fleet_client_applied(b->fleet, from, to);
+                return;
+        }
 
         FleetFetch *f = calloc(1, sizeof(*f));
         if (!f) {
@@ -777,17 +827,12 @@ void broker_fleet_changes(void *userdata, int64_t from, int64_t to) {
                 return;
         }
         *f = (FleetFetch){ .b = b, .from = from, .to = to };
-        snprintf(from_text, sizeof(from_text), "%lld", (long long) from);
-        snprintf(to_text, sizeof(to_text), "%lld", (long long) to);
-        snprintf(limit, sizeof(limit), "%d", FLEET_FETCH_ROWS_MAX);
-        const char *params[] = { from_text, to_text, limit };
+        const char *params[] = { array };
         /* Row-level security shows this host's role only what may concern it. */
         if (fleet_client_query(b->fleet,
                                "SELECT " FLEET_ROW_COLUMNS_STATE(FLEET_STATE_STORED) FLEET_ROW_FROM
-                               "WHERE r.id IN (SELECT c.request_id FROM jit_fleet.changes AS c "
-                               "WHERE c.seq > $1::bigint AND c.seq <= $2::bigint) ORDER BY r.id "
-                               "LIMIT $3::integer",
-                               3, params, fetched, f) < 0) {
+                               "WHERE r.id = ANY ($1::bigint[]) ORDER BY r.id",
+                               1, params, fetched, f) < 0) {
                 free(f);
                 fleet_client_rewind(b->fleet);
         }

@@ -363,23 +363,26 @@ static void poll_send(FleetClient *fc) {
         /* One statement, one snapshot: the rows and the oldest transaction still running
          * are seen at the same instant (the cursor rule of docs/fleet.md). */
         query_send(fc, PHASE_POLL,
-                   "SELECT seq, txid < pg_snapshot_xmin(pg_current_snapshot()) FROM "
-                   "jit_fleet.changes WHERE seq > $1::bigint ORDER BY seq LIMIT $2::integer",
+                   "SELECT seq, txid < pg_snapshot_xmin(pg_current_snapshot()), request_id, "
+                   "selector_host, selector_labels FROM jit_fleet.changes WHERE seq > "
+                   "$1::bigint ORDER BY seq LIMIT $2::integer",
                    2, params);
 }
 
 static void polled(FleetClient *fc, PGresult *res) {
         char buf[900];
         _cleanup_free_ FleetChangeRow *rows = NULL;
+        _cleanup_free_ FleetChange *changes = NULL;
         int n;
 
         if (PQresultStatus(res) != PGRES_TUPLES_OK)
                 return fail(fc, FLEET_UNREACHABLE, "cannot read the change feed: %s",
                             result_error(res, buf, sizeof(buf)));
         n = PQntuples(res);
-        if (n < 0 || n > FLEET_POLL_ROWS_MAX || (n > 0 && PQnfields(res) != 2))
+        if (n < 0 || n > FLEET_POLL_ROWS_MAX || (n > 0 && PQnfields(res) != 5))
                 return fail(fc, FLEET_UNREACHABLE, "unexpected answer from the change feed");
-        if (n > 0 && !(rows = calloc((size_t) n, sizeof(*rows))))
+        if (n > 0 && (!(rows = calloc((size_t) n, sizeof(*rows))) ||
+                      !(changes = calloc((size_t) n, sizeof(*changes)))))
                 return fail(fc, FLEET_UNREACHABLE, "out of memory");
         for (int i = 0; i < n; i++) {
                 char *end;
@@ -388,6 +391,12 @@ static void polled(FleetClient *fc, PGresult *res) {
                         return fail(fc, FLEET_UNREACHABLE, "unexpected seq in the change feed");
                 rows[i] = (FleetChangeRow){ .seq = seq,
                                             .settled = STREQ(PQgetvalue(res, i, 1), "t") };
+                /* What the change is about: its owner decides whether to fetch it. */
+                changes[i] = (FleetChange){
+                        .request_id = strtoll(PQgetvalue(res, i, 2), NULL, 10),
+                        .selector_host = PQgetisnull(res, i, 3) ? NULL : PQgetvalue(res, i, 3),
+                        .selector_labels = PQgetvalue(res, i, 4),
+                };
         }
 
         FleetCursor next = fc->seen;
@@ -417,7 +426,8 @@ static void polled(FleetClient *fc, PGresult *res) {
         if (fc->phase != PHASE_IDLE && fc->phase != PHASE_QUERY)
                 return;
         if (passed > 0 && fc->changes_hook)
-                fc->changes_hook(fc->changes_userdata, from, fc->seen.seq);
+                fc->changes_hook(fc->changes_userdata, from, fc->seen.seq, changes,
+                                 (size_t) passed);
         if (fc->phase != PHASE_IDLE || query_next(fc))
                 return;
         /* A full page that all moved the cursor: more is waiting, read it now. */

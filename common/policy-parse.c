@@ -355,7 +355,8 @@ static const char *const rule_keys[] = {
 static const char *const break_glass_keys[] = { "requesters", "services", "max_duration", NULL };
 static const char *const notify_keys[] = { "command", "args", "events", "timeout",
                                            "retry",   "user", "groups", NULL };
-static const char *const fleet_keys[] = { "database", "host", "credentials", "max_offline", NULL };
+static const char *const fleet_keys[] = { "database",         "host", "credentials", "max_offline",
+                                          "poll_credentials", NULL };
 static const char *const top_keys[] = { "settings", "profile", "rules", "break_glass",
                                         "notify",   "fleet",   NULL };
 
@@ -1198,7 +1199,8 @@ static int parse_fleet(Parser *ps, const config_setting_t *s, Policy *p) {
         f->enabled = true;
         f->line = config_setting_source_line(s);
         for (const char *const *k = fleet_keys; *k; k++)
-                if (!STREQ(*k, "max_offline") && !config_setting_get_member(s, *k))
+                if (!STREQ(*k, "max_offline") && !STREQ(*k, "poll_credentials") &&
+                    !config_setting_get_member(s, *k))
                         return fail(ps, s, "fleet: missing '%s'", *k);
 
         m = config_setting_get_member(s, "database");
@@ -1233,6 +1235,16 @@ static int parse_fleet(Parser *ps, const config_setting_t *s, Policy *p) {
                 return r;
         if (f->credentials[0] != '/' || has_space_or_control(f->credentials))
                 return fail(ps, m, "fleet.credentials: expected an absolute path without spaces");
+
+        /* The shared poll login's (docs/fleet.md, "Propagation"): the same rules. */
+        if ((m = config_setting_get_member(s, "poll_credentials"))) {
+                if ((r = get_string(ps, m, "fleet.poll_credentials", &f->poll_credentials)) < 0)
+                        return r;
+                if (f->poll_credentials[0] != '/' || has_space_or_control(f->poll_credentials))
+                        return fail(ps, m,
+                                    "fleet.poll_credentials: expected an absolute path without "
+                                    "spaces");
+        }
 
         if ((m = config_setting_get_member(s, "max_offline")) &&
             (r = get_duration(ps, m, "fleet.max_offline", &f->max_offline)) < 0)

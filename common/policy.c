@@ -73,6 +73,7 @@ void policy_free(Policy *p) {
         free(p->fleet.database);
         free(p->fleet.host);
         free(p->fleet.credentials);
+        free(p->fleet.poll_credentials);
         free(p->path);
         free(p);
 }

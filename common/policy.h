@@ -139,10 +139,13 @@ typedef struct PolicyNotifyHook {
  * with it yet. */
 #define POLICY_FLEET_DATABASE_MAX 1024 /* bytes of the connection URI */
 typedef struct PolicyFleet {
-        bool enabled;         /* the policy has a fleet section */
-        char *database;       /* libpq connection URI, "postgresql://..."; never a password */
-        char *host;           /* this host's fleet name (fleet_host_name_is_valid()) */
-        char *credentials;    /* absolute path of the host's libpq password file */
+        bool enabled;      /* the policy has a fleet section */
+        char *database;    /* libpq connection URI, "postgresql://..."; never a password */
+        char *host;        /* this host's fleet name (fleet_host_name_is_valid()) */
+        char *credentials; /* absolute path of the host's libpq password file */
+        /* absolute path of the shared poll login's password file; NULL: the poll runs on
+         * the host's own connection */
+        char *poll_credentials;
         uint64_t max_offline; /* seconds without the store after which fleet grants are no
                                  longer honoured; 0: until they end */
         unsigned line;

@@ -13,6 +13,7 @@ broker will.
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -161,3 +162,79 @@ class PgServer:
         """The rows sql returns, each a list of column texts."""
         out = self.psql(uri, sql).stdout
         return [line.split("|") for line in out.splitlines() if line]
+
+
+class PgBouncer:
+    """Debian's pgbouncer in front of a PgServer, in transaction pooling mode, on a Unix
+    socket of its own (self.socket_dir, self.port): no TCP. It authenticates the roles
+    given with their SCRAM secrets (read from the server by its superuser) and logs into
+    the server with them."""
+
+    BIN = "/usr/sbin/pgbouncer"
+
+    def __init__(self, pg, roles, database="jit"):
+        self.pg = pg
+        self.dir = os.path.join(pg.dir, "bouncer")
+        os.makedirs(self.dir, exist_ok=True)
+        os.chown(self.dir, pg.uid, pg.gid)
+        self.socket_dir = self.dir
+        self.port = free_tcp_port()  # only names the socket
+        self.write_auth_file(roles)
+        conf = os.path.join(self.dir, "pgbouncer.ini")
+        with open(conf, "w") as f:
+            f.write(f"""[databases]
+{database} = host={pg.socket_dir} port={pg.port} dbname={database}
+
+[pgbouncer]
+listen_addr =
+listen_port = {self.port}
+unix_socket_dir = {self.dir}
+unix_socket_mode = 0777
+auth_type = scram-sha-256
+auth_file = {self.dir}/userlist.txt
+pool_mode = transaction
+max_client_conn = 100
+default_pool_size = 4
+server_reset_query =
+logfile = {self.dir}/pgbouncer.log
+pidfile = {self.dir}/pgbouncer.pid
+log_connections = 1
+""")
+        self.conf = conf
+        self.proc = subprocess.Popen([self.BIN, conf], user=pg.uid, group=pg.gid,
+                                     extra_groups=[], cwd=self.dir,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: os.path.exists(os.path.join(self.dir, f".s.PGSQL.{self.port}")),
+                 timeout=15, what="pgbouncer's socket")
+
+    def write_auth_file(self, roles):
+        names = ",".join("'" + r + "'" for r in roles)
+        rows = self.pg.query(self.pg.superuser_uri,
+                             f"SELECT rolname, rolpassword FROM pg_authid WHERE rolname IN ({names})")
+        path = os.path.join(self.dir, "userlist.txt")
+        with open(path, "w") as f:
+            for name, secret in rows:
+                f.write(f'"{name}" "{secret}"\n')
+        os.chown(path, self.pg.uid, self.pg.gid)
+        os.chmod(path, 0o600)
+
+    def reload(self, roles):
+        """The auth file again (new roles), then SIGHUP."""
+        self.write_auth_file(roles)
+        self.proc.send_signal(signal.SIGHUP)
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, "pgbouncer.log")) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def uri(self, database="jit"):
+        return f"postgresql:///{database}?host={self.socket_dir}&port={self.port}"
+
+    def close(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=15)
+        self.proc = None

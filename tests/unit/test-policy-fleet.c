@@ -78,7 +78,20 @@ static void test_fleet_section(void **state) {
                 "rules = ();\nfleet = { database = \"postgres://db.example.org/jit?sslmode=verify-full\";"
                 " host = \"a.b\"; credentials = \"/etc/jit/fleet.pass\"; };");
         assert_int_equal(p->fleet.max_offline, 0);
+        assert_null(p->fleet.poll_credentials);
         policy_free(p);
+
+        /* The shared poll login's file, optional, under the same rules. */
+        p = parse_ok("rules = ();\nfleet = { database = \"postgresql:///jit\"; host = \"a\";"
+                     " credentials = \"/etc/jit/fleet.pass\";\n"
+                     " poll_credentials = \"/etc/jit/fleet-poll.pass\"; };");
+        assert_string_equal(p->fleet.poll_credentials, "/etc/jit/fleet-poll.pass");
+        policy_free(p);
+        assert_policy_error("rules = ();\nfleet = { database = \"postgresql:///jit\"; host = \"a\";"
+                            " credentials = \"/etc/jit/fleet.pass\";\n"
+                            " poll_credentials = \"poll.pass\"; };",
+                            NAME ":3: fleet.poll_credentials: expected an absolute path without "
+                                 "spaces");
 
         /* Without the section: not a fleet host. */
         p = parse_ok("rules = ();");
@@ -96,7 +109,7 @@ static void test_fleet_errors(void **state) {
                 "rules = ();\nfleet = {\n database = \"postgresql:///jit\"; host = \"a\";\n"
                 " credentials = \"/x\"; port = 5432; };",
                 NAME ":4: fleet: unknown key 'port' (expected one of: database, host, "
-                     "credentials, max_offline)");
+                     "credentials, max_offline, poll_credentials)");
         assert_policy_error("rules = ();\nfleet = { host = \"a\"; credentials = \"/x\"; };",
                             NAME ":2: fleet: missing 'database'");
         assert_policy_error(
