@@ -41,6 +41,14 @@ typedef struct FleetQuery {
         void *userdata;
 } FleetQuery;
 
+/* One connection to the store: the host's own role's, or the shared poll login's. */
+typedef struct Link {
+        struct FleetClient *fc;
+        PGconn *conn;
+        sd_event_source *io; /* its socket */
+        const char *name;    /* for the event source */
+} Link;
+
 struct FleetClient {
         sd_event *event;
         BrokerDb *db;
@@ -50,16 +58,24 @@ struct FleetClient {
         char *database;
         char *host;
         char *credentials;
+        char *poll_credentials; /* NULL: the poll runs on the host's own connection */
 
-        PGconn *conn;
+        /* The host's role's connection (checks, fetches, writes, and the poll without a
+         * poll login), the poll login's, and the one the phase's query runs on. */
+        Link host_link;
+        Link poll_link;
+        Link *cur;
+        /* The addresses connected to (resolved from the URI), for the poll login's
+         * connection; NULL: the URI's own. */
+        char *conn_host, *conn_hostaddr, *conn_port;
         FleetResolve *resolve; /* the URI's host names being resolved */
         char *uri_hosts;       /* the URI's host and port lists, while they are */
         char *uri_ports;
-        sd_event_source *io; /* the connection's socket */
         sd_event_source *timer;
         Phase phase;
         PGresult *result; /* the first result of the query in flight */
         char *role;       /* the role the credentials name */
+        char *poll_role;  /* the poll login's */
 
         FleetState state;
         uint64_t since; /* CLOCK_REALTIME usec the state began */
@@ -109,6 +125,9 @@ static int schema_version_known(void) {
 }
 
 static void connect_start(FleetClient *fc);
+static void connect_now(FleetClient *fc, const char *credentials, char **ret_role, const char *host,
+                        const char *hostaddr, const char *port);
+static void become_connected(FleetClient *fc);
 static void poll_send(FleetClient *fc);
 static bool query_next(FleetClient *fc);
 
@@ -157,15 +176,21 @@ static void drop_connection(FleetClient *fc) {
         fc->resolve = fleet_resolve_cancel(fc->resolve);
         fc->uri_hosts = mfree(fc->uri_hosts);
         fc->uri_ports = mfree(fc->uri_ports);
-        fc->io = sd_event_source_disable_unref(fc->io);
+        fc->conn_host = mfree(fc->conn_host);
+        fc->conn_hostaddr = mfree(fc->conn_hostaddr);
+        fc->conn_port = mfree(fc->conn_port);
         if (fc->result) {
                 PQclear(fc->result);
                 fc->result = NULL;
         }
-        if (fc->conn) {
-                PQfinish(fc->conn);
-                fc->conn = NULL;
+        for (Link *l = &fc->host_link; l; l = l == &fc->host_link ? &fc->poll_link : NULL) {
+                l->io = sd_event_source_disable_unref(l->io);
+                if (l->conn) {
+                        PQfinish(l->conn);
+                        l->conn = NULL;
+                }
         }
+        fc->cur = &fc->host_link;
         (void) sd_event_source_set_enabled(fc->timer, SD_EVENT_OFF);
 }
 
@@ -233,7 +258,7 @@ static void fail(FleetClient *fc, FleetState s, const char *fmt, ...) {
 
 static void fail_pg(FleetClient *fc, const char *what) {
         char buf[900];
-        pg_message(fc->conn ? PQerrorMessage(fc->conn) : NULL, buf, sizeof(buf));
+        pg_message(fc->cur->conn ? PQerrorMessage(fc->cur->conn) : NULL, buf, sizeof(buf));
         fail(fc, FLEET_UNREACHABLE, "%s: %s", what, buf);
 }
 
@@ -242,19 +267,19 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 /* Watches the connection's socket for events; while connecting libpq may change the
  * socket (another address, TLS refused), so the source is made again each time. */
 static int watch(FleetClient *fc, uint32_t events, bool renew) {
-        int fd = PQsocket(fc->conn);
+        int fd = PQsocket(fc->cur->conn);
         int r;
 
         if (fd < 0)
                 return -EBADF;
-        if (fc->io && !renew) {
-                r = sd_event_source_set_io_events(fc->io, events);
+        if (fc->cur->io && !renew) {
+                r = sd_event_source_set_io_events(fc->cur->io, events);
                 return r < 0 ? r : 0;
         }
-        fc->io = sd_event_source_disable_unref(fc->io);
-        r = sd_event_add_io(fc->event, &fc->io, fd, events, on_io, fc);
+        fc->cur->io = sd_event_source_disable_unref(fc->cur->io);
+        r = sd_event_add_io(fc->event, &fc->cur->io, fd, events, on_io, fc->cur);
         if (r >= 0)
-                (void) sd_event_source_set_description(fc->io, "fleet-connection");
+                (void) sd_event_source_set_description(fc->cur->io, fc->cur->name);
         return r < 0 ? r : 0;
 }
 
@@ -264,10 +289,10 @@ static void query_send(FleetClient *fc, Phase phase, const char *sql, int n,
                        const char *const *params) {
         int r;
 
-        if (!PQsendQueryParams(fc->conn, sql, n, NULL, params, NULL, NULL, 0))
+        if (!PQsendQueryParams(fc->cur->conn, sql, n, NULL, params, NULL, NULL, 0))
                 return fail_pg(fc, "cannot send a query");
         fc->phase = phase;
-        r = PQflush(fc->conn);
+        r = PQflush(fc->cur->conn);
         if (r < 0)
                 return fail_pg(fc, "cannot send a query");
         if ((r = watch(fc, EPOLLIN | (r > 0 ? EPOLLOUT : 0), false)) < 0)
@@ -340,6 +365,19 @@ static void host_checked(FleetClient *fc, PGresult *res) {
                             "host %s is not registered in the fleet for role %s (jitctl fleet "
                             "add-host %s)",
                             fc->host, fc->role, fc->host);
+        if (fc->poll_credentials) {
+                /* Then the shared poll login's connection, to the same addresses. */
+                fc->cur = &fc->poll_link;
+                return connect_now(fc, fc->poll_credentials, &fc->poll_role, fc->conn_host,
+                                   fc->conn_hostaddr, fc->conn_port);
+        }
+        become_connected(fc);
+}
+
+/* Both connections made and checked: connected, the owner's catch-up, then the polls. */
+static void become_connected(FleetClient *fc) {
+        Phase phase = fc->phase;
+
         fc->backoff = 0;
         set_state(fc, FLEET_CONNECTED, NULL);
         /* What was seen and not applied before the connection went is read again. */
@@ -348,7 +386,7 @@ static void host_checked(FleetClient *fc, PGresult *res) {
          * its answer comes before anything the change feed names. */
         if (fc->connected_hook)
                 fc->connected_hook(fc->changes_userdata);
-        if (fc->phase != PHASE_CHECK_HOST)
+        if (fc->phase != phase)
                 return; /* failed meanwhile */
         if (!query_next(fc))
                 poll_send(fc);
@@ -360,6 +398,8 @@ static void poll_send(FleetClient *fc) {
         snprintf(limit, sizeof(limit), "%d", FLEET_POLL_ROWS_MAX);
         const char *params[] = { cursor, limit };
         fc->poll_sent_boot = now_usec(CLOCK_BOOTTIME);
+        /* The shared poll login's connection when there is one: one pool for the fleet. */
+        fc->cur = fc->poll_link.conn ? &fc->poll_link : &fc->host_link;
         /* One statement, one snapshot: the rows and the oldest transaction still running
          * are seen at the same instant (the cursor rule of docs/fleet.md). */
         query_send(fc, PHASE_POLL,
@@ -446,6 +486,7 @@ static bool query_next(FleetClient *fc) {
         FleetQuery *q = fc->queries;
         if (!q)
                 return false;
+        fc->cur = &fc->host_link; /* the host's own role: row-level security applies */
         query_send(fc, PHASE_QUERY, q->sql, q->n, (const char *const *) q->params);
         return true;
 }
@@ -486,7 +527,7 @@ static void query_done(FleetClient *fc) {
 /* Reads what the server sent; the query's results once they are all in. */
 static void query_input(FleetClient *fc, uint32_t revents) {
         if (revents & EPOLLOUT) {
-                int r = PQflush(fc->conn);
+                int r = PQflush(fc->cur->conn);
                 if (r < 0)
                         return fail_pg(fc, "cannot send a query");
                 if (r == 0 && (r = watch(fc, EPOLLIN, false)) < 0)
@@ -495,10 +536,10 @@ static void query_input(FleetClient *fc, uint32_t revents) {
         }
         if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
                 return;
-        if (!PQconsumeInput(fc->conn))
+        if (!PQconsumeInput(fc->cur->conn))
                 return fail_pg(fc, "connection lost");
-        while (!PQisBusy(fc->conn)) {
-                PGresult *res = PQgetResult(fc->conn);
+        while (!PQisBusy(fc->cur->conn)) {
+                PGresult *res = PQgetResult(fc->cur->conn);
                 if (!res)
                         return query_done(fc);
                 if (!fc->result)
@@ -511,10 +552,18 @@ static void query_input(FleetClient *fc, uint32_t revents) {
 /* ---- connecting ---- */
 
 static void connected(FleetClient *fc) {
-        if (PQsetnonblocking(fc->conn, 1) != 0)
+        if (PQsetnonblocking(fc->cur->conn, 1) != 0)
                 return fail_pg(fc, "cannot make the connection non-blocking");
         /* A fresh watch: the socket may be another than the one connecting ended on. */
-        fc->io = sd_event_source_disable_unref(fc->io);
+        fc->cur->io = sd_event_source_disable_unref(fc->cur->io);
+        if (fc->cur == &fc->poll_link) {
+                /* Idle until the first poll; the host's connection was checked. */
+                int r = watch(fc, EPOLLIN, true);
+                if (r < 0)
+                        return fail(fc, FLEET_UNREACHABLE, "cannot watch the connection: %s",
+                                    strerror(-r));
+                return become_connected(fc);
+        }
         query_send(fc, PHASE_CHECK_SCHEMA,
                    "SELECT coalesce(max(version), 0) FROM jit_fleet.schema_version", 0, NULL);
 }
@@ -541,12 +590,13 @@ static void connect_step(FleetClient *fc, PostgresPollingStatusType st) {
 /* Connects, the URI first and then what follows overriding it: the role and password of
  * the credentials file, and the resolved addresses (host, hostaddr, port; NULL: the
  * URI's). */
-static void connect_now(FleetClient *fc, const char *host, const char *hostaddr, const char *port) {
+static void connect_now(FleetClient *fc, const char *credentials, char **ret_role, const char *host,
+                        const char *hostaddr, const char *port) {
         FleetCredentials cred = {};
         _cleanup_free_ char *error = NULL;
         int r;
 
-        r = fleet_credentials_read(fc->credentials, &cred, &error);
+        r = fleet_credentials_read(credentials, &cred, &error);
         if (r < 0)
                 return fail(fc, FLEET_UNREACHABLE, "%s", error ?: strerror(-r));
         char *role = strdup(cred.role);
@@ -554,8 +604,8 @@ static void connect_now(FleetClient *fc, const char *host, const char *hostaddr,
                 fleet_credentials_done(&cred);
                 return fail(fc, FLEET_UNREACHABLE, "out of memory");
         }
-        free(fc->role);
-        fc->role = role;
+        free(*ret_role);
+        *ret_role = role;
         const char *keys[12] = { "dbname",
                                  "user",
                                  "password",
@@ -575,14 +625,14 @@ static void connect_now(FleetClient *fc, const char *host, const char *hostaddr,
                 if (port)
                         keys[n] = "port", values[n++] = port;
         }
-        fc->conn = PQconnectStartParams(keys, values, 1);
+        fc->cur->conn = PQconnectStartParams(keys, values, 1);
         fleet_credentials_done(&cred);
-        if (!fc->conn)
+        if (!fc->cur->conn)
                 return fail(fc, FLEET_UNREACHABLE, "out of memory");
-        if (PQstatus(fc->conn) == CONNECTION_BAD)
+        if (PQstatus(fc->cur->conn) == CONNECTION_BAD)
                 return fail_pg(fc, "cannot connect");
         fc->phase = PHASE_CONNECTING;
-        log_debug("fleet: connecting to %s as %s%s%s", fc->database, fc->role,
+        log_debug("fleet: connecting to %s as %s%s%s", fc->database, *ret_role,
                   hostaddr ? " at " : "", hostaddr ?: "");
         arm_timer(fc, FLEET_CONNECT_TIMEOUT_USEC);
         /* libpq's rule: begin as if PQconnectPoll() had asked to write. */
@@ -669,7 +719,11 @@ static void resolved(void *userdata, const FleetResolved *res) {
                             first_error ?: "no address");
         fc->uri_hosts = mfree(fc->uri_hosts);
         fc->uri_ports = mfree(fc->uri_ports);
-        connect_now(fc, hosts, addrs, ports);
+        fc->conn_host = TAKE_PTR(hosts);
+        fc->conn_hostaddr = TAKE_PTR(addrs);
+        fc->conn_port = TAKE_PTR(ports);
+        connect_now(fc, fc->credentials, &fc->role, fc->conn_host, fc->conn_hostaddr,
+                    fc->conn_port);
 }
 
 static void connect_start(FleetClient *fc) {
@@ -722,7 +776,7 @@ static void connect_start(FleetClient *fc) {
         }
         if (n_names == 0)
                 /* A socket, addresses, or hostaddr given: nothing to resolve. */
-                return connect_now(fc, NULL, NULL, NULL);
+                return connect_now(fc, fc->credentials, &fc->role, NULL, NULL, NULL);
 
         int r = fleet_resolve_start(fc->event, names, n_names, resolved, fc, &fc->resolve);
         if (r == -EBUSY)
@@ -738,12 +792,33 @@ static void connect_start(FleetClient *fc) {
         arm_timer(fc, FLEET_RESOLVE_TIMEOUT_USEC);
 }
 
-static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        FleetClient *fc = userdata;
+/* An event on the connection that runs nothing now (the host's during a poll on the poll
+ * login's, or the other way round): the server says something only when it ends the
+ * session. */
+static void idle_input(FleetClient *fc, Link *l, uint32_t revents) {
+        PGresult *res;
 
+        if (!PQconsumeInput(l->conn) || PQstatus(l->conn) != CONNECTION_OK) {
+                fc->cur = l; /* its error message */
+                return fail_pg(fc, "connection lost");
+        }
+        if (revents & (EPOLLHUP | EPOLLERR))
+                return fail(fc, FLEET_UNREACHABLE, "connection lost");
+        while (!PQisBusy(l->conn) && (res = PQgetResult(l->conn)))
+                PQclear(res);
+}
+
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Link *l = userdata;
+        FleetClient *fc = l->fc;
+
+        if (l != fc->cur) {
+                idle_input(fc, l, revents);
+                return 0;
+        }
         switch (fc->phase) {
         case PHASE_CONNECTING:
-                connect_step(fc, PQconnectPoll(fc->conn));
+                connect_step(fc, PQconnectPoll(fc->cur->conn));
                 break;
         case PHASE_CHECK_SCHEMA:
         case PHASE_CHECK_HOST:
@@ -754,19 +829,19 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         case PHASE_IDLE:
                 /* Between polls the server says something only when it ends the session
                  * (a shutdown, a terminated backend): notice it now, not at the poll. */
-                if (!PQconsumeInput(fc->conn) || PQstatus(fc->conn) != CONNECTION_OK)
+                if (!PQconsumeInput(fc->cur->conn) || PQstatus(fc->cur->conn) != CONNECTION_OK)
                         fail_pg(fc, "connection lost");
                 else if (revents & (EPOLLHUP | EPOLLERR))
                         fail(fc, FLEET_UNREACHABLE, "connection lost");
                 else {
                         PGresult *res;
                         /* Nothing is asked: anything the server sends unasked is dropped. */
-                        while (!PQisBusy(fc->conn) && (res = PQgetResult(fc->conn)))
+                        while (!PQisBusy(fc->cur->conn) && (res = PQgetResult(fc->cur->conn)))
                                 PQclear(res);
                 }
                 break;
         default:
-                fc->io = sd_event_source_disable_unref(fc->io);
+                fc->cur->io = sd_event_source_disable_unref(fc->cur->io);
                 break;
         }
         return 0;
@@ -818,7 +893,9 @@ static void forget_section(FleetClient *fc) {
         fc->database = mfree(fc->database);
         fc->host = mfree(fc->host);
         fc->credentials = mfree(fc->credentials);
+        fc->poll_credentials = mfree(fc->poll_credentials);
         fc->role = mfree(fc->role);
+        fc->poll_role = mfree(fc->poll_role);
         fc->last_error = mfree(fc->last_error);
         fc->last_poll = fc->last_poll_boot = 0;
         fc->backoff = 0;
@@ -834,7 +911,8 @@ int fleet_client_set_policy(FleetClient *fc, const PolicyFleet *f) {
 
         if (enable == fc->enabled &&
             (!enable || (same_string(f->database, fc->database) && same_string(f->host, fc->host) &&
-                         same_string(f->credentials, fc->credentials)))) {
+                         same_string(f->credentials, fc->credentials) &&
+                         same_string(f->poll_credentials, fc->poll_credentials)))) {
                 /* Unchanged: a reload is also how an administrator says "try again now". */
                 if (enable && fc->state != FLEET_CONNECTED && fc->phase == PHASE_WAIT_RETRY) {
                         fc->backoff = 0;
@@ -853,7 +931,9 @@ int fleet_client_set_policy(FleetClient *fc, const PolicyFleet *f) {
         fc->database = strdup(f->database);
         fc->host = strdup(f->host);
         fc->credentials = strdup(f->credentials);
-        if (!fc->database || !fc->host || !fc->credentials) {
+        fc->poll_credentials = f->poll_credentials ? strdup(f->poll_credentials) : NULL;
+        if (!fc->database || !fc->host || !fc->credentials ||
+            (f->poll_credentials && !fc->poll_credentials)) {
                 forget_section(fc);
                 return -ENOMEM;
         }
@@ -884,6 +964,9 @@ int fleet_client_new(sd_event *event, BrokerDb *db, FleetClient **ret) {
                 return -ENOMEM;
         fc->event = event;
         fc->db = db;
+        fc->host_link = (Link){ .fc = fc, .name = "fleet-connection" };
+        fc->poll_link = (Link){ .fc = fc, .name = "fleet-poll-connection" };
+        fc->cur = &fc->host_link;
         fc->state = FLEET_DISABLED;
         r = sd_event_add_time(event, &fc->timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_timer, fc);
         if (r < 0)
@@ -928,6 +1011,11 @@ json_object *fleet_client_status_json(const FleetClient *fc) {
                 o, "last_sync",
                 last_sync ? json_object_new_string(format_rfc3339(last_sync, t, sizeof(t))) : NULL);
         json_object_object_add(o, "schema_version", json_object_new_int(fc->schema_version));
+        /* The role the poll runs as: the shared poll login's, or the host's own. */
+        json_object_object_add(o, "poll_role",
+                               fc->poll_role && fc->poll_credentials
+                                       ? json_object_new_string(fc->poll_role)
+                                       : (fc->role ? json_object_new_string(fc->role) : NULL));
         json_object_object_add(o, "cursor", json_object_new_int64(fc->cursor.seq));
         json_object_object_add(o, "changes_seen",
                                json_object_new_int64((int64_t) fc->cursor.changes_seen));

@@ -45,6 +45,7 @@ class PgServer:
         self.etc_copy = None
         self.tcp = tcp
         self.port = free_tcp_port() if tcp else 5432
+        self.bouncers = []  # closed before the server
         try:
             pwd.getpwnam(PG_USER)
         except KeyError:
@@ -123,6 +124,8 @@ class PgServer:
             self.started = False
 
     def close(self):
+        for b in self.bouncers:
+            b.close()
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
         if self.etc_copy:
@@ -201,6 +204,7 @@ pidfile = {self.dir}/pgbouncer.pid
 log_connections = 1
 """)
         self.conf = conf
+        pg.bouncers.append(self)
         self.proc = subprocess.Popen([self.BIN, conf], user=pg.uid, group=pg.gid,
                                      extra_groups=[], cwd=self.dir,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

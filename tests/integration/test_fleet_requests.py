@@ -40,14 +40,17 @@ HOSTS = {"a": ("staging", "environment=staging"), "b": ("production", "environme
          "c": ("staging", "environment=staging")}
 
 
-def policy(socket_dir, host, credentials, max_offline=None, pending_ttl=None, labels=None):
+def policy(socket_dir, host, credentials, max_offline=None, pending_ttl=None, labels=None,
+           database=None, poll_credentials=None):
     env, rule_hosts = HOSTS[host]
     extra = f' max_offline = "{max_offline}";' if max_offline else ""
+    extra += f' poll_credentials = "{poll_credentials}";' if poll_credentials else ""
+    database = database or f"postgresql:///jit?host={socket_dir}&port=5432"
     settings = f'settings = {{ pending_ttl = "{pending_ttl}"; }};\n' if pending_ttl else ""
     free = (" labels = { " + "".join(f'{k} = "{v}"; ' for k, v in labels.items()) + "};"
             if labels else "")
     return (RULES % (env, free, rule_hosts) + settings +
-            f'fleet = {{ database = "postgresql:///jit?host={socket_dir}&port=5432"; '
+            f'fleet = {{ database = "{database}"; '
             f'host = "{host}"; credentials = "{credentials}";{extra} }};\n')
 
 
@@ -80,6 +83,12 @@ class FleetHostsTest(BrokerTestCase):
     MAX_OFFLINE = None  # host a's fleet.max_offline
     PENDING_TTL = {}  # host -> its settings.pending_ttl
     LABELS = {}  # host -> its profile.labels (and registered labels), a dict
+    DATABASE = None  # the hosts' fleet.database (set by setup_store); None: the server's socket
+    POLL_CREDENTIALS = None  # the hosts' fleet.poll_credentials
+
+    @classmethod
+    def setup_store(cls):
+        """After the hosts are registered, before their brokers start."""
 
     @classmethod
     def setUpClass(cls):
@@ -105,8 +114,10 @@ class FleetHostsTest(BrokerTestCase):
                 with os.fdopen(fd, "w") as f:
                     f.write(p.stdout.strip().splitlines()[-1] + "\n")
                 cls.creds[host] = path
+            cls.setup_store()
             cls.POLICY = policy(cls.pg.socket_dir, "a", cls.creds["a"], cls.MAX_OFFLINE,
-                                cls.PENDING_TTL.get("a"), cls.LABELS.get("a"))
+                                cls.PENDING_TTL.get("a"), cls.LABELS.get("a"), cls.DATABASE,
+                                cls.POLL_CREDENTIALS)
             super().setUpClass()
             # a: the class's broker, restarted in namespaces of its own.
             cls.broker.stop()
@@ -114,7 +125,9 @@ class FleetHostsTest(BrokerTestCase):
             for host in ("b", "c"):
                 hb = HostBroker(cls.sb, host, policy(cls.pg.socket_dir, host, cls.creds[host],
                                                      pending_ttl=cls.PENDING_TTL.get(host),
-                                                     labels=cls.LABELS.get(host)))
+                                                     labels=cls.LABELS.get(host),
+                                                     database=cls.DATABASE,
+                                                     poll_credentials=cls.POLL_CREDENTIALS))
                 cls.others[host] = hb
                 hb.start(wrap=namespaced(host))
             cls.hosts = {"a": cls.broker, **cls.others}
