@@ -39,6 +39,7 @@ typedef enum FleetOpKind {
         FLEET_OP_APPROVE,
         FLEET_OP_DENY,
         FLEET_OP_REVOKE,
+        FLEET_OP_WITHDRAW,
 } FleetOpKind;
 
 typedef struct FleetPending {
@@ -123,15 +124,26 @@ static json_object *row_to_json(PGresult *res, int row) {
         json_object_object_add(o, "id", json_object_new_string(id));
         json_object_object_add(o, "fleet_id",
                                json_object_new_int64(strtoll(PQgetvalue(res, row, 0), NULL, 10)));
-        static const char *const names[] = { NULL,     "origin_host", "requester", "service",
-                                             "reason", "ticket",      "duration",  "hosts",
-                                             "state",  "created_at",  "approvals", "revoked_by" };
+        static const char *const names[] = { NULL,        "origin_host", "requester", "service",
+                                             "reason",    "ticket",      "duration",  "hosts",
+                                             "state",     "created_at",  "approvals", "revoked_by",
+                                             "expires_at" };
         for (int c = 1; c < (int) ELEMENTSOF(names) && c < PQnfields(res); c++) {
                 if (STREQ(names[c], "duration"))
                         json_object_object_add(
                                 o, "duration",
                                 json_object_new_int64(strtoll(PQgetvalue(res, row, c), NULL, 10)));
-                else if (STREQ(names[c], "approvals") || STREQ(names[c], "revoked_by"))
+                else if (STREQ(names[c], "expires_at")) {
+                        char t[RFC3339_BUF_MAX];
+                        double at = PQgetisnull(res, row, c)
+                                            ? 0
+                                            : strtod(PQgetvalue(res, row, c), NULL);
+                        json_object_object_add(
+                                o, "expires_at",
+                                at > 0 ? json_object_new_string(format_rfc3339(
+                                                 (uint64_t) (at * USEC_PER_SEC), t, sizeof(t)))
+                                       : NULL);
+                } else if (STREQ(names[c], "approvals") || STREQ(names[c], "revoked_by"))
                         json_object_object_add(
                                 o, names[c],
                                 PQgetisnull(res, row, c)
@@ -143,14 +155,22 @@ static json_object *row_to_json(PGresult *res, int row) {
         return o;
 }
 
-#define FLEET_ROW_COLUMNS                                                                          \
+/* The state as the store holds it (a target decides on the time by its own clock), or as
+ * shown: timed_out from expires_at on, before its origin host has marked it. */
+#define FLEET_STATE_STORED "CASE WHEN v.revoker IS NOT NULL THEN 'revoked' ELSE r.state END, "
+#define FLEET_STATE_SHOWN                                                                          \
+        "CASE WHEN v.revoker IS NOT NULL THEN 'revoked' WHEN r.state = 'pending' AND "             \
+        "r.expires_at <= now() THEN 'timed_out' ELSE r.state END, "
+#define FLEET_ROW_COLUMNS_STATE(state)                                                             \
         "r.id, r.origin_host, r.requester, r.service, r.reason, r.ticket, r.duration_s, "          \
-        "r.selector, CASE WHEN v.revoker IS NOT NULL THEN 'revoked' ELSE r.state END, "            \
+        "r.selector, " state                                                                       \
         "to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "             \
         "(SELECT json_agg(json_build_object('approver', a.approver, 'verdict', a.verdict, "        \
         "'host', a.origin_host, 'at', extract(epoch FROM a.created_at)) ORDER BY a.id) "           \
         "FROM jit_fleet.approvals AS a WHERE a.request_id = r.id), (SELECT json_agg(x.revoker "    \
-        "ORDER BY x.id) FROM jit_fleet.revocations AS x WHERE x.request_id = r.id) "
+        "ORDER BY x.id) FROM jit_fleet.revocations AS x WHERE x.request_id = r.id), "              \
+        "extract(epoch FROM r.expires_at) "
+#define FLEET_ROW_COLUMNS FLEET_ROW_COLUMNS_STATE(FLEET_STATE_SHOWN)
 #define FLEET_ROW_FROM                                                                             \
         "FROM jit_fleet.requests AS r LEFT JOIN LATERAL (SELECT x.revoker FROM "                   \
         "jit_fleet.revocations AS x WHERE x.request_id = r.id ORDER BY x.id LIMIT 1) AS v ON true "
@@ -166,6 +186,7 @@ static void answered(void *userdata, PGresult *res, const char *error) {
                 [FLEET_OP_APPROVE] = "approving the fleet request",
                 [FLEET_OP_DENY] = "denying the fleet request",
                 [FLEET_OP_REVOKE] = "revoking the fleet request",
+                [FLEET_OP_WITHDRAW] = "withdrawing the fleet request",
         };
 
         if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
@@ -187,6 +208,25 @@ static void answered(void *userdata, PGresult *res, const char *error) {
                                                              "no fleet request f:%lld that this "
                                                              "host may see",
                                                              (long long) p->id));
+                if (p->kind == FLEET_OP_WITHDRAW) {
+                        /* Only the origin host changes a filing's state (row-level security
+                         * says so too): the requester withdraws it there. */
+                        const char *origin = PQgetvalue(res, 0, 1);
+                        if (!STREQ(origin, fleet_client_host(p->b->fleet)))
+                                return reply_send(
+                                        p, jit_reply_error(JIT_ERROR_REFUSED,
+                                                           "f:%lld was filed on host %s: only "
+                                                           "there can it be withdrawn (jitctl "
+                                                           "cancel f:%lld on %s)",
+                                                           (long long) p->id, origin,
+                                                           (long long) p->id, origin));
+                        if (!STREQ(PQgetvalue(res, 0, 2), p->caller.name))
+                                return reply_send(
+                                        p, jit_reply_error(JIT_ERROR_REFUSED,
+                                                           "only its requester withdraws fleet "
+                                                           "request f:%lld",
+                                                           (long long) p->id));
+                }
                 /* Seen: now the write itself. */
                 const char *sql = p->then_sql;
                 p->then_sql = NULL;
@@ -196,7 +236,7 @@ static void answered(void *userdata, PGresult *res, const char *error) {
                 return;
         }
         if (n == 1 && (p->kind == FLEET_OP_APPROVE || p->kind == FLEET_OP_DENY ||
-                       p->kind == FLEET_OP_REVOKE)) {
+                       p->kind == FLEET_OP_REVOKE || p->kind == FLEET_OP_WITHDRAW)) {
                 /* Written: the answer is the request as it stands now, which a statement
                  * that inserts does not see yet. */
                 char id_text[32];
@@ -213,6 +253,11 @@ static void answered(void *userdata, PGresult *res, const char *error) {
                                                      "f:%lld is not pending, or is your own "
                                                      "(nobody approves or denies their own "
                                                      "request)",
+                                                     (long long) p->id));
+        if (n == 0 && p->kind == FLEET_OP_WITHDRAW)
+                return reply_send(p, jit_reply_error(JIT_ERROR_CONFLICT,
+                                                     "f:%lld is not pending: it cannot be "
+                                                     "withdrawn",
                                                      (long long) p->id));
         if (n != 1 || !may_see_row(p, res, 0))
                 return reply_send(p, jit_reply_error(JIT_ERROR_NOT_FOUND,
@@ -338,8 +383,12 @@ static json_object *fleet_request(Broker *b, const Identity *caller, int peer_fd
         if (fleet_client_state(b->fleet) != FLEET_CONNECTED)
                 return unreachable();
 
-        char duration_text[32];
+        char duration_text[32], expires_text[32];
         snprintf(duration_text, sizeof(duration_text), "%lld", (long long) duration);
+        /* Its time to be answered, as a local request's: pending_ttl from now, by this
+         * host's clock; every target refuses to grant it after that instant. */
+        uint64_t expires = now_usec(CLOCK_REALTIME) / USEC_PER_SEC + b->policy->pending_ttl;
+        snprintf(expires_text, sizeof(expires_text), "%llu", (unsigned long long) expires);
         const char *params[] = {
                 fleet_client_host(b->fleet),
                 caller->name,
@@ -352,18 +401,23 @@ static json_object *fleet_request(Broker *b, const Identity *caller, int peer_fd
                 json_object_to_json_string_ext(labels, JSON_C_TO_STRING_PLAIN),
                 rule->name,
                 b->policy->hash,
+                expires_text,
         };
         /* origin_id: the next of this host's own (it reads all of them); one connection
          * runs one query at a time, so two filings never race for it. */
+        if (b->fleet_next_sweep > expires * USEC_PER_SEC)
+                b->fleet_next_sweep = expires * USEC_PER_SEC;
         return ask(b, caller, peer_fd, taken, FLEET_OP_REQUEST, 0,
                    "WITH f AS (INSERT INTO jit_fleet.requests (origin_host, origin_id, requester, "
                    "service, reason, ticket, duration_s, selector, selector_host, "
-                   "selector_labels, rule, policy_version) VALUES ($1, (SELECT "
+                   "selector_labels, rule, policy_version, expires_at) VALUES ($1, (SELECT "
                    "coalesce(max(origin_id), 0) + 1 FROM jit_fleet.requests WHERE origin_host = "
-                   "$1), $2, $3, $4, $5, $6::integer, $7, $8, $9::jsonb, $10, $11) RETURNING *) "
+                   "$1), $2, $3, $4, $5, $6::integer, $7, $8, $9::jsonb, $10, $11, "
+                   "to_timestamp($12::bigint)) RETURNING *) "
                    "SELECT f.id, f.origin_host, f.requester, f.service, f.reason, f.ticket, "
                    "f.duration_s, f.selector, f.state, to_char(f.created_at AT TIME ZONE 'UTC', "
-                   "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '[]', NULL FROM f",
+                   "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '[]', NULL, extract(epoch FROM "
+                   "f.expires_at) FROM f",
                    (int) ELEMENTSOF(params), params, NULL, 0, NULL);
 }
 
@@ -383,7 +437,8 @@ json_object *broker_fleet_op(Broker *b, const char *name, const Identity *caller
                         return unreachable();
                 return ask(b, caller, peer_fd, taken, FLEET_OP_LIST, 0,
                            "SELECT " FLEET_ROW_COLUMNS FLEET_ROW_FROM
-                           "WHERE r.state = 'pending' AND v.revoker IS NULL AND NOT EXISTS "
+                           "WHERE r.state = 'pending' AND (r.expires_at IS NULL OR "
+                           "r.expires_at > now()) AND v.revoker IS NULL AND NOT EXISTS "
                            "(SELECT 1 FROM jit_fleet.approvals AS d WHERE d.request_id = r.id "
                            "AND d.verdict = 'deny') ORDER BY r.id LIMIT 1000",
                            0, NULL, NULL, 0, NULL);
@@ -412,14 +467,14 @@ json_object *broker_fleet_op(Broker *b, const char *name, const Identity *caller
                 /* One's own request is never approved by oneself here; each target also
                  * checks the approver against its own rule. */
                 const char *show[] = { id_text };
-                return ask(
-                        b, caller, peer_fd, taken, approve ? FLEET_OP_APPROVE : FLEET_OP_DENY, id,
-                        FLEET_SHOW_SQL, 1, show,
-                        "WITH a AS (INSERT INTO jit_fleet.approvals (request_id, origin_host, "
-                        "approver, verdict, comment) SELECT r.id, $2, $3, $4, $5 FROM "
-                        "jit_fleet.requests AS r WHERE r.id = $1::bigint AND r.state = "
-                        "'pending' AND r.requester <> $3 RETURNING request_id) SELECT request_id FROM a",
-                        (int) ELEMENTSOF(params), params);
+                return ask(b, caller, peer_fd, taken, approve ? FLEET_OP_APPROVE : FLEET_OP_DENY,
+                           id, FLEET_SHOW_SQL, 1, show,
+                           "WITH a AS (INSERT INTO jit_fleet.approvals (request_id, origin_host, "
+                           "approver, verdict, comment) SELECT r.id, $2, $3, $4, $5 FROM "
+                           "jit_fleet.requests AS r WHERE r.id = $1::bigint AND r.state = "
+                           "'pending' AND (r.expires_at IS NULL OR r.expires_at > now()) AND "
+                           "r.requester <> $3 RETURNING request_id) SELECT request_id FROM a",
+                           (int) ELEMENTSOF(params), params);
         }
         if (STREQ(name, "fleet-revoke")) {
                 const char *reason;
@@ -432,6 +487,18 @@ json_object *broker_fleet_op(Broker *b, const char *name, const Identity *caller
                            "origin_host, revoker, reason) SELECT r.id, $2, $3, $4 FROM "
                            "jit_fleet.requests AS r WHERE r.id = $1::bigint RETURNING request_id) "
                            "SELECT request_id FROM v",
+                           (int) ELEMENTSOF(params), params);
+        }
+        if (STREQ(name, "fleet-cancel")) {
+                /* The requester withdraws a pending request on its origin host: no target
+                 * grants it from then on (grants made before end by a revoke). */
+                const char *params[] = { id_text, host, caller->name };
+                const char *show[] = { id_text };
+                return ask(b, caller, peer_fd, taken, FLEET_OP_WITHDRAW, id, FLEET_SHOW_SQL, 1,
+                           show,
+                           "UPDATE jit_fleet.requests SET state = 'withdrawn', state_changed_at "
+                           "= now() WHERE id = $1::bigint AND origin_host = $2 AND requester = "
+                           "$3 AND state = 'pending' RETURNING id",
                            (int) ELEMENTSOF(params), params);
         }
         return jit_reply_error(JIT_ERROR_BAD_REQUEST, "unknown op \"%s\"", name);
@@ -562,6 +629,15 @@ static void fleet_apply_row(Broker *b, PGresult *res, int row) {
                 host_selector_free(sel);
                 return;
         }
+        /* Its time to be answered, by this host's own clock: after it, never granted here,
+         * whatever the origin host has written yet. */
+        double expires_at = PQgetisnull(res, row, 12) ? 0 : strtod(PQgetvalue(res, row, 12), NULL);
+        if (expires_at > 0 && (double) now_usec(CLOCK_REALTIME) >= expires_at * USEC_PER_SEC) {
+                host_selector_free(sel);
+                return (void) log_info("fleet: request %lld: its time to be answered is over, "
+                                       "not granted here",
+                                       (long long) fleet_id);
+        }
 
         _cleanup_(identity_done) Identity req_id = { .uid = (uid_t) -1 };
         if (identity_from_name(requester, &req_id) < 0) {
@@ -679,21 +755,71 @@ static void fetched(void *userdata, PGresult *res, const char *error) {
                 fleet_client_rewind(b->fleet);
                 return;
         }
+        /* Every request the changes name that concerns this host: at most one poll's
+         * rows (FLEET_POLL_ROWS_MAX). */
         for (int i = 0; i < PQntuples(res); i++)
                 fleet_apply_row(b, res, i);
-        if (PQntuples(res) >= FLEET_FETCH_ROWS_MAX) {
-                /* More requests than one fetch reads: never past what was not applied. */
-                log_warning("fleet: more than %d requests changed at once; reading again",
-                            FLEET_FETCH_ROWS_MAX);
-                fleet_client_rewind(b->fleet);
-                return;
-        }
         fleet_client_applied(b->fleet, from, to);
 }
 
-void broker_fleet_changes(void *userdata, int64_t from, int64_t to) {
+/* Whether a change may concern this host: its selector picks the host (by name, or every
+ * label with this host's value), or the host holds a grant of that request (a revocation
+ * ends it even if the host's labels changed since). */
+static bool change_concerns(Broker *b, const char *host, const HostLabel *labels, size_t n_labels,
+                            const FleetChange *c) {
+        int64_t local_id;
+        bool picks = false;
+
+        if (c->selector_host)
+                picks = STREQ(c->selector_host, host);
+        else {
+                _cleanup_(json_object_putp) json_object *o = json_tokener_parse(c->selector_labels);
+                picks = json_object_is_type(o, json_type_object);
+                json_object_object_foreach (o, key, value) {
+                        bool found = false;
+                        for (size_t i = 0; i < n_labels && !found; i++)
+                                found = STREQ(labels[i].key, key) &&
+                                        json_object_is_type(value, json_type_string) &&
+                                        STREQ(labels[i].value, json_object_get_string(value));
+                        picks = picks && found;
+                }
+        }
+        return picks || db_fleet_grant_find(b->db, host, c->request_id, &local_id) != -ENOENT;
+}
+
+void broker_fleet_changes(void *userdata, int64_t from, int64_t to, const FleetChange *changes,
+                          size_t n) {
         Broker *b = userdata;
-        char from_text[32], to_text[32], limit[16];
+        const char *host = fleet_client_host(b->fleet);
+        HostLabel labels[POLICY_HOST_LABELS_MAX];
+        size_t n_labels = policy_host_labels(b->policy, labels);
+
+        if (!host)
+                return;
+        /* The ids of the requests that concern this host, each once: "{1,2,3}". */
+        size_t len = n * 21 + 3, at = 0, ids = 0;
+        _cleanup_free_ char *array = malloc(len);
+        if (!array) {
+                fleet_client_rewind(b->fleet);
+                return;
+        }
+        array[at++] = '{';
+        for (size_t i = 0; i < n; i++) {
+                bool again = false;
+                for (size_t j = 0; j < i && !again; j++)
+                        again = changes[j].request_id == changes[i].request_id;
+                if (again || !change_concerns(b, host, labels, n_labels, &changes[i]))
+                        continue;
+                at += (size_t) snprintf(array + at, len - at, "%s%lld", ids++ ? "," : "",
+                                        (long long) changes[i].request_id);
+        }
+        snprintf(array + at, len - at, "}");
+        if (ids == 0) {
+                /* Nothing here to fetch: a host the changes do not name costs the store
+                 * nothing more than its poll. */
+                fleet_client_applied(b->fleet, from, to);
+                return;
+        }
 
         FleetFetch *f = calloc(1, sizeof(*f));
         if (!f) {
@@ -701,17 +827,12 @@ void broker_fleet_changes(void *userdata, int64_t from, int64_t to) {
                 return;
         }
         *f = (FleetFetch){ .b = b, .from = from, .to = to };
-        snprintf(from_text, sizeof(from_text), "%lld", (long long) from);
-        snprintf(to_text, sizeof(to_text), "%lld", (long long) to);
-        snprintf(limit, sizeof(limit), "%d", FLEET_FETCH_ROWS_MAX);
-        const char *params[] = { from_text, to_text, limit };
+        const char *params[] = { array };
         /* Row-level security shows this host's role only what may concern it. */
         if (fleet_client_query(b->fleet,
-                               "SELECT " FLEET_ROW_COLUMNS FLEET_ROW_FROM
-                               "WHERE r.id IN (SELECT c.request_id FROM jit_fleet.changes AS c "
-                               "WHERE c.seq > $1::bigint AND c.seq <= $2::bigint) ORDER BY r.id "
-                               "LIMIT $3::integer",
-                               3, params, fetched, f) < 0) {
+                               "SELECT " FLEET_ROW_COLUMNS_STATE(FLEET_STATE_STORED) FLEET_ROW_FROM
+                               "WHERE r.id = ANY ($1::bigint[]) ORDER BY r.id",
+                               1, params, fetched, f) < 0) {
                 free(f);
                 fleet_client_rewind(b->fleet);
         }
@@ -727,6 +848,55 @@ static uint64_t honour_step(uint64_t max_offline) {
         return step < 60 * USEC_PER_SEC ? step : 60 * USEC_PER_SEC;
 }
 
+/* When a sweep fails, the next one after this. */
+#define FLEET_SWEEP_RETRY_USEC (10 * USEC_PER_SEC)
+
+static void swept(void *userdata, PGresult *res, const char *error) {
+        Broker *b = userdata;
+
+        if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+                log_notice("fleet: cannot mark this host's expired fleet requests timed_out: %s",
+                           res ? PQresultErrorMessage(res) : error);
+                b->fleet_next_sweep = now_usec(CLOCK_REALTIME) + FLEET_SWEEP_RETRY_USEC;
+                return;
+        }
+        long long marked = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        if (marked > 0)
+                log_info("fleet: %lld fleet request%s filed here timed out", marked,
+                         marked == 1 ? "" : "s");
+        /* The next one to time out, unless a filing comes earlier. */
+        uint64_t next =
+                PQgetisnull(res, 0, 1)
+                        ? UINT64_MAX
+                        : (uint64_t) strtoull(PQgetvalue(res, 0, 1), NULL, 10) * USEC_PER_SEC;
+        if (next < b->fleet_next_sweep)
+                b->fleet_next_sweep = next;
+}
+
+/* The origin host marks its own pending requests whose time is over timed_out (targets
+ * already refuse them by their own clocks): one statement when one is due. */
+static void sweep_expired(Broker *b, const char *host) {
+        uint64_t now = now_usec(CLOCK_REALTIME);
+        char now_text[32];
+
+        if (now < b->fleet_next_sweep)
+                return;
+        snprintf(now_text, sizeof(now_text), "%llu", (unsigned long long) (now / USEC_PER_SEC));
+        const char *params[] = { host, now_text };
+        uint64_t was = b->fleet_next_sweep;
+        b->fleet_next_sweep = UINT64_MAX; /* the answer says when next */
+        if (fleet_client_query(b->fleet,
+                               "WITH t AS (UPDATE jit_fleet.requests SET state = 'timed_out', "
+                               "state_changed_at = now() WHERE origin_host = $1 AND state = "
+                               "'pending' AND expires_at <= to_timestamp($2::bigint) RETURNING "
+                               "id) SELECT (SELECT count(*) FROM t), (SELECT ceil(extract(epoch "
+                               "FROM min(expires_at)))::bigint FROM jit_fleet.requests WHERE "
+                               "origin_host = $1 AND state = 'pending' AND expires_at > "
+                               "to_timestamp($2::bigint))",
+                               2, params, swept, b) < 0)
+                b->fleet_next_sweep = was;
+}
+
 void broker_fleet_synced(void *userdata, uint64_t sync_boot) {
         Broker *b = userdata;
         const char *host = fleet_client_host(b->fleet);
@@ -734,6 +904,7 @@ void broker_fleet_synced(void *userdata, uint64_t sync_boot) {
 
         if (!host)
                 return;
+        sweep_expired(b, host);
         if (until == 0)
                 until = INT64_MAX; /* their own deadlines */
         uint64_t was = b->fleet_honoured_until;
@@ -771,6 +942,7 @@ void broker_fleet_connected(void *userdata) {
         if (!host)
                 return;
         b->fleet_honoured_until = 0; /* the first poll writes the deadlines again */
+        b->fleet_next_sweep = 0;     /* and marks what timed out meanwhile */
         int n = db_fleet_grants_active(b->db, host, ids, ELEMENTSOF(ids));
         if (n < 0)
                 return (void) log_warning_errno(n, "fleet: cannot list the fleet grants held: %m");
@@ -791,7 +963,8 @@ void broker_fleet_connected(void *userdata) {
         /* The requests held here, with their revocations, before the change feed: an outage
          * does not delay a revocation by the length of the feed behind it. */
         int r = fleet_client_query(b->fleet,
-                                   "SELECT " FLEET_ROW_COLUMNS FLEET_ROW_FROM
+                                   "SELECT " FLEET_ROW_COLUMNS_STATE(FLEET_STATE_STORED)
+                                           FLEET_ROW_FROM
                                    "WHERE r.id = ANY ($1::bigint[]) ORDER BY r.id",
                                    1, params, caught_up, b);
         if (r < 0)

@@ -1613,6 +1613,7 @@ static const struct {
         { "fleet-approve", op_fleet, true, false, false },
         { "fleet-deny", op_fleet, true, false, false },
         { "fleet-revoke", op_fleet, true, false, false },
+        { "fleet-cancel", op_fleet, true, false, false },
 };
 
 json_object *broker_dispatch(Broker *b, const struct ucred *peer, int peer_fd, json_object *msg,

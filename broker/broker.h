@@ -73,6 +73,9 @@ typedef struct Broker {
         /* CLOCK_BOOTTIME usec until which the fleet grants are honoured without a poll, as
          * last written (fleet.max_offline; INT64_MAX: no limit; 0: not written yet) */
         uint64_t fleet_honoured_until;
+        /* CLOCK_REALTIME usec when this host's own pending fleet requests next need marking
+         * timed_out (0: at the next poll; UINT64_MAX: none known) */
+        uint64_t fleet_next_sweep;
 } Broker;
 
 /* broker-server.c */
@@ -106,12 +109,15 @@ json_object *broker_request_to_json(const Broker *b, const Request *r);
 void broker_ops_share(Broker *b);
 
 /* broker-fleet.c: the fleet operations (fleet-request, fleet-list, fleet-show, fleet-approve,
- * fleet-deny, fleet-revoke), answered on the connection once the fleet store has answered
- * (*taken set, NULL returned), or at once with an error; and the poll's hook, which reads the
- * fleet requests the changes (from, to] name and grants or ends them here. */
+ * fleet-deny, fleet-revoke, fleet-cancel), answered on the connection once the fleet store
+ * has answered (*taken set, NULL returned), or at once with an error; and the poll's hook,
+ * which reads the fleet requests among the changes (from, to] that concern this host (their
+ * selector picks it, or it holds their grant) and grants or ends them here. */
 json_object *broker_fleet_op(Broker *b, const char *name, const Identity *caller, int peer_fd,
                              json_object *msg, bool *taken);
-void broker_fleet_changes(void *userdata, int64_t from, int64_t to);
+struct FleetChange;
+void broker_fleet_changes(void *userdata, int64_t from, int64_t to,
+                          const struct FleetChange *changes, size_t n);
 /* After each successful poll: fleet.max_offline counts from sync_boot (the fleet grants'
  * deadlines are pushed forward). */
 void broker_fleet_synced(void *userdata, uint64_t sync_boot);

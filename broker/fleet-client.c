@@ -14,6 +14,7 @@
 #include "cleanup.h"
 #include "fleet-credentials.h"
 #include "fleet-poll.h"
+#include "fleet-resolve.h"
 #include "fleet-schema.h"
 #include "store-fleet.h"
 #include "timeutil.h"
@@ -22,6 +23,7 @@
 typedef enum Phase {
         PHASE_OFF,          /* disabled: no connection, no timer */
         PHASE_WAIT_RETRY,   /* the timer starts the next attempt */
+        PHASE_RESOLVING,    /* the URI's host names, off the loop; the timer is the deadline */
         PHASE_CONNECTING,   /* PQconnectPoll() on the socket; the timer is the deadline */
         PHASE_CHECK_SCHEMA, /* the queries: the timer is the deadline of the answer */
         PHASE_CHECK_HOST,
@@ -39,6 +41,14 @@ typedef struct FleetQuery {
         void *userdata;
 } FleetQuery;
 
+/* One connection to the store: the host's own role's, or the shared poll login's. */
+typedef struct Link {
+        struct FleetClient *fc;
+        PGconn *conn;
+        sd_event_source *io; /* its socket */
+        const char *name;    /* for the event source */
+} Link;
+
 struct FleetClient {
         sd_event *event;
         BrokerDb *db;
@@ -48,13 +58,24 @@ struct FleetClient {
         char *database;
         char *host;
         char *credentials;
+        char *poll_credentials; /* NULL: the poll runs on the host's own connection */
 
-        PGconn *conn;
-        sd_event_source *io; /* the connection's socket */
+        /* The host's role's connection (checks, fetches, writes, and the poll without a
+         * poll login), the poll login's, and the one the phase's query runs on. */
+        Link host_link;
+        Link poll_link;
+        Link *cur;
+        /* The addresses connected to (resolved from the URI), for the poll login's
+         * connection; NULL: the URI's own. */
+        char *conn_host, *conn_hostaddr, *conn_port;
+        FleetResolve *resolve; /* the URI's host names being resolved */
+        char *uri_hosts;       /* the URI's host and port lists, while they are */
+        char *uri_ports;
         sd_event_source *timer;
         Phase phase;
         PGresult *result; /* the first result of the query in flight */
         char *role;       /* the role the credentials name */
+        char *poll_role;  /* the poll login's */
 
         FleetState state;
         uint64_t since; /* CLOCK_REALTIME usec the state began */
@@ -100,10 +121,13 @@ FleetState fleet_client_state(const FleetClient *fc) {
 
 /* The schema version this broker was built for: the newest of its embedded migrations. */
 static int schema_version_known(void) {
-        return fleet_migrations[fleet_migrations_n - 1].version;
+        return fleet_schema_newest();
 }
 
 static void connect_start(FleetClient *fc);
+static void connect_now(FleetClient *fc, const char *credentials, char **ret_role, const char *host,
+                        const char *hostaddr, const char *port);
+static void become_connected(FleetClient *fc);
 static void poll_send(FleetClient *fc);
 static bool query_next(FleetClient *fc);
 
@@ -125,6 +149,11 @@ static void arm_timer(FleetClient *fc, uint64_t usec) {
                 log_error_errno(r, "fleet: cannot arm a timer: %m");
 }
 
+static void *mfree(void *p) {
+        free(p);
+        return NULL;
+}
+
 static void query_free(FleetQuery *q) {
         free(q->sql);
         for (int i = 0; i < q->n; i++)
@@ -144,15 +173,24 @@ static void queries_fail(FleetClient *fc, const char *error) {
 }
 
 static void drop_connection(FleetClient *fc) {
-        fc->io = sd_event_source_disable_unref(fc->io);
+        fc->resolve = fleet_resolve_cancel(fc->resolve);
+        fc->uri_hosts = mfree(fc->uri_hosts);
+        fc->uri_ports = mfree(fc->uri_ports);
+        fc->conn_host = mfree(fc->conn_host);
+        fc->conn_hostaddr = mfree(fc->conn_hostaddr);
+        fc->conn_port = mfree(fc->conn_port);
         if (fc->result) {
                 PQclear(fc->result);
                 fc->result = NULL;
         }
-        if (fc->conn) {
-                PQfinish(fc->conn);
-                fc->conn = NULL;
+        for (Link *l = &fc->host_link; l; l = l == &fc->host_link ? &fc->poll_link : NULL) {
+                l->io = sd_event_source_disable_unref(l->io);
+                if (l->conn) {
+                        PQfinish(l->conn);
+                        l->conn = NULL;
+                }
         }
+        fc->cur = &fc->host_link;
         (void) sd_event_source_set_enabled(fc->timer, SD_EVENT_OFF);
 }
 
@@ -220,7 +258,7 @@ static void fail(FleetClient *fc, FleetState s, const char *fmt, ...) {
 
 static void fail_pg(FleetClient *fc, const char *what) {
         char buf[900];
-        pg_message(fc->conn ? PQerrorMessage(fc->conn) : NULL, buf, sizeof(buf));
+        pg_message(fc->cur->conn ? PQerrorMessage(fc->cur->conn) : NULL, buf, sizeof(buf));
         fail(fc, FLEET_UNREACHABLE, "%s: %s", what, buf);
 }
 
@@ -229,19 +267,19 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 /* Watches the connection's socket for events; while connecting libpq may change the
  * socket (another address, TLS refused), so the source is made again each time. */
 static int watch(FleetClient *fc, uint32_t events, bool renew) {
-        int fd = PQsocket(fc->conn);
+        int fd = PQsocket(fc->cur->conn);
         int r;
 
         if (fd < 0)
                 return -EBADF;
-        if (fc->io && !renew) {
-                r = sd_event_source_set_io_events(fc->io, events);
+        if (fc->cur->io && !renew) {
+                r = sd_event_source_set_io_events(fc->cur->io, events);
                 return r < 0 ? r : 0;
         }
-        fc->io = sd_event_source_disable_unref(fc->io);
-        r = sd_event_add_io(fc->event, &fc->io, fd, events, on_io, fc);
+        fc->cur->io = sd_event_source_disable_unref(fc->cur->io);
+        r = sd_event_add_io(fc->event, &fc->cur->io, fd, events, on_io, fc->cur);
         if (r >= 0)
-                (void) sd_event_source_set_description(fc->io, "fleet-connection");
+                (void) sd_event_source_set_description(fc->cur->io, fc->cur->name);
         return r < 0 ? r : 0;
 }
 
@@ -251,10 +289,10 @@ static void query_send(FleetClient *fc, Phase phase, const char *sql, int n,
                        const char *const *params) {
         int r;
 
-        if (!PQsendQueryParams(fc->conn, sql, n, NULL, params, NULL, NULL, 0))
+        if (!PQsendQueryParams(fc->cur->conn, sql, n, NULL, params, NULL, NULL, 0))
                 return fail_pg(fc, "cannot send a query");
         fc->phase = phase;
-        r = PQflush(fc->conn);
+        r = PQflush(fc->cur->conn);
         if (r < 0)
                 return fail_pg(fc, "cannot send a query");
         if ((r = watch(fc, EPOLLIN | (r > 0 ? EPOLLOUT : 0), false)) < 0)
@@ -327,6 +365,19 @@ static void host_checked(FleetClient *fc, PGresult *res) {
                             "host %s is not registered in the fleet for role %s (jitctl fleet "
                             "add-host %s)",
                             fc->host, fc->role, fc->host);
+        if (fc->poll_credentials) {
+                /* Then the shared poll login's connection, to the same addresses. */
+                fc->cur = &fc->poll_link;
+                return connect_now(fc, fc->poll_credentials, &fc->poll_role, fc->conn_host,
+                                   fc->conn_hostaddr, fc->conn_port);
+        }
+        become_connected(fc);
+}
+
+/* Both connections made and checked: connected, the owner's catch-up, then the polls. */
+static void become_connected(FleetClient *fc) {
+        Phase phase = fc->phase;
+
         fc->backoff = 0;
         set_state(fc, FLEET_CONNECTED, NULL);
         /* What was seen and not applied before the connection went is read again. */
@@ -335,7 +386,7 @@ static void host_checked(FleetClient *fc, PGresult *res) {
          * its answer comes before anything the change feed names. */
         if (fc->connected_hook)
                 fc->connected_hook(fc->changes_userdata);
-        if (fc->phase != PHASE_CHECK_HOST)
+        if (fc->phase != phase)
                 return; /* failed meanwhile */
         if (!query_next(fc))
                 poll_send(fc);
@@ -347,26 +398,31 @@ static void poll_send(FleetClient *fc) {
         snprintf(limit, sizeof(limit), "%d", FLEET_POLL_ROWS_MAX);
         const char *params[] = { cursor, limit };
         fc->poll_sent_boot = now_usec(CLOCK_BOOTTIME);
+        /* The shared poll login's connection when there is one: one pool for the fleet. */
+        fc->cur = fc->poll_link.conn ? &fc->poll_link : &fc->host_link;
         /* One statement, one snapshot: the rows and the oldest transaction still running
          * are seen at the same instant (the cursor rule of docs/fleet.md). */
         query_send(fc, PHASE_POLL,
-                   "SELECT seq, txid < pg_snapshot_xmin(pg_current_snapshot()) FROM "
-                   "jit_fleet.changes WHERE seq > $1::bigint ORDER BY seq LIMIT $2::integer",
+                   "SELECT seq, txid < pg_snapshot_xmin(pg_current_snapshot()), request_id, "
+                   "selector_host, selector_labels FROM jit_fleet.changes WHERE seq > "
+                   "$1::bigint ORDER BY seq LIMIT $2::integer",
                    2, params);
 }
 
 static void polled(FleetClient *fc, PGresult *res) {
         char buf[900];
         _cleanup_free_ FleetChangeRow *rows = NULL;
+        _cleanup_free_ FleetChange *changes = NULL;
         int n;
 
         if (PQresultStatus(res) != PGRES_TUPLES_OK)
                 return fail(fc, FLEET_UNREACHABLE, "cannot read the change feed: %s",
                             result_error(res, buf, sizeof(buf)));
         n = PQntuples(res);
-        if (n < 0 || n > FLEET_POLL_ROWS_MAX || (n > 0 && PQnfields(res) != 2))
+        if (n < 0 || n > FLEET_POLL_ROWS_MAX || (n > 0 && PQnfields(res) != 5))
                 return fail(fc, FLEET_UNREACHABLE, "unexpected answer from the change feed");
-        if (n > 0 && !(rows = calloc((size_t) n, sizeof(*rows))))
+        if (n > 0 && (!(rows = calloc((size_t) n, sizeof(*rows))) ||
+                      !(changes = calloc((size_t) n, sizeof(*changes)))))
                 return fail(fc, FLEET_UNREACHABLE, "out of memory");
         for (int i = 0; i < n; i++) {
                 char *end;
@@ -375,6 +431,12 @@ static void polled(FleetClient *fc, PGresult *res) {
                         return fail(fc, FLEET_UNREACHABLE, "unexpected seq in the change feed");
                 rows[i] = (FleetChangeRow){ .seq = seq,
                                             .settled = STREQ(PQgetvalue(res, i, 1), "t") };
+                /* What the change is about: its owner decides whether to fetch it. */
+                changes[i] = (FleetChange){
+                        .request_id = strtoll(PQgetvalue(res, i, 2), NULL, 10),
+                        .selector_host = PQgetisnull(res, i, 3) ? NULL : PQgetvalue(res, i, 3),
+                        .selector_labels = PQgetvalue(res, i, 4),
+                };
         }
 
         FleetCursor next = fc->seen;
@@ -400,10 +462,12 @@ static void polled(FleetClient *fc, PGresult *res) {
                 return fail(fc, FLEET_UNREACHABLE, "cannot watch the connection: %s", strerror(-r));
         if (fc->sync_hook)
                 fc->sync_hook(fc->changes_userdata, fc->last_poll_boot);
-        if (fc->phase != PHASE_IDLE)
+        /* The hook may have asked a query (in flight now): the fetch queues behind it. */
+        if (fc->phase != PHASE_IDLE && fc->phase != PHASE_QUERY)
                 return;
         if (passed > 0 && fc->changes_hook)
-                fc->changes_hook(fc->changes_userdata, from, fc->seen.seq);
+                fc->changes_hook(fc->changes_userdata, from, fc->seen.seq, changes,
+                                 (size_t) passed);
         if (fc->phase != PHASE_IDLE || query_next(fc))
                 return;
         /* A full page that all moved the cursor: more is waiting, read it now. */
@@ -422,6 +486,7 @@ static bool query_next(FleetClient *fc) {
         FleetQuery *q = fc->queries;
         if (!q)
                 return false;
+        fc->cur = &fc->host_link; /* the host's own role: row-level security applies */
         query_send(fc, PHASE_QUERY, q->sql, q->n, (const char *const *) q->params);
         return true;
 }
@@ -462,7 +527,7 @@ static void query_done(FleetClient *fc) {
 /* Reads what the server sent; the query's results once they are all in. */
 static void query_input(FleetClient *fc, uint32_t revents) {
         if (revents & EPOLLOUT) {
-                int r = PQflush(fc->conn);
+                int r = PQflush(fc->cur->conn);
                 if (r < 0)
                         return fail_pg(fc, "cannot send a query");
                 if (r == 0 && (r = watch(fc, EPOLLIN, false)) < 0)
@@ -471,10 +536,10 @@ static void query_input(FleetClient *fc, uint32_t revents) {
         }
         if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
                 return;
-        if (!PQconsumeInput(fc->conn))
+        if (!PQconsumeInput(fc->cur->conn))
                 return fail_pg(fc, "connection lost");
-        while (!PQisBusy(fc->conn)) {
-                PGresult *res = PQgetResult(fc->conn);
+        while (!PQisBusy(fc->cur->conn)) {
+                PGresult *res = PQgetResult(fc->cur->conn);
                 if (!res)
                         return query_done(fc);
                 if (!fc->result)
@@ -487,10 +552,18 @@ static void query_input(FleetClient *fc, uint32_t revents) {
 /* ---- connecting ---- */
 
 static void connected(FleetClient *fc) {
-        if (PQsetnonblocking(fc->conn, 1) != 0)
+        if (PQsetnonblocking(fc->cur->conn, 1) != 0)
                 return fail_pg(fc, "cannot make the connection non-blocking");
         /* A fresh watch: the socket may be another than the one connecting ended on. */
-        fc->io = sd_event_source_disable_unref(fc->io);
+        fc->cur->io = sd_event_source_disable_unref(fc->cur->io);
+        if (fc->cur == &fc->poll_link) {
+                /* Idle until the first poll; the host's connection was checked. */
+                int r = watch(fc, EPOLLIN, true);
+                if (r < 0)
+                        return fail(fc, FLEET_UNREACHABLE, "cannot watch the connection: %s",
+                                    strerror(-r));
+                return become_connected(fc);
+        }
         query_send(fc, PHASE_CHECK_SCHEMA,
                    "SELECT coalesce(max(version), 0) FROM jit_fleet.schema_version", 0, NULL);
 }
@@ -514,17 +587,16 @@ static void connect_step(FleetClient *fc, PostgresPollingStatusType st) {
                 fail(fc, FLEET_UNREACHABLE, "cannot watch the connection: %s", strerror(-r));
 }
 
-static void connect_start(FleetClient *fc) {
+/* Connects, the URI first and then what follows overriding it: the role and password of
+ * the credentials file, and the resolved addresses (host, hostaddr, port; NULL: the
+ * URI's). */
+static void connect_now(FleetClient *fc, const char *credentials, char **ret_role, const char *host,
+                        const char *hostaddr, const char *port) {
         FleetCredentials cred = {};
         _cleanup_free_ char *error = NULL;
         int r;
 
-        drop_connection(fc);
-        /* Loaded at the first attempt: checks and local requests never need it. */
-        const char *why = NULL;
-        if (fleet_libpq_load(&why) < 0)
-                return fail(fc, FLEET_UNREACHABLE, "%s", why ?: "libpq cannot be loaded");
-        r = fleet_credentials_read(fc->credentials, &cred, &error);
+        r = fleet_credentials_read(credentials, &cred, &error);
         if (r < 0)
                 return fail(fc, FLEET_UNREACHABLE, "%s", error ?: strerror(-r));
         char *role = strdup(cred.role);
@@ -532,40 +604,221 @@ static void connect_start(FleetClient *fc) {
                 fleet_credentials_done(&cred);
                 return fail(fc, FLEET_UNREACHABLE, "out of memory");
         }
-        free(fc->role);
-        fc->role = role;
-        /* The URI first, expanded; what follows overrides it: the role and password are
-         * the credentials file's, whatever the URI says. */
-        const char *keys[] = { "dbname",
-                               "user",
-                               "password",
-                               "application_name",
-                               "keepalives",
-                               "keepalives_idle",
-                               "keepalives_interval",
-                               "keepalives_count",
-                               NULL };
-        const char *values[] = { fc->database, cred.role, cred.password, "jit-brokerd", "1",
-                                 "30",         "10",      "3",           NULL };
-        fc->conn = PQconnectStartParams(keys, values, 1);
+        free(*ret_role);
+        *ret_role = role;
+        const char *keys[12] = { "dbname",
+                                 "user",
+                                 "password",
+                                 "application_name",
+                                 "keepalives",
+                                 "keepalives_idle",
+                                 "keepalives_interval",
+                                 "keepalives_count" };
+        const char *values[12] = { fc->database, cred.role, cred.password, "jit-brokerd",
+                                   "1",          "30",      "10",          "3" };
+        size_t n = 8;
+        if (hostaddr) {
+                /* libpq connects to these addresses and still checks the server's
+                 * certificate against the names (sslmode=verify-full). */
+                keys[n] = "host", values[n++] = host;
+                keys[n] = "hostaddr", values[n++] = hostaddr;
+                if (port)
+                        keys[n] = "port", values[n++] = port;
+        }
+        fc->cur->conn = PQconnectStartParams(keys, values, 1);
         fleet_credentials_done(&cred);
-        if (!fc->conn)
+        if (!fc->cur->conn)
                 return fail(fc, FLEET_UNREACHABLE, "out of memory");
-        if (PQstatus(fc->conn) == CONNECTION_BAD)
+        if (PQstatus(fc->cur->conn) == CONNECTION_BAD)
                 return fail_pg(fc, "cannot connect");
         fc->phase = PHASE_CONNECTING;
-        log_debug("fleet: connecting to %s as %s", fc->database, fc->role);
+        log_debug("fleet: connecting to %s as %s%s%s", fc->database, *ret_role,
+                  hostaddr ? " at " : "", hostaddr ?: "");
         arm_timer(fc, FLEET_CONNECT_TIMEOUT_USEC);
         /* libpq's rule: begin as if PQconnectPoll() had asked to write. */
         connect_step(fc, PGRES_POLLING_WRITING);
 }
 
-static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        FleetClient *fc = userdata;
+/* Appends s and a comma before it unless first. */
+static bool list_add(char **list, size_t *len, const char *s) {
+        size_t add = strlen(s) + 1;
+        char *n = realloc(*list, *len + add + 1);
+        if (!n)
+                return false;
+        *list = n;
+        if (*len > 0)
+                n[(*len)++] = ',';
+        memcpy(n + *len, s, add);
+        *len += add - 1;
+        return true;
+}
 
+/* The i-th element of a comma list (in a copy the caller frees), "" past its end. */
+static char *list_get(const char *list, size_t i) {
+        const char *p = list ?: "";
+        for (; i > 0 && p; i--)
+                if ((p = strchr(p, ',')))
+                        p++;
+        if (!p)
+                return strdup("");
+        return strndup(p, strcspn(p, ","));
+}
+
+static size_t list_count(const char *list) {
+        size_t n = 1;
+        for (const char *c = list; c && *c; c++)
+                n += *c == ',';
+        return n;
+}
+
+/* The names are resolved: the URI's host list again, each name as many times as it has
+ * addresses, each with one of them as hostaddr (a literal entry with none), and the ports
+ * to match when the URI gives one per host. */
+static void resolved(void *userdata, const FleetResolved *res) {
+        FleetClient *fc = userdata;
+        _cleanup_free_ char *hosts = NULL, *addrs = NULL, *ports = NULL;
+        size_t hosts_len = 0, addrs_len = 0, ports_len = 0, entries = 0;
+        size_t n = list_count(fc->uri_hosts);
+        bool per_host_ports = fc->uri_ports && list_count(fc->uri_ports) == n && n > 1;
+        const char *first_error = NULL, *failed = NULL;
+        size_t k = 0;
+
+        fc->resolve = NULL; /* it frees itself */
+        (void) sd_event_source_set_enabled(fc->timer, SD_EVENT_OFF);
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *h = list_get(fc->uri_hosts, i);
+                _cleanup_free_ char *p = per_host_ports ? list_get(fc->uri_ports, i) : NULL;
+                if (!h || (per_host_ports && !p))
+                        return fail(fc, FLEET_UNREACHABLE, "out of memory");
+                if (fleet_host_is_literal(h)) {
+                        if (!list_add(&hosts, &hosts_len, h) || !list_add(&addrs, &addrs_len, "") ||
+                            (p && !list_add(&ports, &ports_len, p)))
+                                return fail(fc, FLEET_UNREACHABLE, "out of memory");
+                        entries++;
+                        continue;
+                }
+                /* The names were asked in the order of the list. */
+                size_t at = k++;
+                if (res->error[at]) {
+                        /* Another host of the list may do. */
+                        if (!first_error)
+                                first_error = res->error[at], failed = res->names[at];
+                        log_debug("fleet: cannot resolve %s: %s", res->names[at], res->error[at]);
+                        continue;
+                }
+                for (size_t a = 0; a < res->n_addrs[at]; a++) {
+                        if (!list_add(&hosts, &hosts_len, h) ||
+                            !list_add(&addrs, &addrs_len, res->addrs[at][a]) ||
+                            (p && !list_add(&ports, &ports_len, p)))
+                                return fail(fc, FLEET_UNREACHABLE, "out of memory");
+                        entries++;
+                }
+        }
+        if (entries == 0)
+                return fail(fc, FLEET_UNREACHABLE, "cannot resolve %s: %s", failed ?: "?",
+                            first_error ?: "no address");
+        fc->uri_hosts = mfree(fc->uri_hosts);
+        fc->uri_ports = mfree(fc->uri_ports);
+        fc->conn_host = TAKE_PTR(hosts);
+        fc->conn_hostaddr = TAKE_PTR(addrs);
+        fc->conn_port = TAKE_PTR(ports);
+        connect_now(fc, fc->credentials, &fc->role, fc->conn_host, fc->conn_hostaddr,
+                    fc->conn_port);
+}
+
+static void connect_start(FleetClient *fc) {
+        _cleanup_free_ char *hosts = NULL, *ports = NULL;
+        bool has_hostaddr = false;
+        char *error = NULL;
+
+        drop_connection(fc);
+        /* Loaded at the first attempt: checks and local requests never need it. */
+        const char *why = NULL;
+        if (fleet_libpq_load(&why) < 0)
+                return fail(fc, FLEET_UNREACHABLE, "%s", why ?: "libpq cannot be loaded");
+
+        /* The URI's host names: resolved here, off the loop, because libpq would resolve
+         * them with the blocking resolver inside PQconnectPoll(). */
+        PQconninfoOption *opts = PQconninfoParse(fc->database, &error);
+        if (!opts) {
+                char buf[512];
+                pg_message(error, buf, sizeof(buf));
+                if (error)
+                        PQfreemem(error);
+                return fail(fc, FLEET_UNREACHABLE, "fleet.database: %s", buf);
+        }
+        for (PQconninfoOption *o = opts; o->keyword; o++) {
+                if (!o->val || !*o->val)
+                        continue;
+                if (STREQ(o->keyword, "host"))
+                        hosts = strdup(o->val);
+                else if (STREQ(o->keyword, "port"))
+                        ports = strdup(o->val);
+                else if (STREQ(o->keyword, "hostaddr"))
+                        has_hostaddr = true;
+        }
+        PQconninfoFree(opts);
+
+        const char *names[FLEET_RESOLVE_NAMES_MAX];
+        size_t n_names = 0, n = hosts ? list_count(hosts) : 0;
+        _cleanup_free_ char *entries[FLEET_RESOLVE_NAMES_MAX] = {};
+        if (hosts && !has_hostaddr) {
+                if (n > FLEET_RESOLVE_NAMES_MAX)
+                        return fail(fc, FLEET_UNREACHABLE,
+                                    "fleet.database names %zu hosts; at most %d", n,
+                                    FLEET_RESOLVE_NAMES_MAX);
+                for (size_t i = 0; i < n; i++) {
+                        if (!(entries[i] = list_get(hosts, i)))
+                                return fail(fc, FLEET_UNREACHABLE, "out of memory");
+                        if (!fleet_host_is_literal(entries[i]))
+                                names[n_names++] = entries[i];
+                }
+        }
+        if (n_names == 0)
+                /* A socket, addresses, or hostaddr given: nothing to resolve. */
+                return connect_now(fc, fc->credentials, &fc->role, NULL, NULL, NULL);
+
+        int r = fleet_resolve_start(fc->event, names, n_names, resolved, fc, &fc->resolve);
+        if (r == -EBUSY)
+                return fail(fc, FLEET_UNREACHABLE,
+                            "cannot resolve %s: earlier resolutions have not returned yet",
+                            names[0]);
+        if (r < 0)
+                return fail(fc, FLEET_UNREACHABLE, "cannot resolve %s: %s", names[0], strerror(-r));
+        fc->uri_hosts = TAKE_PTR(hosts);
+        fc->uri_ports = TAKE_PTR(ports);
+        fc->phase = PHASE_RESOLVING;
+        log_debug("fleet: resolving %s", fc->uri_hosts);
+        arm_timer(fc, FLEET_RESOLVE_TIMEOUT_USEC);
+}
+
+/* An event on the connection that runs nothing now (the host's during a poll on the poll
+ * login's, or the other way round): the server says something only when it ends the
+ * session. */
+static void idle_input(FleetClient *fc, Link *l, uint32_t revents) {
+        PGresult *res;
+
+        if (!PQconsumeInput(l->conn) || PQstatus(l->conn) != CONNECTION_OK) {
+                fc->cur = l; /* its error message */
+                return fail_pg(fc, "connection lost");
+        }
+        if (revents & (EPOLLHUP | EPOLLERR))
+                return fail(fc, FLEET_UNREACHABLE, "connection lost");
+        while (!PQisBusy(l->conn) && (res = PQgetResult(l->conn)))
+                PQclear(res);
+}
+
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Link *l = userdata;
+        FleetClient *fc = l->fc;
+
+        if (l != fc->cur) {
+                idle_input(fc, l, revents);
+                return 0;
+        }
         switch (fc->phase) {
         case PHASE_CONNECTING:
-                connect_step(fc, PQconnectPoll(fc->conn));
+                connect_step(fc, PQconnectPoll(fc->cur->conn));
                 break;
         case PHASE_CHECK_SCHEMA:
         case PHASE_CHECK_HOST:
@@ -576,19 +829,19 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         case PHASE_IDLE:
                 /* Between polls the server says something only when it ends the session
                  * (a shutdown, a terminated backend): notice it now, not at the poll. */
-                if (!PQconsumeInput(fc->conn) || PQstatus(fc->conn) != CONNECTION_OK)
+                if (!PQconsumeInput(fc->cur->conn) || PQstatus(fc->cur->conn) != CONNECTION_OK)
                         fail_pg(fc, "connection lost");
                 else if (revents & (EPOLLHUP | EPOLLERR))
                         fail(fc, FLEET_UNREACHABLE, "connection lost");
                 else {
                         PGresult *res;
                         /* Nothing is asked: anything the server sends unasked is dropped. */
-                        while (!PQisBusy(fc->conn) && (res = PQgetResult(fc->conn)))
+                        while (!PQisBusy(fc->cur->conn) && (res = PQgetResult(fc->cur->conn)))
                                 PQclear(res);
                 }
                 break;
         default:
-                fc->io = sd_event_source_disable_unref(fc->io);
+                fc->cur->io = sd_event_source_disable_unref(fc->cur->io);
                 break;
         }
         return 0;
@@ -600,6 +853,11 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         switch (fc->phase) {
         case PHASE_WAIT_RETRY:
                 connect_start(fc);
+                break;
+        case PHASE_RESOLVING:
+                fail(fc, FLEET_UNREACHABLE, "cannot resolve %s: no answer within %llu s",
+                     fc->uri_hosts ?: "?",
+                     (unsigned long long) (FLEET_RESOLVE_TIMEOUT_USEC / USEC_PER_SEC));
                 break;
         case PHASE_CONNECTING:
                 fail(fc, FLEET_UNREACHABLE, "no connection within %llu s",
@@ -623,11 +881,6 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
 /* ---- the policy's section ---- */
 
-static void *mfree(void *p) {
-        free(p);
-        return NULL;
-}
-
 static bool same_string(const char *a, const char *b) {
         return (!a && !b) || (a && b && STREQ(a, b));
 }
@@ -640,7 +893,9 @@ static void forget_section(FleetClient *fc) {
         fc->database = mfree(fc->database);
         fc->host = mfree(fc->host);
         fc->credentials = mfree(fc->credentials);
+        fc->poll_credentials = mfree(fc->poll_credentials);
         fc->role = mfree(fc->role);
+        fc->poll_role = mfree(fc->poll_role);
         fc->last_error = mfree(fc->last_error);
         fc->last_poll = fc->last_poll_boot = 0;
         fc->backoff = 0;
@@ -656,7 +911,8 @@ int fleet_client_set_policy(FleetClient *fc, const PolicyFleet *f) {
 
         if (enable == fc->enabled &&
             (!enable || (same_string(f->database, fc->database) && same_string(f->host, fc->host) &&
-                         same_string(f->credentials, fc->credentials)))) {
+                         same_string(f->credentials, fc->credentials) &&
+                         same_string(f->poll_credentials, fc->poll_credentials)))) {
                 /* Unchanged: a reload is also how an administrator says "try again now". */
                 if (enable && fc->state != FLEET_CONNECTED && fc->phase == PHASE_WAIT_RETRY) {
                         fc->backoff = 0;
@@ -675,7 +931,9 @@ int fleet_client_set_policy(FleetClient *fc, const PolicyFleet *f) {
         fc->database = strdup(f->database);
         fc->host = strdup(f->host);
         fc->credentials = strdup(f->credentials);
-        if (!fc->database || !fc->host || !fc->credentials) {
+        fc->poll_credentials = f->poll_credentials ? strdup(f->poll_credentials) : NULL;
+        if (!fc->database || !fc->host || !fc->credentials ||
+            (f->poll_credentials && !fc->poll_credentials)) {
                 forget_section(fc);
                 return -ENOMEM;
         }
@@ -706,6 +964,9 @@ int fleet_client_new(sd_event *event, BrokerDb *db, FleetClient **ret) {
                 return -ENOMEM;
         fc->event = event;
         fc->db = db;
+        fc->host_link = (Link){ .fc = fc, .name = "fleet-connection" };
+        fc->poll_link = (Link){ .fc = fc, .name = "fleet-poll-connection" };
+        fc->cur = &fc->host_link;
         fc->state = FLEET_DISABLED;
         r = sd_event_add_time(event, &fc->timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_timer, fc);
         if (r < 0)
@@ -750,6 +1011,11 @@ json_object *fleet_client_status_json(const FleetClient *fc) {
                 o, "last_sync",
                 last_sync ? json_object_new_string(format_rfc3339(last_sync, t, sizeof(t))) : NULL);
         json_object_object_add(o, "schema_version", json_object_new_int(fc->schema_version));
+        /* The role the poll runs as: the shared poll login's, or the host's own. */
+        json_object_object_add(o, "poll_role",
+                               fc->poll_role && fc->poll_credentials
+                                       ? json_object_new_string(fc->poll_role)
+                                       : (fc->role ? json_object_new_string(fc->role) : NULL));
         json_object_object_add(o, "cursor", json_object_new_int64(fc->cursor.seq));
         json_object_object_add(o, "changes_seen",
                                json_object_new_int64((int64_t) fc->cursor.changes_seen));

@@ -17,6 +17,8 @@
 /* A connection attempt (TCP, TLS, authentication) must be done within this; a query must
  * be answered within FLEET_QUERY_TIMEOUT_USEC (the statement timeout of docs/fleet.md). */
 #define FLEET_CONNECT_TIMEOUT_USEC (5 * 1000000ULL)
+/* The URI's host names must be resolved within this, before the connection's own time. */
+#define FLEET_RESOLVE_TIMEOUT_USEC (5 * 1000000ULL)
 #define FLEET_QUERY_TIMEOUT_USEC (2 * 1000000ULL)
 /* Rows of the change feed one poll reads at most. */
 #define FLEET_POLL_ROWS_MAX 1000
@@ -68,9 +70,19 @@ void fleet_client_applied(FleetClient *fc, int64_t from, int64_t to);
 /* Applying them failed: the next poll reads again from the kept cursor. */
 void fleet_client_rewind(FleetClient *fc);
 
-/* Called after a poll saw the changes (from, to] settle; once they are applied the hook's
- * owner calls fleet_client_applied() (until then a restart reads them again). */
-typedef void (*FleetChangesHook)(void *userdata, int64_t from, int64_t to);
+/* One change of the feed as the poll read it (valid during the hook only): the request it
+ * is about and that request's selector (a host name, or labels as a JSON object). */
+typedef struct FleetChange {
+        int64_t request_id;
+        const char *selector_host;   /* NULL for labels */
+        const char *selector_labels; /* "{"environment": "staging"}" */
+} FleetChange;
+
+/* Called after a poll saw the changes (from, to] settle, with those n changes; once they
+ * are applied the hook's owner calls fleet_client_applied() (until then a restart reads
+ * them again). */
+typedef void (*FleetChangesHook)(void *userdata, int64_t from, int64_t to,
+                                 const FleetChange *changes, size_t n);
 void fleet_client_set_changes_hook(FleetClient *fc, FleetChangesHook hook, void *userdata);
 
 /* Called after every successful poll with its time on CLOCK_BOOTTIME (fleet.max_offline

@@ -31,6 +31,9 @@ int fleet_libpq_load(const char **ret_error);
         X(PQgetisnull)                                                                             \
         X(PQclear)                                                                                 \
         X(PQerrorMessage)                                                                          \
+        X(PQconninfoParse)                                                                         \
+        X(PQconninfoFree)                                                                          \
+        X(PQfreemem)                                                                               \
         X(PQfinish)
 
 #define FLEET_LIBPQ_DECLARE(name) extern __typeof__(name) *sym_##name;
@@ -58,6 +61,9 @@ FLEET_LIBPQ_FUNCTIONS(FLEET_LIBPQ_DECLARE)
 #define PQgetvalue sym_PQgetvalue
 #define PQgetisnull sym_PQgetisnull
 #define PQclear sym_PQclear
+#define PQconninfoParse sym_PQconninfoParse
+#define PQconninfoFree sym_PQconninfoFree
+#define PQfreemem sym_PQfreemem
 #define PQerrorMessage sym_PQerrorMessage
 #define PQfinish sym_PQfinish
 #endif

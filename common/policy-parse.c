@@ -332,8 +332,8 @@ static const char *const settings_keys[] = {
         "audit_group",          "expiry_warning",    "max_filings_per_hour",
         "disk_reserve",         "request_retention", NULL,
 };
-static const char *const profile_keys[] = { "owner", "environment", "classification", "description",
-                                            NULL };
+static const char *const profile_keys[] = { "owner",       "environment", "classification",
+                                            "description", "labels",      NULL };
 static const char *const rule_keys[] = {
         "name",
         "services",
@@ -355,7 +355,8 @@ static const char *const rule_keys[] = {
 static const char *const break_glass_keys[] = { "requesters", "services", "max_duration", NULL };
 static const char *const notify_keys[] = { "command", "args", "events", "timeout",
                                            "retry",   "user", "groups", NULL };
-static const char *const fleet_keys[] = { "database", "host", "credentials", "max_offline", NULL };
+static const char *const fleet_keys[] = { "database",         "host", "credentials", "max_offline",
+                                          "poll_credentials", NULL };
 static const char *const top_keys[] = { "settings", "profile", "rules", "break_glass",
                                         "notify",   "fleet",   NULL };
 
@@ -429,6 +430,54 @@ static int parse_settings(Parser *ps, const config_setting_t *s, Policy *p) {
         return 0;
 }
 
+/* profile.labels = { role = "db"; rack = "r7"; }: the host's free-form fleet labels, beside
+ * the three fixed ones; keys and values as host selectors allow. */
+static int parse_profile_labels(Parser *ps, const config_setting_t *s, Policy *p) {
+        const char *const fixed[] = { p->profile.owner, p->profile.environment,
+                                      p->profile.classification };
+        static const char *const fixed_keys[] = { "owner", "environment", "classification" };
+
+        if (!config_setting_is_group(s))
+                return fail(ps, s,
+                            "profile.labels: expected a group of labels { role = \"db\"; ... }");
+        int n = config_setting_length(s);
+        if (n > POLICY_PROFILE_LABELS_MAX)
+                return fail(ps, s, "profile.labels: %d labels, at most %d", n,
+                            POLICY_PROFILE_LABELS_MAX);
+        p->profile.labels = calloc((size_t) n + 1, sizeof(PolicyLabel));
+        if (!p->profile.labels)
+                return -ENOMEM;
+        for (int i = 0; i < n; i++) {
+                const config_setting_t *m = config_setting_get_elem(s, (unsigned) i);
+                const char *key = config_setting_name(m);
+                if (!host_label_key_is_valid(key))
+                        return fail(ps, m,
+                                    "profile.labels: \"%.64s\" is not a label key (1 to 63 of "
+                                    "[a-z0-9_-], starting with a letter)",
+                                    key ?: "");
+                for (size_t k = 0; k < ELEMENTSOF(fixed_keys); k++)
+                        if (STREQ(key, fixed_keys[k]) && fixed[k])
+                                return fail(ps, m,
+                                            "profile.labels.%s: the label is profile.%s already",
+                                            key, key);
+                if (config_setting_type(m) != CONFIG_TYPE_STRING)
+                        return fail(ps, m, "profile.labels.%s: expected a string", key);
+                const char *value = config_setting_get_string(m);
+                if (!host_label_value_is_valid(value))
+                        return fail(ps, m,
+                                    "profile.labels.%s: \"%.64s\" is not a label value (1 to 63 "
+                                    "of [A-Za-z0-9._-])",
+                                    key, value);
+                PolicyLabel *l = &p->profile.labels[p->profile.n_labels];
+                l->key = strdup(key);
+                l->value = strdup(value);
+                p->profile.n_labels++;
+                if (!l->key || !l->value)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
 static int parse_profile(Parser *ps, const config_setting_t *s, Policy *p) {
         const config_setting_t *m;
         int r;
@@ -454,6 +503,8 @@ static int parse_profile(Parser *ps, const config_setting_t *s, Policy *p) {
                         if ((r = get_string(ps, m, what, fields[i].field)) < 0)
                                 return r;
                 }
+        if ((m = config_setting_get_member(s, "labels")))
+                return parse_profile_labels(ps, m, p);
         return 0;
 }
 
@@ -1148,7 +1199,8 @@ static int parse_fleet(Parser *ps, const config_setting_t *s, Policy *p) {
         f->enabled = true;
         f->line = config_setting_source_line(s);
         for (const char *const *k = fleet_keys; *k; k++)
-                if (!STREQ(*k, "max_offline") && !config_setting_get_member(s, *k))
+                if (!STREQ(*k, "max_offline") && !STREQ(*k, "poll_credentials") &&
+                    !config_setting_get_member(s, *k))
                         return fail(ps, s, "fleet: missing '%s'", *k);
 
         m = config_setting_get_member(s, "database");
@@ -1183,6 +1235,16 @@ static int parse_fleet(Parser *ps, const config_setting_t *s, Policy *p) {
                 return r;
         if (f->credentials[0] != '/' || has_space_or_control(f->credentials))
                 return fail(ps, m, "fleet.credentials: expected an absolute path without spaces");
+
+        /* The shared poll login's (docs/fleet.md, "Propagation"): the same rules. */
+        if ((m = config_setting_get_member(s, "poll_credentials"))) {
+                if ((r = get_string(ps, m, "fleet.poll_credentials", &f->poll_credentials)) < 0)
+                        return r;
+                if (f->poll_credentials[0] != '/' || has_space_or_control(f->poll_credentials))
+                        return fail(ps, m,
+                                    "fleet.poll_credentials: expected an absolute path without "
+                                    "spaces");
+        }
 
         if ((m = config_setting_get_member(s, "max_offline")) &&
             (r = get_duration(ps, m, "fleet.max_offline", &f->max_offline)) < 0)

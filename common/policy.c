@@ -65,9 +65,15 @@ void policy_free(Policy *p) {
         free(p->profile.environment);
         free(p->profile.classification);
         free(p->profile.description);
+        for (size_t i = 0; i < p->profile.n_labels; i++) {
+                free(p->profile.labels[i].key);
+                free(p->profile.labels[i].value);
+        }
+        free(p->profile.labels);
         free(p->fleet.database);
         free(p->fleet.host);
         free(p->fleet.credentials);
+        free(p->fleet.poll_credentials);
         free(p->path);
         free(p);
 }
@@ -121,7 +127,7 @@ uint64_t policy_rule_cap(const Policy *p, const PolicyRule *r) {
 }
 
 size_t policy_host_labels(const Policy *p, HostLabel ret[static POLICY_HOST_LABELS_MAX]) {
-        const HostLabel candidates[POLICY_HOST_LABELS_MAX] = {
+        const HostLabel candidates[] = {
                 { "owner", p->profile.owner },
                 { "environment", p->profile.environment },
                 { "classification", p->profile.classification },
@@ -131,6 +137,9 @@ size_t policy_host_labels(const Policy *p, HostLabel ret[static POLICY_HOST_LABE
         for (size_t i = 0; i < ELEMENTSOF(candidates); i++)
                 if (host_label_value_is_valid(candidates[i].value))
                         ret[n++] = candidates[i];
+        /* Checked by the parser: valid, distinct from the keys above, at most 16. */
+        for (size_t i = 0; i < p->profile.n_labels && n < POLICY_HOST_LABELS_MAX; i++)
+                ret[n++] = (HostLabel){ p->profile.labels[i].key, p->profile.labels[i].value };
         return n;
 }
 

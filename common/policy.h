@@ -139,20 +139,33 @@ typedef struct PolicyNotifyHook {
  * with it yet. */
 #define POLICY_FLEET_DATABASE_MAX 1024 /* bytes of the connection URI */
 typedef struct PolicyFleet {
-        bool enabled;         /* the policy has a fleet section */
-        char *database;       /* libpq connection URI, "postgresql://..."; never a password */
-        char *host;           /* this host's fleet name (fleet_host_name_is_valid()) */
-        char *credentials;    /* absolute path of the host's libpq password file */
+        bool enabled;      /* the policy has a fleet section */
+        char *database;    /* libpq connection URI, "postgresql://..."; never a password */
+        char *host;        /* this host's fleet name (fleet_host_name_is_valid()) */
+        char *credentials; /* absolute path of the host's libpq password file */
+        /* absolute path of the shared poll login's password file; NULL: the poll runs on
+         * the host's own connection */
+        char *poll_credentials;
         uint64_t max_offline; /* seconds without the store after which fleet grants are no
                                  longer honoured; 0: until they end */
         unsigned line;
 } PolicyFleet;
+
+/* Free-form labels of profile.labels, at most this many. */
+#define POLICY_PROFILE_LABELS_MAX 16
+
+typedef struct PolicyLabel {
+        char *key;   /* host_label_key_is_valid() */
+        char *value; /* host_label_value_is_valid() */
+} PolicyLabel;
 
 typedef struct PolicyProfile {
         char *owner;
         char *environment;
         char *classification;
         char *description;
+        PolicyLabel *labels; /* profile.labels, in file order */
+        size_t n_labels;
 } PolicyProfile;
 
 typedef struct Policy {
@@ -238,9 +251,10 @@ bool policy_rule_allows_command(const PolicyRule *r, const JitCommandLine *cl);
 uint64_t policy_rule_cap(const Policy *p, const PolicyRule *r);
 
 /* The host's fleet labels: the profile's owner, environment and classification, those that
- * are set and valid label values (host_label_value_is_valid()), in that order. Points into
- * p. Returns how many were written to ret. */
-#define POLICY_HOST_LABELS_MAX 3
+ * are set and valid label values (host_label_value_is_valid()), in that order, then the
+ * profile's labels group in file order. Points into p. Returns how many were written to
+ * ret. */
+#define POLICY_HOST_LABELS_MAX (3 + POLICY_PROFILE_LABELS_MAX)
 size_t policy_host_labels(const Policy *p, HostLabel ret[static POLICY_HOST_LABELS_MAX]);
 
 /* "any", "command"; NULL out of range. And back: _POLICY_SCOPE_INVALID for anything else. */

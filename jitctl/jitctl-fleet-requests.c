@@ -38,6 +38,8 @@ static void print_fleet_request(json_object *r, FILE *f) {
                 get_str(r, "service") ?: "?", get_str(r, "hosts") ?: "?", get_int(r, "duration"),
                 get_str(r, "origin_host") ?: "?", get_str(r, "state") ?: "?");
         fprintf(f, "  reason: %s\n", get_str(r, "reason") ?: "");
+        if (get_str(r, "expires_at") && STREQ(get_str(r, "state") ?: "", "pending"))
+                fprintf(f, "  to be answered by: %s\n", get_str(r, "expires_at"));
         if (get_str(r, "ticket"))
                 fprintf(f, "  ticket: %s\n", get_str(r, "ticket"));
         if (json_object_object_get_ex(r, "approvals", &a) &&
@@ -96,9 +98,10 @@ int fleet_request_act(Context *c, const char *op, int64_t id, const char *text_o
                 return print_json(result, stdout) < 0 ? fail_oom(c) : JIT_EXIT_OK;
         if (!STREQ(op, "show"))
                 printf("Fleet request f:%" PRIi64 " %s.\n", id,
-                       STREQ(op, "approve") ? "approved"
-                       : STREQ(op, "deny")  ? "denied"
-                                            : "revoked");
+                       STREQ(op, "approve")  ? "approved"
+                       : STREQ(op, "deny")   ? "denied"
+                       : STREQ(op, "cancel") ? "withdrawn"
+                                             : "revoked");
         print_fleet_request(result, stdout);
         return JIT_EXIT_OK;
 }

@@ -30,6 +30,7 @@
 const char fleet_help[] =
         "Usage: jitctl fleet migrate --database URI [--to VERSION]\n"
         "       jitctl fleet add-host NAME --database URI [--labels K=V,...] [--review]\n"
+        "       jitctl fleet add-poll-login NAME --database URI\n"
         "\n"
         "The fleet's store in PostgreSQL (docs/fleet.md), run as its administrator role.\n"
         "\n"
@@ -38,6 +39,9 @@ const char fleet_help[] =
         "          a database whose schema is newer than this jitctl\n"
         "add-host  Registers host NAME with its labels and creates its database role;\n"
         "          prints the line for the host's credentials file\n"
+        "add-poll-login  Creates the login every host may share for the poll of the change\n"
+        "          feed (a member of jit_fleet_watch only); prints the line for the\n"
+        "          file fleet.poll_credentials names\n"
         "\n"
         "Options:\n"
         "  --database URI   The fleet database, a libpq URI: postgresql://...\n"
@@ -122,9 +126,9 @@ static int schema_version(const Context *c, PGconn *conn, bool create, int *ret)
 
 static int refuse_newer(const Context *c, int version) {
         return fail(c, JIT_EXIT_FAILURE, "schema-too-new",
-                    "the fleet schema is at version %d; this jitctl knows versions up to %zu: "
+                    "the fleet schema is at version %d; this jitctl knows versions up to %d: "
                     "upgrade jit first",
-                    version, fleet_migrations_n);
+                    version, fleet_schema_newest());
 }
 
 static int migrate(const Context *c, const char *uri, int target) {
@@ -143,7 +147,7 @@ static int migrate(const Context *c, const char *uri, int target) {
         if ((r = exec_ok(c, conn, lock, "cannot lock the fleet schema")) != CONTINUE ||
             (r = schema_version(c, conn, true, &from)) != CONTINUE)
                 return r;
-        if ((size_t) from > fleet_migrations_n)
+        if (from > fleet_schema_newest())
                 return refuse_newer(c, from);
         if (from >= target) {
                 if ((r = exec_ok(c, conn, "COMMIT", "cannot commit")) != CONTINUE)
@@ -151,10 +155,12 @@ static int migrate(const Context *c, const char *uri, int target) {
                 printf("fleet schema: at version %d, nothing to do\n", from);
                 return JIT_EXIT_OK;
         }
-        for (int v = from + 1; v <= target; v++) {
-                const FleetMigration *m = &fleet_migrations[v - 1];
+        for (size_t i = 0; i < fleet_migrations_n; i++) {
+                const FleetMigration *m = &fleet_migrations[i];
                 char what[128], version[16];
 
+                if (m->version <= from || m->version > target)
+                        continue;
                 snprintf(what, sizeof(what), "migration %s failed", m->name);
                 if ((r = exec_ok(c, conn, m->sql, what)) != CONTINUE)
                         return r;
@@ -170,8 +176,12 @@ static int migrate(const Context *c, const char *uri, int target) {
         if ((r = exec_ok(c, conn, "COMMIT", "cannot commit the migration")) != CONTINUE)
                 return r;
         printf("fleet schema: version %d -> %d (", from, target);
-        for (int v = from + 1; v <= target; v++)
-                printf("%s%s", v > from + 1 ? ", " : "", fleet_migrations[v - 1].name);
+        bool first = true;
+        for (size_t i = 0; i < fleet_migrations_n; i++)
+                if (fleet_migrations[i].version > from && fleet_migrations[i].version <= target) {
+                        printf("%s%s", first ? "" : ", ", fleet_migrations[i].name);
+                        first = false;
+                }
         puts(")");
         return JIT_EXIT_OK;
 }
@@ -230,7 +240,7 @@ static int add_host(const Context *c, const char *uri, const char *name, const c
         if ((r = exec_ok(c, conn, "BEGIN", "cannot begin")) != CONTINUE ||
             (r = schema_version(c, conn, false, &version)) != CONTINUE)
                 return r;
-        if ((size_t) version > fleet_migrations_n)
+        if (version > fleet_schema_newest())
                 return refuse_newer(c, version);
         /* The server stores only the SCRAM verifier: the password never crosses the wire
          * and never lands in a server log. */
@@ -269,6 +279,72 @@ static int add_host(const Context *c, const char *uri, const char *name, const c
         return JIT_EXIT_OK;
 }
 
+/* The shared poll login's name: 1 to 63 of [a-z0-9_], a letter first, and none of the
+ * fleet's own roles. */
+static bool poll_login_name_is_valid(const char *s) {
+        size_t n = strlen(s);
+        if (n == 0 || n > 63 || !(s[0] >= 'a' && s[0] <= 'z') ||
+            strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_") != n)
+                return false;
+        return strncmp(s, FLEET_HOST_ROLE_PREFIX, strlen(FLEET_HOST_ROLE_PREFIX)) != 0 &&
+               !STREQ(s, "jit_fleet_host") && !STREQ(s, "jit_fleet_watch");
+}
+
+/* The login every host may share for the cheap poll (docs/fleet.md, "Propagation"): a
+ * member of jit_fleet_watch and nothing else, so it reads the change feed (and the schema's
+ * version) only. No connection limit: its connections are pgbouncer's clients. */
+static int add_poll_login(const Context *c, const char *uri, const char *name) {
+        _cleanup_(PQfinishp) PGconn *conn = NULL;
+        uint8_t random[HOST_PASSWORD_BYTES];
+        char password[2 * HOST_PASSWORD_BYTES + 1];
+        int r, version;
+
+        if (!poll_login_name_is_valid(name))
+                return usage_error(c,
+                                   "'%s' is not a poll login name (1 to 63 of lowercase letters, "
+                                   "digits and '_', a letter first; not jit_host_*, "
+                                   "jit_fleet_host or jit_fleet_watch)",
+                                   name);
+        if (getrandom(random, sizeof(random), 0) != (ssize_t) sizeof(random))
+                return fail(c, JIT_EXIT_FAILURE, "internal", "getrandom: %m");
+        for (size_t i = 0; i < sizeof(random); i++)
+                snprintf(password + 2 * i, 3, "%02x", random[i]);
+        explicit_bzero(random, sizeof(random));
+
+        if ((r = connect_database(c, uri, &conn)) != CONTINUE)
+                return r;
+        if ((r = exec_ok(c, conn, "BEGIN", "cannot begin")) != CONTINUE ||
+            (r = schema_version(c, conn, false, &version)) != CONTINUE)
+                return r;
+        if (version > fleet_schema_newest())
+                return refuse_newer(c, version);
+        if (version < 3)
+                return fail(c, JIT_EXIT_FAILURE, "schema-too-old",
+                            "the fleet schema is at version %d: run jitctl fleet migrate first",
+                            version);
+        _cleanup_(pq_freemem_p) char *verifier =
+                PQencryptPasswordConn(conn, password, name, "scram-sha-256");
+        _cleanup_(pq_freemem_p) char *role_id = PQescapeIdentifier(conn, name, strlen(name));
+        _cleanup_(pq_freemem_p) char *verifier_lit =
+                verifier ? PQescapeLiteral(conn, verifier, strlen(verifier)) : NULL;
+        if (!verifier || !role_id || !verifier_lit)
+                return fail_pg(c, conn, "cannot prepare the poll login");
+        _cleanup_free_ char *create = NULL;
+        if (asprintf(&create, "CREATE ROLE %s LOGIN PASSWORD %s IN ROLE jit_fleet_watch", role_id,
+                     verifier_lit) < 0)
+                return fail_oom(c);
+        if ((r = exec_ok(c, conn, create, "cannot create the poll login")) != CONTINUE ||
+            (r = exec_ok(c, conn, "COMMIT", "cannot commit")) != CONTINUE)
+                return r;
+
+        printf("Poll login %s created: a member of jit_fleet_watch only.\n", name);
+        printf("Put this line in the file fleet.poll_credentials names on every host (owner\n"
+               "root, mode 0600):\n");
+        printf("*:*:%s:%s:%s\n", PQdb(conn), name, password);
+        explicit_bzero(password, sizeof(password));
+        return JIT_EXIT_OK;
+}
+
 int cmd_fleet(Context *c, int argc, char *argv[]) {
         static const struct option options[] = {
                 COMMON_OPTIONS,
@@ -279,7 +355,7 @@ int cmd_fleet(Context *c, int argc, char *argv[]) {
                 {},
         };
         const char *database = NULL, *labels = NULL;
-        int64_t to = (int64_t) fleet_migrations_n;
+        int64_t to = fleet_schema_newest();
         bool have_to = false, review = false;
         int opt, r;
 
@@ -294,9 +370,9 @@ int cmd_fleet(Context *c, int argc, char *argv[]) {
                         database = optarg;
                         break;
                 case ARG_TO:
-                        if (parse_positive(optarg, (int64_t) fleet_migrations_n, &to) < 0)
-                                return usage_error(c, "--to: expected a version from 1 to %zu",
-                                                   fleet_migrations_n);
+                        if (parse_positive(optarg, fleet_schema_newest(), &to) < 0)
+                                return usage_error(c, "--to: expected a version from 1 to %d",
+                                                   fleet_schema_newest());
                         have_to = true;
                         break;
                 case ARG_LABELS:
@@ -311,7 +387,7 @@ int cmd_fleet(Context *c, int argc, char *argv[]) {
         if (c->json)
                 return usage_error(c, "--json is not supported by fleet");
         if (optind >= argc)
-                return usage_error(c, "missing subcommand (migrate or add-host)");
+                return usage_error(c, "missing subcommand (migrate, add-host or add-poll-login)");
         const char *sub = argv[optind++];
         if (!database)
                 return usage_error(c, "%s: --database URI is required", sub);
@@ -331,5 +407,17 @@ int cmd_fleet(Context *c, int argc, char *argv[]) {
                         return r;
                 return add_host(c, database, argv[optind], labels, review);
         }
-        return usage_error(c, "unknown subcommand '%s' (expected migrate or add-host)", sub);
+        if (STREQ(sub, "add-poll-login")) {
+                if (have_to || labels || review)
+                        return usage_error(c, "add-poll-login: takes only --database");
+                if (optind >= argc)
+                        return usage_error(c, "add-poll-login: missing the login's name");
+                if ((r = check_no_more_args(c, argc, argv, 1)) != CONTINUE)
+                        return r;
+                return add_poll_login(c, database, argv[optind]);
+        }
+        return usage_error(c,
+                           "unknown subcommand '%s' (expected migrate, add-host or "
+                           "add-poll-login)",
+                           sub);
 }

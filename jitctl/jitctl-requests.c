@@ -118,7 +118,8 @@ const char revoke_help[] =
 const char cancel_help[] =
         "Usage: jitctl cancel ID\n"
         "\n"
-        "Withdraw your own pending request.\n"
+        "Withdraw your own pending request. A fleet request (f:ID) is withdrawn on the host\n"
+        "where it was filed.\n"
         "\n"
         "Options:\n"
         "  --json          Print the request as JSON\n"
@@ -562,7 +563,7 @@ static int run_id_command(Context *c, int argc, char *argv[], const char *text_o
                 return r;
         if (id < 0) {
                 if (!STREQ(op, "show") && !STREQ(op, "approve") && !STREQ(op, "deny") &&
-                    !STREQ(op, "revoke"))
+                    !STREQ(op, "revoke") && !STREQ(op, "cancel"))
                         return usage_error(c, "%s does not act on fleet requests", op);
                 return fleet_request_act(c, op, -id, text_option, text);
         }

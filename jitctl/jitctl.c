@@ -46,7 +46,7 @@ static const char global_help[] =
         "                       Turn a pending request down\n"
         "  revoke ID [--reason TEXT]\n"
         "                       End an active grant early\n"
-        "  cancel ID            Withdraw your own pending request\n"
+        "  cancel ID|f:ID       Withdraw your own pending request\n"
         "  status               What waits for your approval, your active grants and\n"
         "                       pending requests\n"
         "  watch [--since TIME]\n"

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The fleet schema's migrations (the .sql files of this folder, docs/fleet.md), built in:
- * version N is fleet_migrations[N - 1]. */
+ * in increasing order of version. */
 #pragma once
 
 #include <stddef.h>
@@ -13,3 +13,8 @@ typedef struct FleetMigration {
 
 extern const FleetMigration fleet_migrations[];
 extern const size_t fleet_migrations_n;
+
+/* The newest version built in. */
+static inline int fleet_schema_newest(void) {
+        return fleet_migrations[fleet_migrations_n - 1].version;
+}

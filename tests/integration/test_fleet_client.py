@@ -10,6 +10,7 @@ binaries are not installed."""
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 import unittest
@@ -34,8 +35,9 @@ rules = (
 """
 
 
-def fleet_section(socket_dir, credentials):
-    return (f'fleet = {{ database = "postgresql:///jit?host={socket_dir}&port=5432"; '
+def fleet_section(socket_dir, credentials, port=5432, database=None):
+    database = database or f"postgresql:///jit?host={socket_dir}&port={port}"
+    return (f'fleet = {{ database = "{database}"; '
             f'host = "a"; credentials = "{credentials}"; }};\n')
 
 
@@ -47,7 +49,8 @@ class FleetClientTest(BrokerTestCase):
         why = pgserver.unavailable()
         if why:
             raise unittest.SkipTest(why)
-        cls.pg = pgserver.PgServer()
+        # TCP on 127.0.0.1 too, for a URI that names localhost.
+        cls.pg = pgserver.PgServer(tcp=True)
         try:
             cls.pg.psql(cls.pg.superuser_uri,
                         f"CREATE ROLE {ADMIN} LOGIN CREATEROLE PASSWORD '{ADMIN_PASSWORD}'")
@@ -58,7 +61,7 @@ class FleetClientTest(BrokerTestCase):
                      "--labels", "environment=staging"])
             cls.cred_line = p.stdout.strip().splitlines()[-1]
             cls.creds = cls.write_creds("a.pass", cls.cred_line)
-            cls.POLICY = RULES + fleet_section(cls.pg.socket_dir, cls.creds)
+            cls.POLICY = RULES + fleet_section(cls.pg.socket_dir, cls.creds, cls.pg.port)
             super().setUpClass()
         except BaseException:
             cls.pg.close()
@@ -145,7 +148,7 @@ class FleetClientTest(BrokerTestCase):
     def test_01_connects_and_says_so(self):
         f = self.await_state("connected")
         self.assertEqual(f["host"], "a")
-        self.assertEqual(f["schema_version"], 3)
+        self.assertEqual(f["schema_version"], 5)
         self.assertIn(f"host={self.pg.socket_dir}", f["database"])
         self.assertIsNotNone(f["last_poll"])
         entries = self.entries(CONNECTED_ID)
@@ -249,19 +252,19 @@ class FleetClientTest(BrokerTestCase):
     def test_06_schema_newer_than_the_broker_is_refused(self):
         self.await_state("connected")
         self.pg.psql(self.admin, "INSERT INTO jit_fleet.schema_version (version, name) "
-                                 "VALUES (4, '0004-future')")
+                                 "VALUES (6, '0006-future')")
         try:
             self.drop_brokers_session()
             f = self.await_state("schema-mismatch")
-            self.assertEqual(f["last_error"], "the fleet schema is at version 4; this broker "
-                                              "knows versions up to 3: upgrade jit on this host")
+            self.assertEqual(f["last_error"], "the fleet schema is at version 6; this broker "
+                                              "knows versions up to 5: upgrade jit on this host")
             e = self.entries(MISMATCH_ID)
             self.assertEqual(len(e), 1)
             self.assertEqual(e[0]["PRIORITY"], "3")
-            self.assertIn("fleet store refused for host a: the fleet schema is at version 4",
+            self.assertIn("fleet store refused for host a: the fleet schema is at version 6",
                           e[0]["MESSAGE"])
         finally:
-            self.pg.psql(self.admin, "DELETE FROM jit_fleet.schema_version WHERE version = 4")
+            self.pg.psql(self.admin, "DELETE FROM jit_fleet.schema_version WHERE version = 6")
         # A reload of the same policy tries again at once.
         self.broker.reload()
         self.await_state("connected")
@@ -291,7 +294,8 @@ class FleetClientTest(BrokerTestCase):
                                "access, must be 0600 or stricter"),
                     (foreign, f"credentials file {foreign}: owned by uid 1, must be owned by root"),
                     (wrong, "password authentication failed for user \"jit_host_a\"")):
-                self.broker.write_policy(RULES + fleet_section(self.pg.socket_dir, path))
+                self.broker.write_policy(RULES + fleet_section(self.pg.socket_dir, path,
+                                                               self.pg.port))
                 self.broker.reload()
                 f = self.await_state("unreachable")
                 self.assertIn(error, f["last_error"])
@@ -331,6 +335,52 @@ class FleetClientTest(BrokerTestCase):
         self.assertEqual(f["changes_seen"],
                          int(self.pg.query(self.admin, "SELECT count(*) FROM jit_fleet.changes")[0][0]))
         self.assertEqual(self.local_cursor(), (last, f["changes_seen"]))
+
+    def with_database(self, database):
+        self.broker.write_policy(RULES + fleet_section(self.pg.socket_dir, self.creds,
+                                                       database=database))
+        self.broker.reload()
+
+    def test_11_host_names_resolved_off_the_loop(self):
+        self.await_state("connected")
+        self.addCleanup(lambda: (self.broker.write_policy(self.POLICY), self.broker.reload(),
+                                 self.await_state("connected")))
+        # A name, over TCP: resolved, then reached by its address (and still named).
+        uri = f"postgresql://localhost:{self.pg.port}/jit"
+        self.with_database(uri)
+        wait_for(lambda: (lambda f: f if f["database"] == uri and f["state"] == "connected"
+                          else None)(self.fleet()), what="connected through localhost")
+        self.assertEqual(self.pg.query(self.pg.superuser_uri, "SELECT client_addr FROM pg_stat_activity "
+                                       "WHERE application_name = 'jit-brokerd'"), [["127.0.0.1"]])
+        # A name nobody knows: a connect failure like any other, which says so.
+        self.with_database(f"postgresql://jit-no-such-host.invalid:{self.pg.port}/jit")
+        f = self.await_state("unreachable")
+        self.assertTrue(f["last_error"].startswith("cannot resolve jit-no-such-host.invalid: "),
+                        f["last_error"])
+        # A resolver that never answers (a DNS server that reads and says nothing): the
+        # broker goes on answering meanwhile, and gives the name up after 5 s.
+        dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(dns.close)
+        dns.bind(("127.0.0.77", 53))
+        conf = self.sb.path("resolv.conf")
+        with open(conf, "w") as out:
+            out.write("nameserver 127.0.0.77\noptions timeout:8 attempts:1\n")
+        run(["mount", "--bind", conf, "/etc/resolv.conf"])
+        self.addCleanup(lambda: run(["umount", "/etc/resolv.conf"]))
+        self.with_database(f"postgresql://jit-slow.example:{self.pg.port}/jit")
+        wait_for(lambda: self.fleet()["database"].startswith("postgresql://jit-slow"),
+                 what="the new section")
+        start = time.monotonic()
+        answers = []
+        while time.monotonic() - start < 3:
+            t = time.monotonic()
+            self.root.ok("status")
+            answers.append(time.monotonic() - t)
+        self.assertLess(max(answers), 1.0, answers)
+        f = self.await_state("unreachable", timeout=10)
+        self.assertEqual(f["last_error"], "cannot resolve jit-slow.example: no answer within 5 s")
+        self.assertGreater(time.monotonic() - start, 4.0)
+        self.local_flow_works()
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ ADMIN_PASSWORD = "administrator-of-the-fleet"
 GRANTED_ID = "853293422d7e457ab68194a24791f5d2"
 
 RULES = """
-profile = { owner = "payments"; environment = "%s"; };
+profile = { owner = "payments"; environment = "%s";%s };
 rules = (
   { name = "fleet-sudo"; services = ["sudo"]; requesters = ["jit-alice"]; approvers = ["jit-bob"];
     approvals = 1; max_duration = "2h"; hosts = "%s"; }
@@ -40,11 +40,17 @@ HOSTS = {"a": ("staging", "environment=staging"), "b": ("production", "environme
          "c": ("staging", "environment=staging")}
 
 
-def policy(socket_dir, host, credentials, max_offline=None):
+def policy(socket_dir, host, credentials, max_offline=None, pending_ttl=None, labels=None,
+           database=None, poll_credentials=None):
     env, rule_hosts = HOSTS[host]
     extra = f' max_offline = "{max_offline}";' if max_offline else ""
-    return (RULES % (env, rule_hosts) +
-            f'fleet = {{ database = "postgresql:///jit?host={socket_dir}&port=5432"; '
+    extra += f' poll_credentials = "{poll_credentials}";' if poll_credentials else ""
+    database = database or f"postgresql:///jit?host={socket_dir}&port=5432"
+    settings = f'settings = {{ pending_ttl = "{pending_ttl}"; }};\n' if pending_ttl else ""
+    free = (" labels = { " + "".join(f'{k} = "{v}"; ' for k, v in labels.items()) + "};"
+            if labels else "")
+    return (RULES % (env, free, rule_hosts) + settings +
+            f'fleet = {{ database = "{database}"; '
             f'host = "{host}"; credentials = "{credentials}";{extra} }};\n')
 
 
@@ -75,6 +81,14 @@ class FleetHostsTest(BrokerTestCase):
     USERS = {"jit-alice": ["jit-test"], "jit-bob": ["jit-test"], "jit-carol": ["jit-test"],
              "jit-audrey": ["jit-test", "jit-auditors"]}
     MAX_OFFLINE = None  # host a's fleet.max_offline
+    PENDING_TTL = {}  # host -> its settings.pending_ttl
+    LABELS = {}  # host -> its profile.labels (and registered labels), a dict
+    DATABASE = None  # the hosts' fleet.database (set by setup_store); None: the server's socket
+    POLL_CREDENTIALS = None  # the hosts' fleet.poll_credentials
+
+    @classmethod
+    def setup_store(cls):
+        """After the hosts are registered, before their brokers start."""
 
     @classmethod
     def setUpClass(cls):
@@ -92,19 +106,28 @@ class FleetHostsTest(BrokerTestCase):
             cls.creds = {}
             for host, (env, _) in HOSTS.items():
                 p = run([JITCTL, "fleet", "add-host", host, "--database", cls.admin,
-                         "--labels", f"environment={env}"] + (["--review"] if host == "b" else []))
+                         "--labels", ",".join([f"environment={env}"] + [
+                             f"{k}={v}" for k, v in cls.LABELS.get(host, {}).items()])] +
+                        (["--review"] if host == "b" else []))
                 path = os.path.join(cls.pg.passfiles, f"{host}.pass")
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
                 with os.fdopen(fd, "w") as f:
                     f.write(p.stdout.strip().splitlines()[-1] + "\n")
                 cls.creds[host] = path
-            cls.POLICY = policy(cls.pg.socket_dir, "a", cls.creds["a"], cls.MAX_OFFLINE)
+            cls.setup_store()
+            cls.POLICY = policy(cls.pg.socket_dir, "a", cls.creds["a"], cls.MAX_OFFLINE,
+                                cls.PENDING_TTL.get("a"), cls.LABELS.get("a"), cls.DATABASE,
+                                cls.POLL_CREDENTIALS)
             super().setUpClass()
             # a: the class's broker, restarted in namespaces of its own.
             cls.broker.stop()
             cls.broker.start(wrap=namespaced("a"))
             for host in ("b", "c"):
-                hb = HostBroker(cls.sb, host, policy(cls.pg.socket_dir, host, cls.creds[host]))
+                hb = HostBroker(cls.sb, host, policy(cls.pg.socket_dir, host, cls.creds[host],
+                                                     pending_ttl=cls.PENDING_TTL.get(host),
+                                                     labels=cls.LABELS.get(host),
+                                                     database=cls.DATABASE,
+                                                     poll_credentials=cls.POLL_CREDENTIALS))
                 cls.others[host] = hb
                 hb.start(wrap=namespaced(host))
             cls.hosts = {"a": cls.broker, **cls.others}

@@ -78,7 +78,20 @@ static void test_fleet_section(void **state) {
                 "rules = ();\nfleet = { database = \"postgres://db.example.org/jit?sslmode=verify-full\";"
                 " host = \"a.b\"; credentials = \"/etc/jit/fleet.pass\"; };");
         assert_int_equal(p->fleet.max_offline, 0);
+        assert_null(p->fleet.poll_credentials);
         policy_free(p);
+
+        /* The shared poll login's file, optional, under the same rules. */
+        p = parse_ok("rules = ();\nfleet = { database = \"postgresql:///jit\"; host = \"a\";"
+                     " credentials = \"/etc/jit/fleet.pass\";\n"
+                     " poll_credentials = \"/etc/jit/fleet-poll.pass\"; };");
+        assert_string_equal(p->fleet.poll_credentials, "/etc/jit/fleet-poll.pass");
+        policy_free(p);
+        assert_policy_error("rules = ();\nfleet = { database = \"postgresql:///jit\"; host = \"a\";"
+                            " credentials = \"/etc/jit/fleet.pass\";\n"
+                            " poll_credentials = \"poll.pass\"; };",
+                            NAME ":3: fleet.poll_credentials: expected an absolute path without "
+                                 "spaces");
 
         /* Without the section: not a fleet host. */
         p = parse_ok("rules = ();");
@@ -96,7 +109,7 @@ static void test_fleet_errors(void **state) {
                 "rules = ();\nfleet = {\n database = \"postgresql:///jit\"; host = \"a\";\n"
                 " credentials = \"/x\"; port = 5432; };",
                 NAME ":4: fleet: unknown key 'port' (expected one of: database, host, "
-                     "credentials, max_offline)");
+                     "credentials, max_offline, poll_credentials)");
         assert_policy_error("rules = ();\nfleet = { host = \"a\"; credentials = \"/x\"; };",
                             NAME ":2: fleet: missing 'database'");
         assert_policy_error(
@@ -254,6 +267,66 @@ static void test_labels_from_profile(void **state) {
         policy_free(p);
 }
 
+static void test_free_form_labels(void **state) {
+        HostLabel labels[POLICY_HOST_LABELS_MAX];
+        Policy *p = parse_ok("rules = ();\nprofile = { environment = \"staging\";\n"
+                             " labels = { role = \"db\"; rack = \"r7\"; }; };\n" FLEET);
+
+        assert_int_equal(policy_host_labels(p, labels), 3);
+        assert_string_equal(labels[0].key, "environment");
+        assert_string_equal(labels[1].key, "role");
+        assert_string_equal(labels[1].value, "db");
+        assert_string_equal(labels[2].key, "rack");
+        assert_string_equal(labels[2].value, "r7");
+        HostSelector *sel = NULL;
+        assert_int_equal(host_selector_parse("environment=staging,role=db", &sel, NULL), 0);
+        assert_true(host_selector_matches(sel, p->fleet.host, labels, 3));
+        host_selector_free(sel);
+        assert_int_equal(host_selector_parse("role=web", &sel, NULL), 0);
+        assert_false(host_selector_matches(sel, p->fleet.host, labels, 3));
+        host_selector_free(sel);
+        policy_free(p);
+
+        /* A fixed key in labels is a label when the profile does not set it. */
+        p = parse_ok("rules = ();\nprofile = { labels = { owner = \"dba\"; }; };\n" FLEET);
+        assert_int_equal(policy_host_labels(p, labels), 1);
+        assert_string_equal(labels[0].key, "owner");
+        assert_string_equal(labels[0].value, "dba");
+        policy_free(p);
+
+        /* Sixteen at most, all kept. */
+        char buf[2048];
+        size_t n = (size_t) snprintf(buf, sizeof(buf), "rules = ();\nprofile = { labels = {");
+        for (int i = 0; i < POLICY_PROFILE_LABELS_MAX; i++)
+                n += (size_t) snprintf(buf + n, sizeof(buf) - n, " k%d = \"v\";", i);
+        snprintf(buf + n, sizeof(buf) - n, " }; };\n" FLEET);
+        p = parse_ok(buf);
+        assert_int_equal(policy_host_labels(p, labels), POLICY_PROFILE_LABELS_MAX);
+        policy_free(p);
+        buf[n] = '\0';
+        snprintf(buf + n, sizeof(buf) - n, " k16 = \"v\"; }; };\n");
+        assert_policy_error(buf, NAME ":2: profile.labels: 17 labels, at most 16");
+
+        assert_policy_error("rules = ();\nprofile = {\n environment = \"staging\";\n"
+                            " labels = { environment = \"production\"; }; };",
+                            NAME ":4: profile.labels.environment: the label is "
+                                 "profile.environment already");
+        assert_policy_error("rules = ();\nprofile = { labels = {\n Role = \"db\"; }; };",
+                            NAME ":3: profile.labels: \"Role\" is not a label key (1 to 63 of "
+                                 "[a-z0-9_-], starting with a letter)");
+        assert_policy_error("rules = ();\nprofile = { labels = {\n role = \"data base\"; }; };",
+                            NAME ":3: profile.labels.role: \"data base\" is not a label value (1 "
+                                 "to 63 of [A-Za-z0-9._-])");
+        assert_policy_error("rules = ();\nprofile = { labels = {\n role = \"\"; }; };",
+                            NAME ":3: profile.labels.role: \"\" is not a label value (1 to 63 of "
+                                 "[A-Za-z0-9._-])");
+        assert_policy_error("rules = ();\nprofile = { labels = {\n rack = 7; }; };",
+                            NAME ":3: profile.labels.rack: expected a string");
+        assert_policy_error("rules = ();\nprofile = {\n labels = [\"db\"]; };",
+                            NAME ":3: profile.labels: expected a group of labels { role = \"db\"; "
+                                 "... }");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_fleet_section),
@@ -262,6 +335,7 @@ int main(void) {
                 cmocka_unit_test(test_rule_hosts),
                 cmocka_unit_test(test_rule_hosts_without_fleet_warns),
                 cmocka_unit_test(test_labels_from_profile),
+                cmocka_unit_test(test_free_form_labels),
         };
         return cmocka_run_group_tests_name("policy-fleet", tests, NULL, NULL);
 }

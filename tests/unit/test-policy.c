@@ -446,7 +446,7 @@ static void test_profile(void **state) {
                             NAME ":1: profile: expected a group { ... }");
         assert_policy_error("profile = {\n  team = \"x\";\n};\nrules = ();", NAME
                             ":2: profile: unknown key 'team' (expected one of: owner, environment, "
-                            "classification, description)");
+                            "classification, description, labels)");
         assert_policy_error("profile = { owner = 5; };\nrules = ();",
                             NAME ":1: profile.owner: expected a string");
         assert_policy_error("profile = { environment = [\"prod\"]; };\nrules = ();",
