@@ -73,6 +73,11 @@ typedef struct Broker {
         /* CLOCK_BOOTTIME usec until which the fleet grants are honoured without a poll, as
          * last written (fleet.max_offline; INT64_MAX: no limit; 0: not written yet) */
         uint64_t fleet_honoured_until;
+        bool fleet_uploading;           /* an upload of fleet audit records is asked */
+        bool fleet_upload_soon;         /* broker_fleet_upload_soon() is pending */
+        bool fleet_grant_deferred;      /* the fetch left a grant for later (records wait) */
+        char fleet_upload_error[256];   /* why the last upload failed, as logged; "": none */
+        uint64_t fleet_upload_retry_at; /* CLOCK_MONOTONIC usec: no upload before (a failure) */
 } Broker;
 
 /* broker-server.c */
@@ -117,6 +122,14 @@ void broker_fleet_changes(void *userdata, int64_t from, int64_t to);
 void broker_fleet_synced(void *userdata, uint64_t sync_boot);
 /* Once connected, before the first poll: the catch-up, revocations first. */
 void broker_fleet_connected(void *userdata);
+
+/* fleet-upload.c: sends this host's fleet audit records the store does not have yet, in
+ * chain order, on the fleet connection's queue (once connected, after the catch-up, and
+ * after each poll); nothing when not connected, one upload at a time. */
+void broker_fleet_upload(Broker *b);
+/* The same from the main loop's next turn: for the poll's hooks, which must not ask a
+ * query themselves (the poll's fetch goes first). */
+void broker_fleet_upload_soon(Broker *b);
 
 /* brokerd.c */
 /* The file name in the runtime directory (the socket's): malloc'd, NULL when out of memory. */

@@ -249,16 +249,16 @@ class FleetClientTest(BrokerTestCase):
     def test_06_schema_newer_than_the_broker_is_refused(self):
         self.await_state("connected")
         self.pg.psql(self.admin, "INSERT INTO jit_fleet.schema_version (version, name) "
-                                 "VALUES (4, '0004-future')")
+                                 "VALUES (5, '0005-future')")
         try:
             self.drop_brokers_session()
             f = self.await_state("schema-mismatch")
-            self.assertEqual(f["last_error"], "the fleet schema is at version 4; this broker "
-                                              "knows versions up to 3: upgrade jit on this host")
+            self.assertEqual(f["last_error"], "the fleet schema is at version 5; this broker "
+                                              "knows versions up to 4: upgrade jit on this host")
             e = self.entries(MISMATCH_ID)
             self.assertEqual(len(e), 1)
             self.assertEqual(e[0]["PRIORITY"], "3")
-            self.assertIn("fleet store refused for host a: the fleet schema is at version 4",
+            self.assertIn("fleet store refused for host a: the fleet schema is at version 5",
                           e[0]["MESSAGE"])
         finally:
             self.pg.psql(self.admin, "DELETE FROM jit_fleet.schema_version WHERE version = 4")
@@ -322,9 +322,10 @@ class FleetClientTest(BrokerTestCase):
         the cursor starts from the beginning of the feed."""
         self.await_state("connected")
         self.broker.stop()
-        run(["sqlite3", self.broker.db, "DROP TABLE fleet_grants; DROP TABLE fleet_cursor; PRAGMA user_version = 8;"])
+        run(["sqlite3", self.broker.db, "DROP TABLE fleet_audit; DROP TABLE fleet_grants; DROP TABLE fleet_cursor; "
+             "PRAGMA user_version = 8;"])
         self.broker.start()
-        self.assertEqual(run(["sqlite3", self.broker.db, "PRAGMA user_version"]).stdout.strip(), "11")
+        self.assertEqual(run(["sqlite3", self.broker.db, "PRAGMA user_version"]).stdout.strip(), "12")
         last = int(self.pg.query(self.admin, "SELECT max(seq) FROM jit_fleet.changes")[0][0])
         f = wait_for(lambda: (lambda f: f if f["cursor"] == last else None)(self.fleet()),
                      what="the cursor read from the start")

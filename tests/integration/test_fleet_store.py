@@ -116,15 +116,16 @@ class FleetStoreTest(unittest.TestCase):
     def test_migrate_empty_database(self):
         p = jitctl("fleet", "migrate", "--database", self.admin_uri("jit_empty"))
         self.assertEqual(p.returncode, EXIT_OK, p.stderr)
-        self.assertEqual(p.stdout, "fleet schema: version 0 -> 3 (0001-core, 0002-change-feed, "
-                                   "0003-host-reads-version)\n")
+        self.assertEqual(p.stdout, "fleet schema: version 0 -> 4 (0001-core, 0002-change-feed, "
+                                   "0003-host-reads-version, 0004-audit-upload)\n")
         self.assertEqual(self.versions("jit_empty"), [["1", "0001-core"], ["2", "0002-change-feed"],
-                                                      ["3", "0003-host-reads-version"]])
+                                                      ["3", "0003-host-reads-version"],
+                                                      ["4", "0004-audit-upload"]])
         # Again: nothing to do, nothing changed.
         p = jitctl("fleet", "migrate", "--database", self.admin_uri("jit_empty"))
         self.assertEqual(p.returncode, EXIT_OK, p.stderr)
-        self.assertEqual(p.stdout, "fleet schema: at version 3, nothing to do\n")
-        self.assertEqual(len(self.versions("jit_empty")), 3)
+        self.assertEqual(p.stdout, "fleet schema: at version 4, nothing to do\n")
+        self.assertEqual(len(self.versions("jit_empty")), 4)
 
     def test_upgrade_from_previous_version(self):
         uri = self.admin_uri("jit_old")
@@ -165,25 +166,34 @@ class FleetStoreTest(unittest.TestCase):
         readable = ("SELECT has_table_privilege('jit_fleet_watch', 'jit_fleet.schema_version', "
                     "'SELECT')")
         self.assertEqual(self.pg.query(uri, readable), [["f"]])
-        p = jitctl("fleet", "migrate", "--database", uri)
+        p = jitctl("fleet", "migrate", "--database", uri, "--to", "3")
         self.assertEqual(p.returncode, EXIT_OK, p.stderr)
         self.assertEqual(p.stdout, "fleet schema: version 2 -> 3 (0003-host-reads-version)\n")
         self.assertEqual(self.pg.query(uri, readable), [["t"]])
+        # Version 4: audit data kept as sent (json), and the view of the hosts a request covers.
+        p = jitctl("fleet", "migrate", "--database", uri)
+        self.assertEqual(p.returncode, EXIT_OK, p.stderr)
+        self.assertEqual(p.stdout, "fleet schema: version 3 -> 4 (0004-audit-upload)\n")
+        self.assertEqual(self.pg.query(uri, "SELECT data_type FROM information_schema.columns "
+                                            "WHERE table_schema = 'jit_fleet' AND table_name = "
+                                            "'audit' AND column_name = 'data'"), [["json"]])
+        self.assertEqual(self.pg.query(uri, "SELECT has_table_privilege('jit_fleet_host', "
+                                            "'jit_fleet.request_hosts', 'SELECT')"), [["t"]])
 
     def test_refuses_newer_schema(self):
         uri = self.admin_uri("jit_new")
         self.assertEqual(jitctl("fleet", "migrate", "--database", uri).returncode, EXIT_OK)
         self.pg.psql(uri, "INSERT INTO jit_fleet.schema_version (version, name) "
-                          "VALUES (4, '0004-from-the-future')")
+                          "VALUES (5, '0005-from-the-future')")
         p = jitctl("fleet", "migrate", "--database", uri)
         self.assertEqual(p.returncode, EXIT_FAILURE)
-        self.assertEqual(p.stderr, "jitctl: the fleet schema is at version 4; this jitctl knows "
-                                   "versions up to 3: upgrade jit first\n")
+        self.assertEqual(p.stderr, "jitctl: the fleet schema is at version 5; this jitctl knows "
+                                   "versions up to 4: upgrade jit first\n")
         p = jitctl("fleet", "add-host", "late", "--database", uri)
         self.assertEqual(p.returncode, EXIT_FAILURE)
-        self.assertIn("at version 4", p.stderr)
+        self.assertIn("at version 5", p.stderr)
         self.assertEqual(self.pg.query(uri, "SELECT count(*) FROM jit_fleet.hosts"), [["0"]])
-        self.assertEqual(len(self.versions("jit_new")), 4)
+        self.assertEqual(len(self.versions("jit_new")), 5)
 
     def test_failed_migration_changes_nothing(self):
         # A table in the way: version 1 fails half-way, and the whole transaction goes.
@@ -198,9 +208,9 @@ class FleetStoreTest(unittest.TestCase):
                          [["t", "t"]])
 
     def test_migrate_usage_and_unreachable(self):
-        p = jitctl("fleet", "migrate", "--database", self.admin_uri("jit"), "--to", "4")
+        p = jitctl("fleet", "migrate", "--database", self.admin_uri("jit"), "--to", "5")
         self.assertEqual(p.returncode, EXIT_USAGE)
-        self.assertIn("--to: expected a version from 1 to 3", p.stderr)
+        self.assertIn("--to: expected a version from 1 to 4", p.stderr)
         p = jitctl("fleet", "migrate", "--database", "host=/tmp dbname=jit")
         self.assertEqual(p.returncode, EXIT_USAGE)
         p = jitctl("fleet", "migrate")
