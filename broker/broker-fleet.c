@@ -262,13 +262,14 @@ static void answered(void *userdata, PGresult *res, const char *error) {
                 else
                         record_typed(p, FLEET_AUDIT_APPROVAL, p->id,
                                      typed_data("verdict", p->then_params[3]));
-                broker_fleet_upload(p->b);
+                Broker *b = p->b;
                 char id_text[32];
                 snprintf(id_text, sizeof(id_text), "%lld", (long long) p->id);
                 const char *params[] = { id_text };
                 p->kind = FLEET_OP_SHOW;
-                if (fleet_client_query(p->b->fleet, FLEET_SHOW_SQL, 1, params, answered, p) < 0)
+                if (fleet_client_query(b->fleet, FLEET_SHOW_SQL, 1, params, answered, p) < 0)
                         reply_send(p, unreachable());
+                broker_fleet_upload(b); /* behind the answer's query: the client waits for that */
                 return;
         }
         if (n == 0 && (p->kind == FLEET_OP_APPROVE || p->kind == FLEET_OP_DENY))

@@ -145,7 +145,7 @@ class FleetClientTest(BrokerTestCase):
     def test_01_connects_and_says_so(self):
         f = self.await_state("connected")
         self.assertEqual(f["host"], "a")
-        self.assertEqual(f["schema_version"], 3)
+        self.assertEqual(f["schema_version"], 4)
         self.assertIn(f"host={self.pg.socket_dir}", f["database"])
         self.assertIsNotNone(f["last_poll"])
         entries = self.entries(CONNECTED_ID)
@@ -261,7 +261,7 @@ class FleetClientTest(BrokerTestCase):
             self.assertIn("fleet store refused for host a: the fleet schema is at version 5",
                           e[0]["MESSAGE"])
         finally:
-            self.pg.psql(self.admin, "DELETE FROM jit_fleet.schema_version WHERE version = 4")
+            self.pg.psql(self.admin, "DELETE FROM jit_fleet.schema_version WHERE version = 5")
         # A reload of the same policy tries again at once.
         self.broker.reload()
         self.await_state("connected")

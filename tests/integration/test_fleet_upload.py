@@ -82,6 +82,26 @@ class FleetUploadTest(FleetHostsTest):
         self.assertEqual([h["host"] for h in j["hosts"]], ["a", "b"])
         self.assertTrue(all(h["intact"] and h["seq"] is None for h in j["hosts"]))
 
+        # With a host's credentials (its policy's fleet section): its own chain only.
+        p = run([JITCTL, "audit", "--verify", "--fleet", "--policy", self.broker.policy, "--json"],
+                check=False)
+        self.assertEqual(p.returncode, EXIT_OK, p.stderr)
+        j = json.loads(p.stdout)
+        self.assertEqual((j["scope"], [h["host"] for h in j["hosts"]]), ("own", ["a"]))
+        self.assertIn("only the chains its role may read are verified", p.stderr)
+        self.assertEqual(run([JITCTL, "audit", "--fleet"], check=False).returncode, 2)
+        self.assertEqual(run([JITCTL, "audit", "--verify", "--fleet", "--database", self.admin,
+                              "--db", "/x"], check=False).returncode, 2)
+
+        # The view of covered hosts shows a host's role only requests it may read.
+        def covered_as(host):
+            uri = self.pg.uri("jit", f"jit_host_{host}", passfile=self.creds[host])
+            return self.pg.query(uri, "SELECT host FROM jit_fleet.request_hosts WHERE "
+                                 f"request_id = {fid[2:]}")
+        self.assertEqual(covered_as("a"), [["a"]])
+        self.assertEqual(covered_as("b"), [["a"]])  # a review host
+        self.assertEqual(covered_as("c"), [])
+
         # show: the hosts the request covers (a, by name) and what a recorded.
         shown = self.on("b", "jit-bob").ok("show", fid)
         self.assertEqual([h["host"] for h in shown["covered_hosts"]], ["a"])
