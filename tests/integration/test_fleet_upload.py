@@ -9,7 +9,9 @@ records in jit_fleet.audit under the host where each happened, and `jitctl audit
 recorded. With PostgreSQL stopped, a's grant is used and revoked locally; the records wait
 in a's database and are uploaded once, in order, when the store is back. Records a broker
 could not upload before it was stopped are uploaded after its restart; a record sent again
-is taken as the same, one the store holds with another hash is logged once. A record
+is taken as the same, one the store holds with another hash is logged once. With 10,000
+records waiting, a host takes no new fleet operation and grants no new fleet request, and
+drops nothing. A record
 changed in the store (its trigger disabled by the superuser) makes the verification fail,
 naming the host and the seq. Real sudo on a when the sandbox allows it (the first use is
 its session)."""
@@ -205,6 +207,35 @@ class FleetUploadTest(FleetHostsTest):
         self.assertEqual(self.waiting("a"), 1)
         self.sqlite("a", f"UPDATE fleet_audit SET hash = '{hash_}' WHERE seq = {seq}")
         wait_for(lambda: self.waiting("a") == 0, timeout=10, what="the record taken at last")
+
+    def test_6_bound_refuses_new_operations_drops_nothing(self):
+        # 10,000 records waiting on a (the store refuses them meanwhile): a takes no new
+        # fleet operation and grants no new fleet request; nothing is dropped. Once they
+        # are gone (here: taken out by hand), both work again.
+        self.pg.psql(self.admin, "REVOKE INSERT ON jit_fleet.audit FROM jit_fleet_host")
+        regrant = lambda: self.pg.psql(self.admin, "GRANT INSERT ON jit_fleet.audit TO jit_fleet_host")
+        self.addCleanup(regrant)
+        first = int(self.sqlite("a", "SELECT coalesce(max(seq), 0) + 1 FROM fleet_audit"))
+        self.sqlite("a", "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE "
+                    "i < 9999) INSERT INTO fleet_audit (host, seq, at, kind, request_id, actor, "
+                    f"data, prev_hash, hash) SELECT 'a', {first} + i, 1, 'used', 1, 'x', '{{}}', "
+                    "printf('%064d', i), printf('%064d', i + 1) FROM n")
+        self.assertEqual(self.waiting("a"), 10000)
+        p = self.on("a", "jit-alice").jitctl("request", "--hosts", "a", "--reason", "full")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("10000 fleet audit records of this host wait for the upload to the fleet "
+                      "store: no new fleet operation here until it has them", p.stderr)
+        fid = self.file("a", host="b")
+        self.on("b", "jit-bob").ok("approve", fid)
+        wait_for(lambda: f"request {fid[2:]} not granted here yet: too many fleet audit records "
+                         "wait for the upload" in self.log_of("a"), what="the grant put off")
+        self.assertFalse(self.allowed("a"))
+        self.assertEqual(self.waiting("a"), 10000)
+        self.sqlite("a", f"DELETE FROM fleet_audit WHERE seq >= {first}")
+        regrant()
+        wait_for(lambda: self.allowed("a"), timeout=5, what="the grant made once below the bound")
+        wait_for(lambda: ("a", "granted") in self.store(fid), timeout=15, what="its record uploaded")
+        self.assertEqual(self.verify().returncode, EXIT_OK)
 
     def test_9_tampered_record_fails_verification(self):
         rows = self.pg.query(self.admin, "SELECT seq FROM jit_fleet.audit WHERE origin_host = 'b' "
