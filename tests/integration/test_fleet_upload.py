@@ -238,26 +238,28 @@ class FleetUploadTest(FleetHostsTest):
         self.assertEqual(self.verify().returncode, EXIT_OK)
 
     def test_9_tampered_record_fails_verification(self):
-        rows = self.pg.query(self.admin, "SELECT seq FROM jit_fleet.audit WHERE origin_host = 'b' "
-                             "ORDER BY seq LIMIT 1")
-        self.assertTrue(rows)
+        fid = self.file("a")
+        self.on("b", "jit-bob").ok("approve", fid)
+        wait_for(lambda: ("b", "approval") in self.store(fid), timeout=10, what="b's approval record")
+        seq = self.pg.query(self.admin, "SELECT seq FROM jit_fleet.audit WHERE origin_host = 'b' "
+                            f"AND request_id = {fid[2:]} AND kind = 'approval'")[0][0]
+        self.assertEqual(self.verify().returncode, EXIT_OK)
         self.pg.psql(self.pg.uri("jit", pgserver.PG_USER, pgserver.SUPERUSER_PASSWORD),
                      "ALTER TABLE jit_fleet.audit DISABLE TRIGGER audit_chain; "
                      "UPDATE jit_fleet.audit SET data = '{\"verdict\":\"deny\"}' "
-                     "WHERE origin_host = 'b' AND seq = 1; "
+                     f"WHERE origin_host = 'b' AND seq = {seq}; "
                      "ALTER TABLE jit_fleet.audit ENABLE TRIGGER audit_chain")
         p = self.verify()
         self.assertEqual(p.returncode, EXIT_FAILURE, p.stdout + p.stderr)
         self.assertRegex(p.stdout, r"(?m)^host b: [0-9]+ records?, last seq [0-9]+, NOT intact at "
-                                   r"seq 1: its hash does not match its content \(the record was "
-                                   r"changed\)$")
+                                   rf"seq {seq}: its hash does not match its content \(the record "
+                                   r"was changed\)$")
         self.assertRegex(p.stdout, r"(?m)^host a: .*, intact$")
-        self.assertIn("fleet audit NOT intact: 1 of 3 hosts broken", p.stdout)
+        self.assertRegex(p.stdout, r"fleet audit NOT intact: 1 of [23] hosts broken")
         j = json.loads(self.verify("--json").stdout)
         self.assertFalse(j["intact"])
         b = [h for h in j["hosts"] if h["host"] == "b"][0]
-        self.assertEqual((b["intact"], b["seq"]), (False, 1))
-
+        self.assertEqual((b["intact"], b["seq"]), (False, int(seq)))
 
 if __name__ == "__main__":
     jittest.main()
