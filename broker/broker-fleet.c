@@ -17,6 +17,7 @@
 #include "fleet-client.h"
 #include "host-selector.h"
 #include "protocol.h"
+#include "store-fleet-audit.h"
 #include "store-fleet.h"
 #include "timeutil.h"
 
@@ -124,14 +125,25 @@ static json_object *row_to_json(PGresult *res, int row) {
         json_object_object_add(o, "id", json_object_new_string(id));
         json_object_object_add(o, "fleet_id",
                                json_object_new_int64(strtoll(PQgetvalue(res, row, 0), NULL, 10)));
-        static const char *const names[] = { NULL,        "origin_host", "requester", "service",
-                                             "reason",    "ticket",      "duration",  "hosts",
-                                             "state",     "created_at",  "approvals", "revoked_by",
-                                             "expires_at" };
+        static const char *const names[] = { NULL,
+                                             "origin_host",
+                                             "requester",
+                                             "service",
+                                             "reason",
+                                             "ticket",
+                                             "duration",
+                                             "hosts",
+                                             "state",
+                                             "created_at",
+                                             "approvals",
+                                             "revoked_by",
+                                             "expires_at",
+                                             "covered_hosts",
+                                             "covered_hosts_total" };
         for (int c = 1; c < (int) ELEMENTSOF(names) && c < PQnfields(res); c++) {
-                if (STREQ(names[c], "duration"))
+                if (STREQ(names[c], "duration") || STREQ(names[c], "covered_hosts_total"))
                         json_object_object_add(
-                                o, "duration",
+                                o, names[c],
                                 json_object_new_int64(strtoll(PQgetvalue(res, row, c), NULL, 10)));
                 else if (STREQ(names[c], "expires_at")) {
                         char t[RFC3339_BUF_MAX];
@@ -143,7 +155,8 @@ static json_object *row_to_json(PGresult *res, int row) {
                                 at > 0 ? json_object_new_string(format_rfc3339(
                                                  (uint64_t) (at * USEC_PER_SEC), t, sizeof(t)))
                                        : NULL);
-                } else if (STREQ(names[c], "approvals") || STREQ(names[c], "revoked_by"))
+                } else if (STREQ(names[c], "approvals") || STREQ(names[c], "revoked_by") ||
+                           STREQ(names[c], "covered_hosts"))
                         json_object_object_add(
                                 o, names[c],
                                 PQgetisnull(res, row, c)
@@ -175,7 +188,51 @@ static json_object *row_to_json(PGresult *res, int row) {
         "FROM jit_fleet.requests AS r LEFT JOIN LATERAL (SELECT x.revoker FROM "                   \
         "jit_fleet.revocations AS x WHERE x.request_id = r.id ORDER BY x.id LIMIT 1) AS v ON true "
 
-#define FLEET_SHOW_SQL "SELECT " FLEET_ROW_COLUMNS FLEET_ROW_FROM "WHERE r.id = $1::bigint"
+#define FLEET_TIME(x) "to_char(" x " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+/* The hosts the request covers and what each recorded of it (jit_fleet.request_hosts,
+ * fed by the upload of their fleet audit records): the first 1000 by name, so that the
+ * reply stays far below JIT_REPLY_MAX, and how many there are in all. */
+#define FLEET_COVERED_COLUMNS                                                                                                                                       \
+        ", (SELECT json_agg(json_build_object('host', h.host, 'granted_at', " FLEET_TIME("h.granted_at") ", 'first_used_at', " FLEET_TIME(                          \
+                "h.first_used_at") ", 'ended_at', " FLEET_TIME("h.ended_at") ", 'end_state', h.end_state) ORDER BY h.host) "                                        \
+                                                                             "FROM (SELECT * FROM jit_fleet.request_hosts AS q WHERE q.request_id = r.id ORDER BY " \
+                                                                             "q.host LIMIT 1000) AS h), (SELECT count(*) FROM jit_fleet.request_hosts AS q WHERE "  \
+                                                                             "q.request_id = r.id) "
+
+#define FLEET_SHOW_SQL                                                                             \
+        "SELECT " FLEET_ROW_COLUMNS FLEET_COVERED_COLUMNS FLEET_ROW_FROM "WHERE r.id = $1::bigint"
+
+/* The fleet audit record of an operation typed here, once the store has it: appended to
+ * this host's chain and uploaded after. */
+static void record_typed(FleetPending *p, const char *kind, int64_t fleet_id, json_object *data) {
+        _cleanup_(json_object_putp) json_object *d = data;
+        const char *host = fleet_client_host(p->b->fleet);
+        const char *text = d ? json_object_to_json_string_ext(
+                                       d, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+                             : NULL;
+        _cleanup_(grant_tx_release) GrantTx tx = {};
+        int r = -ENOMEM;
+
+        if (host && text && (r = grants_begin(&p->b->grants)) >= 0) {
+                tx.g = &p->b->grants;
+                if ((r = db_fleet_audit_append(p->b->db, host, kind, fleet_id, p->caller.name,
+                                               now_usec(CLOCK_REALTIME), text)) >= 0 &&
+                    (r = grants_commit(&p->b->grants)) >= 0)
+                        tx.g = NULL;
+        }
+        if (r < 0)
+                log_error_errno(r,
+                                "fleet: cannot record the %s of fleet request %lld in the fleet "
+                                "audit records: %m",
+                                kind, (long long) fleet_id);
+}
+
+static json_object *typed_data(const char *key, const char *value) {
+        json_object *o = json_object_new_object();
+        if (o && value)
+                json_object_object_add(o, key, json_object_new_string(value));
+        return o;
+}
 
 static void answered(void *userdata, PGresult *res, const char *error) {
         FleetPending *p = userdata;
@@ -239,12 +296,20 @@ static void answered(void *userdata, PGresult *res, const char *error) {
                        p->kind == FLEET_OP_REVOKE || p->kind == FLEET_OP_WITHDRAW)) {
                 /* Written: the answer is the request as it stands now, which a statement
                  * that inserts does not see yet. */
+                if (p->kind == FLEET_OP_REVOKE)
+                        record_typed(p, FLEET_AUDIT_REVOCATION, p->id,
+                                     typed_data("reason", p->then_params[3]));
+                else
+                        record_typed(p, FLEET_AUDIT_APPROVAL, p->id,
+                                     typed_data("verdict", p->then_params[3]));
+                Broker *b = p->b;
                 char id_text[32];
                 snprintf(id_text, sizeof(id_text), "%lld", (long long) p->id);
                 const char *params[] = { id_text };
                 p->kind = FLEET_OP_SHOW;
-                if (fleet_client_query(p->b->fleet, FLEET_SHOW_SQL, 1, params, answered, p) < 0)
+                if (fleet_client_query(b->fleet, FLEET_SHOW_SQL, 1, params, answered, p) < 0)
                         reply_send(p, unreachable());
+                broker_fleet_upload(b); /* behind the answer's query: the client waits for that */
                 return;
         }
         if (n == 0 && (p->kind == FLEET_OP_APPROVE || p->kind == FLEET_OP_DENY))
@@ -264,6 +329,18 @@ static void answered(void *userdata, PGresult *res, const char *error) {
                                                      "no fleet request f:%lld that this host may "
                                                      "see",
                                                      (long long) p->id));
+        if (p->kind == FLEET_OP_REQUEST) {
+                json_object *d = typed_data("selector", PQgetvalue(res, 0, 7));
+                if (d) {
+                        json_object_object_add(d, "service",
+                                               json_object_new_string(PQgetvalue(res, 0, 3)));
+                        json_object_object_add(
+                                d, "duration",
+                                json_object_new_int64(strtoll(PQgetvalue(res, 0, 6), NULL, 10)));
+                }
+                record_typed(p, FLEET_AUDIT_REQUESTED, strtoll(PQgetvalue(res, 0, 0), NULL, 10), d);
+                broker_fleet_upload(p->b);
+        }
         reply_send(p, jit_reply_ok(row_to_json(res, 0)));
 }
 
@@ -430,6 +507,21 @@ json_object *broker_fleet_op(Broker *b, const char *name, const Identity *caller
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST,
                                        "this host is not in a fleet (no fleet section in its "
                                        "policy)");
+        if (!STREQ(name, "fleet-list") && !STREQ(name, "fleet-show")) {
+                /* Every operation typed here is a fleet audit record: none is taken while
+                 * the records wait beyond the bound (docs/fleet.md). */
+                int waiting = db_fleet_audit_count_waiting(b->db, fleet_client_host(b->fleet));
+                if (waiting < 0)
+                        return jit_reply_error(JIT_ERROR_INTERNAL,
+                                               "cannot read the fleet audit records: %s",
+                                               strerror(-waiting));
+                if (waiting >= FLEET_AUDIT_WAITING_MAX)
+                        return jit_reply_error(JIT_ERROR_INTERNAL,
+                                               "%d fleet audit records of this host wait for "
+                                               "the upload to the fleet store: no new fleet "
+                                               "operation here until it has them",
+                                               waiting);
+        }
         if (STREQ(name, "fleet-request"))
                 return fleet_request(b, caller, peer_fd, msg, taken);
         if (STREQ(name, "fleet-list")) {
@@ -712,6 +804,19 @@ static void fleet_apply_row(Broker *b, PGresult *res, int row) {
                 return;
         }
 
+        int waiting = db_fleet_audit_count_waiting(b->db, host);
+        if (waiting < 0 || waiting >= FLEET_AUDIT_WAITING_MAX) {
+                for (size_t k = 0; k < counted; k++)
+                        free(names[k]);
+                /* Granted later, when the upload has drained them: the fetch reads it again. */
+                b->fleet_grant_deferred = true;
+                return (void) log_warning("fleet: request %lld not granted here yet: %s",
+                                          (long long) fleet_id,
+                                          waiting < 0 ? "cannot read the fleet audit records"
+                                                      : "too many fleet audit records wait for "
+                                                        "the upload");
+        }
+
         GrantAsk gask = {
                 .service = service, .duration = duration, .reason = reason, .ticket = ticket
         };
@@ -755,10 +860,16 @@ static void fetched(void *userdata, PGresult *res, const char *error) {
                 fleet_client_rewind(b->fleet);
                 return;
         }
-        /* Every request the changes name that concerns this host: at most one poll's
+        /* Every request the changes name that concerns this host, by id: at most one poll's
          * rows (FLEET_POLL_ROWS_MAX). */
+        b->fleet_grant_deferred = false;
         for (int i = 0; i < PQntuples(res); i++)
                 fleet_apply_row(b, res, i);
+        if (b->fleet_grant_deferred) {
+                /* A grant held back (the fleet audit records wait for upload): read again. */
+                fleet_client_rewind(b->fleet);
+                return;
+        }
         fleet_client_applied(b->fleet, from, to);
 }
 
@@ -905,6 +1016,7 @@ void broker_fleet_synced(void *userdata, uint64_t sync_boot) {
         if (!host)
                 return;
         sweep_expired(b, host);
+        broker_fleet_upload_soon(b); /* what was recorded since, or what failed before */
         if (until == 0)
                 until = INT64_MAX; /* their own deadlines */
         uint64_t was = b->fleet_honoured_until;
@@ -941,13 +1053,14 @@ void broker_fleet_connected(void *userdata) {
 
         if (!host)
                 return;
-        b->fleet_honoured_until = 0; /* the first poll writes the deadlines again */
-        b->fleet_next_sweep = 0;     /* and marks what timed out meanwhile */
+        b->fleet_honoured_until = 0;  /* the first poll writes the deadlines again */
+        b->fleet_next_sweep = 0;      /* and marks what timed out meanwhile */
+        b->fleet_upload_retry_at = 0; /* a new connection uploads at once */
         int n = db_fleet_grants_active(b->db, host, ids, ELEMENTSOF(ids));
         if (n < 0)
                 return (void) log_warning_errno(n, "fleet: cannot list the fleet grants held: %m");
         if (n == 0)
-                return;
+                return broker_fleet_upload(b);
         /* "{1,2,3}": at most 1000 ids of 20 digits. */
         size_t len = (size_t) n * 21 + 3;
         _cleanup_free_ char *array = malloc(len);
@@ -969,4 +1082,6 @@ void broker_fleet_connected(void *userdata) {
                                    1, params, caught_up, b);
         if (r < 0)
                 log_notice_errno(r, "fleet: cannot ask for the catch-up: %m");
+        /* After the catch-up: what was recorded here while the store was away. */
+        broker_fleet_upload(b);
 }

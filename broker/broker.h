@@ -76,6 +76,11 @@ typedef struct Broker {
         /* CLOCK_REALTIME usec when this host's own pending fleet requests next need marking
          * timed_out (0: at the next poll; UINT64_MAX: none known) */
         uint64_t fleet_next_sweep;
+        bool fleet_uploading;           /* an upload of fleet audit records is asked */
+        bool fleet_upload_soon;         /* broker_fleet_upload_soon() is pending */
+        bool fleet_grant_deferred;      /* the fetch left a grant for later (records wait) */
+        char fleet_upload_error[256];   /* why the last upload failed, as logged; "": none */
+        uint64_t fleet_upload_retry_at; /* CLOCK_MONOTONIC usec: no upload before (a failure) */
 } Broker;
 
 /* broker-server.c */
@@ -123,6 +128,14 @@ void broker_fleet_changes(void *userdata, int64_t from, int64_t to,
 void broker_fleet_synced(void *userdata, uint64_t sync_boot);
 /* Once connected, before the first poll: the catch-up, revocations first. */
 void broker_fleet_connected(void *userdata);
+
+/* fleet-upload.c: sends this host's fleet audit records the store does not have yet, in
+ * chain order, on the fleet connection's queue (once connected, after the catch-up, and
+ * after each poll); nothing when not connected, one upload at a time. */
+void broker_fleet_upload(Broker *b);
+/* The same from the main loop's next turn: for the poll's hooks, which must not ask a
+ * query themselves (the poll's fetch goes first). */
+void broker_fleet_upload_soon(Broker *b);
 
 /* brokerd.c */
 /* The file name in the runtime directory (the socket's): malloc'd, NULL when out of memory. */

@@ -7,6 +7,7 @@
 
 #include "audit-store.h"
 #include "cleanup.h"
+#include "store-fleet-audit.h"
 #include "store.h"
 #include "timeutil.h"
 
@@ -48,7 +49,11 @@ int audit_append(BrokerDb *store, JitEvent event, const char *actor, int64_t act
                 return r;
         r = audit_store_insert_with(st, &rec);
         db_release(store, st);
-        return r;
+        if (r < 0)
+                return r;
+        /* A fleet grant's grant, first use and end go into the fleet's chain too, in this
+         * same transaction: nothing recorded here is missing from the upload. */
+        return db_fleet_audit_note(store, event, rec.actor, request_id, rec.at, d);
 }
 
 static void add_string(json_object *o, const char *key, const char *value) {

@@ -200,6 +200,26 @@ static const char *const migrations[] = {
         "UPDATE fleet_grants SET deadline_boot ="
         "  (SELECT r.deadline_boot FROM requests AS r WHERE r.id = fleet_grants.local_id);"
         "ALTER TABLE fleet_cursor ADD COLUMN last_sync INTEGER NOT NULL DEFAULT 0;",
+        /* 11 -> 12: the fleet audit records made here, one hash chain per fleet host name,
+         * kept until the fleet store has them (store-fleet-audit.c, docs/fleet.md "The
+         * fleet's audit records"); and when a fleet grant was first used here, so that its
+         * first use is recorded once. */
+        "CREATE TABLE fleet_audit ("
+        "  host TEXT NOT NULL,"
+        "  seq INTEGER NOT NULL CHECK (seq > 0),"
+        "  at INTEGER NOT NULL,"
+        "  kind TEXT NOT NULL,"
+        "  request_id INTEGER NOT NULL CHECK (request_id > 0),"
+        "  actor TEXT NOT NULL,"
+        "  data TEXT NOT NULL,"
+        "  prev_hash TEXT NOT NULL,"
+        "  hash TEXT NOT NULL,"
+        "  uploaded INTEGER NOT NULL DEFAULT 0 CHECK (uploaded IN (0, 1)),"
+        "  PRIMARY KEY (host, seq)"
+        ");"
+        "CREATE INDEX fleet_audit_waiting ON fleet_audit (host, seq) WHERE uploaded = 0;"
+        "ALTER TABLE fleet_grants ADD COLUMN first_used_at INTEGER;"
+        "CREATE INDEX fleet_grants_local ON fleet_grants (local_id);",
 };
 
 sqlite3 *db_sqlite(BrokerDb *db) {

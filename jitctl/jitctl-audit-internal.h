@@ -32,6 +32,9 @@ enum {
         ARG_HEADS,
         ARG_NO_PAGER,
         ARG_NO_LEGEND,
+        ARG_FLEET,
+        ARG_DATABASE,
+        ARG_POLICY,
 };
 
 typedef struct AuditArgs {
@@ -44,6 +47,9 @@ typedef struct AuditArgs {
         const char *db;
         const char *archive;                 /* --verify --archive FILE */
         const char *heads;                   /* --verify --heads FILE: heads shipped off the host */
+        bool fleet;                          /* --verify --fleet: the fleet's chains */
+        const char *database;                /* --fleet --database URI */
+        const char *policy;                  /* --fleet --policy PATH (its fleet section) */
         const char *since_text, *until_text; /* as typed, for messages */
         time_t since, until;
         const char *user;
@@ -74,5 +80,7 @@ int audit_add(json_object *o, const char *key, json_object *v);
 int audit_verify_db(AuditArgs *a);
 /* jitctl audit --verify --archive FILE (jitctl-audit-verify.c) */
 int audit_verify_archive(AuditArgs *a);
+/* jitctl audit --verify --fleet [--database URI | --policy PATH] (jitctl-audit-fleet.c) */
+int audit_verify_fleet(AuditArgs *a);
 /* jitctl audit export --until TIME FILE (jitctl-audit-export.c); argv[0] is "export". */
 int audit_export(AuditArgs *a, int argc, char *argv[]);

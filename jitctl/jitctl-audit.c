@@ -35,6 +35,7 @@ const char jitctl_audit_help[] =
         "Usage: jitctl audit [--since TIME] [--until TIME] [--user U] [--request ID]\n"
         "                    [--limit N] [--json]\n"
         "       jitctl audit --verify [--db PATH | --archive FILE] [--json]\n"
+        "       jitctl audit --verify --fleet [--database URI | --policy PATH] [--json]\n"
         "       jitctl audit export --until TIME FILE [--json]\n"
         "\n"
         "Shows the audit log (the newest records, oldest first): every request, approval, grant, denial, end of a\n"
@@ -49,6 +50,12 @@ const char jitctl_audit_help[] =
         "when the log is intact, 1 when a record was edited, deleted, reordered or the log\n"
         "was truncated (or the database cannot be read). With --archive it checks an\n"
         "exported archive file on its own: its chain, and its seal.\n"
+        "With --fleet it checks the fleet's audit chains in PostgreSQL instead, one per\n"
+        "origin host: one line per host, exit 0 when every chain is intact, 1 when one is\n"
+        "not, 4 when the database cannot be reached. --database is the administrator's\n"
+        "URI (every chain); without it, the policy's fleet section and this host's\n"
+        "credentials are used, and only what this host's role may read (its own chain) is\n"
+        "verified.\n"
         "\n"
         "export (root) seals the records up to TIME into an archive, copies it to FILE\n"
         "(which must not exist; the broker keeps its own copy beside its database), and\n"
@@ -66,6 +73,10 @@ const char jitctl_audit_help[] =
         "  --db PATH       The database to verify (default " JIT_DB_PATH ")\n"
         "  --archive FILE  Verify an exported archive instead of the database\n"
         "  --heads FILE    Also compare with heads shipped off the host (journalctl -o json)\n"
+        "  --fleet         With --verify: the fleet's audit chains in PostgreSQL\n"
+        "  --database URI  With --fleet: the fleet database, postgresql://...\n"
+        "  --policy PATH   With --fleet: the policy whose fleet section to use (default\n"
+        "                  " JIT_POLICY_PATH ")\n"
         "  --json          Listing: JSON lines, one record per line (for a SIEM);\n"
         "                  --verify: one JSON object {\"intact\", \"fault\", \"seq\", \"message\",\n"
         "                  \"records\", \"first_seq\", \"last_seq\", \"journal_seq\", ...}\n"
@@ -158,7 +169,8 @@ int audit_fail(const AuditArgs *a, int status, const char *code, const char *fmt
                         json_object_object_add(o, "error", json_object_new_string(code));
                         json_object_object_add(o, "message",
                                                json_object_new_string(msg ?: "out of memory"));
-                        (void) (a->verify ? print_json(o, stdout) : audit_print_json_line(o, stdout));
+                        (void) (a->verify ? print_json(o, stdout)
+                                          : audit_print_json_line(o, stdout));
                 }
         }
         return status;
@@ -203,6 +215,9 @@ static int parse_args(AuditArgs *a, int argc, char *argv[]) {
                 { "heads", required_argument, NULL, ARG_HEADS },
                 { "no-pager", no_argument, NULL, ARG_NO_PAGER },
                 { "no-legend", no_argument, NULL, ARG_NO_LEGEND },
+                { "fleet", no_argument, NULL, ARG_FLEET },
+                { "database", required_argument, NULL, ARG_DATABASE },
+                { "policy", required_argument, NULL, ARG_POLICY },
                 {},
         };
         const char *listing_only = NULL; /* the first option only the listing takes */
@@ -262,6 +277,19 @@ static int parse_args(AuditArgs *a, int argc, char *argv[]) {
                                 return audit_usage_error("--archive needs a file");
                         a->archive = optarg;
                         continue;
+                case ARG_FLEET:
+                        a->fleet = true;
+                        continue;
+                case ARG_DATABASE:
+                        if (!*optarg)
+                                return audit_usage_error("--database needs a URI");
+                        a->database = optarg;
+                        continue;
+                case ARG_POLICY:
+                        if (!*optarg)
+                                return audit_usage_error("--policy needs a path");
+                        a->policy = optarg;
+                        continue;
                 case ARG_DB:
                         if (!*optarg)
                                 return audit_usage_error("--db needs a path");
@@ -281,6 +309,18 @@ static int parse_args(AuditArgs *a, int argc, char *argv[]) {
         if (a->verify && listing_only)
                 return audit_usage_error("--verify checks the whole log: it takes no --%s",
                                          listing_only);
+        if (a->fleet && !a->verify)
+                return audit_usage_error("--fleet goes with --verify");
+        if ((a->database || a->policy) && !a->fleet)
+                return audit_usage_error("--%s goes with --verify --fleet",
+                                         a->database ? "database" : "policy");
+        if (a->fleet && (a->db || a->archive || a->heads))
+                return audit_usage_error("--fleet checks the fleet's store: it takes no --%s",
+                                         a->db        ? "db"
+                                         : a->archive ? "archive"
+                                                      : "heads");
+        if (a->database && a->policy)
+                return audit_usage_error("--database or --policy, not both");
         if (a->heads && (!a->verify || a->archive))
                 return audit_usage_error("--heads goes with --verify of the database");
         if (!a->verify && a->archive)
@@ -584,6 +624,8 @@ int jitctl_audit(const char *socket_path, unsigned timeout_ms, bool json, bool n
         int r = parse_args(&a, argc, argv);
         if (r != CONTINUE)
                 return r;
+        if (a.verify && a.fleet)
+                return audit_verify_fleet(&a);
         if (a.verify && a.archive)
                 return audit_verify_archive(&a);
         return a.verify ? audit_verify_db(&a) : audit_list(&a);

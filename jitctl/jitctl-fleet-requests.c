@@ -31,6 +31,36 @@ static int64_t get_int(json_object *o, const char *key) {
         return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : 0;
 }
 
+/* The hosts a request covers, as a table: what each recorded of it (its uploaded fleet
+ * audit records), "-" for what it has not. */
+static void print_covered_hosts(json_object *hosts, int64_t total, FILE *f) {
+        size_t n =
+                json_object_is_type(hosts, json_type_array) ? json_object_array_length(hosts) : 0;
+        int width = 4;
+        for (size_t i = 0; i < n; i++) {
+                const char *h = get_str(json_object_array_get_idx(hosts, i), "host");
+                if (h && (int) strlen(h) > width)
+                        width = (int) strlen(h);
+        }
+        fprintf(f, "  covers %" PRIi64 " host%s%s\n", total, total == 1 ? "" : "s",
+                total > (int64_t) n ? " (the first listed)" : "");
+        if (n == 0)
+                return;
+        fprintf(f, "  %-*s  %-20s  %-20s  %s\n", width, "HOST", "GRANTED", "FIRST USED", "ENDED");
+        for (size_t i = 0; i < n; i++) {
+                json_object *x = json_object_array_get_idx(hosts, i);
+                fprintf(f, "  %-*s  %-20s  %-20s  %s", width, get_str(x, "host") ?: "?",
+                        get_str(x, "granted_at") ?: "-", get_str(x, "first_used_at") ?: "-",
+                        get_str(x, "ended_at") ?: "-");
+                if (get_str(x, "end_state")) {
+                        fputs(" (", f);
+                        fputs_escaped(get_str(x, "end_state"), f);
+                        fputc(')', f);
+                }
+                fputc('\n', f);
+        }
+}
+
 static void print_fleet_request(json_object *r, FILE *f) {
         json_object *a;
         fprintf(f, "Fleet request %s: %s for %s on hosts %s, %" PRIi64 " s (filed on %s, %s)\n",
@@ -57,6 +87,8 @@ static void print_fleet_request(json_object *r, FILE *f) {
                 for (size_t i = 0; i < json_object_array_length(a); i++)
                         fprintf(f, "  revoked by %s\n",
                                 json_object_get_string(json_object_array_get_idx(a, i)));
+        if (json_object_object_get_ex(r, "covered_hosts", &a))
+                print_covered_hosts(a, get_int(r, "covered_hosts_total"), f);
 }
 
 int fleet_request_file(Context *c, const char *hosts, const char *service, const char *reason,

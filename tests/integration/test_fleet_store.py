@@ -117,9 +117,10 @@ class FleetStoreTest(unittest.TestCase):
         p = jitctl("fleet", "migrate", "--database", self.admin_uri("jit_empty"))
         self.assertEqual(p.returncode, EXIT_OK, p.stderr)
         self.assertEqual(p.stdout, "fleet schema: version 0 -> 5 (0001-core, 0002-change-feed, "
-                                   "0003-host-reads-version, 0005-request-expiry)\n")
+                                   "0003-host-reads-version, 0004-audit-upload, 0005-request-expiry)\n")
         self.assertEqual(self.versions("jit_empty"), [["1", "0001-core"], ["2", "0002-change-feed"],
                                                       ["3", "0003-host-reads-version"],
+                                                      ["4", "0004-audit-upload"],
                                                       ["5", "0005-request-expiry"]])
         # Again: nothing to do, nothing changed.
         p = jitctl("fleet", "migrate", "--database", self.admin_uri("jit_empty"))
@@ -166,12 +167,21 @@ class FleetStoreTest(unittest.TestCase):
         readable = ("SELECT has_table_privilege('jit_fleet_watch', 'jit_fleet.schema_version', "
                     "'SELECT')")
         self.assertEqual(self.pg.query(uri, readable), [["f"]])
+        p = jitctl("fleet", "migrate", "--database", uri, "--to", "3")
+        self.assertEqual(p.returncode, EXIT_OK, p.stderr)
+        self.assertEqual(p.stdout, "fleet schema: version 2 -> 3 (0003-host-reads-version)\n")
+        self.assertEqual(self.pg.query(uri, readable), [["t"]])
+        # Versions 4 and 5. 4: audit data kept as sent (json), and the view of the hosts a request covers.
         p = jitctl("fleet", "migrate", "--database", uri)
         self.assertEqual(p.returncode, EXIT_OK, p.stderr)
-        self.assertEqual(p.stdout, "fleet schema: version 2 -> 5 (0003-host-reads-version, "
+        self.assertEqual(p.stdout, "fleet schema: version 3 -> 5 (0004-audit-upload, "
                                    "0005-request-expiry)\n")
-        self.assertEqual(self.pg.query(uri, readable), [["t"]])
-        # Version 5: the old request has no time, and its settled state stays settled.
+        self.assertEqual(self.pg.query(uri, "SELECT data_type FROM information_schema.columns "
+                                            "WHERE table_schema = 'jit_fleet' AND table_name = "
+                                            "'audit' AND column_name = 'data'"), [["json"]])
+        self.assertEqual(self.pg.query(uri, "SELECT has_table_privilege('jit_fleet_host', "
+                                            "'jit_fleet.request_hosts', 'SELECT')"), [["t"]])
+        # 5: the old request has no time, and its settled state stays settled.
         self.assertEqual(self.pg.query(uri, "SELECT expires_at IS NULL FROM jit_fleet.requests"),
                          [["t"]])
         p = self.pg.psql(uri, "UPDATE jit_fleet.requests SET state = 'pending'", check=False)
