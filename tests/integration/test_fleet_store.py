@@ -126,7 +126,7 @@ class FleetStoreTest(unittest.TestCase):
         p = jitctl("fleet", "migrate", "--database", self.admin_uri("jit_empty"))
         self.assertEqual(p.returncode, EXIT_OK, p.stderr)
         self.assertEqual(p.stdout, "fleet schema: at version 5, nothing to do\n")
-        self.assertEqual(len(self.versions("jit_empty")), 4)
+        self.assertEqual(len(self.versions("jit_empty")), 5)
 
     def test_upgrade_from_previous_version(self):
         uri = self.admin_uri("jit_old")
@@ -201,7 +201,7 @@ class FleetStoreTest(unittest.TestCase):
         self.assertEqual(p.returncode, EXIT_FAILURE)
         self.assertIn("at version 6", p.stderr)
         self.assertEqual(self.pg.query(uri, "SELECT count(*) FROM jit_fleet.hosts"), [["0"]])
-        self.assertEqual(len(self.versions("jit_new")), 5)
+        self.assertEqual(len(self.versions("jit_new")), 6)
 
     def test_failed_migration_changes_nothing(self):
         # A table in the way: version 1 fails half-way, and the whole transaction goes.
