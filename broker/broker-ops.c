@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "access-log.h"
+#include "approval-signature.h"
 #include "broker-audit.h"
 #include "broker-journal.h"
 #include "broker-sessions.h"
@@ -199,6 +200,8 @@ static json_object *request_to_json(const Broker *b, const Request *r) {
                 json_object_object_add(a, "policy_version",
                                        json_string_or_null(r->approvals[i].policy_version));
                 json_object_object_add(a, "comment", json_string_or_null(r->approvals[i].comment));
+                json_object_object_add(a, "signer_fingerprint",
+                                       json_string_or_null(r->approvals[i].signer_fingerprint));
                 json_object_object_add(a, "at", json_time(r->approvals[i].at));
                 json_object_array_add(approvals, a);
         }
@@ -716,10 +719,186 @@ static json_object *op_request(Op *op) {
         return reply_request(op, id);
 }
 
-/* ---- approve ---- */
+/* ---- approve, and the statement a signed approval signs ---- */
+
+/* A pending request the caller may approve, for the statement and the signature check: the
+ * cheap refusals come before any ssh-keygen runs (the core decides again when it writes). */
+static json_object *signable_request(Op *op, int64_t id, Request **ret) {
+        _cleanup_(request_freep) Request *r = NULL;
+        int k = db_get_request(op->b->db, id, &r);
+        if (k == -ENOENT)
+                return jit_reply_error(JIT_ERROR_NOT_FOUND, "no request %lld", (long long) id);
+        if (k < 0)
+                return internal_error(op, "reading the request", k);
+        if (!may_see(op, r))
+                return refuse(op, r, "%s may not see request %lld", op->caller.name,
+                              (long long) id);
+        if (r->state != REQUEST_PENDING)
+                return jit_reply_error(JIT_ERROR_CONFLICT,
+                                       "request %lld is %s; only pending requests can be approved",
+                                       (long long) id, request_state_to_string(r->state));
+        const PolicyRule *rule = policy_find_rule(op->b->policy, r->rule);
+        if (!rule || !policy_rule_is_approver(rule, &op->caller))
+                return refuse(op, r, "%s is not an approver for rule \"%s\"", op->caller.name,
+                              r->rule);
+        *ret = TAKE_PTR(r);
+        return NULL;
+}
+
+/* The statement of the caller's approval of r, in *ret (malloc'd, with its length). */
+static json_object *statement_for(Op *op, const Request *r, uint64_t not_before, uint64_t not_after,
+                                  char **ret, size_t *ret_len) {
+        char host[256];
+        _cleanup_free_ char *storage = NULL;
+        ApprovalStatement s;
+        const char *why;
+        int k;
+
+        if ((k = approval_host_name(op->b->policy, host, sizeof(host))) < 0)
+                return internal_error(op, "reading the host name", k);
+        if ((k = approval_statement_of(r, host, op->caller.name, not_before, not_after, &s,
+                                       &storage)) < 0)
+                return internal_error(op, "building the approval statement", k);
+        if ((k = approval_statement_format(&s, ret, ret_len, &why)) < 0) {
+                if (k == -ENOMEM)
+                        return internal_error(op, "building the approval statement", k);
+                return jit_reply_error(JIT_ERROR_CONFLICT,
+                                       "request %lld cannot be signed: its %s does not fit an "
+                                       "approval statement",
+                                       (long long) r->id, why);
+        }
+        return NULL;
+}
+
+static json_object *op_approval_statement(Op *op) {
+        _cleanup_(request_freep) Request *r = NULL;
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        int64_t id;
+        json_object *fail;
+
+        if (get_id(op->msg, &id) < 0)
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "id must be a positive integer");
+        if ((fail = signable_request(op, id, &r)))
+                return fail;
+        uint64_t nb, na;
+        approval_default_window(r, now_usec(CLOCK_REALTIME), &nb, &na);
+        if ((fail = statement_for(op, r, nb, na, &text, &len)))
+                return fail;
+        json_object *o = json_object_new_object();
+        if (!o)
+                return jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
+        json_object_object_add(o, "statement", json_object_new_string_len(text, (int) len));
+        json_object_object_add(o, "namespace",
+                               json_object_new_string(APPROVAL_SIGNATURE_NAMESPACE));
+        json_object_object_add(o, "signed_required",
+                               json_object_new_boolean(policy_rule_requires_signature(
+                                       policy_find_rule(op->b->policy, r->rule), false)));
+        return jit_reply_ok(o);
+}
+
+/* A string field that is not typed text (it holds newlines): only its length and the
+ * absence of NUL are checked here; its own reader checks the rest. */
+static int get_raw_string(json_object *msg, const char *key, size_t max, const char **ret,
+                          size_t *ret_len) {
+        json_object *v;
+        *ret = NULL;
+        if (!json_object_object_get_ex(msg, key, &v) || json_object_is_type(v, json_type_null))
+                return 0;
+        if (!json_object_is_type(v, json_type_string))
+                return -EINVAL;
+        size_t len = (size_t) json_object_get_string_len(v);
+        if (len > max)
+                return -E2BIG;
+        if (strlen(json_object_get_string(v)) != len)
+                return -EINVAL;
+        *ret = json_object_get_string(v);
+        *ret_len = len;
+        return 0;
+}
+
+/* Checks a signed approval of request id by the caller: the statement the client signed
+ * must be, byte for byte, the one the broker builds from its own copy of the request for
+ * the window the client chose, that window must hold a grant starting now, and the
+ * signature must be good (approval_signature_check()). On success *ret_fingerprint. */
+static json_object *check_signed_approval(Op *op, int64_t id, const char *text, size_t text_len,
+                                          const char *signature, size_t signature_len,
+                                          SshSigInfo *ret_info, uint64_t *ret_not_after) {
+        _cleanup_(request_freep) Request *r = NULL;
+        json_object *fail;
+        ApprovalStatement signed_s;
+        const char *why;
+        int k;
+
+        if ((fail = signable_request(op, id, &r)))
+                return fail;
+        if (approval_statement_parse(text, text_len, &signed_s, &why) < 0)
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST,
+                                       "the signed statement is malformed: %s", why);
+        uint64_t nb = signed_s.not_before, na = signed_s.not_after;
+
+        /* Ours, for the same window: any other difference names the field. */
+        _cleanup_free_ char *ours = NULL;
+        size_t ours_len;
+        if ((fail = statement_for(op, r, nb, na, &ours, &ours_len))) {
+                approval_statement_done(&signed_s);
+                return fail;
+        }
+        ApprovalStatement ours_s;
+        if ((k = approval_statement_parse(ours, ours_len, &ours_s, &why)) < 0) {
+                approval_statement_done(&signed_s);
+                return internal_error(op, "reading the approval statement back", k);
+        }
+        const char *field = approval_statement_diff(&ours_s, &signed_s);
+        approval_statement_done(&ours_s);
+        approval_statement_done(&signed_s);
+        if (field)
+                return refuse(op, r,
+                              "the signed statement does not match request %lld as this host "
+                              "has it: its %s differs",
+                              (long long) id, field);
+        uint64_t now = now_usec(CLOCK_REALTIME) / 1000000;
+        char t[64];
+        if (nb > now + APPROVAL_CLOCK_SKEW)
+                return refuse(op, r, "the signed approval is not valid before %s",
+                              format_rfc3339(nb * 1000000, t, sizeof(t)));
+        if (now + r->duration > na)
+                return refuse(op, r,
+                              "the signed approval has expired: it holds only for a grant "
+                              "ending by %s",
+                              format_rfc3339(na * 1000000, t, sizeof(t)));
+
+        _cleanup_free_ char *reason = NULL;
+        SignatureCheck c = {
+                .allowed_signers = policy_allowed_signers(op->b->policy),
+                .statement = ours,
+                .statement_len = ours_len,
+                .signature = signature,
+                .signature_len = signature_len,
+                .approver = op->caller.name,
+                /* Approving one's own request is the core's to allow (allow_self_approval)
+                 * or refuse; another's must not be approved with the requester's key. */
+                .requester = op->caller.uid == r->requester_uid ? NULL : r->requester,
+        };
+        k = approval_signature_check(&c, ret_info, &reason);
+        if (k == -EPERM)
+                return refuse(op, r, "the signature is refused: %s",
+                              reason ? reason : "out of memory");
+        if (k < 0) {
+                log_error_errno(k, "checking the signature of %s's approval of request %lld: %s",
+                                op->caller.name, (long long) id, reason ? reason : "%m");
+                return jit_reply_error(JIT_ERROR_INTERNAL,
+                                       "the signature could not be checked (%s); nothing was "
+                                       "changed",
+                                       reason ? reason : strerror(-k));
+        }
+        *ret_not_after = na;
+        return NULL;
+}
 
 static json_object *op_approve(Op *op) {
-        const char *comment;
+        const char *comment, *statement, *signature;
+        size_t statement_len = 0, signature_len = 0;
         GrantError e;
         int64_t id;
         int k;
@@ -728,8 +907,33 @@ static json_object *op_approve(Op *op) {
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "id must be a positive integer");
         if ((k = jit_message_get_string(op->msg, "comment", JIT_REASON_MAX, false, &comment)) < 0)
                 return bad_field(op->msg, "comment", k, JIT_REASON_MAX);
+        if ((k = get_raw_string(op->msg, "statement", APPROVAL_STATEMENT_MAX, &statement,
+                                &statement_len)) < 0)
+                return bad_field(op->msg, "statement", k, APPROVAL_STATEMENT_MAX);
+        if ((k = get_raw_string(op->msg, "signature", SSHSIG_ARMORED_MAX, &signature,
+                                &signature_len)) < 0)
+                return bad_field(op->msg, "signature", k, SSHSIG_ARMORED_MAX);
+        if (!statement != !signature)
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST,
+                                       "statement and signature go together");
+
         Request *saved = NULL;
-        if ((k = grant_approve_saved(&op->b->grants, &op->caller, id, comment, &saved, &e)) < 0)
+        if (signature) {
+                SshSigInfo info;
+                uint64_t not_after = 0;
+                json_object *fail;
+                if ((fail = check_signed_approval(op, id, statement, statement_len, signature,
+                                                  signature_len, &info, &not_after)))
+                        return fail;
+                GrantSignature sig = { .statement = statement,
+                                       .signature = signature,
+                                       .fingerprint = info.fingerprint,
+                                       .not_after = not_after };
+                k = grant_approve_signed(&op->b->grants, &op->caller, id, comment, &sig, &saved,
+                                         &e);
+        } else
+                k = grant_approve_saved(&op->b->grants, &op->caller, id, comment, &saved, &e);
+        if (k < 0)
                 return grant_error_reply(op, k, &e);
         return reply_request_saved(op, id, saved);
 }
@@ -1590,6 +1794,7 @@ static const struct {
         { "check", op_check, false, true, false },
         { "request", op_request, true, false, false },
         { "approve", op_approve, true, false, false },
+        { "approval-statement", op_approval_statement, true, false, true },
         { "deny", op_deny, true, false, false },
         { "revoke", op_revoke, true, false, false },
         { "cancel", op_cancel, true, false, false },

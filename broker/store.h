@@ -29,6 +29,11 @@ typedef struct Approval {
         uint64_t at;          /* realtime usec */
         bool by_rule;         /* an auto-approval: approver is the rule's name, approver_uid -1 */
         char *policy_version; /* SHA-256 of the policy in force when it was given */
+        /* A signed approval (docs/signed-approvals.md): the statement signed, the armored
+         * signature, and the key's "SHA256:..." fingerprint; all NULL when unsigned. */
+        char *statement;
+        char *signature;
+        char *signer_fingerprint;
 } Approval;
 
 typedef struct Request {
