@@ -798,8 +798,6 @@ static const char *scope_refusal(const PolicyRule *rule, const Request *r, char 
         return NULL;
 }
 
-/* Adds a (copied) to r's approvals where reading r back would put it: ordered by time, then
- * uid, as the store lists them. */
 static char *strdup_or_null(const char *s, bool *ok) {
         char *c = s ? strdup(s) : NULL;
         if (s && !c)
@@ -807,6 +805,8 @@ static char *strdup_or_null(const char *s, bool *ok) {
         return c;
 }
 
+/* Adds a (copied) to r's approvals where reading r back would put it: ordered by time, then
+ * uid, as the store lists them. */
 static int request_add_approval(Request *r, const Approval *a) {
         bool ok = true;
         Approval copy = {

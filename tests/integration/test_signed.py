@@ -45,7 +45,7 @@ class Signed(BrokerTestCase):
     }
     # Each user's keys, in their agent; who allowed_signers lists each key for (None: no one).
     KEYS = {
-        "jit-alice": {"ed25519": "jit-alice"},
+        "jit-alice": {"ed25519": "jit-alice", "shared": "jit-alice,jit-bob"},
         "jit-bob": {"ed25519": "jit-bob", "ecdsa": "jit-bob", "team": "jit-bob,jit-carol"},
         "jit-carol": {"ed25519": "jit-carol", "team": None},  # team: bob's key, also listed for carol
         "jit-dave": {"ed25519": None, "carols": "jit-carol"},
@@ -307,6 +307,10 @@ class Signed(BrokerTestCase):
         text = self.statement("jit-bob", rid)  # approver jit-bob, signed with alice's key
         reply = self.raw_approve("jit-bob", rid, text, self.sign("jit-alice", "ed25519", text))
         self.assertRefusedWith(reply, f"key {self.fingerprint('jit-alice', 'ed25519')} is listed for jit-alice, "
+                                      "the requester")
+        # A key listed for the approver too is still the requester's.
+        reply = self.raw_approve("jit-bob", rid, text, self.sign("jit-alice", "shared", text))
+        self.assertRefusedWith(reply, f"key {self.fingerprint('jit-alice', 'shared')} is listed for jit-alice, "
                                       "the requester")
         self.assertStillPending(rid)
 
