@@ -1754,6 +1754,14 @@ static json_object *op_fleet(Op *op) {
         return broker_fleet_op(op->b, name, &op->caller, op->peer_fd, op->msg, op->taken);
 }
 
+/* ---- grant bundles (broker-bundle.c) ---- */
+
+static json_object *op_bundle(Op *op) {
+        const char *name = NULL;
+        (void) jit_message_get_string(op->msg, "op", JIT_OP_MAX, true, &name);
+        return broker_bundle_op(op->b, name, &op->caller, op->msg);
+}
+
 /* ---- reload ---- */
 
 /* What SIGHUP does, answered: ExecReload= runs `jitctl reload`, so `systemctl reload` fails
@@ -1795,6 +1803,8 @@ static const struct {
         { "request", op_request, true, false, false },
         { "approve", op_approve, true, false, false },
         { "approval-statement", op_approval_statement, true, false, true },
+        { "grant-export", op_bundle, true, false, true },
+        { "grant-import", op_bundle, true, false, false },
         { "deny", op_deny, true, false, false },
         { "revoke", op_revoke, true, false, false },
         { "cancel", op_cancel, true, false, false },

@@ -773,6 +773,52 @@ int grant_fleet_activate(Grants *g, const Identity *requester, const PolicyRule 
         return 0;
 }
 
+int grant_import_activate(Grants *g, const Identity *importer, const Identity *requester,
+                          const PolicyRule *rule, const GrantAsk *ask, const ImportGrantAsk *ia,
+                          int64_t *ret_id, GrantError *e) {
+        _cleanup_tx_ GrantTx tx = {};
+        char dbuf[DURATION_BUF_MAX];
+        int k;
+
+        Request req = request_new(g, requester, ask, ask->duration, rule->name);
+        req.approvals_required = rule->approvals;
+        req.approvals = (Approval *) ia->approvals;
+        req.n_approvals = ia->n_approvals;
+        if ((k = request_activate(g, &req)) < 0)
+                return fail(g, e, k, "activating the imported grant");
+
+        json_object *details = audit_request_details(&req);
+        json_object *signers = json_object_new_array();
+        for (size_t i = 0; signers && i < ia->n_approvals; i++)
+                json_object_array_add(signers,
+                                      json_object_new_string(ia->approvals[i].signer_fingerprint));
+        if (details) {
+                json_object_object_add(details, "imported_from",
+                                       json_object_new_string(ia->origin));
+                json_object_object_add(details, "origin_request",
+                                       json_object_new_string(ia->origin_request));
+                json_object_object_add(details, "signers", signers);
+        } else
+                json_object_put(signers);
+        if ((k = tx_begin(g, &tx)) < 0 || (k = db_insert_request(g->db, &req)) < 0)
+                return fail(g, e, k, "saving the imported grant");
+        for (size_t i = 0; i < ia->n_approvals; i++)
+                if ((k = db_add_approval(g->db, req.id, &ia->approvals[i])) < 0)
+                        return fail(g, e, k, "saving the imported grant's approvals");
+        if ((k = audit_append(g->db, JIT_EVENT_GRANTED, importer->name, importer->uid, req.id,
+                              details)) < 0 ||
+            (k = effect_stage(g->effects, JIT_EVENT_GRANTED, LOG_NOTICE, &req, importer->name, NULL,
+                              "%s granted to %s for %s (request %lld), imported from %s request "
+                              "%s with %zu signed approvals",
+                              req.service, req.requester,
+                              duration_format(req.duration, dbuf, sizeof(dbuf)), (long long) req.id,
+                              ia->origin, ia->origin_request, ia->n_approvals)) < 0 ||
+            (k = tx_commit(&tx)) < 0)
+                return fail(g, e, k, "saving the imported grant");
+        *ret_id = req.id;
+        return 0;
+}
+
 /* Why rule may no longer grant r as it was asked for (all of the service under a rule that
  * now grants single commands, or a command line or run-as user its patterns no longer
  * allow), in buf; NULL when it may. */

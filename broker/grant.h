@@ -140,6 +140,19 @@ int grant_approve_signed(Grants *g, const Identity *caller, int64_t id, const ch
  * (code internal). */
 int grant_end(Grants *g, const Identity *caller, int64_t id, RequestEvent event, const char *reason,
               GrantError *e);
+/* A grant carried here in a bundle (jitctl grant import; broker-bundle.c verified its signed
+ * approvals against this host's policy and allowed_signers): active from now for
+ * ask->duration under rule, with the approvals given, recorded as JIT_EVENT_GRANTED by
+ * importer with the origin and the signers. */
+typedef struct ImportGrantAsk {
+        const char *origin;         /* the bundle's origin host, as it says */
+        const char *origin_request; /* the request id the statements name ("42", "f:42") */
+        const Approval *approvals;
+        size_t n_approvals;
+} ImportGrantAsk;
+int grant_import_activate(Grants *g, const Identity *importer, const Identity *requester,
+                          const PolicyRule *rule, const GrantAsk *ask, const ImportGrantAsk *ia,
+                          int64_t *ret_id, GrantError *e);
 /* A second person reviews a break-glass grant. */
 int grant_acknowledge(Grants *g, const Identity *caller, int64_t id, GrantError *e);
 

@@ -694,6 +694,18 @@ int db_add_approval(BrokerDb *db, int64_t id, const Approval *a) {
         return step_done(db, st);
 }
 
+int db_signature_known(BrokerDb *db, const char *signature) {
+        sqlite3_stmt *st;
+        int rc = db_prepare(db, "SELECT 1 FROM approvals WHERE signature = ?1 LIMIT 1", &st);
+        if (rc < 0)
+                return rc;
+        sqlite3_bind_text(st, 1, signature, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        int k = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : (sqlite_errno(rc) ?: -EIO);
+        db_release(db, st);
+        return k;
+}
+
 static char *column_strdup(sqlite3_stmt *st, int i) {
         const unsigned char *s = sqlite3_column_text(st, i);
         return s ? strdup((const char *) s) : NULL;

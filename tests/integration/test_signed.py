@@ -5,6 +5,7 @@ approver's own ssh-agent, the broker checks the signature with ssh-keygen agains
 by the approver over exactly this request."""
 
 import datetime
+import json
 import os
 import socket
 import subprocess
@@ -27,6 +28,23 @@ rules = (
 
 ALLOWED_SIGNERS = "/etc/jit/allowed_signers"  # the default; /etc is the sandbox's own copy
 NAMESPACE = "jit-approval"
+
+
+class HostBroker(jittest.Broker):
+    """Another host's broker in the same sandbox, without a fleet store: its own socket,
+    database and policy (the same rules, the same /etc/jit/allowed_signers)."""
+
+    def __init__(self, sandbox, name, text):
+        self.sb = sandbox
+        d = sandbox.path(name)
+        os.makedirs(d, exist_ok=True)
+        os.chmod(d, 0o755)
+        self.socket = os.path.join(d, "broker.sock")
+        self.db = os.path.join(d, "jit.db")
+        self.policy = os.path.join(d, "policy.conf")
+        self.log = open(os.path.join(d, "broker.log"), "a")
+        self.proc = None
+        self.write_policy(text)
 
 
 def utc(t):
@@ -55,6 +73,7 @@ class Signed(BrokerTestCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.agents = []
+        cls.others = []
         cls.keydir = cls.sb.path("signing-keys")
         os.makedirs(cls.keydir, mode=0o755)
         try:
@@ -65,6 +84,9 @@ class Signed(BrokerTestCase):
 
     @classmethod
     def tearDownClass(cls):
+        for other in getattr(cls, "others", []):
+            other.stop()
+            other.log.close()
         for agent in getattr(cls, "agents", []):
             agent.terminate()
             agent.wait()
@@ -356,6 +378,117 @@ class Signed(BrokerTestCase):
         self.assertEqual(self.root.ok("show", str(rid))["state"], "active")
         self.u["jit-bob"].ok("revoke", str(rid))
 
+
+    # --- grant bundles: export here, import on a host without a fleet store ---
+
+    def other_host(self, name, hostname=None):
+        """A second broker; with hostname, in a UTS namespace of its own named so."""
+        b = HostBroker(self.sb, name, POLICY)
+        wrap = ["unshare", "--uts", "--", "sh", "-c", f'hostname {hostname} && exec "$@"', "sh"] if hostname else ()
+        b.start(wrap=wrap)
+        b.wrapped = False  # unshare and sh exec the broker: the process is the broker itself
+        self.others.append(b)
+        return b
+
+    def export(self, user, rid):
+        path = os.path.join(self.keydir, user, f"bundle-{rid}-{os.urandom(4).hex()}.json")
+        p = self.u[user].jitctl("grant", "export", str(rid), "--output", path)
+        self.assertExit(p, 0)
+        with open(path) as f:
+            return path, json.load(f)
+
+    def import_on(self, broker, path, user=None):
+        argv = [jittest.JITCTL, "--socket", broker.socket, "--json", "grant", "import", path]
+        if user:
+            argv = ["setpriv", f"--reuid={user}", "--regid=users", "--init-groups", "--"] + argv
+        return run(argv, check=False)
+
+    def write_bundle(self, bundle):
+        path = self.sb.path(f"tampered-{os.urandom(4).hex()}.json")
+        with open(path, "w") as f:
+            json.dump(bundle, f)
+        os.chmod(path, 0o644)
+        return path
+
+    def test_30_bundle_imported_on_a_host_without_fleet(self):
+        rid = self.file("jit-alice")["id"]
+        self.assertExit(self.approve("jit-bob", str(rid)), 0)
+        path, bundle = self.export("jit-bob", rid)
+        self.assertEqual(bundle["format"], "jit-grant-bundle-v1")
+        self.assertEqual(bundle["request"]["requester"], "jit-alice")
+        self.assertEqual([a["approver"] for a in bundle["approvals"]], ["jit-bob"])
+        other = self.other_host("airgap")
+
+        # Not root: refused.
+        p = self.import_on(other, path, user="jit-bob")
+        self.assertExit(p, EXIT_REFUSED)
+        self.assertIn("only root may import a grant", p.stderr)
+        # Tampered: a longer grant than was signed.
+        longer = json.loads(json.dumps(bundle))
+        longer["request"]["duration"] = 7200
+        p = self.import_on(other, self.write_bundle(longer))
+        self.assertExit(p, EXIT_REFUSED)
+        self.assertIn("approval 1: the signed statement does not match the bundle's request: its duration "
+                      "differs", p.stderr)
+        # Another requester.
+        erin = json.loads(json.dumps(bundle))
+        erin["request"]["requester"] = "jit-erin"
+        erin["request"]["requester_uid"] = int(run(["id", "-u", "jit-erin"]).stdout)
+        p = self.import_on(other, self.write_bundle(erin))
+        self.assertExit(p, EXIT_REFUSED)
+
+        p = self.import_on(other, path)
+        self.assertExit(p, 0)
+        installed = json.loads(p.stdout)
+        self.assertEqual(installed["state"], "active")
+        self.assertEqual(installed["requester"], "jit-alice")
+        self.assertEqual(installed["duration"], 1800)
+        self.assertEqual(installed["approvals"][0]["approver"], "jit-bob")
+        self.assertEqual(installed["approvals"][0]["signer_fingerprint"], self.fingerprint("jit-bob", "ed25519"))
+        check = other.call({"version": 1, "op": "check", "user": "jit-alice", "service": "sudo"})
+        self.assertTrue(check["result"]["allowed"], check)
+        self.assertEqual(check["result"]["request_id"], installed["id"])
+        records = other.call({"version": 1, "op": "audit", "request": installed["id"]})["result"]
+        granted = [r for r in records if r["event"] == "granted"]
+        self.assertEqual(granted[0]["details"]["origin_request"], str(rid))
+        self.assertEqual(granted[0]["details"]["signers"], [self.fingerprint("jit-bob", "ed25519")])
+        # Once only.
+        p = self.import_on(other, path)
+        self.assertExit(p, EXIT_REFUSED)
+        self.assertIn("approval 1 was used here already", p.stderr)
+
+        # A host of another name is not the one the approvals name.
+        named = self.other_host("elsewhere", hostname="elsewhere-7")
+        p = self.import_on(named, path)
+        self.assertExit(p, EXIT_REFUSED)
+        self.assertIn(f"approval 1 is for hosts {socket.gethostname()}, not this host (elsewhere-7)", p.stderr)
+        self.u["jit-bob"].ok("revoke", str(rid))
+
+    def test_31_bundle_two_of_n(self):
+        rid = self.file("jit-erin")["id"]
+        self.assertExit(self.approve("jit-bob", str(rid)), 0)
+        self.assertExit(self.approve("jit-carol", str(rid)), 0)
+        path, bundle = self.export("jit-carol", rid)
+        self.assertEqual(len(bundle["approvals"]), 2)
+        other = self.other_host("airgap-2")
+        one = json.loads(json.dumps(bundle))
+        one["approvals"] = one["approvals"][:1]
+        p = self.import_on(other, self.write_bundle(one))
+        self.assertExit(p, EXIT_REFUSED)
+        self.assertIn('1 signed approval, rule "two-signed" needs 2 here', p.stderr)
+        twice = json.loads(json.dumps(bundle))
+        twice["approvals"][1] = twice["approvals"][0]
+        p = self.import_on(other, self.write_bundle(twice))
+        self.assertExit(p, EXIT_REFUSED)
+        self.assertIn("approval 2: jit-bob approved twice", p.stderr)
+        p = self.import_on(other, path)
+        self.assertExit(p, 0)
+        self.assertEqual(json.loads(p.stdout)["state"], "active")
+        self.u["jit-bob"].ok("revoke", str(rid))
+        # Only an active grant with signed approvals is exported.
+        p = self.u["jit-bob"].jitctl("grant", "export", str(rid))
+        self.assertExit(p, 1)
+        self.assertIn("only an active grant can be exported", p.stderr)
 
 if __name__ == "__main__":
     import unittest
