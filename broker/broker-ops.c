@@ -722,8 +722,9 @@ static json_object *op_request(Op *op) {
 /* ---- approve, and the statement a signed approval signs ---- */
 
 /* A pending request the caller may approve, for the statement and the signature check: the
- * cheap refusals come before any ssh-keygen runs (the core decides again when it writes). */
-static json_object *signable_request(Op *op, int64_t id, Request **ret) {
+ * cheap refusals come before any ssh-keygen runs (the core decides again when it writes).
+ * quiet: a question (approval-statement), whose refusals are answered, not logged. */
+static json_object *signable_request(Op *op, int64_t id, bool quiet, Request **ret) {
         _cleanup_(request_freep) Request *r = NULL;
         int k = db_get_request(op->b->db, id, &r);
         if (k == -ENOENT)
@@ -731,16 +732,21 @@ static json_object *signable_request(Op *op, int64_t id, Request **ret) {
         if (k < 0)
                 return internal_error(op, "reading the request", k);
         if (!may_see(op, r))
-                return refuse(op, r, "%s may not see request %lld", op->caller.name,
-                              (long long) id);
+                return quiet ? jit_reply_error(JIT_ERROR_REFUSED, "%s may not see request %lld",
+                                               op->caller.name, (long long) id)
+                             : refuse(op, r, "%s may not see request %lld", op->caller.name,
+                                      (long long) id);
         if (r->state != REQUEST_PENDING)
                 return jit_reply_error(JIT_ERROR_CONFLICT,
                                        "request %lld is %s; only pending requests can be approved",
                                        (long long) id, request_state_to_string(r->state));
         const PolicyRule *rule = policy_find_rule(op->b->policy, r->rule);
         if (!rule || !policy_rule_is_approver(rule, &op->caller))
-                return refuse(op, r, "%s is not an approver for rule \"%s\"", op->caller.name,
-                              r->rule);
+                return quiet ? jit_reply_error(JIT_ERROR_REFUSED,
+                                               "%s is not an approver for rule \"%s\"",
+                                               op->caller.name, r->rule)
+                             : refuse(op, r, "%s is not an approver for rule \"%s\"",
+                                      op->caller.name, r->rule);
         *ret = TAKE_PTR(r);
         return NULL;
 }
@@ -779,7 +785,7 @@ static json_object *op_approval_statement(Op *op) {
 
         if (get_id(op->msg, &id) < 0)
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "id must be a positive integer");
-        if ((fail = signable_request(op, id, &r)))
+        if ((fail = signable_request(op, id, true, &r)))
                 return fail;
         uint64_t nb, na;
         approval_default_window(r, now_usec(CLOCK_REALTIME), &nb, &na);
@@ -830,7 +836,7 @@ static json_object *check_signed_approval(Op *op, int64_t id, const char *text, 
         const char *why;
         int k;
 
-        if ((fail = signable_request(op, id, &r)))
+        if ((fail = signable_request(op, id, false, &r)))
                 return fail;
         if (approval_statement_parse(text, text_len, &signed_s, &why) < 0)
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST,
