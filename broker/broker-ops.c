@@ -721,6 +721,8 @@ static json_object *op_request(Op *op) {
 
 /* ---- approve, and the statement a signed approval signs ---- */
 
+static json_object *rate_limit(Op *op);
+
 /* A pending request the caller may approve, for the statement and the signature check: the
  * cheap refusals come before any ssh-keygen runs (the core decides again when it writes).
  * quiet: a question (approval-statement), whose refusals are answered, not logged. */
@@ -740,6 +742,12 @@ static json_object *signable_request(Op *op, int64_t id, bool quiet, Request **r
                 return jit_reply_error(JIT_ERROR_CONFLICT,
                                        "request %lld is %s; only pending requests can be approved",
                                        (long long) id, request_state_to_string(r->state));
+        for (size_t i = 0; i < r->n_approvals; i++)
+                if (!r->approvals[i].by_rule && r->approvals[i].approver_uid == op->caller.uid)
+                        return jit_reply_error(JIT_ERROR_REFUSED,
+                                               "%s has already approved request %lld; an "
+                                               "approver counts once",
+                                               op->caller.name, (long long) id);
         const PolicyRule *rule = policy_find_rule(op->b->policy, r->rule);
         if (!rule || !policy_rule_is_approver(rule, &op->caller))
                 return quiet ? jit_reply_error(JIT_ERROR_REFUSED,
@@ -925,6 +933,10 @@ static json_object *op_approve(Op *op) {
 
         Request *saved = NULL;
         if (signature) {
+                /* Each check runs ssh-keygen twice: as dear as the limited operations. */
+                json_object *limited = op->peer->uid != 0 ? rate_limit(op) : NULL;
+                if (limited)
+                        return limited;
                 SshSigInfo info;
                 uint64_t not_after = 0;
                 json_object *fail;

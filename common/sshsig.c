@@ -81,7 +81,10 @@ int sshsig_parse(const char *text, size_t len, SshSigInfo *ret, const char **why
                 }
                 p = nl ? nl + 1 : end;
         }
-        if (!ended || p != end || n == 0 || n % 4 != 0)
+        if (!ended || p != end)
+                return -EBADMSG;
+        *why = "a malformed SSH signature";
+        if (n == 0 || n % 4 != 0)
                 return -EBADMSG;
 
         int m = EVP_DecodeBlock(blob, b64, (int) n);
@@ -95,7 +98,6 @@ int sshsig_parse(const char *text, size_t len, SshSigInfo *ret, const char **why
         const unsigned char *key, *ns, *reserved, *hash, *sig, *type;
         size_t key_len, ns_len, reserved_len, hash_len, sig_len, type_len;
         uint32_t version;
-        *why = "a malformed SSH signature";
         if (r.left < 6 || memcmp(r.p, MAGIC, 6) != 0)
                 return -EBADMSG;
         r.p += 6, r.left -= 6;

@@ -355,6 +355,10 @@ class Signed(BrokerTestCase):
         rid = self.file("jit-erin")["id"]
         self.assertExit(self.approve("jit-bob", str(rid)), 0)
         self.assertEqual(self.root.ok("show", str(rid))["state"], "pending")
+        # The same approver again, with another key of theirs: still one approver.
+        p = self.approve("jit-bob", str(rid), "--key", self.key("jit-bob", "ecdsa") + ".pub")
+        self.assertExit(p, EXIT_REFUSED)
+        self.assertIn(f"jit-bob has already approved request {rid}; an approver counts once", p.stderr)
         self.assertExit(self.approve("jit-carol", str(rid)), 0)
         shown = self.root.ok("show", str(rid))
         self.assertEqual(shown["state"], "active")
