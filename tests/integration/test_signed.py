@@ -5,6 +5,7 @@ approver's own ssh-agent, the broker checks the signature with ssh-keygen agains
 by the approver over exactly this request."""
 
 import datetime
+import hashlib
 import json
 import os
 import socket
@@ -22,7 +23,9 @@ rules = (
   { name = "signed"; services = ["sudo"]; requesters = ["%jit-dev"];
     approvers = ["%jit-lead"]; max_duration = "2h"; signed = true; },
   { name = "plain"; services = ["sudo"]; requesters = ["jit-frank"];
-    approvers = ["%jit-lead"]; max_duration = "2h"; }
+    approvers = ["%jit-lead"]; max_duration = "2h"; },
+  { name = "signed-cmd"; services = ["sudo"]; requesters = ["jit-wendy"]; approvers = ["%jit-lead"];
+    commands = ["/usr/bin/echo restart *"]; run_as = ["root", "jit-bob"]; signed = true; }
 );
 """
 
@@ -57,6 +60,7 @@ class Signed(BrokerTestCase):
         "jit-alice": ["jit-dev", "jit-test"],
         "jit-erin": ["jit-test"],
         "jit-frank": ["jit-test"],
+        "jit-wendy": ["jit-test"],
         "jit-bob": ["jit-lead", "jit-test"],
         "jit-carol": ["jit-lead", "jit-test"],
         "jit-dave": ["jit-lead", "jit-test"],
@@ -230,6 +234,21 @@ class Signed(BrokerTestCase):
         self.assertExit(self.approve("jit-carol", str(rid), "--sign"), 0)
         self.assertEqual(self.root.ok("show", str(rid))["approvals"][0]["signer_fingerprint"],
                          self.fingerprint("jit-carol", "ed25519"))
+        self.u["jit-bob"].ok("revoke", str(rid))
+
+    def test_04_command_grant(self):
+        """A command grant's statement names the program, its arguments (by hash) and run-as."""
+        r = self.u["jit-wendy"].ok("request", "--reason", "restart it", "--for", "30m",
+                                   "--command", "echo restart nginx", "--as", "jit-bob")
+        rid = r["id"]
+        text = self.statement("jit-bob", rid)
+        argv_hash = hashlib.sha256(b"".join(a.encode() + b"\0" for a in r["argv"])).hexdigest()
+        self.assertIn(f"\ncommand /usr/bin/echo\nargv-sha256 {argv_hash}\nrun-as jit-bob\n", text)
+        other = self.replace(text, "argv-sha256", hashlib.sha256(b"echo\0restart\0postgres\0").hexdigest())
+        reply = self.raw_approve("jit-bob", rid, other, self.sign("jit-bob", "ed25519", other))
+        self.assertRefusedWith(reply, "its argv-sha256 differs")
+        self.assertExit(self.approve("jit-bob", str(rid)), 0)
+        self.assertEqual(self.root.ok("show", str(rid))["state"], "active")
         self.u["jit-bob"].ok("revoke", str(rid))
 
     # --- refused, each with its reason ---
