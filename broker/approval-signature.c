@@ -49,8 +49,10 @@ int approval_statement_of(const Request *r, const char *host, const char *approv
                 .approver = approver,
         };
         /* storage: the id, then the run-as ("USER[:GROUP]"). */
-        if (asprintf(&s, "%lld%c%s%s%s", (long long) r->id, 0, r->run_as_user ? r->run_as_user : "",
-                     r->run_as_group ? ":" : "", r->run_as_group ? r->run_as_group : "") < 0)
+        /* A group without a user runs as root with that group: "root:GROUP". */
+        const char *user = r->run_as_user ? r->run_as_user : r->run_as_group ? "root" : "";
+        if (asprintf(&s, "%lld%c%s%s%s", (long long) r->id, 0, user, r->run_as_group ? ":" : "",
+                     r->run_as_group ? r->run_as_group : "") < 0)
                 return -ENOMEM;
         st.request = s;
         const char *run_as = s + strlen(s) + 1;
