@@ -8,6 +8,7 @@
  * on the path of pam_jit's check, which reads only the database. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "approval-signature.h"
 #include "cleanup.h"
 #include "ssh-keygen.h"
+#include "timeutil.h"
 
 int approval_host_name(const Policy *p, char *buf, size_t size) {
         if (p && p->fleet.enabled && p->fleet.host) {
@@ -253,5 +255,103 @@ int approval_signature_check(const SignatureCheck *c, SshSigInfo *ret_info, char
                 return -EPERM;
         }
         *ret_info = info;
+        return 0;
+}
+
+static int why_printf(char **ret_why, int r, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+static int why_printf(char **ret_why, int r, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        if (vasprintf(ret_why, fmt, ap) < 0)
+                *ret_why = NULL;
+        va_end(ap);
+        return r;
+}
+
+static int check_statement(const SignedApproval *a, const ApprovalStatement *s, char **ours,
+                           size_t *ours_len, char **ret_why) {
+        _cleanup_free_ char *storage = NULL;
+        ApprovalStatement mine;
+        const char *why;
+        char t[64];
+        int k;
+
+        if ((a->fleet || s->fleet) && !(a->fleet && s->fleet && STREQ(a->fleet, s->fleet)))
+                return why_printf(ret_why, -EPERM, "the signed statement is for %s%s, not %s%s",
+                                  s->fleet ? "fleet " : "", s->fleet ? s->fleet : "one host",
+                                  a->fleet ? "fleet " : "", a->fleet ? a->fleet : "one host");
+        /* Ours, for the hosts and the window the signer chose; any other difference is named. */
+        if ((k = approval_statement_of(a->request, s->hosts, a->approver, s->not_before,
+                                       s->not_after, &mine, &storage)) < 0)
+                return why_printf(ret_why, k, "out of memory");
+        mine.request = a->request_id;
+        mine.fleet = a->fleet;
+        if ((k = approval_statement_format(&mine, ours, ours_len, &why)) < 0)
+                return why_printf(ret_why, k == -ENOMEM ? k : -EPERM,
+                                  "the request cannot be signed: its %s does not fit a statement",
+                                  why);
+        const char *field = approval_statement_diff(&mine, s);
+        if (field)
+                return why_printf(ret_why, -EPERM,
+                                  "the signed statement does not match the request: its %s differs",
+                                  field);
+
+        HostSelector *sel = NULL;
+        bool here = a->exact_host
+                            ? STREQ(s->hosts, a->host)
+                            : host_selector_parse(s->hosts, &sel, NULL) >= 0 &&
+                                      host_selector_matches(sel, a->host, a->labels, a->n_labels);
+        host_selector_free(sel);
+        if (!here)
+                return why_printf(ret_why, -EPERM, "it is for hosts %s, not this host (%s)",
+                                  s->hosts, a->host);
+        if (s->not_before > a->now + APPROVAL_CLOCK_SKEW)
+                return why_printf(ret_why, -EPERM, "the signed approval is not valid before %s",
+                                  format_rfc3339(s->not_before * 1000000, t, sizeof(t)));
+        if (a->now + a->request->duration > s->not_after)
+                return why_printf(ret_why, -EPERM,
+                                  "the signed approval has expired: it holds only for a grant "
+                                  "ending by %s",
+                                  format_rfc3339(s->not_after * 1000000, t, sizeof(t)));
+        return 0;
+}
+
+int approval_check_signed(const SignedApproval *a, SshSigInfo *ret_info, uint64_t *ret_not_after,
+                          char **ret_why) {
+        ApprovalStatement s;
+        const char *why;
+        int k;
+
+        *ret_why = NULL;
+        if (approval_statement_parse(a->statement, strlen(a->statement), &s, &why) < 0)
+                return why_printf(ret_why, -EBADMSG, "the signed statement is malformed: %s", why);
+        _cleanup_free_ char *ours = NULL;
+        size_t ours_len = 0;
+        k = check_statement(a, &s, &ours, &ours_len, ret_why);
+        uint64_t not_after = s.not_after;
+        approval_statement_done(&s);
+        if (k < 0)
+                return k;
+
+        _cleanup_free_ char *reason = NULL;
+        SignatureCheck c = {
+                .allowed_signers = a->allowed_signers,
+                .statement = ours,
+                .statement_len = ours_len,
+                .signature = a->signature,
+                .signature_len = strlen(a->signature),
+                .approver = a->approver,
+                .requester = a->approver_is_requester ? NULL : a->request->requester,
+        };
+        k = approval_signature_check(&c, ret_info, &reason);
+        if (k == -EPERM)
+                return why_printf(ret_why, k, "the signature is refused: %s",
+                                  reason ? reason : "out of memory");
+        if (k < 0) {
+                *ret_why = TAKE_PTR(reason);
+                return k;
+        }
+        *ret_not_after = not_after;
         return 0;
 }

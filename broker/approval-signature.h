@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "approval-statement.h"
+#include "host-selector.h"
 #include "policy.h"
 #include "sshsig.h"
 #include "store.h"
@@ -45,6 +46,33 @@ typedef struct SignatureCheck {
         const char *approver;
         const char *requester;
 } SignatureCheck;
+
+/* A signed approval as it reaches this host: its statement and signature, and what they must
+ * name. For jitctl approve here, a grant bundle, and (to come) the fleet's approvals. */
+typedef struct SignedApproval {
+        const Request *request;  /* the request as this host has it (requester, service,
+                                    command, duration, reason, ticket) */
+        const char *request_id;  /* what the statement must name: "42", "f:42" */
+        const char *fleet;       /* the fleet it must name; NULL: none (a local request) */
+        const char *approver;    /* who sends it: the statement's approver and principal */
+        const char *statement;   /* as signed */
+        const char *signature;   /* armored */
+        const char *host;        /* this host's name (approval_host_name()) */
+        const HostLabel *labels; /* and labels (policy_host_labels()) */
+        size_t n_labels;
+        bool exact_host;            /* `hosts` must be host itself, not a selector picking it */
+        bool approver_is_requester; /* allow_self_approval decided it: the key may be theirs */
+        const char *allowed_signers;
+        uint64_t now; /* seconds since the epoch */
+} SignedApproval;
+
+/* Checks a in this order: the statement is canonical (-EBADMSG), names a->fleet, is byte for
+ * byte the statement of a->request with a->request_id and a->approver for the window and
+ * hosts it gives, its hosts pick this host, its window holds a grant of the request starting
+ * now (-EPERM for each), and then approval_signature_check(). *ret_why (malloc'd) says why;
+ * on success *ret_info names the key and *ret_not_after ends the window. */
+int approval_check_signed(const SignedApproval *a, SshSigInfo *ret_info, uint64_t *ret_not_after,
+                          char **ret_why);
 
 /* 0 when the signature is good: made for namespace jit-approval by a key allowed_signers
  * lists for approver, and not for the requester, over exactly the statement; *ret_info then

@@ -22,7 +22,6 @@
 #define BUNDLE_REQUEST_ID_MAX 32
 #define DURATION_IMPORT_MAX (366ULL * 24 * 3600)
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(HostSelector *, host_selector_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(Request *, request_free)
 
 static json_object *string_or_null(const char *s) {
@@ -141,92 +140,29 @@ typedef struct BundleCheck {
         const char *host;
         const HostLabel *labels;
         size_t n_labels;
-        char *fleet_seen; /* the first approval's fleet ("-" for none), malloc'd */
 } BundleCheck;
 
-static void bundle_check_done(BundleCheck *bc) {
-        free(bc->fleet_seen);
-}
+/* One approval of the bundle, checked as a signed approval here is (approval_check_signed(),
+ * with the hosts its statement names: a selector that picks this host will do), by an
+ * approver of this host's rule; counted into *im when it holds. */
+static json_object *check_one(BundleCheck *bc, size_t i, json_object *o, Imported *im) {
+        const char *approver, *statement = raw_string(o, "statement", APPROVAL_STATEMENT_MAX),
+                              *signature = raw_string(o, "signature", SSHSIG_ARMORED_MAX);
+        const PolicyRule *rule = bc->rule;
+        const Request *r = bc->r;
+        int k;
 
-static json_object *check_statement(BundleCheck *bc, size_t i, const char *approver,
-                                    const char *statement, const char *signature,
-                                    const ApprovalStatement *sp, Imported *im);
-
-static json_object *check_one(BundleCheck *bc, size_t i, json_object *a, Imported *im) {
-        const char *approver, *statement = raw_string(a, "statement", APPROVAL_STATEMENT_MAX),
-                              *signature = raw_string(a, "signature", SSHSIG_ARMORED_MAX);
-        ApprovalStatement s;
-        const char *why;
-
-        if (jit_message_get_string(a, "approver", JIT_USER_MAX, true, &approver) < 0 ||
+        if (jit_message_get_string(o, "approver", JIT_USER_MAX, true, &approver) < 0 ||
             !statement || !signature)
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST,
                                        "approval %zu: approver, statement and signature are "
                                        "required",
                                        i + 1);
-        if (approval_statement_parse(statement, strlen(statement), &s, &why) < 0)
-                return jit_reply_error(JIT_ERROR_BAD_REQUEST,
-                                       "approval %zu: the signed statement is malformed: %s", i + 1,
-                                       why);
-        json_object *fail = check_statement(bc, i, approver, statement, signature, &s, im);
-        approval_statement_done(&s);
-        return fail;
-}
-
-/* One approval whose statement s parsed: its checks, as a signed approval here is checked
- * (broker-ops.c), with the request, fleet and hosts the statement names; counted into *im
- * when it holds. */
-static json_object *check_statement(BundleCheck *bc, size_t i, const char *approver,
-                                    const char *statement, const char *signature,
-                                    const ApprovalStatement *sp, Imported *im) {
-        Broker *b = bc->b;
-        const Request *r = bc->r;
-        const PolicyRule *rule = bc->rule;
-        const ApprovalStatement s = *sp;
-        const char *why;
-        _cleanup_free_ char *storage = NULL, *ours = NULL;
-        _cleanup_(host_selector_freep) HostSelector *sel = NULL;
-        ApprovalStatement mine;
-        size_t ours_len;
-        uint64_t now = now_usec(CLOCK_REALTIME) / 1000000;
-        char t[64];
-        int k;
-
-        /* Ours: the bundle's request, with the request, fleet and hosts the statement names
-         * (the ones checked below) and its window. */
-        if ((k = approval_statement_of(r, s.hosts, approver, s.not_before, s.not_after, &mine,
-                                       &storage)) < 0)
-                return jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
-        mine.request = bc->request_id;
-        mine.fleet = s.fleet;
-        if (approval_statement_format(&mine, &ours, &ours_len, &why) < 0)
-                return refused("approval %zu: the bundle's request cannot be signed (%s)", i + 1,
-                               why);
-        const char *field = approval_statement_diff(&mine, &s);
-        if (field)
-                return refused("approval %zu: the signed statement does not match the bundle's "
-                               "request: its %s differs",
-                               i + 1, field);
-        if (bc->fleet_seen && !STREQ(bc->fleet_seen, s.fleet ? s.fleet : "-"))
-                return refused("approval %zu is of another fleet than the first", i + 1);
-        if (!bc->fleet_seen && !(bc->fleet_seen = strdup(s.fleet ? s.fleet : "-")))
-                return jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
-        if (host_selector_parse(s.hosts, &sel, NULL) < 0 ||
-            !host_selector_matches(sel, bc->host, bc->labels, bc->n_labels))
-                return refused("approval %zu is for hosts %s, not this host (%s)", i + 1, s.hosts,
-                               bc->host);
-        if (s.not_before > now + APPROVAL_CLOCK_SKEW)
-                return refused("approval %zu is not valid before %s", i + 1,
-                               format_rfc3339(s.not_before * 1000000, t, sizeof(t)));
-        if (now + r->duration > s.not_after)
-                return refused("approval %zu has expired: it holds only for a grant ending by %s",
-                               i + 1, format_rfc3339(s.not_after * 1000000, t, sizeof(t)));
-        if ((k = db_signature_known(b->db, signature)) != 0)
+        if ((k = db_signature_known(bc->b->db, signature)) != 0)
                 return k > 0 ? refused("approval %zu was used here already: a bundle is "
                                        "imported once",
                                        i + 1)
                              : jit_reply_error(JIT_ERROR_INTERNAL, "cannot read the approvals");
-
         _cleanup_(identity_done) Identity who = { .uid = (uid_t) -1 };
         if (identity_from_name(approver, &who) < 0 || !policy_rule_is_approver(rule, &who))
                 return refused("approval %zu: %s is not an approver of rule \"%s\" here", i + 1,
@@ -235,38 +171,43 @@ static json_object *check_statement(BundleCheck *bc, size_t i, const char *appro
                 return refused("approval %zu: %s cannot approve their own request", i + 1,
                                approver);
 
-        _cleanup_free_ char *reason = NULL;
+        _cleanup_free_ char *why = NULL;
         SshSigInfo info;
-        SignatureCheck c = {
-                .allowed_signers = policy_allowed_signers(b->policy),
-                .statement = ours,
-                .statement_len = ours_len,
-                .signature = signature,
-                .signature_len = strlen(signature),
+        uint64_t not_after;
+        SignedApproval a = {
+                .request = r,
+                .request_id = bc->request_id,
                 .approver = approver,
-                .requester = who.uid == r->requester_uid ? NULL : r->requester,
+                .statement = statement,
+                .signature = signature,
+                .host = bc->host,
+                .labels = bc->labels,
+                .n_labels = bc->n_labels,
+                .approver_is_requester = who.uid == r->requester_uid,
+                .allowed_signers = policy_allowed_signers(bc->b->policy),
+                .now = now_usec(CLOCK_REALTIME) / 1000000,
         };
-        k = approval_signature_check(&c, &info, &reason);
+        k = approval_check_signed(&a, &info, &not_after, &why);
+        if (k == -EBADMSG)
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "approval %zu: %s", i + 1,
+                                       why ? why : "malformed");
         if (k == -EPERM)
-                return refused("approval %zu: the signature is refused: %s", i + 1,
-                               reason ? reason : "out of memory");
+                return refused("approval %zu: %s", i + 1, why ? why : "out of memory");
         if (k < 0) {
-                log_error_errno(k, "checking an imported signature: %s", reason ? reason : "%m");
-                return jit_reply_error(
-                        JIT_ERROR_INTERNAL,
-                        "the signature could not be checked (%s); nothing was changed",
-                        reason ? reason : strerror(-k));
+                log_error_errno(k, "checking an imported signature: %s", why ? why : "%m");
+                return jit_reply_error(JIT_ERROR_INTERNAL,
+                                       "the signature could not be checked (%s); nothing was "
+                                       "changed",
+                                       why ? why : strerror(-k));
         }
         for (size_t j = 0; j < im->n; j++) {
-                if (im->items[j].approver_uid == who.uid) {
+                if (im->items[j].approver_uid == who.uid)
                         return refused("approval %zu: %s approved twice; an approver counts once",
                                        i + 1, approver);
-                }
-                if (STREQ(im->items[j].signer_fingerprint, info.fingerprint)) {
+                if (STREQ(im->items[j].signer_fingerprint, info.fingerprint))
                         return refused("approval %zu: key %s already signed %s's approval; a key "
                                        "counts once",
                                        i + 1, info.fingerprint, im->items[j].approver);
-                }
         }
         char *fp = strdup(info.fingerprint);
         if (!fp)
@@ -276,7 +217,7 @@ static json_object *check_statement(BundleCheck *bc, size_t i, const char *appro
                 .approver = im->names[im->n],
                 .approver_uid = who.uid,
                 .at = now_usec(CLOCK_REALTIME),
-                .policy_version = (char *) b->policy->hash,
+                .policy_version = (char *) bc->b->policy->hash,
                 .statement = (char *) statement,
                 .signature = (char *) signature,
                 .signer_fingerprint = fp,
@@ -352,13 +293,13 @@ static json_object *bundle_import(Broker *b, const Identity *caller, json_object
         };
         if (!im.items || !im.names)
                 return jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
-        _cleanup_(bundle_check_done) BundleCheck bc = { .b = b,
-                                                        .r = &r,
-                                                        .request_id = request_id,
-                                                        .rule = rule,
-                                                        .host = host,
-                                                        .labels = labels,
-                                                        .n_labels = n_labels };
+        BundleCheck bc = { .b = b,
+                           .r = &r,
+                           .request_id = request_id,
+                           .rule = rule,
+                           .host = host,
+                           .labels = labels,
+                           .n_labels = n_labels };
         for (size_t i = 0; i < n; i++) {
                 json_object *fail = check_one(&bc, i, json_object_array_get_idx(approvals, i), &im);
                 if (fail)

@@ -831,82 +831,51 @@ static int get_raw_string(json_object *msg, const char *key, size_t max, const c
         return 0;
 }
 
-/* Checks a signed approval of request id by the caller: the statement the client signed
- * must be, byte for byte, the one the broker builds from its own copy of the request for
- * the window the client chose, that window must hold a grant starting now, and the
- * signature must be good (approval_signature_check()). On success *ret_fingerprint. */
-static json_object *check_signed_approval(Op *op, int64_t id, const char *text, size_t text_len,
-                                          const char *signature, size_t signature_len,
-                                          SshSigInfo *ret_info, uint64_t *ret_not_after) {
+/* Checks a signed approval of request id by the caller (approval_check_signed()): the
+ * statement must be, byte for byte, the one the broker builds from its own copy of the
+ * request for this host and the window the client chose, the window must hold a grant
+ * starting now, and the signature must be good. */
+static json_object *check_signed_approval(Op *op, int64_t id, const char *statement,
+                                          const char *signature, SshSigInfo *ret_info,
+                                          uint64_t *ret_not_after) {
         _cleanup_(request_freep) Request *r = NULL;
+        _cleanup_free_ char *why = NULL;
         json_object *fail;
-        ApprovalStatement signed_s;
-        const char *why;
+        char host[256], rid[32];
         int k;
 
         if ((fail = signable_request(op, id, false, &r)))
                 return fail;
-        if (approval_statement_parse(text, text_len, &signed_s, &why) < 0)
-                return jit_reply_error(JIT_ERROR_BAD_REQUEST,
-                                       "the signed statement is malformed: %s", why);
-        uint64_t nb = signed_s.not_before, na = signed_s.not_after;
-
-        /* Ours, for the same window: any other difference names the field. */
-        _cleanup_free_ char *ours = NULL;
-        size_t ours_len;
-        if ((fail = statement_for(op, r, nb, na, &ours, &ours_len))) {
-                approval_statement_done(&signed_s);
-                return fail;
-        }
-        ApprovalStatement ours_s;
-        if ((k = approval_statement_parse(ours, ours_len, &ours_s, &why)) < 0) {
-                approval_statement_done(&signed_s);
-                return internal_error(op, "reading the approval statement back", k);
-        }
-        const char *field = approval_statement_diff(&ours_s, &signed_s);
-        approval_statement_done(&ours_s);
-        approval_statement_done(&signed_s);
-        if (field)
-                return refuse(op, r,
-                              "the signed statement does not match request %lld as this host "
-                              "has it: its %s differs",
-                              (long long) id, field);
-        uint64_t now = now_usec(CLOCK_REALTIME) / 1000000;
-        char t[64];
-        if (nb > now + APPROVAL_CLOCK_SKEW)
-                return refuse(op, r, "the signed approval is not valid before %s",
-                              format_rfc3339(nb * 1000000, t, sizeof(t)));
-        if (now + r->duration > na)
-                return refuse(op, r,
-                              "the signed approval has expired: it holds only for a grant "
-                              "ending by %s",
-                              format_rfc3339(na * 1000000, t, sizeof(t)));
-
-        _cleanup_free_ char *reason = NULL;
-        SignatureCheck c = {
-                .allowed_signers = policy_allowed_signers(op->b->policy),
-                .statement = ours,
-                .statement_len = ours_len,
-                .signature = signature,
-                .signature_len = signature_len,
+        if ((k = approval_host_name(op->b->policy, host, sizeof(host))) < 0)
+                return internal_error(op, "reading the host name", k);
+        snprintf(rid, sizeof(rid), "%lld", (long long) id);
+        SignedApproval a = {
+                .request = r,
+                .request_id = rid,
                 .approver = op->caller.name,
+                .statement = statement,
+                .signature = signature,
+                .host = host,
+                .exact_host = true,
                 /* Approving one's own request is the core's to allow (allow_self_approval)
                  * or refuse; another's must not be approved with the requester's key. */
-                .requester = op->caller.uid == r->requester_uid ? NULL : r->requester,
+                .approver_is_requester = op->caller.uid == r->requester_uid,
+                .allowed_signers = policy_allowed_signers(op->b->policy),
+                .now = now_usec(CLOCK_REALTIME) / 1000000,
         };
-        k = approval_signature_check(&c, ret_info, &reason);
+        k = approval_check_signed(&a, ret_info, ret_not_after, &why);
+        if (k == -EBADMSG)
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "%s", why ? why : "malformed");
         if (k == -EPERM)
-                return refuse(op, r, "the signature is refused: %s",
-                              reason ? reason : "out of memory");
+                return refuse(op, r, "%s", why ? why : "out of memory");
         if (k < 0) {
                 log_error_errno(k, "checking the signature of %s's approval of request %lld: %s",
-                                op->caller.name, (long long) id, reason ? reason : "%m");
+                                op->caller.name, (long long) id, why ? why : "%m");
                 return jit_reply_error(JIT_ERROR_INTERNAL,
                                        "the signature could not be checked (%s); nothing was "
                                        "changed",
-                                       reason ? reason : strerror(-k));
+                                       why ? why : strerror(-k));
         }
-        *ret_not_after = na;
         return NULL;
 }
 
@@ -940,8 +909,7 @@ static json_object *op_approve(Op *op) {
                 SshSigInfo info;
                 uint64_t not_after = 0;
                 json_object *fail;
-                if ((fail = check_signed_approval(op, id, statement, statement_len, signature,
-                                                  signature_len, &info, &not_after)))
+                if ((fail = check_signed_approval(op, id, statement, signature, &info, &not_after)))
                         return fail;
                 GrantSignature sig = { .statement = statement,
                                        .signature = signature,

@@ -287,7 +287,7 @@ class Signed(BrokerTestCase):
             ("request", str(rid + 1000), "its request differs"),
             ("requester", "jit-erin", "its requester differs"),
             ("duration", "7200", "its duration differs"),
-            ("hosts", "another-host", "its hosts differs"),
+            ("hosts", "another-host", f"it is for hosts another-host, not this host ({socket.gethostname()})"),
             ("approver", "jit-carol", "its approver differs"),
         ]
         for key, value, why in cases:
@@ -451,8 +451,8 @@ class Signed(BrokerTestCase):
         longer["request"]["duration"] = 7200
         p = self.import_on(other, self.write_bundle(longer))
         self.assertExit(p, EXIT_REFUSED)
-        self.assertIn("approval 1: the signed statement does not match the bundle's request: its duration "
-                      "differs", p.stderr)
+        self.assertIn("approval 1: the signed statement does not match the request: its duration differs",
+                      p.stderr)
         # Another requester.
         erin = json.loads(json.dumps(bundle))
         erin["request"]["requester"] = "jit-erin"
@@ -484,7 +484,8 @@ class Signed(BrokerTestCase):
         named = self.other_host("elsewhere", hostname="elsewhere-7")
         p = self.import_on(named, path)
         self.assertExit(p, EXIT_REFUSED)
-        self.assertIn(f"approval 1 is for hosts {socket.gethostname()}, not this host (elsewhere-7)", p.stderr)
+        self.assertIn(f"approval 1: it is for hosts {socket.gethostname()}, not this host (elsewhere-7)",
+                      p.stderr)
         self.u["jit-bob"].ok("revoke", str(rid))
 
     def test_31_bundle_two_of_n(self):
