@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "access-log.h"
+#include "approval-signature.h"
 #include "broker-audit.h"
 #include "broker-journal.h"
 #include "broker-sessions.h"
@@ -199,6 +200,8 @@ static json_object *request_to_json(const Broker *b, const Request *r) {
                 json_object_object_add(a, "policy_version",
                                        json_string_or_null(r->approvals[i].policy_version));
                 json_object_object_add(a, "comment", json_string_or_null(r->approvals[i].comment));
+                json_object_object_add(a, "signer_fingerprint",
+                                       json_string_or_null(r->approvals[i].signer_fingerprint));
                 json_object_object_add(a, "at", json_time(r->approvals[i].at));
                 json_object_array_add(approvals, a);
         }
@@ -716,10 +719,169 @@ static json_object *op_request(Op *op) {
         return reply_request(op, id);
 }
 
-/* ---- approve ---- */
+/* ---- approve, and the statement a signed approval signs ---- */
+
+static json_object *rate_limit(Op *op);
+
+/* A pending request the caller may approve, for the statement and the signature check: the
+ * cheap refusals come before any ssh-keygen runs (the core decides again when it writes).
+ * quiet: a question (approval-statement), whose refusals are answered, not logged. */
+static json_object *signable_request(Op *op, int64_t id, bool quiet, Request **ret) {
+        _cleanup_(request_freep) Request *r = NULL;
+        int k = db_get_request(op->b->db, id, &r);
+        if (k == -ENOENT)
+                return jit_reply_error(JIT_ERROR_NOT_FOUND, "no request %lld", (long long) id);
+        if (k < 0)
+                return internal_error(op, "reading the request", k);
+        if (!may_see(op, r))
+                return quiet ? jit_reply_error(JIT_ERROR_REFUSED, "%s may not see request %lld",
+                                               op->caller.name, (long long) id)
+                             : refuse(op, r, "%s may not see request %lld", op->caller.name,
+                                      (long long) id);
+        if (r->state != REQUEST_PENDING)
+                return jit_reply_error(JIT_ERROR_CONFLICT,
+                                       "request %lld is %s; only pending requests can be approved",
+                                       (long long) id, request_state_to_string(r->state));
+        for (size_t i = 0; i < r->n_approvals; i++)
+                if (!r->approvals[i].by_rule && r->approvals[i].approver_uid == op->caller.uid)
+                        return jit_reply_error(JIT_ERROR_REFUSED,
+                                               "%s has already approved request %lld; an "
+                                               "approver counts once",
+                                               op->caller.name, (long long) id);
+        const PolicyRule *rule = policy_find_rule(op->b->policy, r->rule);
+        if (!rule || !policy_rule_is_approver(rule, &op->caller))
+                return quiet ? jit_reply_error(JIT_ERROR_REFUSED,
+                                               "%s is not an approver for rule \"%s\"",
+                                               op->caller.name, r->rule)
+                             : refuse(op, r, "%s is not an approver for rule \"%s\"",
+                                      op->caller.name, r->rule);
+        *ret = TAKE_PTR(r);
+        return NULL;
+}
+
+/* The statement of the caller's approval of r, in *ret (malloc'd, with its length). */
+static json_object *statement_for(Op *op, const Request *r, uint64_t not_before, uint64_t not_after,
+                                  char **ret, size_t *ret_len) {
+        char host[256];
+        _cleanup_free_ char *storage = NULL;
+        ApprovalStatement s;
+        const char *why;
+        int k;
+
+        if ((k = approval_host_name(op->b->policy, host, sizeof(host))) < 0)
+                return internal_error(op, "reading the host name", k);
+        if ((k = approval_statement_of(r, host, op->caller.name, not_before, not_after, &s,
+                                       &storage)) < 0)
+                return internal_error(op, "building the approval statement", k);
+        if ((k = approval_statement_format(&s, ret, ret_len, &why)) < 0) {
+                if (k == -ENOMEM)
+                        return internal_error(op, "building the approval statement", k);
+                return jit_reply_error(JIT_ERROR_CONFLICT,
+                                       "request %lld cannot be signed: its %s does not fit an "
+                                       "approval statement",
+                                       (long long) r->id, why);
+        }
+        return NULL;
+}
+
+static json_object *op_approval_statement(Op *op) {
+        _cleanup_(request_freep) Request *r = NULL;
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        int64_t id;
+        json_object *fail;
+
+        if (get_id(op->msg, &id) < 0)
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "id must be a positive integer");
+        if ((fail = signable_request(op, id, true, &r)))
+                return fail;
+        uint64_t nb, na;
+        approval_default_window(r, now_usec(CLOCK_REALTIME), &nb, &na);
+        if ((fail = statement_for(op, r, nb, na, &text, &len)))
+                return fail;
+        json_object *o = json_object_new_object();
+        if (!o)
+                return jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
+        json_object_object_add(o, "statement", json_object_new_string_len(text, (int) len));
+        json_object_object_add(o, "namespace",
+                               json_object_new_string(APPROVAL_SIGNATURE_NAMESPACE));
+        json_object_object_add(o, "signed_required",
+                               json_object_new_boolean(policy_rule_requires_signature(
+                                       policy_find_rule(op->b->policy, r->rule), false)));
+        return jit_reply_ok(o);
+}
+
+/* A string field that is not typed text (it holds newlines): only its length and the
+ * absence of NUL are checked here; its own reader checks the rest. */
+static int get_raw_string(json_object *msg, const char *key, size_t max, const char **ret,
+                          size_t *ret_len) {
+        json_object *v;
+        *ret = NULL;
+        if (!json_object_object_get_ex(msg, key, &v) || json_object_is_type(v, json_type_null))
+                return 0;
+        if (!json_object_is_type(v, json_type_string))
+                return -EINVAL;
+        size_t len = (size_t) json_object_get_string_len(v);
+        if (len > max)
+                return -E2BIG;
+        if (strlen(json_object_get_string(v)) != len)
+                return -EINVAL;
+        *ret = json_object_get_string(v);
+        *ret_len = len;
+        return 0;
+}
+
+/* Checks a signed approval of request id by the caller (approval_check_signed()): the
+ * statement must be, byte for byte, the one the broker builds from its own copy of the
+ * request for this host and the window the client chose, the window must hold a grant
+ * starting now, and the signature must be good. */
+static json_object *check_signed_approval(Op *op, int64_t id, const char *statement,
+                                          const char *signature, SshSigInfo *ret_info,
+                                          uint64_t *ret_not_after) {
+        _cleanup_(request_freep) Request *r = NULL;
+        _cleanup_free_ char *why = NULL;
+        json_object *fail;
+        char host[256], rid[32];
+        int k;
+
+        if ((fail = signable_request(op, id, false, &r)))
+                return fail;
+        if ((k = approval_host_name(op->b->policy, host, sizeof(host))) < 0)
+                return internal_error(op, "reading the host name", k);
+        snprintf(rid, sizeof(rid), "%lld", (long long) id);
+        SignedApproval a = {
+                .request = r,
+                .request_id = rid,
+                .approver = op->caller.name,
+                .statement = statement,
+                .signature = signature,
+                .host = host,
+                .exact_host = true,
+                /* Approving one's own request is the core's to allow (allow_self_approval)
+                 * or refuse; another's must not be approved with the requester's key. */
+                .approver_is_requester = op->caller.uid == r->requester_uid,
+                .allowed_signers = policy_allowed_signers(op->b->policy),
+                .now = now_usec(CLOCK_REALTIME) / 1000000,
+        };
+        k = approval_check_signed(&a, ret_info, ret_not_after, &why);
+        if (k == -EBADMSG)
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST, "%s", why ? why : "malformed");
+        if (k == -EPERM)
+                return refuse(op, r, "%s", why ? why : "out of memory");
+        if (k < 0) {
+                log_error_errno(k, "checking the signature of %s's approval of request %lld: %s",
+                                op->caller.name, (long long) id, why ? why : "%m");
+                return jit_reply_error(JIT_ERROR_INTERNAL,
+                                       "the signature could not be checked (%s); nothing was "
+                                       "changed",
+                                       why ? why : strerror(-k));
+        }
+        return NULL;
+}
 
 static json_object *op_approve(Op *op) {
-        const char *comment;
+        const char *comment, *statement, *signature;
+        size_t statement_len = 0, signature_len = 0;
         GrantError e;
         int64_t id;
         int k;
@@ -728,8 +890,36 @@ static json_object *op_approve(Op *op) {
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "id must be a positive integer");
         if ((k = jit_message_get_string(op->msg, "comment", JIT_REASON_MAX, false, &comment)) < 0)
                 return bad_field(op->msg, "comment", k, JIT_REASON_MAX);
+        if ((k = get_raw_string(op->msg, "statement", APPROVAL_STATEMENT_MAX, &statement,
+                                &statement_len)) < 0)
+                return bad_field(op->msg, "statement", k, APPROVAL_STATEMENT_MAX);
+        if ((k = get_raw_string(op->msg, "signature", SSHSIG_ARMORED_MAX, &signature,
+                                &signature_len)) < 0)
+                return bad_field(op->msg, "signature", k, SSHSIG_ARMORED_MAX);
+        if (!statement != !signature)
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST,
+                                       "statement and signature go together");
+
         Request *saved = NULL;
-        if ((k = grant_approve_saved(&op->b->grants, &op->caller, id, comment, &saved, &e)) < 0)
+        if (signature) {
+                /* Each check runs ssh-keygen twice: as dear as the limited operations. */
+                json_object *limited = op->peer->uid != 0 ? rate_limit(op) : NULL;
+                if (limited)
+                        return limited;
+                SshSigInfo info;
+                uint64_t not_after = 0;
+                json_object *fail;
+                if ((fail = check_signed_approval(op, id, statement, signature, &info, &not_after)))
+                        return fail;
+                GrantSignature sig = { .statement = statement,
+                                       .signature = signature,
+                                       .fingerprint = info.fingerprint,
+                                       .not_after = not_after };
+                k = grant_approve_signed(&op->b->grants, &op->caller, id, comment, &sig, &saved,
+                                         &e);
+        } else
+                k = grant_approve_saved(&op->b->grants, &op->caller, id, comment, &saved, &e);
+        if (k < 0)
                 return grant_error_reply(op, k, &e);
         return reply_request_saved(op, id, saved);
 }
@@ -1550,6 +1740,14 @@ static json_object *op_fleet(Op *op) {
         return broker_fleet_op(op->b, name, &op->caller, op->peer_fd, op->msg, op->taken);
 }
 
+/* ---- grant bundles (broker-bundle.c) ---- */
+
+static json_object *op_bundle(Op *op) {
+        const char *name = NULL;
+        (void) jit_message_get_string(op->msg, "op", JIT_OP_MAX, true, &name);
+        return broker_bundle_op(op->b, name, &op->caller, op->msg);
+}
+
 /* ---- reload ---- */
 
 /* What SIGHUP does, answered: ExecReload= runs `jitctl reload`, so `systemctl reload` fails
@@ -1590,6 +1788,9 @@ static const struct {
         { "check", op_check, false, true, false },
         { "request", op_request, true, false, false },
         { "approve", op_approve, true, false, false },
+        { "approval-statement", op_approval_statement, true, false, true },
+        { "grant-export", op_bundle, true, false, true },
+        { "grant-import", op_bundle, true, false, false },
         { "deny", op_deny, true, false, false },
         { "revoke", op_revoke, true, false, false },
         { "cancel", op_cancel, true, false, false },

@@ -123,6 +123,10 @@ json_object *broker_fleet_op(Broker *b, const char *name, const Identity *caller
 struct FleetChange;
 void broker_fleet_changes(void *userdata, int64_t from, int64_t to,
                           const struct FleetChange *changes, size_t n);
+
+/* broker-bundle.c: grant-export (who may see the request) and grant-import (root). */
+json_object *broker_bundle_op(Broker *b, const char *name, const Identity *caller,
+                              json_object *msg);
 /* After each successful poll: fleet.max_offline counts from sync_boot (the fleet grants'
  * deadlines are pushed forward). */
 void broker_fleet_synced(void *userdata, uint64_t sync_boot);

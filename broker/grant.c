@@ -10,6 +10,7 @@
 #include <string.h>
 #include <syslog.h>
 
+#include "approval-statement.h"
 #include "cleanup.h"
 #include "duration.h"
 #include "protocol.h"
@@ -772,6 +773,52 @@ int grant_fleet_activate(Grants *g, const Identity *requester, const PolicyRule 
         return 0;
 }
 
+int grant_import_activate(Grants *g, const Identity *importer, const Identity *requester,
+                          const PolicyRule *rule, const GrantAsk *ask, const ImportGrantAsk *ia,
+                          int64_t *ret_id, GrantError *e) {
+        _cleanup_tx_ GrantTx tx = {};
+        char dbuf[DURATION_BUF_MAX];
+        int k;
+
+        Request req = request_new(g, requester, ask, ask->duration, rule->name);
+        req.approvals_required = rule->approvals;
+        req.approvals = (Approval *) ia->approvals;
+        req.n_approvals = ia->n_approvals;
+        if ((k = request_activate(g, &req)) < 0)
+                return fail(g, e, k, "activating the imported grant");
+
+        json_object *details = audit_request_details(&req);
+        json_object *signers = json_object_new_array();
+        for (size_t i = 0; signers && i < ia->n_approvals; i++)
+                json_object_array_add(signers,
+                                      json_object_new_string(ia->approvals[i].signer_fingerprint));
+        if (details) {
+                json_object_object_add(details, "imported_from",
+                                       json_object_new_string(ia->origin));
+                json_object_object_add(details, "origin_request",
+                                       json_object_new_string(ia->origin_request));
+                json_object_object_add(details, "signers", signers);
+        } else
+                json_object_put(signers);
+        if ((k = tx_begin(g, &tx)) < 0 || (k = db_insert_request(g->db, &req)) < 0)
+                return fail(g, e, k, "saving the imported grant");
+        for (size_t i = 0; i < ia->n_approvals; i++)
+                if ((k = db_add_approval(g->db, req.id, &ia->approvals[i])) < 0)
+                        return fail(g, e, k, "saving the imported grant's approvals");
+        if ((k = audit_append(g->db, JIT_EVENT_GRANTED, importer->name, importer->uid, req.id,
+                              details)) < 0 ||
+            (k = effect_stage(g->effects, JIT_EVENT_GRANTED, LOG_NOTICE, &req, importer->name, NULL,
+                              "%s granted to %s for %s (request %lld), imported from %s request "
+                              "%s with %zu signed approvals",
+                              req.service, req.requester,
+                              duration_format(req.duration, dbuf, sizeof(dbuf)), (long long) req.id,
+                              ia->origin, ia->origin_request, ia->n_approvals)) < 0 ||
+            (k = tx_commit(&tx)) < 0)
+                return fail(g, e, k, "saving the imported grant");
+        *ret_id = req.id;
+        return 0;
+}
+
 /* Why rule may no longer grant r as it was asked for (all of the service under a rule that
  * now grants single commands, or a command line or run-as user its patterns no longer
  * allow), in buf; NULL when it may. */
@@ -797,24 +844,36 @@ static const char *scope_refusal(const PolicyRule *rule, const Request *r, char 
         return NULL;
 }
 
+static char *strdup_or_null(const char *s, bool *ok) {
+        char *c = s ? strdup(s) : NULL;
+        if (s && !c)
+                *ok = false;
+        return c;
+}
+
 /* Adds a (copied) to r's approvals where reading r back would put it: ordered by time, then
  * uid, as the store lists them. */
 static int request_add_approval(Request *r, const Approval *a) {
+        bool ok = true;
         Approval copy = {
-                .approver = strdup(a->approver),
+                .approver = strdup_or_null(a->approver, &ok),
                 .approver_uid = a->approver_uid,
-                .comment = a->comment ? strdup(a->comment) : NULL,
+                .comment = strdup_or_null(a->comment, &ok),
                 .at = a->at,
                 .by_rule = a->by_rule,
-                .policy_version = a->policy_version ? strdup(a->policy_version) : NULL,
+                .policy_version = strdup_or_null(a->policy_version, &ok),
+                .statement = strdup_or_null(a->statement, &ok),
+                .signature = strdup_or_null(a->signature, &ok),
+                .signer_fingerprint = strdup_or_null(a->signer_fingerprint, &ok),
         };
         Approval *l = NULL;
-        if (!copy.approver || (a->comment && !copy.comment) ||
-            (a->policy_version && !copy.policy_version) ||
-            !(l = reallocarray(r->approvals, r->n_approvals + 1, sizeof(Approval)))) {
+        if (!ok || !(l = reallocarray(r->approvals, r->n_approvals + 1, sizeof(Approval)))) {
                 free(copy.approver);
                 free(copy.comment);
                 free(copy.policy_version);
+                free(copy.statement);
+                free(copy.signature);
+                free(copy.signer_fingerprint);
                 return -ENOMEM;
         }
         r->approvals = l;
@@ -836,6 +895,31 @@ int grant_approve(Grants *g, const Identity *caller, int64_t id, const char *com
 
 int grant_approve_saved(Grants *g, const Identity *caller, int64_t id, const char *comment,
                         Request **ret, GrantError *e) {
+        return grant_approve_signed(g, caller, id, comment, NULL, ret, e);
+}
+
+/* The end of the window an approval's stored statement was signed for; 0 when unsigned
+ * (or unreadable, which cannot be: it was read before it was stored). */
+static uint64_t signed_not_after(const Approval *a) {
+        ApprovalStatement s;
+        const char *why;
+        if (!a->statement ||
+            approval_statement_parse(a->statement, strlen(a->statement), &s, &why) < 0)
+                return 0;
+        uint64_t t = s.not_after;
+        approval_statement_done(&s);
+        return t;
+}
+
+static int add_signer_field(EffectQueue *q, const char *fingerprint) {
+        _cleanup_free_ char *field = NULL;
+        if (asprintf(&field, "JIT_SIGNER_FINGERPRINT=%s", fingerprint) < 0)
+                return -ENOMEM;
+        return effect_add_field(q, field);
+}
+
+int grant_approve_signed(Grants *g, const Identity *caller, int64_t id, const char *comment,
+                         const GrantSignature *sig, Request **ret, GrantError *e) {
         _cleanup_tx_ GrantTx tx = {};
         _cleanup_(request_freep) Request *r = NULL;
         int k;
@@ -882,6 +966,36 @@ int grant_approve_saved(Grants *g, const Identity *caller, int64_t id, const cha
                 break;
         }
 
+        /* Signatures (docs/signed-approvals.md): required by the rule; a key counts once,
+         * however many principals it is listed for; and every signed window must still
+         * hold the grant this approval would start. */
+        if (!sig && policy_rule_requires_signature(rule, false))
+                return refuse(g, e, caller, r,
+                              "rule \"%s\" requires signed approvals: approve with jitctl approve "
+                              "--sign, with an SSH key of %s's in ssh-agent that %s lists",
+                              r->rule, caller->name, policy_allowed_signers(g->policy));
+        for (size_t i = 0; sig && i < r->n_approvals; i++)
+                if (r->approvals[i].signer_fingerprint &&
+                    STREQ(r->approvals[i].signer_fingerprint, sig->fingerprint))
+                        return refuse(g, e, caller, r,
+                                      "key %s already signed %s's approval of request %lld; a "
+                                      "key counts once",
+                                      sig->fingerprint, r->approvals[i].approver, (long long) id);
+        if (v == APPROVAL_COMPLETE) {
+                uint64_t ends = g->now(CLOCK_REALTIME) / 1000000 + r->duration;
+                for (size_t i = 0; i < r->n_approvals; i++) {
+                        uint64_t na = signed_not_after(&r->approvals[i]);
+                        char t[64];
+                        if (r->approvals[i].statement && na < ends)
+                                return refuse(g, e, caller, r,
+                                              "%s's signed approval of request %lld holds only "
+                                              "for a grant ending by %s: the grant would end "
+                                              "later",
+                                              r->approvals[i].approver, (long long) id,
+                                              format_rfc3339(na * 1000000, t, sizeof(t)));
+                }
+        }
+
         /* A policy changed while the broker was down was loaded without the sweep of a
          * reload: the cap is judged here again. */
         char scope_why[256];
@@ -903,6 +1017,9 @@ int grant_approve_saved(Grants *g, const Identity *caller, int64_t id, const cha
                 .comment = (char *) comment,
                 .at = g->now(CLOCK_REALTIME),
                 .policy_version = (char *) g->policy->hash,
+                .statement = sig ? (char *) sig->statement : NULL,
+                .signature = sig ? (char *) sig->signature : NULL,
+                .signer_fingerprint = sig ? (char *) sig->fingerprint : NULL,
         };
         if ((k = db_add_approval(g->db, id, &a)) < 0)
                 return fail(g, e, k, "recording the approval");
@@ -914,6 +1031,9 @@ int grant_approve_saved(Grants *g, const Identity *caller, int64_t id, const cha
                 json_object_object_add(details, "approver", json_object_new_string(caller->name));
                 if (comment)
                         json_object_object_add(details, "comment", json_object_new_string(comment));
+                if (sig)
+                        json_object_object_add(details, "signer_fingerprint",
+                                               json_object_new_string(sig->fingerprint));
         }
         if ((k = audit_append(g->db, JIT_EVENT_APPROVAL, caller->name, caller->uid, id, details)) <
                     0 ||
@@ -928,6 +1048,7 @@ int grant_approve_saved(Grants *g, const Identity *caller, int64_t id, const cha
                               "%s approved request %lld of %s (%zu of %u)", caller->name,
                               (long long) id, r->requester, r->n_approvals + 1,
                               r->approvals_required)) < 0 ||
+            (sig && (k = add_signer_field(g->effects, sig->fingerprint)) < 0) ||
             (v == APPROVAL_COMPLETE &&
              (k = effect_stage(g->effects, JIT_EVENT_GRANTED, LOG_NOTICE, r, caller->name, field,
                                "%s granted to %s for %s (request %lld)", r->service, r->requester,

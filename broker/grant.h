@@ -120,12 +120,39 @@ int grant_approve(Grants *g, const Identity *caller, int64_t id, const char *com
  * request as saved, the new approval included: what reading it back would give. */
 int grant_approve_saved(Grants *g, const Identity *caller, int64_t id, const char *comment,
                         Request **ret, GrantError *e);
+/* A signature the daemon checked against allowed_signers (approval-signature.h) over the
+ * statement it built itself for this request, approver and window. */
+typedef struct GrantSignature {
+        const char *statement; /* the bytes signed */
+        const char *signature; /* armored sshsig */
+        const char *fingerprint;
+        uint64_t not_after; /* the signed window's end, seconds since the epoch */
+} GrantSignature;
+/* grant_approve_saved() with the approval's signature (NULL: unsigned). Refuses an unsigned
+ * approval under a rule that requires signatures, a key that signed an approval of the
+ * request already (a key counts once), and the last approval when a signed window before it
+ * ends before the grant would. */
+int grant_approve_signed(Grants *g, const Identity *caller, int64_t id, const char *comment,
+                         const GrantSignature *sig, Request **ret, GrantError *e);
 /* deny (approvers, root), cancel (requester, root) or revoke (requester, approvers, root).
  * When the change cannot be saved it is held (HeldEnd): enforced at once and retried; the
  * result is then the store's error with e->held set and e->message saying exactly that
  * (code internal). */
 int grant_end(Grants *g, const Identity *caller, int64_t id, RequestEvent event, const char *reason,
               GrantError *e);
+/* A grant carried here in a bundle (jitctl grant import; broker-bundle.c verified its signed
+ * approvals against this host's policy and allowed_signers): active from now for
+ * ask->duration under rule, with the approvals given, recorded as JIT_EVENT_GRANTED by
+ * importer with the origin and the signers. */
+typedef struct ImportGrantAsk {
+        const char *origin;         /* the bundle's origin host, as it says */
+        const char *origin_request; /* the request id the statements name ("42", "f:42") */
+        const Approval *approvals;
+        size_t n_approvals;
+} ImportGrantAsk;
+int grant_import_activate(Grants *g, const Identity *importer, const Identity *requester,
+                          const PolicyRule *rule, const GrantAsk *ask, const ImportGrantAsk *ia,
+                          int64_t *ret_id, GrantError *e);
 /* A second person reviews a break-glass grant. */
 int grant_acknowledge(Grants *g, const Identity *caller, int64_t id, GrantError *e);
 

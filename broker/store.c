@@ -220,6 +220,11 @@ static const char *const migrations[] = {
         "CREATE INDEX fleet_audit_waiting ON fleet_audit (host, seq) WHERE uploaded = 0;"
         "ALTER TABLE fleet_grants ADD COLUMN first_used_at INTEGER;"
         "CREATE INDEX fleet_grants_local ON fleet_grants (local_id);",
+        /* 12 -> 13: signed approvals (docs/signed-approvals.md): the statement the approver
+         * signed, the signature, and the signing key's fingerprint. Either all three or none. */
+        "ALTER TABLE approvals ADD COLUMN statement TEXT;"
+        "ALTER TABLE approvals ADD COLUMN signature TEXT;"
+        "ALTER TABLE approvals ADD COLUMN signer_fingerprint TEXT;",
 };
 
 sqlite3 *db_sqlite(BrokerDb *db) {
@@ -688,7 +693,8 @@ int db_add_approval(BrokerDb *db, int64_t id, const Approval *a) {
         int rc = db_prepare(
                 db,
                 "INSERT INTO approvals (request_id, approver, approver_uid, comment, at, by_rule,"
-                " policy_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                " policy_version, statement, signature, signer_fingerprint)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 &st);
         if (rc < 0)
                 return rc;
@@ -699,7 +705,22 @@ int db_add_approval(BrokerDb *db, int64_t id, const Approval *a) {
         sqlite3_bind_int64(st, 5, (sqlite3_int64) a->at);
         sqlite3_bind_int(st, 6, a->by_rule);
         bind_text_or_null(st, 7, a->policy_version);
+        bind_text_or_null(st, 8, a->statement);
+        bind_text_or_null(st, 9, a->signature);
+        bind_text_or_null(st, 10, a->signer_fingerprint);
         return step_done(db, st);
+}
+
+int db_signature_known(BrokerDb *db, const char *signature) {
+        sqlite3_stmt *st;
+        int rc = db_prepare(db, "SELECT 1 FROM approvals WHERE signature = ?1 LIMIT 1", &st);
+        if (rc < 0)
+                return rc;
+        sqlite3_bind_text(st, 1, signature, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        int k = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : (sqlite_errno(rc) ?: -EIO);
+        db_release(db, st);
+        return k;
 }
 
 static char *column_strdup(sqlite3_stmt *st, int i) {
@@ -768,7 +789,8 @@ static int request_from_row(sqlite3_stmt *st, Request **ret) {
 }
 
 #define APPROVALS_SQL                                                                              \
-        "SELECT approver, approver_uid, comment, at, by_rule, policy_version FROM approvals"       \
+        "SELECT approver, approver_uid, comment, at, by_rule, policy_version, statement,"          \
+        " signature, signer_fingerprint FROM approvals"                                            \
         " WHERE request_id = ?1 ORDER BY at, approver_uid"
 
 /* r's approvals through st (APPROVALS_SQL), which is left reset for the next request. */
@@ -791,6 +813,9 @@ static int load_approvals_with(sqlite3_stmt *st, Request *r) {
                         .at = column_time(st, 3),
                         .by_rule = sqlite3_column_int(st, 4) != 0,
                         .policy_version = column_strdup(st, 5),
+                        .statement = column_strdup(st, 6),
+                        .signature = column_strdup(st, 7),
+                        .signer_fingerprint = column_strdup(st, 8),
                 };
                 if (!a->approver) {
                         k = -ENOMEM;
@@ -1179,6 +1204,9 @@ void request_free(Request *r) {
                 free(r->approvals[i].approver);
                 free(r->approvals[i].comment);
                 free(r->approvals[i].policy_version);
+                free(r->approvals[i].statement);
+                free(r->approvals[i].signature);
+                free(r->approvals[i].signer_fingerprint);
         }
         free(r->approvals);
         free(r->command);
@@ -1224,7 +1252,10 @@ Request *request_dup(const Request *src) {
                         r->n_approvals = i + 1;
                         ok = dup_string(&r->approvals[i].approver) &
                              dup_string(&r->approvals[i].comment) &
-                             dup_string(&r->approvals[i].policy_version);
+                             dup_string(&r->approvals[i].policy_version) &
+                             dup_string(&r->approvals[i].statement) &
+                             dup_string(&r->approvals[i].signature) &
+                             dup_string(&r->approvals[i].signer_fingerprint);
                 }
         }
         if (!ok) {

@@ -29,6 +29,11 @@ typedef struct Approval {
         uint64_t at;          /* realtime usec */
         bool by_rule;         /* an auto-approval: approver is the rule's name, approver_uid -1 */
         char *policy_version; /* SHA-256 of the policy in force when it was given */
+        /* A signed approval (docs/signed-approvals.md): the statement signed, the armored
+         * signature, and the key's "SHA256:..." fingerprint; all NULL when unsigned. */
+        char *statement;
+        char *signature;
+        char *signer_fingerprint;
 } Approval;
 
 typedef struct Request {
@@ -149,6 +154,8 @@ int db_list_visible_requests(BrokerDb *db, const RequestState *states, size_t n_
                              unsigned limit, bool with_unacknowledged, const RequestView *view,
                              Request ***ret, size_t *ret_n);
 int db_add_approval(BrokerDb *db, int64_t id, const Approval *a);
+/* Whether an approval of this host's live tables carries this very signature: 1, 0, -errno. */
+int db_signature_known(BrokerDb *db, const char *signature);
 int db_update_request(BrokerDb *db, const Request *r);
 
 /* The active grant of uid for service at this moment (a one-shot grant only while it has

@@ -327,10 +327,19 @@ static int get_string_list(Parser *ps, const config_setting_t *s, const char *wh
 }
 
 static const char *const settings_keys[] = {
-        "default_duration",     "max_duration",      "pending_ttl",
-        "max_pending_per_user", "on_expiry",         "audit_retention",
-        "audit_group",          "expiry_warning",    "max_filings_per_hour",
-        "disk_reserve",         "request_retention", NULL,
+        "default_duration",
+        "max_duration",
+        "pending_ttl",
+        "max_pending_per_user",
+        "on_expiry",
+        "audit_retention",
+        "audit_group",
+        "expiry_warning",
+        "max_filings_per_hour",
+        "disk_reserve",
+        "request_retention",
+        "allowed_signers",
+        NULL,
 };
 static const char *const profile_keys[] = { "owner",       "environment", "classification",
                                             "description", "labels",      NULL };
@@ -346,6 +355,7 @@ static const char *const rule_keys[] = {
         "ticket_pattern",
         "reason_min_length",
         "allow_self_approval",
+        "signed",
         "commands",
         "run_as",
         "scope",
@@ -359,6 +369,8 @@ static const char *const fleet_keys[] = { "database",         "host", "credentia
                                           "poll_credentials", NULL };
 static const char *const top_keys[] = { "settings", "profile", "rules", "break_glass",
                                         "notify",   "fleet",   NULL };
+
+static bool has_space_or_control(const char *s);
 
 static int parse_settings(Parser *ps, const config_setting_t *s, Policy *p) {
         const config_setting_t *m;
@@ -407,6 +419,14 @@ static int parse_settings(Parser *ps, const config_setting_t *s, Policy *p) {
                         return fail(ps, m,
                                     "settings.request_retention: expected a duration such as "
                                     "\"30d\" or \"90d\" (at most 366d), or \"forever\"");
+        }
+        if ((m = config_setting_get_member(s, "allowed_signers"))) {
+                if ((r = get_string(ps, m, "settings.allowed_signers", &p->allowed_signers)) < 0)
+                        return r;
+                if (p->allowed_signers[0] != '/' || has_space_or_control(p->allowed_signers))
+                        return fail(ps, m,
+                                    "settings.allowed_signers: expected an absolute path without "
+                                    "spaces");
         }
         if ((m = config_setting_get_member(s, "audit_group"))) {
                 if ((r = get_string(ps, m, "settings.audit_group", &p->audit_group)) < 0)
@@ -885,6 +905,17 @@ static int parse_rule(Parser *ps, const config_setting_t *s, size_t index, const
                         return fail(ps, m,
                                     "%s: has no effect with auto_approve = true (nobody approves)",
                                     what);
+        }
+        if ((m = config_setting_get_member(s, "signed"))) {
+                bool v = false;
+                snprintf(what, sizeof(what), "rule \"%s\": signed", rule->name);
+                if ((r = get_bool(ps, m, what, &v)) < 0)
+                        return r;
+                if (v && rule->auto_approve)
+                        return fail(ps, m,
+                                    "%s: has no effect with auto_approve = true (nobody approves)",
+                                    what);
+                rule->signed_approvals = v ? POLICY_SIGNED_YES : POLICY_SIGNED_NO;
         }
 
         if ((r = parse_command_keys(ps, s, rule)) < 0)

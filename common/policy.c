@@ -62,6 +62,7 @@ void policy_free(Policy *p) {
         free(p->warnings);
         free(p->profile.owner);
         free(p->audit_group);
+        free(p->allowed_signers);
         free(p->profile.environment);
         free(p->profile.classification);
         free(p->profile.description);
@@ -177,4 +178,14 @@ DEFINE_STRING_TABLE(notify_event, NotifyEvent, notify_event_names, _NOTIFY_EVENT
 
 bool policy_notify_hook_wants(const PolicyNotifyHook *h, NotifyEvent e) {
         return e >= 0 && e < _NOTIFY_EVENT_MAX && (h->events & (1U << e));
+}
+
+bool policy_rule_requires_signature(const PolicyRule *rule, bool fleet_request) {
+        if (!rule || rule->signed_approvals == POLICY_SIGNED_DEFAULT)
+                return fleet_request;
+        return rule->signed_approvals == POLICY_SIGNED_YES;
+}
+
+const char *policy_allowed_signers(const Policy *p) {
+        return p && p->allowed_signers ? p->allowed_signers : POLICY_ALLOWED_SIGNERS_DEFAULT;
 }

@@ -41,6 +41,15 @@ typedef enum PolicyScope {
         _POLICY_SCOPE_INVALID = -1,
 } PolicyScope;
 
+typedef enum PolicySigned {
+        POLICY_SIGNED_DEFAULT = 0,
+        POLICY_SIGNED_NO,
+        POLICY_SIGNED_YES,
+} PolicySigned;
+
+/* Where approvers' SSH keys are listed, in OpenSSH's allowed_signers format. */
+#define POLICY_ALLOWED_SIGNERS_DEFAULT "/etc/jit/allowed_signers"
+
 typedef struct StringList {
         char **items;
         size_t n;
@@ -64,7 +73,10 @@ typedef struct PolicyRule {
         uint64_t max_duration; /* seconds; 0 means settings.max_duration */
         unsigned line;
         bool auto_approve;
-        bool allow_self_approval;   /* a listed approver may approve their own request */
+        bool allow_self_approval; /* a listed approver may approve their own request */
+        /* `signed`: approvals must carry a valid SSH signature (docs/signed-approvals.md).
+         * POLICY_SIGNED_DEFAULT: required for fleet requests, not for this host's own. */
+        PolicySigned signed_approvals;
         unsigned reason_min_length; /* bytes; 0 = any */
         char *ticket_pattern;       /* POSIX ERE as written; NULL = no ticket needed */
         regex_t *ticket_regex;      /* compiled ticket_pattern */
@@ -177,6 +189,7 @@ typedef struct Policy {
         uint64_t expiry_warning; /* seconds before a grant ends that its sessions are told; 0: never
                                   */
         char *audit_group;       /* may read the whole audit log; NULL: "jit-auditors" */
+        char *allowed_signers; /* settings.allowed_signers; NULL: POLICY_ALLOWED_SIGNERS_DEFAULT */
         unsigned max_pending_per_user;
         /* Requests one user may file in any hour, cancelled ones included (root and
          * break-glass are not counted). */
@@ -224,6 +237,12 @@ char *config_message_at(const char *file, const struct config_setting_t *s, cons
 /* The first rule whose services and requesters match, ignoring `when`: the rule that would
  * decide a whole-service request at some time of the week (rules with scope = "command"
  * never do). policy_decide() is what decides a request. */
+/* Whether approvals under rule must be signed: its `signed` when the file says, else only for
+ * fleet requests. */
+bool policy_rule_requires_signature(const PolicyRule *rule, bool fleet_request);
+/* settings.allowed_signers, or its default. */
+const char *policy_allowed_signers(const Policy *p);
+
 const PolicyRule *policy_match(const Policy *p, const Identity *requester, const char *service);
 /* The first rule that matches a whole-service request at the instant at, `when`
  * included. */

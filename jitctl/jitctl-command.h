@@ -148,6 +148,7 @@ int cmd_policy(Context *c, int argc, char *argv[]);
 int cmd_reload(Context *c, int argc, char *argv[]);
 int cmd_watch(Context *c, int argc, char *argv[]);
 int cmd_fleet(Context *c, int argc, char *argv[]); /* jitctl-fleet.c */
+int cmd_grant(Context *c, int argc, char *argv[]); /* jitctl-grant.c */
 
 /* request --wait: follows request id until it leaves pending (the wait stream), with its
  * progress on stderr; returns like broker_call(), with the decided request. */
@@ -165,6 +166,7 @@ extern const char cancel_help[];
 extern const char status_help[];
 extern const char break_glass_help[];
 extern const char fleet_help[];
+extern const char grant_help[];
 extern const char ack_help[];
 extern const char policy_help[];
 extern const char reload_help[];

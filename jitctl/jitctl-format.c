@@ -297,13 +297,14 @@ static int print_approvals(const RequestView *v, FILE *f) {
         for (size_t i = 0; i < v->n_approvals; i++) {
                 json_object *a = json_object_array_get_idx(v->approvals, i);
                 _cleanup_free_ char *who = NULL, *now = NULL, *at = NULL, *comment = NULL,
-                                    *label = NULL;
+                                    *label = NULL, *signer = NULL;
                 int r;
 
                 if ((r = get_escaped(a, "approver", 0, &who)) < 0 ||
                     (r = get_escaped(a, "approver_now", 0, &now)) < 0 ||
                     (r = get_time(a, "at", &at)) < 0 ||
-                    (r = get_escaped(a, "comment", 0, &comment)) < 0)
+                    (r = get_escaped(a, "comment", 0, &comment)) < 0 ||
+                    (r = get_escaped(a, "signer_fingerprint", 0, &signer)) < 0)
                         return r;
                 /* A person with their uid; a rule's approval has none. */
                 label = person_label(who, json_get_int(a, "approver_uid", -1),
@@ -313,6 +314,8 @@ static int print_approvals(const RequestView *v, FILE *f) {
                 fprintf(f, "%*s  %s", LABEL_WIDTH, "", label);
                 if (at)
                         fprintf(f, " at %s", at);
+                if (signer)
+                        fprintf(f, ", signed by key %s", signer);
                 if (comment)
                         fprintf(f, ": %s", comment);
                 fputc('\n', f);

@@ -171,6 +171,11 @@ static json_object *rule_json(const Policy *p, const PolicyRule *rule) {
                                json_object_new_int((int) rule->reason_min_length));
         json_object_object_add(ro, "allow_self_approval",
                                json_object_new_boolean(rule->allow_self_approval));
+        json_object_object_add(
+                ro, "signed",
+                rule->signed_approvals == POLICY_SIGNED_DEFAULT
+                        ? NULL
+                        : json_object_new_boolean(rule->signed_approvals == POLICY_SIGNED_YES));
         json_object_object_add(ro, "scope",
                                json_object_new_string(policy_scope_to_string(rule->scope)));
         json_object *commands = json_object_new_array();
@@ -297,6 +302,10 @@ static void print_rule(const Policy *p, size_t i) {
                 printf("; reason of at least %u bytes", rule->reason_min_length);
         if (rule->allow_self_approval)
                 fputs("; self-approval allowed", stdout);
+        if (rule->signed_approvals == POLICY_SIGNED_YES)
+                fputs("; signed approvals", stdout);
+        else if (rule->signed_approvals == POLICY_SIGNED_NO)
+                fputs("; unsigned approvals", stdout);
         if (rule->scope == POLICY_SCOPE_COMMAND)
                 fputs("; single commands only", stdout);
         if (rule->hosts_text) {

@@ -84,17 +84,6 @@ const char show_help[] =
         "  --json          Print the request as JSON\n"
         "  -h, --help      Show this help\n";
 
-const char approve_help[] =
-        "Usage: jitctl approve ID [--comment TEXT]\n"
-        "\n"
-        "Approve a pending request. You must be an approver of its rule, and you cannot\n"
-        "approve your own request.\n"
-        "\n"
-        "Options:\n"
-        "  --comment TEXT  A note kept with your approval\n"
-        "  --json          Print the request as JSON\n"
-        "  -h, --help      Show this help\n";
-
 const char deny_help[] =
         "Usage: jitctl deny ID --reason TEXT\n"
         "\n"
@@ -592,10 +581,6 @@ static int run_id_command(Context *c, int argc, char *argv[], const char *text_o
 
 int cmd_show(Context *c, int argc, char *argv[]) {
         return run_id_command(c, argc, argv, NULL, false);
-}
-
-int cmd_approve(Context *c, int argc, char *argv[]) {
-        return run_id_command(c, argc, argv, "comment", false);
 }
 
 int cmd_deny(Context *c, int argc, char *argv[]) {

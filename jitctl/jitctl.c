@@ -40,8 +40,9 @@ static const char global_help[] =
         "  list [--pending|--active|--all] [--mine]\n"
         "                       Requests you may see (default: pending and active)\n"
         "  show ID              One request with its approvals and this host's profile\n"
-        "  approve ID [--comment TEXT]\n"
-        "                       Approve someone else's pending request\n"
+        "  approve ID [--comment TEXT] [--sign] [--key FILE]\n"
+        "                       Approve someone else's pending request (signed with your\n"
+        "                       SSH key when the rule requires it or with --sign)\n"
         "  deny ID --reason TEXT\n"
         "                       Turn a pending request down\n"
         "  revoke ID [--reason TEXT]\n"
@@ -66,6 +67,8 @@ static const char global_help[] =
         "  reload               Root: make the broker re-read its policy now\n"
         "  fleet migrate --database URI | fleet add-host NAME --database URI ...\n"
         "                       The fleet's store in PostgreSQL, as its administrator\n"
+        "  grant export ID [--output FILE] | grant import FILE\n"
+        "                       Carry a grant with signed approvals to another host\n"
         "  help [COMMAND]       Show this help, or one command's\n"
         "\n"
         "Options:\n"
@@ -177,6 +180,7 @@ static const Command commands[] = {
         { "ack", cmd_ack, ack_help },
         { "reload", cmd_reload, reload_help },
         { "fleet", cmd_fleet, fleet_help },
+        { "grant", cmd_grant, grant_help },
         { "help", cmd_help, help_help },
 };
 

@@ -9,8 +9,9 @@
 #   packaging/install-deps.sh [--tests] [--fuzz] [--package]
 set -euo pipefail
 
+# openssh-client: ssh-keygen signs and checks signed approvals (docs/signed-approvals.md).
 BUILD_PKGS=(meson ninja-build pkg-config gcc libpam0g-dev libsystemd-dev libsqlite3-dev
-            libconfig-dev libjson-c-dev libssl-dev libpq-dev sudo scdoc)
+            libconfig-dev libjson-c-dev libssl-dev libpq-dev sudo scdoc openssh-client)
 # The system test (tests/system/) builds the packages (PACKAGE_PKGS, added with --tests)
 # and boots a Debian 12 made by mmdebstrap under systemd-nspawn. The fleet's tests start a
 # PostgreSQL 15 server of their own (postgresql: its binaries and the postgres user), and

@@ -326,10 +326,11 @@ class FleetClientTest(BrokerTestCase):
         the cursor starts from the beginning of the feed."""
         self.await_state("connected")
         self.broker.stop()
-        run(["sqlite3", self.broker.db, "DROP TABLE fleet_audit; DROP TABLE fleet_grants; DROP TABLE fleet_cursor; "
-             "PRAGMA user_version = 8;"])
+        run(["sqlite3", self.broker.db, "DROP TABLE fleet_audit; DROP TABLE fleet_grants; DROP TABLE fleet_cursor;"
+             " ALTER TABLE approvals DROP COLUMN statement; ALTER TABLE approvals DROP COLUMN signature;"
+             " ALTER TABLE approvals DROP COLUMN signer_fingerprint; PRAGMA user_version = 8;"])
         self.broker.start()
-        self.assertEqual(run(["sqlite3", self.broker.db, "PRAGMA user_version"]).stdout.strip(), "12")
+        self.assertEqual(run(["sqlite3", self.broker.db, "PRAGMA user_version"]).stdout.strip(), "13")
         last = int(self.pg.query(self.admin, "SELECT max(seq) FROM jit_fleet.changes")[0][0])
         f = wait_for(lambda: (lambda f: f if f["cursor"] == last else None)(self.fleet()),
                      what="the cursor read from the start")

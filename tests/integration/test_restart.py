@@ -70,7 +70,7 @@ class Restart(BrokerTestCase):
 
         def sql(statement):
             return jittest.run(["sqlite3", "-cmd", ".timeout 5000", self.broker.db, statement]).stdout.strip()
-        # What schemas 6 to 12 added goes, so the file is what the older broker left.
+        # What schemas 6 to 13 added goes, so the file is what the older broker left.
         sql("DROP INDEX requests_active_by_expiry;"
             "CREATE INDEX requests_active ON requests(requester_uid, service) WHERE state = 'active';"
             "DROP TABLE outbox;"
@@ -78,9 +78,11 @@ class Restart(BrokerTestCase):
             "ALTER TABLE requests DROP COLUMN run_as_user; ALTER TABLE requests DROP COLUMN run_as_group;"
             "ALTER TABLE requests DROP COLUMN cwd; ALTER TABLE requests DROP COLUMN command_identity;"
             "DROP TABLE fleet_audit; DROP TABLE fleet_grants; DROP TABLE fleet_cursor;"
+            "ALTER TABLE approvals DROP COLUMN statement; ALTER TABLE approvals DROP COLUMN signature;"
+            "ALTER TABLE approvals DROP COLUMN signer_fingerprint;"
             "PRAGMA user_version = 5;")
         self.broker.start()
-        self.assertEqual(sql("PRAGMA user_version"), "12")
+        self.assertEqual(sql("PRAGMA user_version"), "13")
         # Version 9: the fleet client's change cursor (empty without a fleet section).
         self.assertEqual(sql("SELECT count(*) FROM fleet_cursor"), "0")
         self.assertEqual(sql("SELECT name FROM sqlite_master WHERE name LIKE 'requests_active%'"),

@@ -360,7 +360,7 @@ static void test_settings_errors(void **state) {
                 ":2: settings: unknown key 'max_durration' (expected one of: default_duration, "
                 "max_duration, pending_ttl, max_pending_per_user, on_expiry, audit_retention, "
                 "audit_group, expiry_warning, max_filings_per_hour, disk_reserve, "
-                "request_retention)");
+                "request_retention, allowed_signers)");
 
         assert_policy_error(
                 "settings = {\n  default_duration = \"1x\";\n};\nrules = ();", NAME
@@ -544,7 +544,34 @@ static void test_rule_structure_errors(void **state) {
                 "rules = ( { name = \"r\"; color = \"red\"; } );", NAME
                 ":1: rule \"r\": unknown key 'color' (expected one of: name, services, requesters, "
                 "approvers, approvals, max_duration, auto_approve, when, ticket_pattern, "
-                "reason_min_length, allow_self_approval, commands, run_as, scope, hosts)");
+                "reason_min_length, allow_self_approval, signed, commands, run_as, scope, hosts)");
+}
+
+/* signed = true|false; settings.allowed_signers. */
+static void test_signed_approvals(void **state) {
+        (void) state;
+        Policy *p =
+                parse_ok("rules = ( { name = \"r\"; services = [\"sudo\"]; requesters = [\"a\"];\n"
+                         "  approvers = [\"b\"]; signed = false; } );\n");
+        assert_int_equal(p->rules[0].signed_approvals, POLICY_SIGNED_NO);
+        assert_false(policy_rule_requires_signature(&p->rules[0], true));
+        assert_string_equal(policy_allowed_signers(p), "/etc/jit/allowed_signers");
+        policy_free(p);
+        p = parse_ok("settings = { allowed_signers = \"/etc/jit/approvers.keys\"; };\nrules = ();");
+        assert_string_equal(policy_allowed_signers(p), "/etc/jit/approvers.keys");
+        policy_free(p);
+        assert_policy_error(
+                "settings = { allowed_signers = \"keys\"; };\nrules = ();",
+                NAME ":1: settings.allowed_signers: expected an absolute path without spaces");
+        assert_policy_error(
+                "rules = ( { name = \"r\"; services = [\"sudo\"]; requesters = [\"a\"];\n"
+                "  auto_approve = true; signed = true; } );",
+                NAME ":2: rule \"r\": signed: has no effect with auto_approve = true "
+                     "(nobody approves)");
+        assert_policy_error(
+                "rules = ( { name = \"r\"; services = [\"sudo\"]; requesters = [\"a\"];\n"
+                "  approvers = [\"b\"]; signed = \"yes\"; } );",
+                NAME ":2: rule \"r\": signed: expected true or false");
 }
 
 static void test_rule_name_length(void **state) {
@@ -587,7 +614,7 @@ static void test_rule_all_keys(void **state) {
                 "    approvers = [\"b\", \"c\"]; approvals = 2; max_duration = \"2h\";\n"
                 "    auto_approve = false; when = [\"Mon-Fri 08:00-20:00\"];\n"
                 "    ticket_pattern = \"^OPS-[0-9]+$\"; reason_min_length = 10;\n"
-                "    allow_self_approval = true; },\n"
+                "    allow_self_approval = true; signed = true; },\n"
                 "  { name = \"auto\"; services = [\"sudo\"]; requesters = [\"a\"];\n"
                 "    auto_approve = true; }\n"
                 ");\n"
@@ -602,6 +629,8 @@ static void test_rule_all_keys(void **state) {
         assert_non_null(r->ticket_regex);
         assert_int_equal(r->reason_min_length, 10);
         assert_true(r->allow_self_approval);
+        assert_int_equal(r->signed_approvals, POLICY_SIGNED_YES);
+        assert_true(policy_rule_requires_signature(r, false));
         r = &p->rules[1];
         assert_true(r->auto_approve);
         assert_int_equal(r->approvers.n, 0);
@@ -610,6 +639,10 @@ static void test_rule_all_keys(void **state) {
         assert_null(r->ticket_regex);
         assert_int_equal(r->reason_min_length, 0);
         assert_false(r->allow_self_approval);
+        assert_int_equal(r->signed_approvals, POLICY_SIGNED_DEFAULT);
+        /* Unsaid: required for fleet requests only. */
+        assert_false(policy_rule_requires_signature(r, false));
+        assert_true(policy_rule_requires_signature(r, true));
         assert_true(p->break_glass.enabled);
         assert_int_equal(p->break_glass.max_duration, 900);
         policy_free(p);
@@ -1093,7 +1126,7 @@ static void test_load_parse_error_names_file(void **state) {
                 expect, sizeof(expect),
                 "%s:2: rule \"x\": unknown key 'oops' (expected one of: name, services, requesters, approvers, "
                 "approvals, max_duration, auto_approve, when, ticket_pattern, reason_min_length, "
-                "allow_self_approval, commands, run_as, scope, hosts)",
+                "allow_self_approval, signed, commands, run_as, scope, hosts)",
                 d->path);
         assert_load_refused(d->path, -EINVAL, expect);
 }
@@ -1203,6 +1236,7 @@ int main(void) {
                 cmocka_unit_test(test_rule_structure_errors),
                 cmocka_unit_test(test_rule_name_length),
                 cmocka_unit_test(test_rule_all_keys),
+                cmocka_unit_test(test_signed_approvals),
                 cmocka_unit_test(test_rule_list_errors),
                 cmocka_unit_test(test_rule_approvals_and_duration),
                 cmocka_unit_test(test_first_error_wins),
