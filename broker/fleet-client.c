@@ -15,6 +15,7 @@
 #include "fleet-credentials.h"
 #include "fleet-poll.h"
 #include "fleet-schema.h"
+#include "fleet-sql.h"
 #include "store-fleet.h"
 #include "timeutil.h"
 
@@ -349,10 +350,7 @@ static void poll_send(FleetClient *fc) {
         fc->poll_sent_boot = now_usec(CLOCK_BOOTTIME);
         /* One statement, one snapshot: the rows and the oldest transaction still running
          * are seen at the same instant (the cursor rule of docs/fleet.md). */
-        query_send(fc, PHASE_POLL,
-                   "SELECT seq, txid < pg_snapshot_xmin(pg_current_snapshot()) FROM "
-                   "jit_fleet.changes WHERE seq > $1::bigint ORDER BY seq LIMIT $2::integer",
-                   2, params);
+        query_send(fc, PHASE_POLL, FLEET_POLL_SQL, 2, params);
 }
 
 static void polled(FleetClient *fc, PGresult *res) {

@@ -30,7 +30,9 @@ def unavailable():
 
 
 class PgServer:
-    def __init__(self):
+    def __init__(self, settings=None):
+        """settings: server settings that override the defaults below (name: value)."""
+        self.settings = dict(settings or {})
         self.etc_copy = None
         try:
             pwd.getpwnam(PG_USER)
@@ -88,7 +90,7 @@ class PgServer:
             "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
             "-c shared_buffers=16MB", "-c max_connections=40",
             "-c log_min_messages=warning",
-        ])
+        ] + [f"-c {name}={value}" for name, value in self.settings.items()])
         self._as_postgres([os.path.join(PG_BIN, "pg_ctl"), "start", "--pgdata", self.data,
                            "--wait", "--timeout=60", "--log", os.path.join(self.dir, "server.log"),
                            "--options", options])
