@@ -695,8 +695,7 @@ void broker_fleet_changes(void *userdata, int64_t from, int64_t to) {
         snprintf(limit, sizeof(limit), "%d", FLEET_FETCH_ROWS_MAX);
         const char *params[] = { from_text, to_text, limit };
         /* Row-level security shows this host's role only what may concern it. */
-        if (fleet_client_query(b->fleet,
-                               FLEET_FETCH_SQL, 3, params, fetched, f) < 0) {
+        if (fleet_client_query(b->fleet, FLEET_FETCH_SQL, 3, params, fetched, f) < 0) {
                 free(f);
                 fleet_client_rewind(b->fleet);
         }

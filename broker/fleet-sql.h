@@ -16,7 +16,7 @@
  * that only those hosts fetch. Not sent by the broker yet (it polls with FLEET_POLL_SQL
  * over its own role and fetches after every change); the load generator sends it. */
 #define FLEET_POLL_SELECTORS_SQL                                                                   \
-        "SELECT seq, txid < pg_snapshot_xmin(pg_current_snapshot()), kind, request_id, "          \
+        "SELECT seq, txid < pg_snapshot_xmin(pg_current_snapshot()), kind, request_id, "           \
         "selector_host, selector_labels FROM jit_fleet.changes WHERE seq > $1::bigint "            \
         "ORDER BY seq LIMIT $2::integer"
 

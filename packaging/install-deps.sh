@@ -13,9 +13,11 @@ BUILD_PKGS=(meson ninja-build pkg-config gcc libpam0g-dev libsystemd-dev libsqli
             libconfig-dev libjson-c-dev libssl-dev libpq-dev sudo scdoc)
 # The system test (tests/system/) builds the packages (PACKAGE_PKGS, added with --tests)
 # and boots a Debian 12 made by mmdebstrap under systemd-nspawn. The fleet's tests start a
-# PostgreSQL 15 server of their own (postgresql: its binaries and the postgres user).
+# PostgreSQL 15 server of their own (postgresql: its binaries and the postgres user); the
+# fleet's benchmark (bench-fleet) puts pgbouncer in front of it.
 TEST_PKGS=(libcmocka-dev libpam-wrapper libpamtest0-dev python3 systemd openssh-server
-           openssh-client sqlite3 util-linux mmdebstrap systemd-container postgresql)
+           openssh-client sqlite3 util-linux mmdebstrap systemd-container postgresql
+           pgbouncer)
 # libFuzzer and the sanitizer runtimes are in libclang-rt-14-dev, which clang only
 # recommends; llvm-symbolizer (llvm-14) puts file:line in the reports.
 FUZZ_PKGS=(clang libclang-rt-14-dev llvm-14)

@@ -25,8 +25,8 @@
  * Writes, for every change that concerned a host, "seq host usec" to --events (usec: the
  * CLOCK_REALTIME at which the host had the fetch's answer), prints "ready" once every host
  * is connected (--ramp: hosts start at that rate, as brokers start at their own moments,
- * not all in the same millisecond), "window" when SIGUSR1 starts the measured window (the counters restart),
- * and at SIGTERM or SIGINT a summary line of the window's counters and round trips.
+ * not all in the same millisecond), "window" when SIGUSR1 starts the measured window (the counters
+ * restart), and at SIGTERM or SIGINT a summary line of the window's counters and round trips.
  *
  * --baseline K: instead, K sequential `SELECT 1` round trips on one connection (the poll
  * conninfo): their p50 and p99, the latency floor of the same pgbouncer. */
@@ -57,7 +57,12 @@
 #define FETCH_ROWS 1000 /* the broker's FLEET_FETCH_ROWS_MAX */
 #define CONCERNED_MAX 1000
 
-typedef enum ConnState { CONN_DOWN, CONN_CONNECTING, CONN_IDLE, CONN_BUSY } ConnState;
+typedef enum ConnState {
+        CONN_DOWN,
+        CONN_CONNECTING,
+        CONN_IDLE,
+        CONN_BUSY
+} ConnState;
 
 struct Host;
 
@@ -106,8 +111,8 @@ static Conn **connect_queue;
 static size_t connect_queue_head, connect_queue_len, connect_queue_cap;
 
 static struct {
-        uint64_t polls, polls_rows, fetches, fetch_rows, concerned, missing, query_errors,
-                timeouts, connect_timeouts, connection_losses, connects;
+        uint64_t polls, polls_rows, fetches, fetch_rows, concerned, missing, query_errors, timeouts,
+                connect_timeouts, connection_losses, connects;
 } stats;
 
 /* Round trips: a histogram in 10 µs steps up to 10 s. */
@@ -410,11 +415,12 @@ static bool concerns(const Host *h, const char *selector_host, bool host_null,
                 json_object_put(o);
                 return false;
         }
-        json_object_object_foreach(o, key, val) {
+        json_object_object_foreach (o, key, val) {
                 if (s.n_terms == HOST_SELECTOR_TERMS_MAX)
                         break;
                 terms[s.n_terms++] =
-                        (HostSelectorTerm){ .key = key, .value = (char *) json_object_get_string(val) };
+                        (HostSelectorTerm){ .key = key,
+                                            .value = (char *) json_object_get_string(val) };
         }
         s.terms = terms;
         bool match = host_selector_matches(&s, h->name, h->labels, 2);
@@ -451,7 +457,8 @@ static void host_polled(Host *h, PGresult *res) {
                              PQgetvalue(res, i, 5)) &&
                     h->n_concerned < CONCERNED_MAX) {
                         h->concerned[h->n_concerned] = rows[i].seq;
-                        h->concerned_req[h->n_concerned++] = strtoll(PQgetvalue(res, i, 3), NULL, 10);
+                        h->concerned_req[h->n_concerned++] =
+                                strtoll(PQgetvalue(res, i, 3), NULL, 10);
                 }
         h->seen = next;
         if (h->n_concerned > 0) {
@@ -664,16 +671,35 @@ int main(int argc, char *argv[]) {
 
         while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1)
                 switch (opt) {
-                case 'p': poll_conninfo = optarg; break;
-                case 'f': fetch_conninfo = optarg; break;
-                case 'n': n_hosts = (unsigned) strtoul(optarg, NULL, 10); break;
-                case 'F': first = (unsigned) strtoul(optarg, NULL, 10); break;
-                case 'c': start_cursor = strtoll(optarg, NULL, 10); break;
-                case 'e': events_path = optarg; break;
-                case 'k': connecting_max = (unsigned) strtoul(optarg, NULL, 10); break;
-                case 'r': ramp = strtoul(optarg, NULL, 10); break;
-                case 'b': rounds = (unsigned) strtoul(optarg, NULL, 10); break;
-                default: usage();
+                case 'p':
+                        poll_conninfo = optarg;
+                        break;
+                case 'f':
+                        fetch_conninfo = optarg;
+                        break;
+                case 'n':
+                        n_hosts = (unsigned) strtoul(optarg, NULL, 10);
+                        break;
+                case 'F':
+                        first = (unsigned) strtoul(optarg, NULL, 10);
+                        break;
+                case 'c':
+                        start_cursor = strtoll(optarg, NULL, 10);
+                        break;
+                case 'e':
+                        events_path = optarg;
+                        break;
+                case 'k':
+                        connecting_max = (unsigned) strtoul(optarg, NULL, 10);
+                        break;
+                case 'r':
+                        ramp = strtoul(optarg, NULL, 10);
+                        break;
+                case 'b':
+                        rounds = (unsigned) strtoul(optarg, NULL, 10);
+                        break;
+                default:
+                        usage();
                 }
         if (!poll_conninfo)
                 usage();
@@ -684,7 +710,8 @@ int main(int argc, char *argv[]) {
                 usage();
 
         /* Two connections a host, and epoll's. */
-        struct rlimit rl = { .rlim_cur = 2 * (rlim_t) n_hosts + 256, .rlim_max = 2 * (rlim_t) n_hosts + 256 };
+        struct rlimit rl = { .rlim_cur = 2 * (rlim_t) n_hosts + 256,
+                             .rlim_max = 2 * (rlim_t) n_hosts + 256 };
         if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
                 fprintf(stderr, "cannot raise the file descriptor limit to %llu: %m\n",
                         (unsigned long long) rl.rlim_cur);
