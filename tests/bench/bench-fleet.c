@@ -28,6 +28,10 @@
  * not all in the same millisecond), "window" when SIGUSR1 starts the measured window (the counters
  * restart), and at SIGTERM or SIGINT a summary line of the window's counters and round trips.
  *
+ * --fetch-shared: the fetch goes through the poll login, by a SECURITY DEFINER function that
+ * checks the host's selector itself (SHARED_FETCH_FUNCTION, the fix docs/fleet.md weighs),
+ * instead of the host's own role.
+ *
  * --baseline K: instead, K sequential `SELECT 1` round trips on one connection (the poll
  * conninfo): their p50 and p99, the latency floor of the same pgbouncer. */
 #include <errno.h>
@@ -89,6 +93,7 @@ typedef struct Host {
         int64_t cursor; /* applied: the broker's kept cursor */
         int64_t seen;   /* the next poll goes on from here */
         int64_t fetch_from, fetch_to;
+        bool fetching;                    /* a shared fetch is in flight on the poll connection */
         int64_t concerned[CONCERNED_MAX]; /* seqs of the fetch in flight that concern us */
         int64_t concerned_req[CONCERNED_MAX];
         size_t n_concerned;
@@ -102,6 +107,30 @@ static unsigned n_hosts;
 static int epfd;
 static const char *poll_conninfo, *fetch_conninfo;
 static FILE *events_out;
+/* --fetch-shared: the fetch through the poll login, by SHARED_FETCH_SQL */
+static bool fetch_shared;
+
+/* The fix docs/fleet.md weighs against the per-role fetch: the broker's fetch, wrapped in a
+ * SECURITY DEFINER function that the poll login calls with the host's name and that checks
+ * the host's selector itself (row-level security does not apply to its owner). Created by
+ * bench_fleet.py from --print-shared-fetch; not part of the fleet's schema. */
+#define SHARED_FETCH_FUNCTION                                                                      \
+        "CREATE SCHEMA jit_fleet_bench;\n"                                                         \
+        "CREATE FUNCTION jit_fleet_bench.fetch_for_host(p_host text, p_from bigint, p_to bigint, " \
+        "p_limit integer) RETURNS TABLE (o_id bigint, o_origin text, o_requester text, "           \
+        "o_service text, o_reason text, o_ticket text, o_duration integer, o_selector text, "      \
+        "o_state text, o_created text, o_approvals json, o_revokers json) LANGUAGE sql STABLE "    \
+        "SECURITY DEFINER SET search_path = pg_catalog AS $f$ SELECT " FLEET_ROW_COLUMNS           \
+                FLEET_ROW_FROM                                                                     \
+        "JOIN jit_fleet.hosts AS h ON h.name = p_host WHERE r.id IN (SELECT c.request_id FROM "    \
+        "jit_fleet.changes AS c WHERE c.seq > p_from AND c.seq <= p_to) AND (r.origin_host = "     \
+        "h.name OR h.reviews OR (r.selector_host IS NOT NULL AND r.selector_host = h.name) OR "    \
+        "(r.selector_host IS NULL AND r.selector_labels <> '{}' AND h.labels @> "                  \
+        "r.selector_labels)) ORDER BY r.id LIMIT p_limit $f$;\n"                                   \
+        "REVOKE ALL ON FUNCTION jit_fleet_bench.fetch_for_host(text, bigint, bigint, integer) "    \
+        "FROM PUBLIC;\n"
+#define SHARED_FETCH_SQL                                                                           \
+        "SELECT * FROM jit_fleet_bench.fetch_for_host($1, $2::bigint, $3::bigint, $4::integer)"
 static volatile sig_atomic_t stopping, window_start;
 static unsigned n_up;
 
@@ -286,6 +315,7 @@ static void host_fail(Host *h, Conn *c) {
         }
         h->seen = h->cursor;
         h->n_concerned = 0;
+        h->fetching = false;
         schedule(h, now_mono() + RETRY_USEC);
 }
 
@@ -465,7 +495,9 @@ static void host_polled(Host *h, PGresult *res) {
                 h->fetch_from = from;
                 h->fetch_to = next;
                 stats.concerned += h->n_concerned;
-                if (h->fetch.state == CONN_IDLE)
+                if (fetch_shared)
+                        host_fetch_send(h);
+                else if (h->fetch.state == CONN_IDLE)
                         host_fetch_send(h);
                 else if (h->fetch.state == CONN_DOWN && !h->fetch.queued)
                         conn_queue_start(&h->fetch); /* the fetch follows the connection */
@@ -483,6 +515,12 @@ static void host_fetch_send(Host *h) {
         snprintf(from_text, sizeof(from_text), "%lld", (long long) h->fetch_from);
         snprintf(to_text, sizeof(to_text), "%lld", (long long) h->fetch_to);
         snprintf(limit, sizeof(limit), "%d", FETCH_ROWS);
+        if (fetch_shared) {
+                const char *shared_params[] = { h->name, from_text, to_text, limit };
+                h->fetching = true;
+                conn_send(&h->poll, SHARED_FETCH_SQL, 4, shared_params);
+                return;
+        }
         const char *params[] = { from_text, to_text, limit };
         conn_send(&h->fetch, FLEET_FETCH_SQL, 3, params);
 }
@@ -557,7 +595,8 @@ static void conn_input(Conn *c, uint32_t revents) {
                                 host_fail(h, c);
                                 return;
                         }
-                        if (c->own_role) {
+                        if (c->own_role || h->fetching) {
+                                h->fetching = false;
                                 hist_add(fetch_hist, rtt);
                                 host_fetched(h, res);
                         } else {
@@ -646,6 +685,8 @@ static void usage(void) {
         fprintf(stderr,
                 "usage: bench-fleet --poll-conninfo STR --fetch-conninfo STR --hosts N "
                 "--cursor SEQ --events FILE [--first I] [--connecting K] [--ramp HOSTS_PER_S]\n"
+                "                   [--fetch-shared]\n"
+                "       bench-fleet --print-shared-fetch\n"
                 "       bench-fleet --poll-conninfo STR --baseline ROUNDS\n");
         exit(EXIT_FAILURE);
 }
@@ -661,6 +702,8 @@ int main(int argc, char *argv[]) {
                 { "connecting", required_argument, NULL, 'k' },
                 { "baseline", required_argument, NULL, 'b' },
                 { "ramp", required_argument, NULL, 'r' },
+                { "fetch-shared", no_argument, NULL, 'S' },
+                { "print-shared-fetch", no_argument, NULL, 'P' },
                 {},
         };
         const char *events_path = NULL;
@@ -692,6 +735,12 @@ int main(int argc, char *argv[]) {
                 case 'k':
                         connecting_max = (unsigned) strtoul(optarg, NULL, 10);
                         break;
+                case 'S':
+                        fetch_shared = true;
+                        break;
+                case 'P':
+                        fputs(SHARED_FETCH_FUNCTION, stdout);
+                        return EXIT_SUCCESS;
                 case 'r':
                         ramp = strtoul(optarg, NULL, 10);
                         break;
