@@ -35,6 +35,7 @@ import hmac
 import json
 import os
 import pwd
+import queue
 import resource
 import secrets
 import shutil
@@ -77,6 +78,8 @@ FETCH_CONNECTIONS = 80
 # CAP_SYS_RESOURCE): 10,000 hosts' 20,000 client connections need two generators and two
 # pgbouncers.
 HOSTS_PER_GENERATOR = 5000
+# The hosts of one size must all be connected within this.
+CONNECT_DEADLINE = 120
 HOST_PASSWORD = "bench-host-password"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # A few hosts registered by jitctl itself, the rest by the same SQL in one transaction.
@@ -197,9 +200,11 @@ class Bench:
         """count pgbouncers sharing one TCP port on the loopback (so_reuseport: the kernel
         spreads the connections), each with its own Unix socket for its admin console."""
         pg = self.pg
+        self.stop_bouncers()
         self.bouncers, self.bdirs = [], []
+        self.bouncer_runs = getattr(self, "bouncer_runs", 0) + 1
         for b in range(count):
-            bdir = os.path.join(pg.dir, f"pgbouncer{b}")
+            bdir = os.path.join(pg.dir, f"pgbouncer-{self.bouncer_runs}-{b}")
             os.mkdir(bdir, 0o755)
             os.chown(bdir, pg.uid, pg.gid)
             auth = os.path.join(bdir, "userlist.txt")
@@ -373,18 +378,21 @@ log_disconnections = 0
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             threading.Thread(target=echo_lines, args=(gen.stderr, stderr_lines, first),
                              daemon=True).start()
+            gen.lines = queue.Queue()
+            threading.Thread(target=lambda g=gen: [g.lines.put(x.strip()) for x in g.stdout],
+                             daemon=True).start()
             gens.append(gen)
         try:
             for gen in gens:
-                if gen.stdout.readline().strip() != "ready":
-                    raise RuntimeError(f"a generator did not connect its hosts: "
-                                       f"{''.join(stderr_lines[-5:])}")
+                if next_line(gen, started + CONNECT_DEADLINE) != "ready":
+                    raise RuntimeError(f"the hosts did not all connect within {CONNECT_DEADLINE} "
+                                       f"s: {stderr_lines[-1].strip() if stderr_lines else ''}")
             connect_s = time.monotonic() - started
             time.sleep(SETTLE)
             for gen in gens:
                 gen.send_signal(signal.SIGUSR1)
             for gen in gens:
-                if gen.stdout.readline().strip() != "window":
+                if next_line(gen, time.monotonic() + 30) != "window":
                     raise RuntimeError("a generator did not start its window")
         except BaseException:
             for gen in gens:
@@ -407,8 +415,8 @@ log_disconnections = 0
         for gen in gens:
             gen.send_signal(signal.SIGTERM)
         for gen in gens:
-            out, _ = gen.communicate(timeout=60)
-            summaries.append(json.loads(out.strip().splitlines()[-1]))
+            gen.wait(timeout=60)
+            summaries.append(json.loads(next_line(gen, time.monotonic() + 10)))
         summary = {k: sum(x[k] for x in summaries) for k in summaries[0] if not k.endswith("_ms")}
         for k in ("poll_p50_ms", "fetch_p50_ms"):
             summary[k] = sum(x[k] for x in summaries) / len(summaries)
@@ -453,14 +461,26 @@ log_disconnections = 0
             "errors": stderr_lines[-3:],
         }
 
-    def close(self):
+    def stop_bouncers(self):
         for b in self.bouncers:
             b.terminate()
             try:
                 b.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 b.kill()
+        self.bouncers = []
+
+    def close(self):
+        self.stop_bouncers()
         self.pg.close()
+
+
+def next_line(gen, deadline):
+    """The generator's next line on stdout, or None at the deadline."""
+    try:
+        return gen.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+    except queue.Empty:
+        return None
 
 
 def echo_lines(stream, into, first):
@@ -504,7 +524,7 @@ def main():
         return 77
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     bench = Bench()
-    results = []
+    results, failed = [], []
     try:
         bench.setup_store(top)
         bench.start_bouncers(bouncers, 2 * top + 1000)
@@ -514,12 +534,21 @@ def main():
         print(f"baseline: SELECT 1 through pgbouncer, idle: p50 {baseline['select1_p50_ms']:.3f} "
               f"ms, p99 {baseline['select1_p99_ms']:.3f} ms", flush=True)
         for n, shared in [(n, False) for n in SIZES] + [(n, True) for n in SHARED_SIZES]:
-            r = bench.run_size(n, baseline, shared)
+            # Fresh pgbouncers for each size: a pool that collapsed keeps the clients of the
+            # last size queued until its query_wait_timeout.
+            bench.start_bouncers(bouncers, 2 * top + 1000)
+            try:
+                r = bench.run_size(n, baseline, shared)
+            except RuntimeError as e:
+                label = f"{n} shared" if shared else str(n)
+                print(f"N={label}: FAILED: {e}", flush=True)
+                failed.append((label, str(e)))
+                continue
             results.append(r)
             print_one(r)
     finally:
         bench.close()
-    print_table(results)
+    print_table(results, failed)
     return 0
 
 
@@ -542,7 +571,7 @@ def print_one(r):
         print(f"    generator: {e.strip()}", flush=True)
 
 
-def print_table(results):
+def print_table(results, failed):
     print()
     print(f"Fleet propagation (poll P = {PERIOD:.0f} s ± 0.2 s, {RATE} changes/s: approvals "
           f"and revocations for 1 host, 1% and 10% of the hosts in turn)")
@@ -557,6 +586,8 @@ def print_table(results):
               f"{100 * r['delivered'] / max(1, r['expected']):>6.1f}% {r['pg_cpu']:>16.3f} "
               f"{r['bouncer_cpu']:>17.3f} {r['server_conns']:>9} {r['client_conns']:>11} "
               f"{ratio:>13.1f}x {ok:>5}")
+    for label, why in failed:
+        print(f"{label:>12} not measured: {why}")
     print(f"Latency floor: a bare SELECT 1 through the same pgbouncer, idle: "
           f"{results[0]['baseline']['select1_p50_ms']:.3f} ms p50; the wait for the next poll "
           f"alone is uniform over P: p50 {PERIOD / 2:.2f} s, p99 {0.99 * PERIOD:.2f} s.")
