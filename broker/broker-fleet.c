@@ -15,6 +15,7 @@
 #include "cleanup.h"
 #include "duration.h"
 #include "fleet-client.h"
+#include "fleet-sql.h"
 #include "host-selector.h"
 #include "protocol.h"
 #include "store-fleet-audit.h"
@@ -167,26 +168,6 @@ static json_object *row_to_json(PGresult *res, int row) {
         }
         return o;
 }
-
-/* The state as the store holds it (a target decides on the time by its own clock), or as
- * shown: timed_out from expires_at on, before its origin host has marked it. */
-#define FLEET_STATE_STORED "CASE WHEN v.revoker IS NOT NULL THEN 'revoked' ELSE r.state END, "
-#define FLEET_STATE_SHOWN                                                                          \
-        "CASE WHEN v.revoker IS NOT NULL THEN 'revoked' WHEN r.state = 'pending' AND "             \
-        "r.expires_at <= now() THEN 'timed_out' ELSE r.state END, "
-#define FLEET_ROW_COLUMNS_STATE(state)                                                             \
-        "r.id, r.origin_host, r.requester, r.service, r.reason, r.ticket, r.duration_s, "          \
-        "r.selector, " state                                                                       \
-        "to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "             \
-        "(SELECT json_agg(json_build_object('approver', a.approver, 'verdict', a.verdict, "        \
-        "'host', a.origin_host, 'at', extract(epoch FROM a.created_at)) ORDER BY a.id) "           \
-        "FROM jit_fleet.approvals AS a WHERE a.request_id = r.id), (SELECT json_agg(x.revoker "    \
-        "ORDER BY x.id) FROM jit_fleet.revocations AS x WHERE x.request_id = r.id), "              \
-        "extract(epoch FROM r.expires_at) "
-#define FLEET_ROW_COLUMNS FLEET_ROW_COLUMNS_STATE(FLEET_STATE_SHOWN)
-#define FLEET_ROW_FROM                                                                             \
-        "FROM jit_fleet.requests AS r LEFT JOIN LATERAL (SELECT x.revoker FROM "                   \
-        "jit_fleet.revocations AS x WHERE x.request_id = r.id ORDER BY x.id LIMIT 1) AS v ON true "
 
 #define FLEET_TIME(x) "to_char(" x " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 /* The hosts the request covers and what each recorded of it (jit_fleet.request_hosts,
@@ -940,10 +921,7 @@ void broker_fleet_changes(void *userdata, int64_t from, int64_t to, const FleetC
         *f = (FleetFetch){ .b = b, .from = from, .to = to };
         const char *params[] = { array };
         /* Row-level security shows this host's role only what may concern it. */
-        if (fleet_client_query(b->fleet,
-                               "SELECT " FLEET_ROW_COLUMNS_STATE(FLEET_STATE_STORED) FLEET_ROW_FROM
-                               "WHERE r.id = ANY ($1::bigint[]) ORDER BY r.id",
-                               1, params, fetched, f) < 0) {
+        if (fleet_client_query(b->fleet, FLEET_FETCH_SQL, 1, params, fetched, f) < 0) {
                 free(f);
                 fleet_client_rewind(b->fleet);
         }
@@ -1075,11 +1053,7 @@ void broker_fleet_connected(void *userdata) {
         const char *params[] = { array };
         /* The requests held here, with their revocations, before the change feed: an outage
          * does not delay a revocation by the length of the feed behind it. */
-        int r = fleet_client_query(b->fleet,
-                                   "SELECT " FLEET_ROW_COLUMNS_STATE(FLEET_STATE_STORED)
-                                           FLEET_ROW_FROM
-                                   "WHERE r.id = ANY ($1::bigint[]) ORDER BY r.id",
-                                   1, params, caught_up, b);
+        int r = fleet_client_query(b->fleet, FLEET_CATCHUP_SQL, 1, params, caught_up, b);
         if (r < 0)
                 log_notice_errno(r, "fleet: cannot ask for the catch-up: %m");
         /* After the catch-up: what was recorded here while the store was away. */

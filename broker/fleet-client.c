@@ -16,6 +16,7 @@
 #include "fleet-poll.h"
 #include "fleet-resolve.h"
 #include "fleet-schema.h"
+#include "fleet-sql.h"
 #include "store-fleet.h"
 #include "timeutil.h"
 
@@ -402,11 +403,7 @@ static void poll_send(FleetClient *fc) {
         fc->cur = fc->poll_link.conn ? &fc->poll_link : &fc->host_link;
         /* One statement, one snapshot: the rows and the oldest transaction still running
          * are seen at the same instant (the cursor rule of docs/fleet.md). */
-        query_send(fc, PHASE_POLL,
-                   "SELECT seq, txid < pg_snapshot_xmin(pg_current_snapshot()), request_id, "
-                   "selector_host, selector_labels FROM jit_fleet.changes WHERE seq > "
-                   "$1::bigint ORDER BY seq LIMIT $2::integer",
-                   2, params);
+        query_send(fc, PHASE_POLL, FLEET_POLL_SQL, 2, params);
 }
 
 static void polled(FleetClient *fc, PGresult *res) {

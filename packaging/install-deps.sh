@@ -15,7 +15,8 @@ BUILD_PKGS=(meson ninja-build pkg-config gcc libpam0g-dev libsystemd-dev libsqli
 # The system test (tests/system/) builds the packages (PACKAGE_PKGS, added with --tests)
 # and boots a Debian 12 made by mmdebstrap under systemd-nspawn. The fleet's tests start a
 # PostgreSQL 15 server of their own (postgresql: its binaries and the postgres user), and
-# one puts Debian's pgbouncer in front of it in transaction pooling mode.
+# one (and the fleet's benchmark, bench-fleet) puts Debian's pgbouncer in front of it in
+# transaction pooling mode.
 TEST_PKGS=(libcmocka-dev libpam-wrapper libpamtest0-dev python3 systemd openssh-server
            openssh-client sqlite3 util-linux mmdebstrap systemd-container postgresql
            pgbouncer)

@@ -41,7 +41,10 @@ def free_tcp_port():
 
 
 class PgServer:
-    def __init__(self, tcp=False):
+    def __init__(self, tcp=False, settings=None):
+        """tcp: listen on 127.0.0.1 too; settings: server settings that override the
+        defaults below (name: value)."""
+        self.settings = dict(settings or {})
         self.etc_copy = None
         self.tcp = tcp
         self.port = free_tcp_port() if tcp else 5432
@@ -109,7 +112,7 @@ class PgServer:
             "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
             "-c shared_buffers=16MB", "-c max_connections=40",
             "-c log_min_messages=warning",
-        ])
+        ] + [f"-c {name}={value}" for name, value in self.settings.items()])
         self._as_postgres([os.path.join(PG_BIN, "pg_ctl"), "start", "--pgdata", self.data,
                            "--wait", "--timeout=60", "--log", os.path.join(self.dir, "server.log"),
                            "--options", options])
