@@ -3,11 +3,12 @@
  * the allowed_signers file (principal patterns, cert-authority, namespaces=, valid-after=,
  * valid-before= options) and every key type including FIDO ones are OpenSSH's, and its
  * implementation is the audited one every OpenSSH user already trusts; a second one would
- * be a second place for mistakes. It runs as nobody, with a clean environment, no
+ * be a second place for mistakes. It runs as jit-verify, with a clean environment, no
  * descriptor but its input, output and the two in-memory files, and a deadline; and never
  * on the path of pam_jit's check, which reads only the database. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,8 +123,48 @@ static int read_allowed_signers(const char *path, char **ret, size_t *ret_len, c
 
 static char *const keygen_env[] = { "PATH=/usr/bin:/bin", "LC_ALL=C", NULL };
 
+/* The uid and gid of APPROVAL_VERIFY_USER; fails closed when it is missing or is root. */
+static int verify_user(uid_t *ret_uid, gid_t *ret_gid, char **ret_why) {
+        struct passwd pw, *pwp = NULL;
+        char buf[4096];
+
+        int k = getpwnam_r(APPROVAL_VERIFY_USER, &pw, buf, sizeof(buf), &pwp);
+        if (k != 0) {
+                if (asprintf(ret_why, "cannot look up the user %s: %s", APPROVAL_VERIFY_USER,
+                             strerror(k)) < 0)
+                        *ret_why = NULL;
+                return -k;
+        }
+        if (!pwp) {
+                if (asprintf(ret_why,
+                             "the system user %s, which checks signatures, does not exist "
+                             "(the jit package creates it: systemd-sysusers jit.conf); signed "
+                             "approvals are refused until it does",
+                             APPROVAL_VERIFY_USER) < 0)
+                        *ret_why = NULL;
+                return -ESRCH;
+        }
+        if (pw.pw_uid == 0 || pw.pw_gid == 0) {
+                if (asprintf(ret_why,
+                             "the user %s is root (uid or group 0); signed approvals are refused",
+                             APPROVAL_VERIFY_USER) < 0)
+                        *ret_why = NULL;
+                return -EPERM;
+        }
+        *ret_uid = pw.pw_uid;
+        *ret_gid = pw.pw_gid;
+        return 0;
+}
+
 static int run_keygen(char *const *argv, const SignatureCheck *c, const char *signers,
                       size_t signers_len, SshKeygenResult *res, char **ret_why) {
+        uid_t uid = getuid();
+        gid_t gid = getgid();
+        bool drop = uid == 0;
+        int k;
+
+        if (drop && (k = verify_user(&uid, &gid, ret_why)) < 0)
+                return k == -EPERM ? -EACCES : k; /* not the signature's fault: not -EPERM */
         SshKeygenRun run = {
                 .argv = argv,
                 .env = keygen_env,
@@ -132,12 +173,12 @@ static int run_keygen(char *const *argv, const SignatureCheck *c, const char *si
                 .files = { c->signature, signers },
                 .files_len = { c->signature_len, signers_len },
                 .n_files = 2,
-                .drop = getuid() == 0,
-                .uid = APPROVAL_VERIFY_UID,
-                .gid = APPROVAL_VERIFY_GID,
+                .drop = drop,
+                .uid = uid,
+                .gid = gid,
                 .timeout_ms = APPROVAL_VERIFY_TIMEOUT_MS,
         };
-        int k = ssh_keygen_run(&run, res);
+        k = ssh_keygen_run(&run, res);
         if (k < 0) {
                 if (asprintf(ret_why, "cannot run %s: %s", SSH_KEYGEN_PATH, strerror(-k)) < 0)
                         *ret_why = NULL;
@@ -206,7 +247,30 @@ int approval_signature_check(const SignatureCheck *c, SshSigInfo *ret_info, char
                         *ret_why = NULL;
                 return -EPERM;
         }
-        if (c->requester && principal_listed(principals, c->requester)) {
+        /* Whether the key is the requester's as OpenSSH itself sees it: ssh-keygen accepts
+         * the signature for the requester's name. find-principals shows only the first line
+         * listing the key, with its principal patterns as written (`ops-*`), so comparing
+         * names with its output would miss a second line or a pattern. */
+        bool requesters = c->requester && principal_listed(principals, c->requester);
+        if (c->requester && !requesters) {
+                char *requester_argv[] = { "ssh-keygen",
+                                           "-Y",
+                                           "verify",
+                                           "-f",
+                                           SSH_KEYGEN_FILE_1,
+                                           "-I",
+                                           (char *) c->requester,
+                                           "-n",
+                                           APPROVAL_SIGNATURE_NAMESPACE,
+                                           "-s",
+                                           SSH_KEYGEN_FILE_0,
+                                           NULL };
+                if ((k = run_keygen(requester_argv, c, signers, signers_len, verified, ret_why)) <
+                    0)
+                        return k;
+                requesters = verified->status == 0;
+        }
+        if (requesters) {
                 if (asprintf(ret_why,
                              "key %s is listed for %s, the requester: a request cannot be "
                              "approved with its requester's key",

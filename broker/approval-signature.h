@@ -18,9 +18,11 @@
 #define ALLOWED_SIGNERS_MAX (1024U * 1024U)
 /* How far a signed not-before may be ahead of this host's clock (clocks of hosts differ). */
 #define APPROVAL_CLOCK_SKEW 60
-/* The uid and gid ssh-keygen checks signatures as: nobody, the overflow ids. */
-#define APPROVAL_VERIFY_UID 65534
-#define APPROVAL_VERIFY_GID 65534
+/* The system user (and its group) ssh-keygen checks signatures as, looked up for each check:
+ * a user of its own, which no other process runs as (one that did could ptrace the child and
+ * forge its verdict). The package creates it (jit.sysusers); without it signed approvals are
+ * refused. */
+#define APPROVAL_VERIFY_USER "jit-verify"
 
 /* The name this host signs as (`hosts` of a local request's statement): the policy's
  * fleet.host, else the kernel's host name. */

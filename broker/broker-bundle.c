@@ -158,7 +158,9 @@ static json_object *check_one(BundleCheck *bc, size_t i, json_object *o, Importe
                                        "approval %zu: approver, statement and signature are "
                                        "required",
                                        i + 1);
-        if ((k = db_signature_known(bc->b->db, signature)) != 0)
+        /* Keyed on the statement, not on the signature's text: a copy of the signature
+         * re-wrapped, or re-signed, is still the same approval. */
+        if ((k = db_statement_known(bc->b->db, statement)) != 0)
                 return k > 0 ? refused("approval %zu was used here already: a bundle is "
                                        "imported once",
                                        i + 1)
@@ -265,13 +267,27 @@ static json_object *bundle_import(Broker *b, const Identity *caller, json_object
         if (req_id.uid != (uid_t) uid)
                 return refused("requester %s has uid %u here, not %lld as the bundle says",
                                requester, (unsigned) req_id.uid, (long long) uid);
-        const PolicyRule *rule = policy_match_at(b->policy, &req_id, service,
-                                                 (time_t) (now_usec(CLOCK_REALTIME) / 1000000));
+        /* The rule as filing the request here would find it, with the same checks of the
+         * ticket, the reason and the duration. */
+        PolicyQuery q = {
+                .requester = &req_id,
+                .service = service,
+                .duration = (uint64_t) duration,
+                .at = (time_t) (now_usec(CLOCK_REALTIME) / 1000000),
+                .ticket = ticket,
+                .reason = reason,
+        };
+        _cleanup_(policy_decision_done) PolicyDecision d = { .verdict = VERDICT_REFUSED };
+        if (policy_decide(b->policy, &q, &d) < 0)
+                return jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
+        const PolicyRule *rule = d.rule;
         if (!rule || rule->auto_approve || rule->scope == POLICY_SCOPE_COMMAND)
                 return refused("no rule here grants %s to %s with approvals", service, requester);
         if ((uint64_t) duration > policy_rule_cap(b->policy, rule))
                 return refused("the grant lasts %lld s, longer than rule \"%s\" allows here",
                                (long long) duration, rule->name);
+        if (d.verdict == VERDICT_REFUSED)
+                return refused("%s here", d.message ? d.message : "refused by the policy");
 
         char host[256];
         if (approval_host_name(b->policy, host, sizeof(host)) < 0)

@@ -711,12 +711,12 @@ int db_add_approval(BrokerDb *db, int64_t id, const Approval *a) {
         return step_done(db, st);
 }
 
-int db_signature_known(BrokerDb *db, const char *signature) {
+int db_statement_known(BrokerDb *db, const char *statement) {
         sqlite3_stmt *st;
-        int rc = db_prepare(db, "SELECT 1 FROM approvals WHERE signature = ?1 LIMIT 1", &st);
+        int rc = db_prepare(db, "SELECT 1 FROM approvals WHERE statement = ?1 LIMIT 1", &st);
         if (rc < 0)
                 return rc;
-        sqlite3_bind_text(st, 1, signature, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 1, statement, -1, SQLITE_STATIC);
         rc = sqlite3_step(st);
         int k = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : (sqlite_errno(rc) ?: -EIO);
         db_release(db, st);

@@ -154,8 +154,11 @@ int db_list_visible_requests(BrokerDb *db, const RequestState *states, size_t n_
                              unsigned limit, bool with_unacknowledged, const RequestView *view,
                              Request ***ret, size_t *ret_n);
 int db_add_approval(BrokerDb *db, int64_t id, const Approval *a);
-/* Whether an approval of this host's live tables carries this very signature: 1, 0, -errno. */
-int db_signature_known(BrokerDb *db, const char *signature);
+/* Whether an approval of this host's live tables was signed over this very statement: 1, 0,
+ * -errno. The statement, canonical and naming its request, approver and window, identifies
+ * a signed approval; its signature does not (the armor's line length is free, and some
+ * signature schemes have more than one valid signature for the same message). */
+int db_statement_known(BrokerDb *db, const char *statement);
 int db_update_request(BrokerDb *db, const Request *r);
 
 /* The active grant of uid for service at this moment (a one-shot grant only while it has

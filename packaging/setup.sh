@@ -8,7 +8,8 @@
 #  2. builds the packages jit and libpam-jit into build-deb/ (packaging/build-deb.sh:
 #     dpkg-buildpackage on a copy of the tree, then lintian)
 #  3. installs them: apt-get install ./build-deb/jit_*.deb ./build-deb/libpam-jit_*.deb.
-#     The packages create the groups jit, jit-approvers and jit-auditors, install
+#     The packages create the groups jit, jit-approvers and jit-auditors and the system
+#     users jit-notify and jit-verify, install
 #     /etc/jit/policy.conf (an existing one is kept), add pam_jit to
 #     /etc/pam.d/common-account and common-session with pam-auth-update, and enable
 #     jit-brokerd.socket and jit-brokerd.service (and start them when systemd runs)
@@ -151,6 +152,9 @@ fi
 
 for g in jit jit-approvers jit-auditors; do
         getent group "$g" >/dev/null || die "group $g is missing after the install (systemd-sysusers jit.conf)"
+done
+for u in jit-notify jit-verify; do
+        getent passwd "$u" >/dev/null || die "user $u is missing after the install (systemd-sysusers jit.conf)"
 done
 gated=$(getent group jit | cut -d: -f4)
 if [ -n "$gated" ]; then

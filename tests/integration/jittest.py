@@ -115,6 +115,9 @@ class Sandbox:
         etc = self.path("etc")
         run(["cp", "-a", "/etc", etc])
         run(["mount", "--bind", etc, "/etc"])
+        # The system user the broker checks signatures as (packaging/jit.sysusers), as the
+        # package would create it.
+        self.add_system_user("jit-verify")
         # sudo: our test group may run anything without a password; the account stack
         # (pam_jit) still runs, which is what the tests are about.
         with open("/etc/sudoers.d/jit-test", "w") as f:
@@ -197,6 +200,12 @@ class Sandbox:
 
     def add_group(self, name):
         run(["groupadd", "-f", name])
+
+    def add_system_user(self, name):
+        """A system user with its own group, no home and no shell, as sysusers.d makes one;
+        kept when it is there already."""
+        if run(["getent", "passwd", name], check=False).returncode != 0:
+            run(["useradd", "--system", "-U", "-M", "-d", "/nonexistent", "-s", "/usr/sbin/nologin", name])
 
     def add_user(self, name, groups=()):
         for g in groups:

@@ -67,7 +67,10 @@ class Signed(BrokerTestCase):
     }
     # Each user's keys, in their agent; who allowed_signers lists each key for (None: no one).
     KEYS = {
-        "jit-alice": {"ed25519": "jit-alice", "shared": "jit-alice,jit-bob"},
+        # pattern: alice's key under a principal pattern that names her and the approvers;
+        # twice: listed on two lines, for jit-carol first and then for her.
+        "jit-alice": {"ed25519": "jit-alice", "shared": "jit-alice,jit-bob", "pattern": "jit-*",
+                      "twice": ["jit-carol", "jit-alice"]},
         "jit-bob": {"ed25519": "jit-bob", "ecdsa": "jit-bob", "team": "jit-bob,jit-carol"},
         "jit-carol": {"ed25519": "jit-carol", "team": None},  # team: bob's key, also listed for carol
         "jit-dave": {"ed25519": None, "carols": "jit-carol"},
@@ -138,9 +141,10 @@ class Signed(BrokerTestCase):
                     made.setdefault(kind, path)
                 p = cls.as_user(name, ["ssh-add", "-q", path])
                 assert p.returncode == 0, p.stderr
-                if principals:
-                    with open(path + ".pub") as f:
-                        lines.append(f"{principals} {f.read().strip()}")
+                with open(path + ".pub") as f:
+                    public = f.read().strip()
+                for line in principals if isinstance(principals, list) else [principals] if principals else []:
+                    lines.append(f"{line} {public}")
         os.makedirs("/etc/jit", exist_ok=True)
         with open(ALLOWED_SIGNERS, "w") as f:
             f.write("# approvers' keys\n" + "\n".join(lines) + "\n")
@@ -355,6 +359,38 @@ class Signed(BrokerTestCase):
                                       "the requester")
         self.assertStillPending(rid)
 
+    def test_16b_requester_key_under_a_pattern_or_a_second_line(self):
+        """The requester's key is the requester's however allowed_signers lists it: under a
+        pattern that matches their name, or on a later line than one naming the approver."""
+        for kind in ("pattern", "twice"):
+            with self.subTest(kind=kind):
+                rid = self.file("jit-alice")["id"]
+                text = self.statement("jit-carol", rid)
+                reply = self.raw_approve("jit-carol", rid, text, self.sign("jit-alice", kind, text))
+                self.assertRefusedWith(reply, f"key {self.fingerprint('jit-alice', kind)} is listed for "
+                                              "jit-alice, the requester")
+                self.assertStillPending(rid)
+
+    def test_16c_without_the_verify_user_refused(self):
+        """ssh-keygen runs as the system user jit-verify; without it, nothing is verified."""
+        rid = self.file("jit-alice")["id"]
+        text = self.statement("jit-carol", rid)
+        signature = self.sign("jit-carol", "ed25519", text)
+        run(["userdel", "jit-verify"])  # in the sandbox's own /etc
+        try:
+            reply = self.raw_approve("jit-carol", rid, text, signature)
+        finally:
+            self.sb.add_system_user("jit-verify")
+        self.assertFalse(reply["ok"], reply)
+        self.assertEqual(reply["error"], "internal", reply)
+        self.assertIn("the system user jit-verify, which checks signatures, does not exist", reply["message"])
+        self.assertStillPending(rid)
+        # With it back, the same approval holds.
+        reply = self.raw_approve("jit-carol", rid, text, signature)
+        self.assertTrue(reply["ok"], reply)
+        self.assertEqual(self.root.ok("show", str(rid))["state"], "active")
+        self.u["jit-bob"].ok("revoke", str(rid))
+
     def test_17_malformed(self):
         rid = self.file("jit-alice")["id"]
         text = self.statement("jit-bob", rid)
@@ -404,9 +440,9 @@ class Signed(BrokerTestCase):
 
     # --- grant bundles: export here, import on a host without a fleet store ---
 
-    def other_host(self, name, hostname=None):
+    def other_host(self, name, hostname=None, policy=POLICY):
         """A second broker; with hostname, in a UTS namespace of its own named so."""
-        b = HostBroker(self.sb, name, POLICY)
+        b = HostBroker(self.sb, name, policy)
         wrap = ["unshare", "--uts", "--", "sh", "-c", f'hostname {hostname} && exec "$@"', "sh"] if hostname else ()
         b.start(wrap=wrap)
         b.wrapped = False  # unshare and sh exec the broker: the process is the broker itself
@@ -513,6 +549,77 @@ class Signed(BrokerTestCase):
         p = self.u["jit-bob"].jitctl("grant", "export", str(rid))
         self.assertExit(p, 1)
         self.assertIn("only an active grant can be exported", p.stderr)
+
+    @staticmethod
+    def rewrap(signature, width):
+        """The same signature with its base64 in lines of width, and no final newline."""
+        lines = signature.strip().split("\n")
+        data = "".join(lines[1:-1])
+        return "\n".join([lines[0]] + [data[i:i + width] for i in range(0, len(data), width)] + [lines[-1]])
+
+    def test_32_bundle_rewrapped_is_imported_once(self):
+        rid = self.file("jit-alice")["id"]
+        self.assertExit(self.approve("jit-carol", str(rid)), 0)
+        path, bundle = self.export("jit-bob", rid)
+        self.u["jit-bob"].ok("revoke", str(rid))
+        other = self.other_host("airgap-3")
+
+        def wrapped(width):
+            copy = json.loads(json.dumps(bundle))
+            copy["approvals"][0]["signature"] = self.rewrap(copy["approvals"][0]["signature"], width)
+            self.assertNotEqual(copy["approvals"][0]["signature"], bundle["approvals"][0]["signature"])
+            return self.write_bundle(copy)
+
+        # A re-wrapped signature is still a good one: it imports, once.
+        p = self.import_on(other, wrapped(60))
+        self.assertExit(p, 0)
+        imported = json.loads(p.stdout)["id"]
+        for again in (path, wrapped(64), wrapped(76)):
+            p = self.import_on(other, again)
+            self.assertExit(p, EXIT_REFUSED)
+            self.assertIn("approval 1 was used here already: a bundle is imported once", p.stderr)
+        # Revoked, the grant's approvals still count as used.
+        self.assertExit(run([jittest.JITCTL, "--socket", other.socket, "revoke", str(imported)], check=False), 0)
+        self.assertEqual(other.call({"version": 1, "op": "show", "id": imported})["result"]["state"], "revoked")
+        for again in (path, wrapped(60), wrapped(48)):
+            p = self.import_on(other, again)
+            self.assertExit(p, EXIT_REFUSED)
+            self.assertIn("approval 1 was used here already", p.stderr)
+        check = other.call({"version": 1, "op": "check", "user": "jit-alice", "service": "sudo"})
+        self.assertFalse(check["result"]["allowed"], check)
+
+    def test_33_bundle_meets_the_rule_here(self):
+        """The importing host's rule applies as to a request filed there: its ticket pattern
+        and its shortest reason."""
+        rule = 'name = "signed"; services = ["sudo"]; requesters = ["%jit-dev"];'
+        self.assertIn(rule, POLICY)
+        strict = POLICY.replace(rule, rule + ' ticket_pattern = "^OPS-[0-9]+$"; reason_min_length = 30;')
+        other = self.other_host("airgap-4", policy=strict)
+        long_reason = "rotate the payment keys and the others too"
+        cases = [
+            ((), long_reason, 'rule "signed" needs a ticket matching ^OPS-[0-9]+$ here'),
+            (("--ticket", "JIRA-7"), long_reason,
+             'rule "signed" needs a ticket matching ^OPS-[0-9]+$; "JIRA-7" does not match here'),
+            (("--ticket", "OPS-7"), "rotate the payment keys",
+             'rule "signed" needs a reason of at least 30 bytes (this one has 23) here'),
+            (("--ticket", "OPS-7"), long_reason, None),
+        ]
+        for extra, reason, why in cases:
+            with self.subTest(extra=extra, reason=reason):
+                rid = self.u["jit-alice"].ok("request", "--reason", reason, "--for", "30m", *extra)["id"]
+                self.assertExit(self.approve("jit-carol", str(rid)), 0)
+                path, _ = self.export("jit-bob", rid)
+                self.u["jit-bob"].ok("revoke", str(rid))
+                p = self.import_on(other, path)
+                if why:
+                    self.assertExit(p, EXIT_REFUSED)
+                    self.assertIn(why, p.stderr)
+                    check = other.call({"version": 1, "op": "check", "user": "jit-alice", "service": "sudo"})
+                    self.assertFalse(check["result"]["allowed"], check)
+                else:
+                    self.assertExit(p, 0)
+                    self.assertEqual(json.loads(p.stdout)["state"], "active")
+
 
 if __name__ == "__main__":
     import unittest
