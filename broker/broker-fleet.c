@@ -280,6 +280,9 @@ static void answered(void *userdata, PGresult *res, const char *error) {
                 if (p->kind == FLEET_OP_REVOKE)
                         record_typed(p, FLEET_AUDIT_REVOCATION, p->id,
                                      typed_data("reason", p->then_params[3]));
+                else if (p->kind == FLEET_OP_WITHDRAW)
+                        record_typed(p, FLEET_AUDIT_WITHDRAWAL, p->id,
+                                     typed_data("state", "withdrawn"));
                 else
                         record_typed(p, FLEET_AUDIT_APPROVAL, p->id,
                                      typed_data("verdict", p->then_params[3]));
@@ -705,6 +708,13 @@ static void fleet_apply_row(Broker *b, PGresult *res, int row) {
         /* Its time to be answered, by this host's own clock: after it, never granted here,
          * whatever the origin host has written yet. */
         double expires_at = PQgetisnull(res, row, 12) ? 0 : strtod(PQgetvalue(res, row, 12), NULL);
+        uint64_t filed_at;
+        /* A row filed before version 5 has no such time: this host's own pending_ttl from
+         * its filing, as for a local request, rather than never. */
+        if (PQgetisnull(res, row, 12))
+                expires_at = rfc3339_parse(PQgetvalue(res, row, 9), &filed_at) < 0
+                                     ? 1
+                                     : (double) (filed_at / USEC_PER_SEC + b->policy->pending_ttl);
         if (expires_at > 0 && (double) now_usec(CLOCK_REALTIME) >= expires_at * USEC_PER_SEC) {
                 host_selector_free(sel);
                 return (void) log_info("fleet: request %lld: its time to be answered is over, "

@@ -125,6 +125,25 @@ static int schema_version_known(void) {
         return fleet_schema_newest();
 }
 
+/* The first built-in version missing from the store's list of versions ("1,2,3", as the
+ * version query gives them), or 0 when it has them all. */
+static int schema_version_lacking(const char *list) {
+        for (size_t i = 0; i < fleet_migrations_n; i++) {
+                bool found = false;
+                for (const char *p = list; *p && !found;) {
+                        char *end;
+                        long v = strtol(p, &end, 10);
+                        if (end == p)
+                                break;
+                        found = v == fleet_migrations[i].version;
+                        p = *end == ',' ? end + 1 : end;
+                }
+                if (!found)
+                        return fleet_migrations[i].version;
+        }
+        return 0;
+}
+
 static void connect_start(FleetClient *fc);
 static void connect_now(FleetClient *fc, const char *credentials, char **ret_role, const char *host,
                         const char *hostaddr, const char *port);
@@ -327,7 +346,7 @@ static void schema_checked(FleetClient *fc, PGresult *res) {
                 return fail(fc, FLEET_UNREACHABLE, "cannot read the fleet schema's version: %s",
                             result_error(res, buf, sizeof(buf)));
         }
-        if (PQntuples(res) != 1 || PQnfields(res) != 1)
+        if (PQntuples(res) != 1 || PQnfields(res) != 2)
                 return fail(fc, FLEET_UNREACHABLE, "unexpected answer to the version query");
         char *end;
         long v = strtol(PQgetvalue(res, 0, 0), &end, 10);
@@ -345,6 +364,14 @@ static void schema_checked(FleetClient *fc, PGresult *res) {
                             "the fleet schema is at version %ld; this broker needs version %d: "
                             "run jitctl fleet migrate",
                             v, known);
+        /* Every version built in, not only the highest: a store migrated by a jitctl built
+         * without one of them lacks it below its highest. */
+        int lacking = schema_version_lacking(PQgetvalue(res, 0, 1));
+        if (lacking > 0)
+                return fail(fc, FLEET_SCHEMA_MISMATCH,
+                            "the fleet schema lacks version %d; this broker needs every version "
+                            "up to %d: run jitctl fleet migrate",
+                            lacking, known);
 
         const char *params[] = { fc->host };
         /* Row-level security shows a host role its own row only: a row of this name under
@@ -521,6 +548,23 @@ static void query_done(FleetClient *fc) {
         PQclear(res);
 }
 
+/* Keeps one of a query's results: the first, unless a later one is an error, which then
+ * is the answer. A statement's rows may be followed by the error of the commit that
+ * ends it (a deferred trigger): none of those rows is in the store. */
+static void result_collect(PGresult **kept, PGresult *res) {
+        ExecStatusType st = PQresultStatus(res);
+        bool error = st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE;
+
+        if (!*kept)
+                *kept = res;
+        else if (error && PQresultStatus(*kept) != PGRES_FATAL_ERROR &&
+                 PQresultStatus(*kept) != PGRES_BAD_RESPONSE) {
+                PQclear(*kept);
+                *kept = res;
+        } else
+                PQclear(res);
+}
+
 /* Reads what the server sent; the query's results once they are all in. */
 static void query_input(FleetClient *fc, uint32_t revents) {
         if (revents & EPOLLOUT) {
@@ -539,10 +583,7 @@ static void query_input(FleetClient *fc, uint32_t revents) {
                 PGresult *res = PQgetResult(fc->cur->conn);
                 if (!res)
                         return query_done(fc);
-                if (!fc->result)
-                        fc->result = res;
-                else
-                        PQclear(res);
+                result_collect(&fc->result, res);
         }
 }
 
@@ -562,7 +603,9 @@ static void connected(FleetClient *fc) {
                 return become_connected(fc);
         }
         query_send(fc, PHASE_CHECK_SCHEMA,
-                   "SELECT coalesce(max(version), 0) FROM jit_fleet.schema_version", 0, NULL);
+                   "SELECT coalesce(max(version), 0), coalesce(string_agg(version::text, ',' "
+                   "ORDER BY version), '') FROM jit_fleet.schema_version",
+                   0, NULL);
 }
 
 static void connect_step(FleetClient *fc, PostgresPollingStatusType st) {

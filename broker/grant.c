@@ -726,7 +726,10 @@ int grant_fleet_activate(Grants *g, const Identity *requester, const PolicyRule 
         int k;
 
         uint64_t now_real = g->now(CLOCK_REALTIME), now_boot = g->now(CLOCK_BOOTTIME);
-        uint64_t ends = fa->approved_at + ask->duration * USEC_PER_SEC;
+        /* Never later than this host's now: an approval time from a skewed clock cannot
+         * lengthen the grant past its duration from here. */
+        uint64_t approved_at = fa->approved_at < now_real ? fa->approved_at : now_real;
+        uint64_t ends = approved_at + ask->duration * USEC_PER_SEC;
         if (ends <= now_real)
                 return -ETIME;
         Request req = request_new(g, requester, ask, ask->duration, rule->name);
@@ -737,7 +740,7 @@ int grant_fleet_activate(Grants *g, const Identity *requester, const PolicyRule 
                 return fail(g, e, k, "activating the fleet grant");
         /* The deadline counts from the approval in the fleet, not from when this host
          * heard of it; on this boot's clock, so that a wall-clock jump cannot stretch it. */
-        req.activated_at = fa->approved_at;
+        req.activated_at = approved_at;
         req.expires_at = req.deadline_at = ends;
         uint64_t own_deadline_boot = now_boot + (ends - now_real);
         req.deadline_boot =

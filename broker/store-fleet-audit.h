@@ -22,6 +22,7 @@
 #define FLEET_AUDIT_REQUESTED "requested"   /* a fleet request filed here */
 #define FLEET_AUDIT_APPROVAL "approval"     /* an approval or denial typed here */
 #define FLEET_AUDIT_REVOCATION "revocation" /* a revocation typed here */
+#define FLEET_AUDIT_WITHDRAWAL "withdrawal" /* its requester withdrew a fleet request here */
 #define FLEET_AUDIT_GRANTED "granted"       /* a fleet request granted here */
 #define FLEET_AUDIT_USED "used"             /* the first session or command under it here */
 #define FLEET_AUDIT_ENDED "ended"           /* its grant here ended: expired, revoked, ... */

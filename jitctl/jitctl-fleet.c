@@ -35,8 +35,9 @@ const char fleet_help[] =
         "The fleet's store in PostgreSQL (docs/fleet.md), run as its administrator role.\n"
         "\n"
         "migrate   Brings the fleet schema to the newest version this jitctl knows (or to\n"
-        "          VERSION), in one transaction; does nothing when it is there, and refuses\n"
-        "          a database whose schema is newer than this jitctl\n"
+        "          VERSION), in one transaction, applying every version it lacks; does\n"
+        "          nothing when it has them, and refuses a database whose schema is newer\n"
+        "          than this jitctl\n"
         "add-host  Registers host NAME with its labels and creates its database role;\n"
         "          prints the line for the host's credentials file\n"
         "add-poll-login  Creates the login every host may share for the poll of the change\n"
@@ -104,8 +105,10 @@ static int exec_ok(const Context *c, PGconn *conn, const char *sql, const char *
 }
 
 /* Inside a transaction: creates the schema and its version table when missing, then
- * reads the version; 0 for a database the fleet never used. */
-static int schema_version(const Context *c, PGconn *conn, bool create, int *ret) {
+ * reads which versions it holds: *ret the highest (0 for a database the fleet never used),
+ * missing[i] whether fleet_migrations[i] was never applied (missing may be NULL). A version
+ * may be missing below the highest: a store migrated by a jitctl built without it. */
+static int schema_version(const Context *c, PGconn *conn, bool create, int *ret, bool *missing) {
         int r;
 
         if (create && (r = exec_ok(c, conn,
@@ -117,11 +120,34 @@ static int schema_version(const Context *c, PGconn *conn, bool create, int *ret)
                                    "cannot create the schema jit_fleet")) != CONTINUE)
                 return r;
         _cleanup_(PQclearp) PGresult *res =
-                PQexec(conn, "SELECT coalesce(max(version), 0) FROM jit_fleet.schema_version");
+                PQexec(conn, "SELECT version FROM jit_fleet.schema_version ORDER BY version");
         if (PQresultStatus(res) != PGRES_TUPLES_OK)
                 return fail_pg(c, conn, "cannot read the fleet schema's version");
-        *ret = atoi(PQgetvalue(res, 0, 0));
+        for (size_t i = 0; missing && i < fleet_migrations_n; i++)
+                missing[i] = true;
+        *ret = 0;
+        for (int row = 0; row < PQntuples(res); row++) {
+                int v = atoi(PQgetvalue(res, row, 0));
+                if (v > *ret)
+                        *ret = v;
+                for (size_t i = 0; missing && i < fleet_migrations_n; i++)
+                        if (fleet_migrations[i].version == v)
+                                missing[i] = false;
+        }
         return CONTINUE;
+}
+
+/* The first built-in version the store lacks, or 0 when it has them all. */
+static int first_missing(const bool *missing) {
+        for (size_t i = 0; i < fleet_migrations_n; i++)
+                if (missing[i])
+                        return fleet_migrations[i].version;
+        return 0;
+}
+
+static int refuse_older(const Context *c, int lacking) {
+        return fail(c, JIT_EXIT_FAILURE, "schema-too-old",
+                    "the fleet schema lacks version %d: run jitctl fleet migrate first", lacking);
 }
 
 static int refuse_newer(const Context *c, int version) {
@@ -133,8 +159,11 @@ static int refuse_newer(const Context *c, int version) {
 
 static int migrate(const Context *c, const char *uri, int target) {
         _cleanup_(PQfinishp) PGconn *conn = NULL;
-        int r, from;
+        _cleanup_free_ bool *missing = calloc(fleet_migrations_n, sizeof(bool));
+        int r, from, to;
 
+        if (!missing)
+                return fail_oom(c);
         if ((r = connect_database(c, uri, &conn)) != CONTINUE)
                 return r;
         /* One transaction for every step: a failure leaves the database as it was. The lock
@@ -145,11 +174,23 @@ static int migrate(const Context *c, const char *uri, int target) {
         snprintf(lock, sizeof(lock), "SELECT pg_advisory_xact_lock(%lld)",
                  (long long) MIGRATION_LOCK_KEY);
         if ((r = exec_ok(c, conn, lock, "cannot lock the fleet schema")) != CONTINUE ||
-            (r = schema_version(c, conn, true, &from)) != CONTINUE)
+            (r = schema_version(c, conn, true, &from, missing)) != CONTINUE)
                 return r;
         if (from > fleet_schema_newest())
                 return refuse_newer(c, from);
-        if (from >= target) {
+        /* Every version up to the target that the store lacks, in order, those below its
+         * highest too: each migration is written to be applied after later ones. */
+        size_t n = 0;
+        to = from;
+        for (size_t i = 0; i < fleet_migrations_n; i++) {
+                missing[i] = missing[i] && fleet_migrations[i].version <= target;
+                if (missing[i]) {
+                        n++;
+                        if (fleet_migrations[i].version > to)
+                                to = fleet_migrations[i].version;
+                }
+        }
+        if (n == 0) {
                 if ((r = exec_ok(c, conn, "COMMIT", "cannot commit")) != CONTINUE)
                         return r;
                 printf("fleet schema: at version %d, nothing to do\n", from);
@@ -159,7 +200,7 @@ static int migrate(const Context *c, const char *uri, int target) {
                 const FleetMigration *m = &fleet_migrations[i];
                 char what[128], version[16];
 
-                if (m->version <= from || m->version > target)
+                if (!missing[i])
                         continue;
                 snprintf(what, sizeof(what), "migration %s failed", m->name);
                 if ((r = exec_ok(c, conn, m->sql, what)) != CONTINUE)
@@ -175,10 +216,10 @@ static int migrate(const Context *c, const char *uri, int target) {
         }
         if ((r = exec_ok(c, conn, "COMMIT", "cannot commit the migration")) != CONTINUE)
                 return r;
-        printf("fleet schema: version %d -> %d (", from, target);
+        printf("fleet schema: version %d -> %d (", from, to);
         bool first = true;
         for (size_t i = 0; i < fleet_migrations_n; i++)
-                if (fleet_migrations[i].version > from && fleet_migrations[i].version <= target) {
+                if (missing[i]) {
                         printf("%s%s", first ? "" : ", ", fleet_migrations[i].name);
                         first = false;
                 }
@@ -219,8 +260,11 @@ static int add_host(const Context *c, const char *uri, const char *name, const c
         uint8_t random[HOST_PASSWORD_BYTES];
         char password[2 * HOST_PASSWORD_BYTES + 1];
         char role[sizeof(FLEET_HOST_ROLE_PREFIX) + FLEET_HOST_NAME_MAX];
+        _cleanup_free_ bool *missing = calloc(fleet_migrations_n, sizeof(bool));
         int r, version;
 
+        if (!missing)
+                return fail_oom(c);
         if (!fleet_host_name_is_valid(name))
                 return usage_error(c,
                                    "'%s' is not a fleet host name (lowercase letters, digits, "
@@ -238,10 +282,12 @@ static int add_host(const Context *c, const char *uri, const char *name, const c
         if ((r = connect_database(c, uri, &conn)) != CONTINUE)
                 return r;
         if ((r = exec_ok(c, conn, "BEGIN", "cannot begin")) != CONTINUE ||
-            (r = schema_version(c, conn, false, &version)) != CONTINUE)
+            (r = schema_version(c, conn, false, &version, missing)) != CONTINUE)
                 return r;
         if (version > fleet_schema_newest())
                 return refuse_newer(c, version);
+        if (first_missing(missing) > 0)
+                return refuse_older(c, first_missing(missing));
         /* The server stores only the SCRAM verifier: the password never crosses the wire
          * and never lands in a server log. */
         _cleanup_(pq_freemem_p) char *verifier =
@@ -297,8 +343,11 @@ static int add_poll_login(const Context *c, const char *uri, const char *name) {
         _cleanup_(PQfinishp) PGconn *conn = NULL;
         uint8_t random[HOST_PASSWORD_BYTES];
         char password[2 * HOST_PASSWORD_BYTES + 1];
+        _cleanup_free_ bool *missing = calloc(fleet_migrations_n, sizeof(bool));
         int r, version;
 
+        if (!missing)
+                return fail_oom(c);
         if (!poll_login_name_is_valid(name))
                 return usage_error(c,
                                    "'%s' is not a poll login name (1 to 63 of lowercase letters, "
@@ -314,14 +363,12 @@ static int add_poll_login(const Context *c, const char *uri, const char *name) {
         if ((r = connect_database(c, uri, &conn)) != CONTINUE)
                 return r;
         if ((r = exec_ok(c, conn, "BEGIN", "cannot begin")) != CONTINUE ||
-            (r = schema_version(c, conn, false, &version)) != CONTINUE)
+            (r = schema_version(c, conn, false, &version, missing)) != CONTINUE)
                 return r;
         if (version > fleet_schema_newest())
                 return refuse_newer(c, version);
-        if (version < 3)
-                return fail(c, JIT_EXIT_FAILURE, "schema-too-old",
-                            "the fleet schema is at version %d: run jitctl fleet migrate first",
-                            version);
+        if (first_missing(missing) > 0)
+                return refuse_older(c, first_missing(missing));
         _cleanup_(pq_freemem_p) char *verifier =
                 PQencryptPasswordConn(conn, password, name, "scram-sha-256");
         _cleanup_(pq_freemem_p) char *role_id = PQescapeIdentifier(conn, name, strlen(name));

@@ -9,10 +9,12 @@ withdraws a request on c (not on a: the error names c; not another user); it sho
 withdrawn and no host grants it. Host a also has the free-form labels role=db and rack=r7
 (profile.labels): environment=staging,role=db picks a, not c."""
 
+import datetime
 import json
 import time
 
 import jittest
+import pgserver
 from jittest import wait_for
 from test_fleet_requests import FleetHostsTest, namespaced
 
@@ -101,6 +103,12 @@ class FleetLifecycleTest(FleetHostsTest):
         self.assertIn(f"Fleet request {fid} withdrawn.", p.stdout)
         self.assertEqual(self.stored_state(fid), "withdrawn")
         self.assertEqual(self.on("b", "root").ok("show", fid)["state"], "withdrawn")
+        # c's fleet audit chain records a withdrawal, by its requester.
+        withdrawal = lambda: self.pg.query(
+            self.admin, "SELECT kind, data->>'state', actor FROM jit_fleet.audit WHERE "
+            f"origin_host = 'c' AND request_id = {fid[2:]} AND kind <> 'requested' ORDER BY seq")
+        wait_for(lambda: withdrawal() != [], timeout=10, what="c's record uploaded")
+        self.assertEqual(withdrawal(), [["withdrawal", "withdrawn", "jit-alice"]])
         p = self.on("c", "jit-alice").jitctl("cancel", fid)
         self.assertEqual((p.returncode, p.stderr.strip()),
                          (1, f"jitctl: {fid} is not pending: it cannot be withdrawn"))
@@ -129,6 +137,34 @@ class FleetLifecycleTest(FleetHostsTest):
         self.assertFalse(self.allowed("b"))
         self.on("b", "jit-bob").ok("revoke", fid)
         wait_for(lambda: not self.allowed("a"), timeout=5, what="the revocation on a")
+
+    def test_5_approval_time_from_a_skewed_clock_does_not_lengthen_a_grant(self):
+        # An approval whose time is a day ahead (written past the store's own stamp, as the
+        # superuser): a counts its grant's hour from its own now at the latest.
+        fid = self.file("a", host="b")
+        su = self.pg.uri("jit", pgserver.PG_USER, pgserver.SUPERUSER_PASSWORD)
+        self.pg.psql(su, "ALTER TABLE jit_fleet.approvals DISABLE TRIGGER stamp_created_at; "
+                         "INSERT INTO jit_fleet.approvals (request_id, origin_host, approver, "
+                         f"verdict, created_at) VALUES ({fid[2:]}, 'b', 'jit-bob', 'approve', "
+                         "now() + interval '1 day'); "
+                         "ALTER TABLE jit_fleet.approvals ENABLE TRIGGER stamp_created_at")
+        wait_for(lambda: self.allowed("a"), timeout=5, what="the grant on a")
+        grant = self.local_grant("a", fid)
+        expires = datetime.datetime.fromisoformat(grant["expires_at"].replace("Z", "+00:00"))
+        left = (expires - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
+        self.assertLessEqual(left, 3600)
+        self.assertGreater(left, 3600 - 30)
+
+    def test_6_request_without_expiry_times_out_by_the_targets_pending_ttl(self):
+        # A row filed before version 5 has no expires_at: a (pending_ttl 1 h) takes its
+        # filing time plus that, and a request filed two hours ago is not granted.
+        fid = self.file("a", host="b")
+        self.pg.psql(self.admin, "UPDATE jit_fleet.requests SET expires_at = NULL, created_at = "
+                                 f"now() - interval '2 hours' WHERE id = {fid[2:]}")
+        self.approve_in_store(fid)
+        wait_for(lambda: f"request {fid[2:]}: its time to be answered is over, not granted here"
+                 in self.log_of("a"), timeout=6, what="a to refuse it")
+        self.assertFalse(self.allowed("a"))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ ADMIN = "jit_fleet_admin"
 ADMIN_PASSWORD = "administrator-of-the-fleet"
 ZEROS = "0" * 64
 RLS_REFUSED = "new row violates row-level security policy"
+SCHEMA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "broker",
+                          "fleet-schema")
 
 
 def jitctl(*args):
@@ -31,7 +33,7 @@ class FleetStoreTest(unittest.TestCase):
         try:
             cls.pg.psql(cls.pg.superuser_uri,
                         f"CREATE ROLE {ADMIN} LOGIN CREATEROLE PASSWORD '{ADMIN_PASSWORD}'")
-            for db in ("jit", "jit_empty", "jit_old", "jit_new", "jit_clash"):
+            for db in ("jit", "jit_empty", "jit_old", "jit_new", "jit_clash", "jit_gap"):
                 cls.pg.psql(cls.pg.superuser_uri, f"CREATE DATABASE {db} OWNER {ADMIN}")
             cls.admin_passfile = cls.pg.passfile(ADMIN, ADMIN_PASSWORD)
             p = jitctl("fleet", "migrate", "--database", cls.admin_uri("jit"))
@@ -116,17 +118,42 @@ class FleetStoreTest(unittest.TestCase):
     def test_migrate_empty_database(self):
         p = jitctl("fleet", "migrate", "--database", self.admin_uri("jit_empty"))
         self.assertEqual(p.returncode, EXIT_OK, p.stderr)
-        self.assertEqual(p.stdout, "fleet schema: version 0 -> 5 (0001-core, 0002-change-feed, "
-                                   "0003-host-reads-version, 0004-audit-upload, 0005-request-expiry)\n")
+        self.assertEqual(p.stdout, "fleet schema: version 0 -> 7 (0001-core, 0002-change-feed, "
+                                   "0003-host-reads-version, 0004-audit-upload, 0005-request-expiry, "
+                                   "0007-server-time-covered-hosts)\n")
         self.assertEqual(self.versions("jit_empty"), [["1", "0001-core"], ["2", "0002-change-feed"],
                                                       ["3", "0003-host-reads-version"],
                                                       ["4", "0004-audit-upload"],
-                                                      ["5", "0005-request-expiry"]])
+                                                      ["5", "0005-request-expiry"],
+                                                      ["7", "0007-server-time-covered-hosts"]])
         # Again: nothing to do, nothing changed.
         p = jitctl("fleet", "migrate", "--database", self.admin_uri("jit_empty"))
         self.assertEqual(p.returncode, EXIT_OK, p.stderr)
-        self.assertEqual(p.stdout, "fleet schema: at version 5, nothing to do\n")
-        self.assertEqual(len(self.versions("jit_empty")), 5)
+        self.assertEqual(p.stdout, "fleet schema: at version 7, nothing to do\n")
+        self.assertEqual(len(self.versions("jit_empty")), 6)
+
+    def test_migrate_applies_a_version_missing_below_the_highest(self):
+        # A store migrated by a jitctl built without version 4: it has 5, not 4.
+        uri = self.admin_uri("jit_gap")
+        p = jitctl("fleet", "migrate", "--database", uri, "--to", "3")
+        self.assertEqual(p.returncode, EXIT_OK, p.stderr)
+        with open(os.path.join(SCHEMA_DIR, "0005-request-expiry.sql")) as f:
+            self.pg.psql(uri, f.read() + "\nINSERT INTO jit_fleet.schema_version (version, name) "
+                              "VALUES (5, '0005-request-expiry');")
+        # Nothing is registered on such a store.
+        p = jitctl("fleet", "add-host", "gap", "--database", uri)
+        self.assertEqual(p.returncode, EXIT_FAILURE)
+        self.assertEqual(p.stderr, "jitctl: the fleet schema lacks version 4: run jitctl fleet "
+                                   "migrate first\n")
+        p = jitctl("fleet", "migrate", "--database", uri)
+        self.assertEqual(p.returncode, EXIT_OK, p.stderr)
+        self.assertEqual(p.stdout, "fleet schema: version 5 -> 7 (0004-audit-upload, "
+                                   "0007-server-time-covered-hosts)\n")
+        self.assertEqual([v for v, _ in self.versions("jit_gap")], ["1", "2", "3", "4", "5", "7"])
+        self.assertEqual(self.pg.query(uri, "SELECT to_regclass('jit_fleet.request_hosts') "
+                                            "IS NOT NULL"), [["t"]])
+        p = jitctl("fleet", "migrate", "--database", uri)
+        self.assertEqual(p.stdout, "fleet schema: at version 7, nothing to do\n")
 
     def test_upgrade_from_previous_version(self):
         uri = self.admin_uri("jit_old")
@@ -174,8 +201,8 @@ class FleetStoreTest(unittest.TestCase):
         # Versions 4 and 5. 4: audit data kept as sent (json), and the view of the hosts a request covers.
         p = jitctl("fleet", "migrate", "--database", uri)
         self.assertEqual(p.returncode, EXIT_OK, p.stderr)
-        self.assertEqual(p.stdout, "fleet schema: version 3 -> 5 (0004-audit-upload, "
-                                   "0005-request-expiry)\n")
+        self.assertEqual(p.stdout, "fleet schema: version 3 -> 7 (0004-audit-upload, "
+                                   "0005-request-expiry, 0007-server-time-covered-hosts)\n")
         self.assertEqual(self.pg.query(uri, "SELECT data_type FROM information_schema.columns "
                                             "WHERE table_schema = 'jit_fleet' AND table_name = "
                                             "'audit' AND column_name = 'data'"), [["json"]])
@@ -192,16 +219,16 @@ class FleetStoreTest(unittest.TestCase):
         uri = self.admin_uri("jit_new")
         self.assertEqual(jitctl("fleet", "migrate", "--database", uri).returncode, EXIT_OK)
         self.pg.psql(uri, "INSERT INTO jit_fleet.schema_version (version, name) "
-                          "VALUES (6, '0006-from-the-future')")
+                          "VALUES (8, '0008-from-the-future')")
         p = jitctl("fleet", "migrate", "--database", uri)
         self.assertEqual(p.returncode, EXIT_FAILURE)
-        self.assertEqual(p.stderr, "jitctl: the fleet schema is at version 6; this jitctl knows "
-                                   "versions up to 5: upgrade jit first\n")
+        self.assertEqual(p.stderr, "jitctl: the fleet schema is at version 8; this jitctl knows "
+                                   "versions up to 7: upgrade jit first\n")
         p = jitctl("fleet", "add-host", "late", "--database", uri)
         self.assertEqual(p.returncode, EXIT_FAILURE)
-        self.assertIn("at version 6", p.stderr)
+        self.assertIn("at version 8", p.stderr)
         self.assertEqual(self.pg.query(uri, "SELECT count(*) FROM jit_fleet.hosts"), [["0"]])
-        self.assertEqual(len(self.versions("jit_new")), 6)
+        self.assertEqual(len(self.versions("jit_new")), 7)
 
     def test_failed_migration_changes_nothing(self):
         # A table in the way: version 1 fails half-way, and the whole transaction goes.
@@ -216,9 +243,9 @@ class FleetStoreTest(unittest.TestCase):
                          [["t", "t"]])
 
     def test_migrate_usage_and_unreachable(self):
-        p = jitctl("fleet", "migrate", "--database", self.admin_uri("jit"), "--to", "6")
+        p = jitctl("fleet", "migrate", "--database", self.admin_uri("jit"), "--to", "8")
         self.assertEqual(p.returncode, EXIT_USAGE)
-        self.assertIn("--to: expected a version from 1 to 5", p.stderr)
+        self.assertIn("--to: expected a version from 1 to 7", p.stderr)
         p = jitctl("fleet", "migrate", "--database", "host=/tmp dbname=jit")
         self.assertEqual(p.returncode, EXIT_USAGE)
         p = jitctl("fleet", "migrate")
@@ -348,6 +375,49 @@ class FleetStoreTest(unittest.TestCase):
                           f"WHERE request_id = {staging}", "permission denied for table approvals")
         self.refused("c", f"DELETE FROM jit_fleet.approvals WHERE request_id = {staging}",
                      "permission denied for table approvals")
+
+    def test_covered_hosts_only_own_row_unless_review_host(self):
+        # a's request for environment=staging picks a and c; a is no review host.
+        staging, _ = self.request_fixture(105)
+
+        def covered(host):
+            return [h for h, in self.rows_as(host, "SELECT host FROM jit_fleet.request_hosts "
+                                                   f"WHERE request_id = {staging} ORDER BY host")]
+
+        self.assertEqual(covered("a"), ["a"])       # its origin: only itself
+        self.assertEqual(covered("c"), ["c"])
+        self.assertEqual(covered("b"), [])          # not concerned
+        self.assertEqual(covered("r"), ["a", "c"])  # a review host sees every host
+
+    def test_times_are_the_servers(self):
+        staging, _ = self.request_fixture(106)
+        # A host's clock (or its root) does not choose the times the store keeps.
+        rows = self.rows_as("c", f"""
+            INSERT INTO jit_fleet.approvals (request_id, origin_host, approver, verdict, created_at)
+            VALUES ({staging}, 'c', 'dave', 'approve', now() + interval '1 day')
+            RETURNING created_at = now()""")
+        self.assertEqual(rows, [["t"]])
+        rows = self.rows_as("r", f"""
+            INSERT INTO jit_fleet.revocations (request_id, origin_host, revoker, created_at)
+            VALUES ({staging}, 'r', 'carol', timestamptz '2000-01-01') RETURNING created_at = now()""")
+        self.assertEqual(rows, [["t"]])
+        rows = self.rows_as("a", f"""
+            INSERT INTO jit_fleet.requests (origin_host, origin_id, requester, service, reason,
+                duration_s, selector, selector_host, rule, policy_version, created_at, expires_at)
+            VALUES ('a', 107, 'alice', 'sudo', 'r', 60, 'a', 'a', 'r', '{"a" * 64}',
+                now() + interval '300 days', now() + interval '366 days')
+            RETURNING created_at = now()""")
+        self.assertEqual(rows, [["t"]])
+        self.assertEqual(self.rows_as("admin", "SELECT created_at > now() FROM jit_fleet.approvals "
+                                               f"WHERE request_id = {staging} AND approver = 'dave'"),
+                         [["f"]])
+        # A time to be answered further than the longest pending_ttl from the server's now.
+        self.refused("a", f"""
+            INSERT INTO jit_fleet.requests (origin_host, origin_id, requester, service, reason,
+                duration_s, selector, selector_host, rule, policy_version, created_at, expires_at)
+            VALUES ('a', 108, 'alice', 'sudo', 'r', 60, 'a', 'a', 'r', '{"a" * 64}',
+                now() + interval '300 days', now() + interval '400 days')""",
+                     "expires_at may be at most 367 days after the server's time")
 
     def test_audit_chains_per_host(self):
         h1, h2 = "1" * 64, "2" * 64

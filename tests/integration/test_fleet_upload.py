@@ -124,7 +124,11 @@ class FleetUploadTest(FleetHostsTest):
         wait_for(lambda: self.allowed("a") and self.allowed("c"), timeout=5, what="a and c")
         wait_for(lambda: ("a", "granted") in self.store(fid) and ("c", "granted") in self.store(fid),
                  timeout=10, what="the grants in the store")
+        # a, its origin and no review host, sees only its own row; b, a review host, both.
         shown = self.on("a", "jit-alice").ok("show", fid)
+        self.assertEqual([h["host"] for h in shown["covered_hosts"]], ["a"])
+        self.assertEqual(shown["covered_hosts_total"], 1)
+        shown = self.on("b", "jit-bob").ok("show", fid)
         hosts = {h["host"]: h for h in shown["covered_hosts"]}
         self.assertEqual(sorted(hosts), ["a", "c"])
         self.assertTrue(all(h["granted_at"] and not h["ended_at"] for h in hosts.values()))
@@ -235,6 +239,29 @@ class FleetUploadTest(FleetHostsTest):
         regrant()
         wait_for(lambda: self.allowed("a"), timeout=5, what="the grant made once below the bound")
         wait_for(lambda: ("a", "granted") in self.store(fid), timeout=15, what="its record uploaded")
+        self.assertEqual(self.verify().returncode, EXIT_OK)
+
+    def test_7_commit_refused_after_the_rows_keeps_the_records(self):
+        # The store sends the upload's rows, then refuses its commit (a deferred trigger):
+        # nothing is in the store, so nothing is marked uploaded here.
+        su = self.pg.uri("jit", pgserver.PG_USER, pgserver.SUPERUSER_PASSWORD)
+        self.pg.psql(su, "CREATE FUNCTION jit_fleet.refuse_at_commit() RETURNS trigger "
+                         "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused at commit'; END $$; "
+                         "CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT ON "
+                         "jit_fleet.audit DEFERRABLE INITIALLY DEFERRED FOR EACH ROW "
+                         "WHEN (NEW.origin_host = 'a') EXECUTE FUNCTION jit_fleet.refuse_at_commit()")
+        drop = lambda: self.pg.psql(su, "DROP TRIGGER IF EXISTS refuse_at_commit ON jit_fleet.audit; "
+                                        "DROP FUNCTION IF EXISTS jit_fleet.refuse_at_commit()")
+        self.addCleanup(drop)
+        fid = self.file("a")
+        wait_for(lambda: "refused at commit" in self.log_of("a"), timeout=10,
+                 what="the refused commit logged")
+        filed = f"SELECT uploaded FROM fleet_audit WHERE kind = 'requested' AND request_id = {fid[2:]}"
+        self.assertEqual(self.sqlite("a", filed), "0")
+        self.assertEqual(self.store(fid), [])
+        drop()
+        wait_for(lambda: self.waiting("a") == 0, timeout=15, what="a's record uploaded")
+        self.assertEqual(self.store(fid), [("a", "requested")])
         self.assertEqual(self.verify().returncode, EXIT_OK)
 
     def test_9_tampered_record_fails_verification(self):
