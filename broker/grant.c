@@ -752,6 +752,18 @@ int grant_fleet_activate(Grants *g, const Identity *requester, const PolicyRule 
                                        json_object_new_string(fa->origin_host));
                 json_object_object_add(details, "fleet_selector",
                                        json_object_new_string(fa->selector));
+                /* The keys of the signed approvals this host verified (docs/signed-approvals.md).
+                 */
+                json_object *signers = json_object_new_array();
+                for (size_t i = 0; signers && i < fa->n_approvals; i++)
+                        if (fa->approvals[i].signer_fingerprint)
+                                json_object_array_add(signers,
+                                                      json_object_new_string(
+                                                              fa->approvals[i].signer_fingerprint));
+                if (signers && json_object_array_length(signers) > 0)
+                        json_object_object_add(details, "signers", signers);
+                else
+                        json_object_put(signers);
         }
         if ((k = tx_begin(g, &tx)) < 0 || (k = db_insert_request(g->db, &req)) < 0)
                 return fail(g, e, k, "saving the fleet grant");

@@ -148,7 +148,7 @@ class FleetClientTest(BrokerTestCase):
     def test_01_connects_and_says_so(self):
         f = self.await_state("connected")
         self.assertEqual(f["host"], "a")
-        self.assertEqual(f["schema_version"], 5)
+        self.assertEqual(f["schema_version"], 6)
         self.assertIn(f"host={self.pg.socket_dir}", f["database"])
         self.assertIsNotNone(f["last_poll"])
         entries = self.entries(CONNECTED_ID)
@@ -252,19 +252,19 @@ class FleetClientTest(BrokerTestCase):
     def test_06_schema_newer_than_the_broker_is_refused(self):
         self.await_state("connected")
         self.pg.psql(self.admin, "INSERT INTO jit_fleet.schema_version (version, name) "
-                                 "VALUES (6, '0006-future')")
+                                 "VALUES (7, '0007-future')")
         try:
             self.drop_brokers_session()
             f = self.await_state("schema-mismatch")
-            self.assertEqual(f["last_error"], "the fleet schema is at version 6; this broker "
-                                              "knows versions up to 5: upgrade jit on this host")
+            self.assertEqual(f["last_error"], "the fleet schema is at version 7; this broker "
+                                              "knows versions up to 6: upgrade jit on this host")
             e = self.entries(MISMATCH_ID)
             self.assertEqual(len(e), 1)
             self.assertEqual(e[0]["PRIORITY"], "3")
-            self.assertIn("fleet store refused for host a: the fleet schema is at version 6",
+            self.assertIn("fleet store refused for host a: the fleet schema is at version 7",
                           e[0]["MESSAGE"])
         finally:
-            self.pg.psql(self.admin, "DELETE FROM jit_fleet.schema_version WHERE version = 6")
+            self.pg.psql(self.admin, "DELETE FROM jit_fleet.schema_version WHERE version = 7")
         # A reload of the same policy tries again at once.
         self.broker.reload()
         self.await_state("connected")

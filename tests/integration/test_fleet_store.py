@@ -116,17 +116,28 @@ class FleetStoreTest(unittest.TestCase):
     def test_migrate_empty_database(self):
         p = jitctl("fleet", "migrate", "--database", self.admin_uri("jit_empty"))
         self.assertEqual(p.returncode, EXIT_OK, p.stderr)
-        self.assertEqual(p.stdout, "fleet schema: version 0 -> 5 (0001-core, 0002-change-feed, "
-                                   "0003-host-reads-version, 0004-audit-upload, 0005-request-expiry)\n")
+        self.assertEqual(p.stdout, "fleet schema: version 0 -> 6 (0001-core, 0002-change-feed, "
+                                   "0003-host-reads-version, 0004-audit-upload, 0005-request-expiry, "
+                                   "0006-fleet-identity)\n")
         self.assertEqual(self.versions("jit_empty"), [["1", "0001-core"], ["2", "0002-change-feed"],
                                                       ["3", "0003-host-reads-version"],
                                                       ["4", "0004-audit-upload"],
-                                                      ["5", "0005-request-expiry"]])
+                                                      ["5", "0005-request-expiry"],
+                                                      ["6", "0006-fleet-identity"]])
+        # 6: one fleet identity, random, readable by the host roles.
+        ident = self.pg.query(self.admin_uri("jit_empty"), "SELECT id FROM jit_fleet.fleet_identity")
+        self.assertEqual(len(ident), 1)
+        self.assertRegex(ident[0][0], r"^[0-9a-f]{32}$")
+        self.assertEqual(self.pg.query(self.admin_uri("jit_empty"),
+                                       "SELECT has_table_privilege('jit_fleet_host', "
+                                       "'jit_fleet.fleet_identity', 'SELECT'), "
+                                       "has_table_privilege('jit_fleet_host', "
+                                       "'jit_fleet.fleet_identity', 'UPDATE')"), [["t", "f"]])
         # Again: nothing to do, nothing changed.
         p = jitctl("fleet", "migrate", "--database", self.admin_uri("jit_empty"))
         self.assertEqual(p.returncode, EXIT_OK, p.stderr)
-        self.assertEqual(p.stdout, "fleet schema: at version 5, nothing to do\n")
-        self.assertEqual(len(self.versions("jit_empty")), 5)
+        self.assertEqual(p.stdout, "fleet schema: at version 6, nothing to do\n")
+        self.assertEqual(len(self.versions("jit_empty")), 6)
 
     def test_upgrade_from_previous_version(self):
         uri = self.admin_uri("jit_old")
@@ -174,8 +185,8 @@ class FleetStoreTest(unittest.TestCase):
         # Versions 4 and 5. 4: audit data kept as sent (json), and the view of the hosts a request covers.
         p = jitctl("fleet", "migrate", "--database", uri)
         self.assertEqual(p.returncode, EXIT_OK, p.stderr)
-        self.assertEqual(p.stdout, "fleet schema: version 3 -> 5 (0004-audit-upload, "
-                                   "0005-request-expiry)\n")
+        self.assertEqual(p.stdout, "fleet schema: version 3 -> 6 (0004-audit-upload, "
+                                   "0005-request-expiry, 0006-fleet-identity)\n")
         self.assertEqual(self.pg.query(uri, "SELECT data_type FROM information_schema.columns "
                                             "WHERE table_schema = 'jit_fleet' AND table_name = "
                                             "'audit' AND column_name = 'data'"), [["json"]])
@@ -192,16 +203,16 @@ class FleetStoreTest(unittest.TestCase):
         uri = self.admin_uri("jit_new")
         self.assertEqual(jitctl("fleet", "migrate", "--database", uri).returncode, EXIT_OK)
         self.pg.psql(uri, "INSERT INTO jit_fleet.schema_version (version, name) "
-                          "VALUES (6, '0006-from-the-future')")
+                          "VALUES (7, '0007-from-the-future')")
         p = jitctl("fleet", "migrate", "--database", uri)
         self.assertEqual(p.returncode, EXIT_FAILURE)
-        self.assertEqual(p.stderr, "jitctl: the fleet schema is at version 6; this jitctl knows "
-                                   "versions up to 5: upgrade jit first\n")
+        self.assertEqual(p.stderr, "jitctl: the fleet schema is at version 7; this jitctl knows "
+                                   "versions up to 6: upgrade jit first\n")
         p = jitctl("fleet", "add-host", "late", "--database", uri)
         self.assertEqual(p.returncode, EXIT_FAILURE)
-        self.assertIn("at version 6", p.stderr)
+        self.assertIn("at version 7", p.stderr)
         self.assertEqual(self.pg.query(uri, "SELECT count(*) FROM jit_fleet.hosts"), [["0"]])
-        self.assertEqual(len(self.versions("jit_new")), 6)
+        self.assertEqual(len(self.versions("jit_new")), 7)
 
     def test_failed_migration_changes_nothing(self):
         # A table in the way: version 1 fails half-way, and the whole transaction goes.
@@ -216,9 +227,9 @@ class FleetStoreTest(unittest.TestCase):
                          [["t", "t"]])
 
     def test_migrate_usage_and_unreachable(self):
-        p = jitctl("fleet", "migrate", "--database", self.admin_uri("jit"), "--to", "6")
+        p = jitctl("fleet", "migrate", "--database", self.admin_uri("jit"), "--to", "7")
         self.assertEqual(p.returncode, EXIT_USAGE)
-        self.assertIn("--to: expected a version from 1 to 5", p.stderr)
+        self.assertIn("--to: expected a version from 1 to 6", p.stderr)
         p = jitctl("fleet", "migrate", "--database", "host=/tmp dbname=jit")
         self.assertEqual(p.returncode, EXIT_USAGE)
         p = jitctl("fleet", "migrate")
