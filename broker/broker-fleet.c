@@ -129,21 +129,11 @@ static json_object *row_to_json(PGresult *res, int row) {
         json_object_object_add(o, "id", json_object_new_string(id));
         json_object_object_add(o, "fleet_id",
                                json_object_new_int64(strtoll(PQgetvalue(res, row, 0), NULL, 10)));
-        static const char *const names[] = { NULL,
-                                             "origin_host",
-                                             "requester",
-                                             "service",
-                                             "reason",
-                                             "ticket",
-                                             "duration",
-                                             "hosts",
-                                             "state",
-                                             "created_at",
-                                             "approvals",
-                                             "revoked_by",
-                                             "expires_at",
-                                             "covered_hosts",
-                                             "covered_hosts_total" };
+        static const char *const names[] = { NULL,         "origin_host",   "requester",
+                                             "service",    "reason",        "ticket",
+                                             "duration",   "hosts",         "state",
+                                             "created_at", "approvals",     "revoked_by",
+                                             "expires_at", "covered_hosts", "covered_hosts_total" };
         for (int c = 1; c < (int) ELEMENTSOF(names) && c < PQnfields(res); c++) {
                 if (STREQ(names[c], "duration") || STREQ(names[c], "covered_hosts_total"))
                         json_object_object_add(
@@ -178,15 +168,14 @@ static json_object *row_to_json(PGresult *res, int row) {
 #define FLEET_STATE_SHOWN                                                                          \
         "CASE WHEN v.revoker IS NOT NULL THEN 'revoked' WHEN r.state = 'pending' AND "             \
         "r.expires_at <= now() THEN 'timed_out' ELSE r.state END, "
-#define FLEET_ROW_COLUMNS_SIGNED(state, signed)                                                    \
-        "r.id, r.origin_host, r.requester, r.service, r.reason, r.ticket, r.duration_s, "          \
-        "r.selector, " state                                                                       \
-        "to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "             \
-        "(SELECT json_agg(json_build_object('approver', a.approver, 'verdict', a.verdict, "        \
-        "'host', a.origin_host, 'at', extract(epoch FROM a.created_at)" signed                     \
-        ") ORDER BY a.id) FROM jit_fleet.approvals AS a WHERE a.request_id = r.id), "              \
-        "(SELECT json_agg(x.revoker ORDER BY x.id) FROM jit_fleet.revocations AS x WHERE "         \
-        "x.request_id = r.id), extract(epoch FROM r.expires_at) "
+#define FLEET_ROW_COLUMNS_SIGNED(state, signed)                                                                                                                   \
+        "r.id, r.origin_host, r.requester, r.service, r.reason, r.ticket, r.duration_s, "                                                                         \
+        "r.selector, " state                                                                                                                                      \
+        "to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "                                                                            \
+        "(SELECT json_agg(json_build_object('approver', a.approver, 'verdict', a.verdict, "                                                                       \
+        "'host', a.origin_host, 'at', extract(epoch FROM a.created_at)" signed ") ORDER BY a.id) FROM jit_fleet.approvals AS a WHERE a.request_id = r.id), "      \
+                                                                               "(SELECT json_agg(x.revoker ORDER BY x.id) FROM jit_fleet.revocations AS x WHERE " \
+                                                                               "x.request_id = r.id), extract(epoch FROM r.expires_at) "
 #define FLEET_ROW_COLUMNS_STATE(state) FLEET_ROW_COLUMNS_SIGNED(state, "")
 /* What a target host verifies a signed approval with (fetch and catch-up only: a list
  * does not carry signatures). */
@@ -912,7 +901,7 @@ static int fleet_verify(Broker *b, const Request *r, int64_t fleet_id, json_obje
                 .now = now_usec(CLOCK_REALTIME) / USEC_PER_SEC,
         };
         SshSigInfo info;
-        uint64_t not_after = 0;
+        uint64_t not_after = 0, started = now_usec(CLOCK_MONOTONIC);
         if (!sa.fleet)
                 k = -ENOTCONN, why = strdup("the fleet's identity is not known yet");
         else
@@ -929,8 +918,9 @@ static int fleet_verify(Broker *b, const Request *r, int64_t fleet_id, json_obje
         verdict->ok = true;
         verdict->not_after = not_after;
         snprintf(verdict->fingerprint, sizeof(verdict->fingerprint), "%s", info.fingerprint);
-        log_info("fleet: request %lld: %s's signed approval verified, key %s", (long long) fleet_id,
-                 approver, info.fingerprint);
+        log_info("fleet: request %lld: %s's signed approval verified, key %s (%llu ms)",
+                 (long long) fleet_id, approver, info.fingerprint,
+                 (unsigned long long) ((now_usec(CLOCK_MONOTONIC) - started) / 1000));
         return 1;
 }
 
