@@ -168,14 +168,17 @@ static json_object *row_to_json(PGresult *res, int row) {
 #define FLEET_STATE_SHOWN                                                                          \
         "CASE WHEN v.revoker IS NOT NULL THEN 'revoked' WHEN r.state = 'pending' AND "             \
         "r.expires_at <= now() THEN 'timed_out' ELSE r.state END, "
-#define FLEET_ROW_COLUMNS_SIGNED(state, signed)                                                                                                                   \
-        "r.id, r.origin_host, r.requester, r.service, r.reason, r.ticket, r.duration_s, "                                                                         \
-        "r.selector, " state                                                                                                                                      \
-        "to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "                                                                            \
-        "(SELECT json_agg(json_build_object('approver', a.approver, 'verdict', a.verdict, "                                                                       \
-        "'host', a.origin_host, 'at', extract(epoch FROM a.created_at)" signed ") ORDER BY a.id) FROM jit_fleet.approvals AS a WHERE a.request_id = r.id), "      \
-                                                                               "(SELECT json_agg(x.revoker ORDER BY x.id) FROM jit_fleet.revocations AS x WHERE " \
-                                                                               "x.request_id = r.id), extract(epoch FROM r.expires_at) "
+/* clang-format off */
+#define FLEET_ROW_COLUMNS_SIGNED(state, signed)                                                    \
+        "r.id, r.origin_host, r.requester, r.service, r.reason, r.ticket, r.duration_s, "          \
+        "r.selector, " state                                                                       \
+        "to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "             \
+        "(SELECT json_agg(json_build_object('approver', a.approver, 'verdict', a.verdict, "        \
+        "'host', a.origin_host, 'at', extract(epoch FROM a.created_at)" signed                     \
+        ") ORDER BY a.id) FROM jit_fleet.approvals AS a WHERE a.request_id = r.id), "              \
+        "(SELECT json_agg(x.revoker ORDER BY x.id) FROM jit_fleet.revocations AS x WHERE "         \
+        "x.request_id = r.id), extract(epoch FROM r.expires_at) "
+/* clang-format on */
 #define FLEET_ROW_COLUMNS_STATE(state) FLEET_ROW_COLUMNS_SIGNED(state, "")
 /* What a target host verifies a signed approval with (fetch and catch-up only: a list
  * does not carry signatures). */
