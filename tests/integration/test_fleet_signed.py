@@ -13,6 +13,7 @@ host a alone, on c; a key host a's allowed_signers does not list (c lists it: c 
 does not); one key signing for two approvers (counted once: 2 of n needs two keys). Prints
 the time from the approval's commit to the grant being active on a, signed and unsigned."""
 
+import json
 import os
 import re
 import shutil
@@ -23,7 +24,7 @@ import time
 
 import jittest
 from jittest import JITCTL, run, wait_for
-from test_fleet_requests import FleetHostsTest, policy
+from test_fleet_requests import FleetHostsTest, HostBroker, policy
 
 NAMESPACE = "jit-approval"
 APPROVERS = '["jit-bob", "jit-carol", "jit-dave"]'
@@ -324,6 +325,47 @@ class FleetSigned(FleetHostsTest):
               f" (median {statistics.median(figures[False]) * 1000:.0f} ms); the verification "
               "itself on a: " + ", ".join(f"{t} ms" for t in verify_ms))
         self.assertLess(max(figures[True]), 10)
+
+    def test_7_fleet_grant_carried_to_a_host_without_store(self):
+        """jitctl grant export of a's fleet grant, imported on d (no fleet section, labels
+        environment=staging); refused on c, which is in the fleet, and a second time on d."""
+        fid = self.file_as("jit-alice", "environment=staging")
+        p = self.approve("b", "jit-bob", fid, "--key", self.key("jit-bob", "ed25519") + ".pub")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        wait_for(lambda: self.granted("a", "jit-alice"), timeout=10, what="a's grant")
+        local = self.granted("a", "jit-alice")["id"]
+        path = os.path.join(self.keydir, f"bundle-{fid[2:]}.json")
+        p = self.on("a", "root").jitctl("grant", "export", str(local), "--output", path)
+        self.assertExit(p, 0)
+        with open(path) as f:
+            bundle = json.load(f)
+        fleet_id = self.pg.query(self.admin, "SELECT id FROM jit_fleet.fleet_identity")[0][0]
+        self.assertEqual((bundle["request"]["request"], bundle["request"]["fleet"]), (fid, fleet_id))
+        os.chmod(path, 0o644)
+
+        d = HostBroker(self.sb, "d", (
+            'profile = { owner = "payments"; environment = "staging"; };\n'
+            'rules = ({ name = "fleet-sudo"; services = ["sudo"]; requesters = ["jit-alice"]; '
+            f'approvers = {APPROVERS}; approvals = 1; max_duration = "2h"; }});\n'
+            f'settings = {{ allowed_signers = "{self.keydir}/allowed_signers.a"; }};\n'))
+        d.start()
+        self.addCleanup(lambda: (d.stop(), d.log.close()))
+        root_d = jittest.User(self.sb, d, "root")
+        p = root_d.jitctl("grant", "import", path)
+        self.assertExit(p, 0)
+        grants = [r for r in root_d.ok("list", "--all") if r["state"] == "active"]
+        self.assertEqual([g["requester"] for g in grants], ["jit-alice"])
+        shown = root_d.ok("show", str(grants[0]["id"]))
+        self.assertEqual(shown["approvals"][0]["signer_fingerprint"],
+                         self.fingerprint("jit-bob", "ed25519"))
+        p = root_d.jitctl("grant", "import", path)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("approval 1 was used here already: a bundle is imported once", p.stderr)
+        # c is in the fleet: it takes the grant from its store, never from a file.
+        p = self.on("c", "root").jitctl("grant", "import", path)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn(f"the bundle holds a grant of fleet {fleet_id}, and this host is in a fleet",
+                      p.stderr)
 
 
 if __name__ == "__main__":
