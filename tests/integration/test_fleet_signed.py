@@ -24,7 +24,7 @@ import time
 
 import jittest
 from jittest import JITCTL, run, wait_for
-from test_fleet_requests import FleetHostsTest, HostBroker, policy
+from test_fleet_requests import GRANTED_ID, FleetHostsTest, HostBroker, policy
 
 NAMESPACE = "jit-approval"
 APPROVERS = '["jit-bob", "jit-carol", "jit-dave"]'
@@ -214,6 +214,15 @@ class FleetSigned(FleetHostsTest):
         shown = self.on("a", "root").ok("show", str(grant["id"]))
         self.assertEqual(shown["approvals"][0]["signer_fingerprint"], fp)
         self.assertIn(f"signed by key {fp}", self.on("a", "root").jitctl("show", str(grant["id"])).stdout)
+        # The fleet-granted journal entry and audit record name the key.
+        wait_for(lambda: [e for e in self.sb.journal(f"MESSAGE_ID={GRANTED_ID}")
+                          if e.get("JIT_SIGNER_FINGERPRINT") == fp],
+                 what="the fleet-granted entry with the key")
+        p = self.on("a", "root").jitctl("audit", "--json", "--request", str(grant["id"]))
+        self.assertExit(p, 0)
+        records = [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
+        self.assertIn([fp], [r["details"].get("signers") for r in records
+                             if r["event"] == "fleet-granted"], records)
         self.assertRegex(self.log_of("a"), f"fleet: request {fid[2:]}: jit-bob's signed approval "
                                            f"verified, key {re.escape(fp)} \\(\\d+ ms\\)")
         # A denial needs no signature (it only withholds): jitctl deny f:ID as ever.
