@@ -13,6 +13,7 @@
 #include "broker-journal.h"
 #include "broker.h"
 #include "cleanup.h"
+#include "fleet-client.h"
 #include "host-selector.h"
 #include "protocol.h"
 #include "timeutil.h"
@@ -20,6 +21,7 @@
 #define BUNDLE_FORMAT "jit-grant-bundle-v1"
 #define BUNDLE_APPROVALS_MAX 16
 #define BUNDLE_REQUEST_ID_MAX 32
+#define BUNDLE_FLEET_ID_MAX 64
 #define DURATION_IMPORT_MAX (366ULL * 24 * 3600)
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(Request *, request_free)
@@ -77,10 +79,29 @@ static json_object *bundle_export(Broker *b, const Identity *caller, json_object
                                        "request %lld has no signed approval to export",
                                        (long long) id);
         }
-        char rid[32];
+        /* A fleet grant's approvals were signed for the fleet request (fleet, f:ID): the
+         * bundle names what they name, read from the first statement (they all name it). */
+        char rid[BUNDLE_REQUEST_ID_MAX + 1], fleet[BUNDLE_FLEET_ID_MAX + 1] = "";
         snprintf(rid, sizeof(rid), "%lld", (long long) r->id);
+        for (size_t i = 0; i < r->n_approvals; i++) {
+                ApprovalStatement st;
+                const char *why;
+                const Approval *a = &r->approvals[i];
+                if (!a->statement ||
+                    approval_statement_parse(a->statement, strlen(a->statement), &st, &why) < 0)
+                        continue;
+                if (st.fleet && strlen(st.fleet) <= BUNDLE_FLEET_ID_MAX &&
+                    strlen(st.request) <= BUNDLE_REQUEST_ID_MAX) {
+                        strcpy(fleet, st.fleet);
+                        strcpy(rid, st.request);
+                }
+                approval_statement_done(&st);
+                break;
+        }
         json_object *req = json_object_new_object(), *bundle = json_object_new_object();
         json_object_object_add(req, "request", json_object_new_string(rid));
+        if (*fleet)
+                json_object_object_add(req, "fleet", json_object_new_string(fleet));
         json_object_object_add(req, "requester", json_object_new_string(r->requester));
         json_object_object_add(req, "requester_uid", json_object_new_int64(r->requester_uid));
         json_object_object_add(req, "service", json_object_new_string(r->service));
@@ -136,6 +157,7 @@ typedef struct BundleCheck {
         Broker *b;
         const Request *r;
         const char *request_id;
+        const char *fleet; /* the fleet a fleet grant's statements name; NULL: none */
         const PolicyRule *rule;
         const char *host;
         const HostLabel *labels;
@@ -179,6 +201,7 @@ static json_object *check_one(BundleCheck *bc, size_t i, json_object *o, Importe
         SignedApproval a = {
                 .request = r,
                 .request_id = bc->request_id,
+                .fleet = bc->fleet,
                 .approver = approver,
                 .statement = statement,
                 .signature = signature,
@@ -230,7 +253,8 @@ static json_object *check_one(BundleCheck *bc, size_t i, json_object *o, Importe
 
 static json_object *bundle_import(Broker *b, const Identity *caller, json_object *msg) {
         json_object *bundle, *req, *approvals;
-        const char *format = NULL, *origin, *request_id, *requester, *service, *reason, *ticket;
+        const char *format = NULL, *origin, *request_id, *requester, *service, *reason, *ticket,
+                   *fleet = NULL;
         int64_t uid, duration;
 
         if (caller->uid != 0)
@@ -251,11 +275,22 @@ static json_object *bundle_import(Broker *b, const Identity *caller, json_object
                     0 ||
             jit_message_get_string(req, "reason", JIT_REASON_MAX, true, &reason) < 0 ||
             jit_message_get_string(req, "ticket", JIT_TICKET_MAX, false, &ticket) < 0 ||
+            jit_message_get_string(req, "fleet", BUNDLE_FLEET_ID_MAX, false, &fleet) < 0 ||
             !json_object_object_get_ex(bundle, "approvals", &approvals) ||
             !json_object_is_type(approvals, json_type_array))
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST,
                                        "the bundle lacks a field or has one of the wrong type "
                                        "or size");
+        /* A fleet grant: its statements name the fleet and f:ID; a host of a fleet takes
+         * that fleet's grants from its store, never from a file. */
+        if (fleet && (!*fleet || strncmp(request_id, "f:", 2) != 0))
+                return jit_reply_error(JIT_ERROR_BAD_REQUEST,
+                                       "a fleet grant's bundle names its fleet and a request "
+                                       "f:ID");
+        if (fleet && fleet_client_host(b->fleet))
+                return refused("the bundle holds a grant of fleet %s, and this host is in a "
+                               "fleet: it takes fleet grants from its fleet store",
+                               fleet);
         size_t n = json_object_array_length(approvals);
         if (n == 0 || n > BUNDLE_APPROVALS_MAX)
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST, "a bundle holds 1 to %d approvals",
@@ -312,6 +347,7 @@ static json_object *bundle_import(Broker *b, const Identity *caller, json_object
         BundleCheck bc = { .b = b,
                            .r = &r,
                            .request_id = request_id,
+                           .fleet = fleet,
                            .rule = rule,
                            .host = host,
                            .labels = labels,

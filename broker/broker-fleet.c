@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "approval-signature.h"
 #include "broker-journal.h"
 #include "broker.h"
 #include "cleanup.h"
@@ -24,6 +25,8 @@
 
 /* How long writing a reply to a client may take: it is small, and the client waits for it. */
 #define FLEET_REPLY_TIMEOUT_USEC (1 * 1000000ULL)
+/* The fleet store's approvals.statement holds at most this (schema version 1). */
+#define FLEET_STATEMENT_MAX 4096U
 /* Fleet requests one fetch reads at most; more wait for the next poll's range. */
 #define FLEET_FETCH_ROWS_MAX 1000
 
@@ -42,6 +45,7 @@ typedef enum FleetOpKind {
         FLEET_OP_DENY,
         FLEET_OP_REVOKE,
         FLEET_OP_WITHDRAW,
+        FLEET_OP_STATEMENT,
 } FleetOpKind;
 
 typedef struct FleetPending {
@@ -54,7 +58,7 @@ typedef struct FleetPending {
         /* approve, deny, revoke: written only once the caller is seen to see the request
          * (the first query shows it) */
         const char *then_sql;
-        char *then_params[5];
+        char *then_params[7];
         int then_n;
 } FleetPending;
 
@@ -126,21 +130,11 @@ static json_object *row_to_json(PGresult *res, int row) {
         json_object_object_add(o, "id", json_object_new_string(id));
         json_object_object_add(o, "fleet_id",
                                json_object_new_int64(strtoll(PQgetvalue(res, row, 0), NULL, 10)));
-        static const char *const names[] = { NULL,
-                                             "origin_host",
-                                             "requester",
-                                             "service",
-                                             "reason",
-                                             "ticket",
-                                             "duration",
-                                             "hosts",
-                                             "state",
-                                             "created_at",
-                                             "approvals",
-                                             "revoked_by",
-                                             "expires_at",
-                                             "covered_hosts",
-                                             "covered_hosts_total" };
+        static const char *const names[] = { NULL,         "origin_host",   "requester",
+                                             "service",    "reason",        "ticket",
+                                             "duration",   "hosts",         "state",
+                                             "created_at", "approvals",     "revoked_by",
+                                             "expires_at", "covered_hosts", "covered_hosts_total" };
         for (int c = 1; c < (int) ELEMENTSOF(names) && c < PQnfields(res); c++) {
                 if (STREQ(names[c], "duration") || STREQ(names[c], "covered_hosts_total"))
                         json_object_object_add(
@@ -215,6 +209,80 @@ static json_object *typed_data(const char *key, const char *value) {
         return o;
 }
 
+/* A fleet request as its row reads (FLEET_ROW_COLUMNS), with the requester's uid as this
+ * host knows it: what a signed approval's statement is built from. Strings point into res. */
+static void request_of_row(Broker *b, PGresult *res, int row, uid_t requester_uid, Request *ret) {
+        double expires = PQgetisnull(res, row, 12) ? 0 : strtod(PQgetvalue(res, row, 12), NULL);
+        *ret = (Request){
+                .id = strtoll(PQgetvalue(res, row, 0), NULL, 10),
+                .requester = PQgetvalue(res, row, 2),
+                .requester_uid = requester_uid,
+                .service = PQgetvalue(res, row, 3),
+                .reason = PQgetvalue(res, row, 4),
+                .ticket = PQgetisnull(res, row, 5) ? NULL : PQgetvalue(res, row, 5),
+                .duration = (uint64_t) strtoull(PQgetvalue(res, row, 6), NULL, 10),
+                /* the window offered runs to the end of a grant approved at its last moment */
+                .deadline_at = expires > 0 ? (uint64_t) (expires * USEC_PER_SEC)
+                                           : now_usec(CLOCK_REALTIME) +
+                                                     b->policy->pending_ttl * USEC_PER_SEC,
+        };
+}
+
+/* The statement the caller signs to approve the fleet request of this row: fleet identity,
+ * f:ID, the selector as hosts, the window from now to the end of a grant approved when the
+ * request times out. */
+static json_object *statement_reply(FleetPending *p, PGresult *res) {
+        Broker *b = p->b;
+        const char *fleet = fleet_client_fleet_id(b->fleet);
+        _cleanup_(identity_done) Identity req = { .uid = (uid_t) -1 };
+        _cleanup_free_ char *storage = NULL, *text = NULL;
+        ApprovalStatement st;
+        const char *why;
+        char rid[32];
+        size_t len;
+        int k;
+
+        if (!STREQ(PQgetvalue(res, 0, 8), "pending"))
+                return jit_reply_error(JIT_ERROR_CONFLICT,
+                                       "f:%lld is %s; only pending requests can be approved",
+                                       (long long) p->id, PQgetvalue(res, 0, 8));
+        if (identity_from_name(PQgetvalue(res, 0, 2), &req) < 0)
+                return jit_reply_error(JIT_ERROR_REFUSED,
+                                       "f:%lld: its requester %s is not a user on this host",
+                                       (long long) p->id, PQgetvalue(res, 0, 2));
+        const PolicyRule *rule = policy_match(b->policy, &req, PQgetvalue(res, 0, 3));
+        if (!rule || !policy_rule_is_approver(rule, &p->caller))
+                return jit_reply_error(JIT_ERROR_REFUSED, "%s is not an approver of f:%lld here",
+                                       p->caller.name, (long long) p->id);
+        if (!fleet)
+                return unreachable();
+        Request r;
+        request_of_row(b, res, 0, req.uid, &r);
+        uint64_t nb, na;
+        approval_default_window(&r, now_usec(CLOCK_REALTIME), &nb, &na);
+        if ((k = approval_statement_of(&r, PQgetvalue(res, 0, 7), p->caller.name, nb, na, &st,
+                                       &storage)) < 0)
+                return jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
+        snprintf(rid, sizeof(rid), "f:%lld", (long long) p->id);
+        st.request = rid;
+        st.fleet = fleet;
+        if ((k = approval_statement_format(&st, &text, &len, &why)) < 0)
+                return k == -ENOMEM ? jit_reply_error(JIT_ERROR_INTERNAL, "out of memory")
+                                    : jit_reply_error(JIT_ERROR_CONFLICT,
+                                                      "f:%lld cannot be signed: its %s does not "
+                                                      "fit an approval statement",
+                                                      (long long) p->id, why);
+        json_object *o = json_object_new_object();
+        if (!o)
+                return jit_reply_error(JIT_ERROR_INTERNAL, "out of memory");
+        json_object_object_add(o, "statement", json_object_new_string_len(text, (int) len));
+        json_object_object_add(o, "namespace",
+                               json_object_new_string(APPROVAL_SIGNATURE_NAMESPACE));
+        json_object_object_add(o, "signed_required",
+                               json_object_new_boolean(policy_rule_requires_signature(rule, true)));
+        return jit_reply_ok(o);
+}
+
 static void answered(void *userdata, PGresult *res, const char *error) {
         FleetPending *p = userdata;
         static const char *const what[] = {
@@ -225,6 +293,7 @@ static void answered(void *userdata, PGresult *res, const char *error) {
                 [FLEET_OP_DENY] = "denying the fleet request",
                 [FLEET_OP_REVOKE] = "revoking the fleet request",
                 [FLEET_OP_WITHDRAW] = "withdrawing the fleet request",
+                [FLEET_OP_STATEMENT] = "reading the fleet request",
         };
 
         if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
@@ -283,9 +352,12 @@ static void answered(void *userdata, PGresult *res, const char *error) {
                 else if (p->kind == FLEET_OP_WITHDRAW)
                         record_typed(p, FLEET_AUDIT_WITHDRAWAL, p->id,
                                      typed_data("state", "withdrawn"));
-                else
-                        record_typed(p, FLEET_AUDIT_APPROVAL, p->id,
-                                     typed_data("verdict", p->then_params[3]));
+                else {
+                        json_object *d = typed_data("verdict", p->then_params[3]);
+                        if (d && p->then_params[5])
+                                json_object_object_add(d, "signed", json_object_new_boolean(true));
+                        record_typed(p, FLEET_AUDIT_APPROVAL, p->id, d);
+                }
                 Broker *b = p->b;
                 char id_text[32];
                 snprintf(id_text, sizeof(id_text), "%lld", (long long) p->id);
@@ -313,6 +385,8 @@ static void answered(void *userdata, PGresult *res, const char *error) {
                                                      "no fleet request f:%lld that this host may "
                                                      "see",
                                                      (long long) p->id));
+        if (p->kind == FLEET_OP_STATEMENT)
+                return reply_send(p, statement_reply(p, res));
         if (p->kind == FLEET_OP_REQUEST) {
                 json_object *d = typed_data("selector", PQgetvalue(res, 0, 7));
                 if (d) {
@@ -491,7 +565,8 @@ json_object *broker_fleet_op(Broker *b, const char *name, const Identity *caller
                 return jit_reply_error(JIT_ERROR_BAD_REQUEST,
                                        "this host is not in a fleet (no fleet section in its "
                                        "policy)");
-        if (!STREQ(name, "fleet-list") && !STREQ(name, "fleet-show")) {
+        if (!STREQ(name, "fleet-list") && !STREQ(name, "fleet-show") &&
+            !STREQ(name, "fleet-approval-statement")) {
                 /* Every operation typed here is a fleet audit record: none is taken while
                  * the records wait beyond the bound (docs/fleet.md). */
                 int waiting = db_fleet_audit_count_waiting(b->db, fleet_client_host(b->fleet));
@@ -531,22 +606,69 @@ json_object *broker_fleet_op(Broker *b, const char *name, const Identity *caller
                 return ask(b, caller, peer_fd, taken, FLEET_OP_SHOW, id, FLEET_SHOW_SQL, 1, params,
                            NULL, 0, NULL);
         }
+        if (STREQ(name, "fleet-approval-statement")) {
+                const char *params[] = { id_text };
+                return ask(b, caller, peer_fd, taken, FLEET_OP_STATEMENT, id, FLEET_SHOW_SQL, 1,
+                           params, NULL, 0, NULL);
+        }
         if (STREQ(name, "fleet-approve") || STREQ(name, "fleet-deny")) {
                 bool approve = STREQ(name, "fleet-approve");
-                const char *comment;
+                const char *comment, *statement = NULL, *signature = NULL;
                 if (jit_message_get_string(msg, approve ? "comment" : "reason", JIT_REASON_MAX,
                                            !approve, &comment) < 0)
                         return jit_reply_error(JIT_ERROR_BAD_REQUEST, "bad %s",
                                                approve ? "comment" : "reason");
-                const char *params[] = { id_text, host, caller->name, approve ? "approve" : "deny",
-                                         comment };
+                /* A signed approval: stored as signed; every target host verifies it
+                 * against its own allowed_signers before it counts it. A denial only
+                 * withholds, and needs no signature. */
+                json_object *v;
+                if (approve && json_object_object_get_ex(msg, "statement", &v) &&
+                    !json_object_is_type(v, json_type_null)) {
+                        ApprovalStatement st;
+                        const char *why = NULL;
+                        char rid[32];
+                        if (!json_object_is_type(v, json_type_string) ||
+                            (size_t) json_object_get_string_len(v) > FLEET_STATEMENT_MAX ||
+                            !json_object_object_get_ex(msg, "signature", &v) ||
+                            !json_object_is_type(v, json_type_string) ||
+                            (size_t) json_object_get_string_len(v) > SSHSIG_ARMORED_MAX)
+                                return jit_reply_error(JIT_ERROR_BAD_REQUEST,
+                                                       "a signed fleet approval needs a statement "
+                                                       "of at most %u bytes and a signature of "
+                                                       "at most %u",
+                                                       FLEET_STATEMENT_MAX, SSHSIG_ARMORED_MAX);
+                        signature = json_object_get_string(v);
+                        json_object_object_get_ex(msg, "statement", &v);
+                        statement = json_object_get_string(v);
+                        /* Only what names it is checked here; the targets check the rest. */
+                        snprintf(rid, sizeof(rid), "f:%lld", (long long) id);
+                        if (approval_statement_parse(statement, strlen(statement), &st, &why) < 0)
+                                return jit_reply_error(JIT_ERROR_BAD_REQUEST,
+                                                       "the signed statement is malformed: %s",
+                                                       why);
+                        bool names_it = STREQ(st.request, rid) &&
+                                        STREQ(st.approver, caller->name) && st.fleet &&
+                                        fleet_client_fleet_id(b->fleet) &&
+                                        STREQ(st.fleet, fleet_client_fleet_id(b->fleet));
+                        approval_statement_done(&st);
+                        if (!names_it)
+                                return jit_reply_error(JIT_ERROR_REFUSED,
+                                                       "the signed statement is not %s's "
+                                                       "approval of %s in this fleet",
+                                                       caller->name, rid);
+                }
+                const char *params[] = { id_text,      host,
+                                         caller->name, approve ? "approve" : "deny",
+                                         comment,      statement,
+                                         signature };
                 /* One's own request is never approved by oneself here; each target also
                  * checks the approver against its own rule. */
                 const char *show[] = { id_text };
                 return ask(b, caller, peer_fd, taken, approve ? FLEET_OP_APPROVE : FLEET_OP_DENY,
                            id, FLEET_SHOW_SQL, 1, show,
                            "WITH a AS (INSERT INTO jit_fleet.approvals (request_id, origin_host, "
-                           "approver, verdict, comment) SELECT r.id, $2, $3, $4, $5 FROM "
+                           "approver, verdict, comment, statement, signature) SELECT r.id, $2, "
+                           "$3, $4, $5, $6, $7 FROM "
                            "jit_fleet.requests AS r WHERE r.id = $1::bigint AND r.state = "
                            "'pending' AND (r.expires_at IS NULL OR r.expires_at > now()) AND "
                            "r.requester <> $3 RETURNING request_id) SELECT request_id FROM a",
@@ -659,6 +781,129 @@ static uint64_t honoured_until(Broker *b, uint64_t sync_boot) {
         return sync_boot + max_offline * USEC_PER_SEC;
 }
 
+/* ---- signed fleet approvals, verified when they arrive ---- */
+
+/* Signed approvals one fetch verifies at most (two ssh-keygen runs each); the others wait
+ * for the next poll, which reads the same changes again. */
+#define FLEET_VERIFY_PER_FETCH 8
+/* Verdicts kept; an older one forgotten is verified (and logged) again if seen again. */
+#define FLEET_VERDICTS_MAX 1024
+
+typedef struct FleetVerdict {
+        /* SHA-256 over the policy's version, the approval's id, approver, statement and
+         * signature and the request's fields: any change is verified anew */
+        char key[APPROVAL_SHA256_HEX_LEN + 1];
+        bool ok;
+        uint64_t not_after; /* the signed window's end, seconds */
+        char fingerprint[SSHSIG_FINGERPRINT_MAX];
+} FleetVerdict;
+
+static FleetVerdict *verdict_find(Broker *b, const char *key) {
+        for (size_t i = 0; b->fleet_verdicts && i < FLEET_VERDICTS_MAX; i++)
+                if (STREQ(b->fleet_verdicts[i].key, key))
+                        return &b->fleet_verdicts[i];
+        return NULL;
+}
+
+static FleetVerdict *verdict_add(Broker *b) {
+        if (!b->fleet_verdicts &&
+            !(b->fleet_verdicts = calloc(FLEET_VERDICTS_MAX, sizeof(FleetVerdict))))
+                return NULL;
+        FleetVerdict *v = &b->fleet_verdicts[b->fleet_verdicts_next];
+        b->fleet_verdicts_next = (b->fleet_verdicts_next + 1) % FLEET_VERDICTS_MAX;
+        *v = (FleetVerdict){};
+        return v;
+}
+
+/* Verifies the signed approval a (a JSON object of the fetch: id, approver, statement,
+ * signature) of request r for this host: 1 and *ret the verdict when it counts, 0 when it
+ * does not (said once, in the journal), -EAGAIN when this fetch may not verify more. */
+static int fleet_verify(Broker *b, const Request *r, int64_t fleet_id, json_object *a,
+                        const char *approver, bool approver_is_requester, const char *selector,
+                        const HostLabel *labels, size_t n_labels, const FleetVerdict **ret) {
+        json_object *v;
+        const char *statement = json_object_object_get_ex(a, "statement", &v) &&
+                                                json_object_is_type(v, json_type_string)
+                                        ? json_object_get_string(v)
+                                        : NULL;
+        const char *signature = json_object_object_get_ex(a, "signature", &v) &&
+                                                json_object_is_type(v, json_type_string)
+                                        ? json_object_get_string(v)
+                                        : NULL;
+        int64_t approval_id = json_object_object_get_ex(a, "id", &v) ? json_object_get_int64(v) : 0;
+        _cleanup_free_ char *text = NULL, *why = NULL;
+        char key[APPROVAL_SHA256_HEX_LEN + 1];
+
+        if (asprintf(&text, "%s\x1f%lld\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%llu",
+                     b->policy->hash, (long long) approval_id, approver, statement ?: "-",
+                     signature ?: "-", r->requester, r->service, r->reason ?: "", r->ticket ?: "-",
+                     selector, (unsigned long long) r->duration) < 0)
+                return -ENOMEM;
+        approval_statement_hash_text(text, key);
+        FleetVerdict *known = verdict_find(b, key);
+        if (known) {
+                *ret = known;
+                return known->ok;
+        }
+        if (statement && signature && b->fleet_verify_left == 0)
+                return -EAGAIN;
+
+        FleetVerdict *verdict = verdict_add(b);
+        if (!verdict)
+                return -ENOMEM;
+        memcpy(verdict->key, key, sizeof(key));
+        *ret = verdict;
+        if (!statement || !signature) {
+                log_warning("fleet: request %lld: %s's approval is not signed, and rule %s "
+                            "requires signed approvals here: not counted",
+                            (long long) fleet_id, approver, r->rule);
+                return 0;
+        }
+        b->fleet_verify_left--;
+
+        char host[256], rid[32];
+        int k = approval_host_name(b->policy, host, sizeof(host));
+        if (k < 0)
+                return log_error_errno(k, "fleet: cannot read this host's name: %m"), 0;
+        snprintf(rid, sizeof(rid), "f:%lld", (long long) fleet_id);
+        SignedApproval sa = {
+                .request = r,
+                .request_id = rid,
+                .fleet = fleet_client_fleet_id(b->fleet),
+                .approver = approver,
+                .statement = statement,
+                .signature = signature,
+                .host = host,
+                .labels = labels,
+                .n_labels = n_labels,
+                .approver_is_requester = approver_is_requester,
+                .allowed_signers = policy_allowed_signers(b->policy),
+                .now = now_usec(CLOCK_REALTIME) / USEC_PER_SEC,
+        };
+        SshSigInfo info;
+        uint64_t not_after = 0, started = now_usec(CLOCK_MONOTONIC);
+        if (!sa.fleet)
+                k = -ENOTCONN, why = strdup("the fleet's identity is not known yet");
+        else
+                k = approval_check_signed(&sa, &info, &not_after, &why);
+        if (k < 0) {
+                log_warning("fleet: request %lld: %s's signed approval (approval %lld) is "
+                            "refused here: %s",
+                            (long long) fleet_id, approver, (long long) approval_id,
+                            why ?: "out of memory");
+                if (k == -ETIMEDOUT || k == -ENOMEM || k == -ENOTCONN)
+                        verdict->key[0] = 0; /* not a verdict: tried again next time */
+                return 0;
+        }
+        verdict->ok = true;
+        verdict->not_after = not_after;
+        snprintf(verdict->fingerprint, sizeof(verdict->fingerprint), "%s", info.fingerprint);
+        log_info("fleet: request %lld: %s's signed approval verified, key %s (%llu ms)",
+                 (long long) fleet_id, approver, info.fingerprint,
+                 (unsigned long long) ((now_usec(CLOCK_MONOTONIC) - started) / 1000));
+        return 1;
+}
+
 /* One fleet request as the fetch read it: decided here. */
 static void fleet_apply_row(Broker *b, PGresult *res, int row) {
         const char *host = fleet_client_host(b->fleet);
@@ -747,11 +992,20 @@ static void fleet_apply_row(Broker *b, PGresult *res, int row) {
                            : 0;
         _cleanup_free_ Approval *approvals = calloc(n + 1, sizeof(Approval));
         _cleanup_free_ char **names = calloc(n + 1, sizeof(char *));
+        /* the counted approvals' keys, copied: the verdicts are a ring */
+        _cleanup_free_ char(*fingerprints)[SSHSIG_FINGERPRINT_MAX] =
+                calloc(n + 1, SSHSIG_FINGERPRINT_MAX);
         size_t counted = 0;
         uint64_t approved_at = 0;
-        bool denied = false;
-        if (!approvals || !names)
+        bool denied = false, later = false;
+        if (!approvals || !names || !fingerprints)
                 return (void) log_error("fleet: out of memory");
+        /* Signed approvals (docs/signed-approvals.md): each verified here, against this
+         * host's allowed_signers, for this host, before it counts; a key counts once. */
+        bool needs_signature = policy_rule_requires_signature(rule, true);
+        Request signed_req;
+        request_of_row(b, res, row, req_id.uid, &signed_req);
+        signed_req.rule = (char *) rule->name;
         for (size_t i = 0; i < n && counted < rule->approvals; i++) {
                 json_object *a = json_object_array_get_idx(list, i), *v;
                 const char *approver = json_object_object_get_ex(a, "approver", &v)
@@ -776,20 +1030,66 @@ static void fleet_apply_row(Broker *b, PGresult *res, int row) {
                         denied = true;
                         break;
                 }
+                const FleetVerdict *checked = NULL;
+                if (counts && !seen && needs_signature) {
+                        int k = fleet_verify(b, &signed_req, fleet_id, a, approver,
+                                             who.uid == req_id.uid, selector, labels, n_labels,
+                                             &checked);
+                        if (k == -EAGAIN) {
+                                /* Verified at the next poll: the cursor stays before it. */
+                                identity_done(&who);
+                                later = true;
+                                break;
+                        }
+                        counts = k > 0;
+                        for (size_t j = 0; counts && j < counted; j++)
+                                if (approvals[j].signer_fingerprint &&
+                                    STREQ(approvals[j].signer_fingerprint, checked->fingerprint)) {
+                                        log_notice("fleet: request %lld: %s's approval is signed "
+                                                   "by key %s, which signed %s's already: a key "
+                                                   "counts once",
+                                                   (long long) fleet_id, approver,
+                                                   checked->fingerprint, approvals[j].approver);
+                                        counts = false;
+                                }
+                        /* The signed window must still hold a grant starting now. */
+                        if (counts && now_usec(CLOCK_REALTIME) / USEC_PER_SEC + duration >
+                                              checked->not_after) {
+                                log_notice("fleet: request %lld: %s's signed approval holds only "
+                                           "for a grant ending by %llu (epoch seconds)",
+                                           (long long) fleet_id, approver,
+                                           (unsigned long long) checked->not_after);
+                                counts = false;
+                        }
+                }
                 if (counts && !seen) {
+                        json_object *sv;
                         approvals[counted] = (Approval){
                                 .approver = who.name,
                                 .approver_uid = who.uid,
                                 .at = (uint64_t) (at * 1e6),
                                 .policy_version = (char *) b->policy->hash,
                         };
+                        if (checked) {
+                                memcpy(fingerprints[counted], checked->fingerprint,
+                                       SSHSIG_FINGERPRINT_MAX);
+                                approvals[counted].signer_fingerprint = fingerprints[counted];
+                                if (json_object_object_get_ex(a, "statement", &sv))
+                                        approvals[counted].statement =
+                                                (char *) json_object_get_string(sv);
+                                if (json_object_object_get_ex(a, "signature", &sv))
+                                        approvals[counted].signature =
+                                                (char *) json_object_get_string(sv);
+                        }
                         names[counted++] = TAKE_PTR(who.name);
                         if ((uint64_t) (at * 1e6) > approved_at)
                                 approved_at = (uint64_t) (at * 1e6);
                 }
                 identity_done(&who);
         }
-        if (denied || counted < rule->approvals || counted == 0) {
+        if (later)
+                b->fleet_grant_deferred = true;
+        if (denied || later || counted < rule->approvals || counted == 0) {
                 for (size_t k = 0; k < counted; k++)
                         free(names[k]);
                 return;
@@ -854,6 +1154,7 @@ static void fetched(void *userdata, PGresult *res, const char *error) {
         /* Every request the changes name that concerns this host, by id: at most one poll's
          * rows (FLEET_POLL_ROWS_MAX). */
         b->fleet_grant_deferred = false;
+        b->fleet_verify_left = FLEET_VERIFY_PER_FETCH;
         for (int i = 0; i < PQntuples(res); i++)
                 fleet_apply_row(b, res, i);
         if (b->fleet_grant_deferred) {
@@ -1028,6 +1329,7 @@ static void caught_up(void *userdata, PGresult *res, const char *error) {
                 /* The change feed still names every revocation: the poll applies it. */
                 return (void) log_notice("fleet: the catch-up after connecting failed: %s",
                                          res ? PQresultErrorMessage(res) : error);
+        b->fleet_verify_left = FLEET_VERIFY_PER_FETCH;
         for (int i = 0; i < PQntuples(res); i++)
                 fleet_apply_row(b, res, i);
         log_info("fleet: caught up on the revocations of %d fleet grant%s held here",

@@ -1815,6 +1815,7 @@ static const struct {
         { "fleet-deny", op_fleet, true, false, false },
         { "fleet-revoke", op_fleet, true, false, false },
         { "fleet-cancel", op_fleet, true, false, false },
+        { "fleet-approval-statement", op_fleet, true, true, false },
 };
 
 json_object *broker_dispatch(Broker *b, const struct ucred *peer, int peer_fd, json_object *msg,

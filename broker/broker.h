@@ -76,9 +76,15 @@ typedef struct Broker {
         /* CLOCK_REALTIME usec when this host's own pending fleet requests next need marking
          * timed_out (0: at the next poll; UINT64_MAX: none known) */
         uint64_t fleet_next_sweep;
-        bool fleet_uploading;           /* an upload of fleet audit records is asked */
-        bool fleet_upload_soon;         /* broker_fleet_upload_soon() is pending */
-        bool fleet_grant_deferred;      /* the fetch left a grant for later (records wait) */
+        bool fleet_uploading;      /* an upload of fleet audit records is asked */
+        bool fleet_upload_soon;    /* broker_fleet_upload_soon() is pending */
+        bool fleet_grant_deferred; /* the fetch left a grant for later (records wait) */
+        /* The signed fleet approvals verified here, by a key of what was verified, so that
+         * ssh-keygen runs once per approval and a refusal is logged once
+         * (broker-fleet.c; a ring, allocated at first use) */
+        struct FleetVerdict *fleet_verdicts;
+        size_t fleet_verdicts_next;
+        unsigned fleet_verify_left;     /* ssh-keygen checks the current fetch may still run */
         char fleet_upload_error[256];   /* why the last upload failed, as logged; "": none */
         uint64_t fleet_upload_retry_at; /* CLOCK_MONOTONIC usec: no upload before (a failure) */
 } Broker;

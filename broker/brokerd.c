@@ -1072,6 +1072,7 @@ int main(int argc, char *argv[]) {
         /* Hooks still running are killed; their notifications stay in the outbox. */
         b.notifier = notifier_free(b.notifier);
         b.fleet = fleet_client_free(b.fleet);
+        free(b.fleet_verdicts);
 
         sd_notify(false, "STOPPING=1");
         log_event(JIT_EVENT_STOPPING, LOG_INFO, NULL, "broker", NULL, "jit-brokerd stopping");

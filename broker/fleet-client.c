@@ -89,6 +89,7 @@ struct FleetClient {
         uint64_t poll_sent_boot;
         uint64_t backoff;   /* the last wait before an attempt; 0 after a success */
         int schema_version; /* the store's, as last read; 0: not read */
+        char fleet_id[33];  /* jit_fleet.fleet_identity, read at connect; "": not read */
         /* Two cursors: the one kept in the local database moves only once the changes up
          * to it are applied (fleet_client_applied()), so that a broker stopped between a
          * poll and its fetch, or a fetch that failed, reads them again; the poll goes on
@@ -377,8 +378,8 @@ static void schema_checked(FleetClient *fc, PGresult *res) {
         /* Row-level security shows a host role its own row only: a row of this name under
          * another role is as good as none. */
         query_send(fc, PHASE_CHECK_HOST,
-                   "SELECT count(*) FROM jit_fleet.hosts WHERE name = $1 AND role_name = "
-                   "current_user",
+                   "SELECT count(*), (SELECT min(id) FROM jit_fleet.fleet_identity) FROM "
+                   "jit_fleet.hosts WHERE name = $1 AND role_name = current_user",
                    1, params);
 }
 
@@ -393,6 +394,14 @@ static void host_checked(FleetClient *fc, PGresult *res) {
                             "host %s is not registered in the fleet for role %s (jitctl fleet "
                             "add-host %s)",
                             fc->host, fc->role, fc->host);
+        /* The fleet's identity: what a signed approval's statement names (schema version 6
+         * made it; the version was checked above). */
+        const char *id =
+                PQnfields(res) == 2 && !PQgetisnull(res, 0, 1) ? PQgetvalue(res, 0, 1) : "";
+        if (strlen(id) != 32 || strspn(id, "0123456789abcdef") != 32)
+                return fail(fc, FLEET_UNREACHABLE,
+                            "the fleet store has no fleet identity (jit_fleet.fleet_identity)");
+        memcpy(fc->fleet_id, id, sizeof(fc->fleet_id));
         if (fc->poll_credentials) {
                 /* Then the shared poll login's connection, to the same addresses. */
                 fc->cur = &fc->poll_link;
@@ -1051,6 +1060,8 @@ json_object *fleet_client_status_json(const FleetClient *fc) {
                 o, "last_sync",
                 last_sync ? json_object_new_string(format_rfc3339(last_sync, t, sizeof(t))) : NULL);
         json_object_object_add(o, "schema_version", json_object_new_int(fc->schema_version));
+        json_object_object_add(o, "fleet_id",
+                               fc->fleet_id[0] ? json_object_new_string(fc->fleet_id) : NULL);
         /* The role the poll runs as: the shared poll login's, or the host's own. */
         json_object_object_add(o, "poll_role",
                                fc->poll_role && fc->poll_credentials
@@ -1064,6 +1075,10 @@ json_object *fleet_client_status_json(const FleetClient *fc) {
 
 const char *fleet_client_host(const FleetClient *fc) {
         return fc && fc->enabled ? fc->host : NULL;
+}
+
+const char *fleet_client_fleet_id(const FleetClient *fc) {
+        return fc && fc->enabled && fc->fleet_id[0] ? fc->fleet_id : NULL;
 }
 
 void fleet_client_applied(FleetClient *fc, int64_t from, int64_t to) {

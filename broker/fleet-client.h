@@ -51,6 +51,8 @@ json_object *fleet_client_status_json(const FleetClient *fc);
 
 /* This host's fleet name while enabled, else NULL. */
 const char *fleet_client_host(const FleetClient *fc);
+/* The fleet's identity (32 hex digits) read at the last connection; NULL before one. */
+const char *fleet_client_fleet_id(const FleetClient *fc);
 
 /* A query of the broker's own (a fleet request, an approval, the fetch), run on the
  * connection between polls, one at a time, in the order asked, each within

@@ -718,6 +718,25 @@ int grant_break_glass(Grants *g, const Identity *caller, const GrantAsk *ask, in
         return 0;
 }
 
+/* The keys of the signed approvals a fleet grant counted, as journal fields of its entry
+ * (JIT_SIGNER_FINGERPRINT=, once per key, as many as an entry holds). */
+static int add_fleet_signer_fields(EffectQueue *q, const FleetGrantAsk *fa) {
+        size_t added = 0;
+        for (size_t i = 0; i < fa->n_approvals && added < EFFECT_FIELDS_MAX; i++) {
+                _cleanup_free_ char *field = NULL;
+                if (!fa->approvals[i].signer_fingerprint)
+                        continue;
+                if (asprintf(&field, "JIT_SIGNER_FINGERPRINT=%s",
+                             fa->approvals[i].signer_fingerprint) < 0)
+                        return -ENOMEM;
+                int k = effect_add_field(q, field);
+                if (k < 0)
+                        return k;
+                added++;
+        }
+        return 0;
+}
+
 int grant_fleet_activate(Grants *g, const Identity *requester, const PolicyRule *rule,
                          const GrantAsk *ask, const FleetGrantAsk *fa, int64_t *ret_id,
                          GrantError *e) {
@@ -755,6 +774,18 @@ int grant_fleet_activate(Grants *g, const Identity *requester, const PolicyRule 
                                        json_object_new_string(fa->origin_host));
                 json_object_object_add(details, "fleet_selector",
                                        json_object_new_string(fa->selector));
+                /* The keys of the signed approvals this host verified (docs/signed-approvals.md).
+                 */
+                json_object *signers = json_object_new_array();
+                for (size_t i = 0; signers && i < fa->n_approvals; i++)
+                        if (fa->approvals[i].signer_fingerprint)
+                                json_object_array_add(signers,
+                                                      json_object_new_string(
+                                                              fa->approvals[i].signer_fingerprint));
+                if (signers && json_object_array_length(signers) > 0)
+                        json_object_object_add(details, "signers", signers);
+                else
+                        json_object_put(signers);
         }
         if ((k = tx_begin(g, &tx)) < 0 || (k = db_insert_request(g->db, &req)) < 0)
                 return fail(g, e, k, "saving the fleet grant");
@@ -770,7 +801,7 @@ int grant_fleet_activate(Grants *g, const Identity *requester, const PolicyRule 
                               (long long) fa->fleet_id, fa->origin_host, req.requester, req.service,
                               duration_format(req.duration, dbuf, sizeof(dbuf)), (long long) req.id,
                               req.reason)) < 0 ||
-            (k = tx_commit(&tx)) < 0)
+            (k = add_fleet_signer_fields(g->effects, fa)) < 0 || (k = tx_commit(&tx)) < 0)
                 return fail(g, e, k, "saving the fleet grant");
         *ret_id = req.id;
         return 0;

@@ -31,8 +31,9 @@
 const char approve_help[] =
         "Usage: jitctl approve ID [--comment TEXT] [--sign] [--key FILE]\n"
         "\n"
-        "Approve a pending request. You must be an approver of its rule, and you cannot\n"
-        "approve your own request. When the rule requires signed approvals, or with --sign,\n"
+        "Approve a pending request (ID, or f:ID for a fleet request). You must be an approver\n"
+        "of its rule, and you cannot approve your own request. When the rule requires signed\n"
+        "approvals (fleet requests: unless it says signed = false), or with --sign,\n"
         "jitctl signs the approval with your SSH key through your ssh-agent (SSH_AUTH_SOCK);\n"
         "the host checks it against its allowed_signers file.\n"
         "\n"
@@ -182,10 +183,9 @@ static int sign_statement(const Context *c, const char *statement, const char *k
 }
 
 /* The broker's statement for id, without a word on failure (then *ret stays NULL). */
-static void fetch_statement(const Context *c, int64_t id, json_object **ret_reply,
+static void fetch_statement(const Context *c, const char *op, int64_t id, json_object **ret_reply,
                             const char **ret_statement, bool *ret_required) {
-        _cleanup_(json_object_putp) json_object *request =
-                request_with_id("approval-statement", id);
+        _cleanup_(json_object_putp) json_object *request = request_with_id(op, id);
         json_object *reply = NULL, *ok, *result, *v;
 
         *ret_statement = NULL;
@@ -213,7 +213,7 @@ int cmd_approve(Context *c, int argc, char *argv[]) {
                 {},
         };
         const char *comment = NULL, *key_file = NULL;
-        bool sign = false;
+        bool sign = false, fleet = false;
         int64_t id;
         int opt, r;
 
@@ -247,24 +247,23 @@ int cmd_approve(Context *c, int argc, char *argv[]) {
                                            argv[optind]);
                 if ((r = check_no_more_args(c, argc, argv, 1)) != CONTINUE)
                         return r;
-                if (sign)
-                        return usage_error(c, "fleet approvals are not signed by this version");
-                return fleet_request_act(c, "approve", fid, "comment", comment);
-        }
-        if ((r = parse_id_arg(c, argc, argv, &id)) != CONTINUE)
+                id = fid;
+                fleet = true;
+        } else if ((r = parse_id_arg(c, argc, argv, &id)) != CONTINUE)
                 return r;
+        const char *statement_op = fleet ? "fleet-approval-statement" : "approval-statement";
 
         /* Whether to sign: the broker says what the rule wants. A broker that cannot say
          * (an error, an older broker) gets the plain approval and answers it as it would. */
         _cleanup_(json_object_putp) json_object *statement_reply = NULL;
         const char *statement = NULL;
         bool required = false;
-        fetch_statement(c, id, &statement_reply, &statement, &required);
+        fetch_statement(c, statement_op, id, &statement_reply, &statement, &required);
         if (sign && !statement) {
                 /* Its error, in the words of the broker. */
                 _cleanup_(json_object_putp) json_object *again = NULL;
                 json_object *result;
-                json_object *request = request_with_id("approval-statement", id);
+                json_object *request = request_with_id(statement_op, id);
                 if (!request)
                         return fail_oom(c);
                 r = broker_call(c, request, &again, &result);
@@ -286,6 +285,9 @@ int cmd_approve(Context *c, int argc, char *argv[]) {
                     (r = sign_statement(c, statement, key, env, &signature)) != CONTINUE)
                         return r;
         }
+        if (fleet)
+                return fleet_request_act_signed(c, "approve", id, "comment", comment, statement,
+                                                signature);
 
         _cleanup_(json_object_putp) json_object *request = request_with_id("approve", id);
         _cleanup_(json_object_putp) json_object *reply = NULL;

@@ -115,13 +115,20 @@ int fleet_request_file(Context *c, const char *hosts, const char *service, const
 
 int fleet_request_act(Context *c, const char *op, int64_t id, const char *text_option,
                       const char *text) {
+        return fleet_request_act_signed(c, op, id, text_option, text, NULL, NULL);
+}
+
+int fleet_request_act_signed(Context *c, const char *op, int64_t id, const char *text_option,
+                             const char *text, const char *statement, const char *signature) {
         _cleanup_(json_object_putp) json_object *request = NULL, *reply = NULL;
         char fleet_op[32];
         json_object *result;
 
         snprintf(fleet_op, sizeof(fleet_op), "fleet-%s", op);
         request = request_with_id(fleet_op, id);
-        if (!request || (text && add_string(request, text_option, text) < 0))
+        if (!request || (text && add_string(request, text_option, text) < 0) ||
+            (signature && (add_string(request, "statement", statement) < 0 ||
+                           add_string(request, "signature", signature) < 0)))
                 return fail_oom(c);
         int r = broker_call(c, request, &reply, &result);
         if (r != JIT_EXIT_OK)

@@ -31,7 +31,7 @@ RULES = """
 profile = { owner = "payments"; environment = "%s";%s };
 rules = (
   { name = "fleet-sudo"; services = ["sudo"]; requesters = ["jit-alice"]; approvers = ["jit-bob"];
-    approvals = 1; max_duration = "2h"; hosts = "%s"; }
+    approvals = 1; max_duration = "2h"; hosts = "%s";%s }
 );
 """
 
@@ -41,7 +41,7 @@ HOSTS = {"a": ("staging", "environment=staging"), "b": ("production", "environme
 
 
 def policy(socket_dir, host, credentials, max_offline=None, pending_ttl=None, labels=None,
-           database=None, poll_credentials=None):
+           database=None, poll_credentials=None, signed="false", approvals=1, extra_rule=""):
     env, rule_hosts = HOSTS[host]
     extra = f' max_offline = "{max_offline}";' if max_offline else ""
     extra += f' poll_credentials = "{poll_credentials}";' if poll_credentials else ""
@@ -49,7 +49,10 @@ def policy(socket_dir, host, credentials, max_offline=None, pending_ttl=None, la
     settings = f'settings = {{ pending_ttl = "{pending_ttl}"; }};\n' if pending_ttl else ""
     free = (" labels = { " + "".join(f'{k} = "{v}"; ' for k, v in labels.items()) + "};"
             if labels else "")
-    return (RULES % (env, free, rule_hosts) + settings +
+    rule_extra = (f" signed = {signed};" if signed else "") + extra_rule
+    rules = RULES % (env, free, rule_hosts, rule_extra)
+    rules = rules.replace("approvals = 1;", f"approvals = {approvals};")
+    return (rules + settings +
             f'fleet = {{ database = "{database}"; '
             f'host = "{host}"; credentials = "{credentials}";{extra} }};\n')
 
@@ -85,6 +88,18 @@ class FleetHostsTest(BrokerTestCase):
     LABELS = {}  # host -> its profile.labels (and registered labels), a dict
     DATABASE = None  # the hosts' fleet.database (set by setup_store); None: the server's socket
     POLL_CREDENTIALS = None  # the hosts' fleet.poll_credentials
+    # The rule's signed: fleet approvals unsigned here (test_fleet_signed.py signs them);
+    # None: unsaid, which requires signatures for fleet requests.
+    SIGNED = "false"
+    APPROVALS = 1  # the rule's approvals
+    RULE_EXTRA = ""  # more of the rule's settings, as written
+
+    @classmethod
+    def host_policy(cls, host):
+        return policy(cls.pg.socket_dir, host, cls.creds[host],
+                      cls.MAX_OFFLINE if host == "a" else None, cls.PENDING_TTL.get(host),
+                      cls.LABELS.get(host), cls.DATABASE, cls.POLL_CREDENTIALS, cls.SIGNED,
+                      cls.APPROVALS, cls.RULE_EXTRA)
 
     @classmethod
     def setup_store(cls):
@@ -115,19 +130,13 @@ class FleetHostsTest(BrokerTestCase):
                     f.write(p.stdout.strip().splitlines()[-1] + "\n")
                 cls.creds[host] = path
             cls.setup_store()
-            cls.POLICY = policy(cls.pg.socket_dir, "a", cls.creds["a"], cls.MAX_OFFLINE,
-                                cls.PENDING_TTL.get("a"), cls.LABELS.get("a"), cls.DATABASE,
-                                cls.POLL_CREDENTIALS)
+            cls.POLICY = cls.host_policy("a")
             super().setUpClass()
             # a: the class's broker, restarted in namespaces of its own.
             cls.broker.stop()
             cls.broker.start(wrap=namespaced("a"))
             for host in ("b", "c"):
-                hb = HostBroker(cls.sb, host, policy(cls.pg.socket_dir, host, cls.creds[host],
-                                                     pending_ttl=cls.PENDING_TTL.get(host),
-                                                     labels=cls.LABELS.get(host),
-                                                     database=cls.DATABASE,
-                                                     poll_credentials=cls.POLL_CREDENTIALS))
+                hb = HostBroker(cls.sb, host, cls.host_policy(host))
                 cls.others[host] = hb
                 hb.start(wrap=namespaced(host))
             cls.hosts = {"a": cls.broker, **cls.others}

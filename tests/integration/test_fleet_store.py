@@ -120,17 +120,27 @@ class FleetStoreTest(unittest.TestCase):
         self.assertEqual(p.returncode, EXIT_OK, p.stderr)
         self.assertEqual(p.stdout, "fleet schema: version 0 -> 7 (0001-core, 0002-change-feed, "
                                    "0003-host-reads-version, 0004-audit-upload, 0005-request-expiry, "
-                                   "0007-server-time-covered-hosts)\n")
+                                   "0006-fleet-identity, 0007-server-time-covered-hosts)\n")
         self.assertEqual(self.versions("jit_empty"), [["1", "0001-core"], ["2", "0002-change-feed"],
                                                       ["3", "0003-host-reads-version"],
                                                       ["4", "0004-audit-upload"],
                                                       ["5", "0005-request-expiry"],
+                                                      ["6", "0006-fleet-identity"],
                                                       ["7", "0007-server-time-covered-hosts"]])
+        # 6: one fleet identity, random, readable by the host roles.
+        ident = self.pg.query(self.admin_uri("jit_empty"), "SELECT id FROM jit_fleet.fleet_identity")
+        self.assertEqual(len(ident), 1)
+        self.assertRegex(ident[0][0], r"^[0-9a-f]{32}$")
+        self.assertEqual(self.pg.query(self.admin_uri("jit_empty"),
+                                       "SELECT has_table_privilege('jit_fleet_host', "
+                                       "'jit_fleet.fleet_identity', 'SELECT'), "
+                                       "has_table_privilege('jit_fleet_host', "
+                                       "'jit_fleet.fleet_identity', 'UPDATE')"), [["t", "f"]])
         # Again: nothing to do, nothing changed.
         p = jitctl("fleet", "migrate", "--database", self.admin_uri("jit_empty"))
         self.assertEqual(p.returncode, EXIT_OK, p.stderr)
         self.assertEqual(p.stdout, "fleet schema: at version 7, nothing to do\n")
-        self.assertEqual(len(self.versions("jit_empty")), 6)
+        self.assertEqual(len(self.versions("jit_empty")), 7)
 
     def test_migrate_applies_a_version_missing_below_the_highest(self):
         # A store migrated by a jitctl built without version 4: it has 5, not 4.
@@ -148,8 +158,8 @@ class FleetStoreTest(unittest.TestCase):
         p = jitctl("fleet", "migrate", "--database", uri)
         self.assertEqual(p.returncode, EXIT_OK, p.stderr)
         self.assertEqual(p.stdout, "fleet schema: version 5 -> 7 (0004-audit-upload, "
-                                   "0007-server-time-covered-hosts)\n")
-        self.assertEqual([v for v, _ in self.versions("jit_gap")], ["1", "2", "3", "4", "5", "7"])
+                                   "0006-fleet-identity, 0007-server-time-covered-hosts)\n")
+        self.assertEqual([v for v, _ in self.versions("jit_gap")], ["1", "2", "3", "4", "5", "6", "7"])
         self.assertEqual(self.pg.query(uri, "SELECT to_regclass('jit_fleet.request_hosts') "
                                             "IS NOT NULL"), [["t"]])
         p = jitctl("fleet", "migrate", "--database", uri)
@@ -202,7 +212,8 @@ class FleetStoreTest(unittest.TestCase):
         p = jitctl("fleet", "migrate", "--database", uri)
         self.assertEqual(p.returncode, EXIT_OK, p.stderr)
         self.assertEqual(p.stdout, "fleet schema: version 3 -> 7 (0004-audit-upload, "
-                                   "0005-request-expiry, 0007-server-time-covered-hosts)\n")
+                                   "0005-request-expiry, 0006-fleet-identity, "
+                                   "0007-server-time-covered-hosts)\n")
         self.assertEqual(self.pg.query(uri, "SELECT data_type FROM information_schema.columns "
                                             "WHERE table_schema = 'jit_fleet' AND table_name = "
                                             "'audit' AND column_name = 'data'"), [["json"]])
