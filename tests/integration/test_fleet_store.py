@@ -239,7 +239,7 @@ class FleetStoreTest(unittest.TestCase):
         self.assertEqual(p.returncode, EXIT_FAILURE)
         self.assertIn("at version 8", p.stderr)
         self.assertEqual(self.pg.query(uri, "SELECT count(*) FROM jit_fleet.hosts"), [["0"]])
-        self.assertEqual(len(self.versions("jit_new")), 7)
+        self.assertEqual(len(self.versions("jit_new")), 8)
 
     def test_failed_migration_changes_nothing(self):
         # A table in the way: version 1 fails half-way, and the whole transaction goes.
