@@ -30,6 +30,12 @@ PAM_JIT = os.environ.get("PAM_JIT", "")
 PAMTEST = os.environ.get("PAMTEST_JIT", "")
 LIBPAM_WRAPPER = os.environ.get("LIBPAM_WRAPPER", "libpam_wrapper.so")
 PAM_WRAPPER_LOCK = "/tmp/jit-tests-pam-wrapper.lock"
+
+# A hangup is how the broker ends a session, and an ignored signal stays ignored across
+# fork and exec: a suite started under nohup (or by a runner that ignores SIGHUP) would hand
+# that to sudo's command, which then outlives its grant until the SIGKILL after the grace.
+# The processes the tests start get the default, as a login session's have.
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
 SANITIZED = os.environ.get("JIT_SANITIZED", "0") == "1"
 SSHD_BIN = os.environ.get("JIT_TEST_SSHD", "/usr/sbin/sshd")  # absolute: sshd re-executes itself
 SSH_BIN = shutil.which("ssh") or "/usr/bin/ssh"
