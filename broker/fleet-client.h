@@ -66,6 +66,13 @@ typedef void (*FleetQueryDone)(void *userdata, PGresult *res, const char *error)
 int fleet_client_query(FleetClient *fc, const char *sql, int n, const char *const *params,
                        FleetQueryDone done, void *userdata);
 
+/* The fetch after a poll of the requests ids ("{1,2,3}"), queued like a query: through the
+ * shared poll login with the host's fetch key (FLEET_FETCH_SHARED_SQL) when
+ * fleet.poll_credentials is set, else, or once the store refuses that (a host without a
+ * fetch key, an older schema; logged once), with the host's own role (FLEET_FETCH_SQL).
+ * Either way the rows are FLEET_FETCH_SQL's. */
+int fleet_client_fetch(FleetClient *fc, const char *ids, FleetQueryDone done, void *userdata);
+
 /* The changes (from, to] are applied: the cursor kept in the local database moves to to,
  * when from is where it stands (else an earlier range failed: the poll reads again). */
 void fleet_client_applied(FleetClient *fc, int64_t from, int64_t to);
