@@ -54,8 +54,8 @@ const char *fleet_client_host(const FleetClient *fc);
 /* The fleet's identity (32 hex digits) read at the last connection; NULL before one. */
 const char *fleet_client_fleet_id(const FleetClient *fc);
 
-/* A query of the broker's own (a fleet request, an approval, the fetch), run on the
- * connection between polls, one at a time, in the order asked, each within
+/* A query of the broker's own (a fleet request, an approval, the catch-up), run on the
+ * host's own connection between polls, one at a time, in the order asked, each within
  * FLEET_QUERY_TIMEOUT_USEC. done is called exactly once: with the result (res, whatever its
  * status), or with res NULL and error saying why (the connection failed or was dropped).
  * -ENOTCONN at once, and nothing queued, while the client is not connected: a new fleet
