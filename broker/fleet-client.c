@@ -13,6 +13,7 @@
 #include "broker-journal.h"
 #include "cleanup.h"
 #include "fleet-credentials.h"
+#include "fleet-fetch-key.h"
 #include "fleet-poll.h"
 #include "fleet-resolve.h"
 #include "fleet-schema.h"
@@ -40,6 +41,10 @@ typedef struct FleetQuery {
         char *params[FLEET_QUERY_PARAMS_MAX];
         FleetQueryDone done;
         void *userdata;
+        /* The fetch after a poll (params[0] the ids): sent through the shared poll login
+         * when it may be (fetch_shared()), else as sql on the host's connection. */
+        bool fetch;
+        bool sent_shared;
 } FleetQuery;
 
 /* One connection to the store: the host's own role's, or the shared poll login's. */
@@ -77,6 +82,12 @@ struct FleetClient {
         PGresult *result; /* the first result of the query in flight */
         char *role;       /* the role the credentials name */
         char *poll_role;  /* the poll login's */
+        /* The fetch key derived from the host role's password (never logged; wiped when
+         * the connection goes); "": none. */
+        char fetch_key[FLEET_FETCH_KEY_HEX_LEN + 1];
+        bool shared_fetch_off;    /* the store refused it: the own role's fetch until the
+                                   * next connection */
+        bool shared_fetch_warned; /* said so once for this fleet section */
 
         FleetState state;
         uint64_t since; /* CLOCK_REALTIME usec the state began */
@@ -200,6 +211,8 @@ static void drop_connection(FleetClient *fc) {
         fc->conn_host = mfree(fc->conn_host);
         fc->conn_hostaddr = mfree(fc->conn_hostaddr);
         fc->conn_port = mfree(fc->conn_port);
+        explicit_bzero(fc->fetch_key, sizeof(fc->fetch_key));
+        fc->shared_fetch_off = false;
         if (fc->result) {
                 PQclear(fc->result);
                 fc->result = NULL;
@@ -514,20 +527,60 @@ static void polled(FleetClient *fc, PGresult *res) {
         arm_timer(fc, fleet_poll_delay(jitter));
 }
 
+/* Whether the fetch goes through the shared poll login: one pgbouncer pool for the fleet,
+ * where the host's own role would be a pool (and a server login) of its own. */
+static bool fetch_shared(const FleetClient *fc) {
+        return fc->poll_credentials && fc->poll_link.conn && fc->fetch_key[0] &&
+               !fc->shared_fetch_off;
+}
+
 /* Sends the first query waiting, if any: true when one is in flight. */
 static bool query_next(FleetClient *fc) {
         FleetQuery *q = fc->queries;
         if (!q)
                 return false;
+        q->sent_shared = q->fetch && fetch_shared(fc);
+        if (q->sent_shared) {
+                /* The store's function reads for this host what its role may read, once
+                 * the key proves the host. */
+                const char *params[] = { fc->host, fc->fetch_key, q->params[0] };
+                fc->cur = &fc->poll_link;
+                query_send(fc, PHASE_QUERY, FLEET_FETCH_SHARED_SQL, 3, params);
+                return true;
+        }
         fc->cur = &fc->host_link; /* the host's own role: row-level security applies */
         query_send(fc, PHASE_QUERY, q->sql, q->n, (const char *const *) q->params);
         return true;
+}
+
+/* The store refused the shared fetch because it does not know this host's key (28000:
+ * registered before schema version 8, or another password) or the function (42883). */
+static bool shared_fetch_refused(const PGresult *res) {
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        return PQresultStatus(res) == PGRES_FATAL_ERROR && state &&
+               (STREQ(state, "28000") || STREQ(state, "42883"));
 }
 
 /* The broker's query answered; the next one, or a poll at once (an approval just made
  * shows up without waiting for the poll's period). */
 static void query_answered(FleetClient *fc, PGresult *res) {
         FleetQuery *q = fc->queries;
+        if (q->sent_shared && shared_fetch_refused(res)) {
+                /* Fetch as before, with the host's own role: slower through pgbouncer, as
+                 * safe. The same query again, now on the host's connection. */
+                fc->shared_fetch_off = true;
+                if (!fc->shared_fetch_warned) {
+                        char buf[900];
+                        log_warning("fleet: the store refused host %s's fetch through the shared "
+                                    "poll login (%s); fetching with the host's own role (jitctl "
+                                    "fleet add-host %s --rekey gives the host a fetch key)",
+                                    fc->host, result_error(res, buf, sizeof(buf)), fc->host);
+                        fc->shared_fetch_warned = true;
+                }
+                fc->phase = PHASE_IDLE;
+                query_next(fc);
+                return;
+        }
         fc->queries = q->next;
         fc->n_queries--;
         fc->phase = PHASE_IDLE;
@@ -655,6 +708,10 @@ static void connect_now(FleetClient *fc, const char *credentials, char **ret_rol
         }
         free(*ret_role);
         *ret_role = role;
+        /* The host's role's password makes the fetch key; a library failure leaves none
+         * (the fetch then runs as the host's role). */
+        if (ret_role == &fc->role && fleet_fetch_key_derive(cred.password, fc->fetch_key) < 0)
+                explicit_bzero(fc->fetch_key, sizeof(fc->fetch_key));
         const char *keys[12] = { "dbname",
                                  "user",
                                  "password",
@@ -945,6 +1002,7 @@ static void forget_section(FleetClient *fc) {
         fc->poll_credentials = mfree(fc->poll_credentials);
         fc->role = mfree(fc->role);
         fc->poll_role = mfree(fc->poll_role);
+        fc->shared_fetch_warned = false;
         fc->last_error = mfree(fc->last_error);
         fc->last_poll = fc->last_poll_boot = 0;
         fc->backoff = 0;
@@ -1067,6 +1125,12 @@ json_object *fleet_client_status_json(const FleetClient *fc) {
                                fc->poll_role && fc->poll_credentials
                                        ? json_object_new_string(fc->poll_role)
                                        : (fc->role ? json_object_new_string(fc->role) : NULL));
+        /* The role the fetch runs as: the poll login's while the store accepts the host's
+         * fetch key, or the host's own. */
+        json_object_object_add(o, "fetch_role",
+                               fetch_shared(fc)
+                                       ? json_object_new_string(fc->poll_role)
+                                       : (fc->role ? json_object_new_string(fc->role) : NULL));
         json_object_object_add(o, "cursor", json_object_new_int64(fc->cursor.seq));
         json_object_object_add(o, "changes_seen",
                                json_object_new_int64((int64_t) fc->cursor.changes_seen));
@@ -1134,8 +1198,8 @@ void fleet_client_keep_sync(FleetClient *fc) {
                 fc->cursor = next;
 }
 
-int fleet_client_query(FleetClient *fc, const char *sql, int n, const char *const *params,
-                       FleetQueryDone done, void *userdata) {
+static int query_queue(FleetClient *fc, bool fetch, const char *sql, int n,
+                       const char *const *params, FleetQueryDone done, void *userdata) {
         if (!fc || fc->state != FLEET_CONNECTED)
                 return -ENOTCONN;
         if (n < 0 || n > FLEET_QUERY_PARAMS_MAX)
@@ -1147,6 +1211,7 @@ int fleet_client_query(FleetClient *fc, const char *sql, int n, const char *cons
                 return -ENOMEM;
         q->done = done;
         q->userdata = userdata;
+        q->fetch = fetch;
         q->sql = strdup(sql);
         bool oom = !q->sql;
         for (int i = 0; i < n; i++) {
@@ -1169,4 +1234,14 @@ int fleet_client_query(FleetClient *fc, const char *sql, int n, const char *cons
                 query_next(fc);
         }
         return 0;
+}
+
+int fleet_client_query(FleetClient *fc, const char *sql, int n, const char *const *params,
+                       FleetQueryDone done, void *userdata) {
+        return query_queue(fc, false, sql, n, params, done, userdata);
+}
+
+int fleet_client_fetch(FleetClient *fc, const char *ids, FleetQueryDone done, void *userdata) {
+        const char *params[] = { ids };
+        return query_queue(fc, true, FLEET_FETCH_SQL, 1, params, done, userdata);
 }

@@ -54,8 +54,8 @@ const char *fleet_client_host(const FleetClient *fc);
 /* The fleet's identity (32 hex digits) read at the last connection; NULL before one. */
 const char *fleet_client_fleet_id(const FleetClient *fc);
 
-/* A query of the broker's own (a fleet request, an approval, the fetch), run on the
- * connection between polls, one at a time, in the order asked, each within
+/* A query of the broker's own (a fleet request, an approval, the catch-up), run on the
+ * host's own connection between polls, one at a time, in the order asked, each within
  * FLEET_QUERY_TIMEOUT_USEC. done is called exactly once: with the result (res, whatever its
  * status), or with res NULL and error saying why (the connection failed or was dropped).
  * -ENOTCONN at once, and nothing queued, while the client is not connected: a new fleet
@@ -65,6 +65,13 @@ typedef void (*FleetQueryDone)(void *userdata, PGresult *res, const char *error)
 #define FLEET_QUERY_PARAMS_MAX 16
 int fleet_client_query(FleetClient *fc, const char *sql, int n, const char *const *params,
                        FleetQueryDone done, void *userdata);
+
+/* The fetch after a poll of the requests ids ("{1,2,3}"), queued like a query: through the
+ * shared poll login with the host's fetch key (FLEET_FETCH_SHARED_SQL) when
+ * fleet.poll_credentials is set, else, or once the store refuses that (a host without a
+ * fetch key, an older schema; logged once), with the host's own role (FLEET_FETCH_SQL).
+ * Either way the rows are FLEET_FETCH_SQL's. */
+int fleet_client_fetch(FleetClient *fc, const char *ids, FleetQueryDone done, void *userdata);
 
 /* The changes (from, to] are applied: the cursor kept in the local database moves to to,
  * when from is where it stands (else an earlier range failed: the poll reads again). */

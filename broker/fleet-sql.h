@@ -49,5 +49,10 @@
 #define FLEET_FETCH_SQL                                                                            \
         "SELECT " FLEET_ROW_COLUMNS_FETCH FLEET_ROW_FROM "WHERE r.id = ANY ($1::bigint[]) ORDER BY r.id"
 
+/* The same fetch through the shared poll login (schema version 8): $1 the host's name, $2
+ * its fetch key (common/fleet-fetch-key.h), $3 the ids. The function's body repeats
+ * FLEET_ROW_COLUMNS_FETCH and FLEET_ROW_FROM: a change of those is a new migration of it. */
+#define FLEET_FETCH_SHARED_SQL "SELECT * FROM jit_fleet.fetch_for_host($1, $2, $3::bigint[])"
+
 /* The catch-up at reconnect: the same, for the fleet grants the host holds. */
 #define FLEET_CATCHUP_SQL FLEET_FETCH_SQL

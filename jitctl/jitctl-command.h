@@ -67,6 +67,7 @@ enum {
         ARG_TO,
         ARG_LABELS,
         ARG_REVIEW,
+        ARG_REKEY,
 };
 
 /* clang-format off */

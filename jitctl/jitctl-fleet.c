@@ -13,6 +13,7 @@
 #include <sys/random.h>
 
 #include "cleanup.h"
+#include "fleet-fetch-key.h"
 #include "fleet-schema.h"
 #include "host-selector.h"
 #include "jitctl-command.h"
@@ -30,6 +31,7 @@
 const char fleet_help[] =
         "Usage: jitctl fleet migrate --database URI [--to VERSION]\n"
         "       jitctl fleet add-host NAME --database URI [--labels K=V,...] [--review]\n"
+        "       jitctl fleet add-host NAME --rekey --database URI\n"
         "       jitctl fleet add-poll-login NAME --database URI\n"
         "\n"
         "The fleet's store in PostgreSQL (docs/fleet.md), run as its administrator role.\n"
@@ -39,7 +41,8 @@ const char fleet_help[] =
         "          nothing when it has them, and refuses a database whose schema is newer\n"
         "          than this jitctl\n"
         "add-host  Registers host NAME with its labels and creates its database role;\n"
-        "          prints the line for the host's credentials file\n"
+        "          prints the line for the host's credentials file; with --rekey, gives\n"
+        "          a registered host a new password and fetch key instead\n"
         "add-poll-login  Creates the login every host may share for the poll of the change\n"
         "          feed (a member of jit_fleet_watch only); prints the line for the\n"
         "          file fleet.poll_credentials names\n"
@@ -49,6 +52,7 @@ const char fleet_help[] =
         "  --to VERSION     migrate: stop at this version\n"
         "  --labels K=V,... add-host: the host's labels, as the profile of its policy has them\n"
         "  --review         add-host: approvers act from this host (its role reads every request)\n"
+        "  --rekey          add-host: a new password (and fetch key) for a registered host\n"
         "  -h, --help       Show this help\n"
         "\n"
         "Exit status: 0 success, 1 failure, 2 usage error, 4 database unreachable.\n";
@@ -253,12 +257,50 @@ static int labels_json(const Context *c, const char *labels, char **ret) {
         return *ret ? CONTINUE : fail_oom(c);
 }
 
+/* Registers host name with a new role, or with rekey gives its role a new password; either
+ * way the store keeps the hash of the fetch key derived from the password (schema version
+ * 8), which the shared poll login's fetch for this host must present. */
+/* add-host --rekey: a registered host's role gets a new password and the host the hash of
+ * the fetch key derived from it, in one transaction (the caller's BEGIN). */
+static int rekey_host(const Context *c, PGconn *conn, const char *name, const char *role,
+                      const char *role_id, const char *verifier_lit, const char *key_hash,
+                      char *password) {
+        const char *params[] = { name, role, key_hash };
+        _cleanup_(PQclearp) PGresult *res = PQexecParams(
+                conn,
+                "UPDATE jit_fleet.hosts SET fetch_key_hash = $3 WHERE name = $1 AND role_name = $2",
+                3, NULL, params, NULL, NULL, 0);
+        int r;
+
+        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+                return fail_pg(c, conn, "cannot set the host's fetch key");
+        if (!STREQ(PQcmdTuples(res), "1"))
+                return fail(c, JIT_EXIT_FAILURE, "not-found",
+                            "host %s is not registered in the fleet with role %s (jitctl fleet "
+                            "add-host %s)",
+                            name, role, name);
+        _cleanup_free_ char *alter = NULL;
+        if (asprintf(&alter, "ALTER ROLE %s PASSWORD %s", role_id, verifier_lit) < 0)
+                return fail_oom(c);
+        if ((r = exec_ok(c, conn, alter, "cannot set the host's password")) != CONTINUE ||
+            (r = exec_ok(c, conn, "COMMIT", "cannot commit")) != CONTINUE)
+                return r;
+        printf("Host %s has a new password and fetch key: the old password no longer logs in.\n"
+               "Replace the line in the host's credentials file (fleet.credentials in its\n"
+               "policy; owner root, mode 0600) with this one and restart its broker:\n",
+               name);
+        printf("*:*:%s:%s:%s\n", PQdb(conn), role, password);
+        explicit_bzero(password, 2 * HOST_PASSWORD_BYTES + 1);
+        return JIT_EXIT_OK;
+}
+
 static int add_host(const Context *c, const char *uri, const char *name, const char *labels,
-                    bool review) {
+                    bool review, bool rekey) {
         _cleanup_(PQfinishp) PGconn *conn = NULL;
         _cleanup_free_ char *labels_text = NULL;
         uint8_t random[HOST_PASSWORD_BYTES];
         char password[2 * HOST_PASSWORD_BYTES + 1];
+        char key[FLEET_FETCH_KEY_HEX_LEN + 1], key_hash[FLEET_FETCH_KEY_HEX_LEN + 1];
         char role[sizeof(FLEET_HOST_ROLE_PREFIX) + FLEET_HOST_NAME_MAX];
         _cleanup_free_ bool *missing = calloc(fleet_migrations_n, sizeof(bool));
         int r, version;
@@ -278,6 +320,15 @@ static int add_host(const Context *c, const char *uri, const char *name, const c
                 return fail(c, JIT_EXIT_FAILURE, "internal", "getrandom: %m");
         for (size_t i = 0; i < sizeof(random); i++)
                 snprintf(password + 2 * i, 3, "%02x", random[i]);
+        explicit_bzero(random, sizeof(random));
+        /* Only the key's hash leaves this process: the key is derived again by the host's
+         * broker from the password it already has. */
+        r = fleet_fetch_key_derive(password, key);
+        if (r >= 0)
+                r = fleet_fetch_key_hash(key, key_hash);
+        explicit_bzero(key, sizeof(key));
+        if (r < 0)
+                return fail(c, JIT_EXIT_FAILURE, "internal", "cannot hash the fetch key");
 
         if ((r = connect_database(c, uri, &conn)) != CONTINUE)
                 return r;
@@ -297,6 +348,8 @@ static int add_host(const Context *c, const char *uri, const char *name, const c
                 verifier ? PQescapeLiteral(conn, verifier, strlen(verifier)) : NULL;
         if (!verifier || !role_id || !verifier_lit)
                 return fail_pg(c, conn, "cannot prepare the host's role");
+        if (rekey)
+                return rekey_host(c, conn, name, role, role_id, verifier_lit, key_hash, password);
         _cleanup_free_ char *create = NULL;
         if (asprintf(&create,
                      "CREATE ROLE %s LOGIN CONNECTION LIMIT %d PASSWORD %s "
@@ -305,12 +358,12 @@ static int add_host(const Context *c, const char *uri, const char *name, const c
                 return fail_oom(c);
         if ((r = exec_ok(c, conn, create, "cannot create the host's role")) != CONTINUE)
                 return r;
-        const char *params[] = { name, role, labels_text, review ? "true" : "false" };
-        _cleanup_(PQclearp) PGresult *res =
-                PQexecParams(conn,
-                             "INSERT INTO jit_fleet.hosts (name, role_name, labels, reviews) "
-                             "VALUES ($1, $2, $3::jsonb, $4::boolean)",
-                             4, NULL, params, NULL, NULL, 0);
+        const char *params[] = { name, role, labels_text, review ? "true" : "false", key_hash };
+        _cleanup_(PQclearp) PGresult *res = PQexecParams(
+                conn,
+                "INSERT INTO jit_fleet.hosts (name, role_name, labels, reviews, fetch_key_hash) "
+                "VALUES ($1, $2, $3::jsonb, $4::boolean, $5)",
+                5, NULL, params, NULL, NULL, 0);
         if (PQresultStatus(res) != PGRES_COMMAND_OK)
                 return fail_pg(c, conn, "cannot register the host");
         if ((r = exec_ok(c, conn, "COMMIT", "cannot commit")) != CONTINUE)
@@ -399,11 +452,12 @@ int cmd_fleet(Context *c, int argc, char *argv[]) {
                 { "to", required_argument, NULL, ARG_TO },
                 { "labels", required_argument, NULL, ARG_LABELS },
                 { "review", no_argument, NULL, ARG_REVIEW },
+                { "rekey", no_argument, NULL, ARG_REKEY },
                 {},
         };
         const char *database = NULL, *labels = NULL;
         int64_t to = fleet_schema_newest();
-        bool have_to = false, review = false;
+        bool have_to = false, review = false, rekey = false;
         int opt, r;
 
         begin_options();
@@ -428,6 +482,9 @@ int cmd_fleet(Context *c, int argc, char *argv[]) {
                 case ARG_REVIEW:
                         review = true;
                         break;
+                case ARG_REKEY:
+                        rekey = true;
+                        break;
                 default:
                         return option_error(c);
                 }
@@ -439,8 +496,9 @@ int cmd_fleet(Context *c, int argc, char *argv[]) {
         if (!database)
                 return usage_error(c, "%s: --database URI is required", sub);
         if (STREQ(sub, "migrate")) {
-                if (labels || review)
-                        return usage_error(c, "migrate: --labels and --review are for add-host");
+                if (labels || review || rekey)
+                        return usage_error(c, "migrate: --labels, --review and --rekey are for "
+                                              "add-host");
                 if ((r = check_no_more_args(c, argc, argv, 0)) != CONTINUE)
                         return r;
                 return migrate(c, database, (int) to);
@@ -448,14 +506,17 @@ int cmd_fleet(Context *c, int argc, char *argv[]) {
         if (STREQ(sub, "add-host")) {
                 if (have_to)
                         return usage_error(c, "add-host: --to is for migrate");
+                if (rekey && (labels || review))
+                        return usage_error(c, "add-host --rekey: takes only --database (the "
+                                              "host's labels stay)");
                 if (optind >= argc)
                         return usage_error(c, "add-host: missing the host's name");
                 if ((r = check_no_more_args(c, argc, argv, 1)) != CONTINUE)
                         return r;
-                return add_host(c, database, argv[optind], labels, review);
+                return add_host(c, database, argv[optind], labels, review, rekey);
         }
         if (STREQ(sub, "add-poll-login")) {
-                if (have_to || labels || review)
+                if (have_to || labels || review || rekey)
                         return usage_error(c, "add-poll-login: takes only --database");
                 if (optind >= argc)
                         return usage_error(c, "add-poll-login: missing the login's name");

@@ -12,9 +12,9 @@
  *     (fleet_cursor_advance()), and matches each change's selector against its own name and
  *     labels (host_selector_matches());
  *   - when a change concerns it, it sends the broker's fetch (FLEET_FETCH_SQL) over its own
- *     role for the requests among the changes that concern it, checks that the request is in the answer, and polls
- *     again at once (as the broker does after each answer); a full page is followed by the
- *     next poll at once;
+ *     role for the requests among the changes that concern it, checks that the request is in the
+ * answer, and polls again at once (as the broker does after each answer); a full page is followed
+ * by the next poll at once;
  *   - a query not answered within 2 s, or a connection lost, drops that connection, which is
  *     made again after 1 s, and the host reads again from its applied cursor (as the broker).
  *
@@ -28,9 +28,10 @@
  * not all in the same millisecond), "window" when SIGUSR1 starts the measured window (the counters
  * restart), and at SIGTERM or SIGINT a summary line of the window's counters and round trips.
  *
- * --fetch-shared: the fetch goes through the poll login, by a SECURITY DEFINER function that
- * checks the host's selector itself (SHARED_FETCH_FUNCTION, the fix docs/fleet.md weighs),
- * instead of the host's own role.
+ * --fetch-shared PASSWORD: the fetch goes through the poll login, as the broker sends it when
+ * fleet.poll_credentials is set (FLEET_FETCH_SHARED_SQL: the store's jit_fleet.fetch_for_host,
+ * schema version 8), with the fetch key derived from PASSWORD (every host's: bench_fleet.py
+ * registers the hash of that key for all of them), instead of the host's own role.
  *
  * --baseline K: instead, K sequential `SELECT 1` round trips on one connection (the poll
  * conninfo): their p50 and p99, the latency floor of the same pgbouncer. */
@@ -50,6 +51,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fleet-fetch-key.h"
 #include "fleet-poll.h"
 #include "fleet-sql.h"
 #include "host-selector.h"
@@ -57,8 +59,7 @@
 #define QUERY_TIMEOUT_USEC (2 * 1000000ULL) /* the broker's FLEET_QUERY_TIMEOUT_USEC */
 #define CONNECT_TIMEOUT_USEC (5 * 1000000ULL)
 #define RETRY_USEC (1 * 1000000ULL)
-#define POLL_ROWS 1000  /* the broker's FLEET_POLL_ROWS_MAX */
-#define FETCH_ROWS 1000 /* the broker's FLEET_FETCH_ROWS_MAX */
+#define POLL_ROWS 1000 /* the broker's FLEET_POLL_ROWS_MAX */
 #define CONCERNED_MAX 1000
 
 typedef enum ConnState {
@@ -107,31 +108,9 @@ static unsigned n_hosts;
 static int epfd;
 static const char *poll_conninfo, *fetch_conninfo;
 static FILE *events_out;
-/* --fetch-shared: the fetch through the poll login, by SHARED_FETCH_SQL */
+/* --fetch-shared: the fetch through the poll login (FLEET_FETCH_SHARED_SQL) with this key */
 static bool fetch_shared;
-
-/* The fix docs/fleet.md weighs against the per-role fetch: the broker's fetch, wrapped in a
- * SECURITY DEFINER function that the poll login calls with the host's name and that checks
- * the host's selector itself (row-level security does not apply to its owner). Created by
- * bench_fleet.py from --print-shared-fetch; not part of the fleet's schema. */
-#define SHARED_FETCH_FUNCTION                                                                      \
-        "CREATE SCHEMA jit_fleet_bench;\n"                                                         \
-        "CREATE FUNCTION jit_fleet_bench.fetch_for_host(p_host text, p_from bigint, p_to bigint, " \
-        "p_limit integer) RETURNS TABLE (o_id bigint, o_origin text, o_requester text, "           \
-        "o_service text, o_reason text, o_ticket text, o_duration integer, o_selector text, "      \
-        "o_state text, o_created text, o_approvals json, o_revokers json, o_expires numeric) "    \
-        "LANGUAGE sql STABLE "    \
-        "SECURITY DEFINER SET search_path = pg_catalog AS $f$ SELECT " FLEET_ROW_COLUMNS_STATE(FLEET_STATE_STORED) \
-                FLEET_ROW_FROM                                                                     \
-        "JOIN jit_fleet.hosts AS h ON h.name = p_host WHERE r.id IN (SELECT c.request_id FROM "    \
-        "jit_fleet.changes AS c WHERE c.seq > p_from AND c.seq <= p_to) AND (r.origin_host = "     \
-        "h.name OR h.reviews OR (r.selector_host IS NOT NULL AND r.selector_host = h.name) OR "    \
-        "(r.selector_host IS NULL AND r.selector_labels <> '{}' AND h.labels @> "                  \
-        "r.selector_labels)) ORDER BY r.id LIMIT p_limit $f$;\n"                                   \
-        "REVOKE ALL ON FUNCTION jit_fleet_bench.fetch_for_host(text, bigint, bigint, integer) "    \
-        "FROM PUBLIC;\n"
-#define SHARED_FETCH_SQL                                                                           \
-        "SELECT * FROM jit_fleet_bench.fetch_for_host($1, $2::bigint, $3::bigint, $4::integer)"
+static char fetch_key[FLEET_FETCH_KEY_HEX_LEN + 1];
 static volatile sig_atomic_t stopping, window_start;
 static unsigned n_up;
 
@@ -512,16 +491,6 @@ static void host_polled(Host *h, PGresult *res) {
 }
 
 static void host_fetch_send(Host *h) {
-        char from_text[32], to_text[32], limit[16];
-        snprintf(from_text, sizeof(from_text), "%lld", (long long) h->fetch_from);
-        snprintf(to_text, sizeof(to_text), "%lld", (long long) h->fetch_to);
-        snprintf(limit, sizeof(limit), "%d", FETCH_ROWS);
-        if (fetch_shared) {
-                const char *shared_params[] = { h->name, from_text, to_text, limit };
-                h->fetching = true;
-                conn_send(&h->poll, SHARED_FETCH_SQL, 4, shared_params);
-                return;
-        }
         /* As the broker: the ids of the requests that concern this host, '{1,2,3}'. */
         char ids[CONCERNED_MAX * 21 + 3];
         size_t at = 0;
@@ -531,6 +500,12 @@ static void host_fetch_send(Host *h) {
                                         (long long) h->concerned_req[k]);
         ids[at++] = '}';
         ids[at] = '\0';
+        if (fetch_shared) {
+                const char *shared_params[] = { h->name, fetch_key, ids };
+                h->fetching = true;
+                conn_send(&h->poll, FLEET_FETCH_SHARED_SQL, 3, shared_params);
+                return;
+        }
         const char *params[] = { ids };
         conn_send(&h->fetch, FLEET_FETCH_SQL, 1, params);
 }
@@ -695,8 +670,7 @@ static void usage(void) {
         fprintf(stderr,
                 "usage: bench-fleet --poll-conninfo STR --fetch-conninfo STR --hosts N "
                 "--cursor SEQ --events FILE [--first I] [--connecting K] [--ramp HOSTS_PER_S]\n"
-                "                   [--fetch-shared]\n"
-                "       bench-fleet --print-shared-fetch\n"
+                "                   [--fetch-shared HOST_PASSWORD]\n"
                 "       bench-fleet --poll-conninfo STR --baseline ROUNDS\n");
         exit(EXIT_FAILURE);
 }
@@ -712,8 +686,7 @@ int main(int argc, char *argv[]) {
                 { "connecting", required_argument, NULL, 'k' },
                 { "baseline", required_argument, NULL, 'b' },
                 { "ramp", required_argument, NULL, 'r' },
-                { "fetch-shared", no_argument, NULL, 'S' },
-                { "print-shared-fetch", no_argument, NULL, 'P' },
+                { "fetch-shared", required_argument, NULL, 'S' },
                 {},
         };
         const char *events_path = NULL;
@@ -747,10 +720,11 @@ int main(int argc, char *argv[]) {
                         break;
                 case 'S':
                         fetch_shared = true;
+                        if (fleet_fetch_key_derive(optarg, fetch_key) < 0) {
+                                fprintf(stderr, "cannot derive the fetch key\n");
+                                return EXIT_FAILURE;
+                        }
                         break;
-                case 'P':
-                        fputs(SHARED_FETCH_FUNCTION, stdout);
-                        return EXIT_SUCCESS;
                 case 'r':
                         ramp = strtoul(optarg, NULL, 10);
                         break;

@@ -54,8 +54,9 @@ SIZES = [int(x) for x in os.environ.get("JIT_BENCH_FLEET_HOSTS", "100,1000,10000
 WINDOW = float(os.environ.get("JIT_BENCH_FLEET_WINDOW", "30"))
 SETTLE = float(os.environ.get("JIT_BENCH_FLEET_SETTLE", "6"))
 RATE = float(os.environ.get("JIT_BENCH_FLEET_RATE", "0.5"))
-# The sizes run again with the fetch through the poll login (bench-fleet --fetch-shared: a
-# SECURITY DEFINER function that checks the host's selector), the fix docs/fleet.md weighs.
+# The sizes run again with the fetch through the poll login (bench-fleet --fetch-shared: the
+# store's jit_fleet.fetch_for_host with each host's fetch key, as the broker sends it when
+# fleet.poll_credentials is set).
 SHARED_SIZES = [int(x) for x in
                 os.environ.get("JIT_BENCH_FLEET_SHARED", str(max(SIZES))).split(",") if x]
 # Hosts started a second, in all (brokers start at their own moments, not at once).
@@ -92,6 +93,12 @@ def host_name(i):
 
 def host_labels(i):
     return {"owner": f"o{i % 100}", "environment": f"e{i % 10}"}
+
+
+def fetch_key_hash(password):
+    """hosts.fetch_key_hash for a host role's password (common/fleet-fetch-key.h)."""
+    key = hashlib.sha256(("jit-fleet-fetch-key\n" + password).encode()).hexdigest()
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def scram_verifier(password):
@@ -188,11 +195,11 @@ class Bench:
         self.sql(f"CREATE ROLE {POLL_LOGIN} LOGIN PASSWORD '{poll_password}' "
                  "IN ROLE jit_fleet_watch")
         self.passwords[POLL_LOGIN] = poll_password
-        function = run([GENERATOR, "--print-shared-fetch"]).stdout
-        self.sql(function)
-        self.sql(f"GRANT USAGE ON SCHEMA jit_fleet_bench TO {POLL_LOGIN}; "
-                 f"GRANT EXECUTE ON FUNCTION jit_fleet_bench.fetch_for_host(text, bigint, bigint, "
-                 f"integer) TO {POLL_LOGIN}")
+        # The fetch through the poll login (--fetch-shared): the generator knows one
+        # password, HOST_PASSWORD, and derives every host's fetch key from it, so every host
+        # gets the hash of that key (those jitctl registered too: pgbouncer trusts the
+        # generator's logins here, so their own passwords are never used).
+        self.sql(f"UPDATE jit_fleet.hosts SET fetch_key_hash = '{fetch_key_hash(HOST_PASSWORD)}'")
         print(f"registered {n_hosts} hosts ({BY_JITCTL} with jitctl fleet add-host) in "
               f"{time.monotonic() - started:.1f} s", flush=True)
 
@@ -374,7 +381,7 @@ log_disconnections = 0
                  "--fetch-conninfo", self.bouncer_conninfo(), "--hosts", str(count),
                  "--first", str(first), "--cursor", str(cursor), "--events", events[-1],
                  "--ramp", str(RAMP // -(-n // HOSTS_PER_GENERATOR))]
-                + (["--fetch-shared"] if shared else []),
+                + (["--fetch-shared", HOST_PASSWORD] if shared else []),
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             threading.Thread(target=echo_lines, args=(gen.stderr, stderr_lines, first),
                              daemon=True).start()
@@ -591,8 +598,8 @@ def print_table(results, failed):
     print(f"Latency floor: a bare SELECT 1 through the same pgbouncer, idle: "
           f"{results[0]['baseline']['select1_p50_ms']:.3f} ms p50; the wait for the next poll "
           f"alone is uniform over P: p50 {PERIOD / 2:.2f} s, p99 {0.99 * PERIOD:.2f} s.")
-    print("N shared: the fetch through the poll login (a SECURITY DEFINER function checking the "
-          "host's selector) instead of the host's own role.")
+    print("N shared: the fetch through the poll login (jit_fleet.fetch_for_host with the host's "
+          "fetch key, as the broker sends it with poll credentials) instead of the host's own role.")
     # From the largest N that delivered everything, the largest N, and the shared fetch.
     own = [r for r in results if r["label"] == str(r["n"])]
     whole = [r for r in own if r["delivered"] == r["expected"]]

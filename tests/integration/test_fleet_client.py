@@ -148,7 +148,7 @@ class FleetClientTest(BrokerTestCase):
     def test_01_connects_and_says_so(self):
         f = self.await_state("connected")
         self.assertEqual(f["host"], "a")
-        self.assertEqual(f["schema_version"], 7)
+        self.assertEqual(f["schema_version"], 8)
         self.assertIn(f"host={self.pg.socket_dir}", f["database"])
         # The first poll follows the connection (the state says connected just before it).
         wait_for(lambda: self.fleet()["last_poll"], timeout=5, what="the first poll")
@@ -253,19 +253,19 @@ class FleetClientTest(BrokerTestCase):
     def test_06_schema_newer_than_the_broker_is_refused(self):
         self.await_state("connected")
         self.pg.psql(self.admin, "INSERT INTO jit_fleet.schema_version (version, name) "
-                                 "VALUES (8, '0008-future')")
+                                 "VALUES (9, '0009-future')")
         try:
             self.drop_brokers_session()
             f = self.await_state("schema-mismatch")
-            self.assertEqual(f["last_error"], "the fleet schema is at version 8; this broker "
-                                              "knows versions up to 7: upgrade jit on this host")
+            self.assertEqual(f["last_error"], "the fleet schema is at version 9; this broker "
+                                              "knows versions up to 8: upgrade jit on this host")
             e = self.entries(MISMATCH_ID)
             self.assertEqual(len(e), 1)
             self.assertEqual(e[0]["PRIORITY"], "3")
-            self.assertIn("fleet store refused for host a: the fleet schema is at version 8",
+            self.assertIn("fleet store refused for host a: the fleet schema is at version 9",
                           e[0]["MESSAGE"])
         finally:
-            self.pg.psql(self.admin, "DELETE FROM jit_fleet.schema_version WHERE version = 8")
+            self.pg.psql(self.admin, "DELETE FROM jit_fleet.schema_version WHERE version = 9")
         # A reload of the same policy tries again at once.
         self.broker.reload()
         self.await_state("connected")
@@ -279,7 +279,7 @@ class FleetClientTest(BrokerTestCase):
             self.drop_brokers_session()
             f = self.await_state("schema-mismatch")
             self.assertEqual(f["last_error"], "the fleet schema lacks version 4; this broker "
-                                              "needs every version up to 7: run jitctl fleet "
+                                              "needs every version up to 8: run jitctl fleet "
                                               "migrate")
         finally:
             self.pg.psql(self.admin, "INSERT INTO jit_fleet.schema_version (version, name) "

@@ -88,6 +88,7 @@ class FleetHostsTest(BrokerTestCase):
     LABELS = {}  # host -> its profile.labels (and registered labels), a dict
     DATABASE = None  # the hosts' fleet.database (set by setup_store); None: the server's socket
     POLL_CREDENTIALS = None  # the hosts' fleet.poll_credentials
+    PG_SETTINGS = None  # the test server's settings beyond pgserver's defaults
     # The rule's signed: fleet approvals unsigned here (test_fleet_signed.py signs them);
     # None: unsaid, which requires signatures for fleet requests.
     SIGNED = "false"
@@ -110,7 +111,7 @@ class FleetHostsTest(BrokerTestCase):
         why = pgserver.unavailable()
         if why:
             raise unittest.SkipTest(why)
-        cls.pg = pgserver.PgServer()
+        cls.pg = pgserver.PgServer(settings=cls.PG_SETTINGS)
         cls.others = {}
         try:
             cls.pg.psql(cls.pg.superuser_uri,

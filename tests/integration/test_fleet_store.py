@@ -5,6 +5,7 @@ empty database and from the previous schema version, its refusals, `jitctl fleet
 add-host`, and the row-level security that keeps each host's role to its own rows and to
 what concerns it. SKIP only when the PostgreSQL server binaries are not installed."""
 
+import hashlib
 import os
 import re
 import sys
@@ -12,12 +13,14 @@ import unittest
 
 import jittest
 import pgserver
-from jittest import EXIT_FAILURE, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, JITCTL, run
+from jittest import BROKERD, EXIT_FAILURE, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, JITCTL, run
 
 ADMIN = "jit_fleet_admin"
 ADMIN_PASSWORD = "administrator-of-the-fleet"
 ZEROS = "0" * 64
 RLS_REFUSED = "new row violates row-level security policy"
+POLL = "jit_fleet_poll"
+FETCH_REFUSED = "fleet fetch refused: wrong host or fetch key"
 SCHEMA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "broker",
                           "fleet-schema")
 
@@ -40,11 +43,20 @@ class FleetStoreTest(unittest.TestCase):
             if p.returncode != 0:
                 raise RuntimeError(f"migrate failed: {p.stderr}")
             cls.hosts = {}
+            cls.passwords = {}
             for name, labels, extra in (("a", "environment=staging,role=db", ()),
                                          ("b", "environment=production,role=db", ()),
                                          ("c", "environment=staging,role=web", ()),
                                          ("r", "environment=production", ("--review",))):
                 cls.hosts[name] = cls.add_host("jit", name, labels, *extra)
+            p = jitctl("fleet", "add-poll-login", POLL, "--database", cls.admin_uri("jit"))
+            if p.returncode != 0:
+                raise RuntimeError(f"add-poll-login failed: {p.stderr}")
+            line = p.stdout.strip().splitlines()[-1]
+            path = os.path.join(cls.pg.passfiles, POLL)
+            with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+                f.write(line + "\n")
+            cls.poll_uri = cls.pg.uri("jit", POLL, passfile=path)
         except BaseException:
             cls.pg.close()
             raise
@@ -71,6 +83,7 @@ class FleetStoreTest(unittest.TestCase):
         role, password = m.groups()
         if role != "jit_host_" + name:
             raise RuntimeError(f"unexpected role {role}")
+        cls.passwords[name] = password
         path = os.path.join(cls.pg.passfiles, role)
         with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
             f.write(line + "\n")  # the line exactly as printed, as a sysadmin would paste it
@@ -109,6 +122,17 @@ class FleetStoreTest(unittest.TestCase):
         b_only = self.file_request("b", origin_id, "b", selector_host="b")
         return staging, b_only
 
+    def fetch_key(self, host):
+        """The fetch key a host's broker derives from its role's password."""
+        return hashlib.sha256(("jit-fleet-fetch-key\n" + self.passwords[host]).encode()).hexdigest()
+
+    def shared_fetch(self, host, key, ids, uri=None):
+        """jit_fleet.fetch_for_host as the poll login; the CompletedProcess."""
+        id_list = "{" + ",".join(str(i) for i in ids) + "}"
+        return self.pg.psql(uri or self.poll_uri,
+                            f"SELECT * FROM jit_fleet.fetch_for_host('{host}', '{key}', "
+                            f"'{id_list}'::bigint[])", check=False)
+
     # --- migrations ----------------------------------------------------------------------
 
     def versions(self, db):
@@ -118,15 +142,17 @@ class FleetStoreTest(unittest.TestCase):
     def test_migrate_empty_database(self):
         p = jitctl("fleet", "migrate", "--database", self.admin_uri("jit_empty"))
         self.assertEqual(p.returncode, EXIT_OK, p.stderr)
-        self.assertEqual(p.stdout, "fleet schema: version 0 -> 7 (0001-core, 0002-change-feed, "
+        self.assertEqual(p.stdout, "fleet schema: version 0 -> 8 (0001-core, 0002-change-feed, "
                                    "0003-host-reads-version, 0004-audit-upload, 0005-request-expiry, "
-                                   "0006-fleet-identity, 0007-server-time-covered-hosts)\n")
+                                   "0006-fleet-identity, 0007-server-time-covered-hosts, "
+                                   "0008-shared-fetch)\n")
         self.assertEqual(self.versions("jit_empty"), [["1", "0001-core"], ["2", "0002-change-feed"],
                                                       ["3", "0003-host-reads-version"],
                                                       ["4", "0004-audit-upload"],
                                                       ["5", "0005-request-expiry"],
                                                       ["6", "0006-fleet-identity"],
-                                                      ["7", "0007-server-time-covered-hosts"]])
+                                                      ["7", "0007-server-time-covered-hosts"],
+                                                      ["8", "0008-shared-fetch"]])
         # 6: one fleet identity, random, readable by the host roles.
         ident = self.pg.query(self.admin_uri("jit_empty"), "SELECT id FROM jit_fleet.fleet_identity")
         self.assertEqual(len(ident), 1)
@@ -139,8 +165,8 @@ class FleetStoreTest(unittest.TestCase):
         # Again: nothing to do, nothing changed.
         p = jitctl("fleet", "migrate", "--database", self.admin_uri("jit_empty"))
         self.assertEqual(p.returncode, EXIT_OK, p.stderr)
-        self.assertEqual(p.stdout, "fleet schema: at version 7, nothing to do\n")
-        self.assertEqual(len(self.versions("jit_empty")), 7)
+        self.assertEqual(p.stdout, "fleet schema: at version 8, nothing to do\n")
+        self.assertEqual(len(self.versions("jit_empty")), 8)
 
     def test_migrate_applies_a_version_missing_below_the_highest(self):
         # A store migrated by a jitctl built without version 4: it has 5, not 4.
@@ -157,13 +183,15 @@ class FleetStoreTest(unittest.TestCase):
                                    "migrate first\n")
         p = jitctl("fleet", "migrate", "--database", uri)
         self.assertEqual(p.returncode, EXIT_OK, p.stderr)
-        self.assertEqual(p.stdout, "fleet schema: version 5 -> 7 (0004-audit-upload, "
-                                   "0006-fleet-identity, 0007-server-time-covered-hosts)\n")
-        self.assertEqual([v for v, _ in self.versions("jit_gap")], ["1", "2", "3", "4", "5", "6", "7"])
+        self.assertEqual(p.stdout, "fleet schema: version 5 -> 8 (0004-audit-upload, "
+                                   "0006-fleet-identity, 0007-server-time-covered-hosts, "
+                                   "0008-shared-fetch)\n")
+        self.assertEqual([v for v, _ in self.versions("jit_gap")],
+                         ["1", "2", "3", "4", "5", "6", "7", "8"])
         self.assertEqual(self.pg.query(uri, "SELECT to_regclass('jit_fleet.request_hosts') "
                                             "IS NOT NULL"), [["t"]])
         p = jitctl("fleet", "migrate", "--database", uri)
-        self.assertEqual(p.stdout, "fleet schema: at version 7, nothing to do\n")
+        self.assertEqual(p.stdout, "fleet schema: at version 8, nothing to do\n")
 
     def test_upgrade_from_previous_version(self):
         uri = self.admin_uri("jit_old")
@@ -211,9 +239,9 @@ class FleetStoreTest(unittest.TestCase):
         # Versions 4 and 5. 4: audit data kept as sent (json), and the view of the hosts a request covers.
         p = jitctl("fleet", "migrate", "--database", uri)
         self.assertEqual(p.returncode, EXIT_OK, p.stderr)
-        self.assertEqual(p.stdout, "fleet schema: version 3 -> 7 (0004-audit-upload, "
+        self.assertEqual(p.stdout, "fleet schema: version 3 -> 8 (0004-audit-upload, "
                                    "0005-request-expiry, 0006-fleet-identity, "
-                                   "0007-server-time-covered-hosts)\n")
+                                   "0007-server-time-covered-hosts, 0008-shared-fetch)\n")
         self.assertEqual(self.pg.query(uri, "SELECT data_type FROM information_schema.columns "
                                             "WHERE table_schema = 'jit_fleet' AND table_name = "
                                             "'audit' AND column_name = 'data'"), [["json"]])
@@ -230,16 +258,16 @@ class FleetStoreTest(unittest.TestCase):
         uri = self.admin_uri("jit_new")
         self.assertEqual(jitctl("fleet", "migrate", "--database", uri).returncode, EXIT_OK)
         self.pg.psql(uri, "INSERT INTO jit_fleet.schema_version (version, name) "
-                          "VALUES (8, '0008-from-the-future')")
+                          "VALUES (9, '0009-from-the-future')")
         p = jitctl("fleet", "migrate", "--database", uri)
         self.assertEqual(p.returncode, EXIT_FAILURE)
-        self.assertEqual(p.stderr, "jitctl: the fleet schema is at version 8; this jitctl knows "
-                                   "versions up to 7: upgrade jit first\n")
+        self.assertEqual(p.stderr, "jitctl: the fleet schema is at version 9; this jitctl knows "
+                                   "versions up to 8: upgrade jit first\n")
         p = jitctl("fleet", "add-host", "late", "--database", uri)
         self.assertEqual(p.returncode, EXIT_FAILURE)
-        self.assertIn("at version 8", p.stderr)
+        self.assertIn("at version 9", p.stderr)
         self.assertEqual(self.pg.query(uri, "SELECT count(*) FROM jit_fleet.hosts"), [["0"]])
-        self.assertEqual(len(self.versions("jit_new")), 8)
+        self.assertEqual(len(self.versions("jit_new")), 9)
 
     def test_failed_migration_changes_nothing(self):
         # A table in the way: version 1 fails half-way, and the whole transaction goes.
@@ -254,9 +282,9 @@ class FleetStoreTest(unittest.TestCase):
                          [["t", "t"]])
 
     def test_migrate_usage_and_unreachable(self):
-        p = jitctl("fleet", "migrate", "--database", self.admin_uri("jit"), "--to", "8")
+        p = jitctl("fleet", "migrate", "--database", self.admin_uri("jit"), "--to", "9")
         self.assertEqual(p.returncode, EXIT_USAGE)
-        self.assertIn("--to: expected a version from 1 to 7", p.stderr)
+        self.assertIn("--to: expected a version from 1 to 8", p.stderr)
         p = jitctl("fleet", "migrate", "--database", "host=/tmp dbname=jit")
         self.assertEqual(p.returncode, EXIT_USAGE)
         p = jitctl("fleet", "migrate")
@@ -478,6 +506,123 @@ class FleetStoreTest(unittest.TestCase):
                                                f"WHERE id = {rid}"), [["b", "withdrawn"]])
         hosts = self.rows_as("admin", "SELECT name FROM jit_fleet.hosts ORDER BY name")
         self.assertEqual([h[0] for h in hosts], ["a", "b", "c", "r"])
+
+    # --- the fetch through the shared poll login (version 8) ------------------------------
+
+    def test_add_host_stores_the_fetch_keys_hash(self):
+        rows = self.rows_as("admin", "SELECT name, fetch_key_hash FROM jit_fleet.hosts "
+                                     "WHERE name IN ('a', 'b') ORDER BY name")
+        self.assertEqual(rows, [[h, hashlib.sha256(self.fetch_key(h).encode()).hexdigest()]
+                                for h in ("a", "b")])
+
+    def test_shared_fetch_refuses_wrong_key_missing_hash_and_other_host(self):
+        staging, b_only = self.request_fixture(110)
+        ids = [staging, b_only]
+        for host, key in (("a", "0" * 64),                # a wrong key
+                          ("a", self.fetch_key("b")),     # b's key for a
+                          ("b", self.fetch_key("a")),     # a's key for b
+                          ("a", ""),
+                          ("nobody", self.fetch_key("a"))):
+            p = self.shared_fetch(host, key, ids)
+            self.assertNotEqual(p.returncode, 0, (host, key))
+            self.assertIn(FETCH_REFUSED, p.stderr)
+        # SQLSTATE 28000, which the broker falls back on.
+        p = run([os.path.join(pgserver.PG_BIN, "psql"), "--no-psqlrc", "--dbname", self.poll_uri,
+                 "--set", "VERBOSITY=verbose", "--command",
+                 "SELECT * FROM jit_fleet.fetch_for_host('a', 'x', '{1}')"], check=False)
+        self.assertIn("ERROR:  28000: " + FETCH_REFUSED, p.stderr)
+        # A host without a key hash (registered before version 8) is refused whatever it sends.
+        self.sql_as("admin", "UPDATE jit_fleet.hosts SET fetch_key_hash = NULL WHERE name = 'c'")
+        try:
+            for key in (self.fetch_key("c"), "", "NULL"):
+                p = self.shared_fetch("c", key, ids)
+                self.assertIn(FETCH_REFUSED, p.stderr)
+            p = self.pg.psql(self.poll_uri, "SELECT * FROM jit_fleet.fetch_for_host('c', NULL, "
+                                            f"'{{{staging}}}')", check=False)
+            self.assertIn(FETCH_REFUSED, p.stderr)
+        finally:
+            p = run([JITCTL, "fleet", "add-host", "c", "--rekey", "--database",
+                     self.admin_uri("jit")], check=False)
+        # --rekey gives it a new password and the hash of the key it makes.
+        self.assertEqual(p.returncode, EXIT_OK, p.stderr)
+        self.assertIn("Host c has a new password and fetch key", p.stdout)
+        m = re.fullmatch(r"\*:\*:jit:jit_host_c:([0-9a-f]{64})", p.stdout.strip().splitlines()[-1])
+        self.assertIsNotNone(m, p.stdout)
+        self.assertNotEqual(m.group(1), self.passwords["c"])
+        old_uri = self.hosts["c"]
+        self.passwords["c"] = m.group(1)
+        self.hosts["c"] = self.add_passfile("jit_host_c", p.stdout.strip().splitlines()[-1])
+        self.assertEqual(self.rows_as("c", "SELECT jit_fleet.current_host()"), [["c"]])
+        self.assertNotEqual(self.pg.psql(old_uri, "SELECT 1", check=False).returncode, 0)
+        p = self.shared_fetch("c", self.fetch_key("c"), ids)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual([int(line.split("|")[0]) for line in p.stdout.splitlines()], [staging])
+        # --rekey of a host that is not registered changes nothing.
+        p = jitctl("fleet", "add-host", "ghost", "--rekey", "--database", self.admin_uri("jit"))
+        self.assertEqual(p.returncode, EXIT_FAILURE)
+        self.assertIn("host ghost is not registered in the fleet", p.stderr)
+        self.assertEqual(self.rows_as("admin", "SELECT count(*) FROM pg_roles WHERE rolname = "
+                                               "'jit_host_ghost'"), [["0"]])
+        p = jitctl("fleet", "add-host", "a", "--rekey", "--review", "--database",
+                   self.admin_uri("jit"))
+        self.assertEqual(p.returncode, EXIT_USAGE)
+
+    @classmethod
+    def add_passfile(cls, role, line):
+        path = os.path.join(cls.pg.passfiles, role + ".rekeyed")
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write(line + "\n")
+        return cls.pg.uri("jit", role, passfile=path)
+
+    def test_shared_fetch_reads_what_the_hosts_role_reads(self):
+        staging, b_only = self.request_fixture(111)
+        web = self.file_request("c", 111, "role=web", labels='{"role": "web"}')
+        self.sql_as("c", f"INSERT INTO jit_fleet.approvals (request_id, origin_host, approver, "
+                         f"verdict, comment) VALUES ({staging}, 'c', 'bob', 'approve', 'ok')")
+        self.sql_as("r", f"INSERT INTO jit_fleet.revocations (request_id, origin_host, revoker) "
+                         f"VALUES ({b_only}, 'r', 'carol')")
+        ids = [staging, b_only, web]
+
+        def shared(host):
+            p = self.shared_fetch(host, self.fetch_key(host), ids)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            return p.stdout.splitlines()
+
+        def shared_ids(host):
+            return [int(line.split("|")[0]) for line in shared(host)]
+
+        self.assertEqual(shared_ids("a"), [staging])             # not b's request for b
+        self.assertEqual(shared_ids("b"), [b_only])
+        self.assertEqual(shared_ids("c"), [staging, web])
+        self.assertEqual(shared_ids("r"), [staging, b_only, web])  # a review host: all
+        # Exactly what the broker's own-role fetch (FLEET_FETCH_SQL, as built into the
+        # broker) returns to each host's role under row-level security, column for column.
+        with open(BROKERD, "rb") as f:
+            found = set(re.findall(rb"SELECT r\.id, r\.origin_host[^\x00]*?'statement'[^\x00]*?"
+                                   rb"WHERE r\.id = ANY \(\$1::bigint\[\]\) ORDER BY r\.id\x00",
+                                   f.read()))
+        self.assertEqual(len(found), 1)
+        fetch_sql = found.pop()[:-1].decode()
+        id_list = "'{" + ",".join(str(i) for i in ids) + "}'"
+        for host in ("a", "b", "c", "r"):
+            own = self.sql_as(host, fetch_sql.replace("$1", id_list)).stdout.splitlines()
+            self.assertEqual(shared(host), own, host)
+        self.assertIn("revoked", shared("b")[0])
+        self.assertIn('"approver" : "bob"', shared("a")[0])
+
+    def test_poll_login_reads_no_request_and_at_most_1000_ids(self):
+        for table in ("requests", "approvals", "revocations", "hosts"):
+            p = self.pg.psql(self.poll_uri, f"SELECT count(*) FROM jit_fleet.{table}", check=False)
+            self.assertIn(f"permission denied for table {table}", p.stderr)
+        p = self.shared_fetch("a", self.fetch_key("a"), range(1, 1002))
+        self.assertIn("fleet fetch refused: 1001 ids, at most 1000", p.stderr)
+        p = self.shared_fetch("a", self.fetch_key("a"), range(1, 1001))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        # Only the poll's role (and the hosts', its members) may call it.
+        self.assertEqual(self.rows_as("admin", (
+            "SELECT has_function_privilege('public', 'jit_fleet.fetch_for_host(text, text, "
+            "bigint[])', 'EXECUTE'), has_function_privilege('jit_fleet_watch', "
+            "'jit_fleet.fetch_for_host(text, text, bigint[])', 'EXECUTE')")), [["f", "t"]])
 
 
 if __name__ == "__main__":
