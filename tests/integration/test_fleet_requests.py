@@ -6,7 +6,7 @@ three hosts: a (environment=staging), b (environment=production, a review host) 
 A request filed on a and approved on b opens sudo on a, not on b or c; a request for
 environment=staging opens a and c, not b; a revoke typed on c ends the grant and its running
 sudo session on a; with PostgreSQL stopped, a's grant still works, a new fleet request fails
-at once with "fleet store unreachable", a local request works; PostgreSQL back, a reconnects.
+at once with "fleet store unreachable", a local request and break-glass work; PostgreSQL back, a reconnects.
 
 Host a's broker is on the sandbox's own socket, so real sudo (whose PAM stack the sandbox
 points there) shows a's answer; b's and c's answers are read through pam_jit.so run by
@@ -33,6 +33,7 @@ rules = (
   { name = "fleet-sudo"; services = ["sudo"]; requesters = ["jit-alice"]; approvers = ["jit-bob"];
     approvals = 1; max_duration = "2h"; hosts = "%s";%s }
 );
+break_glass = { requesters = ["jit-carol"]; services = ["sudo"]; max_duration = "15m"; };
 """
 
 # host -> (environment, the rule's hosts)
@@ -321,6 +322,13 @@ class FleetRequestsTest(FleetHostsTest):
             rid = str(self.on("a", "jit-alice").ok("request", "--reason", "local")["id"])
             self.assertEqual(self.on("a", "jit-bob").ok("show", rid)["state"], "pending")
             self.on("a", "jit-alice").ok("cancel", rid)
+            # So does break-glass: granted at once, by this host's policy alone.
+            bg = self.on("a", "jit-carol").ok("break-glass", "--service", "sudo", "--for", "5m",
+                                              "--reason", "store down")
+            self.assertEqual(bg["state"], "active")
+            self.assertTrue(self.allowed("a", user="jit-carol"))
+            self.on("a", "root").ok("revoke", str(bg["id"]))
+            self.assertFalse(self.allowed("a", user="jit-carol"))
         finally:
             self.pg.start()
         self.await_state("a", "connected")
