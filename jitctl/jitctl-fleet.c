@@ -260,6 +260,51 @@ static int labels_json(const Context *c, const char *labels, char **ret) {
 /* Registers host name with a new role, or with rekey gives its role a new password; either
  * way the store keeps the hash of the fetch key derived from the password (schema version
  * 8), which the shared poll login's fetch for this host must present. */
+/* A new role password: HOST_PASSWORD_BYTES random bytes as hex. */
+static int random_password(const Context *c, char password[static 2 * HOST_PASSWORD_BYTES + 1]) {
+        uint8_t random[HOST_PASSWORD_BYTES];
+        if (getrandom(random, sizeof(random), 0) != (ssize_t) sizeof(random))
+                return fail(c, JIT_EXIT_FAILURE, "internal", "getrandom: %m");
+        for (size_t i = 0; i < sizeof(random); i++)
+                snprintf(password + 2 * i, 3, "%02x", random[i]);
+        explicit_bzero(random, sizeof(random));
+        return CONTINUE;
+}
+
+/* Connects and begins a transaction on a store that has every version this jitctl knows
+ * and no newer one (registering needs the schema it was written for). */
+static int begin_at_known_schema(const Context *c, const char *uri, PGconn **ret) {
+        _cleanup_free_ bool *missing = calloc(fleet_migrations_n, sizeof(bool));
+        int r, version;
+
+        if (!missing)
+                return fail_oom(c);
+        if ((r = connect_database(c, uri, ret)) != CONTINUE)
+                return r;
+        if ((r = exec_ok(c, *ret, "BEGIN", "cannot begin")) != CONTINUE ||
+            (r = schema_version(c, *ret, false, &version, missing)) != CONTINUE)
+                return r;
+        if (version > fleet_schema_newest())
+                return refuse_newer(c, version);
+        if (first_missing(missing) > 0)
+                return refuse_older(c, first_missing(missing));
+        return CONTINUE;
+}
+
+/* The role's name as an identifier and its password's SCRAM verifier as a literal. The
+ * server stores only the verifier: the password never crosses the wire and never lands in
+ * a server log. */
+static int role_literals(const Context *c, PGconn *conn, const char *role, const char *password,
+                         const char *what, char **ret_role_id, char **ret_verifier_lit) {
+        _cleanup_(pq_freemem_p) char *verifier =
+                PQencryptPasswordConn(conn, password, role, "scram-sha-256");
+        *ret_role_id = PQescapeIdentifier(conn, role, strlen(role));
+        *ret_verifier_lit = verifier ? PQescapeLiteral(conn, verifier, strlen(verifier)) : NULL;
+        if (!verifier || !*ret_role_id || !*ret_verifier_lit)
+                return fail_pg(c, conn, what);
+        return CONTINUE;
+}
+
 /* add-host --rekey: a registered host's role gets a new password and the host the hash of
  * the fetch key derived from it, in one transaction (the caller's BEGIN). */
 static int rekey_host(const Context *c, PGconn *conn, const char *name, const char *role,
@@ -298,15 +343,11 @@ static int add_host(const Context *c, const char *uri, const char *name, const c
                     bool review, bool rekey) {
         _cleanup_(PQfinishp) PGconn *conn = NULL;
         _cleanup_free_ char *labels_text = NULL;
-        uint8_t random[HOST_PASSWORD_BYTES];
         char password[2 * HOST_PASSWORD_BYTES + 1];
         char key[FLEET_FETCH_KEY_HEX_LEN + 1], key_hash[FLEET_FETCH_KEY_HEX_LEN + 1];
         char role[sizeof(FLEET_HOST_ROLE_PREFIX) + FLEET_HOST_NAME_MAX];
-        _cleanup_free_ bool *missing = calloc(fleet_migrations_n, sizeof(bool));
-        int r, version;
+        int r;
 
-        if (!missing)
-                return fail_oom(c);
         if (!fleet_host_name_is_valid(name))
                 return usage_error(c,
                                    "'%s' is not a fleet host name (lowercase letters, digits, "
@@ -316,11 +357,8 @@ static int add_host(const Context *c, const char *uri, const char *name, const c
                 return r;
         snprintf(role, sizeof(role), FLEET_HOST_ROLE_PREFIX "%s", name);
 
-        if (getrandom(random, sizeof(random), 0) != (ssize_t) sizeof(random))
-                return fail(c, JIT_EXIT_FAILURE, "internal", "getrandom: %m");
-        for (size_t i = 0; i < sizeof(random); i++)
-                snprintf(password + 2 * i, 3, "%02x", random[i]);
-        explicit_bzero(random, sizeof(random));
+        if ((r = random_password(c, password)) != CONTINUE)
+                return r;
         /* Only the key's hash leaves this process: the key is derived again by the host's
          * broker from the password it already has. */
         r = fleet_fetch_key_derive(password, key);
@@ -330,24 +368,11 @@ static int add_host(const Context *c, const char *uri, const char *name, const c
         if (r < 0)
                 return fail(c, JIT_EXIT_FAILURE, "internal", "cannot hash the fetch key");
 
-        if ((r = connect_database(c, uri, &conn)) != CONTINUE)
+        _cleanup_(pq_freemem_p) char *role_id = NULL, *verifier_lit = NULL;
+        if ((r = begin_at_known_schema(c, uri, &conn)) != CONTINUE ||
+            (r = role_literals(c, conn, role, password, "cannot prepare the host's role", &role_id,
+                               &verifier_lit)) != CONTINUE)
                 return r;
-        if ((r = exec_ok(c, conn, "BEGIN", "cannot begin")) != CONTINUE ||
-            (r = schema_version(c, conn, false, &version, missing)) != CONTINUE)
-                return r;
-        if (version > fleet_schema_newest())
-                return refuse_newer(c, version);
-        if (first_missing(missing) > 0)
-                return refuse_older(c, first_missing(missing));
-        /* The server stores only the SCRAM verifier: the password never crosses the wire
-         * and never lands in a server log. */
-        _cleanup_(pq_freemem_p) char *verifier =
-                PQencryptPasswordConn(conn, password, role, "scram-sha-256");
-        _cleanup_(pq_freemem_p) char *role_id = PQescapeIdentifier(conn, role, strlen(role));
-        _cleanup_(pq_freemem_p) char *verifier_lit =
-                verifier ? PQescapeLiteral(conn, verifier, strlen(verifier)) : NULL;
-        if (!verifier || !role_id || !verifier_lit)
-                return fail_pg(c, conn, "cannot prepare the host's role");
         if (rekey)
                 return rekey_host(c, conn, name, role, role_id, verifier_lit, key_hash, password);
         _cleanup_free_ char *create = NULL;
@@ -394,41 +419,23 @@ static bool poll_login_name_is_valid(const char *s) {
  * version) only. No connection limit: its connections are pgbouncer's clients. */
 static int add_poll_login(const Context *c, const char *uri, const char *name) {
         _cleanup_(PQfinishp) PGconn *conn = NULL;
-        uint8_t random[HOST_PASSWORD_BYTES];
         char password[2 * HOST_PASSWORD_BYTES + 1];
-        _cleanup_free_ bool *missing = calloc(fleet_migrations_n, sizeof(bool));
-        int r, version;
+        int r;
 
-        if (!missing)
-                return fail_oom(c);
         if (!poll_login_name_is_valid(name))
                 return usage_error(c,
                                    "'%s' is not a poll login name (1 to 63 of lowercase letters, "
                                    "digits and '_', a letter first; not jit_host_*, "
                                    "jit_fleet_host or jit_fleet_watch)",
                                    name);
-        if (getrandom(random, sizeof(random), 0) != (ssize_t) sizeof(random))
-                return fail(c, JIT_EXIT_FAILURE, "internal", "getrandom: %m");
-        for (size_t i = 0; i < sizeof(random); i++)
-                snprintf(password + 2 * i, 3, "%02x", random[i]);
-        explicit_bzero(random, sizeof(random));
+        if ((r = random_password(c, password)) != CONTINUE)
+                return r;
 
-        if ((r = connect_database(c, uri, &conn)) != CONTINUE)
+        _cleanup_(pq_freemem_p) char *role_id = NULL, *verifier_lit = NULL;
+        if ((r = begin_at_known_schema(c, uri, &conn)) != CONTINUE ||
+            (r = role_literals(c, conn, name, password, "cannot prepare the poll login", &role_id,
+                               &verifier_lit)) != CONTINUE)
                 return r;
-        if ((r = exec_ok(c, conn, "BEGIN", "cannot begin")) != CONTINUE ||
-            (r = schema_version(c, conn, false, &version, missing)) != CONTINUE)
-                return r;
-        if (version > fleet_schema_newest())
-                return refuse_newer(c, version);
-        if (first_missing(missing) > 0)
-                return refuse_older(c, first_missing(missing));
-        _cleanup_(pq_freemem_p) char *verifier =
-                PQencryptPasswordConn(conn, password, name, "scram-sha-256");
-        _cleanup_(pq_freemem_p) char *role_id = PQescapeIdentifier(conn, name, strlen(name));
-        _cleanup_(pq_freemem_p) char *verifier_lit =
-                verifier ? PQescapeLiteral(conn, verifier, strlen(verifier)) : NULL;
-        if (!verifier || !role_id || !verifier_lit)
-                return fail_pg(c, conn, "cannot prepare the poll login");
         _cleanup_free_ char *create = NULL;
         if (asprintf(&create, "CREATE ROLE %s LOGIN PASSWORD %s IN ROLE jit_fleet_watch", role_id,
                      verifier_lit) < 0)
