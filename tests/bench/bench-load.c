@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* Load for bench_socket.py: N clients, each a thread that connects, sends one frame, reads
  * the whole reply and closes, again and again for a given time, as pam_jit does once per
- * sudo. Prints "exchanges seconds p50_us p99_us errors max_us". Not part of the product.
+ * sudo. With GAP_US, each client waits that long after each exchange, as the server would
+ * idle between two sudo runs (bench_sudo.py). Prints "exchanges seconds p50_us p99_us
+ * errors max_us". Not part of the product.
  *
- *   bench-load SOCKET_PATH CLIENTS SECONDS JSON */
+ *   bench-load SOCKET_PATH CLIENTS SECONDS JSON [GAP_US] */
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -22,6 +24,7 @@ static struct sockaddr_un addr = { .sun_family = AF_UNIX };
 static const char *body;
 static size_t body_len;
 static uint64_t end_at;
+static long gap_us;
 
 typedef struct {
         pthread_t thread;
@@ -79,6 +82,10 @@ static void *client_main(void *userdata) {
                         c->errors++;
                 else
                         c->samples[c->n++] = (uint32_t) ((now_ns() - t) / 1000);
+                if (gap_us > 0) {
+                        struct timespec gap = { gap_us / 1000000, (gap_us % 1000000) * 1000 };
+                        (void) clock_nanosleep(CLOCK_MONOTONIC, 0, &gap, NULL);
+                }
         }
         return NULL;
 }
@@ -89,8 +96,8 @@ static int cmp_u32(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
-        if (argc != 5) {
-                fprintf(stderr, "usage: bench-load SOCKET_PATH CLIENTS SECONDS JSON\n");
+        if (argc != 5 && argc != 6) {
+                fprintf(stderr, "usage: bench-load SOCKET_PATH CLIENTS SECONDS JSON [GAP_US]\n");
                 return 2;
         }
         snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", argv[1]);
@@ -98,7 +105,8 @@ int main(int argc, char **argv) {
         double seconds = atof(argv[3]);
         body = argv[4];
         body_len = strlen(body);
-        if (n < 1 || n > 1024 || seconds <= 0) {
+        gap_us = argc == 6 ? atol(argv[5]) : 0;
+        if (n < 1 || n > 1024 || seconds <= 0 || gap_us < 0 || gap_us > 10000000) {
                 fprintf(stderr, "bench-load: bad arguments\n");
                 return 2;
         }

@@ -16,6 +16,13 @@ setpriv in between). Prints medians and p90 of each, their ratios to A, and the 
 C ≤ GOAL × A. The ratio is what to compare across machines; no assertion is made.
 Then, what is met already and must stay so: a session ends when its grant does (the time
 from short grants' deadlines to the end of a sudo running under each).
+
+Last, the floor under these ratios: one exchange of pam_jit's check frame with a server
+that does nothing else (raw-server.c, bench-load.c), and with the broker, made at sudo's
+pace (one exchange, then as long idle as a whole `sudo -n true` with pam_permit takes), as
+a share of that sudo. Each PAM line that waits for an answer pays at least the raw share
+(the waiting side and the server both wake from idle), so no design with one answered
+exchange per line gets below 1 + 2 x that share.
 """
 
 import os
@@ -28,6 +35,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 import jittest  # noqa: E402
 
+RAW_SERVER = os.environ.get("JIT_BENCH_RAW_SERVER")
+LOAD = os.environ.get("JIT_BENCH_LOAD")
 RUNS = int(os.environ.get("JIT_BENCH_SUDO_RUNS", "300"))  # per variant
 WARMUP = int(os.environ.get("JIT_BENCH_SUDO_WARMUP", "10"))
 GOAL = 1.05
@@ -100,6 +109,32 @@ def session_end_delays(sb, broker, alice, bob, variants):
     return delays
 
 
+def exchange_at_pace(path, gap_us, seconds=3):
+    """p50 (us) of single check exchanges with path, one every gap_us."""
+    check = '{"version":1,"op":"check","user":"jit-alice","service":"sudo"}'
+    out = subprocess.run([LOAD, path, "1", str(seconds), check, str(int(gap_us))],
+                         capture_output=True, text=True, check=True).stdout.split()
+    if int(out[4]) != 0:
+        raise RuntimeError(f"{out[4]} exchanges with {path} failed")
+    return int(out[2])
+
+
+def floor(sb, broker, sudo_us):
+    """The raw server's and the broker's exchange at sudo's pace, alternating rounds."""
+    raw_path = sb.path("run", "raw.sock")
+    raw = subprocess.Popen([RAW_SERVER, raw_path], stdout=subprocess.PIPE, text=True)
+    try:
+        assert raw.stdout.readline().strip() == "ready"
+        raws, jits = [], []
+        for _ in range(3):
+            raws.append(exchange_at_pace(raw_path, sudo_us))
+            jits.append(exchange_at_pace(broker.socket, sudo_us))
+        return statistics.median(raws), statistics.median(jits)
+    finally:
+        raw.kill()
+        raw.wait()
+
+
 def p90(samples):
     s = sorted(samples)
     return s[min(len(s) - 1, int(0.9 * len(s)))]
@@ -130,6 +165,9 @@ def main():
         shown = alice.ok("show", rid)
         sessions = shown.get("sessions", [])
         running = [s for s in sessions if s.get("running")]
+        pace = None
+        if RAW_SERVER and LOAD:
+            pace = floor(sb, broker, statistics.median(samples["permit"]) * 1e6)
         bob.ok("revoke", rid)  # the short grants below must be the ones sudo runs under
         ends = session_end_delays(sb, broker, alice, bob, variants)
         broker.stop()
@@ -148,6 +186,14 @@ def main():
               f"worst {max(ends) * 1e3:.1f} ms")
         print(f"goal: jit account+session <= {GOAL:.2f} x permit: {ratio:.3f} "
               f"{'PASS' if ratio <= GOAL else 'MISS'}")
+        if pace:
+            raw_us, jit_us = pace
+            share, jit_share = raw_us / (base_med * 1e6), jit_us / (base_med * 1e6)
+            print(f"the floor: one check exchange at sudo's pace (one every {base_med * 1e3:.2f} ms): "
+                  f"raw server p50 {raw_us} us = {share:.3f} of sudo -n true, "
+                  f"the broker p50 {jit_us} us = {jit_share:.3f}")
+            print(f"   one answered exchange per line: account >= {1 + share:.3f}, "
+                  f"account+session >= {1 + 2 * share:.3f} x permit")
     finally:
         sb.close()
 
