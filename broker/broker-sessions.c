@@ -47,6 +47,9 @@ typedef struct Session {
         sd_event_source *kill_timer; /* SIGHUP after a line was written, then SIGKILL */
         bool hung_up;
         bool reusable; /* its grant is known not to be one-shot: its close consumes nothing */
+        int *held;     /* pidfds of its descendants, taken at the hangup (session_hold_tree()) */
+        pid_t *held_pids;
+        size_t n_held;
 } Session;
 
 /* What the broker reads of /proc/PID/stat: the parent (field 4), the controlling terminal
@@ -209,6 +212,13 @@ static Session *session_find(Broker *b, int64_t id) {
 
 static void grant_ended_in(Broker *b, const Request *r, Session *only);
 
+/* SIGKILL to everything held below the session's process. */
+static void session_kill_held(Session *s) {
+        for (size_t i = 0; i < s->n_held; i++)
+                if (pidfd_send_signal(s->held[i], SIGKILL, NULL, 0) < 0 && errno != ESRCH)
+                        log_error("sending SIGKILL to a process of session %" PRId64 ": %m", s->id);
+}
+
 static void session_forget(Broker *b, Session *s) {
         for (Session **p = (Session **) &b->sessions; *p; p = &(*p)->next)
                 if (*p == s) {
@@ -219,6 +229,14 @@ static void session_forget(Broker *b, Session *s) {
         sd_event_source_disable_unref(s->kill_timer);
         if (s->pidfd >= 0)
                 close(s->pidfd);
+        /* Ended with its grant, and its process went before the SIGKILL (sudo, say, on the
+         * SIGHUP): what was below it gets the SIGKILL now. */
+        if (s->hung_up)
+                session_kill_held(s);
+        for (size_t i = 0; i < s->n_held; i++)
+                close(s->held[i]);
+        free(s->held);
+        free(s->held_pids);
         free(s);
 }
 
@@ -250,29 +268,26 @@ static bool tty_is_device(const char *tty) {
                (strncmp(tty, "pts/", 4) == 0 || (strncmp(tty, "tty", 3) == 0 && !strchr(tty, '/')));
 }
 
-/* The controlling terminal of the session's process or of one of its descendants, as
- * "pts/N" or "ttyN". sshd opens the PAM session before it allocates the pty, so its PAM_TTY
- * is "ssh"; the user's shell below it holds the pty. The walk over /proc is bounded. */
-static bool session_find_terminal(pid_t leader, char *buf, size_t size) {
-        enum {
-                PROCESSES_MAX = 65536,
-                TREE_MAX = 256
-        };
-        _cleanup_free_ pid_t *tree = malloc(TREE_MAX * sizeof(pid_t));
-        size_t n_tree = 0, seen = 0;
+/* How far the broker looks below a session's process: the /proc entries it reads, and the
+ * processes of one session it follows (its terminal, its descendants at the end). */
+#define PROCESSES_MAX 65536
+#define SESSION_TREE_MAX 256
+
+/* The session's process and its descendants, as far as /proc shows them now: tree[0] is
+ * leader, then each descendant after its parent. Returns how many (at most max). */
+static size_t process_tree(pid_t leader, pid_t *tree, size_t max) {
+        size_t n = 0, seen = 0;
         bool grew = true;
 
-        if (!tree)
-                return false;
-        tree[n_tree++] = leader;
+        tree[n++] = leader;
         /* Descendants usually have higher pids than their parents, but pids wrap: rescan
          * until a pass adds nobody. */
         for (unsigned pass = 0; grew && pass < 4; pass++) {
                 _cleanup_(closedirp) DIR *d = opendir("/proc");
                 if (!d)
-                        return false;
+                        break;
                 grew = false;
-                for (struct dirent *e; (e = readdir(d)) && seen < PROCESSES_MAX;) {
+                for (struct dirent *e; (e = readdir(d)) && seen < PROCESSES_MAX && n < max;) {
                         char *end;
                         long pid = strtol(e->d_name, &end, 10);
                         ProcessStat st;
@@ -281,32 +296,94 @@ static bool session_find_terminal(pid_t leader, char *buf, size_t size) {
                         seen++;
                         if (process_stat((pid_t) pid, &st) < 0)
                                 continue;
-                        pid_t ppid = st.ppid;
-                        unsigned tty = st.tty;
                         bool in_tree = false, parent_in_tree = false;
-                        for (size_t i = 0; i < n_tree; i++) {
+                        for (size_t i = 0; i < n; i++) {
                                 in_tree |= tree[i] == pid;
-                                parent_in_tree |= tree[i] == ppid;
+                                parent_in_tree |= tree[i] == st.ppid;
                         }
-                        if (!in_tree && !parent_in_tree)
-                                continue;
-                        unsigned major = (tty >> 8) & 0xfff,
-                                 minor = (tty & 0xff) | ((tty >> 12) & 0xfff00);
-                        if (major >= 136 && major <= 143) {
-                                snprintf(buf, size, "pts/%u", (major - 136) * 256 + minor);
-                                return true;
-                        }
-                        if (major == 4 && minor > 0 && minor < 64) {
-                                snprintf(buf, size, "tty%u", minor);
-                                return true;
-                        }
-                        if (!in_tree && n_tree < TREE_MAX) {
-                                tree[n_tree++] = (pid_t) pid;
+                        if (!in_tree && parent_in_tree) {
+                                tree[n++] = (pid_t) pid;
                                 grew = true;
                         }
                 }
         }
+        return n;
+}
+
+/* The controlling terminal of the session's process or of one of its descendants, as
+ * "pts/N" or "ttyN". sshd opens the PAM session before it allocates the pty, so its PAM_TTY
+ * is "ssh"; the user's shell below it holds the pty. */
+static bool session_find_terminal(pid_t leader, char *buf, size_t size) {
+        _cleanup_free_ pid_t *tree = malloc(SESSION_TREE_MAX * sizeof(pid_t));
+        if (!tree)
+                return false;
+        size_t n = process_tree(leader, tree, SESSION_TREE_MAX);
+        for (size_t i = 0; i < n; i++) {
+                ProcessStat st;
+                if (process_stat(tree[i], &st) < 0)
+                        continue;
+                unsigned major = (st.tty >> 8) & 0xfff,
+                         minor = (st.tty & 0xff) | ((st.tty >> 12) & 0xfff00);
+                if (major >= 136 && major <= 143) {
+                        snprintf(buf, size, "pts/%u", (major - 136) * 256 + minor);
+                        return true;
+                }
+                if (major == 4 && minor > 0 && minor < 64) {
+                        snprintf(buf, size, "tty%u", minor);
+                        return true;
+                }
+        }
         return false;
+}
+
+/* Holds by pidfd what the session's process has below it now, while the tree still hangs
+ * together: sudo's command that ignores SIGHUP outlives sudo's SIGKILL, and once sudo is
+ * gone it has another parent and no /proc walk finds it again. Each pidfd is taken first
+ * and the parent checked after, so a pid reused meanwhile is never held (a held process
+ * that exits can only make its signal fail). */
+static void session_hold_tree(Session *s) {
+        if (s->pidfd < 0 || pidfd_send_signal(s->pidfd, 0, NULL, 0) < 0)
+                return; /* the process is gone: its pid may be another's now */
+        _cleanup_free_ pid_t *tree = malloc(SESSION_TREE_MAX * sizeof(pid_t));
+        if (!tree)
+                return;
+        size_t n = process_tree(s->pid, tree, SESSION_TREE_MAX);
+        for (size_t i = 1; i < n && s->n_held < SESSION_TREE_MAX; i++) {
+                /* Held already (at the hangup): while that process lives its pid is its own. */
+                bool held = false;
+                for (size_t j = 0; j < s->n_held && !held; j++)
+                        held = s->held_pids[j] == tree[i] &&
+                               pidfd_send_signal(s->held[j], 0, NULL, 0) >= 0;
+                if (held)
+                        continue;
+                int fd = pidfd_open(tree[i], 0);
+                ProcessStat st;
+                bool parent_in_tree = false;
+                if (fd < 0)
+                        continue;
+                if (process_stat(tree[i], &st) >= 0)
+                        for (size_t j = 0; j < n; j++)
+                                parent_in_tree |= tree[j] == st.ppid;
+                if (!parent_in_tree) {
+                        close(fd);
+                        continue;
+                }
+                if (!s->held) {
+                        s->held = calloc(SESSION_TREE_MAX, sizeof(int));
+                        s->held_pids = calloc(SESSION_TREE_MAX, sizeof(pid_t));
+                        if (!s->held || !s->held_pids) {
+                                free(s->held);
+                                free(s->held_pids);
+                                s->held = NULL;
+                                s->held_pids = NULL;
+                                close(fd);
+                                return;
+                        }
+                }
+                (void) fcntl(fd, F_SETFD, FD_CLOEXEC);
+                s->held_pids[s->n_held] = tree[i];
+                s->held[s->n_held++] = fd;
+        }
 }
 
 /* The session's terminal, or false when it has none (yet). */
@@ -440,6 +517,7 @@ static void terminate_logind_session(Broker *b, const Session *s) {
 }
 
 static void session_hangup(Session *s) {
+        session_hold_tree(s);
         /* pidfd: the signal reaches this process, never a later one with its pid. */
         if (pidfd_send_signal(s->pidfd, SIGHUP, NULL, 0) < 0 && errno != ESRCH)
                 log_error("sending SIGHUP to session %" PRId64 " (pid %d): %m", s->id,
@@ -457,7 +535,10 @@ static int on_kill_timer(sd_event_source *src, uint64_t usec, void *userdata) {
                                ? on_kill_timer(src, usec, userdata)
                                : 0;
         }
-        /* Still there after the grace: the process is ended for good. */
+        /* Still there after the grace: the process is ended for good, and what runs below
+         * it (held at the hangup, and anything started since). */
+        session_hold_tree(s);
+        session_kill_held(s);
         if (s->pidfd >= 0 && pidfd_send_signal(s->pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
                 log_error("sending SIGKILL to session %" PRId64 " (pid %d): %m", s->id,
                           (int) s->pid);

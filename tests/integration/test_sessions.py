@@ -26,6 +26,17 @@ SESSION_TERMINATED = "5ff16c65834e4a2d9b39c3636c22ee2f"
 
 # A session ends by its hangup (SIGHUP), well before the SIGKILL that follows 3 s later.
 HANGUP_LIMIT = 2.0
+# What ignores the hangup ends by the SIGKILL, 3 s after it.
+KILL_LIMIT = 6.0
+
+
+def running(pid):
+    """Whether pid is a process that has not exited (a zombie has)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
 
 
 @unittest.skipIf(jittest.SANITIZED, "sessions run through real sudo, which cannot load a sanitized module")
@@ -81,6 +92,29 @@ class Sessions(BrokerTestCase):
         self.assertEqual(shown["sessions"][0]["service"], "sudo")
         status = self.u["jit-alice"].ok("status")
         self.assertEqual(status["grants"], [])
+
+    def test_revoke_ends_a_command_that_ignores_the_hangup(self):
+        # sudo passes the SIGHUP on to its command; one started under nohup ignores it, and
+        # the SIGKILL of sudo alone would leave it running with another parent. The broker
+        # holds what runs below the session's process at the hangup and kills it too.
+        rid = self.grant("--for", "1h")
+        alice = self.u["jit-alice"]
+        p = subprocess.Popen(alice._as_user(["sudo", "-n", "--", "nohup", "sleep", "600"]),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(p.stderr.close)
+        self.addCleanup(lambda: p.poll() is None and p.kill())
+        wait_for(lambda: p.poll() is not None or (jittest.descendants(p.pid) and any(
+            s["running"] for s in alice.ok("show", rid)["sessions"])), what="sudo to run nohup sleep")
+        below = jittest.descendants(p.pid)
+        self.addCleanup(lambda: [os.kill(pid, signal.SIGKILL) for pid in below if running(pid)])
+        self.assertTrue(below, f"sudo ended early: {p.stderr.read() if p.poll() is not None else ''}")
+        start = time.monotonic()
+        self.u["jit-bob"].ok("revoke", rid)
+        wait_for(lambda: p.poll() is not None and not any(running(pid) for pid in below), timeout=20,
+                 what="sudo and the command that ignores SIGHUP to end")
+        elapsed = time.monotonic() - start
+        print(f"sudo and its nohup command ended {elapsed:.3f}s after the revoke", file=sys.stderr)
+        self.assertLess(elapsed, KILL_LIMIT)
 
     def test_broker_restart_still_ends_the_session(self):
         rid = self.grant("--for", "4s")
