@@ -514,7 +514,11 @@ fail:
         return r;
 }
 
-/* settings.request_retention, on the audit head's beat and at start. */
+/* The database passed its integrity check (on_integrity_done()): retention waits for it. */
+static bool integrity_passed;
+
+/* settings.request_retention, on the audit head's beat and once the integrity check
+ * passed. */
 static void apply_request_retention(Broker *b) {
         uint64_t retention = b->policy->request_retention * USEC_PER_SEC,
                  now = now_usec(CLOCK_REALTIME);
@@ -551,9 +555,12 @@ static int on_audit_head_timer(sd_event_source *s, uint64_t usec, void *userdata
         Broker *b = userdata;
         (void) sessions_flush(b); /* the head vouches for them too */
         audit_log_head(b, false);
-        /* Retention is checked on the same beat; a day's records move at most once a minute. */
-        audit_apply_retention(b);
-        apply_request_retention(b);
+        /* Retention is checked on the same beat; a day's records move at most once a minute,
+         * and only out of a database that passed its integrity check. */
+        if (integrity_passed) {
+                audit_apply_retention(b);
+                apply_request_retention(b);
+        }
         (void) sd_event_source_set_time_relative(s, AUDIT_HEAD_INTERVAL_USEC);
         (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
         return 0;
@@ -735,6 +742,11 @@ static int on_integrity_done(sd_event_source *s, int fd, uint32_t revents, void 
         integrity_done(false); /* the join makes the thread's result ours to read */
         if (integrity.result == 0) {
                 log_info("database %s passed its integrity check", b->db_path);
+                integrity_passed = true;
+                /* Retention moves records out of the database: only out of a sound one. It
+                 * may have a backlog (a broker stopped for long, a shorter setting). */
+                audit_apply_retention(b);
+                apply_request_retention(b);
                 return 0;
         }
         integrity_failed = true;
@@ -1054,10 +1066,7 @@ int main(int argc, char *argv[]) {
                           b.db_path, strerror(-r));
                 return 1;
         }
-        /* Retention may have a backlog to move (a broker stopped for long, a shorter
-         * setting): on the main thread, before READY, as before, but after the listen. */
-        audit_apply_retention(&b);
-        apply_request_retention(&b);
+        /* Retention runs once the check has passed (on_integrity_done()). */
 
         broker_state_changed(&b);
         char sock_field[4200];

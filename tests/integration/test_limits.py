@@ -8,6 +8,8 @@ of what was held back."""
 import glob
 import json
 import os
+import shutil
+import sqlite3
 import time
 
 import jittest
@@ -158,11 +160,38 @@ class Limits(BrokerTestCase):
         active = str(alice.ok("request", "--reason", "still working")["id"])
         bob.ok("approve", active)
         time.sleep(2.5)
-        # Retention runs at start and once a minute.
         self.broker.stop()
-        self.broker.start()
 
-        files = glob.glob(os.path.join(self.state_dir, "archive", "requests-*.jsonl"))
+        # Retention moves rows out of the database only once it passed its integrity check:
+        # a damaged file (here a page the archive never reads) stays as it is.
+        def flip():  # its own inverse
+            with open(self.broker.db, "r+b") as f:
+                f.seek((root - 1) * page_size)
+                header = bytearray(f.read(8))
+                f.seek(-8, os.SEEK_CUR)
+                f.write(bytes(b ^ 0xA5 for b in header))
+        copy = os.path.join(self.state_dir, "pages.db")
+        shutil.copy(self.broker.db, copy)
+        c = sqlite3.connect(copy)
+        page_size = c.execute("PRAGMA page_size").fetchone()[0]
+        root = c.execute("SELECT rootpage FROM sqlite_master WHERE name = 'fleet_cursor'").fetchone()[0]
+        c.close()
+        os.unlink(copy)
+        flip()
+        self.broker.start(expect_ready=False)
+        self.assertEqual(self.broker.proc.wait(timeout=30), 1)
+        self.broker.stop()
+        self.assertEqual(glob.glob(os.path.join(self.state_dir, "archive", "requests-*.jsonl")), [])
+        c = sqlite3.connect(f"file:{self.broker.db}?mode=ro", uri=True)
+        self.assertEqual({str(i) for (i,) in c.execute("SELECT id FROM requests")},
+                         {cancelled, revoked, pending, active})
+        c.close()
+        flip()
+
+        # Sound again: retention runs once the check has passed, and then once a minute.
+        self.broker.start()
+        files = wait_for(lambda: glob.glob(os.path.join(self.state_dir, "archive", "requests-*.jsonl")),
+                         what="the archive")
         self.assertEqual(len(files), 1, files)
         with open(files[0]) as f:
             lines = [json.loads(line) for line in f]
@@ -190,7 +219,15 @@ class Limits(BrokerTestCase):
         wait_for(lambda: self.sb.journal("JIT_EVENT=requests-archived"), what="the journal entry")
         # Nothing more is due: the next start archives nothing.
         self.broker.stop()
+        self.broker.log.flush()
+        offset = os.path.getsize(self.broker.log.name)
         self.broker.start()
+
+        def checked():
+            with open(self.broker.log.name, errors="replace") as f:
+                f.seek(offset)
+                return "passed its integrity check" in f.read()
+        wait_for(checked, what="the integrity check")
         self.assertEqual(len(glob.glob(os.path.join(self.state_dir, "archive", "requests-*.jsonl"))), 1)
 
 
