@@ -11,6 +11,12 @@ two audit records, in one transaction), and the queue stays as short as on a rea
 Between two approvals, the baseline: one INSERT of a row the size of an audit record and its
 COMMIT, in a database of its own in the same directory. N rounds.
 Prints p50 and p99 of each and their ratios (goals: p99 <= 1.3x, p50 <= 2x).
+
+Then the floor under that ratio: an approval is an exchange over the socket with another
+process as well as a commit, which the bare commit is not. In each round the approver also
+sends the same frame to a server that does nothing else (raw-server.c) and reads its
+answer; that exchange plus the round's bare commit is what any broker design costs at the
+least, printed with its ratio to the bare commit and the approval's ratio to it.
 """
 
 import json
@@ -19,6 +25,7 @@ import pwd
 import socket
 import sqlite3
 import statistics
+import subprocess
 import struct
 import sys
 import time
@@ -27,6 +34,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 import jittest  # noqa: E402
 
 N = int(os.environ.get("JIT_BENCH_APPROVALS", "400"))
+RAW_SERVER = os.environ.get("JIT_BENCH_RAW_SERVER")
 
 POLICY = """
 settings = { max_pending_per_user = 1000; max_filings_per_hour = 10000; };
@@ -55,15 +63,16 @@ def pct(samples, q):
     return s[min(len(s) - 1, int(len(s) * q))]
 
 
-def approver(sock, ids_fd, done_fd, base_path, out_fd):
-    """Runs as the approver: approves each id root hands it, then one baseline commit."""
+def approver(sock, ids_fd, done_fd, base_path, out_fd, raw_sock=None):
+    """Runs as the approver: approves each id root hands it, then one baseline commit, then
+    (with raw_sock) the same frame to the raw server."""
     db = sqlite3.connect(base_path, isolation_level=None)
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = FULL")
     db.execute("CREATE TABLE IF NOT EXISTS t (seq INTEGER PRIMARY KEY, at INTEGER, event TEXT, "
                "details TEXT, prev TEXT, hash TEXT)")
     row = ("x" * 200, "0" * 64, "1" * 64)
-    approve, bare = [], []
+    approve, bare, raw = [], [], []
     ids = os.fdopen(ids_fd)
     for line in ids:
         rid = int(line)
@@ -78,8 +87,12 @@ def approver(sock, ids_fd, done_fd, base_path, out_fd):
                    (time.time_ns(),) + row)
         db.execute("COMMIT")
         bare.append(time.perf_counter() - t)
+        if raw_sock:
+            t = time.perf_counter()
+            call(raw_sock, {"version": 1, "op": "approve", "id": rid})
+            raw.append(time.perf_counter() - t)
         os.write(done_fd, b".")
-    os.write(out_fd, json.dumps({"approve": approve, "bare": bare}).encode())
+    os.write(out_fd, json.dumps({"approve": approve, "bare": bare, "raw": raw}).encode())
 
 
 def main():
@@ -92,6 +105,12 @@ def main():
         bob = pwd.getpwnam("jit-bob")
         os.chown(os.path.dirname(broker.db), 0, 0)
         os.chmod(os.path.dirname(broker.db), 0o1777)  # the baseline's database, beside the broker's
+        raw_sock, raw = None, None
+        if RAW_SERVER:
+            raw_sock = os.path.join(os.path.dirname(broker.db), "raw.sock")
+            raw = subprocess.Popen([RAW_SERVER, raw_sock], stdout=subprocess.PIPE, text=True)
+            assert raw.stdout.readline().strip() == "ready"
+            os.chmod(raw_sock, 0o666)
         ids_r, ids_w = os.pipe()
         done_r, done_w = os.pipe()
         r, w = os.pipe()
@@ -103,7 +122,7 @@ def main():
                 os.setgroups([])
                 os.setgid(bob.pw_gid)
                 os.setuid(bob.pw_uid)
-                approver(broker.socket, ids_r, done_w, base_path, w)
+                approver(broker.socket, ids_r, done_w, base_path, w, raw_sock)
                 os._exit(0)
             except BaseException as e:  # noqa: BLE001
                 print(f"approver: {e}", file=sys.stderr)
@@ -127,6 +146,9 @@ def main():
             raise SystemExit("the approver failed")
         res = json.loads(data)
         broker.stop()
+        if raw:
+            raw.kill()
+            raw.wait()
         a50, a99 = pct(res["approve"], 0.5), pct(res["approve"], 0.99)
         b50, b99 = pct(res["bare"], 0.5), pct(res["bare"], 0.99)
         print(f"approve vs a bare durable sqlite commit, {N} each, alternating")
@@ -136,6 +158,12 @@ def main():
         print(f"   {'ratio':20} {a50 / b50:9.2f} {a99 / b99:9.2f}")
         print(f"   goal: p99 <= 1.3x: {a99 / b99:.2f} {'PASS' if a99 / b99 <= 1.3 else 'MISS'}; "
               f"p50 <= 2x: {a50 / b50:.2f} {'PASS' if a50 / b50 <= 2 else 'MISS'}")
+        if res["raw"]:
+            floor = [r + b for r, b in zip(res["raw"], res["bare"])]
+            f50, f99 = pct(floor, 0.5), pct(floor, 0.99)
+            print(f"   the floor: one exchange with a server that does nothing + the bare commit: "
+                  f"p50 {f50 * 1e3:.2f}ms p99 {f99 * 1e3:.2f}ms, {f50 / b50:.2f} / {f99 / b99:.2f} x the bare "
+                  f"commit; approve {a50 / f50:.2f} / {a99 / f99:.2f} x the floor")
     finally:
         sb.close()
 
