@@ -212,6 +212,15 @@ static Session *session_find(Broker *b, int64_t id) {
 
 static void grant_ended_in(Broker *b, const Request *r, Session *only);
 
+/* How far the broker looks below a session's process: the /proc entries it reads, and the
+ * processes of one session it follows (its terminal, its descendants at the end). */
+#define PROCESSES_MAX 65536
+#define SESSION_TREE_MAX 256
+/* pidfds held below all sessions being ended at once: the broker's descriptors are
+ * limited (1024 under systemd's default soft limit) and connections need theirs. */
+#define SESSION_HELD_TOTAL_MAX 256
+static size_t held_total;
+
 /* SIGKILL to everything held below the session's process. */
 static void session_kill_held(Session *s) {
         for (size_t i = 0; i < s->n_held; i++)
@@ -235,6 +244,7 @@ static void session_forget(Broker *b, Session *s) {
                 session_kill_held(s);
         for (size_t i = 0; i < s->n_held; i++)
                 close(s->held[i]);
+        held_total -= s->n_held;
         free(s->held);
         free(s->held_pids);
         free(s);
@@ -267,11 +277,6 @@ static bool tty_is_device(const char *tty) {
         return tty && *tty && !strstr(tty, "..") &&
                (strncmp(tty, "pts/", 4) == 0 || (strncmp(tty, "tty", 3) == 0 && !strchr(tty, '/')));
 }
-
-/* How far the broker looks below a session's process: the /proc entries it reads, and the
- * processes of one session it follows (its terminal, its descendants at the end). */
-#define PROCESSES_MAX 65536
-#define SESSION_TREE_MAX 256
 
 /* The session's process and its descendants, as far as /proc shows them now: tree[0] is
  * leader, then each descendant after its parent. Returns how many (at most max). */
@@ -348,7 +353,8 @@ static void session_hold_tree(Session *s) {
         if (!tree)
                 return;
         size_t n = process_tree(s->pid, tree, SESSION_TREE_MAX);
-        for (size_t i = 1; i < n && s->n_held < SESSION_TREE_MAX; i++) {
+        for (size_t i = 1;
+             i < n && s->n_held < SESSION_TREE_MAX && held_total < SESSION_HELD_TOTAL_MAX; i++) {
                 /* Held already (at the hangup): while that process lives its pid is its own. */
                 bool held = false;
                 for (size_t j = 0; j < s->n_held && !held; j++)
@@ -383,6 +389,7 @@ static void session_hold_tree(Session *s) {
                 (void) fcntl(fd, F_SETFD, FD_CLOEXEC);
                 s->held_pids[s->n_held] = tree[i];
                 s->held[s->n_held++] = fd;
+                held_total++;
         }
 }
 
