@@ -549,6 +549,10 @@ static int on_kill_timer(sd_event_source *src, uint64_t usec, void *userdata) {
         if (s->pidfd >= 0 && pidfd_send_signal(s->pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
                 log_error("sending SIGKILL to session %" PRId64 " (pid %d): %m", s->id,
                           (int) s->pid);
+        /* Nothing watches for its exit any more (its close came while it was being ended,
+         * or its exit could not be written): nothing else would let it and its pidfds go. */
+        if (!s->exit_watch)
+                session_forget(s->broker, s);
         return 0;
 }
 
