@@ -34,6 +34,11 @@
 /* Between the last line on a session's terminal and its SIGHUP. */
 #define TERMINAL_FLUSH_USEC (USEC_PER_SEC / 5)
 
+typedef struct HeldProcess {
+        int pidfd;
+        pid_t pid;
+} HeldProcess;
+
 typedef struct Session {
         struct Session *next;
         Broker *broker;
@@ -47,8 +52,8 @@ typedef struct Session {
         sd_event_source *kill_timer; /* SIGHUP after a line was written, then SIGKILL */
         bool hung_up;
         bool reusable; /* its grant is known not to be one-shot: its close consumes nothing */
-        int *held;     /* pidfds of its descendants, taken at the hangup (session_hold_tree()) */
-        pid_t *held_pids;
+        /* Its descendants by pidfd, taken at the hangup (session_hold_tree()). */
+        struct HeldProcess *held;
         size_t n_held;
 } Session;
 
@@ -224,7 +229,7 @@ static size_t held_total;
 /* SIGKILL to everything held below the session's process. */
 static void session_kill_held(Session *s) {
         for (size_t i = 0; i < s->n_held; i++)
-                if (pidfd_send_signal(s->held[i], SIGKILL, NULL, 0) < 0 && errno != ESRCH)
+                if (pidfd_send_signal(s->held[i].pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
                         log_error("sending SIGKILL to a process of session %" PRId64 ": %m", s->id);
 }
 
@@ -243,10 +248,9 @@ static void session_forget(Broker *b, Session *s) {
         if (s->hung_up)
                 session_kill_held(s);
         for (size_t i = 0; i < s->n_held; i++)
-                close(s->held[i]);
+                close(s->held[i].pidfd);
         held_total -= s->n_held;
         free(s->held);
-        free(s->held_pids);
         free(s);
 }
 
@@ -358,8 +362,8 @@ static void session_hold_tree(Session *s) {
                 /* Held already (at the hangup): while that process lives its pid is its own. */
                 bool held = false;
                 for (size_t j = 0; j < s->n_held && !held; j++)
-                        held = s->held_pids[j] == tree[i] &&
-                               pidfd_send_signal(s->held[j], 0, NULL, 0) >= 0;
+                        held = s->held[j].pid == tree[i] &&
+                               pidfd_send_signal(s->held[j].pidfd, 0, NULL, 0) >= 0;
                 if (held)
                         continue;
                 int fd = pidfd_open(tree[i], 0);
@@ -374,21 +378,12 @@ static void session_hold_tree(Session *s) {
                         close(fd);
                         continue;
                 }
-                if (!s->held) {
-                        s->held = calloc(SESSION_TREE_MAX, sizeof(int));
-                        s->held_pids = calloc(SESSION_TREE_MAX, sizeof(pid_t));
-                        if (!s->held || !s->held_pids) {
-                                free(s->held);
-                                free(s->held_pids);
-                                s->held = NULL;
-                                s->held_pids = NULL;
-                                close(fd);
-                                return;
-                        }
+                if (!s->held && !(s->held = calloc(SESSION_TREE_MAX, sizeof(HeldProcess)))) {
+                        close(fd);
+                        return;
                 }
-                (void) fcntl(fd, F_SETFD, FD_CLOEXEC);
-                s->held_pids[s->n_held] = tree[i];
-                s->held[s->n_held++] = fd;
+                /* pidfd_open() sets close-on-exec itself. */
+                s->held[s->n_held++] = (HeldProcess){ .pidfd = fd, .pid = tree[i] };
                 held_total++;
         }
 }
